@@ -1,0 +1,18 @@
+/*
+ * gk/mem.h — page-frame allocation from private RAM. A bump allocator over
+ * [end of kernel image, RAM end) excluding reserved regions; pages come back
+ * zeroed. Domains allocate at init and keep what they take; exhaustion is a
+ * panic with the request size.
+ */
+#ifndef GK_MEM_H
+#define GK_MEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "moat/boot_info.h"
+
+void mem_init(const struct moat_boot_info *bi);
+void *mem_alloc_pages(size_t n);
+uint64_t mem_free_bytes(void);
+
+#endif /* GK_MEM_H */

@@ -1,0 +1,25 @@
+/*
+ * gk/paging.h — the kernel's own page tables, replacing the loader's.
+ *
+ * Identity map of private RAM: the null page is not present, kernel text is
+ * read-only and executable, rodata read-only and NX, everything else RW and
+ * NX. EFER.NXE and CR0.WP are set so both protections are enforced in ring 0.
+ */
+#ifndef GK_PAGING_H
+#define GK_PAGING_H
+
+#include <stdint.h>
+#include "moat/boot_info.h"
+
+#define PTE_P    (1ull << 0)
+#define PTE_W    (1ull << 1)
+#define PTE_PWT  (1ull << 3)
+#define PTE_PCD  (1ull << 4)
+#define PTE_PS   (1ull << 7)
+#define PTE_NX   (1ull << 63)
+
+void paging_init(const struct moat_boot_info *bi);
+/* Identity-map [pa, pa+len) with flags (PTE_*); 4 KiB granularity. */
+void paging_map(uint64_t pa, uint64_t len, uint64_t flags);
+
+#endif /* GK_PAGING_H */

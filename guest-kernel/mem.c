@@ -1,0 +1,38 @@
+/* Page-frame bump allocator over private RAM (contract in gk/mem.h). */
+#include "gk/kstring.h"
+#include "gk/mem.h"
+#include "gk/panic.h"
+
+#define PAGE 4096ull
+
+extern char __kernel_end[];
+
+static uint64_t next, limit;
+
+void mem_init(const struct moat_boot_info *bi)
+{
+    uint64_t kend = ((uint64_t)(uintptr_t)__kernel_end + PAGE - 1) & ~(PAGE - 1);
+    for (uint32_t i = 0; i < bi->n_mem && i < MOAT_MEM_REGIONS_MAX; i++) {
+        const struct moat_mem_region *r = &bi->mem[i];
+        if (r->kind == MOAT_MEM_RAM && r->base <= kend && kend < r->base + r->size) {
+            next = kend;
+            limit = r->base + r->size;
+            return;
+        }
+    }
+    panic("no RAM region in boot info contains the kernel end 0x%lx", kend);
+}
+
+void *mem_alloc_pages(size_t n)
+{
+    uint64_t bytes = (uint64_t)n * PAGE;
+    if (n == 0 || bytes / PAGE != n || bytes > limit - next)
+        panic("out of memory: %zu pages requested, %lu bytes free",
+              n, limit - next);
+    void *p = (void *)(uintptr_t)next;
+    next += bytes;
+    memset(p, 0, bytes);
+    return p;
+}
+
+uint64_t mem_free_bytes(void) { return limit - next; }

@@ -1,0 +1,49 @@
+/* Hosted platform interface (contract in gk/platform.h, ABI in
+ * moat/platform_abi.h): ports for rare events, shared page for the rest. */
+#include "gk/cpu.h"
+#include "gk/platform.h"
+
+static const struct moat_boot_info *boot_info;
+static struct moat_platform_page *page;
+
+void platform_init(const struct moat_boot_info *bi)
+{
+    boot_info = bi;
+    page = (struct moat_platform_page *)(uintptr_t)bi->platform_page;
+}
+
+const struct moat_boot_info *platform_boot_info(void) { return boot_info; }
+struct moat_platform_page *platform_page(void) { return page; }
+
+void platform_ready(void) { outl(MOAT_PLAT_PORT_READY, 1); }
+
+void platform_request_msi(uint32_t vector)
+{
+    outl(MOAT_PLAT_PORT_MSI_TEST, vector);
+}
+
+void platform_heartbeat(void)
+{
+    /* A plain store the host samples; no ordering with anything else needed. */
+    __atomic_store_n(&page->heartbeat, page->heartbeat + 1, __ATOMIC_RELAXED);
+}
+
+_Noreturn void platform_exit(uint32_t code)
+{
+    cli();
+    for (;;) {
+        outl(MOAT_PLAT_PORT_EXIT, code);
+        hlt();
+    }
+}
+
+_Noreturn void platform_crash(void)
+{
+    cli();
+    for (;;) {
+        /* Release: the record must be visible before the host reads it. */
+        __atomic_thread_fence(__ATOMIC_RELEASE);
+        outl(MOAT_PLAT_PORT_CRASH, 1);
+        hlt();
+    }
+}

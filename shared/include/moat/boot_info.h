@@ -1,0 +1,61 @@
+/*
+ * moat/boot_info.h — what the VMM (or the bare-mode loader) tells the guest
+ * kernel at entry. The guest kernel receives its guest-physical address in
+ * RDI and must check magic, version and size before using any field; every
+ * field is then trusted (the VMM is the more privileged side).
+ *
+ * Fixed-size, little-endian, no pointers: the same layout is written by the
+ * 64-bit VMM and read by the freestanding kernel.
+ */
+#ifndef MOAT_BOOT_INFO_H
+#define MOAT_BOOT_INFO_H
+
+#include <stdint.h>
+
+#define MOAT_BOOT_MAGIC    0x544f4f42544f4f4dull /* "MOOTBOOT" */
+#define MOAT_BOOT_VERSION  1u
+
+#define MOAT_NAME_MAX      32u   /* domain name, NUL-terminated */
+#define MOAT_CMDLINE_MAX   256u  /* domain arguments, NUL-terminated */
+#define MOAT_MEM_REGIONS_MAX 8u
+
+enum moat_platform_kind {
+    MOAT_PLATFORM_HOSTED = 1,   /* a KVM VM under the moat VMM */
+    MOAT_PLATFORM_BARE   = 2,   /* booted on (virtual) hardware */
+};
+
+enum moat_mem_kind {
+    MOAT_MEM_RAM       = 1,     /* private RAM, usable by the kernel */
+    MOAT_MEM_RESERVED  = 2,     /* boot info, platform page, boot tables */
+};
+
+struct moat_mem_region {
+    uint64_t base;
+    uint64_t size;
+    uint32_t kind;              /* enum moat_mem_kind */
+    uint32_t reserved;
+};
+
+struct moat_boot_info {
+    uint64_t magic;             /* MOAT_BOOT_MAGIC */
+    uint32_t version;           /* MOAT_BOOT_VERSION */
+    uint32_t size;              /* sizeof(struct moat_boot_info) */
+    uint32_t platform;          /* enum moat_platform_kind */
+    uint32_t flags;             /* MOAT_BOOT_F_* */
+    uint64_t tsc_khz;           /* TSC rate; 0 = calibrate */
+    uint64_t ram_size;          /* bytes of private RAM from GPA 0 */
+    uint64_t platform_page;     /* GPA of struct moat_platform_page */
+    uint64_t ecam_base;         /* PCI ECAM GPA, 0 = no PCI */
+    uint32_t n_mem;
+    uint32_t domain_id;         /* small integer, unique per moat run */
+    struct moat_mem_region mem[MOAT_MEM_REGIONS_MAX];
+    char name[MOAT_NAME_MAX];
+    char cmdline[MOAT_CMDLINE_MAX];
+};
+
+#define MOAT_BOOT_F_CONSOLE_ECHO  (1u << 0)  /* informational only */
+
+_Static_assert(sizeof(struct moat_boot_info) == 64 + 8 * 24 + 32 + 256,
+               "boot info layout is ABI");
+
+#endif /* MOAT_BOOT_INFO_H */

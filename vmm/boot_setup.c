@@ -1,0 +1,90 @@
+/* Domain boot state (contract in boot_setup.h). Register values: Intel SDM
+ * Vol. 3A §9.8.5 (initializing IA-32e mode) and §3.4.5 (descriptors). */
+#include <string.h>
+#include "boot_setup.h"
+#include "moat/layout.h"
+#include "moat/platform_abi.h"
+
+#define CR0_PE (1ull << 0)
+#define CR0_MP (1ull << 1)
+#define CR0_ET (1ull << 4)
+#define CR0_NE (1ull << 5)
+#define CR0_WP (1ull << 16)
+#define CR0_PG (1ull << 31)
+#define CR4_PAE (1ull << 5)
+#define CR4_OSFXSR (1ull << 9)
+#define CR4_OSXMMEXCPT (1ull << 10)
+#define EFER_LME (1ull << 8)
+#define EFER_LMA (1ull << 10)
+#define EFER_NXE (1ull << 11)
+
+#define PTE_P  1ull
+#define PTE_W  2ull
+#define PTE_PS 0x80ull
+
+static void put64(uint8_t *ram, uint64_t gpa, uint64_t v) { memcpy(ram + gpa, &v, 8); }
+
+void boot_write_tables(uint8_t *ram, uint64_t ram_size)
+{
+    (void)ram_size;
+    put64(ram, MOAT_GPA_BOOT_GDT + 0, 0);
+    put64(ram, MOAT_GPA_BOOT_GDT + 8, 0x00AF9A000000FFFFull);   /* code64 */
+    put64(ram, MOAT_GPA_BOOT_GDT + 16, 0x00CF92000000FFFFull);  /* data */
+    memset(ram + MOAT_GPA_BOOT_PML4, 0, 3 * MOAT_PAGE_SIZE);
+    put64(ram, MOAT_GPA_BOOT_PML4, MOAT_GPA_BOOT_PDPT | PTE_P | PTE_W);
+    put64(ram, MOAT_GPA_BOOT_PDPT, MOAT_GPA_BOOT_PD | PTE_P | PTE_W);
+    for (uint64_t i = 0; i < 512; i++)
+        put64(ram, MOAT_GPA_BOOT_PD + i * 8, (i << 21) | PTE_P | PTE_W | PTE_PS);
+}
+
+static struct kvm_segment flat_segment(uint16_t sel, uint8_t type, bool code)
+{
+    return (struct kvm_segment){
+        .base = 0, .limit = 0xFFFFFFFF, .selector = sel, .type = type,
+        .present = 1, .dpl = 0, .db = code ? 0 : 1, .s = 1, .l = code ? 1 : 0,
+        .g = 1,
+    };
+}
+
+void boot_long_mode_sregs(struct kvm_sregs *s)
+{
+    s->cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG;
+    s->cr3 = MOAT_GPA_BOOT_PML4;
+    s->cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT;
+    s->efer = EFER_LME | EFER_LMA | EFER_NXE;
+    s->cs = flat_segment(0x08, 0xB, true);   /* execute/read, accessed */
+    s->ds = s->es = s->fs = s->gs = s->ss = flat_segment(0x10, 0x3, false);
+    s->gdt.base = MOAT_GPA_BOOT_GDT;
+    s->gdt.limit = 3 * 8 - 1;
+}
+
+bool boot_write_info(uint8_t *ram, uint64_t ram_size, const struct boot_params *p)
+{
+    struct moat_boot_info bi;
+    memset(&bi, 0, sizeof bi);
+    if (strlen(p->name) >= sizeof bi.name || strlen(p->cmdline) >= sizeof bi.cmdline)
+        return false;
+    bi.magic = MOAT_BOOT_MAGIC;
+    bi.version = MOAT_BOOT_VERSION;
+    bi.size = sizeof bi;
+    bi.platform = MOAT_PLATFORM_HOSTED;
+    bi.flags = p->flags;
+    bi.tsc_khz = p->tsc_khz;
+    bi.ram_size = ram_size;
+    bi.platform_page = MOAT_GPA_PLATFORM_PAGE;
+    bi.ecam_base = 0;
+    bi.domain_id = p->domain_id;
+    bi.mem[0] = (struct moat_mem_region){ 0, MOAT_GPA_KERNEL_BASE, MOAT_MEM_RESERVED, 0 };
+    bi.mem[1] = (struct moat_mem_region){ MOAT_GPA_KERNEL_BASE,
+                                          ram_size - MOAT_GPA_KERNEL_BASE, MOAT_MEM_RAM, 0 };
+    bi.n_mem = 2;
+    memcpy(bi.name, p->name, strlen(p->name) + 1);
+    memcpy(bi.cmdline, p->cmdline, strlen(p->cmdline) + 1);
+    memcpy(ram + MOAT_GPA_BOOT_INFO, &bi, sizeof bi);
+
+    struct moat_platform_page pp;
+    memset(&pp, 0, sizeof pp);
+    pp.magic = MOAT_PLATFORM_MAGIC;
+    memcpy(ram + MOAT_GPA_PLATFORM_PAGE, &pp, sizeof pp);
+    return true;
+}

@@ -1,0 +1,539 @@
+/* Domain lifecycle and vCPU thread (contract in domain.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "boot_setup.h"
+#include "domain.h"
+#include "elf_load.h"
+#include "log.h"
+#include "moat/layout.h"
+#include "supervisor.h"
+
+#define SIG_KICK SIGUSR1
+#define IMAGE_MAX (64u << 20)
+
+static const char *const state_names[] = {
+    [DOMAIN_CREATED] = "created", [DOMAIN_BOOTING] = "booting",
+    [DOMAIN_READY] = "ready", [DOMAIN_CRASHED] = "crashed",
+    [DOMAIN_STOPPED] = "stopped",
+};
+
+const char *domain_state_name(enum domain_state s)
+{
+    return (unsigned)s <= DOMAIN_STOPPED ? state_names[s] : "invalid";
+}
+
+bool domain_transition_ok(enum domain_state from, enum domain_state to)
+{
+    switch (from) {
+    case DOMAIN_CREATED:
+        return to == DOMAIN_BOOTING || to == DOMAIN_CRASHED || to == DOMAIN_STOPPED;
+    case DOMAIN_BOOTING:
+        return to == DOMAIN_READY || to == DOMAIN_CRASHED || to == DOMAIN_STOPPED;
+    case DOMAIN_READY:
+        return to == DOMAIN_CRASHED || to == DOMAIN_STOPPED;
+    case DOMAIN_CRASHED:
+    case DOMAIN_STOPPED:
+        return false;
+    }
+    return false;
+}
+
+/* Log the first few of a repeated event, then only at powers of two. */
+static bool should_log(uint64_t count)
+{
+    return count <= 8 || (count & (count - 1)) == 0;
+}
+
+/* Caller holds sup->lock. */
+static void set_state(struct domain *d, enum domain_state to)
+{
+    if (!domain_transition_ok(d->state, to)) {
+        log_error(d->cfg.name, "internal: refused state change %s -> %s",
+                  domain_state_name(d->state), domain_state_name(to));
+        return;
+    }
+    d->state = to;
+    pthread_cond_broadcast(&d->sup->changed);
+}
+
+static void console_sink(void *ctx, const char *line, size_t len)
+{
+    struct domain *d = ctx;
+    char buf[UART_LINE_MAX + MOAT_NAME_MAX + 8];
+    if (d->log_fd >= 0) {
+        memcpy(buf, line, len);
+        buf[len] = '\n';
+        ssize_t w = write(d->log_fd, buf, len + 1);
+        (void)w;
+    }
+    if (d->cfg.console_echo || d->sup->echo_all) {
+        int n = snprintf(buf, sizeof buf, "[%s] %.*s\n", d->cfg.name, (int)len, line);
+        if (n > 0) {
+            ssize_t w = write(STDOUT_FILENO, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf);
+            (void)w;
+        }
+    }
+}
+
+/* Decide how the domain ends; caller holds sup->lock. The first decision
+ * wins: a crash report racing an operator stop keeps whichever came first. */
+static void end_locked(struct domain *d, enum domain_state st, const struct crash_info *ci,
+                       uint32_t code)
+{
+    if (d->end_pending || (d->state != DOMAIN_BOOTING && d->state != DOMAIN_READY))
+        return;
+    d->end_pending = true;
+    d->end_state = st;
+    if (ci)
+        d->end_crash = *ci;
+    d->exit_code = code;
+    atomic_store(&d->stop, true);
+    if (d->vm.run)
+        d->vm.run->immediate_exit = 1;
+    if (d->thread_started && !pthread_equal(pthread_self(), d->thread))
+        pthread_kill(d->thread, SIG_KICK);
+}
+
+void domain_kill(struct domain *d, const struct crash_info *why)
+{
+    pthread_mutex_lock(&d->sup->lock);
+    end_locked(d, DOMAIN_CRASHED, why, 0);
+    pthread_mutex_unlock(&d->sup->lock);
+}
+
+void domain_request_stop(struct domain *d)
+{
+    pthread_mutex_lock(&d->sup->lock);
+    if (d->state == DOMAIN_CREATED)
+        set_state(d, DOMAIN_STOPPED);
+    else
+        end_locked(d, DOMAIN_STOPPED, NULL, 0);
+    pthread_mutex_unlock(&d->sup->lock);
+}
+
+static void crash_vmm_error(struct crash_info *ci, const char *msg)
+{
+    memset(ci, 0, sizeof *ci);
+    ci->cause = CRASH_VMM_ERROR;
+    snprintf(ci->detail, sizeof ci->detail, "%s", msg);
+}
+
+/* ---- platform port ops (run on the vCPU thread) ------------------------- */
+
+static uint64_t read_heartbeat(const struct domain *d)
+{
+    const uint64_t *hb = (const uint64_t *)(d->vm.ram + MOAT_GPA_PLATFORM_PAGE +
+                                            offsetof(struct moat_platform_page, heartbeat));
+    return __atomic_load_n(hb, __ATOMIC_RELAXED);
+}
+
+static void plat_ready(void *ctx)
+{
+    struct domain *d = ctx;
+    pthread_mutex_lock(&d->sup->lock);
+    if (d->state == DOMAIN_BOOTING && !d->end_pending) {
+        d->t_ready_ns = monotonic_ns();
+        d->hb_last = read_heartbeat(d);
+        d->hb_changed_ns = d->t_ready_ns;
+        set_state(d, DOMAIN_READY);
+        log_info(d->cfg.name, "ready in %.2f ms",
+                 (double)(d->t_ready_ns - d->t_start_ns) / 1e6);
+    } else {
+        d->stats.platform_refused++;
+        log_error(d->cfg.name, "READY announced again while %s; ignored",
+                  domain_state_name(d->state));
+    }
+    pthread_mutex_unlock(&d->sup->lock);
+}
+
+static void plat_crash(void *ctx)
+{
+    struct domain *d = ctx;
+    struct crash_info ci;
+    crash_from_guest_record((const struct moat_crash_record *)(
+                                d->vm.ram + MOAT_GPA_PLATFORM_PAGE +
+                                offsetof(struct moat_platform_page, crash)), &ci);
+    domain_kill(d, &ci);
+}
+
+static void plat_exit(void *ctx, uint32_t code)
+{
+    struct domain *d = ctx;
+    pthread_mutex_lock(&d->sup->lock);
+    end_locked(d, DOMAIN_STOPPED, NULL, code);
+    pthread_mutex_unlock(&d->sup->lock);
+}
+
+static void plat_msi(void *ctx, uint32_t vector)
+{
+    struct domain *d = ctx;
+    if (!vm_signal_msi(&d->vm, vector))
+        log_error(d->cfg.name, "KVM_SIGNAL_MSI for vector %u was not delivered", vector);
+    d->stats.msi_sent++;
+}
+
+static void plat_refused(void *ctx, const char *why, uint64_t port, uint64_t value)
+{
+    struct domain *d = ctx;
+    d->stats.platform_refused++;
+    if (should_log(d->stats.platform_refused))
+        log_error(d->cfg.name, "refused platform access: %s (port 0x%llx, value 0x%llx; %llu refused so far)",
+                  why, (unsigned long long)port, (unsigned long long)value,
+                  (unsigned long long)d->stats.platform_refused);
+}
+
+static const struct platform_dev_ops plat_ops = {
+    .ready = plat_ready, .crash = plat_crash, .exit = plat_exit,
+    .msi = plat_msi, .refused = plat_refused,
+};
+
+/* ---- exits -------------------------------------------------------------- */
+
+static void policy_kill(struct domain *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void policy_kill(struct domain *d, const char *fmt, ...)
+{
+    struct crash_info ci;
+    memset(&ci, 0, sizeof ci);
+    ci.cause = CRASH_POLICY;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ci.detail, sizeof ci.detail, fmt, ap);
+    va_end(ap);
+    domain_kill(d, &ci);
+}
+
+static void handle_io(struct domain *d, struct kvm_run *run)
+{
+    d->stats.exits_io++;
+    uint32_t size = run->io.size, count = run->io.count;
+    uint64_t off = run->io.data_offset;
+    if ((size != 1 && size != 2 && size != 4) ||
+        off > d->vm.run_size || (uint64_t)size * count > d->vm.run_size - off) {
+        struct crash_info ci;
+        crash_vmm_error(&ci, "KVM reported a malformed I/O exit");
+        domain_kill(d, &ci);
+        return;
+    }
+    uint8_t *data = (uint8_t *)run + off;
+    bool out = run->io.direction == KVM_EXIT_IO_OUT;
+    for (uint32_t i = 0; i < count; i++) {
+        struct bus_access a = { .addr = run->io.port, .size = size, .is_write = out };
+        if (out)
+            memcpy(&a.value, data + (size_t)i * size, size);
+        enum bus_result r = bus_dispatch(&d->pio, &a);
+        if (!out)
+            memcpy(data + (size_t)i * size, &a.value, size);
+        if (r == BUS_UNCLAIMED) {
+            d->stats.unclaimed_pio++;
+            if (should_log(d->stats.unclaimed_pio))
+                log_info(d->cfg.name, "unclaimed PIO %s port 0x%x (%u bytes): reads 0, "
+                         "writes ignored (%llu so far)", out ? "write" : "read",
+                         run->io.port, size, (unsigned long long)d->stats.unclaimed_pio);
+        } else if (r == BUS_VIOLATION) {
+            policy_kill(d, "device refused hostile PIO %s at port 0x%x (%u bytes)",
+                        out ? "write" : "read", run->io.port, size);
+            return;
+        }
+    }
+}
+
+static void handle_mmio(struct domain *d, struct kvm_run *run)
+{
+    d->stats.exits_mmio++;
+    uint32_t len = run->mmio.len;
+    const char *dir = run->mmio.is_write ? "write" : "read";
+    if (len == 0 || len > 8) {
+        policy_kill(d, "MMIO %s at GPA 0x%llx with unsupported width %u", dir,
+                    (unsigned long long)run->mmio.phys_addr, len);
+        return;
+    }
+    struct bus_access a = { .addr = run->mmio.phys_addr, .size = len,
+                            .is_write = run->mmio.is_write };
+    if (a.is_write)
+        memcpy(&a.value, run->mmio.data, len);
+    enum bus_result r = bus_dispatch(&d->mmio, &a);
+    if (r == BUS_UNCLAIMED) {
+        policy_kill(d, "MMIO %s at GPA 0x%llx (%u bytes) outside every assigned region",
+                    dir, (unsigned long long)run->mmio.phys_addr, len);
+        return;
+    }
+    if (r == BUS_VIOLATION) {
+        policy_kill(d, "device refused hostile MMIO %s at GPA 0x%llx (%u bytes)",
+                    dir, (unsigned long long)run->mmio.phys_addr, len);
+        return;
+    }
+    if (!a.is_write)
+        memcpy(run->mmio.data, &a.value, len);
+}
+
+/* Where was the vCPU? For crashes the guest could not report itself. */
+static void add_vcpu_regs(struct domain *d, struct crash_info *ci)
+{
+    struct kvm_regs r;
+    struct kvm_sregs s;
+    if (ci->have_regs || ioctl(d->vm.vcpu_fd, KVM_GET_REGS, &r) < 0 ||
+        ioctl(d->vm.vcpu_fd, KVM_GET_SREGS, &s) < 0)
+        return;
+    ci->have_regs = true;
+    ci->regs = (struct moat_regs){
+        .rax = r.rax, .rbx = r.rbx, .rcx = r.rcx, .rdx = r.rdx, .rsi = r.rsi,
+        .rdi = r.rdi, .rbp = r.rbp, .r8 = r.r8, .r9 = r.r9, .r10 = r.r10,
+        .r11 = r.r11, .r12 = r.r12, .r13 = r.r13, .r14 = r.r14, .r15 = r.r15,
+        .rip = r.rip, .rflags = r.rflags, .rsp = r.rsp, .cs = s.cs.selector,
+        .ss = s.ss.selector, .cr0 = s.cr0, .cr2 = s.cr2, .cr3 = s.cr3, .cr4 = s.cr4,
+    };
+    size_t n = strlen(ci->detail);
+    snprintf(ci->detail + n, sizeof ci->detail - n, "; vCPU at RIP 0x%llx RFLAGS 0x%llx",
+             (unsigned long long)r.rip, (unsigned long long)r.rflags);
+}
+
+static void *vcpu_thread(void *arg)
+{
+    struct domain *d = arg;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIG_KICK);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    struct kvm_run *run = d->vm.run;
+
+    while (!atomic_load(&d->stop)) {
+        if (ioctl(d->vm.vcpu_fd, KVM_RUN, 0) < 0) {
+            if (errno == EINTR || errno == EAGAIN) {
+                run->immediate_exit = 0;
+                d->stats.exits_intr++;
+                continue;
+            }
+            struct crash_info ci;
+            char msg[128];
+            snprintf(msg, sizeof msg, "KVM_RUN failed: %s", strerror(errno));
+            crash_vmm_error(&ci, msg);
+            domain_kill(d, &ci);
+            break;
+        }
+        switch (run->exit_reason) {
+        case KVM_EXIT_IO:
+            handle_io(d, run);
+            break;
+        case KVM_EXIT_MMIO:
+            handle_mmio(d, run);
+            break;
+        case KVM_EXIT_INTR:
+            d->stats.exits_intr++;
+            break;
+        default: {
+            struct crash_info ci;
+            if (crash_from_exit(run, &ci)) {
+                add_vcpu_regs(d, &ci);
+                domain_kill(d, &ci);
+            }
+            break;
+        }
+        }
+    }
+    uart_flush(&d->com1);
+
+    pthread_mutex_lock(&d->sup->lock);
+    if (!d->end_pending) {      /* stop flag without a decision: orderly */
+        d->end_pending = true;
+        d->end_state = DOMAIN_STOPPED;
+    }
+    if (d->end_state == DOMAIN_CRASHED)
+        add_vcpu_regs(d, &d->end_crash);
+    /* Teardown before the terminal state: observers of CRASHED/STOPPED know
+     * the vCPU is gone and its memory unmapped (and so scrubbed). */
+    vm_destroy(&d->vm);
+    d->t_end_ns = monotonic_ns();
+    if (d->end_state == DOMAIN_CRASHED) {
+        d->crash = d->end_crash;
+        log_error(d->cfg.name, "crashed: %s: %s", crash_cause_name(d->crash.cause),
+                  d->crash.detail);
+    } else {
+        log_info(d->cfg.name, "stopped (exit code %u)", d->exit_code);
+    }
+    set_state(d, d->end_state);
+    pthread_mutex_unlock(&d->sup->lock);
+    return NULL;
+}
+
+/* ---- setup -------------------------------------------------------------- */
+
+static bool read_image(struct domain *d, char *err, size_t errlen)
+{
+    int fd = open(d->cfg.kernel, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        snprintf(err, errlen, "cannot read kernel image %s: %s (build it with 'make')",
+                 d->cfg.kernel, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return false;
+    }
+    if (!S_ISREG(st.st_mode) || st.st_size <= 0 || st.st_size > IMAGE_MAX) {
+        snprintf(err, errlen, "kernel image %s is not a regular file of 1 byte to %u MiB",
+                 d->cfg.kernel, IMAGE_MAX >> 20);
+        close(fd);
+        return false;
+    }
+    d->image_len = (size_t)st.st_size;
+    d->image = malloc(d->image_len);
+    size_t got = 0;
+    while (d->image && got < d->image_len) {
+        ssize_t n = read(fd, d->image + got, d->image_len - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fd);
+    if (!d->image || got != d->image_len) {
+        snprintf(err, errlen, "cannot read kernel image %s completely", d->cfg.kernel);
+        free(d->image);
+        d->image = NULL;
+        return false;
+    }
+    return true;
+}
+
+bool domain_init(struct domain *d, const struct domain_config *cfg, uint32_t id,
+                 struct supervisor *sup, char *err, size_t errlen)
+{
+    memset(d, 0, sizeof *d);
+    d->cfg = *cfg;
+    d->id = id;
+    d->sup = sup;
+    d->state = DOMAIN_CREATED;
+    d->log_fd = -1;
+    d->vm.fd = d->vm.vcpu_fd = -1;
+    atomic_init(&d->stop, false);
+    if (!read_image(d, err, errlen))
+        return false;
+    if (!bus_init(&d->pio, 8) || !bus_init(&d->mmio, 16)) {
+        snprintf(err, errlen, "out of memory");
+        domain_fini(d);
+        return false;
+    }
+    d->plat = (struct platform_dev){ .ops = &plat_ops, .ctx = d };
+    if (!bus_register(&d->pio, UART_COM1_BASE, UART_PORTS, uart_io, &d->com1, "com1") ||
+        !bus_register(&d->pio, MOAT_PLAT_PORT_BASE, MOAT_PLAT_PORT_COUNT, platform_dev_io,
+                      &d->plat, "platform")) {
+        snprintf(err, errlen, "internal: cannot register platform devices");
+        domain_fini(d);
+        return false;
+    }
+    char path[PATH_MAX + MOAT_NAME_MAX + 8];
+    snprintf(path, sizeof path, "%s/%s.log", sup->log_dir, cfg->name);
+    d->log_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (d->log_fd < 0) {
+        snprintf(err, errlen, "cannot create domain log %s: %s (choose another --log-dir)",
+                 path, strerror(errno));
+        domain_fini(d);
+        return false;
+    }
+    return true;
+}
+
+bool domain_start(struct domain *d, char *err, size_t errlen)
+{
+    struct supervisor *s = d->sup;
+    d->t_start_ns = monotonic_ns();
+    uint64_t entry = 0;
+    uart_init(&d->com1, console_sink, d);
+    if (!vm_create(&d->vm, &s->host, d->cfg.ram_size, err, errlen))
+        goto fail;
+    if (!elf_load(d->image, d->image_len, d->vm.ram, d->vm.ram_size, MOAT_GPA_KERNEL_BASE,
+                  &entry, err, errlen))
+        goto fail;
+    boot_write_tables(d->vm.ram, d->vm.ram_size);
+    struct boot_params bp = {
+        .name = d->cfg.name, .cmdline = d->cfg.cmdline, .domain_id = d->id,
+        .tsc_khz = d->vm.tsc_khz,
+    };
+    if (!boot_write_info(d->vm.ram, d->vm.ram_size, &bp)) {
+        snprintf(err, errlen, "domain name or args too long for boot info");
+        goto fail;
+    }
+    if (!vm_enter_long_mode(&d->vm, entry, MOAT_GPA_BOOT_INFO, err, errlen))
+        goto fail;
+
+    pthread_mutex_lock(&s->lock);
+    set_state(d, DOMAIN_BOOTING);
+    int rc = pthread_create(&d->thread, NULL, vcpu_thread, d);
+    if (rc == 0)
+        d->thread_started = true;
+    pthread_mutex_unlock(&s->lock);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot start vCPU thread: %s", strerror(rc));
+        goto fail;
+    }
+    return true;
+fail:
+    vm_destroy(&d->vm);
+    pthread_mutex_lock(&s->lock);
+    crash_vmm_error(&d->crash, err);
+    d->end_pending = true;
+    set_state(d, DOMAIN_CRASHED);
+    log_error(d->cfg.name, "could not start: %s", err);
+    pthread_mutex_unlock(&s->lock);
+    return false;
+}
+
+void domain_join(struct domain *d)
+{
+    if (d->thread_started) {
+        pthread_join(d->thread, NULL);
+        d->thread_started = false;
+    }
+}
+
+void domain_fini(struct domain *d)
+{
+    domain_join(d);
+    vm_destroy(&d->vm);
+    bus_free(&d->pio);
+    bus_free(&d->mmio);
+    free(d->image);
+    d->image = NULL;
+    if (d->log_fd >= 0)
+        close(d->log_fd);
+    d->log_fd = -1;
+}
+
+bool domain_watchdog_check(struct domain *d, uint64_t now, struct crash_info *why)
+{
+    if (d->end_pending)
+        return false;
+    memset(why, 0, sizeof *why);
+    if (d->state == DOMAIN_BOOTING) {
+        uint32_t limit = d->cfg.boot_timeout_ms ? d->cfg.boot_timeout_ms : d->sup->boot_timeout_ms;
+        if (now - d->t_start_ns <= (uint64_t)limit * 1000000u)
+            return false;
+        why->cause = CRASH_BOOT_TIMEOUT;
+        snprintf(why->detail, sizeof why->detail, "did not announce ready within %u ms", limit);
+        return true;
+    }
+    if (d->state != DOMAIN_READY || !d->vm.ram)
+        return false;
+    uint64_t hb = read_heartbeat(d);
+    if (hb != d->hb_last) {
+        d->hb_last = hb;
+        d->hb_changed_ns = now;
+        return false;
+    }
+    uint32_t limit = d->cfg.watchdog_ms ? d->cfg.watchdog_ms : d->sup->watchdog_ms;
+    if (now - d->hb_changed_ns <= (uint64_t)limit * 1000000u)
+        return false;
+    why->cause = CRASH_WATCHDOG;
+    snprintf(why->detail, sizeof why->detail, "heartbeat stuck at %llu for %llu ms (limit %u ms)",
+             (unsigned long long)hb, (unsigned long long)((now - d->hb_changed_ns) / 1000000u),
+             limit);
+    return true;
+}

@@ -1,0 +1,20 @@
+/*
+ * elf_load.h — load an ELF64 x86-64 executable into a domain's RAM.
+ *
+ * The image is untrusted input (a file named on the command line): every
+ * header field is bounds-checked with overflow-safe arithmetic, each PT_LOAD
+ * must land inside [min_gpa, ram_size), filesz <= memsz, and the entry point
+ * must lie in an executable loaded segment. On failure nothing is promised
+ * about RAM contents (the caller discards the VM) and err says why.
+ */
+#ifndef MOAT_ELF_LOAD_H
+#define MOAT_ELF_LOAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+bool elf_load(const uint8_t *img, size_t img_len, uint8_t *ram, uint64_t ram_size,
+              uint64_t min_gpa, uint64_t *entry, char *err, size_t errlen);
+
+#endif /* MOAT_ELF_LOAD_H */

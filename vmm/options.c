@@ -1,0 +1,141 @@
+/* moat command line (contract in options.h). */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include "options.h"
+
+void options_usage(FILE *out)
+{
+    fputs(
+"Usage: moat [OPTIONS] -d SPEC [-d SPEC]...\n"
+"       moat [OPTIONS] -c FILE\n"
+"\n"
+"Run driver domains, each in its own KVM virtual machine, and supervise them:\n"
+"a domain that crashes, hangs or breaks policy is stopped and reported while\n"
+"the others keep running.\n"
+"\n"
+"Domains:\n"
+"  -d, --domain SPEC       add a domain; SPEC is space-separated key=value:\n"
+"                            name=NAME         unique; letters, digits, - and _\n"
+"                            kernel=ELF        domain image (e.g. build/guest/demo.elf)\n"
+"                            mem=SIZE          private RAM, 4M..1024M (default 16M)\n"
+"                            args=\"...\"        arguments passed to the domain\n"
+"                            console=on|off    echo this domain's console\n"
+"                            watchdog-ms=N     heartbeat timeout for this domain\n"
+"                            boot-timeout-ms=N time allowed to reach ready\n"
+"  -c, --config FILE       read domains from FILE: one 'domain SPEC' per line;\n"
+"                          also 'log-dir DIR', 'watchdog-ms N', 'boot-timeout-ms N';\n"
+"                          '#' starts a comment\n"
+"\n"
+"Running:\n"
+"      --console           echo every domain's console to stdout as \"[name] line\"\n"
+"      --log-dir DIR       per-domain console logs in DIR/NAME.log (default moat-logs)\n"
+"      --watchdog-ms N     default heartbeat timeout in ms (default 1000, min 50)\n"
+"      --boot-timeout-ms N default time to reach ready in ms (default 5000)\n"
+"      --until-ready       stop every domain and exit once all are ready\n"
+"      --timeout SECONDS   stop every domain and exit after SECONDS\n"
+"  -q, --quiet             only errors on stderr\n"
+"  -h, --help              show this help and exit\n"
+"  -V, --version           show the version and exit\n"
+"\n"
+"Events go to stderr, one line each: \"moat: [NAME] ready in 3.10 ms\".\n"
+"moat runs until every domain has stopped or crashed, or until SIGINT/SIGTERM.\n"
+"\n"
+"Exit status: 0 every domain stopped cleanly (or was ready, with --until-ready);\n"
+"             1 a domain crashed or failed to start; 2 usage or configuration\n"
+"             error; 3 KVM is not usable on this machine.\n"
+"\n"
+"Example:\n"
+"  moat --console -d 'name=demo0 kernel=build/guest/demo.elf'\n",
+        out);
+}
+
+enum { OPT_CONSOLE = 256, OPT_LOG_DIR, OPT_WATCHDOG, OPT_BOOT_TIMEOUT, OPT_UNTIL_READY,
+       OPT_TIMEOUT };
+
+static bool parse_ms(const char *s, uint32_t min, uint32_t *out)
+{
+    char *end;
+    unsigned long v = strtoul(s, &end, 10);
+    if (!*s || *end || v < min || v > UINT32_MAX)
+        return false;
+    *out = (uint32_t)v;
+    return true;
+}
+
+enum options_result options_parse(int argc, char **argv, struct moat_config *cfg,
+                                  FILE *out, char *err, size_t errlen)
+{
+    static const struct option longopts[] = {
+        { "domain", required_argument, NULL, 'd' },
+        { "config", required_argument, NULL, 'c' },
+        { "console", no_argument, NULL, OPT_CONSOLE },
+        { "log-dir", required_argument, NULL, OPT_LOG_DIR },
+        { "watchdog-ms", required_argument, NULL, OPT_WATCHDOG },
+        { "boot-timeout-ms", required_argument, NULL, OPT_BOOT_TIMEOUT },
+        { "until-ready", no_argument, NULL, OPT_UNTIL_READY },
+        { "timeout", required_argument, NULL, OPT_TIMEOUT },
+        { "quiet", no_argument, NULL, 'q' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    config_defaults(cfg);
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":d:c:qhV", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            if (!config_add_domain(cfg, optarg, err, errlen))
+                return OPTIONS_ERROR;
+            break;
+        case 'c':
+            if (!config_load_file(cfg, optarg, err, errlen))
+                return OPTIONS_ERROR;
+            break;
+        case OPT_CONSOLE: cfg->console = true; break;
+        case OPT_LOG_DIR: snprintf(cfg->log_dir, sizeof cfg->log_dir, "%s", optarg); break;
+        case OPT_WATCHDOG:
+            if (!parse_ms(optarg, MOAT_WATCHDOG_MIN_MS, &cfg->watchdog_ms)) {
+                snprintf(err, errlen, "--watchdog-ms %s: give milliseconds >= %u", optarg,
+                         MOAT_WATCHDOG_MIN_MS);
+                return OPTIONS_ERROR;
+            }
+            break;
+        case OPT_BOOT_TIMEOUT:
+            if (!parse_ms(optarg, 1, &cfg->boot_timeout_ms)) {
+                snprintf(err, errlen, "--boot-timeout-ms %s: give milliseconds > 0", optarg);
+                return OPTIONS_ERROR;
+            }
+            break;
+        case OPT_UNTIL_READY: cfg->until_ready = true; break;
+        case OPT_TIMEOUT:
+            if (!parse_ms(optarg, 1, &cfg->timeout_s)) {
+                snprintf(err, errlen, "--timeout %s: give whole seconds > 0", optarg);
+                return OPTIONS_ERROR;
+            }
+            break;
+        case 'q': cfg->quiet = true; break;
+        case 'h': options_usage(out); return OPTIONS_EXIT_OK;
+        case 'V': fprintf(out, "moat %s\n", MOAT_VERSION); return OPTIONS_EXIT_OK;
+        case ':':
+            snprintf(err, errlen, "option %s needs a value (see moat --help)", argv[optind - 1]);
+            return OPTIONS_ERROR;
+        default:
+            snprintf(err, errlen, "unknown option %s (see moat --help)", argv[optind - 1]);
+            return OPTIONS_ERROR;
+        }
+    }
+    if (optind < argc) {
+        snprintf(err, errlen, "unexpected argument '%s' (domains are given with -d SPEC)",
+                 argv[optind]);
+        return OPTIONS_ERROR;
+    }
+    if (cfg->n_domains == 0) {
+        snprintf(err, errlen, "no domain to run: give -d 'name=NAME kernel=ELF' or -c FILE "
+                 "(see moat --help)");
+        return OPTIONS_ERROR;
+    }
+    return OPTIONS_RUN;
+}

@@ -1,0 +1,54 @@
+/*
+ * supervisor.h — owns the host KVM handle, every domain, the lock and
+ * condition variable all domain state lives under, and the watchdog thread
+ * (boot timeouts and stopped heartbeats).
+ *
+ * Error policy: init/add return false with an actionable err. Waiting
+ * functions return whether the wanted condition was met before the timeout;
+ * they never sleep-poll (condition variable on CLOCK_MONOTONIC).
+ */
+#ifndef MOAT_SUPERVISOR_H
+#define MOAT_SUPERVISOR_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include "config.h"
+#include "domain.h"
+#include "kvm_host.h"
+
+struct supervisor {
+    struct kvm_host host;
+    pthread_mutex_t lock;
+    pthread_cond_t changed;         /* broadcast on every domain state change */
+    struct domain *domains[MOAT_DOMAINS_MAX];
+    size_t n_domains;
+    uint32_t next_id;
+    char log_dir[PATH_MAX];
+    bool echo_all;
+    uint32_t watchdog_ms, boot_timeout_ms;
+    pthread_t watchdog;
+    bool watchdog_running, shutting_down;
+    bool interrupted;               /* set by supervisor_interrupt */
+};
+
+uint64_t monotonic_ns(void);
+
+bool supervisor_init(struct supervisor *s, const struct moat_config *cfg,
+                     char *err, size_t errlen);
+struct domain *supervisor_add(struct supervisor *s, const struct domain_config *cfg,
+                              char *err, size_t errlen);
+/* Start every CREATED domain; false if any failed to start. */
+bool supervisor_start_all(struct supervisor *s);
+/* Wait until d's state is in mask (DOMAIN_STATE_BIT set). */
+bool supervisor_wait(struct supervisor *s, struct domain *d, unsigned mask,
+                     unsigned timeout_ms);
+/* Wait until every domain's state is in mask, or interrupted. */
+bool supervisor_wait_all(struct supervisor *s, unsigned mask, unsigned timeout_ms);
+/* Wake waiters with interrupted = true (signal-safe? no: call from a thread). */
+void supervisor_interrupt(struct supervisor *s);
+/* Stop every live domain and join all vCPU threads. */
+void supervisor_stop_all(struct supervisor *s);
+/* Stop, join, free everything. */
+void supervisor_fini(struct supervisor *s);
+
+#endif /* MOAT_SUPERVISOR_H */

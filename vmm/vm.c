@@ -1,0 +1,115 @@
+/* KVM VM + vCPU (contract in vm.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include "boot_setup.h"
+#include "vm.h"
+
+/* Just below 4 GiB, above the MMIO hole users (layout.h); KVM needs 3 pages
+ * for the TSS and one for the identity map (Intel only, harmless on AMD). */
+#define VM_TSS_ADDR       0xFFFBD000ull
+#define VM_IDENTITY_ADDR  0xFFFBC000ull
+
+#define FAIL(...) do { snprintf(err, errlen, __VA_ARGS__); goto fail; } while (0)
+
+bool vm_create(struct vm *vm, const struct kvm_host *host, uint64_t ram_size,
+               char *err, size_t errlen)
+{
+    memset(vm, 0, sizeof *vm);
+    vm->fd = vm->vcpu_fd = -1;
+    vm->fd = ioctl(host->fd, KVM_CREATE_VM, 0);
+    if (vm->fd < 0)
+        FAIL("KVM_CREATE_VM: %s", strerror(errno));
+    if (ioctl(vm->fd, KVM_SET_TSS_ADDR, VM_TSS_ADDR) < 0)
+        FAIL("KVM_SET_TSS_ADDR: %s", strerror(errno));
+    uint64_t idmap = VM_IDENTITY_ADDR;
+    if (ioctl(vm->fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0)
+        FAIL("KVM_SET_IDENTITY_MAP_ADDR: %s", strerror(errno));
+    if (ioctl(vm->fd, KVM_CREATE_IRQCHIP, 0) < 0)
+        FAIL("KVM_CREATE_IRQCHIP: %s", strerror(errno));
+
+    vm->ram = mmap(NULL, ram_size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (vm->ram == MAP_FAILED) {
+        vm->ram = NULL;
+        FAIL("cannot map %llu MiB of guest RAM: %s",
+             (unsigned long long)(ram_size >> 20), strerror(errno));
+    }
+    vm->ram_size = ram_size;
+    struct kvm_userspace_memory_region slot = {
+        .slot = 0, .guest_phys_addr = 0, .memory_size = ram_size,
+        .userspace_addr = (uint64_t)(uintptr_t)vm->ram,
+    };
+    if (ioctl(vm->fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
+        FAIL("KVM_SET_USER_MEMORY_REGION (RAM): %s", strerror(errno));
+
+    vm->vcpu_fd = ioctl(vm->fd, KVM_CREATE_VCPU, 0);
+    if (vm->vcpu_fd < 0)
+        FAIL("KVM_CREATE_VCPU: %s", strerror(errno));
+    vm->run_size = host->vcpu_mmap_size;
+    vm->run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vm->vcpu_fd, 0);
+    if (vm->run == MAP_FAILED) {
+        vm->run = NULL;
+        FAIL("mmap of kvm_run: %s", strerror(errno));
+    }
+    if (ioctl(vm->vcpu_fd, KVM_SET_CPUID2, host->cpuid) < 0)
+        FAIL("KVM_SET_CPUID2: %s", strerror(errno));
+    int khz = ioctl(vm->vcpu_fd, KVM_GET_TSC_KHZ, 0);
+    if (khz <= 0)
+        FAIL("KVM_GET_TSC_KHZ: %s", strerror(errno));
+    vm->tsc_khz = (uint64_t)khz;
+    return true;
+fail:
+    vm_destroy(vm);
+    return false;
+}
+
+bool vm_enter_long_mode(struct vm *vm, uint64_t entry, uint64_t arg0,
+                        char *err, size_t errlen)
+{
+    struct kvm_sregs s;
+    if (ioctl(vm->vcpu_fd, KVM_GET_SREGS, &s) < 0) {
+        snprintf(err, errlen, "KVM_GET_SREGS: %s", strerror(errno));
+        return false;
+    }
+    boot_long_mode_sregs(&s);
+    if (ioctl(vm->vcpu_fd, KVM_SET_SREGS, &s) < 0) {
+        snprintf(err, errlen, "KVM_SET_SREGS: %s", strerror(errno));
+        return false;
+    }
+    struct kvm_regs r;
+    memset(&r, 0, sizeof r);
+    r.rip = entry;
+    r.rdi = arg0;
+    r.rflags = 0x2;     /* bit 1 is reserved-set; interrupts off */
+    if (ioctl(vm->vcpu_fd, KVM_SET_REGS, &r) < 0) {
+        snprintf(err, errlen, "KVM_SET_REGS: %s", strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+bool vm_signal_msi(struct vm *vm, uint32_t vector)
+{
+    /* Intel SDM 10.11.1: address 0xFEE00000 | dest << 12 (dest 0, physical);
+     * data = vector, fixed delivery, edge trigger. */
+    struct kvm_msi msi = { .address_lo = 0xFEE00000u, .address_hi = 0, .data = vector & 0xFF };
+    return ioctl(vm->fd, KVM_SIGNAL_MSI, &msi) > 0;
+}
+
+void vm_destroy(struct vm *vm)
+{
+    if (vm->run)
+        munmap(vm->run, vm->run_size);
+    if (vm->vcpu_fd >= 0)
+        close(vm->vcpu_fd);
+    if (vm->fd >= 0)
+        close(vm->fd);
+    if (vm->ram)
+        munmap(vm->ram, vm->ram_size);
+    memset(vm, 0, sizeof *vm);
+    vm->fd = vm->vcpu_fd = -1;
+}

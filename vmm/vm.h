@@ -1,0 +1,37 @@
+/*
+ * vm.h — one KVM VM with one vCPU and private RAM at guest-physical 0.
+ *
+ * vm_create builds the VM (TSS, identity map, in-kernel irqchip, RAM
+ * memslot, vCPU with the host's CPUID) but does not enter it; vm_enter_long_mode
+ * sets the vCPU's registers for a 64-bit entry. Error policy: false + err.
+ * vm_destroy releases everything and is safe on a partially created VM.
+ * RAM comes from a fresh anonymous mapping, so every domain starts zeroed
+ * and memory never carries over between incarnations.
+ */
+#ifndef MOAT_VM_H
+#define MOAT_VM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "kvm_host.h"
+
+struct vm {
+    int fd;
+    int vcpu_fd;
+    struct kvm_run *run;
+    size_t run_size;
+    uint8_t *ram;
+    uint64_t ram_size;
+    uint64_t tsc_khz;
+};
+
+bool vm_create(struct vm *vm, const struct kvm_host *host, uint64_t ram_size,
+               char *err, size_t errlen);
+bool vm_enter_long_mode(struct vm *vm, uint64_t entry, uint64_t arg0,
+                        char *err, size_t errlen);
+/* Deliver one fixed, edge MSI with vector to APIC ID 0. */
+bool vm_signal_msi(struct vm *vm, uint32_t vector);
+void vm_destroy(struct vm *vm);
+
+#endif /* MOAT_VM_H */
