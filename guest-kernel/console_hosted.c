@@ -1,16 +1,20 @@
 /*
  * Console on COM1 for hosted domains. The VMM's UART model accepts bytes
  * whenever written, so a whole line goes out as one string OUT (one exit).
- * Bare boot will bring its own console that polls LSR on real UARTs.
+ * kprintf formats in the caller's ring; from ring 3 the line is handed to
+ * the kernel with one SYS_CONSOLE_WRITE. Bare boot will bring its own
+ * console that polls LSR on real UARTs.
  */
 #include "gk/console.h"
 #include "gk/cpu.h"
+#include "gk/sys.h"
+#include "gk/trap.h"
 
 #define COM1_THR 0x3F8
 
 void console_write(const char *s, size_t len)
 {
-    /* One atomic write per call: interrupts off so lines never interleave. */
+    /* Ring 0 only. One string OUT per call: lines never interleave. */
     uint64_t flags = read_rflags();
     cli();
     outsb(COM1_THR, s, len);
@@ -28,5 +32,8 @@ void kprintf(const char *fmt, ...)
     if (n < 0)
         return;
     size_t len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
-    console_write(line, len);
+    if (cpu_in_user())
+        sys_console_write(line, len);
+    else
+        console_write(line, len);
 }

@@ -1,7 +1,11 @@
 /*
  * Hosted entry: the moat VMM enters here already in 64-bit long mode with
  * identity paging, interrupts off, and RDI = guest-physical address of the
- * boot info page. We only need a stack before C.
+ * boot info page. .bss is already zero: every ELF loader (the VMM's
+ * included) zero-fills p_memsz beyond p_filesz, and redoing it here would
+ * cost tens of thousands of emulated ring-0 instructions. We only need a
+ * stack before C; after kmain drops to ring 3 this stack becomes the ring-0
+ * trap stack (TSS.RSP0).
  */
     .section .text.entry, "ax"
     .globl _start
@@ -9,15 +13,6 @@ _start:
     cli
     leaq boot_stack_top(%rip), %rsp
     xorl %ebp, %ebp
-    /* bss is zeroed here, not trusted to be fresh memory (bare loaders).
-     * The stack lives in bss too, so the boot info pointer waits in r12. */
-    movq %rdi, %r12
-    leaq __bss_start(%rip), %rdi
-    leaq __bss_end(%rip), %rcx
-    subq %rdi, %rcx
-    xorl %eax, %eax
-    rep stosb
-    movq %r12, %rdi
     call kmain
 1:  cli
     hlt
@@ -25,6 +20,7 @@ _start:
 
     .section .bss
     .balign 16
+    .globl boot_stack_top
 boot_stack:
     .skip 16384
 boot_stack_top:

@@ -1,5 +1,6 @@
-/* Guest kernel bring-up: validate boot info, then each subsystem in
- * dependency order, then hand over to the domain image. */
+/* Guest kernel bring-up: validate boot info, bring up each subsystem in
+ * dependency order, then leave ring 0 for good: the domain image runs in
+ * ring 3 (see gk/sys.h for why) and the kernel is entered only by traps. */
 #include "gk/console.h"
 #include "gk/cpu.h"
 #include "gk/domain.h"
@@ -8,10 +9,23 @@
 #include "gk/paging.h"
 #include "gk/panic.h"
 #include "gk/platform.h"
+#include "gk/sys.h"
 #include "gk/timer.h"
 #include "gk/trap.h"
 
+#define USER_STACK_SIZE (64u << 10)
+
+extern char boot_stack_top[];
+/* In .bss: zeroed by the loader, not by emulated ring-0 code. */
+static uint8_t user_stack[USER_STACK_SIZE] __attribute__((aligned(4096)));
+
 void kmain(const struct moat_boot_info *bi);
+
+static void user_main(const char *cmdline)
+{
+    domain_main(cmdline);
+    sys_exit(0);
+}
 
 void kmain(const struct moat_boot_info *bi)
 {
@@ -26,9 +40,8 @@ void kmain(const struct moat_boot_info *bi)
     paging_init(bi);
     lapic_init();
     timer_init(bi->tsc_khz);
-    sti();
     kprintf("moat guest kernel: %lu MiB RAM, TSC %lu kHz, x2APIC id %u, args \"%s\"\n",
             bi->ram_size >> 20, timer_tsc_khz(), lapic_id(), bi->cmdline);
-    domain_main(bi->cmdline);
-    platform_exit(0);
+    gdt_set_kernel_stack((uint64_t)(uintptr_t)boot_stack_top);
+    enter_user(user_main, (uint64_t)(uintptr_t)(user_stack + sizeof user_stack), bi->cmdline);
 }

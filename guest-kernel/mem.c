@@ -1,4 +1,8 @@
-/* Page-frame bump allocator over private RAM (contract in gk/mem.h). */
+/* Page-frame bump allocator over private RAM (contract in gk/mem.h).
+ * A bump allocator never hands a page out twice, so when the loader
+ * guarantees zeroed RAM (MOAT_BOOT_F_RAM_ZEROED) pages need no zeroing;
+ * ring 0 is emulated on the target hosts and zeroing a page there costs
+ * about a millisecond. */
 #include "gk/kstring.h"
 #include "gk/mem.h"
 #include "gk/panic.h"
@@ -8,9 +12,11 @@
 extern char __kernel_end[];
 
 static uint64_t next, limit;
+static bool ram_zeroed;
 
 void mem_init(const struct moat_boot_info *bi)
 {
+    ram_zeroed = bi->flags & MOAT_BOOT_F_RAM_ZEROED;
     uint64_t kend = ((uint64_t)(uintptr_t)__kernel_end + PAGE - 1) & ~(PAGE - 1);
     for (uint32_t i = 0; i < bi->n_mem && i < MOAT_MEM_REGIONS_MAX; i++) {
         const struct moat_mem_region *r = &bi->mem[i];
@@ -31,7 +37,8 @@ void *mem_alloc_pages(size_t n)
               n, limit - next);
     void *p = (void *)(uintptr_t)next;
     next += bytes;
-    memset(p, 0, bytes);
+    if (!ram_zeroed)
+        memset(p, 0, bytes);
     return p;
 }
 

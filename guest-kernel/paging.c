@@ -1,24 +1,33 @@
-/* The kernel's page tables (contract in gk/paging.h). */
+/* The kernel's page tables (contract in gk/paging.h).
+ *
+ * Built with as few ring-0 instructions as possible (ring 0 is emulated on
+ * the target hosts): one page table for each 2 MiB region the kernel image
+ * touches, 2 MiB pages for the rest of RAM. Every mapping is user-accessible
+ * (domain code runs in ring 3 and the domain is the isolation boundary);
+ * protection inside the domain is W^X: text read+execute, rodata and boot
+ * info read-only, all else read/write and no-execute. */
 #include "gk/cpu.h"
 #include "gk/mem.h"
 #include "gk/paging.h"
 #include "gk/panic.h"
 #include "moat/layout.h"
 
-#define PAGE     4096ull
-#define LARGE    (2ull << 20)
+#define PAGE      4096ull
+#define LARGE     (2ull << 20)
 #define ADDR_MASK 0x000FFFFFFFFFF000ull
+#define PTE_U     (1ull << 2)
+#define TABLE     (PTE_P | PTE_W | PTE_U)
 
 extern char __text_start[], __text_end[], __rodata_start[], __rodata_end[];
 extern char __kernel_end[];
 
-static uint64_t *pml4;
+static uint64_t *pml4, *pd0;
 
 static uint64_t *next_level(uint64_t *table, unsigned idx)
 {
     if (!(table[idx] & PTE_P)) {
         uint64_t *t = mem_alloc_pages(1);
-        table[idx] = (uint64_t)(uintptr_t)t | PTE_P | PTE_W;
+        table[idx] = (uint64_t)(uintptr_t)t | TABLE;
     } else if (table[idx] & PTE_PS) {
         panic("paging: 4 KiB mapping inside a large page (entry %u)", idx);
     }
@@ -35,41 +44,36 @@ void paging_map(uint64_t pa, uint64_t len, uint64_t flags)
 {
     for (uint64_t a = pa & ~(PAGE - 1); a < pa + len; a += PAGE) {
         uint64_t *pt = next_level(pd_for(a), (unsigned)(a >> 21) & 511);
-        pt[(a >> 12) & 511] = a | flags | PTE_P;
+        pt[(a >> 12) & 511] = a | flags | PTE_P | PTE_U;
     }
-}
-
-static void map_large(uint64_t pa, uint64_t flags)
-{
-    pd_for(pa)[(pa >> 21) & 511] = pa | flags | PTE_P | PTE_PS;
-}
-
-static uint64_t flags_for(uint64_t a)
-{
-    uint64_t ts = (uint64_t)(uintptr_t)__text_start, te = (uint64_t)(uintptr_t)__text_end;
-    uint64_t rs = (uint64_t)(uintptr_t)__rodata_start, re = (uint64_t)(uintptr_t)__rodata_end;
-    if (a >= ts && a < te)
-        return 0;                       /* text: read + execute */
-    if ((a >= rs && a < re) || a == MOAT_GPA_BOOT_INFO)
-        return PTE_NX;                  /* read-only */
-    return PTE_W | PTE_NX;
 }
 
 void paging_init(const struct moat_boot_info *bi)
 {
-    pml4 = mem_alloc_pages(1);
     uint64_t ram = bi->ram_size;
-    uint64_t fine_end = ((uint64_t)(uintptr_t)__kernel_end + LARGE - 1) & ~(LARGE - 1);
-    if (fine_end > ram)
-        fine_end = ram;
-    /* Page 0 stays unmapped: a NULL dereference is a page fault. */
-    for (uint64_t a = PAGE; a < fine_end; a += PAGE)
-        paging_map(a, PAGE, flags_for(a));
-    uint64_t a = fine_end;
-    for (; a + LARGE <= ram; a += LARGE)
-        map_large(a, PTE_W | PTE_NX);
-    if (a < ram)
-        paging_map(a, ram - a, PTE_W | PTE_NX);
+    if (ram % LARGE || ram > MOAT_RAM_MAX)
+        panic("RAM size 0x%lx is not a multiple of 2 MiB up to 1 GiB", ram);
+    pml4 = mem_alloc_pages(1);
+    pd0 = pd_for(0);
+    const uint64_t ts = (uint64_t)(uintptr_t)__text_start, te = (uint64_t)(uintptr_t)__text_end;
+    const uint64_t rs = (uint64_t)(uintptr_t)__rodata_start, re = (uint64_t)(uintptr_t)__rodata_end;
+    const uint64_t fine_end = ((uint64_t)(uintptr_t)__kernel_end + LARGE - 1) & ~(LARGE - 1);
+
+    for (uint64_t region = 0; region < fine_end; region += LARGE) {
+        uint64_t *pt = mem_alloc_pages(1);
+        pd0[region >> 21] = (uint64_t)(uintptr_t)pt | TABLE;
+        /* Page 0 stays unmapped: a NULL dereference is a page fault. */
+        for (uint64_t a = region ? region : PAGE, i = a >> 12 & 511; i < 512; i++, a += PAGE) {
+            uint64_t f = PTE_P | PTE_U | PTE_W | PTE_NX;
+            if (a >= ts && a < te)
+                f = PTE_P | PTE_U;
+            else if ((a >= rs && a < re) || a == MOAT_GPA_BOOT_INFO)
+                f = PTE_P | PTE_U | PTE_NX;
+            pt[i] = a | f;
+        }
+    }
+    for (uint64_t a = fine_end; a < ram; a += LARGE)
+        pd0[a >> 21] = a | PTE_P | PTE_W | PTE_U | PTE_NX | PTE_PS;
 
     wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_NXE);
     write_cr0(read_cr0() | CR0_WP);

@@ -8,6 +8,7 @@
 #include "gk/kstring.h"
 #include "gk/panic.h"
 #include "gk/platform.h"
+#include "gk/sys.h"
 
 static volatile int reporting;
 
@@ -69,7 +70,7 @@ static void fill_control_regs(struct moat_regs *r)
     r->cr4 = read_cr4();
 }
 
-_Noreturn void crash_from_trap(const struct trap_frame *f)
+static struct moat_crash_record *begin_record(uint32_t kind)
 {
     cli();
     struct moat_platform_page *pp = platform_page();
@@ -77,10 +78,13 @@ _Noreturn void crash_from_trap(const struct trap_frame *f)
         platform_crash();
     struct moat_crash_record *rec = &pp->crash;
     memset(rec, 0, sizeof *rec);
-    rec->kind = MOAT_CRASH_EXCEPTION;
-    rec->vector = (uint32_t)f->vector;
-    rec->error_code = f->error_code;
-    rec->regs = (struct moat_regs){
+    rec->kind = kind;
+    return rec;
+}
+
+static void regs_from_frame(struct moat_regs *r, const struct trap_frame *f)
+{
+    *r = (struct moat_regs){
         .rax = f->rax, .rbx = f->rbx, .rcx = f->rcx, .rdx = f->rdx,
         .rsi = f->rsi, .rdi = f->rdi, .rbp = f->rbp,
         .r8 = f->r8, .r9 = f->r9, .r10 = f->r10, .r11 = f->r11,
@@ -88,22 +92,46 @@ _Noreturn void crash_from_trap(const struct trap_frame *f)
         .rip = f->rip, .cs = f->cs, .rflags = f->rflags,
         .rsp = f->rsp, .ss = f->ss,
     };
-    fill_control_regs(&rec->regs);
-    ksnprintf(rec->message, sizeof rec->message, "%s",
-              exception_name(rec->vector));
+    fill_control_regs(r);
+}
+
+_Noreturn void crash_from_trap(const struct trap_frame *f)
+{
+    struct moat_crash_record *rec = begin_record(MOAT_CRASH_EXCEPTION);
+    rec->vector = (uint32_t)f->vector;
+    rec->error_code = f->error_code;
+    regs_from_frame(&rec->regs, f);
+    ksnprintf(rec->message, sizeof rec->message, "%s in ring %lu",
+              exception_name(rec->vector), f->cs & 3);
+    dump_and_report(rec);
+    __builtin_unreachable();
+}
+
+_Noreturn void crash_from_user_panic(const struct trap_frame *f, const char *msg,
+                                     size_t max_len)
+{
+    struct moat_crash_record *rec = begin_record(MOAT_CRASH_PANIC);
+    regs_from_frame(&rec->regs, f);
+    if (!msg)
+        msg = "(panic message pointer outside RAM)";
+    /* Bounded copy; the record was zeroed, so it stays terminated. */
+    size_t lim = max_len < sizeof rec->message - 1 ? max_len : sizeof rec->message - 1;
+    memcpy(rec->message, msg, strnlen(msg, lim));
     dump_and_report(rec);
     __builtin_unreachable();
 }
 
 _Noreturn void panic(const char *fmt, ...)
 {
-    cli();
-    struct moat_platform_page *pp = platform_page();
-    if (reporting++ || !pp)
-        platform_crash();
-    struct moat_crash_record *rec = &pp->crash;
-    memset(rec, 0, sizeof *rec);
-    rec->kind = MOAT_CRASH_PANIC;
+    if (cpu_in_user()) {
+        char msg[MOAT_CRASH_MSG_MAX];
+        va_list ap;
+        va_start(ap, fmt);
+        kvsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        sys_panic(msg);
+    }
+    struct moat_crash_record *rec = begin_record(MOAT_CRASH_PANIC);
     struct moat_regs *r = &rec->regs;
     __asm__ volatile("movq %%rbx, %0\n\tmovq %%rbp, %1\n\tmovq %%rsp, %2\n\t"
                      "movq %%r12, %3\n\tmovq %%r13, %4\n\tmovq %%r14, %5\n\t"

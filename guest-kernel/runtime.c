@@ -1,7 +1,8 @@
-/* The domain run loop (contract in gk/runtime.h). */
-#include "gk/cpu.h"
+/* The domain run loop (contract in gk/runtime.h). Ring 3. */
+#include "gk/event.h"
 #include "gk/platform.h"
 #include "gk/runtime.h"
+#include "gk/sys.h"
 #include "gk/timer.h"
 #include "gk/trap.h"
 
@@ -21,23 +22,19 @@ bool gk_poller_add(gk_poll_fn fn, void *ctx)
 
 void gk_run_once(void)
 {
+    /* Sample before looking for work: an interrupt after this point makes
+     * SYS_WAIT return at once instead of sleeping past it. */
     uint64_t irqs_seen = trap_irq_count();
     uint64_t t = timer_ticks();
     if (t != last_tick) {
         last_tick = t;
         platform_heartbeat();
     }
-    bool work = false;
+    bool work = gk_event_dispatch();
     for (unsigned i = 0; i < n_pollers; i++)
         work |= pollers[i].fn(pollers[i].ctx);
-    if (work)
-        return;
-    /* Sleep only if no interrupt arrived since we started polling. */
-    cli();
-    if (trap_irq_count() == irqs_seen)
-        sti_hlt();
-    else
-        sti();
+    if (!work)
+        sys_wait(irqs_seen);
 }
 
 _Noreturn void gk_run(void)

@@ -68,7 +68,8 @@ bool boot_write_info(uint8_t *ram, uint64_t ram_size, const struct boot_params *
     bi.version = MOAT_BOOT_VERSION;
     bi.size = sizeof bi;
     bi.platform = MOAT_PLATFORM_HOSTED;
-    bi.flags = p->flags;
+    /* RAM is a fresh anonymous mapping: zero everywhere but the image. */
+    bi.flags = p->flags | MOAT_BOOT_F_RAM_ZEROED;
     bi.tsc_khz = p->tsc_khz;
     bi.ram_size = ram_size;
     bi.platform_page = MOAT_GPA_PLATFORM_PAGE;

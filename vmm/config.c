@@ -126,8 +126,8 @@ bool config_parse_domain(const char *spec, struct domain_config *out,
         } else if (!strcmp(key, "mem")) {
             uint64_t sz;
             if (!config_parse_size(val, &sz) || sz < MOAT_RAM_MIN || sz > MOAT_RAM_MAX ||
-                sz % (1u << 20)) {
-                snprintf(err, errlen, "mem=%s: give whole MiB from %lluM to %lluM (e.g. mem=16M)",
+                sz % (2u << 20)) {
+                snprintf(err, errlen, "mem=%s: give a multiple of 2 MiB from %lluM to %lluM (e.g. mem=16M)",
                          val, MOAT_RAM_MIN >> 20, MOAT_RAM_MAX >> 20);
                 return false;
             }

@@ -94,14 +94,14 @@ bool crash_from_exit(const struct kvm_run *run, struct crash_info *out)
     case KVM_EXIT_INTERNAL_ERROR:
         out->cause = CRASH_INTERNAL_ERROR;
         snprintf(out->detail, sizeof out->detail,
-                 "KVM internal error, suberror %u%s", run->internal.suberror,
+                 "suberror %u%s", run->internal.suberror,
                  run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION
                      ? " (instruction emulation failed)" : "");
         return true;
     case KVM_EXIT_FAIL_ENTRY:
         out->cause = CRASH_FAILED_ENTRY;
         snprintf(out->detail, sizeof out->detail,
-                 "VM entry failed, hardware reason 0x%llx",
+                 "hardware entry failure reason 0x%llx",
                  (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
         return true;
     case KVM_EXIT_IO:

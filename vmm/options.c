@@ -18,7 +18,7 @@ void options_usage(FILE *out)
 "  -d, --domain SPEC       add a domain; SPEC is space-separated key=value:\n"
 "                            name=NAME         unique; letters, digits, - and _\n"
 "                            kernel=ELF        domain image (e.g. build/guest/demo.elf)\n"
-"                            mem=SIZE          private RAM, 4M..1024M (default 16M)\n"
+"                            mem=SIZE          private RAM, 4M..1024M in 2M steps (default 16M)\n"
 "                            args=\"...\"        arguments passed to the domain\n"
 "                            console=on|off    echo this domain's console\n"
 "                            watchdog-ms=N     heartbeat timeout for this domain\n"

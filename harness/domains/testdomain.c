@@ -2,8 +2,11 @@
  * testdomain — a domain for the integration tests and the boot benchmark.
  *
  * Arguments (all optional):
- *   fault=NAME   misbehave: divzero pagefault gp ud wprotect nx triple
- *                hang (interrupts off) spin (interrupts on) panic
+ *   fault=NAME   misbehave (ring 3 unless noted): divzero pagefault gp ud
+ *                wprotect nx panic spin (interrupts on, no heartbeat);
+ *                triple (empty IDT, then #UD), hang (ring 0: interrupts off)
+ *                badsys (a system call with a pointer outside RAM must be
+ *                refused with -EFAULT; panics if it is not)
  *   when=boot    fault before announcing ready (default: after ready)
  *   msi=N        after ready, take N MSI round trips from the VMM and
  *                verify each arrives exactly once (panics otherwise)
@@ -13,12 +16,12 @@
 #include "gk/console.h"
 #include "gk/cpu.h"
 #include "gk/domain.h"
+#include "gk/event.h"
 #include "gk/kstring.h"
 #include "gk/panic.h"
-#include "gk/platform.h"
 #include "gk/runtime.h"
 #include "gk/timer.h"
-#include "gk/trap.h"
+#include "gk/sys.h"
 
 /* Far above any private RAM, canonical, never mapped. */
 #define UNMAPPED_ADDR 0x0000040000000000ull
@@ -58,12 +61,19 @@ static void do_fault(const char *f)
         void (*fn)(void) = (void (*)(void))(uintptr_t)data_ret;
         fn();
     } else if (!strcmp(f, "triple")) {
-        idt_load_empty();
-        __asm__ volatile("int3");
+        sys_test_fault(SYS_FAULT_EMPTY_IDT);
+        __asm__ volatile("ud2");    /* undeliverable: triple fault */
     } else if (!strcmp(f, "hang")) {
-        cli();
-        for (;;)
-            cpu_relax();
+        sys_test_fault(SYS_FAULT_HANG_IRQS_OFF);
+    } else if (!strcmp(f, "badsys")) {
+        int64_t r = sys_console_write((const char *)(uintptr_t)UNMAPPED_ADDR, 8);
+        if (r != -SYS_EFAULT)
+            panic("SYS_CONSOLE_WRITE outside RAM returned %ld, want %d", r, -SYS_EFAULT);
+        r = sys_msi_test(7);
+        if (r != -SYS_EINVAL)
+            panic("SYS_MSI_TEST vector 7 returned %ld, want %d", r, -SYS_EINVAL);
+        kprintf("testdomain: bad system calls refused\n");
+        sys_exit(0);
     } else if (!strcmp(f, "spin")) {
         for (;;)
             cpu_relax();
@@ -77,12 +87,12 @@ static void do_fault(const char *f)
 
 static void msi_round_trips(unsigned long n)
 {
-    uint32_t vec = irq_alloc_vector(on_msi, 0);
+    uint32_t vec = gk_event_alloc(on_msi, 0);
     if (!vec)
         panic("no free interrupt vector");
     for (unsigned long i = 0; i < n; i++) {
         uint32_t before = msi_count;
-        platform_request_msi(vec);
+        sys_msi_test(vec);
         /* Delivery is synchronous with re-entry; allow a generous bound. */
         uint64_t deadline = timer_now_ns() + 1000000000ull;
         while (msi_count == before) {
@@ -103,7 +113,7 @@ void domain_main(const char *cmdline)
     cmdline_get(cmdline, "when", when, sizeof when);
     if (fault[0] && !strcmp(when, "boot"))
         do_fault(fault);
-    platform_ready();
+    sys_ready();
     if (fault[0])
         do_fault(fault);
     unsigned long n = cmdline_get_ulong(cmdline, "msi", 0);

@@ -1,7 +1,9 @@
 /*
  * gk/platform.h — the one interface between the guest kernel and whatever
  * hosts it (moat VMM today; the bare-mode monitor later). Implemented by
- * platform_hosted.c. Calls are cheap except where noted (one VM exit).
+ * platform_hosted.c. Ring 0 only, except platform_heartbeat and the
+ * accessors (plain memory). Ring-3 code reaches the rest through gk/sys.h.
+ * Calls are cheap except where noted (one VM exit).
  */
 #ifndef GK_PLATFORM_H
 #define GK_PLATFORM_H

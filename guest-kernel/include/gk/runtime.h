@@ -1,8 +1,9 @@
 /*
- * gk/runtime.h — the domain run loop: an event loop over registered pollers
- * that sleeps (sti; hlt) when none has work and bumps the heartbeat once per
- * timer tick it observes. A domain stuck anywhere else stops the heartbeat
- * and is caught by the host's watchdog.
+ * gk/runtime.h — the domain run loop (ring 3): dispatches pending interrupt
+ * events (gk/event.h), runs registered pollers, sleeps in the kernel
+ * (SYS_WAIT) when nothing had work, and bumps the heartbeat once per timer
+ * tick it observes. A domain stuck anywhere else stops the heartbeat and is
+ * caught by the host's watchdog.
  */
 #ifndef GK_RUNTIME_H
 #define GK_RUNTIME_H

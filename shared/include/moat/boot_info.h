@@ -54,6 +54,9 @@ struct moat_boot_info {
 };
 
 #define MOAT_BOOT_F_CONSOLE_ECHO  (1u << 0)  /* informational only */
+/* Every byte of RAM outside the loaded image reads as zero at entry, so the
+ * kernel need not zero memory it has never handed out. */
+#define MOAT_BOOT_F_RAM_ZEROED    (1u << 1)
 
 _Static_assert(sizeof(struct moat_boot_info) == 64 + 8 * 24 + 32 + 256,
                "boot info layout is ABI");

@@ -1,0 +1,64 @@
+/*
+ * gk/sys.h — system calls from domain code (ring 3) into the guest kernel
+ * (ring 0).
+ *
+ * Why ring 3: on the KVM hosts moat targets (kvm_pvm), a non-PVM guest's
+ * ring-0 code is emulated (~0.35 us per instruction) while ring-3 code runs
+ * natively. Drivers therefore run in ring 3 and enter the kernel only for
+ * what needs privilege: port I/O, sleeping, and telling the platform.
+ *
+ * Gate: `int3` through a DPL-3 interrupt gate (SYSCALL and `int N` are not
+ * usable on those hosts). ABI: rax = number, rdi/rsi/rdx = arguments,
+ * result in rax (negative = -SYS_E*); every other register is preserved.
+ * The kernel checks every pointer and length it is given.
+ */
+#ifndef GK_SYS_H
+#define GK_SYS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum sys_nr {
+    SYS_CONSOLE_WRITE = 1,  /* (buf, len): one console line/chunk */
+    SYS_WAIT          = 2,  /* (irq_seen): sleep unless trap_irq_count() moved */
+    SYS_READY         = 3,  /* announce readiness to the platform */
+    SYS_EXIT          = 4,  /* (code): orderly stop; never returns */
+    SYS_PANIC         = 5,  /* (msg): fail-stop with the caller's registers */
+    SYS_MSI_TEST      = 6,  /* (vector): ask the platform for one MSI */
+    SYS_TEST_FAULT    = 7,  /* (kind): kernel-mode faults for the test suites */
+};
+
+enum sys_test_fault {
+    SYS_FAULT_HANG_IRQS_OFF = 1,    /* cli; spin forever */
+    SYS_FAULT_EMPTY_IDT     = 2,    /* load a zero-length IDT and return */
+};
+
+#define SYS_EINVAL 22
+#define SYS_EFAULT 14
+#define SYS_ENOSYS 38
+
+static inline int64_t sys_call3(uint64_t nr, uint64_t a, uint64_t b, uint64_t c)
+{
+    int64_t ret;
+    __asm__ volatile("int3" : "=a"(ret) : "a"(nr), "D"(a), "S"(b), "d"(c) : "memory");
+    return ret;
+}
+
+static inline int64_t sys_console_write(const char *buf, size_t len)
+{ return sys_call3(SYS_CONSOLE_WRITE, (uint64_t)(uintptr_t)buf, len, 0); }
+static inline void sys_wait(uint64_t irq_seen) { sys_call3(SYS_WAIT, irq_seen, 0, 0); }
+static inline void sys_ready(void) { sys_call3(SYS_READY, 0, 0, 0); }
+_Noreturn static inline void sys_exit(uint32_t code)
+{
+    sys_call3(SYS_EXIT, code, 0, 0);
+    __builtin_unreachable();
+}
+_Noreturn static inline void sys_panic(const char *msg)
+{
+    sys_call3(SYS_PANIC, (uint64_t)(uintptr_t)msg, 0, 0);
+    __builtin_unreachable();
+}
+static inline int64_t sys_msi_test(uint32_t vector) { return sys_call3(SYS_MSI_TEST, vector, 0, 0); }
+static inline int64_t sys_test_fault(uint32_t kind) { return sys_call3(SYS_TEST_FAULT, kind, 0, 0); }
+
+#endif /* GK_SYS_H */
