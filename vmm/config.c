@@ -47,6 +47,14 @@ static bool parse_u32(const char *s, uint32_t *out)
     return true;
 }
 
+/* Copy a string already checked to fit (len < dst_len). */
+static void copy_checked(char *dst, size_t dst_len, const char *src)
+{
+    size_t n = strnlen(src, dst_len - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 static bool name_ok(const char *n)
 {
     size_t len = strlen(n);
@@ -120,9 +128,9 @@ bool config_parse_domain(const char *spec, struct domain_config *out,
                          "'-' or '_'", val, MOAT_NAME_MAX - 1);
                 return false;
             }
-            snprintf(out->name, sizeof out->name, "%s", val);
+            copy_checked(out->name, sizeof out->name, val);
         } else if (!strcmp(key, "kernel")) {
-            snprintf(out->kernel, sizeof out->kernel, "%s", val);
+            copy_checked(out->kernel, sizeof out->kernel, val);
         } else if (!strcmp(key, "mem")) {
             uint64_t sz;
             if (!config_parse_size(val, &sz) || sz < MOAT_RAM_MIN || sz > MOAT_RAM_MAX ||
@@ -138,7 +146,7 @@ bool config_parse_domain(const char *spec, struct domain_config *out,
                          sizeof out->cmdline - 1);
                 return false;
             }
-            snprintf(out->cmdline, sizeof out->cmdline, "%s", val);
+            copy_checked(out->cmdline, sizeof out->cmdline, val);
         } else if (!strcmp(key, "console")) {
             if (strcmp(val, "on") && strcmp(val, "off")) {
                 snprintf(err, errlen, "console=%s: use console=on or console=off", val);
@@ -224,7 +232,7 @@ bool config_load_file(struct moat_config *c, const char *path, char *err, size_t
         if (!strcmp(s, "domain")) {
             ok = config_add_domain(c, arg, sub, sizeof sub);
         } else if (!strcmp(s, "log-dir") && *arg) {
-            snprintf(c->log_dir, sizeof c->log_dir, "%s", arg);
+            copy_checked(c->log_dir, sizeof c->log_dir, arg);
         } else if (!strcmp(s, "watchdog-ms")) {
             ok = parse_u32(arg, &c->watchdog_ms) && c->watchdog_ms >= MOAT_WATCHDOG_MIN_MS;
             snprintf(sub, sizeof sub, "watchdog-ms needs milliseconds >= %u", MOAT_WATCHDOG_MIN_MS);
@@ -233,7 +241,7 @@ bool config_load_file(struct moat_config *c, const char *path, char *err, size_t
             snprintf(sub, sizeof sub, "boot-timeout-ms needs milliseconds > 0");
         } else {
             ok = false;
-            snprintf(sub, sizeof sub, "unknown directive '%s' (known: domain, log-dir, "
+            snprintf(sub, sizeof sub, "unknown directive '%.64s' (known: domain, log-dir, "
                      "watchdog-ms, boot-timeout-ms)", s);
         }
         if (!ok)

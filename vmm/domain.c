@@ -507,6 +507,14 @@ void domain_fini(struct domain *d)
     d->log_fd = -1;
 }
 
+uint64_t domain_heartbeat(struct domain *d)
+{
+    pthread_mutex_lock(&d->sup->lock);
+    uint64_t hb = d->vm.ram ? read_heartbeat(d) : 0;
+    pthread_mutex_unlock(&d->sup->lock);
+    return hb;
+}
+
 bool domain_watchdog_check(struct domain *d, uint64_t now, struct crash_info *why)
 {
     if (d->end_pending)

@@ -95,6 +95,10 @@ void domain_request_stop(struct domain *d);
 void domain_join(struct domain *d);
 void domain_fini(struct domain *d);
 
+/* Current heartbeat of a running domain, or 0 once it has ended (takes
+ * sup->lock). */
+uint64_t domain_heartbeat(struct domain *d);
+
 /* Watchdog step, called with sup->lock held: samples the heartbeat and
  * returns true (filling why) if the domain must be killed at time now. */
 bool domain_watchdog_check(struct domain *d, uint64_t now_ns, struct crash_info *why);

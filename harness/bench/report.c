@@ -1,0 +1,44 @@
+/* Benchmark records (contract in report.h). */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "report.h"
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double bench_percentile(double *s, size_t n, double p)
+{
+    if (n == 0)
+        return NAN;
+    qsort(s, n, sizeof *s, cmp_double);
+    size_t rank = (size_t)ceil(p / 100.0 * (double)n);
+    return s[rank ? rank - 1 : 0];
+}
+
+bool bench_write(const char *path, const struct bench_record *r, size_t n)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "bench: cannot write %s: %s\n", path, strerror(errno));
+        return false;
+    }
+    fputs("[\n", f);
+    for (size_t i = 0; i < n; i++) {
+        fprintf(f, "  {\"name\": \"%s\", \"value\": %.6g, \"unit\": \"%s\", ", r[i].name,
+                r[i].value, r[i].unit);
+        if (r[i].baseline_name)
+            fprintf(f, "\"baseline_name\": \"%s\", \"baseline_value\": %.6g, \"ratio\": %.6g}",
+                    r[i].baseline_name, r[i].baseline_value, r[i].value / r[i].baseline_value);
+        else
+            fputs("\"baseline_name\": null, \"baseline_value\": null, \"ratio\": null}", f);
+        fputs(i + 1 < n ? ",\n" : "\n", f);
+    }
+    fputs("]\n", f);
+    return fclose(f) == 0;
+}

@@ -1,0 +1,28 @@
+/*
+ * report.h — benchmark records in the one format every moat benchmark
+ * writes: a JSON array of {"name", "value", "unit", "baseline_name",
+ * "baseline_value", "ratio"} (baseline fields null when a figure has none).
+ * Each benchmark writes its own part file; run-bench.sh merges the parts
+ * into harness/results/bench.json and prints the table.
+ */
+#ifndef MOAT_BENCH_REPORT_H
+#define MOAT_BENCH_REPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct bench_record {
+    const char *name;
+    double value;
+    const char *unit;
+    const char *baseline_name;  /* NULL: no baseline */
+    double baseline_value;
+};
+
+/* Write records to path as a JSON array; false (and a message on stderr)
+ * when the file cannot be written. ratio = value / baseline_value. */
+bool bench_write(const char *path, const struct bench_record *r, size_t n);
+/* Percentile p (0..100) of n samples, nearest-rank; sorts samples. */
+double bench_percentile(double *samples, size_t n, double p);
+
+#endif /* MOAT_BENCH_REPORT_H */

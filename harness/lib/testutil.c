@@ -1,0 +1,102 @@
+/* Test helpers (contract in testutil.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "testutil.h"
+
+bool tu_kvm_available(char *why, size_t n)
+{
+    int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(why, n, "cannot open /dev/kvm: %s", strerror(errno));
+        return false;
+    }
+    close(fd);
+    return true;
+}
+
+const char *tu_guest(const char *image)
+{
+    static char pool[8][512];
+    static unsigned next;
+    char *p = pool[next++ % 8];
+    snprintf(p, sizeof pool[0], "%s/guest/%s.elf", MOAT_BUILD_DIR, image);
+    return p;
+}
+
+const char *tu_tmpdir(void)
+{
+    static char dir[64];
+    snprintf(dir, sizeof dir, "/tmp/moat-test-XXXXXX");
+    if (!mkdtemp(dir))
+        return "/tmp";
+    return dir;
+}
+
+bool tu_supervisor(struct supervisor *s, unsigned watchdog_ms, unsigned boot_timeout_ms,
+                   char *err, size_t errlen)
+{
+    static struct moat_config cfg;
+    config_defaults(&cfg);
+    snprintf(cfg.log_dir, sizeof cfg.log_dir, "%s", tu_tmpdir());
+    if (watchdog_ms)
+        cfg.watchdog_ms = watchdog_ms;
+    if (boot_timeout_ms)
+        cfg.boot_timeout_ms = boot_timeout_ms;
+    return supervisor_init(s, &cfg, err, errlen);
+}
+
+struct domain *tu_add(struct supervisor *s, const char *name, const char *image,
+                      const char *args, char *err, size_t errlen)
+{
+    struct domain_config dc;
+    memset(&dc, 0, sizeof dc);
+    snprintf(dc.name, sizeof dc.name, "%s", name);
+    snprintf(dc.kernel, sizeof dc.kernel, "%s", tu_guest(image));
+    snprintf(dc.cmdline, sizeof dc.cmdline, "%s", args ? args : "");
+    dc.ram_size = MOAT_DEFAULT_RAM;
+    return supervisor_add(s, &dc, err, errlen);
+}
+
+char *tu_slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    size_t n;
+    while (buf && (n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (cap - len < 2) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (buf)
+        buf[len] = '\0';
+    return buf;
+}
+
+uint64_t tu_wait_heartbeat_past(struct domain *d, uint64_t since, unsigned timeout_ms)
+{
+    /* The heartbeat lives in guest memory and signals nothing, so this one
+     * helper samples it; each sample waits on the supervisor's condition
+     * variable (woken by any state change) for at most one guest tick. */
+    uint64_t deadline = monotonic_ns() + (uint64_t)timeout_ms * 1000000u;
+    uint64_t hb;
+    while ((hb = domain_heartbeat(d)) <= since && monotonic_ns() < deadline)
+        supervisor_wait(d->sup, d, DOMAIN_TERMINAL, 10);
+    return hb;
+}

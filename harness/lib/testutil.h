@@ -1,0 +1,47 @@
+/*
+ * testutil.h — helpers shared by the Criterion suites.
+ *
+ * KVM suites call TU_REQUIRE_KVM() first: without a usable /dev/kvm the test
+ * is reported SKIPPED loudly (stderr and Criterion's skip count), never
+ * passed silently.
+ */
+#ifndef MOAT_TESTUTIL_H
+#define MOAT_TESTUTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include "supervisor.h"
+
+#ifndef MOAT_BUILD_DIR
+#error "MOAT_BUILD_DIR must name the build directory"
+#endif
+
+bool tu_kvm_available(char *why, size_t n);
+
+#define TU_REQUIRE_KVM()                                                      \
+    do {                                                                      \
+        char tu_why_[256];                                                    \
+        if (!tu_kvm_available(tu_why_, sizeof tu_why_)) {                     \
+            fprintf(stderr, "SKIPPED: %s\n", tu_why_);                        \
+            cr_skip_test("SKIPPED: needs /dev/kvm: %s", tu_why_);             \
+        }                                                                     \
+    } while (0)
+
+/* Path of a guest image built by make (static buffer per call site is not
+ * needed: returns a pointer into a small rotating pool). */
+const char *tu_guest(const char *image);
+/* A fresh temporary directory (for logs); never removed during the test. */
+const char *tu_tmpdir(void);
+/* Initialise s with defaults (logs in a temp dir) and the given watchdog. */
+bool tu_supervisor(struct supervisor *s, unsigned watchdog_ms, unsigned boot_timeout_ms,
+                   char *err, size_t errlen);
+/* Add a domain running image with args. */
+struct domain *tu_add(struct supervisor *s, const char *name, const char *image,
+                      const char *args, char *err, size_t errlen);
+/* Read a whole file into a NUL-terminated heap buffer (NULL on error). */
+char *tu_slurp(const char *path);
+/* Wait until d's heartbeat exceeds since, or timeout; returns the beat. */
+uint64_t tu_wait_heartbeat_past(struct domain *d, uint64_t since, unsigned timeout_ms);
+
+#endif /* MOAT_TESTUTIL_H */

@@ -1,0 +1,194 @@
+/* Operator configuration and the moat command line: accepted forms and a
+ * clear refusal for each bad one. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include "config.h"
+#include "options.h"
+
+static char err[512];
+
+Test(config, sizes)
+{
+    uint64_t v;
+    cr_assert(config_parse_size("16M", &v));
+    cr_assert_eq(v, 16ull << 20);
+    cr_assert(config_parse_size("1G", &v));
+    cr_assert_eq(v, 1ull << 30);
+    cr_assert(config_parse_size("4096k", &v));
+    cr_assert_eq(v, 4096ull << 10);
+    cr_assert(config_parse_size("123", &v));
+    cr_assert_eq(v, 123);
+    cr_assert_not(config_parse_size("", &v));
+    cr_assert_not(config_parse_size("-1M", &v));
+    cr_assert_not(config_parse_size("16MB", &v));
+    cr_assert_not(config_parse_size("99999999999999999999G", &v));
+    cr_assert_not(config_parse_size("17179869184G", &v), "overflowing shift accepted");
+}
+
+Test(config, full_domain_spec)
+{
+    struct domain_config d;
+    cr_assert(config_parse_domain("name=nvme0 kernel=/x/nvme.elf mem=32M "
+                                  "args=\"queues=4 depth=64\" console=on watchdog-ms=250 "
+                                  "boot-timeout-ms=900", &d, err, sizeof err), "%s", err);
+    cr_assert_str_eq(d.name, "nvme0");
+    cr_assert_str_eq(d.kernel, "/x/nvme.elf");
+    cr_assert_eq(d.ram_size, 32ull << 20);
+    cr_assert_str_eq(d.cmdline, "queues=4 depth=64");
+    cr_assert(d.console_echo);
+    cr_assert_eq(d.watchdog_ms, 250);
+    cr_assert_eq(d.boot_timeout_ms, 900);
+}
+
+Test(config, defaults)
+{
+    struct domain_config d;
+    cr_assert(config_parse_domain("  name=a   kernel=k  ", &d, err, sizeof err), "%s", err);
+    cr_assert_eq(d.ram_size, MOAT_DEFAULT_RAM);
+    cr_assert_eq(d.watchdog_ms, 0, "0 means the run-wide default");
+    cr_assert_not(d.console_echo);
+    cr_assert_str_eq(d.cmdline, "");
+}
+
+#define REFUSED(spec, needle)                                                   \
+    do {                                                                        \
+        struct domain_config d_;                                                \
+        cr_assert_not(config_parse_domain(spec, &d_, err, sizeof err),          \
+                      "accepted bad spec: %s", spec);                           \
+        cr_assert(strstr(err, needle), "spec '%s': message '%s' lacks '%s'",    \
+                  spec, err, needle);                                           \
+    } while (0)
+
+Test(config, refusals_name_the_problem)
+{
+    REFUSED("kernel=k", "needs name=");
+    REFUSED("name=a", "needs kernel=");
+    REFUSED("name=a/b kernel=k", "must be");
+    REFUSED("name=0123456789012345678901234567890123 kernel=k", "must be");
+    REFUSED("name=a kernel=k mem=3M", "multiple of 2 MiB");
+    REFUSED("name=a kernel=k mem=2G", "multiple of 2 MiB");
+    REFUSED("name=a kernel=k mem=17M", "multiple of 2 MiB");
+    REFUSED("name=a kernel=k console=yes", "console=on");
+    REFUSED("name=a kernel=k watchdog-ms=10", "watchdog-ms");
+    REFUSED("name=a kernel=k boot-timeout-ms=0", "boot-timeout-ms");
+    REFUSED("name=a kernel=k colour=red", "unknown domain option 'colour'");
+    REFUSED("name=a kernel=k args=\"open", "unterminated quote");
+    REFUSED("name=a kernel", "expected key=value");
+}
+
+Test(config, duplicate_names_and_limit)
+{
+    struct moat_config c;
+    config_defaults(&c);
+    cr_assert(config_add_domain(&c, "name=a kernel=k", err, sizeof err));
+    cr_assert_not(config_add_domain(&c, "name=a kernel=k2", err, sizeof err));
+    cr_assert(strstr(err, "unique"), "%s", err);
+    for (int i = 1; i < MOAT_DOMAINS_MAX; i++) {
+        char spec[64];
+        snprintf(spec, sizeof spec, "name=d%d kernel=k", i);
+        cr_assert(config_add_domain(&c, spec, err, sizeof err), "%s", err);
+    }
+    cr_assert_not(config_add_domain(&c, "name=extra kernel=k", err, sizeof err));
+    cr_assert(strstr(err, "too many"), "%s", err);
+}
+
+static const char *write_tmp(const char *text)
+{
+    static char path[64];
+    snprintf(path, sizeof path, "/tmp/moat-cfg-XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+Test(config, file_with_comments_and_settings)
+{
+    struct moat_config c;
+    config_defaults(&c);
+    const char *p = write_tmp("# two domains\n"
+                              "log-dir /tmp/somewhere\n"
+                              "watchdog-ms 300\n"
+                              "\n"
+                              "domain name=a kernel=k   # trailing comment\n"
+                              "domain name=b kernel=k args=\"x=1 #notacomment\"\n");
+    cr_assert(config_load_file(&c, p, err, sizeof err), "%s", err);
+    cr_assert_eq(c.n_domains, 2);
+    cr_assert_str_eq(c.log_dir, "/tmp/somewhere");
+    cr_assert_eq(c.watchdog_ms, 300);
+    cr_assert_str_eq(c.domains[1].cmdline, "x=1 #notacomment");
+    unlink(p);
+}
+
+Test(config, file_errors_name_the_line)
+{
+    struct moat_config c;
+    config_defaults(&c);
+    const char *p = write_tmp("domain name=a kernel=k\nbogus directive\n");
+    cr_assert_not(config_load_file(&c, p, err, sizeof err));
+    cr_assert(strstr(err, ":2: unknown directive 'bogus'"), "%s", err);
+    unlink(p);
+    cr_assert_not(config_load_file(&c, "/nonexistent/moat.conf", err, sizeof err));
+    cr_assert(strstr(err, "cannot read config"), "%s", err);
+}
+
+static enum options_result parse(int argc, char **argv, struct moat_config *c, char *out,
+                                 size_t outlen)
+{
+    FILE *f = fmemopen(out, outlen, "w");
+    enum options_result r = options_parse(argc, argv, c, f, err, sizeof err);
+    fclose(f);
+    return r;
+}
+
+Test(options, help_lists_every_option)
+{
+    static struct moat_config c;
+    static char out[8192];
+    char *argv[] = { "moat", "--help", NULL };
+    cr_assert_eq(parse(2, argv, &c, out, sizeof out), OPTIONS_EXIT_OK);
+    const char *want[] = { "--domain", "--config", "--console", "--log-dir", "--watchdog-ms",
+                           "--boot-timeout-ms", "--until-ready", "--timeout", "--quiet",
+                           "--version", "Exit status", "Example" };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_assert(strstr(out, want[i]), "--help does not mention %s", want[i]);
+}
+
+Test(options, parses_domains_and_flags)
+{
+    static struct moat_config c;
+    static char out[256];
+    char *argv[] = { "moat", "-d", "name=a kernel=k", "--domain", "name=b kernel=k",
+                     "--console", "--until-ready", "--watchdog-ms", "200", "--timeout", "3",
+                     "--log-dir", "/tmp/l", "-q", NULL };
+    cr_assert_eq(parse(14, argv, &c, out, sizeof out), OPTIONS_RUN, "%s", err);
+    cr_assert_eq(c.n_domains, 2);
+    cr_assert(c.console && c.until_ready && c.quiet);
+    cr_assert_eq(c.watchdog_ms, 200);
+    cr_assert_eq(c.timeout_s, 3);
+    cr_assert_str_eq(c.log_dir, "/tmp/l");
+}
+
+Test(options, errors)
+{
+    static struct moat_config c;
+    static char out[256];
+    char *none[] = { "moat", NULL };
+    cr_assert_eq(parse(1, none, &c, out, sizeof out), OPTIONS_ERROR);
+    cr_assert(strstr(err, "no domain to run"), "%s", err);
+    char *unknown[] = { "moat", "--frobnicate", NULL };
+    cr_assert_eq(parse(2, unknown, &c, out, sizeof out), OPTIONS_ERROR);
+    cr_assert(strstr(err, "unknown option --frobnicate"), "%s", err);
+    char *missing[] = { "moat", "-d", NULL };
+    cr_assert_eq(parse(2, missing, &c, out, sizeof out), OPTIONS_ERROR);
+    cr_assert(strstr(err, "needs a value"), "%s", err);
+    char *badwd[] = { "moat", "-d", "name=a kernel=k", "--watchdog-ms", "5", NULL };
+    cr_assert_eq(parse(5, badwd, &c, out, sizeof out), OPTIONS_ERROR);
+    cr_assert(strstr(err, "--watchdog-ms"), "%s", err);
+    char *stray[] = { "moat", "-d", "name=a kernel=k", "extra", NULL };
+    cr_assert_eq(parse(4, stray, &c, out, sizeof out), OPTIONS_ERROR);
+    cr_assert(strstr(err, "unexpected argument 'extra'"), "%s", err);
+}
