@@ -1,0 +1,257 @@
+/* DMA broker: the DESIGN §5 rules, one behaviour per test. */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <sched.h>
+#include <string.h>
+#include "broker.h"
+#include "moat/layout.h"
+
+#define PAGE 4096ull
+#define W0 MOAT_GPA_DMA_BASE
+#define QUOTA (1ull << 20)
+
+static struct broker b;
+static char err[256];
+static int scrub_calls;
+static bool scrub_all_zero;
+
+static void on_scrubbed(void *ctx, uint32_t window, const uint8_t *host, uint64_t len)
+{
+    (void)ctx;
+    (void)window;
+    scrub_calls++;
+    scrub_all_zero = true;
+    for (uint64_t i = 0; i < len; i++)
+        if (host[i]) {
+            scrub_all_zero = false;
+            break;
+        }
+}
+
+static void setup(void)
+{
+    static const struct broker_mapper m = { .scrubbed = on_scrubbed };
+    scrub_calls = 0;
+    broker_init(&b, QUOTA, &m);
+}
+static void teardown(void) { broker_fini(&b); }
+TestSuite(broker, .init = setup, .fini = teardown);
+
+static struct dma_handle grant(uint32_t dom, uint64_t iova, uint64_t len, uint32_t dirs)
+{
+    struct dma_handle h;
+    cr_assert(broker_grant(&b, dom, iova, len, dirs, &h, err, sizeof err), "grant: %s", err);
+    return h;
+}
+
+static enum broker_refusal last_refusal(void)
+{
+    struct broker_audit a;
+    cr_assert_eq(broker_audit_read(&b, b.audit_seq - 1, &a, 1), 1, "no audit record");
+    return a.reason;
+}
+
+Test(broker, grant_gives_zeroed_memory_and_accounts)
+{
+    grant(1, W0, 4 * PAGE, DMA_BIDIR);
+    struct broker_account a = broker_account(&b, 1);
+    cr_assert_eq(a.bytes, 4 * PAGE);
+    cr_assert_eq(a.windows, 1);
+    struct dma_mapping m;
+    uint8_t *p = broker_dma_map(&b, 1, "t", W0, 4 * PAGE, DMA_TO_DEVICE, &m);
+    cr_assert_not_null(p);
+    for (uint64_t i = 0; i < 4 * PAGE; i++)
+        cr_assert_eq(p[i], 0, "fresh window byte %lu not zero", (unsigned long)i);
+    broker_dma_unmap(&b, &m);
+    cr_assert_eq(broker_account(&b, 2).windows, 0, "another domain is charged nothing");
+}
+
+Test(broker, maps_see_the_same_memory)
+{
+    grant(1, W0, 2 * PAGE, DMA_BIDIR);
+    struct dma_mapping m1, m2;
+    uint8_t *w = broker_dma_map(&b, 1, "t", W0 + 100, 8, DMA_FROM_DEVICE, &m1);
+    memcpy(w, "deadbeef", 8);
+    uint8_t *r = broker_dma_map(&b, 1, "t", W0 + 100, 8, DMA_TO_DEVICE, &m2);
+    cr_assert_not_null(r);
+    cr_assert_eq(memcmp(r, "deadbeef", 8), 0);
+    broker_dma_unmap(&b, &m1);
+    broker_dma_unmap(&b, &m2);
+}
+
+Test(broker, bad_grants_are_refused)
+{
+    struct dma_handle h;
+    cr_assert_not(broker_grant(&b, 1, W0 + 1, PAGE, DMA_BIDIR, &h, err, sizeof err), "misaligned");
+    cr_assert_not(broker_grant(&b, 1, W0, 100, DMA_BIDIR, &h, err, sizeof err), "partial page");
+    cr_assert_not(broker_grant(&b, 1, W0, 0, DMA_BIDIR, &h, err, sizeof err), "empty");
+    cr_assert_not(broker_grant(&b, 1, 0x100000, PAGE, DMA_BIDIR, &h, err, sizeof err),
+                  "private RAM is never a DMA window");
+    cr_assert(strstr(err, "DMA range"), "%s", err);
+    cr_assert_not(broker_grant(&b, 1, UINT64_MAX - PAGE + 1, 2 * PAGE, DMA_BIDIR, &h, err,
+                               sizeof err), "wrapping");
+    cr_assert_not(broker_grant(&b, 1, W0, PAGE, 0, &h, err, sizeof err), "no direction");
+    cr_assert_not(broker_grant(&b, BROKER_DOMAINS_MAX, W0, PAGE, DMA_BIDIR, &h, err, sizeof err));
+    cr_assert_not(broker_grant(&b, 1, W0, QUOTA + PAGE, DMA_BIDIR, &h, err, sizeof err));
+    cr_assert(strstr(err, "quota"), "%s", err);
+    cr_assert_eq(broker_account(&b, 1).windows, 0, "refused grants charged nothing");
+}
+
+Test(broker, overlapping_grant_refused_within_a_domain_only)
+{
+    grant(1, W0, 4 * PAGE, DMA_BIDIR);
+    struct dma_handle h;
+    cr_assert_not(broker_grant(&b, 1, W0 + 3 * PAGE, 2 * PAGE, DMA_BIDIR, &h, err, sizeof err));
+    cr_assert(strstr(err, "overlaps"), "%s", err);
+    cr_assert_not(broker_grant(&b, 1, W0 + PAGE, PAGE, DMA_BIDIR, &h, err, sizeof err),
+                  "a window inside another accepted");
+    grant(1, W0 + 4 * PAGE, PAGE, DMA_BIDIR);   /* adjacent is fine */
+    grant(2, W0, 4 * PAGE, DMA_BIDIR);          /* each domain has its own IOVA space */
+}
+
+Test(broker, out_of_window_partial_overflow_zero_are_refused_and_audited)
+{
+    grant(1, W0, 2 * PAGE, DMA_BIDIR);
+    struct dma_mapping m;
+    uint64_t seq0 = b.audit_seq;
+    cr_assert_null(broker_dma_map(&b, 1, "nvme", W0 + 2 * PAGE, 1, DMA_TO_DEVICE, &m));
+    cr_assert_eq(last_refusal(), BR_OUT_OF_WINDOW);
+    cr_assert_null(broker_dma_map(&b, 1, "nvme", 0x100000, 64, DMA_TO_DEVICE, &m),
+                   "private RAM must not be reachable");
+    cr_assert_eq(last_refusal(), BR_OUT_OF_WINDOW);
+    cr_assert_null(broker_dma_map(&b, 1, "nvme", W0 + 2 * PAGE - 8, 16, DMA_TO_DEVICE, &m));
+    cr_assert_eq(last_refusal(), BR_PARTIAL);
+    cr_assert_null(broker_dma_map(&b, 1, "nvme", W0, UINT64_MAX, DMA_TO_DEVICE, &m));
+    cr_assert_eq(last_refusal(), BR_OVERFLOW);
+    cr_assert_null(broker_dma_map(&b, 1, "nvme", UINT64_MAX - 3, 8, DMA_TO_DEVICE, &m));
+    cr_assert_eq(last_refusal(), BR_OVERFLOW);
+    cr_assert_null(broker_dma_map(&b, 1, "nvme", W0, 0, DMA_TO_DEVICE, &m));
+    cr_assert_eq(last_refusal(), BR_ZERO_LENGTH);
+    cr_assert_null(m.host, "a refusal leaves no mapping");
+
+    struct broker_audit a[8];
+    size_t n = broker_audit_read(&b, seq0, a, 8);
+    cr_assert_eq(n, 6);
+    cr_assert_eq(a[2].domain, 1);
+    cr_assert_str_eq(a[2].device, "nvme");
+    cr_assert_eq(a[2].addr, W0 + 2 * PAGE - 8);
+    cr_assert_eq(a[2].len, 16);
+    cr_assert_eq(broker_account(&b, 1).refusals, 6);
+}
+
+Test(broker, another_domains_window_is_out_of_reach)
+{
+    grant(1, W0, PAGE, DMA_BIDIR);
+    struct dma_mapping m;
+    cr_assert_null(broker_dma_map(&b, 2, "virtio", W0, 64, DMA_FROM_DEVICE, &m));
+    cr_assert_eq(last_refusal(), BR_OUT_OF_WINDOW);
+    cr_assert_eq(broker_account(&b, 2).refusals, 1);
+    cr_assert_eq(broker_account(&b, 1).refusals, 0);
+}
+
+Test(broker, direction_is_enforced)
+{
+    grant(1, W0, PAGE, DMA_TO_DEVICE);
+    struct dma_mapping m;
+    cr_assert_null(broker_dma_map(&b, 1, "t", W0, 64, DMA_FROM_DEVICE, &m),
+                   "a device must not write a read-only window");
+    cr_assert_eq(last_refusal(), BR_DIRECTION);
+    cr_assert_not_null(broker_dma_map(&b, 1, "t", W0, 64, DMA_TO_DEVICE, &m));
+    broker_dma_unmap(&b, &m);
+}
+
+Test(broker, revoke_scrubs_and_makes_everything_stale)
+{
+    struct dma_handle h = grant(1, W0, 2 * PAGE, DMA_BIDIR);
+    struct dma_mapping m;
+    uint8_t *p = broker_dma_map(&b, 1, "t", W0, 2 * PAGE, DMA_FROM_DEVICE, &m);
+    memset(p, 0x5A, 2 * PAGE);
+    struct dma_mapping old = m;
+    broker_dma_unmap(&b, &m);
+    cr_assert(broker_revoke(&b, h, err, sizeof err), "%s", err);
+    cr_assert_eq(scrub_calls, 1);
+    cr_assert(scrub_all_zero, "window was not zeroed before it was freed");
+    cr_assert_eq(broker_account(&b, 1).bytes, 0);
+    cr_assert_eq(broker_account(&b, 1).windows, 0);
+    cr_assert_not(broker_revoke(&b, h, err, sizeof err), "double revoke accepted");
+    cr_assert(strstr(err, "stale"), "%s", err);
+    cr_assert_null(broker_dma_map(&b, 1, "t", W0, 8, DMA_TO_DEVICE, &m));
+    old.host = (void *)1;
+    cr_assert_not(broker_mapping_valid(&b, &old), "a mapping of the old generation is valid");
+
+    /* The slot is reused with a new generation; the old handle stays dead. */
+    struct dma_handle h2 = grant(1, W0, PAGE, DMA_BIDIR);
+    cr_assert_eq(h2.window, h.window);
+    cr_assert_neq(h2.generation, h.generation);
+    cr_assert_not(broker_revoke(&b, h, err, sizeof err), "old handle revoked the new window");
+    p = broker_dma_map(&b, 1, "t", W0, PAGE, DMA_TO_DEVICE, &m);
+    cr_assert_eq(p[0], 0, "reused window leaked old contents");
+    broker_dma_unmap(&b, &m);
+}
+
+struct revoker { struct dma_handle h; volatile bool done; };
+
+static void *revoke_thread(void *arg)
+{
+    struct revoker *r = arg;
+    char e[128];
+    broker_revoke(&b, r->h, e, sizeof e);
+    r->done = true;
+    return NULL;
+}
+
+Test(broker, revoke_waits_for_in_flight_device_io)
+{
+    struct revoker r = { grant(1, W0, PAGE, DMA_BIDIR), false };
+    struct dma_mapping m;
+    uint8_t *p = broker_dma_map(&b, 1, "t", W0, PAGE, DMA_FROM_DEVICE, &m);
+    cr_assert_not_null(p);
+    pthread_t t;
+    pthread_create(&t, NULL, revoke_thread, &r);
+    /* Wait (bounded) until the revoke has hidden the window. */
+    for (int i = 0; i < 10000000; i++) {
+        pthread_mutex_lock(&b.lock);
+        bool quiescing = b.win[r.h.window].state == WIN_QUIESCING;
+        pthread_mutex_unlock(&b.lock);
+        if (quiescing)
+            break;
+        sched_yield();
+    }
+    cr_assert_eq(b.win[r.h.window].state, WIN_QUIESCING);
+    struct dma_mapping m2;
+    cr_assert_null(broker_dma_map(&b, 1, "t", W0, 8, DMA_TO_DEVICE, &m2),
+                   "a window being revoked accepted a new map");
+    cr_assert_eq(last_refusal(), BR_NOT_LIVE);
+    cr_assert_not(r.done, "revoke finished while device I/O was in flight");
+    cr_assert_eq(scrub_calls, 0, "scrubbed while device I/O was in flight");
+    memset(p, 0x77, PAGE);          /* the in-flight I/O completes... */
+    broker_dma_unmap(&b, &m);       /* ...and releases the memory */
+    pthread_join(t, NULL);
+    cr_assert(r.done);
+    cr_assert_eq(scrub_calls, 1);
+    cr_assert(scrub_all_zero, "in-flight data survived the scrub");
+}
+
+Test(broker, revoke_domain_frees_only_that_domain)
+{
+    grant(1, W0, PAGE, DMA_BIDIR);
+    grant(1, W0 + 16 * PAGE, 2 * PAGE, DMA_BIDIR);
+    grant(2, W0, PAGE, DMA_BIDIR);
+    cr_assert_eq(broker_revoke_domain(&b, 1), 2);
+    cr_assert_eq(broker_account(&b, 1).windows, 0);
+    cr_assert_eq(broker_account(&b, 2).windows, 1);
+    cr_assert_eq(scrub_calls, 2);
+}
+
+Test(broker, audit_ring_keeps_the_newest)
+{
+    struct dma_mapping m;
+    for (int i = 0; i < BROKER_AUDIT_RING + 10; i++)
+        cr_assert_null(broker_dma_map(&b, 3, "t", W0 + (uint64_t)i, 1, DMA_TO_DEVICE, &m));
+    static struct broker_audit a[BROKER_AUDIT_RING + 10];
+    size_t n = broker_audit_read(&b, 0, a, BROKER_AUDIT_RING + 10);
+    cr_assert_eq(n, BROKER_AUDIT_RING);
+    cr_assert_eq(a[0].seq, 10, "oldest kept record");
+    cr_assert_eq(a[n - 1].addr, W0 + BROKER_AUDIT_RING + 9);
+    cr_assert_eq(broker_account(&b, 3).refusals, BROKER_AUDIT_RING + 10, "all counted");
+}

@@ -1,0 +1,293 @@
+/* DMA broker (contract in broker.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include "broker.h"
+#include "moat/layout.h"
+
+static const char *const refusal_names[] = {
+    [BR_OK] = "ok",
+    [BR_ZERO_LENGTH] = "zero length",
+    [BR_OVERFLOW] = "address range wraps",
+    [BR_OUT_OF_WINDOW] = "outside every window of the domain",
+    [BR_PARTIAL] = "runs past the end of its window",
+    [BR_DIRECTION] = "direction not allowed by the window",
+    [BR_STALE] = "stale generation",
+    [BR_NOT_LIVE] = "window is being revoked",
+};
+
+const char *broker_refusal_name(enum broker_refusal r)
+{
+    return (unsigned)r < sizeof refusal_names / sizeof refusal_names[0] ? refusal_names[r]
+                                                                        : "unknown";
+}
+
+void broker_init(struct broker *b, uint64_t quota_bytes, const struct broker_mapper *m)
+{
+    memset(b, 0, sizeof *b);
+    pthread_mutex_init(&b->lock, NULL);
+    pthread_cond_init(&b->idle, NULL);
+    b->quota_bytes = quota_bytes;
+    if (m)
+        b->mapper = *m;
+    for (unsigned i = 0; i < BROKER_WINDOWS_MAX; i++)
+        b->win[i].memfd = -1;
+}
+
+/* Caller holds the lock. */
+static void audit(struct broker *b, uint32_t domain, const char *device, uint64_t addr,
+                  uint64_t len, enum broker_refusal why)
+{
+    struct broker_audit *a = &b->audit[b->audit_seq % BROKER_AUDIT_RING];
+    memset(a, 0, sizeof *a);
+    a->seq = b->audit_seq++;
+    a->domain = domain;
+    snprintf(a->device, sizeof a->device, "%s", device ? device : "?");
+    a->addr = addr;
+    a->len = len;
+    a->reason = why;
+    if (domain < BROKER_DOMAINS_MAX)
+        b->acct[domain].refusals++;
+}
+
+/* Ranges [a, a+al) and [c, c+cl), both non-empty and non-wrapping. */
+static bool overlaps(uint64_t a, uint64_t al, uint64_t c, uint64_t cl)
+{
+    return a < c + cl && c < a + al;
+}
+
+bool broker_grant(struct broker *b, uint32_t domain, uint64_t iova, uint64_t len,
+                  uint32_t dirs, struct dma_handle *out, char *err, size_t errlen)
+{
+    if (domain >= BROKER_DOMAINS_MAX) {
+        snprintf(err, errlen, "domain id %u out of range", domain);
+        return false;
+    }
+    if (len == 0 || (iova | len) % MOAT_PAGE_SIZE || iova < MOAT_GPA_DMA_BASE ||
+        iova > UINT64_MAX - len || iova + len > MOAT_GPA_SESSION_BASE) {
+        snprintf(err, errlen, "window 0x%llx+0x%llx must be page-aligned, non-empty and "
+                 "inside the DMA range [0x%llx, 0x%llx)", (unsigned long long)iova,
+                 (unsigned long long)len, MOAT_GPA_DMA_BASE, MOAT_GPA_SESSION_BASE);
+        return false;
+    }
+    if (!dirs || (dirs & ~(uint32_t)DMA_BIDIR)) {
+        snprintf(err, errlen, "window directions 0x%x invalid", dirs);
+        return false;
+    }
+    pthread_mutex_lock(&b->lock);
+    struct broker_account *acct = &b->acct[domain];
+    int slot = -1;
+    for (int i = 0; i < BROKER_WINDOWS_MAX; i++) {
+        struct dma_window *w = &b->win[i];
+        if (w->state == WIN_FREE) {
+            if (slot < 0)
+                slot = i;
+        } else if (w->domain == domain && overlaps(iova, len, w->iova, w->len)) {
+            snprintf(err, errlen, "window 0x%llx+0x%llx overlaps window %d (0x%llx+0x%llx)",
+                     (unsigned long long)iova, (unsigned long long)len, i,
+                     (unsigned long long)w->iova, (unsigned long long)w->len);
+            goto refuse;
+        }
+    }
+    if (slot < 0) {
+        snprintf(err, errlen, "no free window slot (%d in use)", BROKER_WINDOWS_MAX);
+        goto refuse;
+    }
+    if (len > b->quota_bytes - acct->bytes || acct->bytes > b->quota_bytes) {
+        snprintf(err, errlen, "quota: domain %u holds %llu of %llu bytes, asked %llu more",
+                 domain, (unsigned long long)acct->bytes, (unsigned long long)b->quota_bytes,
+                 (unsigned long long)len);
+        goto refuse;
+    }
+    int fd = memfd_create("moat-dma-window", MFD_CLOEXEC);
+    if (fd < 0 || ftruncate(fd, (off_t)len) < 0) {
+        snprintf(err, errlen, "cannot back the window: %s", strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        goto refuse;
+    }
+    void *host = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+    if (host == MAP_FAILED) {
+        snprintf(err, errlen, "cannot map the window: %s", strerror(errno));
+        close(fd);
+        goto refuse;
+    }
+    struct dma_window *w = &b->win[slot];
+    if (b->mapper.map && !b->mapper.map(b->mapper.ctx, domain, (uint32_t)slot, iova, len, host)) {
+        snprintf(err, errlen, "cannot make the window visible to domain %u", domain);
+        munmap(host, len);
+        close(fd);
+        goto refuse;
+    }
+    w->generation++;
+    w->state = WIN_LIVE;
+    w->domain = domain;
+    w->dirs = dirs;
+    w->iova = iova;
+    w->len = len;
+    w->host = host;
+    w->memfd = fd;
+    w->in_flight = 0;
+    acct->bytes += len;
+    acct->windows++;
+    *out = (struct dma_handle){ (uint32_t)slot, w->generation };
+    pthread_mutex_unlock(&b->lock);
+    return true;
+refuse:
+    pthread_mutex_unlock(&b->lock);
+    return false;
+}
+
+void *broker_dma_map(struct broker *b, uint32_t domain, const char *device, uint64_t iova,
+                     uint64_t len, enum dma_dir dir, struct dma_mapping *m)
+{
+    memset(m, 0, sizeof *m);
+    pthread_mutex_lock(&b->lock);
+    enum broker_refusal why = BR_OUT_OF_WINDOW;
+    struct dma_window *hit = NULL;
+    if (len == 0) {
+        why = BR_ZERO_LENGTH;
+    } else if (iova > UINT64_MAX - (len - 1)) {
+        why = BR_OVERFLOW;
+    } else {
+        for (int i = 0; i < BROKER_WINDOWS_MAX && !hit; i++) {
+            struct dma_window *w = &b->win[i];
+            if (w->state != WIN_FREE && w->domain == domain && iova >= w->iova &&
+                iova - w->iova < w->len)
+                hit = w;
+        }
+        if (hit) {
+            uint64_t room = hit->len - (iova - hit->iova);
+            if (hit->state != WIN_LIVE)
+                why = BR_NOT_LIVE;
+            else if (len > room)
+                why = BR_PARTIAL;
+            else if ((uint32_t)dir & ~hit->dirs || !dir)
+                why = BR_DIRECTION;
+            else
+                why = BR_OK;
+        }
+    }
+    if (why != BR_OK) {
+        audit(b, domain, device, iova, len, why);
+        pthread_mutex_unlock(&b->lock);
+        return NULL;
+    }
+    hit->in_flight++;
+    *m = (struct dma_mapping){
+        .host = hit->host + (iova - hit->iova), .iova = iova, .len = len,
+        .window = (uint32_t)(hit - b->win), .generation = hit->generation, .domain = domain,
+    };
+    pthread_mutex_unlock(&b->lock);
+    return m->host;
+}
+
+void broker_dma_unmap(struct broker *b, struct dma_mapping *m)
+{
+    if (!m->host)
+        return;
+    pthread_mutex_lock(&b->lock);
+    struct dma_window *w = &b->win[m->window];
+    if (w->in_flight && --w->in_flight == 0)
+        pthread_cond_broadcast(&b->idle);
+    pthread_mutex_unlock(&b->lock);
+    m->host = NULL;
+}
+
+bool broker_mapping_valid(struct broker *b, const struct dma_mapping *m)
+{
+    pthread_mutex_lock(&b->lock);
+    bool ok = m->host && m->window < BROKER_WINDOWS_MAX &&
+              b->win[m->window].state == WIN_LIVE &&
+              b->win[m->window].generation == m->generation;
+    pthread_mutex_unlock(&b->lock);
+    return ok;
+}
+
+/* Caller holds the lock; w is LIVE. Hide, quiesce, bump, scrub, free. */
+static void revoke_locked(struct broker *b, struct dma_window *w)
+{
+    uint32_t slot = (uint32_t)(w - b->win);
+    w->state = WIN_QUIESCING;
+    w->generation++;            /* every older handle and mapping is stale now */
+    if (b->mapper.unmap)
+        b->mapper.unmap(b->mapper.ctx, w->domain, slot, w->iova, w->len);
+    while (w->in_flight)        /* in-flight device I/O finishes first */
+        pthread_cond_wait(&b->idle, &b->lock);
+    w->state = WIN_SCRUBBING;
+    memset(w->host, 0, w->len);
+    if (b->mapper.scrubbed)
+        b->mapper.scrubbed(b->mapper.ctx, slot, w->host, w->len);
+    munmap(w->host, w->len);
+    close(w->memfd);
+    struct broker_account *acct = &b->acct[w->domain];
+    acct->bytes -= w->len;
+    acct->windows--;
+    w->host = NULL;
+    w->memfd = -1;
+    w->state = WIN_FREE;
+}
+
+bool broker_revoke(struct broker *b, struct dma_handle h, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&b->lock);
+    struct dma_window *w = h.window < BROKER_WINDOWS_MAX ? &b->win[h.window] : NULL;
+    if (!w || w->state != WIN_LIVE || w->generation != h.generation) {
+        snprintf(err, errlen, "window handle %u/%u is stale or invalid", h.window, h.generation);
+        pthread_mutex_unlock(&b->lock);
+        return false;
+    }
+    revoke_locked(b, w);
+    pthread_mutex_unlock(&b->lock);
+    return true;
+}
+
+unsigned broker_revoke_domain(struct broker *b, uint32_t domain)
+{
+    unsigned n = 0;
+    pthread_mutex_lock(&b->lock);
+    for (int i = 0; i < BROKER_WINDOWS_MAX; i++) {
+        if (b->win[i].state == WIN_LIVE && b->win[i].domain == domain) {
+            revoke_locked(b, &b->win[i]);
+            n++;
+        }
+    }
+    pthread_mutex_unlock(&b->lock);
+    return n;
+}
+
+struct broker_account broker_account(struct broker *b, uint32_t domain)
+{
+    struct broker_account a = {0};
+    pthread_mutex_lock(&b->lock);
+    if (domain < BROKER_DOMAINS_MAX)
+        a = b->acct[domain];
+    pthread_mutex_unlock(&b->lock);
+    return a;
+}
+
+size_t broker_audit_read(struct broker *b, uint64_t since, struct broker_audit *out, size_t max)
+{
+    pthread_mutex_lock(&b->lock);
+    uint64_t oldest = b->audit_seq > BROKER_AUDIT_RING ? b->audit_seq - BROKER_AUDIT_RING : 0;
+    if (since < oldest)
+        since = oldest;
+    size_t n = 0;
+    for (uint64_t s = since; s < b->audit_seq && n < max; s++)
+        out[n++] = b->audit[s % BROKER_AUDIT_RING];
+    pthread_mutex_unlock(&b->lock);
+    return n;
+}
+
+void broker_fini(struct broker *b)
+{
+    pthread_mutex_lock(&b->lock);
+    for (int i = 0; i < BROKER_WINDOWS_MAX; i++)
+        if (b->win[i].state == WIN_LIVE)
+            revoke_locked(b, &b->win[i]);
+    pthread_mutex_unlock(&b->lock);
+    pthread_cond_destroy(&b->idle);
+    pthread_mutex_destroy(&b->lock);
+}

@@ -1,0 +1,140 @@
+/*
+ * broker.h — the DMA broker: the single owner of every DMA window
+ * (DESIGN §5). A window is a memfd-backed range of a domain's IOVA space
+ * (IOVA == guest-physical, at or above MOAT_GPA_DMA_BASE). Device models
+ * reach domain memory only through broker_dma_map, which checks that the
+ * whole range lies in one live window owned by that domain, allowing that
+ * direction, with overflow-safe arithmetic.
+ *
+ * Rules that never bend:
+ *  - a refused map touches no memory, is counted, and leaves an audit
+ *    record (domain, device, address, length, reason);
+ *  - a window is resident while device-visible and zeroed before it is
+ *    freed (revoke: unmap from the domain -> wait for in-flight device
+ *    mappings to end -> bump generation -> scrub -> free);
+ *  - a handle or mapping from an older generation never succeeds.
+ *
+ * Thread-safe (one mutex). Error policy: grant/revoke return false with a
+ * reason in err; map returns NULL and audits.
+ */
+#ifndef MOAT_BROKER_H
+#define MOAT_BROKER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define BROKER_WINDOWS_MAX 64
+#define BROKER_AUDIT_RING  256
+#define BROKER_DOMAINS_MAX 64
+
+enum dma_dir {
+    DMA_TO_DEVICE   = 1u << 0,  /* the device reads domain memory */
+    DMA_FROM_DEVICE = 1u << 1,  /* the device writes domain memory */
+    DMA_BIDIR       = DMA_TO_DEVICE | DMA_FROM_DEVICE,
+};
+
+enum window_state { WIN_FREE, WIN_LIVE, WIN_QUIESCING, WIN_SCRUBBING };
+
+enum broker_refusal {
+    BR_OK = 0,
+    BR_ZERO_LENGTH,     /* length 0 */
+    BR_OVERFLOW,        /* address + length wraps 64 bits */
+    BR_OUT_OF_WINDOW,   /* no window of this domain contains the start */
+    BR_PARTIAL,         /* starts in a window but runs past its end */
+    BR_DIRECTION,       /* the window does not allow this direction */
+    BR_STALE,           /* handle or mapping of an older generation */
+    BR_NOT_LIVE,        /* window is being revoked */
+};
+
+struct dma_handle {             /* what a grant hands out */
+    uint32_t window;
+    uint32_t generation;
+};
+
+struct dma_mapping {            /* a device model's view of one map call */
+    void *host;                 /* host pointer to the first byte */
+    uint64_t iova, len;
+    uint32_t window, generation;
+    uint32_t domain;
+};
+
+struct dma_window {
+    enum window_state state;
+    uint32_t generation;        /* bumped at every revoke; never reused */
+    uint32_t domain;
+    uint32_t dirs;              /* enum dma_dir bits allowed */
+    uint64_t iova, len;
+    uint8_t *host;
+    int memfd;
+    uint32_t in_flight;         /* live dma_mappings */
+};
+
+struct broker_audit {
+    uint64_t seq;
+    uint32_t domain;
+    char device[16];
+    uint64_t addr, len;
+    enum broker_refusal reason;
+};
+
+struct broker_account {
+    uint64_t bytes;             /* granted and not yet freed */
+    uint32_t windows;
+    uint64_t refusals;
+};
+
+/* Called to make a window visible to (or hide it from) a domain, e.g. by
+ * installing a KVM memslot. May be NULL (unit tests). */
+struct broker_mapper {
+    bool (*map)(void *ctx, uint32_t domain, uint32_t window, uint64_t iova, uint64_t len,
+                void *host);
+    void (*unmap)(void *ctx, uint32_t domain, uint32_t window, uint64_t iova, uint64_t len);
+    /* Observer: the window's bytes right after scrubbing, before free. */
+    void (*scrubbed)(void *ctx, uint32_t window, const uint8_t *host, uint64_t len);
+    void *ctx;
+};
+
+struct broker {
+    pthread_mutex_t lock;
+    pthread_cond_t idle;        /* a window's in_flight dropped to 0 */
+    struct dma_window win[BROKER_WINDOWS_MAX];
+    struct broker_account acct[BROKER_DOMAINS_MAX];
+    uint64_t quota_bytes;       /* per domain */
+    struct broker_audit audit[BROKER_AUDIT_RING];
+    uint64_t audit_seq;         /* records ever written */
+    struct broker_mapper mapper;
+};
+
+const char *broker_refusal_name(enum broker_refusal r);
+
+void broker_init(struct broker *b, uint64_t quota_bytes, const struct broker_mapper *m);
+/* Revokes (and scrubs) everything left, then frees. */
+void broker_fini(struct broker *b);
+
+/* Grant domain a zeroed window [iova, iova+len) allowing dirs. iova and len
+ * must be page-aligned, iova >= MOAT_GPA_DMA_BASE, not overlapping another
+ * window of the same domain, within the domain's quota. */
+bool broker_grant(struct broker *b, uint32_t domain, uint64_t iova, uint64_t len,
+                  uint32_t dirs, struct dma_handle *out, char *err, size_t errlen);
+/* The only way a device model reaches domain memory. On success fills m
+ * and returns m->host; the caller must broker_dma_unmap(m) when done. On
+ * refusal returns NULL, counts and audits it, touches nothing. */
+void *broker_dma_map(struct broker *b, uint32_t domain, const char *device, uint64_t iova,
+                     uint64_t len, enum dma_dir dir, struct dma_mapping *m);
+void broker_dma_unmap(struct broker *b, struct dma_mapping *m);
+/* Is m still of the window's current generation (for long-lived maps)? */
+bool broker_mapping_valid(struct broker *b, const struct dma_mapping *m);
+/* Revoke: hide, quiesce (wait for in-flight maps), bump generation, scrub,
+ * free. A stale handle is refused (false, err says so). */
+bool broker_revoke(struct broker *b, struct dma_handle h, char *err, size_t errlen);
+/* Revoke every window of domain (teardown). Returns how many. */
+unsigned broker_revoke_domain(struct broker *b, uint32_t domain);
+struct broker_account broker_account(struct broker *b, uint32_t domain);
+/* Copy up to max audit records with seq >= since (oldest first); returns
+ * the count. Older records than the ring holds are gone. */
+size_t broker_audit_read(struct broker *b, uint64_t since, struct broker_audit *out,
+                         size_t max);
+
+#endif /* MOAT_BROKER_H */
