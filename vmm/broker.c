@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 #include "broker.h"
+#include "enum_name.h"
 #include "moat/layout.h"
 
 static const char *const refusal_names[] = {
@@ -20,8 +21,7 @@ static const char *const refusal_names[] = {
 
 const char *broker_refusal_name(enum broker_refusal r)
 {
-    return (unsigned)r < sizeof refusal_names / sizeof refusal_names[0] ? refusal_names[r]
-                                                                        : "unknown";
+    return ENUM_NAME(refusal_names, r);
 }
 
 void broker_init(struct broker *b, uint64_t quota_bytes, const struct broker_mapper *m)

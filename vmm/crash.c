@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "crash.h"
+#include "enum_name.h"
 
 static const char *const cause_names[] = {
     [CRASH_NONE] = "none",
@@ -19,9 +20,7 @@ static const char *const cause_names[] = {
 
 const char *crash_cause_name(enum crash_cause c)
 {
-    if ((unsigned)c < sizeof cause_names / sizeof cause_names[0] && cause_names[c])
-        return cause_names[c];
-    return "unknown";
+    return ENUM_NAME(cause_names, c);
 }
 
 void crash_sanitize(char *s, size_t len)

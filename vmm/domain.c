@@ -13,6 +13,7 @@
 #include "boot_setup.h"
 #include "domain.h"
 #include "elf_load.h"
+#include "enum_name.h"
 #include "log.h"
 #include "moat/layout.h"
 #include "supervisor.h"
@@ -28,7 +29,7 @@ static const char *const state_names[] = {
 
 const char *domain_state_name(enum domain_state s)
 {
-    return (unsigned)s <= DOMAIN_STOPPED ? state_names[s] : "invalid";
+    return ENUM_NAME(state_names, s);
 }
 
 bool domain_transition_ok(enum domain_state from, enum domain_state to)
