@@ -41,5 +41,3 @@ void *mem_alloc_pages(size_t n)
         memset(p, 0, bytes);
     return p;
 }
-
-uint64_t mem_free_bytes(void) { return limit - next; }

@@ -40,14 +40,6 @@ static uint64_t *pd_for(uint64_t pa)
     return next_level(pdpt, (unsigned)(pa >> 30) & 511);
 }
 
-void paging_map(uint64_t pa, uint64_t len, uint64_t flags)
-{
-    for (uint64_t a = pa & ~(PAGE - 1); a < pa + len; a += PAGE) {
-        uint64_t *pt = next_level(pd_for(a), (unsigned)(a >> 21) & 511);
-        pt[(a >> 12) & 511] = a | flags | PTE_P | PTE_U;
-    }
-}
-
 void paging_init(const struct moat_boot_info *bi)
 {
     uint64_t ram = bi->ram_size;

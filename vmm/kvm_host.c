@@ -27,6 +27,7 @@ static const struct { int cap; const char *what; } required_caps[] = {
 bool kvm_host_open(struct kvm_host *h, char *err, size_t errlen)
 {
     memset(h, 0, sizeof *h);
+    h->fd = -1;
     h->fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
     if (h->fd < 0) {
         int e = errno;
@@ -80,7 +81,7 @@ fail:
 
 void kvm_host_close(struct kvm_host *h)
 {
-    if (h->fd > 0)
+    if (h->fd >= 0)
         close(h->fd);
     free(h->cpuid);
     memset(h, 0, sizeof *h);

@@ -44,7 +44,8 @@ bool supervisor_wait(struct supervisor *s, struct domain *d, unsigned mask,
                      unsigned timeout_ms);
 /* Wait until every domain's state is in mask, or interrupted. */
 bool supervisor_wait_all(struct supervisor *s, unsigned mask, unsigned timeout_ms);
-/* Wake waiters with interrupted = true (signal-safe? no: call from a thread). */
+/* Wake waiters with interrupted = true. Not async-signal-safe: call it from
+ * a thread (moat's signal thread does). */
 void supervisor_interrupt(struct supervisor *s);
 /* Stop every live domain and join all vCPU threads. */
 void supervisor_stop_all(struct supervisor *s);

@@ -119,9 +119,10 @@ void domain_main(const char *cmdline)
     unsigned long n = cmdline_get_ulong(cmdline, "msi", 0);
     if (n)
         msi_round_trips(n);
-    unsigned long exit_ms = cmdline_get_ulong(cmdline, "exit_ms", 0);
-    if (!cmdline_get(cmdline, "exit_ms", fault, sizeof fault))
+    char exit_arg[24];
+    if (!cmdline_get(cmdline, "exit_ms", exit_arg, sizeof exit_arg))
         gk_run();
+    unsigned long exit_ms = cmdline_get_ulong(cmdline, "exit_ms", 0);
     uint64_t until = timer_now_ns() + exit_ms * 1000000ull;
     while (timer_now_ns() < until)
         gk_run_once();

@@ -13,6 +13,5 @@
 
 void mem_init(const struct moat_boot_info *bi);
 void *mem_alloc_pages(size_t n);
-uint64_t mem_free_bytes(void);
 
 #endif /* GK_MEM_H */

@@ -19,7 +19,5 @@
 #define PTE_NX   (1ull << 63)
 
 void paging_init(const struct moat_boot_info *bi);
-/* Identity-map [pa, pa+len) with flags (PTE_*); 4 KiB granularity. */
-void paging_map(uint64_t pa, uint64_t len, uint64_t flags);
 
 #endif /* GK_PAGING_H */

@@ -19,7 +19,4 @@ _Noreturn void crash_from_user_panic(const struct trap_frame *f, const char *msg
                                      size_t max_len);
 const char *exception_name(uint32_t vector);
 
-#define GK_ASSERT(c) do { if (!(c)) panic("assertion failed: %s (%s:%d)", \
-                                          #c, __FILE__, __LINE__); } while (0)
-
 #endif /* GK_PANIC_H */

@@ -53,7 +53,6 @@ struct moat_boot_info {
     char cmdline[MOAT_CMDLINE_MAX];
 };
 
-#define MOAT_BOOT_F_CONSOLE_ECHO  (1u << 0)  /* informational only */
 /* Every byte of RAM outside the loaded image reads as zero at entry, so the
  * kernel need not zero memory it has never handed out. */
 #define MOAT_BOOT_F_RAM_ZEROED    (1u << 1)
