@@ -44,14 +44,26 @@ unsigned long cmdline_get_ulong(const char *cmdline, const char *key,
     char buf[24];
     if (!cmdline_get(cmdline, key, buf, sizeof buf) || !buf[0])
         return fallback;
+    const char *p = buf;
+    unsigned long base = 10;
+    if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X') && p[2]) {
+        base = 16;
+        p += 2;
+    }
     unsigned long v = 0;
-    for (const char *p = buf; *p; p++) {
-        if (*p < '0' || *p > '9')
+    for (; *p; p++) {
+        unsigned long d;
+        if (*p >= '0' && *p <= '9')
+            d = (unsigned long)(*p - '0');
+        else if (base == 16 && *p >= 'a' && *p <= 'f')
+            d = (unsigned long)(*p - 'a' + 10);
+        else if (base == 16 && *p >= 'A' && *p <= 'F')
+            d = (unsigned long)(*p - 'A' + 10);
+        else
             return fallback;
-        unsigned long d = (unsigned long)(*p - '0');
-        if (v > (UINT64_MAX - d) / 10)
+        if (v > (UINT64_MAX - d) / base)
             return fallback;
-        v = v * 10 + d;
+        v = v * base + d;
     }
     return v;
 }

@@ -24,9 +24,14 @@ uint32_t gk_event_alloc(gk_event_fn fn, void *ctx)
     return 0;
 }
 
+bool gk_event_allocated(uint32_t vector)
+{
+    return vector < 256 && __atomic_load_n(&events[vector].fn, __ATOMIC_ACQUIRE);
+}
+
 bool gk_event_mark(uint32_t vector)
 {
-    if (vector >= 256 || !__atomic_load_n(&events[vector].fn, __ATOMIC_ACQUIRE))
+    if (!gk_event_allocated(vector))
         return false;
     __atomic_fetch_or(&pending[vector / 64], 1ull << (vector % 64), __ATOMIC_RELEASE);
     return true;

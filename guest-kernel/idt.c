@@ -1,6 +1,7 @@
 /* IDT setup and trap dispatch (contract in gk/trap.h). */
 #include <stddef.h>
 #include "gk/event.h"
+#include "gk/intx.h"
 #include "gk/lapic.h"
 #include "gk/panic.h"
 #include "gk/trap.h"
@@ -78,5 +79,6 @@ void trap_dispatch(struct trap_frame *f)
         handlers[v].fn(handlers[v].ctx, v);
     else if (!gk_event_mark(v))
         panic("interrupt on unclaimed vector %u", v);
+    intx_on_vector(v);      /* a level INTx stays masked until ring 3 acks it */
     lapic_eoi();
 }

@@ -40,6 +40,38 @@ static uint64_t *pd_for(uint64_t pa)
     return next_level(pdpt, (unsigned)(pa >> 30) & 511);
 }
 
+/* The top GiB below 4 GiB (PCI MMIO hole, ECAM, IOAPIC) uncached, with one
+ * 1 GiB page when the CPU has them (one store in emulated ring 0). */
+static void map_device_space(void)
+{
+    const uint64_t dev = PTE_P | PTE_W | PTE_U | PTE_NX | PTE_PCD | PTE_PWT;
+    uint64_t *pdpt = next_level(pml4, 0);
+    uint32_t a, b, c, d;
+    cpuid(0x80000001u, 0, &a, &b, &c, &d);
+    if (d & CPUID_EXT_EDX_1G_PAGES) {
+        pdpt[3] = 0xC0000000ull | dev | PTE_PS;
+        return;
+    }
+    uint64_t *pd = next_level(pdpt, 3);
+    for (uint64_t i = 0; i < 512; i++)
+        pd[i] = (0xC0000000ull + i * LARGE) | dev | PTE_PS;
+}
+
+/* DMA windows from boot info: ordinary write-back memory, 2 MiB pages. */
+static void map_windows(const struct moat_boot_info *bi)
+{
+    for (uint32_t w = 0; w < bi->n_windows && w < MOAT_WINDOWS_MAX; w++) {
+        const struct moat_window_info *win = &bi->window[w];
+        if (win->iova % LARGE || win->size % LARGE || win->iova < MOAT_GPA_DMA_BASE ||
+            win->size > MOAT_GPA_SESSION_BASE - win->iova ||
+            win->iova + win->size > MOAT_GPA_SESSION_BASE)
+            panic("DMA window %u (0x%lx+0x%lx) is not 2 MiB aligned in the DMA range",
+                  w, win->iova, win->size);
+        for (uint64_t a = win->iova; a < win->iova + win->size; a += LARGE)
+            pd_for(a)[a >> 21 & 511] = a | PTE_P | PTE_W | PTE_U | PTE_NX | PTE_PS;
+    }
+}
+
 void paging_init(const struct moat_boot_info *bi)
 {
     uint64_t ram = bi->ram_size;
@@ -66,6 +98,8 @@ void paging_init(const struct moat_boot_info *bi)
     }
     for (uint64_t a = fine_end; a < ram; a += LARGE)
         pd0[a >> 21] = a | PTE_P | PTE_W | PTE_U | PTE_NX | PTE_PS;
+    map_device_space();
+    map_windows(bi);
 
     wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_NXE);
     write_cr0(read_cr0() | CR0_WP);

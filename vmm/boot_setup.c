@@ -62,7 +62,8 @@ bool boot_write_info(uint8_t *ram, uint64_t ram_size, const struct boot_params *
 {
     struct moat_boot_info bi;
     memset(&bi, 0, sizeof bi);
-    if (strlen(p->name) >= sizeof bi.name || strlen(p->cmdline) >= sizeof bi.cmdline)
+    if (strlen(p->name) >= sizeof bi.name || strlen(p->cmdline) >= sizeof bi.cmdline ||
+        p->n_windows > MOAT_WINDOWS_MAX || p->n_devices > MOAT_DEVICES_MAX)
         return false;
     bi.magic = MOAT_BOOT_MAGIC;
     bi.version = MOAT_BOOT_VERSION;
@@ -73,7 +74,13 @@ bool boot_write_info(uint8_t *ram, uint64_t ram_size, const struct boot_params *
     bi.tsc_khz = p->tsc_khz;
     bi.ram_size = ram_size;
     bi.platform_page = MOAT_GPA_PLATFORM_PAGE;
-    bi.ecam_base = 0;
+    bi.ecam_base = p->ecam_base;
+    bi.n_windows = p->n_windows;
+    if (p->n_windows)
+        memcpy(bi.window, p->windows, p->n_windows * sizeof bi.window[0]);
+    bi.n_devices = p->n_devices;
+    if (p->n_devices)
+        memcpy(bi.device, p->devices, p->n_devices * sizeof bi.device[0]);
     bi.domain_id = p->domain_id;
     bi.mem[0] = (struct moat_mem_region){ 0, MOAT_GPA_KERNEL_BASE, MOAT_MEM_RESERVED, 0 };
     bi.mem[1] = (struct moat_mem_region){ MOAT_GPA_KERNEL_BASE,

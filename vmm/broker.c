@@ -17,6 +17,7 @@ static const char *const refusal_names[] = {
     [BR_DIRECTION] = "direction not allowed by the window",
     [BR_STALE] = "stale generation",
     [BR_NOT_LIVE] = "window is being revoked",
+    [BR_REVOKED] = "window was revoked",
 };
 
 const char *broker_refusal_name(enum broker_refusal r)
@@ -58,8 +59,9 @@ static bool overlaps(uint64_t a, uint64_t al, uint64_t c, uint64_t cl)
     return a < c + cl && c < a + al;
 }
 
-bool broker_grant(struct broker *b, uint32_t domain, uint64_t iova, uint64_t len,
-                  uint32_t dirs, struct dma_handle *out, char *err, size_t errlen)
+/* Caller holds the lock. */
+static bool grant_locked(struct broker *b, uint32_t domain, uint64_t iova, uint64_t len,
+                         uint32_t dirs, struct dma_handle *out, char *err, size_t errlen)
 {
     if (domain >= BROKER_DOMAINS_MAX) {
         snprintf(err, errlen, "domain id %u out of range", domain);
@@ -76,7 +78,6 @@ bool broker_grant(struct broker *b, uint32_t domain, uint64_t iova, uint64_t len
         snprintf(err, errlen, "window directions 0x%x invalid", dirs);
         return false;
     }
-    pthread_mutex_lock(&b->lock);
     struct broker_account *acct = &b->acct[domain];
     int slot = -1;
     for (int i = 0; i < BROKER_WINDOWS_MAX; i++) {
@@ -133,11 +134,55 @@ bool broker_grant(struct broker *b, uint32_t domain, uint64_t iova, uint64_t len
     acct->bytes += len;
     acct->windows++;
     *out = (struct dma_handle){ (uint32_t)slot, w->generation };
-    pthread_mutex_unlock(&b->lock);
     return true;
 refuse:
-    pthread_mutex_unlock(&b->lock);
     return false;
+}
+
+bool broker_grant(struct broker *b, uint32_t domain, uint64_t iova, uint64_t len,
+                  uint32_t dirs, struct dma_handle *out, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&b->lock);
+    bool ok = grant_locked(b, domain, iova, len, dirs, out, err, errlen);
+    pthread_mutex_unlock(&b->lock);
+    return ok;
+}
+
+/* Lowest IOVA >= the DMA base, aligned, with a guard gap to every window of
+ * every domain. Caller holds the lock. */
+static uint64_t pick_iova(const struct broker *b, uint64_t len, uint64_t align)
+{
+    uint64_t cand = MOAT_GPA_DMA_BASE;
+    for (bool moved = true; moved;) {
+        moved = false;
+        for (int i = 0; i < BROKER_WINDOWS_MAX; i++) {
+            const struct dma_window *w = &b->win[i];
+            if (w->state == WIN_FREE ||
+                !overlaps(cand, len + BROKER_GUARD, w->iova - BROKER_GUARD,
+                          w->len + 2 * BROKER_GUARD))
+                continue;
+            cand = (w->iova + w->len + BROKER_GUARD + align - 1) & ~(align - 1);
+            moved = true;
+        }
+    }
+    return cand;
+}
+
+bool broker_grant_any(struct broker *b, uint32_t domain, uint64_t len, uint64_t align,
+                      uint32_t dirs, struct dma_handle *out, uint64_t *iova,
+                      char *err, size_t errlen)
+{
+    if (align < MOAT_PAGE_SIZE || align & (align - 1) || len == 0 ||
+        len > MOAT_GPA_SESSION_BASE - MOAT_GPA_DMA_BASE) {
+        snprintf(err, errlen, "window of 0x%llx bytes aligned to 0x%llx is invalid",
+                 (unsigned long long)len, (unsigned long long)align);
+        return false;
+    }
+    pthread_mutex_lock(&b->lock);
+    *iova = pick_iova(b, len, align);
+    bool ok = grant_locked(b, domain, *iova, len, dirs, out, err, errlen);
+    pthread_mutex_unlock(&b->lock);
+    return ok;
 }
 
 void *broker_dma_map(struct broker *b, uint32_t domain, const char *device, uint64_t iova,
@@ -158,6 +203,14 @@ void *broker_dma_map(struct broker *b, uint32_t domain, const char *device, uint
                 iova - w->iova < w->len)
                 hit = w;
         }
+        /* A freed slot remembers its last window until reused, so a device
+         * still aiming at it is told why. */
+        for (int i = 0; i < BROKER_WINDOWS_MAX && !hit; i++) {
+            const struct dma_window *w = &b->win[i];
+            if (w->state == WIN_FREE && w->len && w->domain == domain && iova >= w->iova &&
+                iova - w->iova < w->len)
+                why = BR_REVOKED;
+        }
         if (hit) {
             uint64_t room = hit->len - (iova - hit->iova);
             if (hit->state != WIN_LIVE)
@@ -172,6 +225,7 @@ void *broker_dma_map(struct broker *b, uint32_t domain, const char *device, uint
     }
     if (why != BR_OK) {
         audit(b, domain, device, iova, len, why);
+        m->refusal = why;
         pthread_mutex_unlock(&b->lock);
         return NULL;
     }

@@ -28,6 +28,7 @@
 #define BROKER_WINDOWS_MAX 64
 #define BROKER_AUDIT_RING  256
 #define BROKER_DOMAINS_MAX 64
+#define BROKER_GUARD       (2ull << 20)    /* unmapped gap around windows */
 
 enum dma_dir {
     DMA_TO_DEVICE   = 1u << 0,  /* the device reads domain memory */
@@ -46,6 +47,7 @@ enum broker_refusal {
     BR_DIRECTION,       /* the window does not allow this direction */
     BR_STALE,           /* handle or mapping of an older generation */
     BR_NOT_LIVE,        /* window is being revoked */
+    BR_REVOKED,         /* the range was a window of the domain, now revoked */
 };
 
 struct dma_handle {             /* what a grant hands out */
@@ -58,6 +60,7 @@ struct dma_mapping {            /* a device model's view of one map call */
     uint64_t iova, len;
     uint32_t window, generation;
     uint32_t domain;
+    enum broker_refusal refusal;    /* why a map was refused, BR_OK if not */
 };
 
 struct dma_window {
@@ -118,6 +121,13 @@ void broker_fini(struct broker *b);
  * window of the same domain, within the domain's quota. */
 bool broker_grant(struct broker *b, uint32_t domain, uint64_t iova, uint64_t len,
                   uint32_t dirs, struct dma_handle *out, char *err, size_t errlen);
+/* Grant a window at an IOVA the broker picks: aligned, unique across all
+ * domains (so an address names one window, and a device aimed at another
+ * domain's window is out of window), with BROKER_GUARD unmapped on each
+ * side. The IOVA is returned in *iova. */
+bool broker_grant_any(struct broker *b, uint32_t domain, uint64_t len, uint64_t align,
+                      uint32_t dirs, struct dma_handle *out, uint64_t *iova,
+                      char *err, size_t errlen);
 /* The only way a device model reaches domain memory. On success fills m
  * and returns m->host; the caller must broker_dma_unmap(m) when done. On
  * refusal returns NULL, counts and audits it, touches nothing. */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "config.h"
+#include "devices.h"
 #include "moat/layout.h"
 
 void config_defaults(struct moat_config *c)
@@ -108,6 +109,37 @@ static bool next_word(const char **p, char *key, size_t klen, char *val, size_t 
     return true;
 }
 
+/* "testdev,testdev" -> kinds, each known. */
+static bool parse_devices(const char *val, struct domain_config *out, char *err, size_t errlen)
+{
+    const char *p = val;
+    for (;;) {
+        size_t n = strcspn(p, ",");
+        char kind[MOAT_DEVNAME_MAX];
+        if (n == 0 || n >= sizeof kind) {
+            snprintf(err, errlen, "dev=%s: give device kinds separated by commas (known: %s)",
+                     val, device_kinds());
+            return false;
+        }
+        memcpy(kind, p, n);
+        kind[n] = '\0';
+        if (!device_kind_known(kind)) {
+            snprintf(err, errlen, "dev=%s: unknown device kind '%s' (known: %s)", val, kind,
+                     device_kinds());
+            return false;
+        }
+        if (out->n_devices == DEVICES_PER_DOMAIN_MAX) {
+            snprintf(err, errlen, "dev=%s: at most %u devices per domain", val,
+                     DEVICES_PER_DOMAIN_MAX);
+            return false;
+        }
+        memcpy(out->devices[out->n_devices++], kind, n + 1);
+        if (!p[n])
+            return true;
+        p += n + 1;
+    }
+}
+
 bool config_parse_domain(const char *spec, struct domain_config *out,
                          char *err, size_t errlen)
 {
@@ -164,12 +196,42 @@ bool config_parse_domain(const char *spec, struct domain_config *out,
                 snprintf(err, errlen, "boot-timeout-ms=%s: give milliseconds > 0", val);
                 return false;
             }
+        } else if (!strcmp(key, "dev")) {
+            if (!parse_devices(val, out, err, errlen))
+                return false;
+        } else if (!strcmp(key, "dma")) {
+            uint64_t sz;
+            if (!config_parse_size(val, &sz) || sz < MOAT_DMA_WINDOW_MIN ||
+                sz > MOAT_DMA_WINDOW_MAX || sz % MOAT_DMA_WINDOW_MIN) {
+                snprintf(err, errlen, "dma=%s: give a window size that is a multiple of 2 MiB "
+                         "from 2M to %lluM (e.g. dma=4M)", val, MOAT_DMA_WINDOW_MAX >> 20);
+                return false;
+            }
+            out->dma_window_size = sz;
+            if (!out->dma_windows)
+                out->dma_windows = 1;
+        } else if (!strcmp(key, "dma-windows")) {
+            if (!parse_u32(val, &out->dma_windows) || out->dma_windows == 0 ||
+                out->dma_windows > MOAT_WINDOWS_MAX) {
+                snprintf(err, errlen, "dma-windows=%s: give 1 to %u", val, MOAT_WINDOWS_MAX);
+                return false;
+            }
+        } else if (!strcmp(key, "policy")) {
+            if (strcmp(val, "failstop") && strcmp(val, "audit")) {
+                snprintf(err, errlen, "policy=%s: use policy=failstop (stop the domain at the "
+                         "first refused access) or policy=audit (refuse, audit, keep running)",
+                         val);
+                return false;
+            }
+            out->policy_audit = !strcmp(val, "audit");
         } else {
             snprintf(err, errlen, "unknown domain option '%s' (known: name kernel mem args "
-                     "console watchdog-ms boot-timeout-ms)", key);
+                     "console watchdog-ms boot-timeout-ms dev dma dma-windows policy)", key);
             return false;
         }
     }
+    if (out->dma_windows && !out->dma_window_size)
+        out->dma_window_size = MOAT_DMA_WINDOW_MIN;
     if (!out->name[0]) {
         snprintf(err, errlen, "domain needs name=NAME");
         return false;

@@ -7,6 +7,7 @@
  * quoted to hold spaces:
  *   name=NAME kernel=ELF [mem=SIZE] [args="..."] [console=on|off]
  *   [watchdog-ms=N] [boot-timeout-ms=N]
+ *   [dev=KIND[,KIND...]] [dma=SIZE] [dma-windows=N] [policy=failstop|audit]
  * Pure parsing: errors are returned in err as a sentence naming the key and
  * the accepted values; nothing here touches the file system except
  * config_load_file.
@@ -34,7 +35,15 @@ struct domain_config {
     bool console_echo;
     uint32_t watchdog_ms;       /* 0 = run-wide default */
     uint32_t boot_timeout_ms;   /* 0 = run-wide default */
+    char devices[MOAT_DEVICES_MAX][MOAT_DEVNAME_MAX];   /* device kinds */
+    uint32_t n_devices;
+    uint64_t dma_window_size;   /* bytes per DMA window, 0 = none */
+    uint32_t dma_windows;
+    bool policy_audit;          /* refusals audited, domain kept running */
 };
+
+#define MOAT_DMA_WINDOW_MIN (2ull << 20)
+#define MOAT_DMA_WINDOW_MAX MOAT_WINDOW_SIZE_MAX
 
 struct moat_config {
     struct domain_config domains[MOAT_DOMAINS_MAX];

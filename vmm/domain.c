@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "boot_setup.h"
+#include "devices.h"
 #include "domain.h"
 #include "elf_load.h"
 #include "enum_name.h"
@@ -213,6 +214,59 @@ static void policy_kill(struct domain *d, const char *fmt, ...)
     domain_kill(d, &ci);
 }
 
+/* ---- PCI platform hooks (run on the vCPU thread) ------------------------ */
+
+static bool pci_msi(void *ctx, uint64_t addr, uint32_t data)
+{
+    struct domain *d = ctx;
+    d->stats.msi_sent++;
+    return vm_signal_msi_msg(&d->vm, addr, data);
+}
+
+static void pci_intx(void *ctx, uint32_t gsi, bool level)
+{
+    struct domain *d = ctx;
+    if (!vm_irq_line(&d->vm, gsi, level))
+        log_error(d->cfg.name, "KVM_IRQ_LINE for GSI %u failed", gsi);
+}
+
+static void pci_refused(void *ctx, const char *device, const char *what, uint64_t addr,
+                        uint64_t value)
+{
+    struct domain *d = ctx;
+    d->stats.pci_refused++;
+    if (!d->cfg.policy_audit) {
+        policy_kill(d, "%s: %s (0x%llx, value 0x%llx)", device, what,
+                    (unsigned long long)addr, (unsigned long long)value);
+        return;
+    }
+    if (should_log(d->stats.pci_refused))
+        log_error(d->cfg.name, "refused: %s: %s (0x%llx, value 0x%llx; %llu refused so far)",
+                  device, what, (unsigned long long)addr, (unsigned long long)value,
+                  (unsigned long long)d->stats.pci_refused);
+}
+
+static void pci_dma_refused(void *ctx, const char *device, uint64_t iova, uint64_t len,
+                            enum broker_refusal why)
+{
+    struct domain *d = ctx;
+    d->stats.dma_refused++;
+    if (!d->cfg.policy_audit) {
+        policy_kill(d, "%s: DMA of %llu bytes at IOVA 0x%llx refused: %s", device,
+                    (unsigned long long)len, (unsigned long long)iova, broker_refusal_name(why));
+        return;
+    }
+    if (should_log(d->stats.dma_refused))
+        log_error(d->cfg.name, "refused: %s: DMA of %llu bytes at IOVA 0x%llx: %s "
+                  "(audited; %llu refused so far)", device, (unsigned long long)len,
+                  (unsigned long long)iova, broker_refusal_name(why),
+                  (unsigned long long)d->stats.dma_refused);
+}
+
+static const struct pci_platform_ops pci_plat_ops = {
+    .msi = pci_msi, .intx = pci_intx, .refused = pci_refused, .dma_refused = pci_dma_refused,
+};
+
 static void handle_io(struct domain *d, struct kvm_run *run)
 {
     d->stats.exits_io++;
@@ -298,6 +352,16 @@ static void add_vcpu_regs(struct domain *d, struct crash_info *ci)
              (unsigned long long)r.rip, (unsigned long long)r.rflags);
 }
 
+/* Stop the VM, quiesce devices, then revoke (scrub, free) the windows. */
+static void teardown(struct domain *d)
+{
+    supervisor_set_vm(d->sup, d->id, NULL);
+    vm_destroy(&d->vm);
+    pci_bus_quiesce(&d->pci);
+    broker_revoke_domain(&d->sup->broker, d->id);
+    d->n_win = 0;
+}
+
 static void *vcpu_thread(void *arg)
 {
     struct domain *d = arg;
@@ -350,9 +414,10 @@ static void *vcpu_thread(void *arg)
     }
     if (d->end_state == DOMAIN_CRASHED)
         add_vcpu_regs(d, &d->end_crash);
-    /* Teardown before the terminal state: observers of CRASHED/STOPPED know
-     * the vCPU is gone and its memory unmapped (and so scrubbed). */
-    vm_destroy(&d->vm);
+    /* Teardown before the terminal state (DESIGN §5.3): observers of
+     * CRASHED/STOPPED know the vCPU is gone, the devices quiesced and every
+     * window scrubbed and freed. */
+    teardown(d);
     d->t_end_ns = monotonic_ns();
     if (d->end_state == DOMAIN_CRASHED) {
         d->crash = d->end_crash;
@@ -423,9 +488,21 @@ bool domain_init(struct domain *d, const struct domain_config *cfg, uint32_t id,
         return false;
     }
     d->plat = (struct platform_dev){ .ops = &plat_ops, .ctx = d };
+    struct pci_platform_ops pops = pci_plat_ops;
+    pops.ctx = d;
+    pci_bus_init(&d->pci, cfg->name, id, &sup->broker, &pops);
+    for (uint32_t i = 0; i < cfg->n_devices; i++) {
+        char name[MOAT_DEVNAME_MAX];
+        snprintf(name, sizeof name, "%.12s%u", cfg->devices[i], i % 8);
+        if (!device_create(cfg->devices[i], name, &d->pci, err, errlen)) {
+            domain_fini(d);
+            return false;
+        }
+    }
     if (!bus_register(&d->pio, UART_COM1_BASE, UART_PORTS, uart_io, &d->com1, "com1") ||
         !bus_register(&d->pio, MOAT_PLAT_PORT_BASE, MOAT_PLAT_PORT_COUNT, platform_dev_io,
-                      &d->plat, "platform")) {
+                      &d->plat, "platform") ||
+        !pci_bus_attach(&d->pci, &d->mmio, &d->pio)) {
         snprintf(err, errlen, "internal: cannot register platform devices");
         domain_fini(d);
         return false;
@@ -442,6 +519,28 @@ bool domain_init(struct domain *d, const struct domain_config *cfg, uint32_t id,
     return true;
 }
 
+/* Ask the broker for this incarnation's DMA windows (mapped into the VM). */
+static bool grant_windows(struct domain *d, char *err, size_t errlen)
+{
+    d->n_win = 0;
+    for (uint32_t i = 0; i < d->cfg.dma_windows && i < MOAT_WINDOWS_MAX; i++) {
+        uint64_t iova;
+        char why[160];
+        if (!broker_grant_any(&d->sup->broker, d->id, d->cfg.dma_window_size, 2ull << 20,
+                              DMA_BIDIR, &d->win[i], &iova, why, sizeof why)) {
+            snprintf(err, errlen, "DMA window %u of %llu MiB: %s", i,
+                     (unsigned long long)(d->cfg.dma_window_size >> 20), why);
+            return false;
+        }
+        d->win_info[i] = (struct moat_window_info){ .iova = iova, .size = d->cfg.dma_window_size,
+                                                    .dirs = DMA_BIDIR };
+        d->n_win++;
+        log_info(d->cfg.name, "DMA window %u: IOVA 0x%llx, %llu MiB", i,
+                 (unsigned long long)iova, (unsigned long long)(d->cfg.dma_window_size >> 20));
+    }
+    return true;
+}
+
 bool domain_start(struct domain *d, char *err, size_t errlen)
 {
     struct supervisor *s = d->sup;
@@ -454,9 +553,18 @@ bool domain_start(struct domain *d, char *err, size_t errlen)
                   &entry, err, errlen))
         goto fail;
     boot_write_tables(d->vm.ram, d->vm.ram_size);
+    supervisor_set_vm(s, d->id, &d->vm);
+    if (!grant_windows(d, err, errlen))
+        goto fail;
+    struct moat_device_info devs[MOAT_DEVICES_MAX];
+    uint32_t n_devs = 0;
+    for (unsigned slot = 1; slot < PCI_SLOTS_MAX && n_devs < MOAT_DEVICES_MAX; slot++)
+        if (d->pci.slot[slot])
+            pci_func_describe(d->pci.slot[slot], &devs[n_devs++]);
     struct boot_params bp = {
         .name = d->cfg.name, .cmdline = d->cfg.cmdline, .domain_id = d->id,
-        .tsc_khz = d->vm.tsc_khz,
+        .tsc_khz = d->vm.tsc_khz, .ecam_base = d->pci.ecam_base,
+        .windows = d->win_info, .n_windows = d->n_win, .devices = devs, .n_devices = n_devs,
     };
     if (!boot_write_info(d->vm.ram, d->vm.ram_size, &bp)) {
         snprintf(err, errlen, "domain name or args too long for boot info");
@@ -477,7 +585,7 @@ bool domain_start(struct domain *d, char *err, size_t errlen)
     }
     return true;
 fail:
-    vm_destroy(&d->vm);
+    teardown(d);
     pthread_mutex_lock(&s->lock);
     crash_vmm_error(&d->crash, err);
     d->end_pending = true;
@@ -499,6 +607,7 @@ void domain_fini(struct domain *d)
 {
     domain_join(d);
     vm_destroy(&d->vm);
+    pci_bus_fini(&d->pci);
     bus_free(&d->pio);
     bus_free(&d->mmio);
     free(d->image);

@@ -23,6 +23,7 @@
 #include "config.h"
 #include "crash.h"
 #include "exit_bus.h"
+#include "pci.h"
 #include "platform_dev.h"
 #include "uart_8250.h"
 #include "vm.h"
@@ -44,6 +45,8 @@ struct domain_stats {
     uint64_t unclaimed_pio;
     uint64_t msi_sent;
     uint64_t platform_refused;
+    uint64_t pci_refused;           /* hostile config/BAR/MSI-X accesses */
+    uint64_t dma_refused;           /* device DMA refused by the broker */
 };
 
 struct domain {
@@ -66,7 +69,13 @@ struct domain {
     struct exit_bus pio, mmio;
     struct uart_8250 com1;
     struct platform_dev plat;
+    struct pci_bus pci;
     struct domain_stats stats;
+
+    /* DMA windows granted for this incarnation (broker-owned memory). */
+    struct dma_handle win[MOAT_WINDOWS_MAX];
+    struct moat_window_info win_info[MOAT_WINDOWS_MAX];
+    uint32_t n_win;
 
     pthread_t thread;
     bool thread_started;

@@ -25,6 +25,39 @@ static struct timespec deadline_after_ms(unsigned ms)
                               .tv_nsec = (long)(t % 1000000000ull) };
 }
 
+static bool broker_map(void *ctx, uint32_t domain, uint32_t window, uint64_t iova,
+                       uint64_t len, void *host)
+{
+    struct supervisor *s = ctx;
+    pthread_mutex_lock(&s->vms.lock);
+    struct vm *vm = domain < BROKER_DOMAINS_MAX ? s->vms.vm[domain] : NULL;
+    bool ok = vm && vm_map_memory(vm, VM_SLOT_FIRST_EXTRA + window, iova, len, host);
+    pthread_mutex_unlock(&s->vms.lock);
+    return ok;
+}
+
+static void broker_unmap(void *ctx, uint32_t domain, uint32_t window, uint64_t iova,
+                         uint64_t len)
+{
+    (void)iova;
+    (void)len;
+    struct supervisor *s = ctx;
+    pthread_mutex_lock(&s->vms.lock);
+    struct vm *vm = domain < BROKER_DOMAINS_MAX ? s->vms.vm[domain] : NULL;
+    if (vm)
+        vm_unmap_memory(vm, VM_SLOT_FIRST_EXTRA + window);
+    pthread_mutex_unlock(&s->vms.lock);
+}
+
+void supervisor_set_vm(struct supervisor *s, uint32_t id, struct vm *vm)
+{
+    if (id >= BROKER_DOMAINS_MAX)
+        return;
+    pthread_mutex_lock(&s->vms.lock);
+    s->vms.vm[id] = vm;
+    pthread_mutex_unlock(&s->vms.lock);
+}
+
 /* The kick only needs to interrupt KVM_RUN; it does nothing itself. */
 static void kick_handler(int sig) { (void)sig; }
 
@@ -84,6 +117,9 @@ bool supervisor_init(struct supervisor *s, const struct moat_config *cfg,
         return false;
     }
     pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->vms.lock, NULL);
+    broker_init(&s->broker, MOAT_DMA_QUOTA_BYTES,
+                &(struct broker_mapper){ .map = broker_map, .unmap = broker_unmap, .ctx = s });
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -99,6 +135,7 @@ bool supervisor_init(struct supervisor *s, const struct moat_config *cfg,
     int rc = pthread_create(&s->watchdog, NULL, watchdog_thread, s);
     if (rc != 0) {
         snprintf(err, errlen, "cannot start watchdog thread: %s", strerror(rc));
+        broker_fini(&s->broker);
         kvm_host_close(&s->host);
         return false;
     }
@@ -212,6 +249,8 @@ void supervisor_fini(struct supervisor *s)
         free(s->domains[i]);
     }
     s->n_domains = 0;
+    broker_fini(&s->broker);
+    pthread_mutex_destroy(&s->vms.lock);
     kvm_host_close(&s->host);
     pthread_cond_destroy(&s->changed);
     pthread_mutex_destroy(&s->lock);

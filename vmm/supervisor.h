@@ -12,6 +12,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include "broker.h"
 #include "config.h"
 #include "domain.h"
 #include "kvm_host.h"
@@ -29,7 +30,18 @@ struct supervisor {
     pthread_t watchdog;
     bool watchdog_running, shutting_down;
     bool interrupted;               /* set by supervisor_interrupt */
+
+    /* The DMA broker owns every window; it installs them as memslots in a
+     * domain's VM through the registry below (a leaf lock, taken under the
+     * broker's lock: order is sup->lock, broker lock, vms.lock). */
+    struct broker broker;
+    struct {
+        pthread_mutex_t lock;
+        struct vm *vm[BROKER_DOMAINS_MAX];
+    } vms;
 };
+
+#define MOAT_DMA_QUOTA_BYTES (1ull << 30)   /* per domain */
 
 uint64_t monotonic_ns(void);
 
@@ -49,6 +61,8 @@ bool supervisor_wait_all(struct supervisor *s, unsigned mask, unsigned timeout_m
 void supervisor_interrupt(struct supervisor *s);
 /* Stop every live domain and join all vCPU threads. */
 void supervisor_stop_all(struct supervisor *s);
+/* Make domain id's VM reachable by the broker (vm = NULL: no longer). */
+void supervisor_set_vm(struct supervisor *s, uint32_t id, struct vm *vm);
 /* Stop, join, free everything. */
 void supervisor_fini(struct supervisor *s);
 

@@ -100,6 +100,36 @@ bool vm_signal_msi(struct vm *vm, uint32_t vector)
     return ioctl(vm->fd, KVM_SIGNAL_MSI, &msi) > 0;
 }
 
+bool vm_signal_msi_msg(struct vm *vm, uint64_t addr, uint32_t data)
+{
+    struct kvm_msi msi = { .address_lo = (uint32_t)addr, .address_hi = (uint32_t)(addr >> 32),
+                           .data = data };
+    return ioctl(vm->fd, KVM_SIGNAL_MSI, &msi) > 0;
+}
+
+bool vm_irq_line(struct vm *vm, uint32_t gsi, bool level)
+{
+    struct kvm_irq_level l = { .irq = gsi, .level = level };
+    return ioctl(vm->fd, KVM_IRQ_LINE, &l) == 0;
+}
+
+bool vm_map_memory(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t len, void *host)
+{
+    struct kvm_userspace_memory_region r = {
+        .slot = slot, .guest_phys_addr = gpa, .memory_size = len,
+        .userspace_addr = (uint64_t)(uintptr_t)host,
+    };
+    return vm->fd >= 0 && slot >= VM_SLOT_FIRST_EXTRA &&
+           ioctl(vm->fd, KVM_SET_USER_MEMORY_REGION, &r) == 0;
+}
+
+void vm_unmap_memory(struct vm *vm, uint32_t slot)
+{
+    struct kvm_userspace_memory_region r = { .slot = slot };
+    if (vm->fd >= 0 && slot >= VM_SLOT_FIRST_EXTRA)
+        ioctl(vm->fd, KVM_SET_USER_MEMORY_REGION, &r);
+}
+
 void vm_destroy(struct vm *vm)
 {
     if (vm->run)

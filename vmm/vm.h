@@ -32,6 +32,14 @@ bool vm_enter_long_mode(struct vm *vm, uint64_t entry, uint64_t arg0,
                         char *err, size_t errlen);
 /* Deliver one fixed, edge MSI with vector to APIC ID 0. */
 bool vm_signal_msi(struct vm *vm, uint32_t vector);
+/* Deliver an MSI message as a device wrote it (caller validated it). */
+bool vm_signal_msi_msg(struct vm *vm, uint64_t addr, uint32_t data);
+/* Drive an in-kernel IOAPIC input (level interrupts: 1 asserted). */
+bool vm_irq_line(struct vm *vm, uint32_t gsi, bool level);
+/* Memslots beyond RAM (slot 0): DMA windows and session rings. */
+#define VM_SLOT_FIRST_EXTRA 1u
+bool vm_map_memory(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t len, void *host);
+void vm_unmap_memory(struct vm *vm, uint32_t slot);
 void vm_destroy(struct vm *vm);
 
 #endif /* MOAT_VM_H */

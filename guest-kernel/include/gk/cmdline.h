@@ -12,7 +12,8 @@
  * Returns false when key is absent or out_len is 0. A bare word "key"
  * yields the empty string. */
 bool cmdline_get(const char *cmdline, const char *key, char *out, size_t out_len);
-/* Parse a decimal unsigned value of key; returns fallback if absent or bad. */
+/* Parse a decimal or 0x-hex unsigned value of key; returns fallback if
+ * absent, malformed or above 64 bits. */
 unsigned long cmdline_get_ulong(const char *cmdline, const char *key,
                                 unsigned long fallback);
 

@@ -20,6 +20,8 @@ uint32_t gk_event_alloc(gk_event_fn fn, void *ctx);
 /* Ring 3: call the callback of every pending vector once; returns whether
  * any ran. */
 bool gk_event_dispatch(void);
+/* Is vector allocated to an event? (Ring 0 or 3.) */
+bool gk_event_allocated(uint32_t vector);
 /* Ring 0 (trap path): mark vector pending; false if it is not an event vector. */
 bool gk_event_mark(uint32_t vector);
 

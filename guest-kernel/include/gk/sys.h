@@ -26,7 +26,12 @@ enum sys_nr {
     SYS_PANIC         = 5,  /* (msg): fail-stop with the caller's registers */
     SYS_MSI_TEST      = 6,  /* (vector): ask the platform for one MSI */
     SYS_TEST_FAULT    = 7,  /* (kind): kernel-mode faults for the test suites */
+    SYS_PIO           = 8,  /* (port, size | SYS_PIO_WRITE, value): I/O BAR access */
+    SYS_INTX_BIND     = 9,  /* (gsi, vector): route an assigned device's INTx */
+    SYS_INTX_ACK      = 10, /* (gsi): unmask the pin after the cause is cleared */
 };
+
+#define SYS_PIO_WRITE 0x100u    /* with size 1, 2 or 4 */
 
 enum sys_test_fault {
     SYS_FAULT_HANG_IRQS_OFF = 1,    /* cli; spin forever */
@@ -60,5 +65,12 @@ _Noreturn static inline void sys_panic(const char *msg)
 }
 static inline int64_t sys_msi_test(uint32_t vector) { return sys_call3(SYS_MSI_TEST, vector, 0, 0); }
 static inline int64_t sys_test_fault(uint32_t kind) { return sys_call3(SYS_TEST_FAULT, kind, 0, 0); }
+/* Port I/O inside an assigned device's I/O BAR: the read value (>= 0) or
+ * -SYS_EINVAL / -SYS_EFAULT (port range not inside any I/O BAR). */
+static inline int64_t sys_pio(uint32_t port, uint32_t size_flags, uint32_t value)
+{ return sys_call3(SYS_PIO, port, size_flags, value); }
+static inline int64_t sys_intx_bind(uint32_t gsi, uint32_t vector)
+{ return sys_call3(SYS_INTX_BIND, gsi, vector, 0); }
+static inline int64_t sys_intx_ack(uint32_t gsi) { return sys_call3(SYS_INTX_ACK, gsi, 0, 0); }
 
 #endif /* GK_SYS_H */

@@ -14,6 +14,7 @@
  *   ... up to ram_size: private RAM, never DMA-reachable
  *   0xC000_0000  PCI MMIO hole (BARs), up to the ECAM window
  *   0xE000_0000  PCI ECAM window (256 MiB)
+ *   0xFEC0_0000  IOAPIC (in-kernel KVM model; INTx of assigned devices)
  *   0x1_0000_0000 and up: DMA windows (IOVA == guest-physical)
  *   0x80_0000_0000 and up: capability-session rings
  */
@@ -34,6 +35,7 @@
 #define MOAT_GPA_MMIO_HOLE      0xC0000000ull
 #define MOAT_GPA_ECAM           0xE0000000ull
 #define MOAT_ECAM_SIZE          0x10000000ull
+#define MOAT_GPA_IOAPIC         0xFEC00000ull
 #define MOAT_GPA_DMA_BASE       0x100000000ull
 #define MOAT_GPA_SESSION_BASE   0x8000000000ull
 

@@ -1,0 +1,187 @@
+/*
+ * pci.h — the PCI host bridge a domain sees: one bus (bus 0) behind an ECAM
+ * window, a host bridge at 00:00.0, and up to PCI_SLOTS_MAX - 1 device
+ * functions (one function per slot), each owned by a device model.
+ *
+ * Per function the model keeps a 4 KiB configuration space with a write
+ * mask and a write-1-to-clear mask per byte. Writes are hostile input:
+ *  - a write that would change a read-only bit (IDs, class, header type,
+ *    capability pointers and contents, ...) is refused whole and counted;
+ *  - a BAR accepts the sizing pattern (all ones; it then reads back the
+ *    size mask), its current address, or a new address that is aligned,
+ *    inside the bus's memory/I/O window and overlaps no other BAR or the
+ *    ECAM window; anything else is refused and counted;
+ *  - misaligned or out-of-range ECAM accesses are refused and counted.
+ * Every refusal calls ops->refused (the domain applies its policy).
+ *
+ * BAR accesses reach the owning model's bar_access with the offset inside
+ * the BAR, only while the command register enables that decode (else they
+ * read all ones and writes drop, like a master abort). The MSI-X table and
+ * PBA, when the function has the capability, are emulated here: per-entry
+ * and function masks, pending bits set while masked and delivered on
+ * unmask, message address checked before delivery.
+ *
+ * DMA: a model reaches domain memory only through pci_dma_map (bus-master
+ * enable, then the broker). Not thread-safe: a bus is driven from its
+ * domain's vCPU thread, and device back-ends post work to it.
+ */
+#ifndef MOAT_PCI_H
+#define MOAT_PCI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "broker.h"
+#include "exit_bus.h"
+#include "moat/boot_info.h"
+#include "moat/pci_regs.h"
+
+#define PCI_SLOTS_MAX       8u      /* host bridge + 7 devices (GSIs 17-23) */
+#define PCI_IO_WINDOW_BASE  0xC000u
+#define PCI_IO_WINDOW_END   0x10000u
+#define PCI_NAME_MAX        MOAT_DEVNAME_MAX
+/* A placeholder vendor ID, as QEMU's own test devices use; not a PCI-SIG
+ * assignment. */
+#define PCI_VENDOR_MOAT     0x1234u
+#define PCI_DEVICE_HOST_BRIDGE 0x4d00u
+
+enum pci_bar_kind { PCI_BAR_NONE, PCI_BAR_MEM32, PCI_BAR_MEM64, PCI_BAR_IOPORT };
+
+/* What a device model provides. bar_access gets a->offset inside the BAR;
+ * returning BUS_VIOLATION fail-stops the domain. */
+struct pci_device_ops {
+    enum bus_result (*bar_access)(void *dev, unsigned bar, struct bus_access *a);
+    /* A BAR moved (e.g. to re-register ioeventfds); may be NULL. */
+    void (*bar_moved)(void *dev, unsigned bar, uint64_t old_base, uint64_t new_base);
+    /* Stop all DMA and wait for in-flight back-end I/O (teardown, §5.3). */
+    void (*quiesce)(void *dev);
+    void (*destroy)(void *dev);
+};
+
+/* What the platform (the domain) provides to the bus. */
+struct pci_platform_ops {
+    bool (*msi)(void *ctx, uint64_t addr, uint32_t data);
+    void (*intx)(void *ctx, uint32_t gsi, bool level);
+    /* A hostile or invalid access was refused and counted. */
+    void (*refused)(void *ctx, const char *device, const char *what, uint64_t addr,
+                    uint64_t value);
+    /* A device DMA was refused by the broker (already audited there). */
+    void (*dma_refused)(void *ctx, const char *device, uint64_t iova, uint64_t len,
+                        enum broker_refusal why);
+    void *ctx;
+};
+
+struct pci_bar {
+    enum pci_bar_kind kind;
+    uint64_t size;              /* power of two; memory >= 4 KiB, I/O >= 4 */
+    uint64_t base;              /* current decode address */
+    bool sizing;                /* register holds the all-ones pattern */
+    bool sizing_hi;             /* upper dword of a 64-bit BAR likewise */
+};
+
+struct pci_msix {
+    uint16_t cap;               /* config offset of the capability, 0 = none */
+    uint16_t entries;
+    uint8_t table_bar, pba_bar;
+    uint32_t table_off, pba_off;
+    uint32_t *table;            /* entries * 4 dwords */
+    uint64_t *pending;          /* entries bits */
+};
+
+struct pci_stats {
+    uint64_t cfg_refused;       /* protected or invalid config writes */
+    uint64_t cfg_bad_access;    /* misaligned / out-of-range ECAM accesses */
+    uint64_t bar_decode_off;    /* BAR accesses while decode disabled */
+    uint64_t msix_bad_access;   /* table/PBA accesses of wrong width/offset */
+    uint64_t msi_bad_message;   /* unmasked vector with an invalid address/data */
+    uint64_t msi_sent, msi_pended;
+    uint64_t dma_refused, dma_master_off;
+};
+
+struct pci_bus;
+
+struct pci_func {
+    struct pci_bus *bus;
+    uint8_t slot;
+    char name[PCI_NAME_MAX];
+    uint8_t cfg[PCI_CFG_SIZE], wmask[PCI_CFG_SIZE], w1c[PCI_CFG_SIZE];
+    uint16_t cap_tail;          /* offset of the last capability, 0 = none */
+    uint16_t cap_free;          /* next free config byte for capabilities */
+    struct pci_bar bar[PCI_BARS];
+    struct pci_msix msix;
+    uint32_t intx_gsi;          /* MOAT_NO_GSI when the function has no INTx */
+    bool intx_level;            /* device's line, before INTX_DISABLE */
+    bool intx_out;              /* what the platform was last told */
+    const struct pci_device_ops *ops;
+    void *dev;
+};
+
+struct pci_bus {
+    char domain_name[32];
+    uint32_t domain_id;
+    uint64_t ecam_base, mmio_base, mmio_end;
+    struct broker *broker;      /* may be NULL: every DMA refused */
+    struct pci_platform_ops plat;
+    struct pci_func *slot[PCI_SLOTS_MAX];
+    struct pci_func host_bridge;
+    uint64_t next_mmio, next_io;    /* firmware-style BAR placement */
+    struct pci_stats stats;
+};
+
+/* A bus with its host bridge at slot 0. */
+void pci_bus_init(struct pci_bus *b, const char *domain_name, uint32_t domain_id,
+                  struct broker *broker, const struct pci_platform_ops *plat);
+/* Quiesce and destroy every device model, free tables. */
+void pci_bus_fini(struct pci_bus *b);
+/* Ask every model to stop DMA and finish in-flight back-end I/O. */
+void pci_bus_quiesce(struct pci_bus *b);
+/* Register ECAM (pio=false) and BAR windows on the domain's buses. */
+bool pci_bus_attach(struct pci_bus *b, struct exit_bus *mmio, struct exit_bus *pio);
+/* Exit-bus handlers (ctx = the pci_bus). */
+enum bus_result pci_ecam_access(void *ctx, struct bus_access *a);
+enum bus_result pci_mmio_access(void *ctx, struct bus_access *a);
+enum bus_result pci_pio_access(void *ctx, struct bus_access *a);
+
+/* Device-model side. Build a function in the next free slot: IDs, class
+ * (class << 16 | subclass << 8 | prog_if), INTA# on gsi or MOAT_NO_GSI.
+ * Returns NULL when the bus is full. */
+struct pci_func *pci_func_add(struct pci_bus *b, const char *name, uint16_t vendor,
+                              uint16_t device, uint32_t class_code, uint32_t intx_gsi,
+                              const struct pci_device_ops *ops, void *dev);
+/* Declare BAR n (kind, power-of-two size) and place it in the window.
+ * A 64-bit BAR uses n and n + 1. False if invalid or out of space. */
+bool pci_bar_add(struct pci_func *f, unsigned n, enum pci_bar_kind kind, uint64_t size);
+/* Append a capability with body (len bytes from offset 2 on, after ID and
+ * next pointer). Returns its config offset, 0 when out of space. Its
+ * bytes are read-only unless the caller opens bits in f->wmask. */
+uint16_t pci_cap_add(struct pci_func *f, uint8_t id, const void *body, uint8_t len);
+/* Add an MSI-X capability with n entries whose table and PBA live in the
+ * given BARs at the given offsets (8-byte aligned). Entries start masked. */
+bool pci_msix_add(struct pci_func *f, uint16_t n, unsigned table_bar, uint32_t table_off,
+                  unsigned pba_bar, uint32_t pba_off);
+
+/* Raise MSI-X vector n: delivered now, or pending while masked. False when
+ * MSI-X is not enabled (the model should use INTx) or n is out of range. */
+bool pci_msix_notify(struct pci_func *f, uint16_t n);
+bool pci_msix_enabled(const struct pci_func *f);
+bool pci_msix_pending(const struct pci_func *f, uint16_t n);
+/* Drive INTA# (level). Delivered to the platform unless INTX_DISABLE. */
+void pci_intx_set(struct pci_func *f, bool level);
+uint16_t pci_command(const struct pci_func *f);
+
+/* The only way a model reaches domain memory: bus-master enable checked,
+ * then broker_dma_map with the domain id and the function's name. NULL on
+ * refusal (counted, audited, platform told); release with pci_dma_unmap. */
+void *pci_dma_map(struct pci_func *f, uint64_t iova, uint64_t len, enum dma_dir dir,
+                  struct dma_mapping *m);
+void pci_dma_unmap(struct pci_func *f, struct dma_mapping *m);
+
+/* Config access as the ECAM handler performs it (offset inside the
+ * function's 4 KiB); for tests and bare-mode reuse. Writes return false
+ * when refused. */
+uint32_t pci_cfg_read(struct pci_func *f, uint32_t off, uint32_t size);
+bool pci_cfg_write(struct pci_func *f, uint32_t off, uint32_t size, uint32_t value);
+
+/* Describe the function's BARs for boot info. */
+void pci_func_describe(const struct pci_func *f, struct moat_device_info *out);
+
+#endif /* MOAT_PCI_H */

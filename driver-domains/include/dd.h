@@ -1,0 +1,155 @@
+/*
+ * dd.h — the driver API. Drivers (driver-domains/) use this and nothing
+ * else; the guest kernel implements it for hosted domains (dd_*.c) and will
+ * implement it again for bare boot, where accessors interpose on
+ * address-bearing registers and doorbells (DESIGN §5.5).
+ *
+ * Everything runs in ring 3 on the domain's single thread. A driver bug
+ * (a BAR offset past the BAR, an unknown device handle, DMA exhaustion) is
+ * a fail-stop: dd_panic with the reason, then the supervisor restarts the
+ * domain. Device-visible addresses are IOVAs of the domain's DMA windows;
+ * never pass anything else to a device.
+ */
+#ifndef DD_H
+#define DD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+/* memset, memcpy, memmove, memcmp, strlen, strcmp: freestanding in a
+ * domain, libc's in host unit tests of a driver's pure logic. */
+#ifdef DD_HOST_TEST
+#include <string.h>
+#else
+#include "gk/kstring.h"
+#endif
+
+/* ---- entry ------------------------------------------------------------------ */
+
+/* A driver domain provides this; args are the domain's key=value words.
+ * Returning stops the domain with exit code 0. */
+void domain_main(const char *args);
+/* Value of key in args (NUL-terminated, truncated to len - 1); false when
+ * absent. A bare word "key" yields "". */
+bool dd_arg(const char *args, const char *key, char *out, size_t len);
+/* Decimal or 0x-hex value of key, or fallback when absent or malformed. */
+uint64_t dd_arg_u64(const char *args, const char *key, uint64_t fallback);
+
+/* ---- devices and configuration space ----------------------------------- */
+
+struct dd_dev;                  /* an assigned PCI function */
+
+struct dd_dev_info {
+    uint16_t vendor, device;
+    uint32_t class_code;        /* class << 16 | subclass << 8 | prog-if */
+    uint8_t bus, dev, fn, revision;
+    char name[16];              /* the platform's name for it */
+};
+
+unsigned dd_dev_count(void);
+/* The i-th assigned function, or NULL. */
+struct dd_dev *dd_dev_get(unsigned i);
+/* The nth (from 0) assigned function with these IDs, or NULL. */
+struct dd_dev *dd_dev_find(uint16_t vendor, uint16_t device, unsigned nth);
+void dd_dev_info(const struct dd_dev *d, struct dd_dev_info *out);
+
+/* Configuration space of the function (offset < 4096, naturally aligned). */
+uint8_t dd_cfg_read8(const struct dd_dev *d, uint32_t off);
+uint16_t dd_cfg_read16(const struct dd_dev *d, uint32_t off);
+uint32_t dd_cfg_read32(const struct dd_dev *d, uint32_t off);
+void dd_cfg_write8(struct dd_dev *d, uint32_t off, uint8_t v);
+void dd_cfg_write16(struct dd_dev *d, uint32_t off, uint16_t v);
+void dd_cfg_write32(struct dd_dev *d, uint32_t off, uint32_t v);
+/* Offset of the first capability with id after offset `after` (0 = from
+ * the start), or 0 when there is none. */
+uint32_t dd_cap_find(const struct dd_dev *d, uint8_t id, uint32_t after);
+/* Set bits in the command register (PCI_CMD_MEM, _IO, _MASTER, ...). */
+void dd_cmd_set(struct dd_dev *d, uint16_t bits);
+void dd_cmd_clear(struct dd_dev *d, uint16_t bits);
+
+/* ---- BARs ------------------------------------------------------------------ */
+
+struct dd_bar;                  /* one decoded BAR of a function */
+
+/* BAR n of d, sized and decoded, or NULL when not implemented. */
+struct dd_bar *dd_bar(struct dd_dev *d, unsigned n);
+uint64_t dd_bar_size(const struct dd_bar *b);
+bool dd_bar_is_io(const struct dd_bar *b);
+
+/* Memory BAR registers: off + width <= size, naturally aligned. */
+uint8_t dd_mmio_read8(const struct dd_bar *b, uint64_t off);
+uint16_t dd_mmio_read16(const struct dd_bar *b, uint64_t off);
+uint32_t dd_mmio_read32(const struct dd_bar *b, uint64_t off);
+uint64_t dd_mmio_read64(const struct dd_bar *b, uint64_t off);
+void dd_mmio_write8(const struct dd_bar *b, uint64_t off, uint8_t v);
+void dd_mmio_write16(const struct dd_bar *b, uint64_t off, uint16_t v);
+void dd_mmio_write32(const struct dd_bar *b, uint64_t off, uint32_t v);
+void dd_mmio_write64(const struct dd_bar *b, uint64_t off, uint64_t v);
+
+/* I/O BAR registers (legacy devices), bounded to the BAR; each access is a
+ * kernel entry, so batch what you can. */
+uint8_t dd_io_read8(const struct dd_bar *b, uint32_t off);
+uint16_t dd_io_read16(const struct dd_bar *b, uint32_t off);
+uint32_t dd_io_read32(const struct dd_bar *b, uint32_t off);
+void dd_io_write8(const struct dd_bar *b, uint32_t off, uint8_t v);
+void dd_io_write16(const struct dd_bar *b, uint32_t off, uint16_t v);
+void dd_io_write32(const struct dd_bar *b, uint32_t off, uint32_t v);
+
+/* ---- DMA memory ------------------------------------------------------------ */
+
+struct dd_dma {
+    void *va;                   /* where the driver reads and writes it */
+    uint64_t iova;              /* what the device is given */
+    uint64_t size;              /* rounded up to whole pages */
+};
+
+/* Zeroed, page-aligned memory from the domain's DMA windows, contiguous in
+ * IOVA, aligned to align (a power of two >= 4096, or 0 for a page).
+ * Returns false when no window has room. */
+bool dd_dma_alloc(uint64_t size, uint64_t align, struct dd_dma *out);
+void dd_dma_free(struct dd_dma *m);
+/* IOVA of a byte inside an allocation; panics if p is in no window. */
+uint64_t dd_dma_iova(const void *p);
+/* The windows the platform granted (for tests and diagnostics). */
+unsigned dd_dma_window_count(void);
+bool dd_dma_window(unsigned i, uint64_t *iova, uint64_t *size);
+
+/* ---- interrupts ------------------------------------------------------------ */
+
+struct dd_irq;
+typedef void (*dd_irq_fn)(void *ctx);
+
+/* MSI-X table entry `entry` of d routed to a fresh vector, unmasked, with
+ * MSI-X enabled on the function. fn (may be NULL) runs from the run loop. */
+struct dd_irq *dd_irq_msix(struct dd_dev *d, unsigned entry, dd_irq_fn fn, void *ctx);
+/* INTA# of d (level). After handling, clear the cause in the device and
+ * call dd_irq_ack, or the line stays masked. */
+struct dd_irq *dd_irq_intx(struct dd_dev *d, dd_irq_fn fn, void *ctx);
+/* Mask or unmask (MSI-X: the table entry; a masked vector pends). */
+void dd_irq_mask(struct dd_irq *irq, bool masked);
+/* The cause is cleared in the device: INTx is unmasked; no-op for MSI-X. */
+void dd_irq_ack(struct dd_irq *irq);
+/* Interrupts delivered so far. */
+uint64_t dd_irq_count(const struct dd_irq *irq);
+/* Run the loop until the count passes `seen` or timeout_ns elapses. */
+bool dd_irq_wait(struct dd_irq *irq, uint64_t seen, uint64_t timeout_ns);
+
+/* ---- time, run loop, logging ----------------------------------------------- */
+
+uint64_t dd_now_ns(void);
+/* Poll function: returns true when it did work. */
+bool dd_poll_add(bool (*fn)(void *ctx), void *ctx);
+/* One pass: pending interrupt callbacks, pollers, then sleep if idle. */
+void dd_run_once(void);
+_Noreturn void dd_run(void);
+/* Tell the platform the driver is up (the domain becomes READY). */
+void dd_ready(void);
+void dd_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+_Noreturn void dd_panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Ordering between driver memory writes and device-visible effects. */
+static inline void dd_wmb(void) { __asm__ volatile("sfence" ::: "memory"); }
+static inline void dd_rmb(void) { __asm__ volatile("lfence" ::: "memory"); }
+static inline void dd_mb(void) { __asm__ volatile("mfence" ::: "memory"); }
+
+#endif /* DD_H */

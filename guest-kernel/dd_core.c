@@ -1,0 +1,50 @@
+/* Driver API: time, run loop, logging (contract in dd.h). Ring 3. */
+#include <stdarg.h>
+#include "dd.h"
+#include "gk/cmdline.h"
+#include "gk/console.h"
+#include "gk/panic.h"
+#include "gk/runtime.h"
+#include "gk/sys.h"
+#include "gk/timer.h"
+
+uint64_t dd_now_ns(void) { return timer_now_ns(); }
+bool dd_poll_add(bool (*fn)(void *ctx), void *ctx) { return gk_poller_add(fn, ctx); }
+void dd_run_once(void) { gk_run_once(); }
+_Noreturn void dd_run(void) { gk_run(); }
+void dd_ready(void) { sys_ready(); }
+
+void dd_log(const char *fmt, ...)
+{
+    char line[GK_CONSOLE_LINE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = kvsnprintf(line, sizeof line - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    size_t len = (size_t)n < sizeof line - 2 ? (size_t)n : sizeof line - 2;
+    if (len == 0 || line[len - 1] != '\n')
+        line[len++] = '\n';
+    sys_console_write(line, len);
+}
+
+_Noreturn void dd_panic(const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    kvsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    panic("%s", msg);
+}
+
+bool dd_arg(const char *args, const char *key, char *out, size_t len)
+{
+    return cmdline_get(args, key, out, len);
+}
+
+uint64_t dd_arg_u64(const char *args, const char *key, uint64_t fallback)
+{
+    return cmdline_get_ulong(args, key, fallback);
+}

@@ -1,0 +1,260 @@
+/* Driver API: assigned PCI functions, configuration space, BARs (contract
+ * in dd.h). Ring 3. Configuration space is read through ECAM (base from boot
+ * info); BARs are sized the way an OS does it, with decode disabled. */
+#include "dd.h"
+#include "dd_internal.h"
+#include "gk/kstring.h"
+#include "gk/platform.h"
+#include "gk/sys.h"
+#include "moat/pci_regs.h"
+
+struct dd_bar {
+    struct dd_dev *dev;
+    uint64_t base, size;
+    uint8_t index;
+    bool io, present;
+};
+
+struct dd_dev {
+    volatile uint8_t *cfg;
+    const struct moat_device_info *info;
+    struct dd_bar bar[PCI_BARS];
+    bool bars_sized;
+};
+
+static struct dd_dev devs[MOAT_DEVICES_MAX];
+static unsigned n_devs;
+static bool devs_found;
+
+static void find_devices(void)
+{
+    if (devs_found)
+        return;
+    devs_found = true;
+    const struct moat_boot_info *bi = platform_boot_info();
+    if (!bi->ecam_base)
+        return;
+    for (uint32_t i = 0; i < bi->n_devices && i < MOAT_DEVICES_MAX; i++) {
+        const struct moat_device_info *di = &bi->device[i];
+        struct dd_dev *d = &devs[n_devs];
+        d->cfg = (volatile uint8_t *)(uintptr_t)(bi->ecam_base +
+                                                  pci_ecam_offset(di->bus, di->dev, di->fn, 0));
+        d->info = di;
+        uint16_t vendor = *(volatile uint16_t *)(d->cfg + PCI_VENDOR_ID);
+        if (vendor != di->vendor)
+            dd_panic("device %s at %02x:%02x.%x: config space says vendor %04x, the platform "
+                     "said %04x", di->name, di->bus, di->dev, di->fn, vendor, di->vendor);
+        n_devs++;
+    }
+}
+
+unsigned dd_dev_count(void)
+{
+    find_devices();
+    return n_devs;
+}
+
+struct dd_dev *dd_dev_get(unsigned i)
+{
+    find_devices();
+    return i < n_devs ? &devs[i] : NULL;
+}
+
+struct dd_dev *dd_dev_find(uint16_t vendor, uint16_t device, unsigned nth)
+{
+    find_devices();
+    for (unsigned i = 0; i < n_devs; i++)
+        if (devs[i].info->vendor == vendor && devs[i].info->device == device && nth-- == 0)
+            return &devs[i];
+    return NULL;
+}
+
+static void check_dev(const struct dd_dev *d)
+{
+    if (!d || d < devs || d >= devs + n_devs)
+        dd_panic("driver bug: %p is not an assigned device handle", (const void *)d);
+}
+
+static void check_cfg(const struct dd_dev *d, uint32_t off, uint32_t width)
+{
+    check_dev(d);
+    if (off >= PCI_CFG_SIZE || off % width)
+        dd_panic("driver bug: config access of %u bytes at 0x%x", width, off);
+}
+
+uint8_t dd_cfg_read8(const struct dd_dev *d, uint32_t off)
+{
+    check_cfg(d, off, 1);
+    return d->cfg[off];
+}
+uint16_t dd_cfg_read16(const struct dd_dev *d, uint32_t off)
+{
+    check_cfg(d, off, 2);
+    return *(volatile const uint16_t *)(d->cfg + off);
+}
+uint32_t dd_cfg_read32(const struct dd_dev *d, uint32_t off)
+{
+    check_cfg(d, off, 4);
+    return *(volatile const uint32_t *)(d->cfg + off);
+}
+void dd_cfg_write8(struct dd_dev *d, uint32_t off, uint8_t v)
+{
+    check_cfg(d, off, 1);
+    d->cfg[off] = v;
+}
+void dd_cfg_write16(struct dd_dev *d, uint32_t off, uint16_t v)
+{
+    check_cfg(d, off, 2);
+    *(volatile uint16_t *)(d->cfg + off) = v;
+}
+void dd_cfg_write32(struct dd_dev *d, uint32_t off, uint32_t v)
+{
+    check_cfg(d, off, 4);
+    *(volatile uint32_t *)(d->cfg + off) = v;
+}
+
+void dd_dev_info(const struct dd_dev *d, struct dd_dev_info *out)
+{
+    check_dev(d);
+    memset(out, 0, sizeof *out);
+    out->vendor = dd_cfg_read16(d, PCI_VENDOR_ID);
+    out->device = dd_cfg_read16(d, PCI_DEVICE_ID);
+    out->class_code = dd_cfg_read32(d, PCI_REVISION_ID) >> 8;
+    out->revision = dd_cfg_read8(d, PCI_REVISION_ID);
+    out->bus = d->info->bus;
+    out->dev = d->info->dev;
+    out->fn = d->info->fn;
+    memcpy(out->name, d->info->name, sizeof out->name);
+    out->name[sizeof out->name - 1] = '\0';
+}
+
+uint32_t dd_cap_find(const struct dd_dev *d, uint8_t id, uint32_t after)
+{
+    if (!(dd_cfg_read16(d, PCI_STATUS) & PCI_STATUS_CAP_LIST))
+        return 0;
+    uint32_t p = after ? dd_cfg_read8(d, after + 1) : dd_cfg_read8(d, PCI_CAP_PTR);
+    /* A list longer than 48 entries loops (at most 48 dword caps fit). */
+    for (unsigned guard = 0; p >= PCI_CAP_START && guard < 48; guard++) {
+        p &= ~3u;
+        if (dd_cfg_read8(d, p) == id)
+            return p;
+        p = dd_cfg_read8(d, p + 1);
+    }
+    return 0;
+}
+
+void dd_cmd_set(struct dd_dev *d, uint16_t bits)
+{
+    dd_cfg_write16(d, PCI_COMMAND, (uint16_t)(dd_cfg_read16(d, PCI_COMMAND) | bits));
+}
+
+void dd_cmd_clear(struct dd_dev *d, uint16_t bits)
+{
+    dd_cfg_write16(d, PCI_COMMAND, (uint16_t)(dd_cfg_read16(d, PCI_COMMAND) & ~bits));
+}
+
+/* Size every BAR once: decode off, write all ones, read the mask, restore. */
+static void size_bars(struct dd_dev *d)
+{
+    uint16_t cmd = dd_cfg_read16(d, PCI_COMMAND);
+    dd_cfg_write16(d, PCI_COMMAND, (uint16_t)(cmd & ~(PCI_CMD_MEM | PCI_CMD_IO)));
+    for (unsigned n = 0; n < PCI_BARS; n++) {
+        uint32_t reg = PCI_BAR_REG(n), orig = dd_cfg_read32(d, reg);
+        dd_cfg_write32(d, reg, 0xFFFFFFFFu);
+        uint32_t mask = dd_cfg_read32(d, reg);
+        dd_cfg_write32(d, reg, orig);
+        if (!mask)
+            continue;
+        struct dd_bar *b = &d->bar[n];
+        b->dev = d;
+        b->index = (uint8_t)n;
+        b->present = true;
+        if (orig & PCI_BAR_IO) {
+            b->io = true;
+            b->base = orig & (uint32_t)PCI_BAR_IO_MASK;
+            b->size = (uint32_t)~(mask & (uint32_t)PCI_BAR_IO_MASK) + 1u;
+            b->size &= 0xFFFF;
+            continue;
+        }
+        uint64_t full = mask & (uint32_t)PCI_BAR_MEM_MASK, base = orig & (uint32_t)PCI_BAR_MEM_MASK;
+        if ((orig & 0x6u) == PCI_BAR_MEM_64 && n + 1 < PCI_BARS) {
+            uint32_t hreg = PCI_BAR_REG(n + 1), horig = dd_cfg_read32(d, hreg);
+            dd_cfg_write32(d, hreg, 0xFFFFFFFFu);
+            full |= (uint64_t)dd_cfg_read32(d, hreg) << 32;
+            dd_cfg_write32(d, hreg, horig);
+            base |= (uint64_t)horig << 32;
+            n++;
+        } else {
+            full |= 0xFFFFFFFF00000000ull;
+        }
+        b->base = base;
+        b->size = ~full + 1;
+    }
+    dd_cfg_write16(d, PCI_COMMAND, cmd);
+    d->bars_sized = true;
+}
+
+struct dd_bar *dd_bar(struct dd_dev *d, unsigned n)
+{
+    check_dev(d);
+    if (n >= PCI_BARS)
+        return NULL;
+    if (!d->bars_sized)
+        size_bars(d);
+    if (!d->bar[n].present)
+        return NULL;
+    dd_cmd_set(d, d->bar[n].io ? PCI_CMD_IO : PCI_CMD_MEM);
+    return &d->bar[n];
+}
+
+uint64_t dd_bar_size(const struct dd_bar *b) { return b->size; }
+bool dd_bar_is_io(const struct dd_bar *b) { return b->io; }
+
+static volatile void *mmio_at(const struct dd_bar *b, uint64_t off, unsigned width)
+{
+    if (!b || b->io || off >= b->size || width > b->size - off || off % width)
+        dd_panic("driver bug: MMIO access of %u bytes at 0x%lx outside BAR %u (0x%lx bytes)",
+                 width, off, b ? b->index : 0u, b ? b->size : 0ul);
+    return (volatile void *)(uintptr_t)(b->base + off);
+}
+
+uint8_t dd_mmio_read8(const struct dd_bar *b, uint64_t off)
+{ return *(volatile uint8_t *)mmio_at(b, off, 1); }
+uint16_t dd_mmio_read16(const struct dd_bar *b, uint64_t off)
+{ return *(volatile uint16_t *)mmio_at(b, off, 2); }
+uint32_t dd_mmio_read32(const struct dd_bar *b, uint64_t off)
+{ return *(volatile uint32_t *)mmio_at(b, off, 4); }
+uint64_t dd_mmio_read64(const struct dd_bar *b, uint64_t off)
+{ return *(volatile uint64_t *)mmio_at(b, off, 8); }
+void dd_mmio_write8(const struct dd_bar *b, uint64_t off, uint8_t v)
+{ *(volatile uint8_t *)mmio_at(b, off, 1) = v; }
+void dd_mmio_write16(const struct dd_bar *b, uint64_t off, uint16_t v)
+{ *(volatile uint16_t *)mmio_at(b, off, 2) = v; }
+void dd_mmio_write32(const struct dd_bar *b, uint64_t off, uint32_t v)
+{ *(volatile uint32_t *)mmio_at(b, off, 4) = v; }
+void dd_mmio_write64(const struct dd_bar *b, uint64_t off, uint64_t v)
+{ *(volatile uint64_t *)mmio_at(b, off, 8) = v; }
+
+static uint32_t pio(const struct dd_bar *b, uint32_t off, uint32_t width, bool write, uint32_t v)
+{
+    if (!b || !b->io || off >= b->size || width > b->size - off || off % width)
+        dd_panic("driver bug: port access of %u bytes at 0x%x outside I/O BAR %u (%lu ports)",
+                 width, off, b ? b->index : 0u, b ? b->size : 0ul);
+    int64_t r = sys_pio((uint32_t)b->base + off, width | (write ? SYS_PIO_WRITE : 0u), v);
+    if (r < 0)
+        dd_panic("port 0x%lx refused by the kernel (%ld)", b->base + off, r);
+    return (uint32_t)r;
+}
+
+uint8_t dd_io_read8(const struct dd_bar *b, uint32_t off) { return (uint8_t)pio(b, off, 1, false, 0); }
+uint16_t dd_io_read16(const struct dd_bar *b, uint32_t off) { return (uint16_t)pio(b, off, 2, false, 0); }
+uint32_t dd_io_read32(const struct dd_bar *b, uint32_t off) { return pio(b, off, 4, false, 0); }
+void dd_io_write8(const struct dd_bar *b, uint32_t off, uint8_t v) { pio(b, off, 1, true, v); }
+void dd_io_write16(const struct dd_bar *b, uint32_t off, uint16_t v) { pio(b, off, 2, true, v); }
+void dd_io_write32(const struct dd_bar *b, uint32_t off, uint32_t v) { pio(b, off, 4, true, v); }
+
+uint32_t dd_dev_intx_gsi(const struct dd_dev *d)
+{
+    check_dev(d);
+    return d->info->intx_gsi;
+}

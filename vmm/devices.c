@@ -1,0 +1,39 @@
+/* Device model registry (contract in devices.h). */
+#include <stdio.h>
+#include <string.h>
+#include "devices.h"
+#include "pci.h"
+#include "testdev.h"
+
+static const struct {
+    const char *kind;
+    bool (*create)(struct pci_bus *bus, const char *name, uint32_t gsi, char *err, size_t errlen);
+} kinds[] = {
+    { "testdev", testdev_create },
+};
+
+bool device_kind_known(const char *kind)
+{
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (!strcmp(kinds[i].kind, kind))
+            return true;
+    return false;
+}
+
+const char *device_kinds(void)
+{
+    return "testdev";
+}
+
+bool device_create(const char *kind, const char *name, struct pci_bus *bus,
+                   char *err, size_t errlen)
+{
+    unsigned slot = 1;
+    while (slot < PCI_SLOTS_MAX && bus->slot[slot])
+        slot++;
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (!strcmp(kinds[i].kind, kind))
+            return kinds[i].create(bus, name, DEVICE_GSI_BASE + slot, err, errlen);
+    snprintf(err, errlen, "unknown device kind '%s' (known: %s)", kind, device_kinds());
+    return false;
+}
