@@ -23,6 +23,14 @@ void options_usage(FILE *out)
 "                            console=on|off    echo this domain's console\n"
 "                            watchdog-ms=N     heartbeat timeout for this domain\n"
 "                            boot-timeout-ms=N time allowed to reach ready\n"
+"                            dev=KIND[,KIND]   PCI devices to assign (kinds: testdev),\n"
+"                                              at most 7\n"
+"                            dma=SIZE          DMA window size, 2M..256M in 2M steps\n"
+"                            dma-windows=N     number of DMA windows, 1..8 (default 1\n"
+"                                              when dma= is given)\n"
+"                            policy=failstop|audit  on a refused DMA or protected\n"
+"                                              config write: stop the domain (default)\n"
+"                                              or refuse, audit and keep it running\n"
 "  -c, --config FILE       read domains from FILE: one 'domain SPEC' per line;\n"
 "                          also 'log-dir DIR', 'watchdog-ms N', 'boot-timeout-ms N';\n"
 "                          '#' starts a comment\n"
@@ -45,8 +53,9 @@ void options_usage(FILE *out)
 "             1 a domain crashed or failed to start; 2 usage or configuration\n"
 "             error; 3 KVM is not usable on this machine.\n"
 "\n"
-"Example:\n"
-"  moat --console -d 'name=demo0 kernel=build/guest/demo.elf'\n",
+"Examples:\n"
+"  moat --console -d 'name=demo0 kernel=build/guest/demo.elf'\n"
+"  moat --console -d 'name=t kernel=build/guest/testdrv.elf dev=testdev dma=4M'\n",
         out);
 }
 

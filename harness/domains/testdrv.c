@@ -16,6 +16,8 @@
  *                 follows to show the device still works. Needs
  *                 policy=audit on the domain (failstop would stop it at the
  *                 first refusal, which is the other thing tests check).
+ *                 Also: config (write the read-only vendor ID; it must
+ *                 read back unchanged).
  *   foreign=IOVA  see above
  *   serve=1      announce ready and serve (heartbeat) until stopped
  *
@@ -35,6 +37,7 @@
  * window 0 before a revoked-window copy. */
 #define GO_MAGIC  0x60606060u
 
+static struct dd_dev *dev;
 static struct dd_bar *regs;
 static struct dd_irq *irq;
 static bool use_intx;
@@ -138,6 +141,12 @@ static void run_hostile(const char *args, struct dd_dma *a, struct dd_dma *b)
                 dd_run_once();
             }
             expect_refused(kind, a->iova, w1, 4096);
+        } else if (!strcmp(kind, "config")) {
+            dd_cfg_write16(dev, PCI_VENDOR_ID, 0xDEAD);
+            uint16_t v = dd_cfg_read16(dev, PCI_VENDOR_ID);
+            if (v != TESTDEV_VENDOR_ID)
+                dd_panic("vendor ID write was accepted (reads 0x%x)", v);
+            dd_log("testdrv: hostile config refused, vendor still 0x%x", v);
         } else if (!strcmp(kind, "overflow")) {
             expect_refused(kind, a->iova, 0xFFFFFFFFFFFFF000ull, 0x2000);
         } else {
@@ -157,7 +166,7 @@ void domain_main(const char *args)
     dd_arg(args, "irq", mode, sizeof mode);
     use_intx = !strcmp(mode, "intx");
 
-    struct dd_dev *dev = dd_dev_find(TESTDEV_VENDOR_ID, TESTDEV_DEVICE_ID, 0);
+    dev = dd_dev_find(TESTDEV_VENDOR_ID, TESTDEV_DEVICE_ID, 0);
     if (!dev)
         dd_panic("no testdev among the %u assigned devices", dd_dev_count());
     struct dd_dev_info info;

@@ -255,3 +255,43 @@ Test(broker, audit_ring_keeps_the_newest)
     cr_assert_eq(a[n - 1].addr, W0 + BROKER_AUDIT_RING + 9);
     cr_assert_eq(broker_account(&b, 3).refusals, BROKER_AUDIT_RING + 10, "all counted");
 }
+
+Test(broker, grant_any_picks_unique_guarded_iovas)
+{
+    struct dma_handle h[3];
+    uint64_t iova[3];
+    cr_assert(broker_grant_any(&b, 1, 4 * PAGE, 2ull << 20, DMA_BIDIR, &h[0], &iova[0], err,
+                               sizeof err), "%s", err);
+    cr_assert(broker_grant_any(&b, 2, 4 * PAGE, 2ull << 20, DMA_BIDIR, &h[1], &iova[1], err,
+                               sizeof err), "%s", err);
+    cr_assert(broker_grant_any(&b, 1, 8 * PAGE, 2ull << 20, DMA_BIDIR, &h[2], &iova[2], err,
+                               sizeof err), "%s", err);
+    cr_assert_eq(iova[0], W0, "first window at the DMA base");
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(iova[i] % (2ull << 20), 0, "IOVA 0x%llx not aligned",
+                     (unsigned long long)iova[i]);
+        for (int j = 0; j < i; j++)
+            cr_assert_geq(iova[i] > iova[j] ? iova[i] - iova[j] : iova[j] - iova[i],
+                          4 * PAGE + BROKER_GUARD, "windows %d and %d closer than the guard", j, i);
+    }
+    struct dma_mapping m;
+    cr_assert_null(broker_dma_map(&b, 1, "t", iova[1], 8, DMA_TO_DEVICE, &m),
+                   "domain 1 reached domain 2's window");
+    cr_assert_eq(last_refusal(), BR_OUT_OF_WINDOW);
+    cr_assert_not(broker_grant_any(&b, 1, 0, 2ull << 20, DMA_BIDIR, &h[0], &iova[0], err,
+                                   sizeof err), "zero-length window granted");
+    cr_assert_not(broker_grant_any(&b, 1, PAGE, 3 * PAGE, DMA_BIDIR, &h[0], &iova[0], err,
+                                   sizeof err), "non-power-of-two alignment accepted");
+}
+
+Test(broker, revoked_window_is_named_in_the_refusal)
+{
+    struct dma_handle h = grant(1, W0, 2 * PAGE, DMA_BIDIR);
+    cr_assert(broker_revoke(&b, h, err, sizeof err), "%s", err);
+    struct dma_mapping m;
+    cr_assert_null(broker_dma_map(&b, 1, "t", W0 + PAGE, 8, DMA_FROM_DEVICE, &m));
+    cr_assert_eq(m.refusal, BR_REVOKED, "reason %s", broker_refusal_name(m.refusal));
+    cr_assert_eq(last_refusal(), BR_REVOKED);
+    cr_assert_null(broker_dma_map(&b, 2, "t", W0 + PAGE, 8, DMA_FROM_DEVICE, &m));
+    cr_assert_eq(m.refusal, BR_OUT_OF_WINDOW, "another domain learns nothing about it");
+}

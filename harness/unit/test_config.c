@@ -42,6 +42,23 @@ Test(config, full_domain_spec)
     cr_assert_eq(d.boot_timeout_ms, 900);
 }
 
+Test(config, devices_windows_and_policy)
+{
+    struct domain_config d;
+    cr_assert(config_parse_domain("name=n kernel=k dev=testdev,testdev dma=8M dma-windows=3 "
+                                  "policy=audit", &d, err, sizeof err), "%s", err);
+    cr_assert_eq(d.n_devices, 2);
+    cr_assert_str_eq(d.devices[1], "testdev");
+    cr_assert_eq(d.dma_window_size, 8ull << 20);
+    cr_assert_eq(d.dma_windows, 3);
+    cr_assert(d.policy_audit);
+    cr_assert(config_parse_domain("name=n kernel=k dma=4M", &d, err, sizeof err), "%s", err);
+    cr_assert_eq(d.dma_windows, 1, "dma= alone gives one window");
+    cr_assert_not(d.policy_audit, "fail-stop is the default policy");
+    cr_assert(config_parse_domain("name=n kernel=k dma-windows=2", &d, err, sizeof err), "%s", err);
+    cr_assert_eq(d.dma_window_size, 2ull << 20, "dma-windows alone gives 2 MiB windows");
+}
+
 Test(config, defaults)
 {
     struct domain_config d;
@@ -76,6 +93,14 @@ Test(config, refusals_name_the_problem)
     REFUSED("name=a kernel=k colour=red", "unknown domain option 'colour'");
     REFUSED("name=a kernel=k args=\"open", "unterminated quote");
     REFUSED("name=a kernel", "expected key=value");
+    REFUSED("name=a kernel=k dev=floppy", "unknown device kind 'floppy'");
+    REFUSED("name=a kernel=k dev=testdev,,testdev", "separated by commas");
+    REFUSED("name=a kernel=k dev=testdev,testdev,testdev,testdev,testdev,testdev,testdev,testdev",
+            "at most 7 devices");
+    REFUSED("name=a kernel=k dma=3M", "multiple of 2 MiB");
+    REFUSED("name=a kernel=k dma=512M", "multiple of 2 MiB");
+    REFUSED("name=a kernel=k dma-windows=9", "dma-windows=9");
+    REFUSED("name=a kernel=k policy=lenient", "policy=failstop");
 }
 
 Test(config, duplicate_names_and_limit)
@@ -152,7 +177,8 @@ Test(options, help_lists_every_option)
     cr_assert_eq(parse(2, argv, &c, out, sizeof out), OPTIONS_EXIT_OK);
     const char *want[] = { "--domain", "--config", "--console", "--log-dir", "--watchdog-ms",
                            "--boot-timeout-ms", "--until-ready", "--timeout", "--quiet",
-                           "--version", "Exit status", "Example" };
+                           "--version", "Exit status", "Example", "dev=KIND", "dma=SIZE",
+                           "dma-windows=N", "policy=failstop" };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         cr_assert(strstr(out, want[i]), "--help does not mention %s", want[i]);
 }

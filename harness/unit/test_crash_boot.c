@@ -168,10 +168,46 @@ Test(boot_setup, boot_info_and_platform_page)
     cr_assert_eq(pp.magic, MOAT_PLATFORM_MAGIC);
     cr_assert_eq(pp.heartbeat, 0);
 
+    cr_assert_eq(bi.ecam_base, 0, "no PCI unless asked");
+    cr_assert_eq(bi.n_windows, 0);
+    cr_assert_eq(bi.n_devices, 0);
+
     char longname[64];
     memset(longname, 'n', sizeof longname - 1);
     longname[63] = '\0';
     bp.name = longname;
     cr_assert_not(boot_write_info(ram, size, &bp), "an overlong name must be refused");
+    free(ram);
+}
+
+Test(boot_setup, windows_and_devices_reach_boot_info)
+{
+    uint64_t size = 8u << 20;
+    uint8_t *ram = calloc(1, size);
+    struct moat_window_info w[2] = {
+        { .iova = MOAT_GPA_DMA_BASE, .size = 2u << 20, .dirs = 3 },
+        { .iova = MOAT_GPA_DMA_BASE + (4u << 20), .size = 4u << 20, .dirs = 1 },
+    };
+    struct moat_device_info dev = { .dev = 1, .vendor = 0x1234, .device = 0x7e57,
+                                    .intx_gsi = 17, .name = "testdev0" };
+    dev.bar[4] = (struct moat_bar_info){ .base = 0xC000, .size = 32, .kind = MOAT_BAR_IO };
+    struct boot_params bp = { .name = "d", .cmdline = "", .ecam_base = MOAT_GPA_ECAM,
+                              .windows = w, .n_windows = 2, .devices = &dev, .n_devices = 1 };
+    cr_assert(boot_write_info(ram, size, &bp));
+    const struct moat_boot_info *bi = (const void *)(ram + MOAT_GPA_BOOT_INFO);
+    cr_assert_eq(bi->ecam_base, MOAT_GPA_ECAM);
+    cr_assert_eq(bi->n_windows, 2);
+    cr_assert_eq(bi->window[1].iova, w[1].iova);
+    cr_assert_eq(bi->window[1].size, w[1].size);
+    cr_assert_eq(bi->window[1].dirs, 1);
+    cr_assert_eq(bi->n_devices, 1);
+    cr_assert_eq(bi->device[0].intx_gsi, 17);
+    cr_assert_eq(bi->device[0].bar[4].kind, MOAT_BAR_IO);
+    cr_assert_str_eq(bi->device[0].name, "testdev0");
+    bp.n_windows = MOAT_WINDOWS_MAX + 1;
+    cr_assert_not(boot_write_info(ram, size, &bp), "too many windows accepted");
+    bp.n_windows = 0;
+    bp.n_devices = MOAT_DEVICES_MAX + 1;
+    cr_assert_not(boot_write_info(ram, size, &bp), "too many devices accepted");
     free(ram);
 }

@@ -60,4 +60,8 @@ Test(cmdline, numbers)
     cr_assert_eq(cmdline_get_ulong("msi=1x", "msi", 5), 5);
     cr_assert_eq(cmdline_get_ulong("msi=99999999999999999999999", "msi", 5), 5, "overflow");
     cr_assert_eq(cmdline_get_ulong("", "msi", 5), 5);
+    cr_assert_eq(cmdline_get_ulong("iova=0x1F0000000", "iova", 5), 0x1F0000000ul, "hex");
+    cr_assert_eq(cmdline_get_ulong("iova=0x", "iova", 5), 5, "bare 0x");
+    cr_assert_eq(cmdline_get_ulong("iova=0xg", "iova", 5), 5, "bad hex digit");
+    cr_assert_eq(cmdline_get_ulong("iova=0x10000000000000000", "iova", 5), 5, "hex overflow");
 }
