@@ -4,6 +4,7 @@
  * Arguments (all optional):
  *   fault=NAME   misbehave (ring 3 unless noted): divzero pagefault gp ud
  *                wprotect nx panic spin (interrupts on, no heartbeat);
+ *                mmio (read the PCI MMIO hole outside every BAR);
  *                triple (empty IDT, then #UD), hang (ring 0: interrupts off)
  *                badsys (a system call with a pointer outside RAM must be
  *                refused with -EFAULT; panics if it is not)
@@ -72,8 +73,24 @@ static void do_fault(const char *f)
         r = sys_msi_test(7);
         if (r != -SYS_EINVAL)
             panic("SYS_MSI_TEST vector 7 returned %ld, want %d", r, -SYS_EINVAL);
+        r = sys_pio(0x3F8, 1, 0);       /* COM1 is no assigned device's I/O BAR */
+        if (r != -SYS_EFAULT)
+            panic("SYS_PIO to port 0x3f8 returned %ld, want %d", r, -SYS_EFAULT);
+        r = sys_pio(0xC000, 3, 0);
+        if (r != -SYS_EINVAL)
+            panic("SYS_PIO of width 3 returned %ld, want %d", r, -SYS_EINVAL);
+        r = sys_intx_bind(17, 60);      /* no device assigned: no INTx to bind */
+        if (r != -SYS_EINVAL)
+            panic("SYS_INTX_BIND without a device returned %ld, want %d", r, -SYS_EINVAL);
+        r = sys_intx_ack(17);
+        if (r != -SYS_EINVAL)
+            panic("SYS_INTX_ACK of an unbound GSI returned %ld, want %d", r, -SYS_EINVAL);
         kprintf("testdomain: bad system calls refused\n");
         sys_exit(0);
+    } else if (!strcmp(f, "mmio")) {
+        /* Inside the PCI MMIO hole but in no BAR: a policy violation. */
+        volatile uint32_t *hole = (volatile uint32_t *)(uintptr_t)0xC8000000ull;
+        (void)*hole;
     } else if (!strcmp(f, "spin")) {
         for (;;)
             cpu_relax();

@@ -7,6 +7,7 @@
  * Arguments (all optional):
  *   copies=N     copies to run and verify (default 10000)
  *   irq=msix|intx  completion interrupt (default msix)
+ *   len=N        every copy N bytes (1..65536; default: random 1..65536)
  *   hostile=LIST  after the copies, aim one copy at each target in LIST
  *                 (comma-separated): private (the domain's own RAM),
  *                 foreign (IOVA given by foreign=0x...), revoked (the IOVA
@@ -71,11 +72,13 @@ static uint32_t copy(uint64_t src, uint64_t dst, uint32_t len)
     return st;
 }
 
+static uint32_t fixed_len;
+
 static void run_copies(uint64_t n, struct dd_dma *a, struct dd_dma *b)
 {
     uint64_t t0 = dd_now_ns();
     for (uint64_t i = 0; i < n; i++) {
-        uint32_t len = (uint32_t)(next_rand() % BUF_SIZE) + 1;
+        uint32_t len = fixed_len ? fixed_len : (uint32_t)(next_rand() % BUF_SIZE) + 1;
         uint8_t *src = a->va, *dst = b->va;
         for (uint32_t k = 0; k < len; k += 8) {
             uint64_t r = next_rand();
@@ -165,6 +168,10 @@ void domain_main(const char *args)
     char mode[8] = "msix";
     dd_arg(args, "irq", mode, sizeof mode);
     use_intx = !strcmp(mode, "intx");
+    uint64_t l = dd_arg_u64(args, "len", 0);
+    if (l > BUF_SIZE)
+        dd_panic("len=%lu: at most %u", l, BUF_SIZE);
+    fixed_len = (uint32_t)l;
 
     dev = dd_dev_find(TESTDEV_VENDOR_ID, TESTDEV_DEVICE_ID, 0);
     if (!dev)

@@ -121,6 +121,7 @@ FAULT_TEST(triple_fault, "triple", CRASH_TRIPLE_FAULT, -1, 0, "triple fault")
 FAULT_TEST(hang_interrupts_off, "hang", CRASH_WATCHDOG, -1, 0, "heartbeat stuck")
 FAULT_TEST(spin_interrupts_on, "spin", CRASH_WATCHDOG, -1, 0, "heartbeat stuck")
 FAULT_TEST(panic_with_message, "panic", CRASH_PANIC, -1, 0, "injected panic")
+FAULT_TEST(mmio_outside_every_bar, "mmio", CRASH_POLICY, -1, 0, "outside every assigned region")
 
 Test(domains, hang_reports_where_the_vcpu_was, .timeout = 60)
 {
