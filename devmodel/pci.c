@@ -498,6 +498,10 @@ bool pci_cfg_write(struct pci_func *f, uint32_t off, uint32_t size, uint32_t val
     for (uint32_t i = 0; i < size; i++) {
         uint8_t v = (uint8_t)(value >> (8 * i));
         uint8_t ro = (uint8_t)~(f->wmask[off + i] | f->w1c[off + i]);
+        /* STATUS is hardware state plus RW1C bits: software writes only the
+         * bits it clears, so its read-only bits ignore what is written. */
+        if (off + i == PCI_STATUS || off + i == PCI_STATUS + 1)
+            ro = 0;
         if ((v ^ f->cfg[off + i]) & ro) {
             f->bus->stats.cfg_refused++;
             refused(f, "config write would change read-only bits", off, value);

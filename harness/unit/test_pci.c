@@ -485,6 +485,46 @@ Test(pci, capability_chain_is_well_formed)
                  "MSI-X PBA offset/BIR wrong");
 }
 
+Test(pci, cap_add_stays_inside_legacy_config_space)
+{
+    struct pci_func *f = add_dev("full");
+    uint8_t body[62];
+    memset(body, 0xEE, sizeof body);
+    uint16_t at[3];
+    for (unsigned i = 0; i < 3; i++) {
+        at[i] = pci_cap_add(f, PCI_CAP_ID_VENDOR, body, sizeof body);
+        cr_assert_eq(at[i], PCI_CAP_START + 64u * i, "capability %u placed at %#x, want %#x", i,
+                     at[i], PCI_CAP_START + 64u * i);
+    }
+    cr_assert_eq(pci_cap_add(f, PCI_CAP_ID_VENDOR, body, 1), 0,
+                 "a capability past 0xFF (in extended config space) was added");
+    cr_assert_eq(pci_cfg_read(f, at[2] + 1u, 1), 0, "a refused capability was linked in");
+    cr_assert_eq(pci_cfg_read(f, PCI_CFG_LEGACY_SIZE, 4), 0,
+                 "a refused capability wrote extended config space");
+}
+
+Test(pci, describe_reports_slot_ids_and_bars)
+{
+    struct pci_func *f = add_bar_dev();
+    struct moat_device_info d;
+    pci_func_describe(f, &d);
+    cr_assert_eq(d.bus, 0, "described bus %u", d.bus);
+    cr_assert_eq(d.dev, f->slot, "described device %u, want slot %u", d.dev, f->slot);
+    cr_assert_eq(d.vendor, 0x1AF4, "described vendor %#x", d.vendor);
+    cr_assert_eq(d.device, 0x1041, "described device ID %#x", d.device);
+    cr_assert_eq(d.intx_gsi, GSI, "described GSI %u", d.intx_gsi);
+    cr_assert_str_eq(d.name, "bars", "described name '%s'", d.name);
+    static const uint32_t kind[PCI_BARS] = {
+        MOAT_BAR_MEM64, MOAT_BAR_NONE, MOAT_BAR_MEM32, MOAT_BAR_NONE, MOAT_BAR_IO, MOAT_BAR_NONE,
+    };
+    for (unsigned n = 0; n < PCI_BARS; n++) {
+        cr_assert_eq(d.bar[n].kind, kind[n], "BAR%u described as kind %u, want %u", n,
+                     d.bar[n].kind, kind[n]);
+        cr_assert_eq(d.bar[n].base, f->bar[n].base, "BAR%u base described wrong", n);
+        cr_assert_eq(d.bar[n].size, f->bar[n].size, "BAR%u size described wrong", n);
+    }
+}
+
 /* ---- 5. protected config writes ------------------------------------------ */
 
 Test(pci, read_only_config_writes_are_refused_whole)
@@ -575,10 +615,42 @@ Test(pci, status_error_bits_are_write_one_to_clear)
                  "writing 1 to bit 15 did not clear it");
     cr_assert_eq(fk.refused_calls, 0, "RW1C writes refused: %s", fk.last_what);
 
-    cr_assert_not(pci_cfg_write(f, PCI_STATUS, 2, PCI_STATUS_INTX),
-                  "write setting the read-only STATUS.INTX accepted");
+    /* STATUS's read-only bits are hardware state: writes are ignored, as
+     * in hardware, not refused. */
+    cfg_wr_ok(f, PCI_STATUS, 2, PCI_STATUS_INTX);
     cr_assert_eq(pci_cfg_read(f, PCI_STATUS, 2) & PCI_STATUS_INTX, 0,
-                 "refused write set STATUS.INTX");
+                 "a write set the read-only STATUS.INTX");
+}
+
+/* The RW1C idiom is "write 1 to the bits to clear, 0 elsewhere" (Linux's
+ * pci_status_get_and_clear_errors() writes status & PCI_STATUS_ERROR_BITS).
+ * The read-only STATUS bits (CAP_LIST, INTX) ignore writes in hardware; a
+ * 0 written to them must not make the clear a hostile, refused write. */
+Test(pci, status_rw1c_clear_accepted_while_read_only_status_bits_are_set)
+{
+    struct pci_func *f = add_dev("status");
+    static const uint8_t body[2] = { 0, 0 };
+    cr_assert_neq(pci_cap_add(f, PCI_CAP_ID_VENDOR, body, sizeof body), 0);
+    f->cfg[PCI_STATUS + 1] = 0x80;  /* detected parity error */
+    uint16_t st = (uint16_t)pci_cfg_read(f, PCI_STATUS, 2);
+    cr_assert_eq(st, PCI_STATUS_CAP_LIST | 0x8000, "test setup: status reads %#x", st);
+
+    bool ok = pci_cfg_write(f, PCI_STATUS, 2, 0x8000);
+    cr_assert(ok, "clearing STATUS bit 15 by writing 0x8000 refused (\"%s\") because the write "
+                  "carries 0 in the read-only CAP_LIST bit", fk.last_what);
+    cr_assert_eq(pci_cfg_read(f, PCI_STATUS, 2), PCI_STATUS_CAP_LIST,
+                 "status after the clear must keep CAP_LIST and drop bit 15");
+    cr_assert_eq(bus.stats.cfg_refused, 0, "a well-formed RW1C clear was counted as hostile");
+
+    /* Same with the device asserting INTx (STATUS.INTX changes under the guest). */
+    f->cfg[PCI_STATUS + 1] = 0x80;
+    pci_intx_set(f, true);
+    cr_assert(pci_cfg_write(f, PCI_STATUS, 2, 0x8000),
+              "RW1C clear refused while STATUS.INTX is set (\"%s\")", fk.last_what);
+    st = (uint16_t)pci_cfg_read(f, PCI_STATUS, 2);
+    cr_assert_eq(st & 0x8000, 0, "bit 15 not cleared");
+    cr_assert_eq(st & (PCI_STATUS_INTX | PCI_STATUS_CAP_LIST), PCI_STATUS_INTX | PCI_STATUS_CAP_LIST,
+                 "writing 0 to the read-only INTX/CAP_LIST bits changed them (status %#x)", st);
 }
 
 Test(pci, misaligned_config_accesses_are_refused)
@@ -775,6 +847,18 @@ Test(pci, msix_function_mask_pends_until_cleared)
     cr_assert_eq(fk.msi_calls, 0, "delivered while the function was masked");
     cr_assert(pci_msix_pending(f, 2), "function-masked vector not pending");
     cr_assert_eq(mem_rd(pba(f), 4), 0x4, "PBA does not show the function-masked vector");
+    /* Touching the (unmasked) entry must not bypass the function mask. */
+    mem_wr(entry(f, 2, PCI_MSIX_ENTRY_CTRL), 4, 0);
+    cr_assert_eq(fk.msi_calls, 0, "an entry write delivered through the function mask");
+    /* Nor may a disabled capability deliver. */
+    msix_ctrl(f, PCI_MSIX_CTRL_MASKALL);
+    msix_ctrl(f, 0);
+    cr_assert_eq(fk.msi_calls, 0, "delivered with MSI-X disabled");
+    mem_wr(entry(f, 2, PCI_MSIX_ENTRY_CTRL), 4, 0);
+    cr_assert_eq(fk.msi_calls, 0, "an entry write delivered with MSI-X disabled");
+    cr_assert(pci_msix_pending(f, 2), "pending bit lost while MSI-X was disabled");
+    msix_ctrl(f, PCI_MSIX_CTRL_ENABLE | PCI_MSIX_CTRL_MASKALL);
+    cr_assert_eq(fk.msi_calls, 0, "re-enabling with MASKALL set delivered");
 
     msix_ctrl(f, PCI_MSIX_CTRL_ENABLE);
     cr_assert_eq(fk.msi_calls, 1, "clearing MASKALL delivered %d messages, want 1", fk.msi_calls);
@@ -969,9 +1053,12 @@ Test(pci, dma_refused_without_bus_master)
     grant_window(DOM, 4 * PAGE);
     uint64_t seq0 = br.audit_seq;
     struct dma_mapping m;
-    cr_assert_null(pci_dma_map(f, W0, 64, DMA_TO_DEVICE, &m),
-                   "DMA mapped with bus mastering disabled");
-    cr_assert_null(m.host, "refused map left a host pointer");
+    void *p = pci_dma_map(f, W0, 64, DMA_TO_DEVICE, &m);
+    void *host = m.host;
+    if (p)
+        pci_dma_unmap(f, &m);   /* never leave a mapping for broker_fini to wait on */
+    cr_assert_null(p, "DMA mapped with bus mastering disabled");
+    cr_assert_null(host, "refused map left a host pointer");
     cr_assert_eq(bus.stats.dma_master_off, 1, "master-off DMA not counted");
     cr_assert_eq(bus.stats.dma_refused, 0, "master-off DMA counted as a broker refusal");
     cr_assert_eq(br.audit_seq, seq0, "master-off DMA reached the broker");
@@ -987,10 +1074,12 @@ Test(pci, dma_in_window_returns_broker_memory)
     struct dma_mapping m;
     uint8_t *p = pci_dma_map(f, W0 + 0x100, 64, DMA_FROM_DEVICE, &m);
     cr_assert_not_null(p, "in-window DMA refused (%s)", broker_refusal_name(m.refusal));
-    cr_assert_eq(p, m.host, "returned pointer is not the mapping's host pointer");
-    cr_assert_eq(m.domain, DOM, "mapping made for domain %u, want %u", m.domain, DOM);
+    struct dma_mapping seen = m;
     memcpy(p, "pci-dma!", 8);
     pci_dma_unmap(f, &m);
+    cr_assert_eq(p, seen.host, "returned pointer is not the mapping's host pointer");
+    cr_assert_eq(seen.domain, DOM, "mapping made for domain %u, want %u", seen.domain, DOM);
+    cr_assert_eq(seen.iova, W0 + 0x100, "mapping iova %#lx", (unsigned long)seen.iova);
 
     struct dma_mapping m2;
     uint8_t *q = broker_dma_map(&br, DOM, "check", W0 + 0x100, 8, DMA_TO_DEVICE, &m2);
@@ -1009,8 +1098,10 @@ Test(pci, dma_out_of_window_refused_and_audited)
     set_command(f, PCI_CMD_MASTER);
     uint64_t seq0 = br.audit_seq;
     struct dma_mapping m;
-    cr_assert_null(pci_dma_map(f, W0 + 4 * PAGE, 16, DMA_TO_DEVICE, &m),
-                   "DMA beyond the window (into another domain's range) mapped");
+    void *p = pci_dma_map(f, W0 + 4 * PAGE, 16, DMA_TO_DEVICE, &m);
+    if (p)
+        pci_dma_unmap(f, &m);   /* never leave a mapping for broker_fini to wait on */
+    cr_assert_null(p, "DMA beyond the window (into another domain's range) mapped");
     cr_assert_eq(bus.stats.dma_refused, 1, "refused DMA not counted");
     cr_assert_eq(fk.dma_refused_calls, 1, "platform dma_refused not called");
     cr_assert_eq(fk.dma_why, BR_OUT_OF_WINDOW, "platform told %s, want out-of-window",
