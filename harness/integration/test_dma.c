@@ -49,6 +49,25 @@ static char *log_of(const struct domain *d)
     return s;
 }
 
+/* Wait (by heartbeats, no sleeps) until d's log holds needle. */
+static char *wait_for_line(struct domain *d, const char *needle)
+{
+    char *log = NULL;
+    for (int i = 0; i < 400 && !(log && strstr(log, needle)); i++) {
+        free(log);
+        pthread_mutex_lock(&sup.lock);
+        bool live = d->state == DOMAIN_READY;
+        pthread_mutex_unlock(&sup.lock);
+        cr_assert(live, "%s is %s while waiting for '%s': %s", d->cfg.name,
+                  domain_state_name(d->state), needle, d->crash.detail);
+        tu_wait_heartbeat_past(d, domain_heartbeat(d), 1000);
+        log = log_of(d);
+    }
+    cr_assert(log && strstr(log, needle), "'%s' never appeared in %s's log:\n%s", needle,
+              d->cfg.name, log ? log : "");
+    return log;
+}
+
 static void expect_stopped_ok(struct domain *d)
 {
     cr_assert(supervisor_wait(&sup, d, ENDED, RUN_MS), "%s did not finish", d->cfg.name);
@@ -141,7 +160,7 @@ Test(dma, hostile_copies_refused_audited_and_harmless, .timeout = 120)
 
     char args[256];
     snprintf(args, sizeof args, "copies=10 hostile=private,foreign,config,revoked,overflow "
-             "foreign=0x%" PRIx64, vwin);
+             "foreign=0x%" PRIx64 " serve=1", vwin);
     struct domain *h = add("hostile", "dev=testdev dma=2M dma-windows=2 policy=audit", args);
     cr_assert(supervisor_wait(&sup, h, READY, BOOT_MS), "hostile domain not ready");
     cr_assert_eq(h->n_win, 2, "hostile domain has %u windows", h->n_win);
@@ -157,8 +176,7 @@ Test(dma, hostile_copies_refused_audited_and_harmless, .timeout = 120)
     memcpy(flag, &go, 4);
     broker_dma_unmap(&sup.broker, &m);
 
-    expect_stopped_ok(h);
-    char *log = log_of(h);
+    char *log = wait_for_line(h, "testdrv: done");
     static const char *const kinds[] = { "private", "foreign", "revoked", "overflow" };
     for (size_t i = 0; i < 4; i++) {
         char want[64];
@@ -181,8 +199,12 @@ Test(dma, hostile_copies_refused_audited_and_harmless, .timeout = 120)
                      kinds[i], broker_refusal_name(rec[i].reason),
                      broker_refusal_name(want[i]));
     }
-    cr_assert_lt(rec[0].addr, h->cfg.ram_size, "private target 0x%" PRIx64 " not in RAM",
-                 rec[0].addr);
+    cr_assert_lt(rec[0].addr, h->cfg.ram_size - 4096, "private target 0x%" PRIx64
+                 " not in RAM", rec[0].addr);
+    /* The host's own look at the private target, while the domain is alive. */
+    for (uint64_t i = 0; i < 4096; i++)
+        cr_assert_eq(h->vm.ram[rec[0].addr + i], 0xA5, "private RAM byte 0x%" PRIx64
+                     " changed to 0x%x", rec[0].addr + i, h->vm.ram[rec[0].addr + i]);
     cr_assert_eq(rec[1].addr, vwin, "foreign record address 0x%" PRIx64, rec[1].addr);
     cr_assert_eq(rec[2].addr, w1, "revoked record address 0x%" PRIx64, rec[2].addr);
     cr_assert_eq(rec[3].addr, 0xFFFFFFFFFFFFF000ull, "overflow record address");
@@ -194,6 +216,8 @@ Test(dma, hostile_copies_refused_audited_and_harmless, .timeout = 120)
     cr_assert(host_all_equal(victim->id, vwin, vlen, 0xC3, &bad),
               "victim's window byte %" PRIu64 " changed", bad);
     cr_assert_eq(victim->state, DOMAIN_READY, "victim is %s", domain_state_name(victim->state));
+    domain_request_stop(h);
+    expect_stopped_ok(h);
     expect_windows_released(h);
     free(log);
     supervisor_fini(&sup);
@@ -244,15 +268,7 @@ Test(dma, windows_scrubbed_before_free, .timeout = 60)
     struct domain *d = add("drv", "dev=testdev dma=2M", "copies=50 serve=1");
     cr_assert(supervisor_wait(&sup, d, READY, BOOT_MS), "not ready");
     /* The driver's buffers hold random data once copies have run. */
-    char *log = NULL;
-    for (int i = 0; i < 200 && !(log && strstr(log, "testdrv: done")); i++) {
-        free(log);
-        uint64_t hb = domain_heartbeat(d);
-        tu_wait_heartbeat_past(d, hb, 1000);
-        log = log_of(d);
-    }
-    cr_assert(log && strstr(log, "testdrv: done"), "copies did not finish");
-    free(log);
+    free(wait_for_line(d, "testdrv: done"));
     uint8_t *host = sup.broker.win[d->win[0].window].host;
     uint64_t len = d->win_info[0].size;
     bool dirty = false;
