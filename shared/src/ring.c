@@ -99,21 +99,28 @@ static bool need_kick(uint32_t event, uint32_t new_idx, uint32_t old_idx)
     return (uint32_t)(new_idx - event - 1) < (uint32_t)(new_idx - old_idx);
 }
 
+/* Move our index n entries on (n <= room, which the caller just read),
+ * publish it in *shared_idx, and say whether the peer's event asked for a
+ * kick in the range passed. */
+static enum moat_ring_err advance(struct moat_ring *r, uint32_t n, uint32_t room,
+                                  uint32_t *shared_idx, const uint32_t *peer_event, bool *kick)
+{
+    if (n > room)
+        return MOAT_RING_EINVAL;
+    uint32_t old = r->idx;
+    r->idx += n;
+    store_release(shared_idx, r->idx);
+    full_fence();
+    *kick = n && need_kick(load_relaxed(peer_event), r->idx, old);
+    return MOAT_RING_OK;
+}
+
 enum moat_ring_err moat_ring_publish(struct moat_ring *r, uint32_t n, bool *kick)
 {
     *kick = false;
     uint32_t space = 0;
     enum moat_ring_err e = moat_ring_space(r, &space);
-    if (e != MOAT_RING_OK)
-        return e;
-    if (n > space)
-        return MOAT_RING_EINVAL;
-    uint32_t old = r->idx;
-    r->idx += n;
-    store_release(&r->sh->prod, r->idx);
-    full_fence();
-    *kick = n && need_kick(load_relaxed(&r->sh->cons_event), r->idx, old);
-    return MOAT_RING_OK;
+    return e != MOAT_RING_OK ? e : advance(r, n, space, &r->sh->prod, &r->sh->cons_event, kick);
 }
 
 enum moat_ring_err moat_ring_avail(struct moat_ring *r, uint32_t *n)
@@ -140,16 +147,7 @@ enum moat_ring_err moat_ring_consume(struct moat_ring *r, uint32_t n, bool *kick
     *kick = false;
     uint32_t avail = 0;
     enum moat_ring_err e = moat_ring_avail(r, &avail);
-    if (e != MOAT_RING_OK)
-        return e;
-    if (n > avail)
-        return MOAT_RING_EINVAL;
-    uint32_t old = r->idx;
-    r->idx += n;
-    store_release(&r->sh->cons, r->idx);
-    full_fence();
-    *kick = n && need_kick(load_relaxed(&r->sh->prod_event), r->idx, old);
-    return MOAT_RING_OK;
+    return e != MOAT_RING_OK ? e : advance(r, n, avail, &r->sh->cons, &r->sh->prod_event, kick);
 }
 
 bool moat_ring_arm(struct moat_ring *r)
