@@ -14,7 +14,7 @@ static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 
 static bool is_mem(enum pci_bar_kind k) { return k == PCI_BAR_MEM32 || k == PCI_BAR_MEM64; }
 
-static void refused(struct pci_func *f, const char *what, uint64_t addr, uint64_t value)
+void pci_refuse(struct pci_func *f, const char *what, uint64_t addr, uint64_t value)
 {
     struct pci_bus *b = f->bus;
     if (b->plat.refused)
@@ -223,7 +223,7 @@ static bool bar_write(struct pci_func *f, unsigned n, uint32_t v)
         /* Unimplemented BAR: hardwired to zero; sizing it reads back 0. */
         if (v == 0 || v == 0xFFFFFFFFu)
             return true;
-        refused(f, "write to an unimplemented BAR", PCI_BAR_REG(n), v);
+        pci_refuse(f, "write to an unimplemented BAR", PCI_BAR_REG(n), v);
         return false;
     }
     if (upper)
@@ -248,7 +248,7 @@ static bool bar_write(struct pci_func *f, unsigned n, uint32_t v)
     }
     if (new_base != bar->base) {
         if (!bar_place_ok(f, idx, new_base)) {
-            refused(f, "BAR address misaligned, outside the window or overlapping",
+            pci_refuse(f, "BAR address misaligned, outside the window or overlapping",
                     PCI_BAR_REG(n), v);
             return false;
         }
@@ -359,7 +359,7 @@ static void msix_deliver(struct pci_func *f, uint16_t n)
     if ((addr & ~0xFF000ull) != PCI_MSI_ADDR_BASE || (data & ~PCI_MSI_DATA_VECTOR_MASK) ||
         (data & PCI_MSI_DATA_VECTOR_MASK) < 16) {
         b->stats.msi_bad_message++;
-        refused(f, "MSI-X message with an invalid address or data", addr, data);
+        pci_refuse(f, "MSI-X message with an invalid address or data", addr, data);
         return;
     }
     b->stats.msi_sent++;
@@ -387,8 +387,13 @@ bool pci_msix_pending(const struct pci_func *f, uint16_t n)
 
 bool pci_msix_notify(struct pci_func *f, uint16_t n)
 {
-    if (!pci_msix_enabled(f) || n >= f->msix.entries)
+    if (!pci_msix_enabled(f))
         return false;
+    if (n >= f->msix.entries) {     /* e.g. a vector number the driver chose */
+        f->bus->stats.msi_bad_message++;
+        pci_refuse(f, "MSI-X entry beyond the table", n, f->msix.entries);
+        return false;
+    }
     if (msix_func_masked(f) || entry_masked(f, n)) {
         f->msix.pending[n / 64] |= 1ull << (n % 64);
         f->bus->stats.msi_pended++;
@@ -412,7 +417,7 @@ static bool msix_access(struct pci_func *f, unsigned bar, struct bus_access *a)
     uint64_t off = a->offset - (in_table ? m->table_off : m->pba_off);
     if ((a->size != 4 && a->size != 8) || off % a->size) {
         f->bus->stats.msix_bad_access++;
-        refused(f, in_table ? "MSI-X table access not a naturally aligned dword or qword"
+        pci_refuse(f, in_table ? "MSI-X table access not a naturally aligned dword or qword"
                             : "MSI-X PBA access not a naturally aligned dword or qword",
                 a->addr, a->size);
         a->value = 0;
@@ -421,7 +426,7 @@ static bool msix_access(struct pci_func *f, unsigned bar, struct bus_access *a)
     if (in_pba) {
         if (a->is_write) {
             f->bus->stats.msix_bad_access++;
-            refused(f, "write to the read-only MSI-X PBA", a->addr, a->value);
+            pci_refuse(f, "write to the read-only MSI-X PBA", a->addr, a->value);
         } else {
             uint64_t q = m->pending[off / 8];
             a->value = a->size == 8 ? q : (uint32_t)(q >> (off % 8 * 8));
@@ -469,7 +474,7 @@ uint32_t pci_cfg_read(struct pci_func *f, uint32_t off, uint32_t size)
 {
     if ((size != 1 && size != 2 && size != 4) || off % size || off >= PCI_CFG_SIZE) {
         f->bus->stats.cfg_bad_access++;
-        refused(f, "config read not naturally aligned inside 4 KiB", off, size);
+        pci_refuse(f, "config read not naturally aligned inside 4 KiB", off, size);
         return 0xFFFFFFFFu;
     }
     uint32_t v = 0;
@@ -482,13 +487,13 @@ bool pci_cfg_write(struct pci_func *f, uint32_t off, uint32_t size, uint32_t val
 {
     if ((size != 1 && size != 2 && size != 4) || off % size || off >= PCI_CFG_SIZE) {
         f->bus->stats.cfg_bad_access++;
-        refused(f, "config write not naturally aligned inside 4 KiB", off, size);
+        pci_refuse(f, "config write not naturally aligned inside 4 KiB", off, size);
         return false;
     }
     if (off >= PCI_BAR0 && off < PCI_BAR_REG(PCI_BARS)) {
         bool ok = size == 4 && bar_write(f, (off - PCI_BAR0) / 4, value);
         if (size != 4)
-            refused(f, "BAR write narrower than 32 bits", off, value);
+            pci_refuse(f, "BAR write narrower than 32 bits", off, value);
         if (!ok)
             f->bus->stats.cfg_refused++;
         return ok;
@@ -504,7 +509,7 @@ bool pci_cfg_write(struct pci_func *f, uint32_t off, uint32_t size, uint32_t val
             ro = 0;
         if ((v ^ f->cfg[off + i]) & ro) {
             f->bus->stats.cfg_refused++;
-            refused(f, "config write would change read-only bits", off, value);
+            pci_refuse(f, "config write would change read-only bits", off, value);
             return false;
         }
     }
@@ -586,7 +591,7 @@ void *pci_dma_map(struct pci_func *f, uint64_t iova, uint64_t len, enum dma_dir 
     memset(m, 0, sizeof *m);
     if (!(pci_command(f) & PCI_CMD_MASTER)) {
         b->stats.dma_master_off++;
-        refused(f, "DMA attempted while bus mastering is disabled", iova, len);
+        pci_refuse(f, "DMA attempted while bus mastering is disabled", iova, len);
         return NULL;
     }
     void *p = b->broker ? broker_dma_map(b->broker, b->domain_id, f->name, iova, len, dir, m)

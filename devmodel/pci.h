@@ -160,7 +160,8 @@ bool pci_msix_add(struct pci_func *f, uint16_t n, unsigned table_bar, uint32_t t
                   unsigned pba_bar, uint32_t pba_off);
 
 /* Raise MSI-X vector n: delivered now, or pending while masked. False when
- * MSI-X is not enabled (the model should use INTx) or n is out of range. */
+ * MSI-X is not enabled (the model should use INTx) or n is out of range
+ * (refused and counted in msi_bad_message: n often comes from the driver). */
 bool pci_msix_notify(struct pci_func *f, uint16_t n);
 bool pci_msix_enabled(const struct pci_func *f);
 bool pci_msix_pending(const struct pci_func *f, uint16_t n);
@@ -174,6 +175,10 @@ uint16_t pci_command(const struct pci_func *f);
 void *pci_dma_map(struct pci_func *f, uint64_t iova, uint64_t len, enum dma_dir dir,
                   struct dma_mapping *m);
 void pci_dma_unmap(struct pci_func *f, struct dma_mapping *m);
+
+/* A model refuses a hostile or invalid access (e.g. a register of the wrong
+ * width): reported to the platform, which counts it and applies policy. */
+void pci_refuse(struct pci_func *f, const char *what, uint64_t addr, uint64_t value);
 
 /* Config access as the ECAM handler performs it (offset inside the
  * function's 4 KiB); for tests and bare-mode reuse. Writes return false

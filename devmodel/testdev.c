@@ -69,7 +69,9 @@ static enum bus_result regs_access(struct testdev *t, struct bus_access *a)
 {
     bool wide = a->size == 8;
     if ((a->size != 4 && !wide) || a->offset % a->size) {
-        a->value = a->is_write ? a->value : 0;      /* ignored, like hardware */
+        pci_refuse(t->f, "testdev register access not 4 or 8 bytes, naturally aligned",
+                   a->addr, a->size);
+        a->value = a->is_write ? a->value : 0;
         return BUS_OK;
     }
     uint64_t v = a->value;
@@ -147,6 +149,7 @@ static enum bus_result regs_access(struct testdev *t, struct bus_access *a)
 static enum bus_result io_access(struct testdev *t, struct bus_access *a)
 {
     if (a->size != 4 || a->offset % 4) {
+        pci_refuse(t->f, "testdev port access not 4 bytes, aligned", a->addr, a->size);
         a->value = a->is_write ? a->value : 0;
         return BUS_OK;
     }

@@ -190,6 +190,10 @@ static void size_bars(struct dd_dev *d)
         b->base = base;
         b->size = ~full + 1;
     }
+    /* Restore, with decode on for the kinds of BAR the function has. */
+    for (unsigned n = 0; n < PCI_BARS; n++)
+        if (d->bar[n].present)
+            cmd |= d->bar[n].io ? PCI_CMD_IO : PCI_CMD_MEM;
     dd_cfg_write16(d, PCI_COMMAND, cmd);
     d->bars_sized = true;
 }
@@ -201,10 +205,7 @@ struct dd_bar *dd_bar(struct dd_dev *d, unsigned n)
         return NULL;
     if (!d->bars_sized)
         size_bars(d);
-    if (!d->bar[n].present)
-        return NULL;
-    dd_cmd_set(d, d->bar[n].io ? PCI_CMD_IO : PCI_CMD_MEM);
-    return &d->bar[n];
+    return d->bar[n].present ? &d->bar[n] : NULL;
 }
 
 uint64_t dd_bar_size(const struct dd_bar *b) { return b->size; }

@@ -17,10 +17,10 @@ static volatile uint32_t *const iowin = (volatile uint32_t *)(uintptr_t)(MOAT_GP
 static uint8_t vector_of_pin[IOAPIC_PINS];     /* 0 = not bound */
 static uint8_t pin_of_vector[256];             /* pin + 1, 0 = none */
 
+/* Low dword only (vector, trigger, mask): each access is an emulated
+ * ring-0 MMIO write, and mask/unmask run once per level interrupt. */
 static void rte_write(uint32_t pin, uint32_t lo)
 {
-    *ioregsel = 0x11 + 2 * pin;
-    *iowin = 0;                 /* destination: APIC ID 0, physical */
     *ioregsel = 0x10 + 2 * pin;
     *iowin = lo;
 }
@@ -42,6 +42,8 @@ int64_t intx_bind(uint32_t gsi, uint32_t vector)
         return -SYS_EINVAL;
     vector_of_pin[gsi] = (uint8_t)vector;
     pin_of_vector[vector] = (uint8_t)(gsi + 1);
+    *ioregsel = 0x11 + 2 * gsi;
+    *iowin = 0;                 /* destination: APIC ID 0, physical */
     /* Fixed delivery, active high (as the VMM drives the line), level. */
     rte_write(gsi, vector | RTE_LEVEL);
     return 0;

@@ -63,8 +63,7 @@ static void map_windows(const struct moat_boot_info *bi)
     for (uint32_t w = 0; w < bi->n_windows && w < MOAT_WINDOWS_MAX; w++) {
         const struct moat_window_info *win = &bi->window[w];
         if (win->iova % LARGE || win->size % LARGE || win->iova < MOAT_GPA_DMA_BASE ||
-            win->size > MOAT_GPA_SESSION_BASE - win->iova ||
-            win->iova + win->size > MOAT_GPA_SESSION_BASE)
+            win->iova > MOAT_GPA_SESSION_BASE || win->size > MOAT_GPA_SESSION_BASE - win->iova)
             panic("DMA window %u (0x%lx+0x%lx) is not 2 MiB aligned in the DMA range",
                   w, win->iova, win->size);
         for (uint64_t a = win->iova; a < win->iova + win->size; a += LARGE)

@@ -22,7 +22,11 @@ bool device_kind_known(const char *kind)
 
 const char *device_kinds(void)
 {
-    return "testdev";
+    static char list[128];
+    if (!list[0])
+        for (size_t i = 0, n = 0; i < sizeof kinds / sizeof kinds[0] && n < sizeof list; i++)
+            n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", i ? " " : "", kinds[i].kind);
+    return list;
 }
 
 bool device_create(const char *kind, const char *name, struct pci_bus *bus,

@@ -96,8 +96,7 @@ bool vm_signal_msi(struct vm *vm, uint32_t vector)
 {
     /* Intel SDM 10.11.1: address 0xFEE00000 | dest << 12 (dest 0, physical);
      * data = vector, fixed delivery, edge trigger. */
-    struct kvm_msi msi = { .address_lo = 0xFEE00000u, .address_hi = 0, .data = vector & 0xFF };
-    return ioctl(vm->fd, KVM_SIGNAL_MSI, &msi) > 0;
+    return vm_signal_msi_msg(vm, 0xFEE00000u, vector & 0xFF);
 }
 
 bool vm_signal_msi_msg(struct vm *vm, uint64_t addr, uint32_t data)

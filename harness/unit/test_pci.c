@@ -8,7 +8,9 @@
 #include "exit_bus.h"
 #include "moat/layout.h"
 #include "moat/pci_regs.h"
+#include "moat/testdev_regs.h"
 #include "pci.h"
+#include "testdev.h"
 
 #define DOM     3u
 #define GSI     10u
@@ -209,14 +211,22 @@ static void ecam_wr(uint32_t b, uint32_t d, uint32_t fn, uint32_t reg, uint32_t 
                  b, d, fn, reg);
 }
 
-static enum bus_result mem_access(uint64_t addr, uint32_t size, bool write, uint64_t *v)
+/* One access through an exit-bus handler; reads start from a junk value so
+ * an unset result shows. */
+static enum bus_result bus_access_via(bus_handler_fn fn, uint64_t base, uint64_t addr,
+                                      uint32_t size, bool write, uint64_t *v)
 {
-    struct bus_access a = { .addr = addr, .offset = addr - MOAT_GPA_MMIO_HOLE, .size = size,
+    struct bus_access a = { .addr = addr, .offset = addr - base, .size = size,
                             .is_write = write, .value = write ? *v : 0x5A5A5A5A5A5A5A5Aull };
-    enum bus_result r = pci_mmio_access(&bus, &a);
+    enum bus_result r = fn(&bus, &a);
     if (!write)
         *v = a.value;
     return r;
+}
+
+static enum bus_result mem_access(uint64_t addr, uint32_t size, bool write, uint64_t *v)
+{
+    return bus_access_via(pci_mmio_access, MOAT_GPA_MMIO_HOLE, addr, size, write, v);
 }
 
 static uint64_t mem_rd(uint64_t addr, uint32_t size)
@@ -235,12 +245,7 @@ static void mem_wr(uint64_t addr, uint32_t size, uint64_t v)
 
 static enum bus_result io_access(uint64_t port, uint32_t size, bool write, uint64_t *v)
 {
-    struct bus_access a = { .addr = port, .offset = port - PCI_IO_WINDOW_BASE, .size = size,
-                            .is_write = write, .value = write ? *v : 0x5A5A5A5A5A5A5A5Aull };
-    enum bus_result r = pci_pio_access(&bus, &a);
-    if (!write)
-        *v = a.value;
-    return r;
+    return bus_access_via(pci_pio_access, PCI_IO_WINDOW_BASE, port, size, write, v);
 }
 
 static uint64_t ones(uint32_t size) { return size == 8 ? ~0ull : (1ull << (8 * size)) - 1; }
@@ -881,6 +886,8 @@ Test(pci, msix_notify_refused_when_disabled_or_out_of_range)
     cr_assert_not(pci_msix_notify(f, 0xFFFF), "notify of entry 0xFFFF succeeded");
     cr_assert_eq(fk.msi_calls, 0, "an out-of-range notify delivered");
     cr_assert_eq(bus.stats.msi_pended, 0, "a refused notify was counted as pended");
+    cr_assert_eq(bus.stats.msi_bad_message, 2, "out-of-range notifies not counted");
+    cr_assert_eq(fk.refused_calls, 2, "out-of-range notifies not reported to the platform");
 
     struct pci_func *plain = add_dev("no-msix");
     cr_assert_not(pci_msix_notify(plain, 0), "notify on a function without MSI-X succeeded");
@@ -1212,4 +1219,26 @@ Test(pci, attach_registers_ecam_mmio_and_io_windows)
     cr_assert(bus_find(&pio, PCI_IO_WINDOW_BASE, 1) != NULL, "I/O window not registered");
     bus_free(&mmio);
     bus_free(&pio);
+}
+
+Test(pci, testdev_refuses_register_accesses_of_the_wrong_width)
+{
+    char e[128];
+    cr_assert(testdev_create(&bus, "td", GSI, e, sizeof e), "%s", e);
+    struct pci_func *f = bus.slot[1];
+    cr_assert_not_null(f);
+    pci_cfg_write(f, PCI_COMMAND, 2, PCI_CMD_MEM | PCI_CMD_IO);
+    uint64_t regs = f->bar[0].base, io = f->bar[4].base;
+    cr_assert_eq(mem_rd(regs + TD_REG_ID, 4), TESTDEV_ID_VALUE, "ID reads wrong");
+    cr_assert_eq(fk.refused_calls, 0);
+    uint64_t v = 0;
+    cr_assert_eq(mem_access(regs + TD_REG_ID, 2, false, &v), BUS_OK);
+    cr_assert_eq(v, 0, "a refused 2-byte read returned 0x%llx", (unsigned long long)v);
+    cr_assert_eq(fk.refused_calls, 1, "2-byte register read not refused");
+    mem_wr(regs + TD_REG_SCRATCH + 2, 2, 0xFFFF);
+    cr_assert_eq(fk.refused_calls, 2, "misaligned register write not refused");
+    cr_assert_eq(mem_rd(regs + TD_REG_SCRATCH, 4), 0, "refused write changed SCRATCH");
+    v = 0;
+    cr_assert_eq(io_access(io + TD_IO_ID, 1, false, &v), BUS_OK);
+    cr_assert_eq(fk.refused_calls, 3, "1-byte port read not refused");
 }
