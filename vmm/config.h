@@ -53,6 +53,9 @@ struct moat_config {
     bool until_ready;
     bool quiet;
     uint32_t timeout_s;         /* 0 = none */
+    char control_path[PATH_MAX];    /* "" = moat_default_socket() */
+    bool no_control;
+    bool stay;                  /* keep serving after every domain ended */
     uint32_t watchdog_ms;
     uint32_t boot_timeout_ms;
 };

@@ -16,6 +16,7 @@ static const char *const cause_names[] = {
     [CRASH_POLICY] = "policy violation",
     [CRASH_UNHANDLED_EXIT] = "unhandled exit",
     [CRASH_VMM_ERROR] = "VMM error",
+    [CRASH_INJECTED] = "injected fault",
 };
 
 const char *crash_cause_name(enum crash_cause c)

@@ -31,6 +31,7 @@ enum crash_cause {
     CRASH_POLICY,           /* policy violation: fail-stopped */
     CRASH_UNHANDLED_EXIT,   /* exit reason moat does not serve */
     CRASH_VMM_ERROR,        /* moat could not run the domain */
+    CRASH_INJECTED,         /* an operator injected a fault (moatctl inject) */
 };
 
 struct crash_info {

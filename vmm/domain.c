@@ -15,6 +15,8 @@
 #include "domain.h"
 #include "elf_load.h"
 #include "enum_name.h"
+#include "capsvc.h"
+#include "moat/session_abi.h"
 #include "log.h"
 #include "moat/layout.h"
 #include "supervisor.h"
@@ -193,9 +195,41 @@ static void plat_refused(void *ctx, const char *why, uint64_t port, uint64_t val
                   (unsigned long long)d->stats.platform_refused);
 }
 
+static void plat_set_result(struct domain *d, int rc)
+{
+    int32_t *r = (int32_t *)(d->vm.ram + MOAT_GPA_PLATFORM_PAGE +
+                             offsetof(struct moat_platform_page, result));
+    __atomic_store_n(r, rc, __ATOMIC_RELEASE);
+}
+
+static void plat_cap_register(void *ctx, uint32_t gpa)
+{
+    struct domain *d = ctx;
+    pthread_mutex_lock(&d->sup->lock);
+    int rc = capsvc_register(&d->sup->caps, d, gpa);
+    pthread_mutex_unlock(&d->sup->lock);
+    if (rc < 0)
+        d->stats.platform_refused++;
+    plat_set_result(d, rc);
+}
+
+static void plat_session_release(void *ctx, uint32_t slot)
+{
+    struct domain *d = ctx;
+    pthread_mutex_lock(&d->sup->lock);
+    int rc = capsvc_release(&d->sup->caps, d, slot);
+    pthread_mutex_unlock(&d->sup->lock);
+    if (rc < 0) {
+        d->stats.platform_refused++;
+        log_error(d->cfg.name, "refused release of session slot %u: it is not closing", slot);
+    }
+    plat_set_result(d, rc);
+}
+
 static const struct platform_dev_ops plat_ops = {
     .ready = plat_ready, .crash = plat_crash, .exit = plat_exit,
     .msi = plat_msi, .refused = plat_refused,
+    .cap_register = plat_cap_register, .session_release = plat_session_release,
 };
 
 /* ---- exits -------------------------------------------------------------- */
@@ -357,6 +391,7 @@ static void teardown(struct domain *d)
 {
     supervisor_set_vm(d->sup, d->id, NULL);
     vm_destroy(&d->vm);
+    capsvc_domain_down(&d->sup->caps, d);
     pci_bus_quiesce(&d->pci);
     broker_revoke_domain(&d->sup->broker, d->id);
     d->n_win = 0;
@@ -553,6 +588,11 @@ bool domain_start(struct domain *d, char *err, size_t errlen)
                   &entry, err, errlen))
         goto fail;
     boot_write_tables(d->vm.ram, d->vm.ram_size);
+    *(struct moat_session_table *)(d->vm.ram + MOAT_GPA_SESSION_TABLE) =
+        (struct moat_session_table){ .magic = MOAT_SESSION_TABLE_MAGIC, .version = 1,
+                                     .n_slots = MOAT_SESSION_SLOTS };
+    d->session_vector = 0;
+    d->incarnation++;
     supervisor_set_vm(s, d->id, &d->vm);
     if (!grant_windows(d, err, errlen))
         goto fail;
@@ -593,6 +633,47 @@ fail:
     log_error(d->cfg.name, "could not start: %s", err);
     pthread_mutex_unlock(&s->lock);
     return false;
+}
+
+bool domain_restart(struct domain *d, char *err, size_t errlen)
+{
+    struct supervisor *s = d->sup;
+    pthread_mutex_lock(&s->lock);
+    bool busy = d->restarting;
+    d->restarting = true;       /* moat does not exit while it is in between */
+    pthread_mutex_unlock(&s->lock);
+    if (busy) {
+        snprintf(err, errlen, "a restart of this domain is already under way");
+        return false;
+    }
+    domain_request_stop(d);
+    if (!supervisor_wait(s, d, DOMAIN_TERMINAL, 10000)) {
+        snprintf(err, errlen, "the running incarnation did not stop within 10 s");
+        pthread_mutex_lock(&s->lock);
+        d->restarting = false;
+        pthread_cond_broadcast(&s->changed);
+        pthread_mutex_unlock(&s->lock);
+        return false;
+    }
+    domain_join(d);
+    pthread_mutex_lock(&s->lock);
+    /* A new incarnation: everything the last one decided is forgotten. */
+    d->end_pending = false;
+    atomic_store(&d->stop, false);
+    memset(&d->crash, 0, sizeof d->crash);
+    memset(&d->end_crash, 0, sizeof d->end_crash);
+    d->exit_code = 0;
+    d->state = DOMAIN_CREATED;
+    d->restarts++;
+    pthread_cond_broadcast(&s->changed);
+    pthread_mutex_unlock(&s->lock);
+    log_info(d->cfg.name, "restarting (restart %llu)", (unsigned long long)d->restarts);
+    bool ok = domain_start(d, err, errlen);
+    pthread_mutex_lock(&s->lock);
+    d->restarting = false;
+    pthread_cond_broadcast(&s->changed);
+    pthread_mutex_unlock(&s->lock);
+    return ok;
 }
 
 void domain_join(struct domain *d)

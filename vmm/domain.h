@@ -6,6 +6,9 @@
  *      |                  |                      |
  *      +-- start fails ---+---- crash / kill ----+--> CRASHED  (terminal)
  *                         +---- exit / stop -----+--> STOPPED  (terminal)
+ * Terminal states are terminal for an incarnation: an operator restart
+ * (domain_restart) begins a new one at CREATED with a fresh VM and fresh
+ * windows; its caps come back under the same names with new generations.
  *
  * A terminal state is entered only by the vCPU thread after the VM is torn
  * down (vCPU stopped, memory unmapped), so an observer that sees CRASHED or
@@ -47,6 +50,8 @@ struct domain_stats {
     uint64_t platform_refused;
     uint64_t pci_refused;           /* hostile config/BAR/MSI-X accesses */
     uint64_t dma_refused;           /* device DMA refused by the broker */
+    uint64_t sessions_total;        /* cap sessions ever opened on it */
+    uint64_t client_reports;        /* protocol violations clients reported */
 };
 
 struct domain {
@@ -60,6 +65,10 @@ struct domain {
     uint32_t exit_code;             /* valid in STOPPED */
     uint64_t t_start_ns, t_ready_ns, t_end_ns;
     uint64_t hb_last, hb_changed_ns;
+    uint32_t incarnation;           /* 1 for the first start */
+    uint64_t restarts;              /* operator restarts */
+    bool restarting;                /* between stop and the new start */
+    uint32_t session_vector;        /* set by its first cap registration */
     bool end_pending;               /* an end is decided, thread is leaving */
     enum domain_state end_state;
     struct crash_info end_crash;
@@ -100,6 +109,9 @@ bool domain_start(struct domain *d, char *err, size_t errlen);
 void domain_kill(struct domain *d, const struct crash_info *why);
 /* Orderly stop (takes sup->lock); the domain ends STOPPED with code 0. */
 void domain_request_stop(struct domain *d);
+/* Operator restart: stop the running incarnation (if any), wait for its
+ * teardown, start a new one. Caller holds no lock. False + err on failure. */
+bool domain_restart(struct domain *d, char *err, size_t errlen);
 /* Wait for the vCPU thread to finish (no lock held by caller). */
 void domain_join(struct domain *d);
 void domain_fini(struct domain *d);

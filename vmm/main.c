@@ -3,7 +3,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include "control.h"
 #include "log.h"
+#include "moat/libmoat.h"
 #include "options.h"
 #include "supervisor.h"
 
@@ -57,6 +59,14 @@ int main(int argc, char **argv)
             return EXIT_USAGE;
         }
     }
+    static struct control ctl;
+    if (!cfg.no_control &&
+        !control_start(&ctl, &sup, cfg.control_path[0] ? cfg.control_path : moat_default_socket(),
+                       err, sizeof err)) {
+        fprintf(stderr, "moat: %s\n", err);
+        supervisor_fini(&sup);
+        return EXIT_USAGE;
+    }
     pthread_t sigt;
     pthread_create(&sigt, NULL, signal_thread, &sup);
     pthread_detach(sigt);
@@ -67,8 +77,11 @@ int main(int argc, char **argv)
         if (supervisor_wait_all(&sup, DOMAIN_STATE_BIT(DOMAIN_READY) | DOMAIN_TERMINAL, timeout_ms))
             log_info(NULL, "every domain reached ready or ended; stopping (--until-ready)");
     } else {
-        supervisor_wait_all(&sup, DOMAIN_TERMINAL, timeout_ms);
+        /* With --stay no state satisfies the wait: only a signal or the
+         * timeout ends it. */
+        supervisor_wait_all(&sup, cfg.stay ? 0u : DOMAIN_TERMINAL, timeout_ms);
     }
+    control_stop(&ctl);
     supervisor_stop_all(&sup);
 
     int crashed = 0;

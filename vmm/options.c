@@ -42,12 +42,21 @@ void options_usage(FILE *out)
 "      --boot-timeout-ms N default time to reach ready in ms (default 5000)\n"
 "      --until-ready       stop every domain and exit once all are ready\n"
 "      --timeout SECONDS   stop every domain and exit after SECONDS\n"
+"      --stay              keep running (and serving the control socket) after\n"
+"                          every domain has ended, until SIGINT/SIGTERM\n"
+"\n"
+"Capabilities (see moatctl --help and the README):\n"
+"      --control PATH      serve clients (libmoat, moatctl, moat-nbd) on the Unix\n"
+"                          socket PATH, mode 0600; default $MOAT_SOCKET, else\n"
+"                          $XDG_RUNTIME_DIR/moat.sock, else /tmp/moat-UID/moat.sock\n"
+"      --no-control        no control socket (no caps are reachable)\n"
 "  -q, --quiet             only errors on stderr\n"
 "  -h, --help              show this help and exit\n"
 "  -V, --version           show the version and exit\n"
 "\n"
 "Events go to stderr, one line each: \"moat: [NAME] ready in 3.10 ms\".\n"
-"moat runs until every domain has stopped or crashed, or until SIGINT/SIGTERM.\n"
+"moat runs until every domain has stopped or crashed (a restart through\n"
+"moatctl keeps it running), or until SIGINT/SIGTERM.\n"
 "\n"
 "Exit status: 0 every domain stopped cleanly (or was ready, with --until-ready);\n"
 "             1 a domain crashed or failed to start; 2 usage or configuration\n"
@@ -55,12 +64,14 @@ void options_usage(FILE *out)
 "\n"
 "Examples:\n"
 "  moat --console -d 'name=demo0 kernel=build/guest/demo.elf'\n"
-"  moat --console -d 'name=t kernel=build/guest/testdrv.elf dev=testdev dma=4M'\n",
+"  moat --console -d 'name=t kernel=build/guest/testdrv.elf dev=testdev dma=4M'\n"
+"  moat --control /tmp/m.sock -d 'name=ram0 kernel=build/guest/ramblk.elf mem=96M'\n"
+"    then: moatctl --socket /tmp/m.sock list\n",
         out);
 }
 
 enum { OPT_CONSOLE = 256, OPT_LOG_DIR, OPT_WATCHDOG, OPT_BOOT_TIMEOUT, OPT_UNTIL_READY,
-       OPT_TIMEOUT };
+       OPT_TIMEOUT, OPT_CONTROL, OPT_NO_CONTROL, OPT_STAY };
 
 static bool parse_ms(const char *s, uint32_t min, uint32_t *out)
 {
@@ -84,6 +95,9 @@ enum options_result options_parse(int argc, char **argv, struct moat_config *cfg
         { "boot-timeout-ms", required_argument, NULL, OPT_BOOT_TIMEOUT },
         { "until-ready", no_argument, NULL, OPT_UNTIL_READY },
         { "timeout", required_argument, NULL, OPT_TIMEOUT },
+        { "control", required_argument, NULL, OPT_CONTROL },
+        { "no-control", no_argument, NULL, OPT_NO_CONTROL },
+        { "stay", no_argument, NULL, OPT_STAY },
         { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -125,6 +139,15 @@ enum options_result options_parse(int argc, char **argv, struct moat_config *cfg
                 return OPTIONS_ERROR;
             }
             break;
+        case OPT_CONTROL:
+            if (!*optarg || strlen(optarg) >= 108) {
+                snprintf(err, errlen, "--control %s: give a socket path of 1 to 107 bytes", optarg);
+                return OPTIONS_ERROR;
+            }
+            snprintf(cfg->control_path, sizeof cfg->control_path, "%s", optarg);
+            break;
+        case OPT_NO_CONTROL: cfg->no_control = true; break;
+        case OPT_STAY: cfg->stay = true; break;
         case 'q': cfg->quiet = true; break;
         case 'h': options_usage(out); return OPTIONS_EXIT_OK;
         case 'V': fprintf(out, "moat %s\n", MOAT_VERSION); return OPTIONS_EXIT_OK;

@@ -39,6 +39,12 @@ enum bus_result platform_dev_io(void *ctx, struct bus_access *a)
             return refuse(p, "MSI vector outside 32..254", a);
         p->ops->msi(p->ctx, v);
         return BUS_OK;
+    case MOAT_PLAT_PORT_CAP_REGISTER - MOAT_PLAT_PORT_BASE:
+        p->ops->cap_register(p->ctx, v);
+        return BUS_OK;
+    case MOAT_PLAT_PORT_SESSION_RELEASE - MOAT_PLAT_PORT_BASE:
+        p->ops->session_release(p->ctx, v);
+        return BUS_OK;
     default:
         return refuse(p, "write to an undefined platform port", a);
     }

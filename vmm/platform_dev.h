@@ -18,6 +18,8 @@ struct platform_dev_ops {
     void (*crash)(void *ctx);
     void (*exit)(void *ctx, uint32_t code);
     void (*msi)(void *ctx, uint32_t vector);
+    void (*cap_register)(void *ctx, uint32_t gpa);
+    void (*session_release)(void *ctx, uint32_t slot);
     void (*refused)(void *ctx, const char *why, uint64_t port, uint64_t value);
 };
 

@@ -116,6 +116,10 @@ bool supervisor_init(struct supervisor *s, const struct moat_config *cfg,
         kvm_host_close(&s->host);
         return false;
     }
+    if (!capsvc_init(&s->caps, s, err, errlen)) {
+        kvm_host_close(&s->host);
+        return false;
+    }
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->vms.lock, NULL);
     broker_init(&s->broker, MOAT_DMA_QUOTA_BYTES,
@@ -136,6 +140,7 @@ bool supervisor_init(struct supervisor *s, const struct moat_config *cfg,
     if (rc != 0) {
         snprintf(err, errlen, "cannot start watchdog thread: %s", strerror(rc));
         broker_fini(&s->broker);
+        capsvc_fini(&s->caps);
         kvm_host_close(&s->host);
         return false;
     }
@@ -199,7 +204,7 @@ bool supervisor_wait(struct supervisor *s, struct domain *d, unsigned mask,
 static bool all_in(const struct supervisor *s, unsigned mask)
 {
     for (size_t i = 0; i < s->n_domains; i++)
-        if (!(DOMAIN_STATE_BIT(s->domains[i]->state) & mask))
+        if (s->domains[i]->restarting || !(DOMAIN_STATE_BIT(s->domains[i]->state) & mask))
             return false;
     return true;
 }
@@ -249,6 +254,7 @@ void supervisor_fini(struct supervisor *s)
         free(s->domains[i]);
     }
     s->n_domains = 0;
+    capsvc_fini(&s->caps);
     broker_fini(&s->broker);
     pthread_mutex_destroy(&s->vms.lock);
     kvm_host_close(&s->host);

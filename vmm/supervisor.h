@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include "broker.h"
+#include "capsvc.h"
 #include "config.h"
 #include "domain.h"
 #include "kvm_host.h"
@@ -35,6 +36,8 @@ struct supervisor {
      * domain's VM through the registry below (a leaf lock, taken under the
      * broker's lock: order is sup->lock, broker lock, vms.lock). */
     struct broker broker;
+    /* Caps and sessions (capsvc.lock nests inside lock, above the broker). */
+    struct capsvc caps;
     struct {
         pthread_mutex_t lock;
         struct vm *vm[BROKER_DOMAINS_MAX];

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -127,6 +128,44 @@ void vm_unmap_memory(struct vm *vm, uint32_t slot)
     struct kvm_userspace_memory_region r = { .slot = slot };
     if (vm->fd >= 0 && slot >= VM_SLOT_FIRST_EXTRA)
         ioctl(vm->fd, KVM_SET_USER_MEMORY_REGION, &r);
+}
+
+bool vm_route_msi_gsi(struct vm *vm, uint32_t gsi, uint32_t vector)
+{
+    /* KVM_SET_GSI_ROUTING replaces the whole table: keep the in-kernel
+     * IOAPIC's pins (GSI 0..23, INTx of assigned devices) and add gsi. */
+    enum { IOAPIC_PINS = 24 };
+    if (gsi < IOAPIC_PINS || vector < 32 || vector > 254)
+        return false;
+    size_t n = IOAPIC_PINS + 1;
+    struct kvm_irq_routing *r = calloc(1, sizeof *r + n * sizeof r->entries[0]);
+    if (!r)
+        return false;
+    r->nr = (uint32_t)n;
+    for (uint32_t i = 0; i < IOAPIC_PINS; i++)
+        r->entries[i] = (struct kvm_irq_routing_entry){
+            .gsi = i, .type = KVM_IRQ_ROUTING_IRQCHIP,
+            .u.irqchip = { .irqchip = KVM_IRQCHIP_IOAPIC, .pin = i } };
+    r->entries[IOAPIC_PINS] = (struct kvm_irq_routing_entry){
+        .gsi = gsi, .type = KVM_IRQ_ROUTING_MSI,
+        .u.msi = { .address_lo = 0xFEE00000u, .data = vector } };
+    bool ok = vm->fd >= 0 && ioctl(vm->fd, KVM_SET_GSI_ROUTING, r) == 0;
+    free(r);
+    return ok;
+}
+
+bool vm_irqfd(struct vm *vm, int fd, uint32_t gsi, bool assign)
+{
+    struct kvm_irqfd f = { .fd = (uint32_t)fd, .gsi = gsi,
+                           .flags = assign ? 0 : KVM_IRQFD_FLAG_DEASSIGN };
+    return vm->fd >= 0 && ioctl(vm->fd, KVM_IRQFD, &f) == 0;
+}
+
+bool vm_ioeventfd(struct vm *vm, int fd, uint64_t gpa, uint32_t len, bool assign)
+{
+    struct kvm_ioeventfd e = { .addr = gpa, .len = len, .fd = fd,
+                               .flags = assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN };
+    return vm->fd >= 0 && ioctl(vm->fd, KVM_IOEVENTFD, &e) == 0;
 }
 
 void vm_destroy(struct vm *vm)

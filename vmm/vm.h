@@ -40,6 +40,14 @@ bool vm_irq_line(struct vm *vm, uint32_t gsi, bool level);
 #define VM_SLOT_FIRST_EXTRA 1u
 bool vm_map_memory(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t len, void *host);
 void vm_unmap_memory(struct vm *vm, uint32_t slot);
+/* Route gsi (>= 24, above the IOAPIC pins) to an edge MSI on vector;
+ * session kicks arrive there through irqfds. */
+bool vm_route_msi_gsi(struct vm *vm, uint32_t gsi, uint32_t vector);
+/* Attach (or detach) an eventfd whose writes raise gsi in the guest. */
+bool vm_irqfd(struct vm *vm, int fd, uint32_t gsi, bool assign);
+/* Attach (or detach) an eventfd signalled, inside KVM and without a return
+ * to the VMM, by any len-byte guest write to MMIO gpa. */
+bool vm_ioeventfd(struct vm *vm, int fd, uint64_t gpa, uint32_t len, bool assign);
 void vm_destroy(struct vm *vm);
 
 #endif /* MOAT_VM_H */

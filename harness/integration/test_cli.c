@@ -16,8 +16,9 @@ static struct run moat(const char *args)
     free(last.err);
     const char *dir = tu_tmpdir();
     char cmd[4096];
-    snprintf(cmd, sizeof cmd, "cd %s/.. && %s/asan/bin/moat --log-dir %s/logs %s >%s/out 2>%s/err",
-             MOAT_BUILD_DIR, MOAT_BUILD_DIR, dir, args, dir, dir);
+    snprintf(cmd, sizeof cmd,
+             "cd %s/.. && %s/asan/bin/moat --log-dir %s/logs --control %s/ctl.sock %s >%s/out 2>%s/err",
+             MOAT_BUILD_DIR, MOAT_BUILD_DIR, dir, dir, args, dir, dir);
     int rc = system(cmd);
     struct run r = { WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, NULL, NULL };
     char path[256];

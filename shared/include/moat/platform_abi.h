@@ -10,6 +10,11 @@
  *   EXIT      orderly stop; value = exit code (0 = success).
  *   MSI_TEST  ask the VMM to deliver one MSI with vector = value to this
  *             domain's vCPU (used to prove interrupt delivery end to end).
+ *   CAP_REGISTER  value = guest-physical address of a struct
+ *             moat_cap_register (moat/session_abi.h) in private RAM; the
+ *             VMM leaves 0 or -MOAT_E* in platform_page.result.
+ *   SESSION_RELEASE  value = session slot the domain no longer touches
+ *             (it was CLOSING); result as above.
  *
  * Heartbeat: the guest's run loop increments platform_page.heartbeat in plain
  * shared memory; the VMM's watchdog samples it. No exit per beat.
@@ -27,7 +32,9 @@
 #define MOAT_PLAT_PORT_CRASH    (MOAT_PLAT_PORT_BASE + 0x4)
 #define MOAT_PLAT_PORT_EXIT     (MOAT_PLAT_PORT_BASE + 0x8)
 #define MOAT_PLAT_PORT_MSI_TEST (MOAT_PLAT_PORT_BASE + 0xC)
-#define MOAT_PLAT_PORT_COUNT    0x10u
+#define MOAT_PLAT_PORT_CAP_REGISTER    (MOAT_PLAT_PORT_BASE + 0x10)
+#define MOAT_PLAT_PORT_SESSION_RELEASE (MOAT_PLAT_PORT_BASE + 0x14)
+#define MOAT_PLAT_PORT_COUNT    0x18u
 
 #define MOAT_PLATFORM_MAGIC     0x54414c50544f4f4dull /* "MOOTPLAT" */
 
@@ -59,7 +66,9 @@ struct moat_platform_page {
     uint64_t magic;             /* MOAT_PLATFORM_MAGIC, written by the VMM */
     uint64_t heartbeat;         /* guest increments; VMM only reads */
     uint64_t ticks;             /* guest timer ticks seen (informational) */
-    uint64_t reserved[5];
+    int32_t result;             /* VMM: outcome of the last CAP_REGISTER/SESSION_RELEASE */
+    uint32_t reserved0;
+    uint64_t reserved[4];
     struct moat_crash_record crash;
 };
 

@@ -1,0 +1,541 @@
+/* The control socket (contract in control.h). */
+#include <errno.h>
+#include <poll.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include "control.h"
+#include "log.h"
+#include "moat/layout.h"
+#include "supervisor.h"
+
+/* ---- socket setup ------------------------------------------------------------ */
+
+static bool make_parent_dir(const char *path, char *err, size_t errlen)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return true;
+    *slash = '\0';
+    struct stat st;
+    if (stat(dir, &st) == 0)
+        return true;
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create %s for the control socket: %s", dir, strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+/* Is something listening at path? (A dead moat leaves a stale socket.) */
+static bool socket_alive(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+    bool alive = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return alive;
+}
+
+static void *control_thread(void *arg);
+
+bool control_start(struct control *c, struct supervisor *sup, const char *path,
+                   char *err, size_t errlen)
+{
+    memset(c, 0, sizeof *c);
+    c->sup = sup;
+    c->listen_fd = c->stop_fd = -1;
+    for (uint32_t i = 0; i < CONTROL_CLIENTS_MAX; i++)
+        c->cl[i].fd = -1;
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    if (strlen(path) >= sizeof a.sun_path) {
+        snprintf(err, errlen, "control socket path %s is longer than %zu bytes; choose a shorter --control",
+                 path, sizeof a.sun_path - 1);
+        return false;
+    }
+    snprintf(c->path, sizeof c->path, "%s", path);
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+    if (!make_parent_dir(path, err, errlen))
+        return false;
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            snprintf(err, errlen, "%s exists and is not a socket; remove it or choose another --control",
+                     path);
+            return false;
+        }
+        if (socket_alive(path)) {
+            snprintf(err, errlen, "another moat is serving %s; stop it or choose another --control",
+                     path);
+            return false;
+        }
+        unlink(path);
+    }
+    c->listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    mode_t old = umask(0077);
+    bool bound = c->listen_fd >= 0 && bind(c->listen_fd, (struct sockaddr *)&a, sizeof a) == 0;
+    umask(old);
+    if (!bound || listen(c->listen_fd, 16) < 0) {
+        snprintf(err, errlen, "cannot serve the control socket %s: %s", path, strerror(errno));
+        if (c->listen_fd >= 0)
+            close(c->listen_fd);
+        return false;
+    }
+    c->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    int rc = c->stop_fd < 0 ? errno : pthread_create(&c->thread, NULL, control_thread, c);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot start the control thread: %s", strerror(rc));
+        close(c->listen_fd);
+        unlink(path);
+        if (c->stop_fd >= 0)
+            close(c->stop_fd);
+        return false;
+    }
+    c->running = true;
+    log_info(NULL, "control socket %s (moatctl --socket %s status)", path, path);
+    return true;
+}
+
+void control_stop(struct control *c)
+{
+    if (!c->running)
+        return;
+    uint64_t one = 1;
+    if (write(c->stop_fd, &one, sizeof one) < 0)
+        log_error(NULL, "control: cannot signal the control thread: %s", strerror(errno));
+    pthread_join(c->thread, NULL);
+    c->running = false;
+    close(c->stop_fd);
+    close(c->listen_fd);
+    unlink(c->path);
+}
+
+/* ---- messages ------------------------------------------------------------------ */
+
+static bool send_msg(struct control_client *cl, uint16_t type, uint32_t seq, int status,
+                     const void *payload, uint32_t len, const int *fds, unsigned n_fds)
+{
+    struct moat_msg_hdr h = { .magic = MOAT_CTL_MAGIC, .type = type, .seq = seq,
+                              .status = status, .len = len };
+    struct iovec iov[2] = { { &h, sizeof h }, { (void *)payload, len } };
+    struct msghdr m = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
+    union { struct cmsghdr align; char buf[CMSG_SPACE(3 * sizeof(int))]; } cbuf;
+    if (n_fds) {
+        memset(&cbuf, 0, sizeof cbuf);
+        m.msg_control = cbuf.buf;
+        m.msg_controllen = CMSG_SPACE(n_fds * sizeof(int));
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(n_fds * sizeof(int));
+        memcpy(CMSG_DATA(cm), fds, n_fds * sizeof(int));
+    }
+    /* Never block on a client that does not read its replies. */
+    return sendmsg(cl->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)(sizeof h + len);
+}
+
+static bool reply(struct control_client *cl, const struct moat_msg_hdr *req, int status,
+                  const void *payload, uint32_t len)
+{
+    if (status < 0)
+        cl->refused++;
+    return send_msg(cl, req->type, req->seq, status, status < 0 ? NULL : payload,
+                    status < 0 ? 0 : len, NULL, 0);
+}
+
+/* A fixed-size string field from the client: must hold a NUL. */
+static bool str_ok(const char *s, size_t n) { return memchr(s, '\0', n) != NULL; }
+
+static struct domain *find_domain(struct supervisor *sup, const char *name)
+{
+    for (size_t i = 0; i < sup->n_domains; i++)
+        if (strcmp(sup->domains[i]->cfg.name, name) == 0)
+            return sup->domains[i];
+    return NULL;
+}
+
+static void describe_domain(struct supervisor *sup, struct domain *d, uint64_t now,
+                            struct moat_domain_status *o)
+{
+    memset(o, 0, sizeof *o);
+    snprintf(o->name, sizeof o->name, "%s", d->cfg.name);
+    o->id = d->id;
+    o->state = d->state;
+    snprintf(o->state_name, sizeof o->state_name, "%s",
+             d->restarting ? "restarting" : domain_state_name(d->state));
+    bool live = d->state == DOMAIN_BOOTING || d->state == DOMAIN_READY;
+    o->uptime_ns = d->t_start_ns ? (live ? now : d->t_end_ns) - d->t_start_ns : 0;
+    o->heartbeat = live && d->vm.ram ? *(volatile uint64_t *)(d->vm.ram + MOAT_GPA_PLATFORM_PAGE +
+                                                              offsetof(struct moat_platform_page,
+                                                                       heartbeat)) : 0;
+    o->incarnation = d->incarnation;
+    o->sessions = capsvc_domain_sessions(&sup->caps, d);
+    if (d->state == DOMAIN_CRASHED) {
+        snprintf(o->crash_cause, sizeof o->crash_cause, "%s", crash_cause_name(d->crash.cause));
+        snprintf(o->crash_detail, sizeof o->crash_detail, "%.159s", d->crash.detail);
+    }
+}
+
+static void domain_stats_of(struct supervisor *sup, struct domain *d, struct moat_domain_stats *o)
+{
+    memset(o, 0, sizeof *o);
+    snprintf(o->name, sizeof o->name, "%s", d->cfg.name);
+    const struct domain_stats *st = &d->stats;
+    o->exits_io = st->exits_io;
+    o->exits_mmio = st->exits_mmio;
+    o->exits_intr = st->exits_intr;
+    o->msi_sent = st->msi_sent;
+    o->platform_refused = st->platform_refused;
+    o->pci_refused = st->pci_refused;
+    o->dma_refused = st->dma_refused;
+    struct broker_account acct = broker_account(&sup->broker, d->id);
+    o->dma_bytes = acct.bytes;
+    o->dma_windows = acct.windows;
+    o->sessions_open = capsvc_domain_sessions(&sup->caps, d);
+    o->sessions_total = st->sessions_total;
+    o->client_reports = st->client_reports;
+    o->restarts = d->restarts;
+}
+
+/* DMA refusals from the broker and the capsvc records, newest last. */
+static uint32_t collect_audit(struct supervisor *sup, struct moat_audit_rec *out, uint32_t max)
+{
+    uint32_t half = max / 2, n = 0;
+    static struct broker_audit ba[MOAT_AUDIT_MAX];
+    uint64_t since = sup->broker.audit_seq > half ? sup->broker.audit_seq - half : 0;
+    size_t nb = broker_audit_read(&sup->broker, since, ba, half);
+    for (size_t i = 0; i < nb; i++, n++) {
+        struct moat_audit_rec *r = &out[n];
+        memset(r, 0, sizeof *r);
+        r->seq = ba[i].seq;
+        snprintf(r->source, sizeof r->source, "dma");
+        pthread_mutex_lock(&sup->lock);
+        for (size_t k = 0; k < sup->n_domains; k++)
+            if (sup->domains[k]->id == ba[i].domain)
+                snprintf(r->domain, sizeof r->domain, "%s", sup->domains[k]->cfg.name);
+        pthread_mutex_unlock(&sup->lock);
+        snprintf(r->text, sizeof r->text, "%.16s: %llu bytes at IOVA 0x%llx refused: %s",
+                 ba[i].device, (unsigned long long)ba[i].len, (unsigned long long)ba[i].addr,
+                 broker_refusal_name(ba[i].reason));
+    }
+    n += capsvc_audit_read(&sup->caps, out + n, max - n);
+    return n;
+}
+
+static void handle_control(struct control *c, struct control_client *cl,
+                           const struct moat_msg_hdr *h, const struct moat_ctl_req *q)
+{
+    struct supervisor *sup = c->sup;
+    bool admin_op = h->type == MOAT_MSG_RESTART || h->type == MOAT_MSG_STOP ||
+                    h->type == MOAT_MSG_INJECT;
+    int rc = capsvc_check(&sup->caps, cl->id, q->handle,
+                          MOAT_RIGHT_READ | (admin_op ? MOAT_RIGHT_ADMIN : 0), MOAT_CAP_CONTROL);
+    if (rc < 0) {
+        reply(cl, h, rc, NULL, 0);
+        return;
+    }
+    if (h->type == MOAT_MSG_DOMAINS) {
+        static union {
+            struct moat_domains_reply r;
+            char buf[sizeof(struct moat_domains_reply) + MOAT_DOMAINS_MAX * sizeof(struct moat_domain_status)];
+        } out;
+        memset(&out, 0, sizeof out);
+        uint64_t now = monotonic_ns();
+        pthread_mutex_lock(&sup->lock);
+        out.r.n = (uint32_t)sup->n_domains;
+        for (size_t i = 0; i < sup->n_domains; i++)
+            describe_domain(sup, sup->domains[i], now, &out.r.dom[i]);
+        pthread_mutex_unlock(&sup->lock);
+        reply(cl, h, 0, &out, (uint32_t)(sizeof out.r + out.r.n * sizeof out.r.dom[0]));
+        return;
+    }
+    if (h->type == MOAT_MSG_AUDIT) {
+        static union {
+            struct moat_audit_reply r;
+            char buf[sizeof(struct moat_audit_reply) + MOAT_AUDIT_MAX * sizeof(struct moat_audit_rec)];
+        } out;
+        uint32_t max = q->arg == 0 || q->arg > MOAT_AUDIT_MAX ? MOAT_AUDIT_MAX : q->arg;
+        memset(&out, 0, sizeof out);
+        out.r.n = collect_audit(sup, out.r.rec, max);
+        reply(cl, h, 0, &out, (uint32_t)(sizeof out.r + out.r.n * sizeof out.r.rec[0]));
+        return;
+    }
+    if (!str_ok(q->name, sizeof q->name)) {
+        reply(cl, h, -MOAT_EINVAL, NULL, 0);
+        return;
+    }
+    pthread_mutex_lock(&sup->lock);
+    struct domain *d = find_domain(sup, q->name);
+    if (!d) {
+        pthread_mutex_unlock(&sup->lock);
+        reply(cl, h, -MOAT_ENOENT, NULL, 0);
+        return;
+    }
+    if (h->type == MOAT_MSG_STATS) {
+        struct moat_domain_stats st;
+        domain_stats_of(sup, d, &st);
+        pthread_mutex_unlock(&sup->lock);
+        reply(cl, h, 0, &st, sizeof st);
+        return;
+    }
+    pthread_mutex_unlock(&sup->lock);
+    char who[64];
+    snprintf(who, sizeof who, "pid %u uid %u", cl->pid, cl->uid);
+    char err[256] = "";
+    switch (h->type) {
+    case MOAT_MSG_RESTART:
+        log_info(d->cfg.name, "restart requested by client %u (%s)", cl->id, who);
+        capsvc_audit(&sup->caps, "control", d->cfg.name, "restart by %s", who);
+        rc = domain_restart(d, err, sizeof err) ? 0 : -MOAT_EIO;
+        if (rc < 0)
+            log_error(d->cfg.name, "restart failed: %s", err);
+        break;
+    case MOAT_MSG_STOP:
+        log_info(d->cfg.name, "stop requested by client %u (%s)", cl->id, who);
+        capsvc_audit(&sup->caps, "control", d->cfg.name, "stop by %s", who);
+        domain_request_stop(d);
+        break;
+    case MOAT_MSG_INJECT: {
+        if (q->arg != MOAT_FAULT_KILL) {
+            rc = -MOAT_ENOTSUP;
+            break;
+        }
+        struct crash_info ci = { .cause = CRASH_INJECTED };
+        snprintf(ci.detail, sizeof ci.detail, "kill injected by %s", who);
+        capsvc_audit(&sup->caps, "control", d->cfg.name, "fault 'kill' injected by %s", who);
+        domain_kill(d, &ci);
+        break;
+    }
+    default:
+        rc = -MOAT_EINVAL;
+        break;
+    }
+    reply(cl, h, rc, NULL, 0);
+}
+
+/* Payload size each request type must have. */
+static size_t request_len(uint16_t type)
+{
+    switch (type) {
+    case MOAT_MSG_HELLO:         return sizeof(struct moat_hello_req);
+    case MOAT_MSG_LIST_CAPS:     return 0;
+    case MOAT_MSG_OPEN:          return sizeof(struct moat_open_req);
+    case MOAT_MSG_CLOSE:         return sizeof(struct moat_close_req);
+    case MOAT_MSG_OPEN_SESSION:  return sizeof(struct moat_session_req);
+    case MOAT_MSG_CLOSE_SESSION: return sizeof(struct moat_session_close_req);
+    case MOAT_MSG_REPORT:        return sizeof(struct moat_report_req);
+    case MOAT_MSG_DOMAINS:
+    case MOAT_MSG_STATS:
+    case MOAT_MSG_AUDIT:
+    case MOAT_MSG_RESTART:
+    case MOAT_MSG_STOP:
+    case MOAT_MSG_INJECT:        return sizeof(struct moat_ctl_req);
+    default:                     return SIZE_MAX;
+    }
+}
+
+static void handle_request(struct control *c, struct control_client *cl,
+                           const struct moat_msg_hdr *h, const void *p)
+{
+    struct capsvc *cs = &c->sup->caps;
+    cl->requests++;
+    switch (h->type) {
+    case MOAT_MSG_HELLO: {
+        const struct moat_hello_req *q = p;
+        struct moat_hello_reply r = { .version = MOAT_CTL_VERSION, .client_id = cl->id,
+                                      .uid = cl->uid, .admin = cl->admin };
+        reply(cl, h, q->version == MOAT_CTL_VERSION ? 0 : -MOAT_ENOTSUP, &r, sizeof r);
+        return;
+    }
+    case MOAT_MSG_LIST_CAPS: {
+        static union {
+            struct moat_list_reply r;
+            char buf[sizeof(struct moat_list_reply) + MOAT_LIST_MAX * sizeof(struct moat_cap_desc)];
+        } out;
+        memset(&out, 0, sizeof out);
+        size_t n = capsvc_list(cs, out.r.cap, MOAT_LIST_MAX);
+        out.r.n = (uint32_t)(n < MOAT_LIST_MAX ? n : MOAT_LIST_MAX);
+        reply(cl, h, 0, &out, (uint32_t)(sizeof out.r + out.r.n * sizeof out.r.cap[0]));
+        return;
+    }
+    case MOAT_MSG_OPEN: {
+        const struct moat_open_req *q = p;
+        struct moat_open_reply r;
+        uint32_t allowed = MOAT_RIGHT_READ | MOAT_RIGHT_WRITE | (cl->admin ? MOAT_RIGHT_ADMIN : 0);
+        int rc = str_ok(q->name, sizeof q->name)
+                     ? capsvc_open(cs, cl->id, q->name, q->rights, allowed, &r) : -MOAT_EINVAL;
+        reply(cl, h, rc, &r, sizeof r);
+        return;
+    }
+    case MOAT_MSG_CLOSE: {
+        const struct moat_close_req *q = p;
+        reply(cl, h, capsvc_close(cs, cl->id, q->handle), NULL, 0);
+        return;
+    }
+    case MOAT_MSG_OPEN_SESSION: {
+        struct moat_session_reply r;
+        int fds[3];
+        int rc = capsvc_session_open(cs, cl->id, p, &r, fds);
+        if (rc < 0)
+            reply(cl, h, rc, NULL, 0);
+        else if (!send_msg(cl, h->type, h->seq, 0, &r, sizeof r, fds, 3))
+            capsvc_session_close(cs, cl->id, r.session_id);
+        return;
+    }
+    case MOAT_MSG_CLOSE_SESSION: {
+        const struct moat_session_close_req *q = p;
+        reply(cl, h, capsvc_session_close(cs, cl->id, q->session_id), NULL, 0);
+        return;
+    }
+    case MOAT_MSG_REPORT: {
+        struct moat_report_req q;
+        memcpy(&q, p, sizeof q);
+        q.reason[sizeof q.reason - 1] = '\0';
+        crash_sanitize(q.reason, sizeof q.reason);
+        char who[64];
+        snprintf(who, sizeof who, "client %u (pid %u uid %u)", cl->id, cl->pid, cl->uid);
+        reply(cl, h, capsvc_report(cs, cl->id, who, q.session_id, q.reason), NULL, 0);
+        return;
+    }
+    default:
+        handle_control(c, cl, h, p);
+        return;
+    }
+}
+
+/* ---- connections ------------------------------------------------------------- */
+
+static void client_close(struct control *c, struct control_client *cl, const char *why)
+{
+    capsvc_client_gone(&c->sup->caps, cl->id);
+    log_info(NULL, "control: client %u (pid %u) disconnected: %s; %llu requests, %llu refused",
+             cl->id, cl->pid, why, (unsigned long long)cl->requests,
+             (unsigned long long)cl->refused);
+    close(cl->fd);
+    cl->fd = -1;
+}
+
+static void client_accept(struct control *c)
+{
+    int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0)
+        return;
+    struct control_client *cl = NULL;
+    for (uint32_t i = 0; i < CONTROL_CLIENTS_MAX && !cl; i++)
+        if (c->cl[i].fd < 0)
+            cl = &c->cl[i];
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (!cl || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+        log_error(NULL, "control: connection refused: %s",
+                  cl ? "no peer credentials" : "too many clients (64)");
+        close(fd);
+        return;
+    }
+    *cl = (struct control_client){ .fd = fd, .id = ++c->next_client, .pid = (uint32_t)cred.pid,
+                                   .uid = cred.uid, .gid = cred.gid,
+                                   .admin = cred.uid == geteuid() || cred.uid == 0 };
+    log_info(NULL, "control: client %u connected (pid %u, uid %u, gid %u%s)", cl->id, cl->pid,
+             cl->uid, cl->gid, cl->admin ? ", admin" : "");
+}
+
+static void client_readable(struct control *c, struct control_client *cl)
+{
+    static union { struct moat_msg_hdr h; char buf[MOAT_CTL_MSG_MAX]; } in;
+    union { struct cmsghdr align; char buf[CMSG_SPACE(16 * sizeof(int))]; } cbuf;
+    struct iovec iov = { in.buf, sizeof in.buf };
+    struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.buf,
+                        .msg_controllen = sizeof cbuf.buf };
+    ssize_t n = recvmsg(cl->fd, &m, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        client_close(c, cl, n == 0 ? "closed" : strerror(errno));
+        return;
+    }
+    /* Clients have no business sending descriptors: close them all. */
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm))
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+            for (size_t i = 0; i < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+                int fd;
+                memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof fd);
+                close(fd);
+            }
+    if ((size_t)n < sizeof in.h || (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
+        in.h.magic != MOAT_CTL_MAGIC || in.h.len != (size_t)n - sizeof in.h ||
+        in.h.seq == 0 || request_len(in.h.type) != in.h.len) {
+        cl->refused++;
+        log_error(NULL, "control: client %u sent a malformed message (%zd bytes, type %u); refused",
+                  cl->id, n, (size_t)n >= sizeof in.h ? in.h.type : 0u);
+        if ((size_t)n >= sizeof in.h && in.h.magic == MOAT_CTL_MAGIC)
+            send_msg(cl, in.h.type, in.h.seq, -MOAT_EINVAL, NULL, 0, NULL, 0);
+        else
+            client_close(c, cl, "not speaking the moat control protocol");
+        return;
+    }
+    handle_request(c, cl, &in.h, in.buf + sizeof in.h);
+}
+
+static void send_events(struct control *c)
+{
+    uint64_t v;
+    if (read(c->sup->caps.wake_fd, &v, sizeof v) < 0 && errno != EAGAIN)
+        return;
+    struct capsvc_event ev[32];
+    uint32_t n;
+    while ((n = capsvc_take_events(&c->sup->caps, ev, 32)) > 0)
+        for (uint32_t i = 0; i < n; i++)
+            for (uint32_t k = 0; k < CONTROL_CLIENTS_MAX; k++)
+                if (c->cl[k].fd >= 0 &&
+                    (ev[i].client == CAPSVC_ALL_CLIENTS || c->cl[k].id == ev[i].client))
+                    send_msg(&c->cl[k], MOAT_MSG_EVENT, 0, 0, &ev[i].msg, sizeof ev[i].msg,
+                             NULL, 0);
+}
+
+static void *control_thread(void *arg)
+{
+    struct control *c = arg;
+    struct pollfd pfd[3 + CONTROL_CLIENTS_MAX];
+    struct control_client *who[CONTROL_CLIENTS_MAX];
+    for (;;) {
+        pfd[0] = (struct pollfd){ .fd = c->stop_fd, .events = POLLIN };
+        pfd[1] = (struct pollfd){ .fd = c->listen_fd, .events = POLLIN };
+        pfd[2] = (struct pollfd){ .fd = c->sup->caps.wake_fd, .events = POLLIN };
+        nfds_t n = 3;
+        for (uint32_t i = 0; i < CONTROL_CLIENTS_MAX; i++)
+            if (c->cl[i].fd >= 0) {
+                who[n - 3] = &c->cl[i];
+                pfd[n++] = (struct pollfd){ .fd = c->cl[i].fd, .events = POLLIN };
+            }
+        if (poll(pfd, n, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            log_error(NULL, "control: poll failed: %s; control socket closed", strerror(errno));
+            break;
+        }
+        if (pfd[0].revents)
+            break;
+        if (pfd[2].revents)
+            send_events(c);
+        for (nfds_t i = 3; i < n; i++)
+            if (pfd[i].revents && who[i - 3]->fd == pfd[i].fd)
+                client_readable(c, who[i - 3]);
+        if (pfd[1].revents)
+            client_accept(c);
+    }
+    for (uint32_t i = 0; i < CONTROL_CLIENTS_MAX; i++)
+        if (c->cl[i].fd >= 0)
+            client_close(c, &c->cl[i], "moat is stopping");
+    return NULL;
+}
