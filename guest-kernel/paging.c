@@ -11,6 +11,7 @@
 #include "gk/paging.h"
 #include "gk/panic.h"
 #include "moat/layout.h"
+#include "moat/session_abi.h"
 
 #define PAGE      4096ull
 #define LARGE     (2ull << 20)
@@ -71,6 +72,27 @@ static void map_windows(const struct moat_boot_info *bi)
     }
 }
 
+/* Capability sessions: every slot's span, ordinary memory (the VMM installs
+ * a slot's memory before it marks the slot open in the session table). One
+ * 1 GiB page per GiB when the CPU has them. */
+static void map_sessions(void)
+{
+    const uint64_t f = PTE_P | PTE_W | PTE_U | PTE_NX | PTE_PS;
+    const uint64_t span = MOAT_SESSION_SLOTS * MOAT_SESSION_SPAN;
+    uint32_t a, b, c, d;
+    cpuid(0x80000001u, 0, &a, &b, &c, &d);
+    for (uint64_t gb = MOAT_GPA_SESSION_BASE; gb < MOAT_GPA_SESSION_BASE + span; gb += 1ull << 30) {
+        if (d & CPUID_EXT_EDX_1G_PAGES) {
+            uint64_t *pdpt = next_level(pml4, (unsigned)(gb >> 39) & 511);
+            pdpt[gb >> 30 & 511] = gb | f;
+            continue;
+        }
+        uint64_t *pd = pd_for(gb);
+        for (uint64_t i = 0; i < 512; i++)
+            pd[i] = (gb + i * LARGE) | f;
+    }
+}
+
 void paging_init(const struct moat_boot_info *bi)
 {
     uint64_t ram = bi->ram_size;
@@ -90,7 +112,8 @@ void paging_init(const struct moat_boot_info *bi)
             uint64_t f = PTE_P | PTE_U | PTE_W | PTE_NX;
             if (a >= ts && a < te)
                 f = PTE_P | PTE_U;
-            else if ((a >= rs && a < re) || a == MOAT_GPA_BOOT_INFO)
+            else if ((a >= rs && a < re) || a == MOAT_GPA_BOOT_INFO ||
+                     a == MOAT_GPA_SESSION_TABLE)
                 f = PTE_P | PTE_U | PTE_NX;
             pt[i] = a | f;
         }
@@ -99,6 +122,7 @@ void paging_init(const struct moat_boot_info *bi)
         pd0[a >> 21] = a | PTE_P | PTE_W | PTE_U | PTE_NX | PTE_PS;
     map_device_space();
     map_windows(bi);
+    map_sessions();
 
     wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_NXE);
     write_cr0(read_cr0() | CR0_WP);

@@ -22,6 +22,14 @@ void platform_request_msi(uint32_t vector)
     outl(MOAT_PLAT_PORT_MSI_TEST, vector);
 }
 
+int32_t platform_call(uint16_t port, uint32_t value)
+{
+    volatile int32_t *result = &platform_page()->result;
+    *result = 1;                /* not a value the host ever leaves */
+    outl(port, value);
+    return *result;
+}
+
 void platform_heartbeat(void)
 {
     /* A plain store the host samples; no ordering with anything else needed. */

@@ -7,6 +7,7 @@
 #include "gk/panic.h"
 #include "gk/platform.h"
 #include "gk/sys.h"
+#include "moat/session_abi.h"
 #include "gk/trap.h"
 
 static bool user_range_ok(uint64_t p, uint64_t len)
@@ -113,6 +114,17 @@ void syscall_dispatch(struct trap_frame *f)
         break;
     case SYS_INTX_ACK:
         ret = f->rdi > 0xFF ? -SYS_EINVAL : intx_ack((uint32_t)f->rdi);
+        break;
+    case SYS_CAP_REGISTER:
+        if (!user_range_ok(f->rdi, sizeof(struct moat_cap_register)) || f->rdi > UINT32_MAX)
+            ret = -SYS_EFAULT;
+        else
+            ret = platform_call(MOAT_PLAT_PORT_CAP_REGISTER, (uint32_t)f->rdi);
+        break;
+    case SYS_SESSION_RELEASE:
+        ret = f->rdi >= MOAT_SESSION_SLOTS ? -SYS_EINVAL
+                                            : platform_call(MOAT_PLAT_PORT_SESSION_RELEASE,
+                                                            (uint32_t)f->rdi);
         break;
     default:
         ret = -SYS_ENOSYS;

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "moat/session_abi.h"
 /* memset, memcpy, memmove, memcmp, strlen, strcmp: freestanding in a
  * domain, libc's in host unit tests of a driver's pure logic. */
 #ifdef DD_HOST_TEST
@@ -133,6 +134,58 @@ void dd_irq_ack(struct dd_irq *irq);
 uint64_t dd_irq_count(const struct dd_irq *irq);
 /* Run the loop until the count passes `seen` or timeout_ns elapses. */
 bool dd_irq_wait(struct dd_irq *irq, uint64_t seen, uint64_t timeout_ns);
+
+/* ---- private memory --------------------------------------------------------- */
+
+/* Zeroed, page-aligned private RAM (never device-visible), kept for the
+ * life of the domain. Exhaustion is a panic. */
+void *dd_mem_alloc(uint64_t size);
+
+/* ---- serving a BlockDevice cap ----------------------------------------------- */
+
+/* A validated request from a client session. The platform checked op,
+ * range, rights and buffer before the driver sees it: buf holds exactly
+ * blocks * block_size bytes of shared session memory (READ: fill it;
+ * WRITE: take the data from it; other ops: NULL). A client can still
+ * write buf while the request runs: copy what must not change under you. */
+struct dd_blk_req {
+    uint16_t op;                /* enum moat_blk_op */
+    uint32_t blocks;
+    uint64_t lba;
+    void *buf;
+    void *priv_;                /* the platform's */
+};
+
+struct dd_blk_ops {
+    /* Start req; complete it (now or later, from any callback) with
+     * dd_blk_complete. */
+    void (*submit)(void *ctx, struct dd_blk_req *req);
+};
+
+/* Register the cap "<domain>.<name>" with geometry geo and serve every
+ * session moat opens on it from the run loop. False (logged) when moat
+ * refuses the registration. */
+bool dd_blk_serve(const char *name, const struct moat_blk_geometry *geo,
+                  const struct dd_blk_ops *ops, void *ctx);
+/* Finish req with status (enum moat_status); req is invalid afterwards. */
+void dd_blk_complete(struct dd_blk_req *req, uint32_t status);
+
+struct dd_serve_stats {
+    uint64_t sessions_opened, sessions_released;
+    uint64_t requests, completed;
+    uint64_t refused;           /* malformed requests answered with an error */
+    uint64_t client_violations; /* a client broke its ring: session abandoned */
+    uint64_t doorbells;         /* kicks sent to clients */
+};
+void dd_serve_stats(struct dd_serve_stats *out);
+
+/* Hostile-server tests only: complete req with an arbitrary entry (tag,
+ * status, blocks as given), or write an impossible producer index into the
+ * completion ring of req's session. Real drivers never call these. */
+void dd_blk_complete_raw(struct dd_blk_req *req, uint64_t tag, uint32_t status, uint32_t blocks);
+void dd_blk_corrupt_cq(struct dd_blk_req *req, uint32_t bogus_prod);
+/* The tag the client gave req (for dd_blk_complete_raw variations). */
+uint64_t dd_blk_tag(const struct dd_blk_req *req);
 
 /* ---- time, run loop, logging ----------------------------------------------- */
 

@@ -398,6 +398,7 @@ static int status_err(uint32_t st)
     case MOAT_ST_ENOTSUP: return -MOAT_ENOTSUP;
     case MOAT_ST_EROFS:   return -MOAT_EROFS;
     case MOAT_ST_ERANGE:  return -MOAT_ERANGE;
+    case MOAT_ST_EPERM:   return -MOAT_EPERM;
     default:              return -MOAT_EPROTO;
     }
 }

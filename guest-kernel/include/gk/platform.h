@@ -22,6 +22,9 @@ void platform_ready(void);
 _Noreturn void platform_exit(uint32_t code);
 /* Ask the host for one MSI on vector (one exit). */
 void platform_request_msi(uint32_t vector);
+/* Write value to a request port (CAP_REGISTER, SESSION_RELEASE) and return
+ * the result the host left in the platform page (one exit). */
+int32_t platform_call(uint16_t port, uint32_t value);
 /* Bump the heartbeat in shared memory (no exit). */
 void platform_heartbeat(void);
 /* The crash record is filled; tell the host (one exit); never returns. */

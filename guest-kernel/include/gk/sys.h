@@ -29,6 +29,8 @@ enum sys_nr {
     SYS_PIO           = 8,  /* (port, size | SYS_PIO_WRITE, value): I/O BAR access */
     SYS_INTX_BIND     = 9,  /* (gsi, vector): route an assigned device's INTx */
     SYS_INTX_ACK      = 10, /* (gsi): unmask the pin after the cause is cleared */
+    SYS_CAP_REGISTER  = 11, /* (struct moat_cap_register *): serve a cap; 0 or -MOAT_E* */
+    SYS_SESSION_RELEASE = 12, /* (slot): done with a CLOSING session; 0 or -MOAT_E* */
 };
 
 #define SYS_PIO_WRITE 0x100u    /* with size 1, 2 or 4 */
@@ -72,5 +74,9 @@ static inline int64_t sys_pio(uint32_t port, uint32_t size_flags, uint32_t value
 static inline int64_t sys_intx_bind(uint32_t gsi, uint32_t vector)
 { return sys_call3(SYS_INTX_BIND, gsi, vector, 0); }
 static inline int64_t sys_intx_ack(uint32_t gsi) { return sys_call3(SYS_INTX_ACK, gsi, 0, 0); }
+static inline int64_t sys_cap_register(const void *reg)
+{ return sys_call3(SYS_CAP_REGISTER, (uint64_t)(uintptr_t)reg, 0, 0); }
+static inline int64_t sys_session_release(uint32_t slot)
+{ return sys_call3(SYS_SESSION_RELEASE, slot, 0, 0); }
 
 #endif /* GK_SYS_H */

@@ -75,7 +75,8 @@ enum moat_status {
     MOAT_ST_ENOTSUP  = 3,       /* operation not offered by this cap */
     MOAT_ST_EROFS    = 4,       /* write to a read-only device */
     MOAT_ST_ERANGE   = 5,       /* beyond the end of the device */
-    MOAT_ST_MAX      = 5,
+    MOAT_ST_EPERM    = 6,       /* the session lacks the right (e.g. write) */
+    MOAT_ST_MAX      = 6,
 };
 
 /* Request (SQ entry), 64 bytes. */

@@ -1,0 +1,398 @@
+/* Driver API: serving caps over client sessions (contract in dd.h). Ring 3.
+ *
+ * moat writes the session table (moat/session_abi.h) and interrupts us on
+ * the session vector; every run-loop pass checks the table's change count,
+ * then each open session: requests are copied out of the ring, validated
+ * (a client is as hostile as any domain), handed to the driver, and their
+ * completions published in batches with one doorbell when the client asked
+ * for one. After a short busy window the loop arms every request ring and
+ * sleeps until a client kick arrives. */
+#include "dd.h"
+#include "gk/event.h"
+#include "gk/mem.h"
+#include "gk/runtime.h"
+#include "gk/sys.h"
+#include "gk/timer.h"
+#include "moat/control_abi.h"
+#include "moat/layout.h"
+#include "moat/ring.h"
+
+#define SERVE_CAPS_MAX 4u
+#define REQ_POOL 1024u
+#define SPIN_NS 50000ull        /* keep polling this long after the last work */
+
+struct served_cap {
+    struct moat_blk_geometry geo;
+    const struct dd_blk_ops *ops;
+    void *ctx;
+};
+
+struct gsession {
+    bool active, closing, broken;
+    uint32_t slot, id, cap, rights, entries;
+    struct moat_ring sq, cq;
+    uint8_t *data;
+    uint64_t data_size;
+    volatile uint32_t *doorbell;
+    uint32_t owed;              /* requests taken whose completion is unpublished */
+    uint32_t staged;            /* completions written, not yet published */
+};
+
+struct req_impl {
+    struct dd_blk_req pub;      /* first: the driver's pointer is ours */
+    struct gsession *s;
+    uint64_t tag;
+    uint32_t next_free;
+    bool busy;
+};
+
+static struct served_cap caps[SERVE_CAPS_MAX];
+static uint32_t n_caps, vector;
+static struct gsession ses[MOAT_SESSION_SLOTS];
+static struct req_impl pool[REQ_POOL];
+static uint32_t free_head = REQ_POOL, pool_ready;
+static uint64_t table_seen, last_work_ns;
+static struct dd_serve_stats st;
+
+void *dd_mem_alloc(uint64_t size)
+{
+    return mem_alloc_pages((size_t)((size + 4095) / 4096));
+}
+
+void dd_serve_stats(struct dd_serve_stats *out) { *out = st; }
+
+/* ---- request pool --------------------------------------------------------------- */
+
+static struct req_impl *req_get(void)
+{
+    if (!pool_ready) {
+        for (uint32_t i = 0; i < REQ_POOL; i++)
+            pool[i].next_free = i + 1;
+        free_head = 0;
+        pool_ready = 1;
+    }
+    if (free_head == REQ_POOL)
+        return NULL;
+    struct req_impl *r = &pool[free_head];
+    free_head = r->next_free;
+    r->busy = true;
+    return r;
+}
+
+static void req_put(struct req_impl *r)
+{
+    r->busy = false;
+    r->next_free = (uint32_t)(r - pool);
+    free_head = r->next_free;
+}
+
+static struct req_impl *impl_of(struct dd_blk_req *req)
+{
+    struct req_impl *r = (struct req_impl *)req;
+    if (r < pool || r >= pool + REQ_POOL || !r->busy)
+        dd_panic("dd_blk_complete: %p is not a request in flight", (void *)req);
+    return r;
+}
+
+/* ---- completions ------------------------------------------------------------------ */
+
+static void ring_doorbell(struct gsession *s)
+{
+    *s->doorbell = 1;           /* an ioeventfd in KVM: the client wakes */
+    st.doorbells++;
+}
+
+static void stage(struct gsession *s, uint64_t tag, uint32_t status, uint32_t blocks)
+{
+    struct moat_cqe e = { .tag = tag, .status = status, .blocks = blocks };
+    void *slot = moat_ring_slot(&s->cq, s->staged);
+    memcpy(slot, &e, sizeof e);
+    s->staged++;
+}
+
+static void flush_completions(struct gsession *s)
+{
+    if (!s->staged)
+        return;
+    bool kick = false;
+    if (moat_ring_publish(&s->cq, s->staged, &kick) != MOAT_RING_OK && !s->broken) {
+        s->broken = true;
+        st.client_violations++;
+        dd_log("session %u: the client corrupted its completion ring; abandoned", s->id);
+    }
+    s->owed -= s->staged < s->owed ? s->staged : s->owed;
+    s->staged = 0;
+    if (kick)
+        ring_doorbell(s);
+}
+
+void dd_blk_complete(struct dd_blk_req *req, uint32_t status)
+{
+    struct req_impl *r = impl_of(req);
+    stage(r->s, r->tag, status, status == MOAT_ST_OK && req->op != MOAT_BLK_FLUSH ? req->blocks : 0);
+    st.completed++;
+    req_put(r);
+}
+
+void dd_blk_complete_raw(struct dd_blk_req *req, uint64_t tag, uint32_t status, uint32_t blocks)
+{
+    struct req_impl *r = impl_of(req);
+    r->s->owed++;               /* one more entry than requests: keep the books */
+    stage(r->s, tag, status, blocks);
+}
+
+void dd_blk_corrupt_cq(struct dd_blk_req *req, uint32_t bogus_prod)
+{
+    struct req_impl *r = impl_of(req);
+    __atomic_store_n(&r->s->cq.sh->prod, bogus_prod, __ATOMIC_RELEASE);
+    ring_doorbell(r->s);
+}
+
+uint64_t dd_blk_tag(const struct dd_blk_req *req)
+{
+    return ((const struct req_impl *)req)->tag;
+}
+
+/* ---- requests -------------------------------------------------------------------- */
+
+/* MOAT_ST_OK, or the status a malformed request is answered with. */
+static uint32_t check(const struct gsession *s, const struct moat_sqe *e)
+{
+    const struct moat_blk_geometry *g = &caps[s->cap].geo;
+    bool data = e->op == MOAT_BLK_READ || e->op == MOAT_BLK_WRITE;
+    if (e->flags)
+        return MOAT_ST_EINVAL;
+    switch (e->op) {
+    case MOAT_BLK_READ:
+    case MOAT_BLK_WRITE:
+        if (e->blocks == 0 || e->blocks > g->max_blocks)
+            return MOAT_ST_EINVAL;
+        break;
+    case MOAT_BLK_FLUSH:
+        if (!(g->flags & MOAT_BLK_F_FLUSH))
+            return MOAT_ST_ENOTSUP;
+        if (e->blocks)
+            return MOAT_ST_EINVAL;
+        break;
+    case MOAT_BLK_WRITE_ZEROES:
+    case MOAT_BLK_DISCARD:
+        if (!(g->flags & (e->op == MOAT_BLK_DISCARD ? MOAT_BLK_F_DISCARD : MOAT_BLK_F_WRITE_ZEROES)))
+            return MOAT_ST_ENOTSUP;
+        if (e->blocks == 0)
+            return MOAT_ST_EINVAL;
+        break;
+    default:
+        return MOAT_ST_EINVAL;
+    }
+    if (e->op != MOAT_BLK_READ && !(s->rights & MOAT_RIGHT_WRITE))
+        return MOAT_ST_EPERM;
+    if (e->op != MOAT_BLK_READ && (g->flags & MOAT_BLK_F_READONLY))
+        return MOAT_ST_EROFS;
+    if (e->op != MOAT_BLK_FLUSH && (e->lba > g->blocks || e->blocks > g->blocks - e->lba))
+        return MOAT_ST_ERANGE;
+    uint64_t len = (uint64_t)e->blocks * g->block_size;
+    if (data && (e->buf_off > s->data_size || len > s->data_size - e->buf_off))
+        return MOAT_ST_EINVAL;
+    return MOAT_ST_OK;
+}
+
+static void abandon(struct gsession *s, const char *why)
+{
+    if (s->broken)
+        return;
+    s->broken = true;
+    st.client_violations++;
+    dd_log("session %u: %s; abandoned until moat closes it", s->id, why);
+}
+
+/* Take what the client queued, as far as completions can be owed. */
+static bool take_requests(struct gsession *s)
+{
+    uint32_t avail, space;
+    if (moat_ring_avail(&s->sq, &avail) != MOAT_RING_OK) {
+        abandon(s, "the client wrote an impossible request-ring index");
+        return true;
+    }
+    if (moat_ring_space(&s->cq, &space) != MOAT_RING_OK) {
+        abandon(s, "the client wrote an impossible completion-ring index");
+        return true;
+    }
+    const struct served_cap *c = &caps[s->cap];
+    uint32_t n = 0;
+    for (; n < avail && s->owed < space; n++) {
+        struct req_impl *r = req_get();
+        if (!r)
+            break;              /* back-pressure: the rest waits in the ring */
+        struct moat_sqe e;
+        memcpy(&e, moat_ring_peek(&s->sq, n), sizeof e);   /* one copy, then check */
+        s->owed++;
+        st.requests++;
+        r->s = s;
+        r->tag = e.tag;
+        uint32_t bad = check(s, &e);
+        if (bad != MOAT_ST_OK) {
+            st.refused++;
+            stage(s, e.tag, bad, 0);
+            req_put(r);
+            continue;
+        }
+        bool data = e.op == MOAT_BLK_READ || e.op == MOAT_BLK_WRITE;
+        r->pub = (struct dd_blk_req){ .op = e.op, .blocks = e.op == MOAT_BLK_FLUSH ? 0 : e.blocks,
+                                      .lba = e.lba, .buf = data ? s->data + e.buf_off : NULL };
+        c->ops->submit(c->ctx, &r->pub);
+    }
+    if (n) {
+        bool kick = false;
+        moat_ring_consume(&s->sq, n, &kick);
+        if (kick)
+            ring_doorbell(s);
+    }
+    return n != 0;
+}
+
+/* ---- the session table ------------------------------------------------------------- */
+
+static const volatile struct moat_session_table *table(void)
+{
+    return (const volatile struct moat_session_table *)(uintptr_t)MOAT_GPA_SESSION_TABLE;
+}
+
+static void read_slot(uint32_t i, struct moat_session_slot *out)
+{
+    const volatile struct moat_session_slot *e = &table()->slot[i];
+    for (;;) {
+        uint32_t a = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
+        if (a & 1)
+            continue;
+        memcpy(out, (const void *)e, sizeof *out);
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (__atomic_load_n(&e->seq, __ATOMIC_ACQUIRE) == a)
+            return;
+    }
+}
+
+static bool pow2(uint64_t v) { return v && !(v & (v - 1)); }
+
+static void attach(uint32_t i, const struct moat_session_slot *v)
+{
+    struct gsession *s = &ses[i];
+    uint64_t base = MOAT_GPA_SESSION_BASE + (uint64_t)i * MOAT_SESSION_SPAN;
+    uint8_t *m = (uint8_t *)(uintptr_t)base;
+    bool ok = v->gpa == base && v->size <= MOAT_SESSION_SPAN && v->cap_index < n_caps &&
+              v->sq_entries == v->cq_entries && pow2(v->sq_entries) &&
+              v->sq_entries <= MOAT_SESSION_ENTRIES_MAX && v->sq_off < v->cq_off &&
+              v->cq_off < v->data_off && v->data_off <= v->size &&
+              v->data_size <= v->size - v->data_off &&
+              v->doorbell_gpa == MOAT_GPA_SESSION_DOORBELL + 4ull * i;
+    *s = (struct gsession){ .slot = i, .id = v->session_id };
+    ok = ok && moat_ring_attach(&s->sq, m + v->sq_off, v->cq_off - v->sq_off, v->sq_entries,
+                                sizeof(struct moat_sqe), MOAT_RING_CONSUMER) == MOAT_RING_OK &&
+         moat_ring_attach(&s->cq, m + v->cq_off, v->data_off - v->cq_off, v->cq_entries,
+                          sizeof(struct moat_cqe), MOAT_RING_PRODUCER) == MOAT_RING_OK;
+    if (!ok) {
+        dd_log("session %u in slot %u has a layout this domain cannot use; ignored",
+               v->session_id, i);
+        return;
+    }
+    s->active = true;
+    s->cap = v->cap_index;
+    s->rights = v->rights;
+    s->entries = v->sq_entries;
+    s->data = m + v->data_off;
+    s->data_size = v->data_size;
+    s->doorbell = (volatile uint32_t *)(uintptr_t)v->doorbell_gpa;
+    st.sessions_opened++;
+    dd_log("session %u open (slot %u, %u entries, %lu KiB data, %s)", s->id, i, s->entries,
+           s->data_size >> 10, (s->rights & MOAT_RIGHT_WRITE) ? "read-write" : "read-only");
+}
+
+static void scan_table(void)
+{
+    for (uint32_t i = 0; i < MOAT_SESSION_SLOTS; i++) {
+        struct moat_session_slot v;
+        read_slot(i, &v);
+        struct gsession *s = &ses[i];
+        bool same = s->active && s->id == v.session_id;
+        if (v.state == MOAT_SLOT_OPEN && !same)
+            attach(i, &v);
+        else if (v.state == MOAT_SLOT_CLOSING && same)
+            s->closing = true;
+    }
+}
+
+static void release(struct gsession *s)
+{
+    int64_t rc = sys_session_release(s->slot);
+    if (rc < 0)
+        dd_log("session %u: moat refused the release of slot %u (%ld)", s->id, s->slot, rc);
+    else
+        dd_log("session %u released", s->id);
+    s->active = false;
+    st.sessions_released++;
+}
+
+static bool serve_poll(void *ctx)
+{
+    (void)ctx;
+    bool work = false;
+    uint64_t ch = __atomic_load_n(&table()->changes, __ATOMIC_ACQUIRE);
+    if (ch != table_seen) {
+        table_seen = ch;
+        scan_table();
+        work = true;
+    }
+    for (uint32_t i = 0; i < MOAT_SESSION_SLOTS; i++) {
+        struct gsession *s = &ses[i];
+        if (!s->active)
+            continue;
+        if (!s->closing && !s->broken)
+            work |= take_requests(s);
+        flush_completions(s);
+        if (s->closing && s->owed == 0) {
+            release(s);
+            work = true;
+        }
+    }
+    uint64_t now = dd_now_ns();
+    if (work) {
+        last_work_ns = now;
+        return true;
+    }
+    if (now - last_work_ns < SPIN_NS)
+        return true;
+    /* Going to sleep: ask every client for a kick, then look once more. */
+    for (uint32_t i = 0; i < MOAT_SESSION_SLOTS; i++)
+        if (ses[i].active && !ses[i].closing && !ses[i].broken && !moat_ring_arm(&ses[i].sq))
+            return true;
+    return false;
+}
+
+static void session_irq(void *ctx, uint32_t vec)
+{
+    (void)ctx;
+    (void)vec;                  /* serve_poll looks at everything */
+}
+
+bool dd_blk_serve(const char *name, const struct moat_blk_geometry *geo,
+                  const struct dd_blk_ops *ops, void *ctx)
+{
+    if (n_caps == SERVE_CAPS_MAX || !ops || !ops->submit)
+        dd_panic("dd_blk_serve: at most %u caps, each with a submit function", SERVE_CAPS_MAX);
+    if (!vector) {
+        vector = gk_event_alloc(session_irq, NULL);
+        if (!vector || !gk_poller_add(serve_poll, NULL))
+            dd_panic("dd_blk_serve: no free vector or poller for sessions");
+    }
+    struct moat_cap_register reg = { .kind = MOAT_CAP_BLOCK, .vector = vector, .blk = *geo };
+    size_t len = strlen(name);
+    if (len >= sizeof reg.name)
+        len = sizeof reg.name - 1;
+    memcpy(reg.name, name, len);
+    int64_t rc = sys_cap_register(&reg);
+    if (rc < 0) {
+        dd_log("moat refused cap '%s': %s", name, moat_err_name((int)rc));
+        return false;
+    }
+    caps[n_caps++] = (struct served_cap){ .geo = *geo, .ops = ops, .ctx = ctx };
+    return true;
+}
