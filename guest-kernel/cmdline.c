@@ -38,18 +38,16 @@ bool cmdline_get(const char *cmdline, const char *key, char *out, size_t out_len
     return false;
 }
 
-unsigned long cmdline_get_ulong(const char *cmdline, const char *key,
-                                unsigned long fallback)
+/* Decimal or 0x-hex digits only; false on anything else or overflow. */
+static bool parse_ulong(const char *p, unsigned long *out)
 {
-    char buf[24];
-    if (!cmdline_get(cmdline, key, buf, sizeof buf) || !buf[0])
-        return fallback;
-    const char *p = buf;
     unsigned long base = 10;
     if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X') && p[2]) {
         base = 16;
         p += 2;
     }
+    if (!*p)
+        return false;
     unsigned long v = 0;
     for (; *p; p++) {
         unsigned long d;
@@ -60,10 +58,44 @@ unsigned long cmdline_get_ulong(const char *cmdline, const char *key,
         else if (base == 16 && *p >= 'A' && *p <= 'F')
             d = (unsigned long)(*p - 'A' + 10);
         else
-            return fallback;
+            return false;
         if (v > (UINT64_MAX - d) / base)
-            return fallback;
+            return false;
         v = v * base + d;
     }
+    *out = v;
+    return true;
+}
+
+unsigned long cmdline_get_ulong(const char *cmdline, const char *key,
+                                unsigned long fallback)
+{
+    char buf[24];
+    unsigned long v;
+    if (!cmdline_get(cmdline, key, buf, sizeof buf) || !parse_ulong(buf, &v))
+        return fallback;
     return v;
+}
+
+unsigned long cmdline_get_size(const char *cmdline, const char *key, unsigned long fallback)
+{
+    char buf[24];
+    unsigned long v;
+    if (!cmdline_get(cmdline, key, buf, sizeof buf) || !buf[0])
+        return fallback;
+    size_t n = 0;
+    while (buf[n])
+        n++;
+    unsigned shift = 0;
+    switch (buf[n - 1]) {
+    case 'K': case 'k': shift = 10; break;
+    case 'M': case 'm': shift = 20; break;
+    case 'G': case 'g': shift = 30; break;
+    default: break;
+    }
+    if (shift)
+        buf[n - 1] = '\0';
+    if (!parse_ulong(buf, &v) || v > (UINT64_MAX >> shift))
+        return fallback;
+    return v << shift;
 }

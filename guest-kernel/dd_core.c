@@ -48,3 +48,8 @@ uint64_t dd_arg_u64(const char *args, const char *key, uint64_t fallback)
 {
     return cmdline_get_ulong(args, key, fallback);
 }
+
+uint64_t dd_arg_size(const char *args, const char *key, uint64_t fallback)
+{
+    return cmdline_get_size(args, key, fallback);
+}

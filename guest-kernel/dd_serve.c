@@ -290,8 +290,9 @@ static void attach(uint32_t i, const struct moat_session_slot *v)
          moat_ring_attach(&s->cq, m + v->cq_off, v->data_off - v->cq_off, v->cq_entries,
                           sizeof(struct moat_cqe), MOAT_RING_PRODUCER) == MOAT_RING_OK;
     if (!ok) {
-        dd_log("session %u in slot %u has a layout this domain cannot use; ignored",
-               v->session_id, i);
+        dd_log("session %u in slot %u has a layout this domain cannot use (cap %u of %u, "
+               "%u entries, offsets 0x%lx/0x%lx/0x%lx, size 0x%lx); ignored", v->session_id, i,
+               v->cap_index, n_caps, v->sq_entries, v->sq_off, v->cq_off, v->data_off, v->size);
         return;
     }
     s->active = true;

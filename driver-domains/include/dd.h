@@ -35,6 +35,8 @@ void domain_main(const char *args);
 bool dd_arg(const char *args, const char *key, char *out, size_t len);
 /* Decimal or 0x-hex value of key, or fallback when absent or malformed. */
 uint64_t dd_arg_u64(const char *args, const char *key, uint64_t fallback);
+/* Like dd_arg_u64 with an optional K/M/G suffix: size=64M. */
+uint64_t dd_arg_size(const char *args, const char *key, uint64_t fallback);
 
 /* ---- devices and configuration space ----------------------------------- */
 

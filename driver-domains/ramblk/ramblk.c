@@ -75,7 +75,7 @@ static enum hostile parse_hostile(const char *args)
 
 void domain_main(const char *args)
 {
-    uint64_t size = dd_arg_u64(args, "size", 64ull << 20);
+    uint64_t size = dd_arg_size(args, "size", 64ull << 20);
     ram.geo = (struct moat_blk_geometry){
         .block_size = (uint32_t)dd_arg_u64(args, "bs", 512),
         .max_blocks = (uint32_t)dd_arg_u64(args, "max", 256),

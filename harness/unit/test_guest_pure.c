@@ -63,5 +63,12 @@ Test(cmdline, numbers)
     cr_assert_eq(cmdline_get_ulong("iova=0x1F0000000", "iova", 5), 0x1F0000000ul, "hex");
     cr_assert_eq(cmdline_get_ulong("iova=0x", "iova", 5), 5, "bare 0x");
     cr_assert_eq(cmdline_get_ulong("iova=0xg", "iova", 5), 5, "bad hex digit");
+    cr_assert_eq(cmdline_get_size("size=64M", "size", 5), 64ul << 20, "M suffix");
+    cr_assert_eq(cmdline_get_size("size=4k", "size", 5), 4096ul, "k suffix");
+    cr_assert_eq(cmdline_get_size("size=1G", "size", 5), 1ul << 30, "G suffix");
+    cr_assert_eq(cmdline_get_size("size=512", "size", 5), 512ul, "no suffix");
+    cr_assert_eq(cmdline_get_size("size=M", "size", 5), 5ul, "suffix without digits");
+    cr_assert_eq(cmdline_get_size("size=99999999999999G", "size", 5), 5ul, "overflow by suffix");
+    cr_assert_eq(cmdline_get_size("size=4T", "size", 5), 5ul, "unknown suffix");
     cr_assert_eq(cmdline_get_ulong("iova=0x10000000000000000", "iova", 5), 5, "hex overflow");
 }

@@ -69,8 +69,8 @@ Test(ring, geometry_is_checked)
     cr_assert_eq(moat_ring_attach(&r, mem, len, N, ESZ * 2, MOAT_RING_CONSUMER), MOAT_RING_EINVAL,
                  "attach with another entry size accepted");
     put(1, 1);
-    cr_assert_eq(moat_ring_attach(&r, mem, len, N, ESZ, MOAT_RING_CONSUMER), MOAT_RING_EINVAL,
-                 "attach to a ring already in use accepted");
+    cr_assert_eq(moat_ring_attach(&r, mem, len, N, ESZ, MOAT_RING_PRODUCER), MOAT_RING_EINVAL,
+                 "a producer attached to a ring whose producer index moved");
     sh()->magic = 0;
     sh()->prod = 0;
     cr_assert_eq(moat_ring_attach(&r, mem, len, N, ESZ, MOAT_RING_CONSUMER), MOAT_RING_EINVAL,
@@ -280,4 +280,18 @@ Test(ring, a_million_entries_across_threads_in_order, .timeout = 60)
     cr_assert_null(rc, "producer saw an error");
     cr_log_info("ring: %llu entries, producer slept %llu times, consumer %llu times",
                 TOTAL, (unsigned long long)sleeps[0], (unsigned long long)sleeps[1]);
+}
+
+Test(ring, consumer_may_attach_after_the_producer_published)
+{
+    put(3, 100);
+    struct moat_ring late;
+    cr_assert_eq(moat_ring_attach(&late, mem, len, N, ESZ, MOAT_RING_CONSUMER), MOAT_RING_OK,
+                 "a client may publish before the domain attaches");
+    uint32_t n;
+    cr_assert_eq(moat_ring_avail(&late, &n), MOAT_RING_OK);
+    cr_assert_eq(n, 3, "the late consumer sees %u entries, expected 3", n);
+    struct moat_ring late_prod;
+    cr_assert_eq(moat_ring_attach(&late_prod, mem, len, N, ESZ, MOAT_RING_PRODUCER), MOAT_RING_EINVAL,
+                 "a second producer attached to a ring whose producer index moved");
 }

@@ -110,7 +110,8 @@ static int recv_msg(struct moat_client *c, bool block, struct moat_msg_hdr *hdr,
             close(fds[i]);
         return -MOAT_EPROTO;
     }
-    memcpy(payload, in.buf + sizeof in.h, in.h.len);
+    if (in.h.len)
+        memcpy(payload, in.buf + sizeof in.h, in.h.len);
     return (int)in.h.len;
 }
 

@@ -45,12 +45,14 @@ static int session_build(struct moat_session *s, void *mem, const struct moat_se
                          uint32_t rights)
 {
     uint32_t e = l->entries;
+    /* Every offset is bounded by size first, so no sum below can wrap. */
     if (!is_pow2(e) || e < MOAT_SESSION_ENTRIES_MIN || e > MOAT_SESSION_ENTRIES_MAX ||
+        l->size > MOAT_SESSION_SPAN || l->sq_off > l->size || l->cq_off > l->size ||
+        l->data_off > l->size || l->data_size > l->size - l->data_off ||
         l->sq_off % PAGE || l->cq_off % PAGE || l->data_off % PAGE ||
         l->cq_off < l->sq_off + moat_ring_bytes(e, sizeof(struct moat_sqe)) ||
         l->data_off < l->cq_off + moat_ring_bytes(e, sizeof(struct moat_cqe)) ||
-        l->data_size > MOAT_SESSION_DATA_MAX || l->data_off + l->data_size > l->size ||
-        !geo->block_size || !is_pow2(geo->block_size))
+        l->data_size > MOAT_SESSION_DATA_MAX || !geo->block_size || !is_pow2(geo->block_size))
         return -MOAT_EPROTO;
     s->mem = mem;
     s->layout = *l;

@@ -51,8 +51,8 @@ enum moat_ring_err moat_ring_attach(struct moat_ring *r, void *mem, size_t len,
     r->broken = true;
     if (!mem || !need || len < need || load_acquire(&sh->magic) != MOAT_RING_MAGIC ||
         sh->version != MOAT_RING_VERSION || sh->entries != entries ||
-        sh->entry_size != entry_size || load_relaxed(&sh->prod) != 0 ||
-        load_relaxed(&sh->cons) != 0)
+        sh->entry_size != entry_size ||
+        load_relaxed(role == MOAT_RING_PRODUCER ? &sh->prod : &sh->cons) != 0)
         return MOAT_RING_EINVAL;
     r->sh = sh;
     r->slots = (uint8_t *)mem + MOAT_RING_HDR_SIZE;

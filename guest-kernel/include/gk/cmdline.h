@@ -16,5 +16,8 @@ bool cmdline_get(const char *cmdline, const char *key, char *out, size_t out_len
  * absent, malformed or above 64 bits. */
 unsigned long cmdline_get_ulong(const char *cmdline, const char *key,
                                 unsigned long fallback);
+/* Like cmdline_get_ulong, with an optional K, M or G suffix (powers of
+ * 1024): "64M" -> 67108864. */
+unsigned long cmdline_get_size(const char *cmdline, const char *key, unsigned long fallback);
 
 #endif /* GK_CMDLINE_H */

@@ -77,8 +77,9 @@ size_t moat_ring_bytes(uint32_t entries, uint32_t entry_size);
 enum moat_ring_err moat_ring_format(void *mem, size_t len, uint32_t entries,
                                     uint32_t entry_size);
 /* Attach one side. The geometry is what that side expects; the header must
- * agree, and the indices must be where a fresh ring has them (both 0) —
- * otherwise EINVAL. */
+ * agree, and this side's own index must be where a fresh ring has it (0) —
+ * otherwise EINVAL. The peer may already have moved (a client can publish
+ * before the domain attaches); its index is checked at every use. */
 enum moat_ring_err moat_ring_attach(struct moat_ring *r, void *mem, size_t len,
                                     uint32_t entries, uint32_t entry_size,
                                     enum moat_ring_role role);

@@ -1,0 +1,655 @@
+/* moat-nbd: export a moat BlockDevice cap to standard NBD clients. The
+ * protocol is nbd_server.c; this file is libmoat, sockets and threads.
+ *
+ * One moat connection and one cap handle for the process; each NBD client
+ * gets its own thread and its own session (libmoat is not thread-safe: a
+ * session is used by its thread only). Calls that go over the shared
+ * control connection (session open/close/reattach) are serialised by
+ * ctl_lock; block calls touch only their own session. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include "moat-nbd/nbd_server.h"
+#include "moat/libmoat.h"
+
+#define REATTACH_MS   5000      /* wait for a restarted domain's cap */
+#define CLIENTS_MAX   64u       /* NBD connections served at once */
+
+static const char usage_text[] =
+    "usage: moat-nbd [--socket PATH] --cap NAME (--unix PATH | --port N [--bind ADDR])\n"
+    "                [--read-only] [--once]\n"
+    "       moat-nbd --help\n"
+    "\n"
+    "Serve a moat BlockDevice capability as an NBD export, so standard NBD\n"
+    "clients (qemu-img, qemu-io, qemu -drive, nbdinfo, nbd-client) can use it.\n"
+    "The export is named after the cap; the default export (\"\") is the same one.\n"
+    "\n"
+    "  --socket PATH   moat's control socket (default: $MOAT_SOCKET, else\n"
+    "                  $XDG_RUNTIME_DIR/moat.sock, else /tmp/moat-$UID/moat.sock)\n"
+    "  --cap NAME      the BlockDevice cap to export, e.g. ram0.blk0\n"
+    "  --unix PATH     listen on a Unix socket at PATH (a stale socket left\n"
+    "                  there is replaced; it is removed on exit)\n"
+    "  --port N        listen on TCP port N (10809 is NBD's registered port)\n"
+    "  --bind ADDR     address to listen on with --port (default 127.0.0.1;\n"
+    "                  NBD has no authentication: anyone who can connect can\n"
+    "                  read and write the device)\n"
+    "  --read-only     open the cap with READ rights only and export it\n"
+    "                  read-only (writes fail with EPERM)\n"
+    "  --once          serve one client and exit when it disconnects; the exit\n"
+    "                  status says whether it ended cleanly\n"
+    "  --help          print this text and exit\n"
+    "\n"
+    "Each client gets its own session with the serving domain, so its requests\n"
+    "do not pass through moat. Requests of any size and alignment are accepted:\n"
+    "large ones are split, unaligned ones use read-modify-write of the edge\n"
+    "blocks. If the serving domain restarts, the failed request waits up to 5 s\n"
+    "for the cap to come back, reattaches and is retried once.\n"
+    "\n"
+    "Examples:\n"
+    "  moat-nbd --cap ram0.blk0 --unix /tmp/ram0.sock &\n"
+    "  qemu-img info 'nbd+unix:///ram0.blk0?socket=/tmp/ram0.sock'\n"
+    "  qemu-io -f raw -c 'read -v 0 512' 'nbd+unix:///ram0.blk0?socket=/tmp/ram0.sock'\n"
+    "  moat-nbd --cap ram0.blk0 --port 10809 --read-only &\n"
+    "  nbdinfo nbd://127.0.0.1/ram0.blk0\n"
+    "\n"
+    "Events go to stderr, one line each, prefixed \"moat-nbd: \".\n"
+    "Exit status: 0 when stopped by SIGINT/SIGTERM (or, with --once, when the\n"
+    "client ended cleanly); 1 on an error; 2 on a usage error.\n";
+
+struct options {
+    const char *socket;         /* NULL = libmoat's default */
+    const char *cap;
+    const char *unix_path;
+    const char *bind;
+    int port;                   /* 0 = none */
+    bool read_only;
+    bool once;
+};
+
+struct server {
+    struct moat_cap *cap;
+    const char *cap_name;
+    struct moat_blk_geometry geo;
+    bool read_only;
+    char description[160];
+    pthread_mutex_t ctl_lock;
+    atomic_uint active;
+};
+
+struct client {
+    struct server *srv;
+    int fd;
+    unsigned id;
+    char peer[96];
+    struct moat_session *s;
+    int rc;
+};
+
+/* ---- events ------------------------------------------------------------------ */
+
+/* One line to stderr in a single write, so threads never interleave. */
+__attribute__((format(printf, 1, 2)))
+static void say(const char *fmt, ...)
+{
+    char line[512];
+    int n = snprintf(line, sizeof line, "moat-nbd: ");
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    if (m < 0)
+        m = 0;
+    size_t len = (size_t)n + (size_t)m;
+    if (len > sizeof line - 2)
+        len = sizeof line - 2;
+    line[len++] = '\n';
+    ssize_t w = write(STDERR_FILENO, line, len);
+    (void)w;
+}
+
+/* ---- the backend: libmoat block calls, reattaching once on ESTALE ---------------- */
+
+static bool reattach(struct client *cl, int why)
+{
+    struct server *srv = cl->srv;
+    say("client %u: cap %s was revoked (%s); waiting up to %d ms for it to come back",
+        cl->id, srv->cap_name, moat_strerror(why), REATTACH_MS);
+    pthread_mutex_lock(&srv->ctl_lock);
+    int rc = moat_session_reattach(cl->s, REATTACH_MS);
+    pthread_mutex_unlock(&srv->ctl_lock);
+    if (rc == 0)
+        say("client %u: reattached to %s; retrying the request", cl->id, srv->cap_name);
+    else
+        say("client %u: cannot reattach to %s: %s; the request fails with EIO", cl->id,
+            srv->cap_name, moat_strerror(rc));
+    return rc == 0;
+}
+
+static int be_read(void *ctx, uint64_t lba, uint32_t n, void *buf)
+{
+    struct client *cl = ctx;
+    int rc = moat_blk_read(cl->s, lba, n, buf);
+    if (rc == -MOAT_ESTALE && reattach(cl, rc))
+        rc = moat_blk_read(cl->s, lba, n, buf);
+    return rc;
+}
+
+static int be_write(void *ctx, uint64_t lba, uint32_t n, const void *buf)
+{
+    struct client *cl = ctx;
+    int rc = moat_blk_write(cl->s, lba, n, buf);
+    if (rc == -MOAT_ESTALE && reattach(cl, rc))
+        rc = moat_blk_write(cl->s, lba, n, buf);
+    return rc;
+}
+
+static int be_flush(void *ctx)
+{
+    struct client *cl = ctx;
+    int rc = moat_blk_flush(cl->s);
+    if (rc == -MOAT_ESTALE && reattach(cl, rc))
+        rc = moat_blk_flush(cl->s);
+    return rc;
+}
+
+static int be_trim(void *ctx, uint64_t lba, uint32_t n)
+{
+    struct client *cl = ctx;
+    int rc = moat_blk_discard(cl->s, lba, n);
+    if (rc == -MOAT_ESTALE && reattach(cl, rc))
+        rc = moat_blk_discard(cl->s, lba, n);
+    return rc;
+}
+
+static int be_zeroes(void *ctx, uint64_t lba, uint32_t n)
+{
+    struct client *cl = ctx;
+    int rc = moat_blk_write_zeroes(cl->s, lba, n);
+    if (rc == -MOAT_ESTALE && reattach(cl, rc))
+        rc = moat_blk_write_zeroes(cl->s, lba, n);
+    return rc;
+}
+
+/* ---- one client ---------------------------------------------------------------- */
+
+static void serve_client(struct client *cl)
+{
+    struct server *srv = cl->srv;
+    say("client %u connected (%s)", cl->id, cl->peer);
+
+    pthread_mutex_lock(&srv->ctl_lock);
+    int rc = moat_session_open(srv->cap, NULL, &cl->s);
+    pthread_mutex_unlock(&srv->ctl_lock);
+    if (rc < 0) {
+        say("client %u refused: cannot open a session on %s: %s%s", cl->id, srv->cap_name,
+            moat_strerror(rc),
+            rc == -MOAT_ELIMIT ? "; the domain serves a limited number of sessions at once, "
+                                 "retry when another client has disconnected" :
+            rc == -MOAT_EDOWN ? "; its domain is not running, restart it and retry" : "");
+        cl->rc = rc;
+        return;
+    }
+    uint32_t max_blocks = moat_session_max_blocks(cl->s);
+    const struct moat_blk_geometry *g = &srv->geo;
+    struct nbd_backend be = {
+        .blocks = g->blocks,
+        .block_size = g->block_size,
+        .max_blocks = max_blocks,
+        .read_only = srv->read_only,
+        .can_flush = !srv->read_only && (g->flags & MOAT_BLK_F_FLUSH),
+        .can_trim = !srv->read_only && (g->flags & MOAT_BLK_F_DISCARD),
+        .can_zeroes = !srv->read_only && (g->flags & MOAT_BLK_F_WRITE_ZEROES),
+        .read = be_read,
+        .write = be_write,
+        .flush = be_flush,
+        .trim = be_trim,
+        .zeroes = be_zeroes,
+        .ctx = cl,
+        .description = srv->description,
+    };
+    struct nbd_stats st;
+    char err[256];
+    rc = nbd_serve_connection(cl->fd, srv->cap_name, &be, &st, err, sizeof err);
+
+    pthread_mutex_lock(&srv->ctl_lock);
+    moat_session_close(cl->s);
+    pthread_mutex_unlock(&srv->ctl_lock);
+    cl->s = NULL;
+
+    if (rc == 0)
+        say("client %u done: %llu reads, %llu writes, %llu flushes, %llu trims, %llu write-zeroes; "
+            "%llu bytes read, %llu bytes written; %llu errors", cl->id,
+            (unsigned long long)st.reads, (unsigned long long)st.writes,
+            (unsigned long long)st.flushes, (unsigned long long)st.trims,
+            (unsigned long long)st.zeroes, (unsigned long long)st.bytes_read,
+            (unsigned long long)st.bytes_written, (unsigned long long)st.errors);
+    else
+        say("client %u dropped: %s (after %llu reads, %llu writes, %llu errors)", cl->id, err,
+            (unsigned long long)st.reads, (unsigned long long)st.writes,
+            (unsigned long long)st.errors);
+    cl->rc = rc;
+}
+
+static void *client_thread(void *arg)
+{
+    struct client *cl = arg;
+    serve_client(cl);
+    close(cl->fd);
+    atomic_fetch_sub(&cl->srv->active, 1);
+    free(cl);
+    return NULL;
+}
+
+/* ---- listening ------------------------------------------------------------------ */
+
+static int listen_unix(const char *path)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    if (strlen(path) >= sizeof sa.sun_path) {
+        say("--unix %s: path is %zu bytes, sockets allow %zu; choose a shorter path", path,
+            strlen(path), sizeof sa.sun_path - 1);
+        return -1;
+    }
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        say("socket: %s", strerror(errno));
+        return -1;
+    }
+    struct stat sb;
+    if (lstat(path, &sb) == 0) {
+        if (!S_ISSOCK(sb.st_mode)) {
+            say("--unix %s: exists and is not a socket; choose another path", path);
+            close(fd);
+            return -1;
+        }
+        /* A socket someone still answers on is in use; else it is stale. */
+        if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+            say("--unix %s: another server is listening there; stop it or choose another path",
+                path);
+            close(fd);
+            return -1;
+        }
+        unlink(path);
+    }
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 16) < 0) {
+        say("cannot listen on unix:%s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int listen_tcp(const char *addr, int port)
+{
+    char ps[16];
+    snprintf(ps, sizeof ps, "%d", port);
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+    struct addrinfo *ai = NULL;
+    int gr = getaddrinfo(addr, ps, &hints, &ai);
+    if (gr != 0) {
+        say("--bind %s: %s; give a numeric address or a resolvable name", addr, gai_strerror(gr));
+        return -1;
+    }
+    int fd = -1, saved = 0;
+    for (struct addrinfo *p = ai; p && fd < 0; p = p->ai_next) {
+        fd = socket(p->ai_family, p->ai_socktype | SOCK_CLOEXEC, p->ai_protocol);
+        if (fd < 0) {
+            saved = errno;
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, p->ai_addr, p->ai_addrlen) < 0 || listen(fd, 16) < 0) {
+            saved = errno;
+            close(fd);
+            fd = -1;
+        }
+    }
+    freeaddrinfo(ai);
+    if (fd < 0)
+        say("cannot listen on %s port %d: %s%s", addr, port, strerror(saved),
+            saved == EADDRINUSE ? "; another program uses the port, pick another --port" :
+            saved == EACCES ? "; ports below 1024 need privileges, pick another --port" : "");
+    return fd;
+}
+
+static void describe_peer(int fd, const struct sockaddr_storage *ss, socklen_t len, char *out,
+                          size_t outlen)
+{
+    if (ss->ss_family == AF_UNIX) {
+        snprintf(out, outlen, "unix socket");
+        return;
+    }
+    char host[INET6_ADDRSTRLEN + 8], serv[16];
+    if (getnameinfo((const struct sockaddr *)ss, len, host, sizeof host, serv, sizeof serv,
+                    NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+        snprintf(out, outlen, "tcp peer");
+        return;
+    }
+    snprintf(out, outlen, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, serv);
+    /* Replies are small and latency-bound: do not let Nagle hold them. */
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+/* ---- set-up ---------------------------------------------------------------------- */
+
+__attribute__((format(printf, 1, 2)))
+static int usage_error(const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    say("%s; see moat-nbd --help", msg);
+    return 2;
+}
+
+/* Returns 0, or the exit status for a usage error (or -1 after --help). */
+static int parse(int argc, char **argv, struct options *o)
+{
+    static const struct option longopts[] = {
+        { "socket", required_argument, NULL, 's' },
+        { "cap", required_argument, NULL, 'c' },
+        { "unix", required_argument, NULL, 'u' },
+        { "port", required_argument, NULL, 'p' },
+        { "bind", required_argument, NULL, 'b' },
+        { "read-only", no_argument, NULL, 'r' },
+        { "once", no_argument, NULL, '1' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    memset(o, 0, sizeof *o);
+    opterr = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 's': o->socket = optarg; break;
+        case 'c': o->cap = optarg; break;
+        case 'u': o->unix_path = optarg; break;
+        case 'b': o->bind = optarg; break;
+        case 'r': o->read_only = true; break;
+        case '1': o->once = true; break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return -1;
+        case 'p': {
+            char *end;
+            errno = 0;
+            long v = strtol(optarg, &end, 10);
+            if (errno || *end || end == optarg || v < 1 || v > 65535)
+                return usage_error("--port %s: want a TCP port number, 1..65535", optarg);
+            o->port = (int)v;
+            break;
+        }
+        case ':':
+            return usage_error("%s needs a value", argv[optind - 1]);
+        default:
+            return usage_error("unknown option %s", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return usage_error("unexpected argument %s", argv[optind]);
+    if (!o->cap || !o->cap[0])
+        return usage_error("--cap NAME is required (the BlockDevice cap to export, "
+                           "e.g. ram0.blk0)");
+    if (strlen(o->cap) >= MOAT_NAME_LEN)
+        return usage_error("--cap %s: cap names are shorter than 48 bytes", o->cap);
+    if (!o->unix_path == !o->port)
+        return usage_error("give exactly one of --unix PATH or --port N");
+    if (o->bind && !o->port)
+        return usage_error("--bind goes with --port");
+    if (!o->bind)
+        o->bind = "127.0.0.1";
+    return 0;
+}
+
+static void list_block_caps(struct moat_client *mc, char *out, size_t outlen)
+{
+    struct moat_cap_desc caps[MOAT_LIST_MAX];
+    int n = moat_list(mc, caps, MOAT_LIST_MAX);
+    size_t o = 0;
+    out[0] = '\0';
+    for (int i = 0; i < n && i < (int)MOAT_LIST_MAX; i++) {
+        if (caps[i].kind != MOAT_CAP_BLOCK)
+            continue;
+        int w = snprintf(out + o, outlen - o, "%s%.*s", o ? ", " : "", (int)MOAT_NAME_LEN,
+                         caps[i].name);
+        if (w < 0 || (size_t)w >= outlen - o)
+            break;
+        o += (size_t)w;
+    }
+    if (o == 0)
+        snprintf(out, outlen, n < 0 ? "(cannot list them: %s)" : "none", moat_strerror(n));
+}
+
+/* Open the cap; on failure say why and what to do. */
+static int open_cap(struct moat_client *mc, const struct options *o, struct moat_cap **cap)
+{
+    uint32_t rights = MOAT_RIGHT_READ | (o->read_only ? 0 : MOAT_RIGHT_WRITE);
+    int rc = moat_open(mc, o->cap, rights, cap);
+    if (rc == 0)
+        return 0;
+    char caps[512];
+    switch (-rc) {
+    case MOAT_ENOENT:
+        list_block_caps(mc, caps, sizeof caps);
+        say("no cap called %s; block caps on this moat: %s", o->cap, caps);
+        break;
+    case MOAT_EPERM:
+        if (o->read_only)
+            say("moat refuses to open %s for reading: %s; it may belong to another user", o->cap,
+                moat_strerror(rc));
+        else
+            say("moat refuses to open %s for writing: %s; add --read-only to export it read-only",
+                o->cap, moat_strerror(rc));
+        break;
+    case MOAT_EDOWN:
+        say("cap %s is down (its domain is not running); restart the domain and try again", o->cap);
+        break;
+    default:
+        say("cannot open cap %s: %s", o->cap, moat_strerror(rc));
+        break;
+    }
+    return rc;
+}
+
+static bool geometry_ok(const struct moat_blk_geometry *g)
+{
+    return g->block_size >= MOAT_BLK_BLOCK_MIN && g->block_size <= MOAT_BLK_BLOCK_MAX &&
+           !(g->block_size & (g->block_size - 1)) && g->blocks > 0 &&
+           g->blocks <= UINT64_MAX / g->block_size;
+}
+
+static volatile sig_atomic_t stop_signal;
+static void on_signal(int sig) { stop_signal = sig; }
+
+int main(int argc, char **argv)
+{
+    struct options o;
+    int prc = parse(argc, argv, &o);
+    if (prc)
+        return prc < 0 ? 0 : prc;
+
+    struct moat_client *mc = NULL;
+    int rc = moat_connect(o.socket, &mc);
+    if (rc < 0) {
+        const char *path = o.socket ? o.socket : moat_default_socket();
+        say("cannot reach moat at %s: %s; is moat running with --control %s?", path,
+            moat_strerror(rc), path);
+        return 1;
+    }
+    struct server srv = { .cap_name = o.cap, .read_only = o.read_only };
+    pthread_mutex_init(&srv.ctl_lock, NULL);
+    if (open_cap(mc, &o, &srv.cap) < 0) {
+        moat_disconnect(mc);
+        return 1;
+    }
+    const struct moat_cap_desc *desc = moat_cap_desc(srv.cap);
+    if (desc->kind != MOAT_CAP_BLOCK) {
+        say("cap %s is not a BlockDevice (kind %u); moat-nbd exports block caps only", o.cap,
+            desc->kind);
+        moat_disconnect(mc);
+        return 1;
+    }
+    rc = moat_blk_geometry(srv.cap, &srv.geo);
+    if (rc < 0 || !geometry_ok(&srv.geo)) {
+        say("cannot use the geometry of %s: %s", o.cap,
+            rc < 0 ? moat_strerror(rc) : "the domain registered an impossible block size or count");
+        moat_disconnect(mc);
+        return 1;
+    }
+    if ((srv.geo.flags & MOAT_BLK_F_READONLY) && !srv.read_only) {
+        say("cap %s is a read-only device; exporting it read-only", o.cap);
+        srv.read_only = true;
+    }
+    snprintf(srv.description, sizeof srv.description, "moat BlockDevice %.*s served by domain %.*s",
+             (int)MOAT_NAME_LEN, desc->name, (int)MOAT_NAME_LEN, desc->domain);
+
+    int lfd = o.unix_path ? listen_unix(o.unix_path) : listen_tcp(o.bind, o.port);
+    if (lfd < 0) {
+        moat_disconnect(mc);
+        return 1;
+    }
+    char where[PATH_MAX + 32];
+    if (o.unix_path)
+        snprintf(where, sizeof where, "unix:%s", o.unix_path);
+    else
+        snprintf(where, sizeof where, strchr(o.bind, ':') ? "tcp:[%s]:%d" : "tcp:%s:%d", o.bind,
+                 o.port);
+    say("serving cap %s (%llu bytes, %u-byte blocks%s) on %s", o.cap,
+        (unsigned long long)(srv.geo.blocks * srv.geo.block_size), srv.geo.block_size,
+        srv.read_only ? ", read-only" : "", where);
+
+    /* SIGINT/SIGTERM are blocked except inside ppoll, so a signal can never
+     * slip in between the check of stop_signal and the wait. Client threads
+     * inherit the mask and never see them. */
+    struct sigaction sa = { .sa_handler = on_signal };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t block, waitmask;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &block, &waitmask);
+    sigdelset(&waitmask, SIGINT);
+    sigdelset(&waitmask, SIGTERM);
+
+    int status = 0;
+    unsigned next_id = 1;
+    for (;;) {
+        struct pollfd pfd = { .fd = lfd, .events = POLLIN };
+        int pr = stop_signal ? -1 : ppoll(&pfd, 1, NULL, &waitmask);
+        if (stop_signal) {
+            unsigned left = atomic_load(&srv.active);
+            if (left)
+                say("stopping on signal %d; dropping %u connected client(s)", (int)stop_signal,
+                    left);
+            else
+                say("stopping on signal %d", (int)stop_signal);
+            break;
+        }
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr < 0) {
+            say("poll: %s", strerror(errno));
+            status = 1;
+            break;
+        }
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        int cfd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
+        if (cfd < 0) {
+            if (errno == EINTR || errno == EAGAIN || errno == ECONNABORTED)
+                continue;
+            say("accept: %s", strerror(errno));
+            if (errno == EMFILE || errno == ENFILE) {
+                sleep(1);   /* out of descriptors: let clients finish */
+                continue;
+            }
+            status = 1;
+            break;
+        }
+        struct client *cl = calloc(1, sizeof *cl);
+        if (!cl) {
+            say("out of memory for a client; refusing it");
+            close(cfd);
+            continue;
+        }
+        cl->srv = &srv;
+        cl->fd = cfd;
+        cl->id = next_id++;
+        describe_peer(cfd, &ss, sl, cl->peer, sizeof cl->peer);
+
+        if (o.once) {
+            /* No second client: stop listening now, and let a signal end
+             * the process the default way while this one is served. */
+            close(lfd);
+            lfd = -1;
+            if (o.unix_path)
+                unlink(o.unix_path);
+            signal(SIGINT, SIG_DFL);
+            signal(SIGTERM, SIG_DFL);
+            pthread_sigmask(SIG_UNBLOCK, &block, NULL);
+            atomic_fetch_add(&srv.active, 1);
+            serve_client(cl);
+            status = cl->rc == 0 ? 0 : 1;
+            close(cfd);
+            free(cl);
+            break;
+        }
+        if (atomic_load(&srv.active) >= CLIENTS_MAX) {
+            say("client %u refused: %u clients are connected already (the limit)", cl->id,
+                CLIENTS_MAX);
+            close(cfd);
+            free(cl);
+            continue;
+        }
+        atomic_fetch_add(&srv.active, 1);
+        pthread_t t;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int tr = pthread_create(&t, &attr, client_thread, cl);
+        pthread_attr_destroy(&attr);
+        if (tr != 0) {
+            say("client %u refused: cannot start a thread: %s", cl->id, strerror(tr));
+            atomic_fetch_sub(&srv.active, 1);
+            close(cfd);
+            free(cl);
+        }
+    }
+
+    if (lfd >= 0) {
+        close(lfd);
+        if (o.unix_path)
+            unlink(o.unix_path);
+    }
+    /* Detached client threads may still use their sessions: tear the moat
+     * connection down only when none is left; exit frees the rest. */
+    if (o.once || atomic_load(&srv.active) == 0) {
+        moat_close(srv.cap);
+        moat_disconnect(mc);
+    }
+    return status;
+}
