@@ -1,11 +1,10 @@
 /* moat-nbd: export a moat BlockDevice cap to standard NBD clients. The
  * protocol is nbd_server.c; this file is libmoat, sockets and threads.
  *
- * One moat connection and one cap handle for the process; each NBD client
- * gets its own thread and its own session (libmoat is not thread-safe: a
- * session is used by its thread only). Calls that go over the shared
- * control connection (session open/close/reattach) are serialised by
- * ctl_lock; block calls touch only their own session. */
+ * At start one moat connection checks the cap; each NBD client then gets
+ * its own thread with its own moat connection, handle and session
+ * (libmoat is not thread-safe, and a session's waits read its connection's
+ * events), so threads share nothing of libmoat's. */
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -82,12 +81,11 @@ struct options {
 };
 
 struct server {
-    struct moat_cap *cap;
+    const struct options *o;
     const char *cap_name;
     struct moat_blk_geometry geo;
     bool read_only;
     char description[160];
-    pthread_mutex_t ctl_lock;
     atomic_uint active;
 };
 
@@ -96,6 +94,8 @@ struct client {
     int fd;
     unsigned id;
     char peer[96];
+    struct moat_client *mc;     /* its own moat connection: libmoat is per-thread */
+    struct moat_cap *cap;
     struct moat_session *s;
     int rc;
 };
@@ -129,9 +129,7 @@ static bool reattach(struct client *cl, int why)
     struct server *srv = cl->srv;
     say("client %u: cap %s was revoked (%s); waiting up to %d ms for it to come back",
         cl->id, srv->cap_name, moat_strerror(why), REATTACH_MS);
-    pthread_mutex_lock(&srv->ctl_lock);
     int rc = moat_session_reattach(cl->s, REATTACH_MS);
-    pthread_mutex_unlock(&srv->ctl_lock);
     if (rc == 0)
         say("client %u: reattached to %s; retrying the request", cl->id, srv->cap_name);
     else
@@ -192,10 +190,16 @@ static void serve_client(struct client *cl)
     struct server *srv = cl->srv;
     say("client %u connected (%s)", cl->id, cl->peer);
 
-    pthread_mutex_lock(&srv->ctl_lock);
-    int rc = moat_session_open(srv->cap, NULL, &cl->s);
-    pthread_mutex_unlock(&srv->ctl_lock);
+    uint32_t rights = MOAT_RIGHT_READ | (srv->read_only ? 0 : MOAT_RIGHT_WRITE);
+    int rc = moat_connect(srv->o->socket, &cl->mc);
+    if (rc == 0)
+        rc = moat_open(cl->mc, srv->cap_name, rights, &cl->cap);
+    if (rc == 0)
+        rc = moat_session_open(cl->cap, NULL, &cl->s);
     if (rc < 0) {
+        if (cl->mc)
+            moat_disconnect(cl->mc);
+        cl->mc = NULL;
         say("client %u refused: cannot open a session on %s: %s%s", cl->id, srv->cap_name,
             moat_strerror(rc),
             rc == -MOAT_ELIMIT ? "; the domain serves a limited number of sessions at once, "
@@ -226,10 +230,12 @@ static void serve_client(struct client *cl)
     char err[256];
     rc = nbd_serve_connection(cl->fd, srv->cap_name, &be, &st, err, sizeof err);
 
-    pthread_mutex_lock(&srv->ctl_lock);
     moat_session_close(cl->s);
-    pthread_mutex_unlock(&srv->ctl_lock);
+    moat_close(cl->cap);
+    moat_disconnect(cl->mc);
     cl->s = NULL;
+    cl->cap = NULL;
+    cl->mc = NULL;
 
     if (rc == 0)
         say("client %u done: %llu reads, %llu writes, %llu flushes, %llu trims, %llu write-zeroes; "
@@ -497,20 +503,22 @@ int main(int argc, char **argv)
             moat_strerror(rc), path);
         return 1;
     }
-    struct server srv = { .cap_name = o.cap, .read_only = o.read_only };
-    pthread_mutex_init(&srv.ctl_lock, NULL);
-    if (open_cap(mc, &o, &srv.cap) < 0) {
+    struct server srv = { .o = &o, .cap_name = o.cap, .read_only = o.read_only };
+    /* This connection checks the cap up front; each NBD client then gets a
+     * connection, handle and session of its own. */
+    struct moat_cap *cap;
+    if (open_cap(mc, &o, &cap) < 0) {
         moat_disconnect(mc);
         return 1;
     }
-    const struct moat_cap_desc *desc = moat_cap_desc(srv.cap);
+    const struct moat_cap_desc *desc = moat_cap_desc(cap);
     if (desc->kind != MOAT_CAP_BLOCK) {
         say("cap %s is not a BlockDevice (kind %u); moat-nbd exports block caps only", o.cap,
             desc->kind);
         moat_disconnect(mc);
         return 1;
     }
-    rc = moat_blk_geometry(srv.cap, &srv.geo);
+    rc = moat_blk_geometry(cap, &srv.geo);
     if (rc < 0 || !geometry_ok(&srv.geo)) {
         say("cannot use the geometry of %s: %s", o.cap,
             rc < 0 ? moat_strerror(rc) : "the domain registered an impossible block size or count");
@@ -648,7 +656,7 @@ int main(int argc, char **argv)
     /* Detached client threads may still use their sessions: tear the moat
      * connection down only when none is left; exit frees the rest. */
     if (o.once || atomic_load(&srv.active) == 0) {
-        moat_close(srv.cap);
+        moat_close(cap);
         moat_disconnect(mc);
     }
     return status;
