@@ -80,7 +80,7 @@ Test(uart, registers)
     cr_assert_eq(u.bytes, 0, "a divisor write is not output");
 }
 
-struct plat_log { int ready, crash, exit, msi, refused; uint32_t code, vector; };
+struct plat_log { int ready, crash, exit, msi, refused, reg, rel; uint32_t code, vector, gpa, slot; };
 
 static void p_ready(void *c) { ((struct plat_log *)c)->ready++; }
 static void p_crash(void *c) { ((struct plat_log *)c)->crash++; }
@@ -92,7 +92,13 @@ static void p_refused(void *c, const char *why, uint64_t port, uint64_t value)
     ((struct plat_log *)c)->refused++;
 }
 
-static const struct platform_dev_ops ops = { p_ready, p_crash, p_exit, p_msi, p_refused };
+static void p_reg(void *c, uint32_t gpa) { ((struct plat_log *)c)->reg++; ((struct plat_log *)c)->gpa = gpa; }
+static void p_rel(void *c, uint32_t slot) { ((struct plat_log *)c)->rel++; ((struct plat_log *)c)->slot = slot; }
+
+static const struct platform_dev_ops ops = {
+    .ready = p_ready, .crash = p_crash, .exit = p_exit, .msi = p_msi, .refused = p_refused,
+    .cap_register = p_reg, .session_release = p_rel,
+};
 
 static void pw(struct platform_dev *p, uint32_t port, uint32_t size, uint64_t v)
 {
@@ -109,6 +115,12 @@ Test(platform_dev, valid_writes_reach_the_owner)
     pw(&p, MOAT_PLAT_PORT_MSI_TEST, 4, 48);
     pw(&p, MOAT_PLAT_PORT_EXIT, 4, 3);
     pw(&p, MOAT_PLAT_PORT_CRASH, 4, 1);
+    pw(&p, MOAT_PLAT_PORT_CAP_REGISTER, 4, 0x5000);
+    pw(&p, MOAT_PLAT_PORT_SESSION_RELEASE, 4, 3);
+    cr_assert_eq(log.reg, 1, "CAP_REGISTER must reach the owner");
+    cr_assert_eq(log.gpa, 0x5000, "with the structure's address");
+    cr_assert_eq(log.rel, 1, "SESSION_RELEASE must reach the owner");
+    cr_assert_eq(log.slot, 3, "with the slot");
     cr_assert_eq(log.ready, 1);
     cr_assert_eq(log.msi, 1);
     cr_assert_eq(log.vector, 48);
@@ -129,7 +141,8 @@ Test(platform_dev, hostile_accesses_are_refused_and_counted)
     struct bus_access rd = { .offset = 0, .size = 4, .value = 99 };
     cr_assert_eq(platform_dev_io(&p, &rd), BUS_OK);
     cr_assert_eq(rd.value, 0, "reads return zero");
-    cr_assert_eq(log.msi + log.ready + log.exit + log.crash, 0, "no op may run");
-    cr_assert_eq(p.bad_accesses, 5);
-    cr_assert_eq(log.refused, 5);
+    pw(&p, MOAT_PLAT_PORT_CAP_REGISTER, 2, 0x5000);  /* wrong width */
+    cr_assert_eq(log.msi + log.ready + log.exit + log.crash + log.reg + log.rel, 0, "no op may run");
+    cr_assert_eq(p.bad_accesses, 6);
+    cr_assert_eq(log.refused, 6);
 }

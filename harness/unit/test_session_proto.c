@@ -1384,6 +1384,9 @@ Test(session_proto, attach_refuses_bad_layouts)
     REFUSE(g.block_size = 0, "block size 0");
     REFUSE(g.block_size = 768, "block size not a power of two");
     REFUSE(l.data_size = 4 * BS, "data area smaller than one block per entry");
+    REFUSE((l.data_off = UINT64_MAX - 4095, l.data_size = 8192), "a data offset that wraps");
+    REFUSE(l.sq_off = UINT64_MAX - 4095, "an SQ offset that wraps");
+    REFUSE(l.size = MOAT_SESSION_SPAN + PAGE_SZ, "memory larger than a session slot");
 #undef REFUSE
     /* Good layout, data area smaller than entries * max_blocks: max_blocks shrinks. */
     l = F.l;

@@ -224,6 +224,8 @@ void moat_disconnect(struct moat_client *c)
             moat_session_close(c->sessions[i]);
     if (c->fd >= 0)
         close(c->fd);   /* moat drops the connection's handles */
+    for (uint32_t i = 0; i < MOAT_CLIENT_CAPS_MAX; i++)
+        free(c->caps[i]);
     free(c);
 }
 
@@ -268,13 +270,21 @@ int moat_open(struct moat_client *c, const char *name, uint32_t rights, struct m
     if (!name || strlen(name) >= sizeof q.name)
         return -MOAT_EINVAL;
     snprintf(q.name, sizeof q.name, "%s", name);
-    struct moat_open_reply r;
-    int rc = moat__rpc(c, MOAT_MSG_OPEN, &q, sizeof q, &r, sizeof r, NULL, NULL, 0);
-    if (rc < 0)
-        return rc;
+    uint32_t slot = 0;
+    while (slot < MOAT_CLIENT_CAPS_MAX && c->caps[slot])
+        slot++;
+    if (slot == MOAT_CLIENT_CAPS_MAX)
+        return -MOAT_ELIMIT;
     struct moat_cap *cap = calloc(1, sizeof *cap);
     if (!cap)
         return -MOAT_ENOMEM;
+    struct moat_open_reply r;
+    int rc = moat__rpc(c, MOAT_MSG_OPEN, &q, sizeof q, &r, sizeof r, NULL, NULL, 0);
+    if (rc < 0) {
+        free(cap);
+        return rc;
+    }
+    c->caps[slot] = cap;
     cap->c = c;
     cap->handle = r.handle;
     cap->rights = r.rights;
@@ -288,8 +298,12 @@ void moat_close(struct moat_cap *cap)
 {
     if (!cap)
         return;
+    struct moat_client *c = cap->c;
     struct moat_close_req q = { .handle = cap->handle };
-    moat__rpc(cap->c, MOAT_MSG_CLOSE, &q, sizeof q, NULL, 0, NULL, NULL, 0);
+    moat__rpc(c, MOAT_MSG_CLOSE, &q, sizeof q, NULL, 0, NULL, NULL, 0);
+    for (uint32_t i = 0; i < MOAT_CLIENT_CAPS_MAX; i++)
+        if (c->caps[i] == cap)
+            c->caps[i] = NULL;
     free(cap);
 }
 

@@ -9,6 +9,7 @@
 #include "moat/ring.h"
 
 #define MOAT_CLIENT_SESSIONS_MAX 64u
+#define MOAT_CLIENT_CAPS_MAX 64u
 
 struct moat_client {
     int fd;
@@ -17,6 +18,7 @@ struct moat_client {
     bool admin;
     char path[108];
     struct moat_session *sessions[MOAT_CLIENT_SESSIONS_MAX];
+    struct moat_cap *caps[MOAT_CLIENT_CAPS_MAX];    /* freed by moat_disconnect */
     uint64_t caps_up;           /* CAP_UP events seen (reattach waits on it) */
 };
 

@@ -227,11 +227,13 @@ int moat_session_reattach(struct moat_session *s, int timeout_ms)
         struct moat_cap *fresh;
         int rc = moat_open(c, name, cap->rights, &fresh);
         if (rc == 0) {
-            struct moat_close_req q = { .handle = cap->handle };
-            moat__rpc(c, MOAT_MSG_CLOSE, &q, sizeof q, NULL, 0, NULL, NULL, 0);
+            /* Keep the caller's cap object: give it the fresh handle and
+             * close the stale one with the fresh object. */
+            uint64_t stale = cap->handle;
             cap->handle = fresh->handle;
             cap->desc = fresh->desc;
-            free(fresh);
+            fresh->handle = stale;
+            moat_close(fresh);
             return session_connect(s, cap);
         }
         if (rc != -MOAT_EDOWN && rc != -MOAT_ENOENT)

@@ -45,7 +45,8 @@ const char *moat_default_socket(void);
 
 /* path NULL = moat_default_socket(). */
 int moat_connect(const char *path, struct moat_client **out);
-/* Closes every cap and session of the connection. */
+/* Closes every cap and session of the connection and frees them: pointers
+ * to them are invalid afterwards. */
 void moat_disconnect(struct moat_client *c);
 /* The control socket fd (readable when an event is pending), for poll(). */
 int moat_client_fd(const struct moat_client *c);
@@ -57,6 +58,7 @@ int moat_list(struct moat_client *c, struct moat_cap_desc *out, size_t max);
 /* Open the cap called name with rights (MOAT_RIGHT_*; moat refuses rights
  * the caller may not have). */
 int moat_open(struct moat_client *c, const char *name, uint32_t rights, struct moat_cap **out);
+/* Close and free one handle (its sessions must be closed first). */
 void moat_close(struct moat_cap *cap);
 const struct moat_cap_desc *moat_cap_desc(const struct moat_cap *cap);
 
