@@ -215,20 +215,20 @@ static uint32_t collect_audit(struct supervisor *sup, struct moat_audit_rec *out
     static struct broker_audit ba[MOAT_AUDIT_MAX];
     uint64_t since = sup->broker.audit_seq > half ? sup->broker.audit_seq - half : 0;
     size_t nb = broker_audit_read(&sup->broker, since, ba, half);
+    pthread_mutex_lock(&sup->lock);     /* once, for the domain names */
     for (size_t i = 0; i < nb; i++, n++) {
         struct moat_audit_rec *r = &out[n];
         memset(r, 0, sizeof *r);
         r->seq = ba[i].seq;
         snprintf(r->source, sizeof r->source, "dma");
-        pthread_mutex_lock(&sup->lock);
         for (size_t k = 0; k < sup->n_domains; k++)
             if (sup->domains[k]->id == ba[i].domain)
                 snprintf(r->domain, sizeof r->domain, "%s", sup->domains[k]->cfg.name);
-        pthread_mutex_unlock(&sup->lock);
         snprintf(r->text, sizeof r->text, "%.16s: %llu bytes at IOVA 0x%llx refused: %s",
                  ba[i].device, (unsigned long long)ba[i].len, (unsigned long long)ba[i].addr,
                  broker_refusal_name(ba[i].reason));
     }
+    pthread_mutex_unlock(&sup->lock);
     n += capsvc_audit_read(&sup->caps, out + n, max - n);
     return n;
 }

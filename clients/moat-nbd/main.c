@@ -138,49 +138,43 @@ static bool reattach(struct client *cl, int why)
     return rc == 0;
 }
 
+/* One libmoat block call; on ESTALE reattach once and repeat it. */
+static int blk_call(struct client *cl, uint16_t op, uint64_t lba, uint32_t n, void *buf)
+{
+    for (int attempt = 0;; attempt++) {
+        int rc;
+        switch (op) {
+        case MOAT_BLK_READ:         rc = moat_blk_read(cl->s, lba, n, buf); break;
+        case MOAT_BLK_WRITE:        rc = moat_blk_write(cl->s, lba, n, buf); break;
+        case MOAT_BLK_FLUSH:        rc = moat_blk_flush(cl->s); break;
+        case MOAT_BLK_DISCARD:      rc = moat_blk_discard(cl->s, lba, n); break;
+        default:                    rc = moat_blk_write_zeroes(cl->s, lba, n); break;
+        }
+        if (rc != -MOAT_ESTALE || attempt > 0 || !reattach(cl, rc))
+            return rc;
+    }
+}
+
 static int be_read(void *ctx, uint64_t lba, uint32_t n, void *buf)
 {
-    struct client *cl = ctx;
-    int rc = moat_blk_read(cl->s, lba, n, buf);
-    if (rc == -MOAT_ESTALE && reattach(cl, rc))
-        rc = moat_blk_read(cl->s, lba, n, buf);
-    return rc;
+    return blk_call(ctx, MOAT_BLK_READ, lba, n, buf);
 }
 
 static int be_write(void *ctx, uint64_t lba, uint32_t n, const void *buf)
 {
-    struct client *cl = ctx;
-    int rc = moat_blk_write(cl->s, lba, n, buf);
-    if (rc == -MOAT_ESTALE && reattach(cl, rc))
-        rc = moat_blk_write(cl->s, lba, n, buf);
-    return rc;
+    return blk_call(ctx, MOAT_BLK_WRITE, lba, n, (void *)(uintptr_t)buf);
 }
 
-static int be_flush(void *ctx)
-{
-    struct client *cl = ctx;
-    int rc = moat_blk_flush(cl->s);
-    if (rc == -MOAT_ESTALE && reattach(cl, rc))
-        rc = moat_blk_flush(cl->s);
-    return rc;
-}
+static int be_flush(void *ctx) { return blk_call(ctx, MOAT_BLK_FLUSH, 0, 0, NULL); }
 
 static int be_trim(void *ctx, uint64_t lba, uint32_t n)
 {
-    struct client *cl = ctx;
-    int rc = moat_blk_discard(cl->s, lba, n);
-    if (rc == -MOAT_ESTALE && reattach(cl, rc))
-        rc = moat_blk_discard(cl->s, lba, n);
-    return rc;
+    return blk_call(ctx, MOAT_BLK_DISCARD, lba, n, NULL);
 }
 
 static int be_zeroes(void *ctx, uint64_t lba, uint32_t n)
 {
-    struct client *cl = ctx;
-    int rc = moat_blk_write_zeroes(cl->s, lba, n);
-    if (rc == -MOAT_ESTALE && reattach(cl, rc))
-        rc = moat_blk_write_zeroes(cl->s, lba, n);
-    return rc;
+    return blk_call(ctx, MOAT_BLK_WRITE_ZEROES, lba, n, NULL);
 }
 
 /* ---- one client ---------------------------------------------------------------- */

@@ -241,13 +241,14 @@ static int drain(struct conn *c, uint64_t n, const char *what)
 
 /* ---- backend access: whole blocks, split at max_blocks -------------------------- */
 
-static int be_read(struct conn *c, uint64_t lba, uint64_t n, uint8_t *p)
+/* Read (write == false) or write n blocks at lba, in backend-sized calls. */
+static int be_rw(struct conn *c, bool write, uint64_t lba, uint64_t n, uint8_t *p)
 {
     const struct nbd_backend *be = c->be;
     while (n > 0) {
         uint32_t k = n < be->max_blocks ? (uint32_t)n : be->max_blocks;
         c->st->backend_calls++;
-        int rc = be->read(be->ctx, lba, k, p);
+        int rc = write ? be->write(be->ctx, lba, k, p) : be->read(be->ctx, lba, k, p);
         if (rc < 0)
             return rc;
         lba += k;
@@ -257,20 +258,14 @@ static int be_read(struct conn *c, uint64_t lba, uint64_t n, uint8_t *p)
     return 0;
 }
 
+static int be_read(struct conn *c, uint64_t lba, uint64_t n, uint8_t *p)
+{
+    return be_rw(c, false, lba, n, p);
+}
+
 static int be_write(struct conn *c, uint64_t lba, uint64_t n, const uint8_t *p)
 {
-    const struct nbd_backend *be = c->be;
-    while (n > 0) {
-        uint32_t k = n < be->max_blocks ? (uint32_t)n : be->max_blocks;
-        c->st->backend_calls++;
-        int rc = be->write(be->ctx, lba, k, p);
-        if (rc < 0)
-            return rc;
-        lba += k;
-        n -= k;
-        p += (uint64_t)k * be->block_size;
-    }
-    return 0;
+    return be_rw(c, true, lba, n, (uint8_t *)(uintptr_t)p);
 }
 
 /* zeroes() or trim() over a run of blocks. */
@@ -289,7 +284,6 @@ static int be_range(struct conn *c, int (*op)(void *, uint64_t, uint32_t), uint6
     return 0;
 }
 
-/* Zero n blocks by writing a buffer of zeroes (backend without zeroes()). */
 static int be_write_zero_buf(struct conn *c, uint64_t lba, uint64_t n)
 {
     const struct nbd_backend *be = c->be;
