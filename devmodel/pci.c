@@ -33,6 +33,8 @@ static bool msix_func_masked(const struct pci_func *f)
     return get16(f->cfg + f->msix.cap + PCI_MSIX_CTRL) & PCI_MSIX_CTRL_MASKALL;
 }
 
+static void bar_sync(struct pci_func *f);
+
 /* ---- bus ------------------------------------------------------------------ */
 
 static void func_init(struct pci_func *f, struct pci_bus *b, uint8_t slot, const char *name,
@@ -76,6 +78,7 @@ void pci_bus_init(struct pci_bus *b, const char *domain_name, uint32_t domain_id
     func_init(&b->host_bridge, b, 0, "host-bridge", PCI_VENDOR_MOAT, PCI_DEVICE_HOST_BRIDGE,
               0x060000, MOAT_NO_GSI);
     b->slot[0] = &b->host_bridge;
+    pthread_mutex_init(&b->irq_lock, NULL);
 }
 
 void pci_bus_quiesce(struct pci_bus *b)
@@ -101,6 +104,50 @@ void pci_bus_fini(struct pci_bus *b)
         free(f);
         b->slot[s] = NULL;
     }
+    pthread_mutex_destroy(&b->irq_lock);
+}
+
+void pci_bus_reset(struct pci_bus *b)
+{
+    for (unsigned s = 1; s < PCI_SLOTS_MAX; s++) {
+        struct pci_func *f = b->slot[s];
+        if (!f)
+            continue;
+        if (f->ops && f->ops->reset)
+            f->ops->reset(f->dev);
+        pthread_mutex_lock(&b->irq_lock);
+        put16(f->cfg + PCI_COMMAND, 0);
+        put16(f->cfg + PCI_STATUS, get16(f->cfg + PCI_STATUS) & PCI_STATUS_CAP_LIST);
+        f->cfg[PCI_INT_LINE] = f->intx_gsi == MOAT_NO_GSI ? 0xFF : (uint8_t)f->intx_gsi;
+        if (f->msix.cap) {
+            put16(f->cfg + f->msix.cap + PCI_MSIX_CTRL, (uint16_t)(f->msix.entries - 1));
+            for (unsigned i = 0; i < f->msix.entries; i++) {
+                memset(&f->msix.table[i * 4], 0, 12);
+                f->msix.table[i * 4 + 3] = PCI_MSIX_ENTRY_MASKED;
+            }
+            memset(f->msix.pending, 0, ((f->msix.entries + 63u) / 64u) * sizeof *f->msix.pending);
+        }
+        f->intx_level = false;
+        if (f->intx_out && b->plat.intx)
+            b->plat.intx(b->plat.ctx, f->intx_gsi, false);
+        f->intx_out = false;
+        for (unsigned n = 0; n < PCI_BARS; n++) {
+            f->bar[n].sizing = f->bar[n].sizing_hi = false;
+            f->bar[n].base = f->bar[n].fw_base;
+        }
+        bar_sync(f);
+        pthread_mutex_unlock(&b->irq_lock);
+    }
+}
+
+bool pci_ioeventfd(struct pci_func *f, unsigned bar, uint64_t off, uint32_t len, int fd,
+                   bool assign)
+{
+    struct pci_bus *b = f->bus;
+    if (bar >= PCI_BARS || !is_mem(f->bar[bar].kind) || off >= f->bar[bar].size ||
+        !b->plat.ioeventfd)
+        return false;
+    return b->plat.ioeventfd(b->plat.ctx, f->bar[bar].base + off, len, fd, assign);
 }
 
 bool pci_bus_attach(struct pci_bus *b, struct exit_bus *mmio, struct exit_bus *pio)
@@ -208,7 +255,7 @@ bool pci_bar_add(struct pci_func *f, unsigned n, enum pci_bar_kind kind, uint64_
         f->bar[n].kind = PCI_BAR_NONE;
         return false;
     }
-    f->bar[n].base = base;
+    f->bar[n].base = f->bar[n].fw_base = base;
     *next = base + size;
     bar_sync(f);
     return true;
@@ -387,20 +434,20 @@ bool pci_msix_pending(const struct pci_func *f, uint16_t n)
 
 bool pci_msix_notify(struct pci_func *f, uint16_t n)
 {
-    if (!pci_msix_enabled(f))
-        return false;
-    if (n >= f->msix.entries) {     /* e.g. a vector number the driver chose */
+    pthread_mutex_lock(&f->bus->irq_lock);
+    bool ok = pci_msix_enabled(f);
+    if (ok && n >= f->msix.entries) {   /* e.g. a vector number the driver chose */
         f->bus->stats.msi_bad_message++;
         pci_refuse(f, "MSI-X entry beyond the table", n, f->msix.entries);
-        return false;
-    }
-    if (msix_func_masked(f) || entry_masked(f, n)) {
+        ok = false;
+    } else if (ok && (msix_func_masked(f) || entry_masked(f, n))) {
         f->msix.pending[n / 64] |= 1ull << (n % 64);
         f->bus->stats.msi_pended++;
-        return true;
+    } else if (ok) {
+        msix_deliver(f, n);
     }
-    msix_deliver(f, n);
-    return true;
+    pthread_mutex_unlock(&f->bus->irq_lock);
+    return ok;
 }
 
 /* Table or PBA access at off inside the BAR; false if not MSI-X's. */
@@ -462,10 +509,12 @@ static void intx_update(struct pci_func *f)
 
 void pci_intx_set(struct pci_func *f, bool level)
 {
+    pthread_mutex_lock(&f->bus->irq_lock);
     uint16_t st = get16(f->cfg + PCI_STATUS);
     put16(f->cfg + PCI_STATUS, level ? (st | PCI_STATUS_INTX) : (st & ~PCI_STATUS_INTX));
     f->intx_level = level;
     intx_update(f);
+    pthread_mutex_unlock(&f->bus->irq_lock);
 }
 
 /* ---- configuration space -------------------------------------------------- */
@@ -513,6 +562,7 @@ bool pci_cfg_write(struct pci_func *f, uint32_t off, uint32_t size, uint32_t val
             return false;
         }
     }
+    pthread_mutex_lock(&f->bus->irq_lock);
     bool msix_was = pci_msix_enabled(f), masked_was = f->msix.cap && msix_func_masked(f);
     for (uint32_t i = 0; i < size; i++) {
         uint8_t v = (uint8_t)(value >> (8 * i));
@@ -523,6 +573,7 @@ bool pci_cfg_write(struct pci_func *f, uint32_t off, uint32_t size, uint32_t val
     if (f->msix.cap && (pci_msix_enabled(f) != msix_was || msix_func_masked(f) != masked_was))
         msix_flush_pending(f);
     intx_update(f);
+    pthread_mutex_unlock(&f->bus->irq_lock);
     return true;
 }
 
@@ -560,8 +611,13 @@ static enum bus_result bar_dispatch(struct pci_bus *b, bool mem, struct bus_acce
                 return BUS_OK;
             }
             a->offset = a->addr - bar->base;
-            if (mem && msix_access(f, n, a))
-                return BUS_OK;
+            if (mem) {
+                pthread_mutex_lock(&b->irq_lock);
+                bool msix = msix_access(f, n, a);
+                pthread_mutex_unlock(&b->irq_lock);
+                if (msix)
+                    return BUS_OK;
+            }
             if (!f->ops || !f->ops->bar_access) {
                 a->value = a->is_write ? a->value : 0;
                 return BUS_OK;

@@ -22,12 +22,18 @@
  * unmask, message address checked before delivery.
  *
  * DMA: a model reaches domain memory only through pci_dma_map (bus-master
- * enable, then the broker). Not thread-safe: a bus is driven from its
- * domain's vCPU thread, and device back-ends post work to it.
+ * enable, then the broker).
+ *
+ * Threads: configuration and BAR accesses come from the domain's vCPU
+ * thread. A model may also run a worker thread of its own: it may call
+ * pci_dma_map/unmap, pci_msix_notify, pci_intx_set, pci_refuse and
+ * pci_command from it (interrupt state is under the bus's irq_lock; the
+ * platform hooks are thread-safe), and must stop it in quiesce.
  */
 #ifndef MOAT_PCI_H
 #define MOAT_PCI_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include "broker.h"
@@ -52,8 +58,13 @@ struct pci_device_ops {
     enum bus_result (*bar_access)(void *dev, unsigned bar, struct bus_access *a);
     /* A BAR moved (e.g. to re-register ioeventfds); may be NULL. */
     void (*bar_moved)(void *dev, unsigned bar, uint64_t old_base, uint64_t new_base);
-    /* Stop all DMA and wait for in-flight back-end I/O (teardown, §5.3). */
+    /* Stop all DMA and wait for in-flight back-end I/O (teardown, §5.3).
+     * Called before the VM is destroyed; the model may not DMA, interrupt
+     * or touch the platform afterwards until reset. */
     void (*quiesce)(void *dev);
+    /* Back to the power-on state (each domain incarnation starts with a
+     * reset device; ioeventfds of the old VM are gone). May be NULL. */
+    void (*reset)(void *dev);
     void (*destroy)(void *dev);
 };
 
@@ -67,6 +78,9 @@ struct pci_platform_ops {
     /* A device DMA was refused by the broker (already audited there). */
     void (*dma_refused)(void *ctx, const char *device, uint64_t iova, uint64_t len,
                         enum broker_refusal why);
+    /* Attach/detach an eventfd signalled in-kernel by len-byte guest writes
+     * to MMIO gpa (a doorbell that needs no exit). May be NULL. */
+    bool (*ioeventfd)(void *ctx, uint64_t gpa, uint32_t len, int fd, bool assign);
     void *ctx;
 };
 
@@ -74,6 +88,7 @@ struct pci_bar {
     enum pci_bar_kind kind;
     uint64_t size;              /* power of two; memory >= 4 KiB, I/O >= 4 */
     uint64_t base;              /* current decode address */
+    uint64_t fw_base;           /* where firmware placed it (reset) */
     bool sizing;                /* register holds the all-ones pattern */
     bool sizing_hi;             /* upper dword of a 64-bit BAR likewise */
 };
@@ -124,6 +139,7 @@ struct pci_bus {
     struct pci_func *slot[PCI_SLOTS_MAX];
     struct pci_func host_bridge;
     uint64_t next_mmio, next_io;    /* firmware-style BAR placement */
+    pthread_mutex_t irq_lock;   /* MSI-X tables, pending bits, INTx state */
     struct pci_stats stats;
 };
 
@@ -134,6 +150,11 @@ void pci_bus_init(struct pci_bus *b, const char *domain_name, uint32_t domain_id
 void pci_bus_fini(struct pci_bus *b);
 /* Ask every model to stop DMA and finish in-flight back-end I/O. */
 void pci_bus_quiesce(struct pci_bus *b);
+/* A fresh incarnation: every function back to power-on state (command
+ * register cleared, MSI-X disabled with every entry masked and nothing
+ * pending, INTx low, BARs where firmware placed them), then each model's
+ * reset. Call with no vCPU running. */
+void pci_bus_reset(struct pci_bus *b);
 /* Register ECAM (pio=false) and BAR windows on the domain's buses. */
 bool pci_bus_attach(struct pci_bus *b, struct exit_bus *mmio, struct exit_bus *pio);
 /* Exit-bus handlers (ctx = the pci_bus). */
@@ -175,6 +196,12 @@ uint16_t pci_command(const struct pci_func *f);
 void *pci_dma_map(struct pci_func *f, uint64_t iova, uint64_t len, enum dma_dir dir,
                   struct dma_mapping *m);
 void pci_dma_unmap(struct pci_func *f, struct dma_mapping *m);
+
+/* Attach (assign) or detach an eventfd to len-byte writes at offset off
+ * of memory BAR bar (its current address). False when the platform has no
+ * ioeventfds, the BAR is not memory, or KVM refused. */
+bool pci_ioeventfd(struct pci_func *f, unsigned bar, uint64_t off, uint32_t len, int fd,
+                   bool assign);
 
 /* A model refuses a hostile or invalid access (e.g. a register of the wrong
  * width): reported to the platform, which counts it and applies policy. */

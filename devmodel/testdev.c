@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "moat/testdev_regs.h"
+#include "devopts.h"
 #include "testdev.h"
 
 struct testdev {
@@ -185,9 +186,12 @@ static const struct pci_device_ops testdev_ops = {
     .destroy = testdev_destroy,
 };
 
-bool testdev_create(struct pci_bus *bus, const char *name, uint32_t gsi, char *err,
-                    size_t errlen)
+bool testdev_create(struct pci_bus *bus, const char *name, uint32_t gsi, const char *opts,
+                    char *err, size_t errlen)
 {
+    static const char *const known[] = { NULL };
+    if (!devopts_check("testdev", opts, known, err, errlen))
+        return false;
     struct testdev *t = calloc(1, sizeof *t);
     struct pci_func *f = t ? pci_func_add(bus, name, TESTDEV_VENDOR_ID, TESTDEV_DEVICE_ID,
                                           TESTDEV_CLASS, gsi, &testdev_ops, t) : NULL;

@@ -10,8 +10,9 @@
 #include <stddef.h>
 #include "pci.h"
 
-/* Add a testdev function to bus (INTA# on gsi). False + err on failure. */
-bool testdev_create(struct pci_bus *bus, const char *name, uint32_t gsi,
+/* Add a testdev function to bus (INTA# on gsi); it takes no options.
+ * False + err on failure. */
+bool testdev_create(struct pci_bus *bus, const char *name, uint32_t gsi, const char *opts,
                     char *err, size_t errlen);
 
 #endif /* MOAT_TESTDEV_H */

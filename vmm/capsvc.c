@@ -169,7 +169,7 @@ static void table_write(struct domain *d, uint32_t slot, const struct moat_sessi
     __atomic_store_n(&t->changes, t->changes + 1, __ATOMIC_RELEASE);
     if (d->session_vector && !vm_signal_msi(&d->vm, d->session_vector))
         log_error(d->cfg.name, "session table changed but the interrupt was not delivered");
-    d->stats.msi_sent++;
+    __atomic_fetch_add(&d->stats.msi_sent, 1, __ATOMIC_RELAXED);
 }
 
 /* ---- registration ------------------------------------------------------------ */

@@ -109,20 +109,21 @@ static bool next_word(const char **p, char *key, size_t klen, char *val, size_t 
     return true;
 }
 
-/* "testdev,testdev" -> kinds, each known. */
+/* "testdev,nvme:image=x.img" -> kinds (each known) and their options. */
 static bool parse_devices(const char *val, struct domain_config *out, char *err, size_t errlen)
 {
     const char *p = val;
     for (;;) {
         size_t n = strcspn(p, ",");
+        size_t kn = strcspn(p, ":,");
         char kind[MOAT_DEVNAME_MAX];
-        if (n == 0 || n >= sizeof kind) {
+        if (kn == 0 || kn >= sizeof kind) {
             snprintf(err, errlen, "dev=%s: give device kinds separated by commas (known: %s)",
                      val, device_kinds());
             return false;
         }
-        memcpy(kind, p, n);
-        kind[n] = '\0';
+        memcpy(kind, p, kn);
+        kind[kn] = '\0';
         if (!device_kind_known(kind)) {
             snprintf(err, errlen, "dev=%s: unknown device kind '%s' (known: %s)", val, kind,
                      device_kinds());
@@ -133,7 +134,16 @@ static bool parse_devices(const char *val, struct domain_config *out, char *err,
                      DEVICES_PER_DOMAIN_MAX);
             return false;
         }
-        memcpy(out->devices[out->n_devices++], kind, n + 1);
+        size_t on = n > kn ? n - kn - 1 : 0;
+        if (on >= DEVOPTS_MAX) {
+            snprintf(err, errlen, "dev=%s: the options of '%s' are longer than %u bytes", val,
+                     kind, DEVOPTS_MAX - 1);
+            return false;
+        }
+        memcpy(out->devices[out->n_devices], kind, kn + 1);
+        memcpy(out->device_opts[out->n_devices], p + kn + (on ? 1 : 0), on);
+        out->device_opts[out->n_devices][on] = '\0';
+        out->n_devices++;
         if (!p[n])
             return true;
         p += n + 1;

@@ -7,7 +7,10 @@
  * quoted to hold spaces:
  *   name=NAME kernel=ELF [mem=SIZE] [args="..."] [console=on|off]
  *   [watchdog-ms=N] [boot-timeout-ms=N]
- *   [dev=KIND[,KIND...]] [dma=SIZE] [dma-windows=N] [policy=failstop|audit]
+ *   [dev=KIND[:OPT=V...][,KIND...]] [dma=SIZE] [dma-windows=N]
+ *   [policy=failstop|audit]
+ * A device's options follow its kind after ':' (dev=nvme:image=disk.img:lba=4096);
+ * the kind's model validates them when the domain is created.
  * Pure parsing: errors are returned in err as a sentence naming the key and
  * the accepted values; nothing here touches the file system except
  * config_load_file.
@@ -19,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "devopts.h"
 #include "moat/boot_info.h"
 
 #define MOAT_DOMAINS_MAX     32
@@ -36,6 +40,7 @@ struct domain_config {
     uint32_t watchdog_ms;       /* 0 = run-wide default */
     uint32_t boot_timeout_ms;   /* 0 = run-wide default */
     char devices[MOAT_DEVICES_MAX][MOAT_DEVNAME_MAX];   /* device kinds */
+    char device_opts[MOAT_DEVICES_MAX][DEVOPTS_MAX];    /* "key=v:key=v" per device */
     uint32_t n_devices;
     uint64_t dma_window_size;   /* bytes per DMA window, 0 = none */
     uint32_t dma_windows;

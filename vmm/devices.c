@@ -7,7 +7,8 @@
 
 static const struct {
     const char *kind;
-    bool (*create)(struct pci_bus *bus, const char *name, uint32_t gsi, char *err, size_t errlen);
+    bool (*create)(struct pci_bus *bus, const char *name, uint32_t gsi, const char *opts,
+                   char *err, size_t errlen);
 } kinds[] = {
     { "testdev", testdev_create },
 };
@@ -29,7 +30,7 @@ const char *device_kinds(void)
     return list;
 }
 
-bool device_create(const char *kind, const char *name, struct pci_bus *bus,
+bool device_create(const char *kind, const char *name, const char *opts, struct pci_bus *bus,
                    char *err, size_t errlen)
 {
     unsigned slot = 1;
@@ -37,7 +38,8 @@ bool device_create(const char *kind, const char *name, struct pci_bus *bus,
         slot++;
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
         if (!strcmp(kinds[i].kind, kind))
-            return kinds[i].create(bus, name, DEVICE_GSI_BASE + slot, err, errlen);
+            return kinds[i].create(bus, name, DEVICE_GSI_BASE + slot, opts ? opts : "", err,
+                                   errlen);
     snprintf(err, errlen, "unknown device kind '%s' (known: %s)", kind, device_kinds());
     return false;
 }

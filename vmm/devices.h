@@ -19,8 +19,9 @@ struct pci_bus;
 bool device_kind_known(const char *kind);
 /* Space-separated list of the known kinds, for error messages and --help. */
 const char *device_kinds(void);
-/* Add a device of kind, named name, in the bus's next slot. */
-bool device_create(const char *kind, const char *name, struct pci_bus *bus,
+/* Add a device of kind, named name, in the bus's next slot, configured by
+ * opts ("key=value:key=value", may be ""); the model validates opts. */
+bool device_create(const char *kind, const char *name, const char *opts, struct pci_bus *bus,
                    char *err, size_t errlen);
 
 #endif /* MOAT_DEVICES_H */

@@ -182,7 +182,7 @@ static void plat_msi(void *ctx, uint32_t vector)
     struct domain *d = ctx;
     if (!vm_signal_msi(&d->vm, vector))
         log_error(d->cfg.name, "KVM_SIGNAL_MSI for vector %u was not delivered", vector);
-    d->stats.msi_sent++;
+    __atomic_fetch_add(&d->stats.msi_sent, 1, __ATOMIC_RELAXED);
 }
 
 static void plat_refused(void *ctx, const char *why, uint64_t port, uint64_t value)
@@ -248,13 +248,19 @@ static void policy_kill(struct domain *d, const char *fmt, ...)
     domain_kill(d, &ci);
 }
 
-/* ---- PCI platform hooks (run on the vCPU thread) ------------------------ */
+/* ---- PCI platform hooks (vCPU thread or a device model's worker) -------- */
 
 static bool pci_msi(void *ctx, uint64_t addr, uint32_t data)
 {
     struct domain *d = ctx;
-    d->stats.msi_sent++;
+    __atomic_fetch_add(&d->stats.msi_sent, 1, __ATOMIC_RELAXED);
     return vm_signal_msi_msg(&d->vm, addr, data);
+}
+
+static bool plat_ioeventfd(void *ctx, uint64_t gpa, uint32_t len, int fd, bool assign)
+{
+    struct domain *d = ctx;
+    return d->vm.fd >= 0 && vm_ioeventfd(&d->vm, fd, gpa, len, assign);
 }
 
 static void pci_intx(void *ctx, uint32_t gsi, bool level)
@@ -268,37 +274,37 @@ static void pci_refused(void *ctx, const char *device, const char *what, uint64_
                         uint64_t value)
 {
     struct domain *d = ctx;
-    d->stats.pci_refused++;
+    uint64_t n = __atomic_add_fetch(&d->stats.pci_refused, 1, __ATOMIC_RELAXED);
     if (!d->cfg.policy_audit) {
         policy_kill(d, "%s: %s (0x%llx, value 0x%llx)", device, what,
                     (unsigned long long)addr, (unsigned long long)value);
         return;
     }
-    if (should_log(d->stats.pci_refused))
+    if (should_log(n))
         log_error(d->cfg.name, "refused: %s: %s (0x%llx, value 0x%llx; %llu refused so far)",
                   device, what, (unsigned long long)addr, (unsigned long long)value,
-                  (unsigned long long)d->stats.pci_refused);
+                  (unsigned long long)n);
 }
 
 static void pci_dma_refused(void *ctx, const char *device, uint64_t iova, uint64_t len,
                             enum broker_refusal why)
 {
     struct domain *d = ctx;
-    d->stats.dma_refused++;
+    uint64_t n = __atomic_add_fetch(&d->stats.dma_refused, 1, __ATOMIC_RELAXED);
     if (!d->cfg.policy_audit) {
         policy_kill(d, "%s: DMA of %llu bytes at IOVA 0x%llx refused: %s", device,
                     (unsigned long long)len, (unsigned long long)iova, broker_refusal_name(why));
         return;
     }
-    if (should_log(d->stats.dma_refused))
+    if (should_log(n))
         log_error(d->cfg.name, "refused: %s: DMA of %llu bytes at IOVA 0x%llx: %s "
                   "(audited; %llu refused so far)", device, (unsigned long long)len,
-                  (unsigned long long)iova, broker_refusal_name(why),
-                  (unsigned long long)d->stats.dma_refused);
+                  (unsigned long long)iova, broker_refusal_name(why), (unsigned long long)n);
 }
 
 static const struct pci_platform_ops pci_plat_ops = {
     .msi = pci_msi, .intx = pci_intx, .refused = pci_refused, .dma_refused = pci_dma_refused,
+    .ioeventfd = plat_ioeventfd,
 };
 
 static void handle_io(struct domain *d, struct kvm_run *run)
@@ -386,13 +392,14 @@ static void add_vcpu_regs(struct domain *d, struct crash_info *ci)
              (unsigned long long)r.rip, (unsigned long long)r.rflags);
 }
 
-/* Stop the VM, quiesce devices, then revoke (scrub, free) the windows. */
+/* The vCPU has stopped: quiesce devices (their workers may still DMA and
+ * interrupt), destroy the VM, then revoke (scrub, free) the windows. */
 static void teardown(struct domain *d)
 {
     supervisor_set_vm(d->sup, d->id, NULL);
+    pci_bus_quiesce(&d->pci);
     vm_destroy(&d->vm);
     capsvc_domain_down(&d->sup->caps, d);
-    pci_bus_quiesce(&d->pci);
     broker_revoke_domain(&d->sup->broker, d->id);
     d->n_win = 0;
 }
@@ -529,7 +536,7 @@ bool domain_init(struct domain *d, const struct domain_config *cfg, uint32_t id,
     for (uint32_t i = 0; i < cfg->n_devices; i++) {
         char name[MOAT_DEVNAME_MAX];
         snprintf(name, sizeof name, "%.12s%u", cfg->devices[i], i % 8);
-        if (!device_create(cfg->devices[i], name, &d->pci, err, errlen)) {
+        if (!device_create(cfg->devices[i], name, cfg->device_opts[i], &d->pci, err, errlen)) {
             domain_fini(d);
             return false;
         }
@@ -582,6 +589,7 @@ bool domain_start(struct domain *d, char *err, size_t errlen)
     d->t_start_ns = monotonic_ns();
     uint64_t entry = 0;
     uart_init(&d->com1, console_sink, d);
+    pci_bus_reset(&d->pci);     /* every incarnation meets power-on devices */
     if (!vm_create(&d->vm, &s->host, d->cfg.ram_size, err, errlen))
         goto fail;
     if (!elf_load(d->image, d->image_len, d->vm.ram, d->vm.ram_size, MOAT_GPA_KERNEL_BASE,

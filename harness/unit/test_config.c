@@ -59,6 +59,22 @@ Test(config, devices_windows_and_policy)
     cr_assert_eq(d.dma_window_size, 2ull << 20, "dma-windows alone gives 2 MiB windows");
 }
 
+Test(config, device_options_follow_the_kind)
+{
+    struct domain_config d;
+    cr_assert(config_parse_domain("name=n kernel=k dev=testdev,testdev:a=1:b", &d, err, sizeof err),
+              "%s", err);
+    cr_assert_eq(d.n_devices, 2);
+    cr_assert_str_eq(d.devices[0], "testdev");
+    cr_assert_str_eq(d.device_opts[0], "", "a kind without options has empty options");
+    cr_assert_str_eq(d.devices[1], "testdev");
+    cr_assert_str_eq(d.device_opts[1], "a=1:b");
+    cr_assert_not(config_parse_domain("name=n kernel=k dev=nosuch:x=1", &d, err, sizeof err));
+    cr_assert(strstr(err, "unknown device kind 'nosuch'"), "error: %s", err);
+    cr_assert_not(config_parse_domain("name=n kernel=k dev=:x=1", &d, err, sizeof err),
+                  "options without a kind were accepted");
+}
+
 Test(config, defaults)
 {
     struct domain_config d;

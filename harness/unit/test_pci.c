@@ -34,6 +34,10 @@ struct fake_plat {
     int dma_refused_calls;
     uint64_t dma_iova, dma_len;
     enum broker_refusal dma_why;
+    int ioeventfd_calls, ioeventfd_fd;
+    uint64_t ioeventfd_gpa;
+    uint32_t ioeventfd_len;
+    bool ioeventfd_assign;
 };
 
 static struct fake_plat fk;
@@ -91,7 +95,7 @@ struct fake_dev {
     int moved_calls;
     unsigned moved_bar;
     uint64_t moved_old, moved_new;
-    int quiesce_calls, destroy_calls;
+    int quiesce_calls, destroy_calls, reset_calls;
 };
 
 #define DEV_READ_VALUE 0xC0DEu
@@ -124,11 +128,13 @@ static void dev_bar_moved(void *dev, unsigned bar, uint64_t old_base, uint64_t n
 
 static void dev_quiesce(void *dev) { ((struct fake_dev *)dev)->quiesce_calls++; }
 static void dev_destroy(void *dev) { ((struct fake_dev *)dev)->destroy_calls++; }
+static void dev_reset(void *dev) { ((struct fake_dev *)dev)->reset_calls++; }
 
 static const struct pci_device_ops dev_ops = {
     .bar_access = dev_bar_access,
     .bar_moved = dev_bar_moved,
     .quiesce = dev_quiesce,
+    .reset = dev_reset,
     .destroy = dev_destroy,
 };
 
@@ -138,11 +144,22 @@ static struct pci_bus bus;
 static struct broker br;
 static bool bus_live;
 
+static bool fake_ioeventfd(void *ctx, uint64_t gpa, uint32_t len, int fd, bool assign)
+{
+    (void)ctx;
+    fk.ioeventfd_calls++;
+    fk.ioeventfd_gpa = gpa;
+    fk.ioeventfd_len = len;
+    fk.ioeventfd_fd = fd;
+    fk.ioeventfd_assign = assign;
+    return true;
+}
+
 static void setup(void)
 {
     static const struct pci_platform_ops plat = {
         .msi = fake_msi, .intx = fake_intx, .refused = fake_refused,
-        .dma_refused = fake_dma_refused,
+        .dma_refused = fake_dma_refused, .ioeventfd = fake_ioeventfd,
     };
     memset(&fk, 0, sizeof fk);
     memset(&dv, 0, sizeof dv);
@@ -776,6 +793,13 @@ Test(pci, accesses_outside_every_bar_are_unclaimed)
 #define TABLE_OFF   0x2000u
 #define PBA_OFF     0x3000u
 
+static void *notify_many(void *arg)
+{
+    for (int i = 0; i < 2000; i++)
+        pci_msix_notify(arg, 0);
+    return NULL;
+}
+
 static struct pci_func *add_msix_dev(void)
 {
     struct pci_func *f = add_dev("msix");
@@ -1224,7 +1248,7 @@ Test(pci, attach_registers_ecam_mmio_and_io_windows)
 Test(pci, testdev_refuses_register_accesses_of_the_wrong_width)
 {
     char e[128];
-    cr_assert(testdev_create(&bus, "td", GSI, e, sizeof e), "%s", e);
+    cr_assert(testdev_create(&bus, "td", GSI, "", e, sizeof e), "%s", e);
     struct pci_func *f = bus.slot[1];
     cr_assert_not_null(f);
     pci_cfg_write(f, PCI_COMMAND, 2, PCI_CMD_MEM | PCI_CMD_IO);
@@ -1241,4 +1265,65 @@ Test(pci, testdev_refuses_register_accesses_of_the_wrong_width)
     v = 0;
     cr_assert_eq(io_access(io + TD_IO_ID, 1, false, &v), BUS_OK);
     cr_assert_eq(fk.refused_calls, 3, "1-byte port read not refused");
+}
+
+Test(pci, bus_reset_returns_every_function_to_power_on_state)
+{
+    struct pci_func *f = add_msix_dev();
+    uint64_t fw = f->bar[0].base;
+    msix_ctrl(f, PCI_MSIX_CTRL_ENABLE);
+    program(f, 2, 0xFEE00000u, 0x42);
+    mem_wr(entry(f, 2, PCI_MSIX_ENTRY_CTRL), 4, 0);
+    mem_wr(entry(f, 3, PCI_MSIX_ENTRY_CTRL), 4, PCI_MSIX_ENTRY_MASKED);
+    cr_assert(pci_msix_notify(f, 3), "notify of a masked entry must pend");
+    set_command(f, PCI_CMD_MEM | PCI_CMD_MASTER);
+    cfg_wr_ok(f, PCI_BAR_REG(0), 4, (uint32_t)(fw + 0x100000));
+    cr_assert_neq(f->bar[0].base, fw, "the BAR did not move before the reset");
+
+    pci_bus_reset(&bus);
+    cr_assert_eq(dv.reset_calls, 1, "the model's reset ran %d times, want 1", dv.reset_calls);
+    cr_assert_eq(pci_command(f), 0, "command register %#x after reset, want 0", pci_command(f));
+    cr_assert_not(pci_msix_enabled(f), "MSI-X still enabled after reset");
+    cr_assert_not(pci_msix_pending(f, 3), "a pending bit survived the reset");
+    for (unsigned n = 0; n < MSIX_N; n++)
+        cr_assert_eq(f->msix.table[n * 4 + 3], PCI_MSIX_ENTRY_MASKED,
+                     "entry %u not masked after reset", n);
+    cr_assert_eq(f->msix.table[2 * 4 + 2], 0, "entry 2's data survived the reset");
+    cr_assert_eq(f->bar[0].base, fw, "BAR0 at %#lx after reset, want firmware's %#lx",
+                 (unsigned long)f->bar[0].base, (unsigned long)fw);
+    cr_assert_eq(pci_cfg_read(f, PCI_BAR_REG(0), 4) & ~0xFu, (uint32_t)fw,
+                 "BAR0 register does not show the firmware address after reset");
+    cr_assert_eq(fk.msi_calls, 0, "the reset delivered an interrupt");
+}
+
+Test(pci, ioeventfd_goes_to_the_bars_current_address)
+{
+    struct pci_func *f = add_bar_dev();
+    cr_assert(pci_ioeventfd(f, 0, 0x1000, 4, 7, true), "ioeventfd on BAR0 refused");
+    cr_assert_eq(fk.ioeventfd_calls, 1);
+    cr_assert_eq(fk.ioeventfd_gpa, f->bar[0].base + 0x1000, "ioeventfd at %#lx, want BAR0+0x1000",
+                 (unsigned long)fk.ioeventfd_gpa);
+    cr_assert(fk.ioeventfd_assign && fk.ioeventfd_fd == 7 && fk.ioeventfd_len == 4,
+              "ioeventfd arguments not passed through");
+    cr_assert_not(pci_ioeventfd(f, 4, 0, 4, 7, true), "an ioeventfd on an I/O BAR was accepted");
+    cr_assert_not(pci_ioeventfd(f, 0, 0x4000, 4, 7, true), "an ioeventfd past the BAR was accepted");
+    cr_assert_not(pci_ioeventfd(f, 1, 0, 4, 7, true), "an ioeventfd on an unimplemented BAR was accepted");
+    cr_assert_eq(fk.ioeventfd_calls, 1, "refused ioeventfds reached the platform");
+}
+
+Test(pci, msix_notify_is_safe_from_a_worker_thread)
+{
+    struct pci_func *f = add_msix_dev();
+    msix_ctrl(f, PCI_MSIX_CTRL_ENABLE);
+    program(f, 0, 0xFEE00000u, 0x40);
+    mem_wr(entry(f, 0, PCI_MSIX_ENTRY_CTRL), 4, PCI_MSIX_ENTRY_MASKED);
+    pthread_t t;
+    struct pci_func *arg = f;
+    cr_assert_eq(pthread_create(&t, NULL, notify_many, arg), 0);
+    for (int i = 0; i < 2000; i++)      /* vCPU side: mask and unmask meanwhile */
+        mem_wr(entry(f, 0, PCI_MSIX_ENTRY_CTRL), 4, (i & 1) ? 0 : PCI_MSIX_ENTRY_MASKED);
+    pthread_join(t, NULL);
+    mem_wr(entry(f, 0, PCI_MSIX_ENTRY_CTRL), 4, 0);
+    cr_assert_gt(fk.msi_calls, 0, "no interrupt delivered");
+    cr_assert_not(pci_msix_pending(f, 0), "an interrupt stayed pending after the final unmask");
 }
