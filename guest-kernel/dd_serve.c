@@ -82,8 +82,8 @@ static struct req_impl *req_get(void)
 static void req_put(struct req_impl *r)
 {
     r->busy = false;
-    r->next_free = (uint32_t)(r - pool);
-    free_head = r->next_free;
+    r->next_free = free_head;
+    free_head = (uint32_t)(r - pool);
 }
 
 static struct req_impl *impl_of(struct dd_blk_req *req)

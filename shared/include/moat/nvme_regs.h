@@ -91,6 +91,10 @@ struct nvme_sqe {
 };
 _Static_assert(sizeof(struct nvme_sqe) == 64, "NVMe SQE is 64 bytes");
 
+#define NVME_SQE_FUSE_MASK  0x03u   /* flags 1:0: fused operation, 0 = normal */
+#define NVME_SQE_PSDT_MASK  0xC0u   /* flags 7:6: 0 = PRPs, else SGLs */
+#define NVME_NSID_ALL       0xFFFFFFFFu /* broadcast NSID (FLUSH, features) */
+
 /* ---- completion queue entry ---------------------------------------------- */
 struct nvme_cqe {
     uint32_t dw0;               /* command specific */
@@ -146,6 +150,20 @@ enum nvme_io_opc {
 #define NVME_FEAT_IRQ_COALESCE   0x08u  /* THR 7:0 (0-based), TIME 15:8 (100 us) */
 #define NVME_FEAT_IRQ_CONFIG     0x09u  /* IV 15:0, CD (coalescing disable) bit 16 */
 #define NVME_FEAT_IRQ_CONFIG_CD  (1u << 16)
+#define NVME_FEAT_SV             (1u << 31) /* SET cdw10: save across power cycles */
+#define NVME_FEAT_SEL(cdw10)     (((cdw10) >> 8) & 0x7u) /* GET: 0 current, 1 default,
+                                                          * 2 saved, 3 capabilities */
+#define NVME_FEAT_CAP_CHANGEABLE (1u << 2)  /* GET SEL=3 dw0 */
+
+/* ABORT: cdw10 = SQID 15:0 | CID 31:16; completion dw0 bit 0 = 1 when the
+ * command was NOT aborted. */
+#define NVME_ABORT_NOT_ABORTED   1u
+
+/* GET LOG PAGE: cdw10 LID 7:0, NUMDL 31:16; cdw11 NUMDU 15:0 (dwords, 0-based) */
+#define NVME_LOG_ERROR      0x01u   /* 64 bytes per entry */
+#define NVME_LOG_SMART      0x02u   /* 512 bytes */
+#define NVME_LOG_FW_SLOT    0x03u   /* 512 bytes */
+#define NVME_SMART_TEMP     1       /* 16: composite temperature, kelvin */
 
 /* READ / WRITE / WRITE ZEROES: SLBA in cdw10/11, NLB (0-based) in cdw12 15:0 */
 #define NVME_RW_FUA     (1u << 30)
@@ -170,6 +188,7 @@ enum nvme_status {
     NVME_SC_INVALID_NS       = NVME_STATUS(0, 0x0B),
     NVME_SC_CMD_SEQ_ERROR    = NVME_STATUS(0, 0x0C),
     NVME_SC_INVALID_PRP_OFFSET = NVME_STATUS(0, 0x13),
+    NVME_SC_NS_WRITE_PROTECTED = NVME_STATUS(0, 0x20),
     NVME_SC_LBA_RANGE        = NVME_STATUS(0, 0x80),
     NVME_SC_CAP_EXCEEDED     = NVME_STATUS(0, 0x81),
     NVME_SC_CQ_INVALID       = NVME_STATUS(1, 0x00),
@@ -233,5 +252,14 @@ static inline int nvme_dbbuf_need_event(uint16_t event_idx, uint16_t new_idx, ui
     return (uint16_t)(new_idx - event_idx - 1) < (uint16_t)(new_idx - old);
 }
 #define NVME_DBBUF_SLOT(dbidx, dstrd) ((dbidx) * (1u << (dstrd)))  /* dword index */
+
+/* NVM command set specific status (SCT 1, NVMe 1.4 Fig. 395): a write to
+ * an LBA range marked read-only. */
+#define NVME_SC_READ_ONLY_RANGE  NVME_STATUS(1, 0x82)
+
+/* IDENTIFY namespace NSATTR (byte 99, NVMe 1.4 Fig. 245): bit 0 set while
+ * the namespace is write protected. */
+#define NVME_IDNS_NSATTR  99
+#define NVME_NSATTR_WP    (1u << 0)
 
 #endif /* MOAT_NVME_REGS_H */
