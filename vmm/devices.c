@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "devices.h"
+#include "nvme.h"
 #include "pci.h"
 #include "testdev.h"
 
@@ -11,6 +12,7 @@ static const struct {
                    char *err, size_t errlen);
 } kinds[] = {
     { "testdev", testdev_create },
+    { "nvme", nvme_create },
 };
 
 bool device_kind_known(const char *kind)
