@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -611,6 +612,9 @@ bool nvme_worker_start(struct nvme_ctrl *c)
     c->stop = false;
     if (pthread_create(&c->worker, NULL, worker_main, c) != 0)
         return false;
+    char tname[16];             /* visible in top -H and perf */
+    snprintf(tname, sizeof tname, "nvme-%.10s", c->f->name);
+    pthread_setname_np(c->worker, tname);
     c->worker_running = true;
     return true;
 }

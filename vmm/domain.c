@@ -624,6 +624,11 @@ bool domain_start(struct domain *d, char *err, size_t errlen)
     pthread_mutex_lock(&s->lock);
     set_state(d, DOMAIN_BOOTING);
     int rc = pthread_create(&d->thread, NULL, vcpu_thread, d);
+    if (rc == 0) {
+        char tname[16];     /* visible in top -H and perf */
+        snprintf(tname, sizeof tname, "vcpu-%.10s", d->cfg.name);
+        pthread_setname_np(d->thread, tname);
+    }
     if (rc == 0)
         d->thread_started = true;
     pthread_mutex_unlock(&s->lock);

@@ -7,7 +7,10 @@
  *   - 128 KiB sequential reads, MB/s, at QD1 and QD32.
  * The raw baseline is one thread calling pread in a loop on the warm page
  * cache — the best a process reading the file itself does without moat.
- * Also: MMIO exits per request at QD32 (what shadow doorbells save).
+ * Also: MMIO exits per request at QD32 (what shadow doorbells save), and on
+ * stderr where each phase's time goes (interrupts into the domain, worker
+ * wake-ups, kicks). BENCH_NVME_DEV / BENCH_NVME_ARGS add controller
+ * options / driver args for tuning runs.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -18,13 +21,14 @@
 #include <unistd.h>
 #include "control.h"
 #include "log.h"
+#include "nvme.h"
 #include "moat/libmoat.h"
 #include "report.h"
 #include "supervisor.h"
 
-#define DIR       "/tmp/moat-bench-logs"
-#define IMAGE     DIR "/nvme-bench.img"
-#define SOCK      DIR "/nvme-ctl.sock"
+#define BENCH_DIR       "/tmp/moat-bench-logs"
+#define IMAGE     BENCH_DIR "/nvme-bench.img"
+#define SOCK      BENCH_DIR "/nvme-ctl.sock"
 #define DISK      (256ull << 20)
 #define QD        32u
 #define RAND_QD1  20000u
@@ -141,6 +145,42 @@ static double moat_reads(struct moat_session *s, uint32_t bs, uint32_t blocks, u
     return n / (now_s() - t0);
 }
 
+/* Where a phase's time goes: per request, interrupts into the domain,
+ * controller worker wake-ups, doorbells that reached the model, vCPU exits. */
+struct costs {
+    struct nvme_stats n;
+    struct moat_session_stats s;
+    uint64_t msi, io, mmio, intr;
+};
+
+static struct costs costs_now(struct domain *d, struct moat_session *s)
+{
+    struct costs c;
+    moat_session_stats(s, &c.s);
+    nvme_stats_get(d->pci.slot[1], &c.n);
+    c.msi = __atomic_load_n(&d->stats.msi_sent, __ATOMIC_RELAXED);
+    c.io = __atomic_load_n(&d->stats.exits_io, __ATOMIC_RELAXED);
+    c.mmio = __atomic_load_n(&d->stats.exits_mmio, __ATOMIC_RELAXED);
+    c.intr = __atomic_load_n(&d->stats.exits_intr, __ATOMIC_RELAXED);
+    return c;
+}
+
+static void costs_print(const char *phase, const struct costs *a, const struct costs *b,
+                        uint64_t n)
+{
+    double r = (double)n;
+    fprintf(stderr, "bench_nvme: %-10s per request: %.3f MSIs (%.3f from the controller, "
+            "%.3f skipped), %.3f worker wakeups, %.3f MMIO doorbells, exits %.3f PIO "
+            "%.3f MMIO %.3f signal; client %.3f kicks %.3f sleeps\n", phase,
+            (double)(b->msi - a->msi) / r,
+            (double)(b->n.irq_sent - a->n.irq_sent) / r,
+            (double)(b->n.irq_skipped - a->n.irq_skipped) / r,
+            (double)(b->n.worker_wakeups - a->n.worker_wakeups) / r,
+            (double)(b->n.mmio_doorbells - a->n.mmio_doorbells) / r, (double)(b->io - a->io) / r,
+            (double)(b->mmio - a->mmio) / r, (double)(b->intr - a->intr) / r,
+            (double)(b->s.kicks_sent - a->s.kicks_sent) / r, (double)(b->s.waits - a->s.waits) / r);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -148,7 +188,7 @@ int main(int argc, char **argv)
         return 2;
     }
     log_set_quiet(true);
-    mkdir(DIR, 0700);
+    mkdir(BENCH_DIR, 0700);
     int fd = make_image();
     if (fd < 0) {
         perror("bench_nvme: create " IMAGE);
@@ -158,10 +198,14 @@ int main(int argc, char **argv)
     static struct supervisor sup;
     static struct control ctl;
     config_defaults(&cfg);
-    snprintf(cfg.log_dir, sizeof cfg.log_dir, DIR);
+    snprintf(cfg.log_dir, sizeof cfg.log_dir, BENCH_DIR);
     char spec[1024], err[512];
+    /* Tuning experiments: BENCH_NVME_DEV / BENCH_NVME_ARGS add model
+     * options and driver args. */
+    const char *dev_extra = getenv("BENCH_NVME_DEV"), *args = getenv("BENCH_NVME_ARGS");
     snprintf(spec, sizeof spec, "name=nvme0 kernel=%s/guest/nvme.elf mem=64M dma=32M "
-             "dev=nvme:image=" IMAGE, MOAT_BUILD_DIR);
+             "dev=nvme:image=" IMAGE "%s%s args=\"%s\"", MOAT_BUILD_DIR, dev_extra ? ":" : "",
+             dev_extra ? dev_extra : "", args ? args : "");
     struct domain_config dc;
     unlink(SOCK);
     if (!config_parse_domain(spec, &dc, err, sizeof err) ||
@@ -194,11 +238,14 @@ int main(int argc, char **argv)
     moat_reads(s, bs, b128k, DISK / (128u << 10), QD, false);
 
     double raw4k = raw_random_iops(fd, RAND_QD32);
+    struct costs c0 = costs_now(d, s);
     double m4k1 = moat_reads(s, bs, b4k, RAND_QD1, 1, true);
-    uint64_t exits0 = __atomic_load_n(&d->stats.exits_mmio, __ATOMIC_RELAXED);
+    struct costs c1 = costs_now(d, s);
     double m4k32 = moat_reads(s, bs, b4k, RAND_QD32, QD, true);
-    double exits32 = (double)(__atomic_load_n(&d->stats.exits_mmio, __ATOMIC_RELAXED) - exits0) /
-                     RAND_QD32;
+    struct costs c2 = costs_now(d, s);
+    costs_print("4K QD1", &c0, &c1, RAND_QD1);
+    costs_print("4K QD32", &c1, &c2, RAND_QD32);
+    double exits32 = (double)(c2.mmio - c1.mmio) / RAND_QD32;
     double rawseq = raw_seq_mbs(fd, SEQ_BYTES);
     double mseq1 = moat_reads(s, bs, b128k, SEQ_BYTES / 4 / (128u << 10), 1, false) *
                    (128u << 10) / 1e6;

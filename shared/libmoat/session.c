@@ -3,6 +3,7 @@
  * anything is done with it. */
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +17,7 @@
 #define PAGE 4096ull
 #define DEFAULT_ENTRIES 64u
 #define DEFAULT_SLOT_BYTES (128u << 10)
-#define SPIN_NS 20000u          /* poll this long before sleeping */
+#define SPIN_NS 20000u          /* poll this long (yielding the CPU) before sleeping */
 
 static uint64_t now_ns(void)
 {
@@ -479,7 +480,7 @@ int moat_wait(struct moat_session *s, struct moat_completion *out, size_t max, i
         /* Brief spin: the domain often answers within microseconds. */
         uint64_t spin_end = now_ns() + SPIN_NS;
         while (!cq_ready(s) && now_ns() < spin_end)
-            __asm__ volatile("pause");
+            sched_yield();
         if (cq_ready(s) || !moat_ring_arm(&s->cq))
             continue;
         uint64_t t = now_ns();
