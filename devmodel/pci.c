@@ -646,14 +646,14 @@ void *pci_dma_map(struct pci_func *f, uint64_t iova, uint64_t len, enum dma_dir 
     struct pci_bus *b = f->bus;
     memset(m, 0, sizeof *m);
     if (!(pci_command(f) & PCI_CMD_MASTER)) {
-        b->stats.dma_master_off++;
+        __atomic_fetch_add(&b->stats.dma_master_off, 1, __ATOMIC_RELAXED);   /* any thread */
         pci_refuse(f, "DMA attempted while bus mastering is disabled", iova, len);
         return NULL;
     }
     void *p = b->broker ? broker_dma_map(b->broker, b->domain_id, f->name, iova, len, dir, m)
                         : NULL;
     if (!p) {
-        b->stats.dma_refused++;
+        __atomic_fetch_add(&b->stats.dma_refused, 1, __ATOMIC_RELAXED);
         if (b->plat.dma_refused)
             b->plat.dma_refused(b->plat.ctx, f->name, iova, len,
                                 b->broker ? m->refusal : BR_OUT_OF_WINDOW);
