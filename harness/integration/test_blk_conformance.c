@@ -23,7 +23,6 @@
 
 #define BOOT_MS 15000u
 #define READY   DOMAIN_STATE_BIT(DOMAIN_READY)
-#define ENDED   DOMAIN_TERMINAL
 
 static struct supervisor sup;
 static struct control ctl;
@@ -42,14 +41,6 @@ static void finish(void)
 {
     control_stop(&ctl);
     supervisor_fini(&sup);
-}
-
-static enum domain_state state_of(struct domain *d)
-{
-    pthread_mutex_lock(&sup.lock);
-    enum domain_state s = d->state;
-    pthread_mutex_unlock(&sup.lock);
-    return s;
 }
 
 /* ---- targets ------------------------------------------------------------------------ */
@@ -74,19 +65,6 @@ struct dut {
     struct domain *d;
     char name[32], cap[48], image_path[PATH_MAX];
 };
-
-static struct domain *boot(const char *spec, const char *name)
-{
-    struct domain_config cfg;
-    cr_assert(config_parse_domain(spec, &cfg, err, sizeof err), "spec %s: %s", spec, err);
-    struct domain *d = supervisor_add(&sup, &cfg, err, sizeof err);
-    cr_assert_not_null(d, "add %s: %s", name, err);
-    cr_assert(domain_start(d, err, sizeof err), "start %s: %s", name, err);
-    supervisor_wait(&sup, d, READY | ENDED, BOOT_MS);
-    cr_assert_eq(state_of(d), DOMAIN_READY, "%s did not become ready (state %s: %s)", name,
-                 domain_state_name(state_of(d)), d->crash.detail);
-    return d;
-}
 
 static void make_image(const char *path, uint64_t bytes)
 {
@@ -113,7 +91,8 @@ static struct dut bring_up(const struct target *t, const char *name, const char 
                  "dev=nvme:image=%s:lba=%u%s%s args=\"%s\"", name, tu_guest(t->image),
                  u.image_path, t->lba, extra[0] ? ":" : "", extra, t->args);
     }
-    u.d = boot(spec, name);
+    u.d = tu_boot(&sup, spec, BOOT_MS, err, sizeof err);
+    cr_assert_not_null(u.d, "boot %s: %s", name, err);
     return u;
 }
 
@@ -335,7 +314,7 @@ static void check_random_io(const struct target *t, uint64_t n)
         cr_assert_lt((double)exits / (double)n, 0.5,
                      "%s: %llu MMIO exits for %llu requests: shadow doorbells are not working",
                      t->what, (unsigned long long)exits, (unsigned long long)n);
-    cr_assert_eq(state_of(u.d), DOMAIN_READY, "%s: the domain ended", t->what);
+    cr_assert_eq(tu_state(&sup, u.d), DOMAIN_READY, "%s: the domain ended", t->what);
     free(shadow);
     close_conn(&k);
 }
@@ -380,7 +359,7 @@ static void check_bad_requests(const struct target *t)
     memset(buf, 0, k.geo.block_size);
     cr_assert_eq(moat_blk_read(k.s, end - 1, 1, buf), 0, "%s: read of the last block", t->what);
     cr_assert_eq(buf[0], 0xA5, "%s: the last block did not keep its data", t->what);
-    cr_assert_eq(state_of(u.d), DOMAIN_READY, "%s: malformed requests hurt the domain", t->what);
+    cr_assert_eq(tu_state(&sup, u.d), DOMAIN_READY, "%s: malformed requests hurt the domain", t->what);
     free(buf);
     close_conn(&k);
 }
@@ -456,7 +435,7 @@ static void check_concurrent(const struct target *t)
         pthread_join(th[i], NULL);
     for (unsigned i = 0; i < CLIENTS; i++)
         cr_assert_str_empty(jobs[i].failure, "%s: %s", t->what, jobs[i].failure);
-    cr_assert_eq(state_of(u.d), DOMAIN_READY, "%s: the domain ended", t->what);
+    cr_assert_eq(tu_state(&sup, u.d), DOMAIN_READY, "%s: the domain ended", t->what);
 }
 
 Test(blk_conformance, ramblk_concurrent_clients, .init = start, .fini = finish, .timeout = 300)
@@ -520,7 +499,7 @@ Test(blk_conformance, nvme_swallowed_command_recovered_by_timeout, .init = start
         cr_assert_eq(moat_blk_read(k.s, i, 1, back), 0, "read %u", i);
         cr_assert_eq(back[0], i + 1, "block %u holds %u", i, back[0]);
     }
-    cr_assert_eq(state_of(u.d), DOMAIN_READY, "the driver must recover without a restart");
+    cr_assert_eq(tu_state(&sup, u.d), DOMAIN_READY, "the driver must recover without a restart");
     char *log = NULL;
     char path[PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/dut.log", sup.log_dir);

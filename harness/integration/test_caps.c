@@ -38,27 +38,13 @@ static void finish(void)
     supervisor_fini(&sup);
 }
 
-static enum domain_state state_of(struct domain *d)
-{
-    pthread_mutex_lock(&sup.lock);
-    enum domain_state s = d->state;
-    pthread_mutex_unlock(&sup.lock);
-    return s;
-}
-
 static struct domain *add_ramblk(const char *name, const char *mem, const char *args)
 {
     char spec[512];
     snprintf(spec, sizeof spec, "name=%s kernel=%s mem=%s args=\"%s\"", name, tu_guest("ramblk"),
              mem, args);
-    struct domain_config cfg;
-    cr_assert(config_parse_domain(spec, &cfg, err, sizeof err), "spec %s: %s", spec, err);
-    struct domain *d = supervisor_add(&sup, &cfg, err, sizeof err);
-    cr_assert_not_null(d, "add %s: %s", name, err);
-    cr_assert(domain_start(d, err, sizeof err), "start %s: %s", name, err);
-    supervisor_wait(&sup, d, READY | ENDED, BOOT_MS);
-    cr_assert_eq(state_of(d), DOMAIN_READY, "%s did not become ready (state %s: %s)", name,
-                 domain_state_name(state_of(d)), d->crash.detail);
+    struct domain *d = tu_boot(&sup, spec, BOOT_MS, err, sizeof err);
+    cr_assert_not_null(d, "boot %s: %s", name, err);
     return d;
 }
 
@@ -234,8 +220,8 @@ static void hostile_case(const char *mode, const char *needle)
         found |= strcmp(rec[i].domain, "evil") == 0 && strcmp(rec[i].source, "client") == 0 &&
                  strstr(rec[i].text, needle) != NULL;
     cr_assert(found, "no client audit record for evil mentioning '%s'", needle);
-    cr_assert_eq(state_of(evil), DOMAIN_READY, "the hostile domain is still served (reports never kill)");
-    cr_assert_eq(state_of(good), DOMAIN_READY, "the neighbour is unaffected");
+    cr_assert_eq(tu_state(&sup, evil), DOMAIN_READY, "the hostile domain is still served (reports never kill)");
+    cr_assert_eq(tu_state(&sup, good), DOMAIN_READY, "the neighbour is unaffected");
     moat_close(cc);
     close_conn(&k);
 
@@ -314,7 +300,7 @@ Test(caps, hostile_client_requests_refused, .init = start, .fini = finish, .time
     /* Still served, and a well-formed request still works. */
     struct moat_sqe ok = { .tag = 99, .op = MOAT_BLK_READ, .blocks = 1 };
     cr_assert_eq(raw_request(k.s, &ok), MOAT_ST_OK, "a valid request after the hostile ones");
-    cr_assert_eq(state_of(d), DOMAIN_READY, "malformed requests must not hurt the domain");
+    cr_assert_eq(tu_state(&sup, d), DOMAIN_READY, "malformed requests must not hurt the domain");
     close_conn(&k);
 }
 
@@ -382,7 +368,7 @@ Test(caps, control_inject_stop_and_limits, .init = start, .fini = finish, .timeo
     rc = moat_stop(cc, "b");
     cr_assert_eq(rc, 0, "stop: %s", moat_strerror(rc));
     cr_assert(supervisor_wait(&sup, b, ENDED, BOOT_MS));
-    cr_assert_eq(state_of(b), DOMAIN_STOPPED);
+    cr_assert_eq(tu_state(&sup, b), DOMAIN_STOPPED);
     struct moat_domain_status ds[4];
     cr_assert_eq(moat_domains(cc, ds, 4), 2);
     cr_assert_str_eq(ds[0].crash_cause, "injected fault");

@@ -64,13 +64,8 @@ static void start_with(const char *spec, const char *cap)
     cr_assert(tu_supervisor(&sup, 0, 0, err, sizeof err), "supervisor: %s", err);
     snprintf(sock, sizeof sock, "%s/ctl.sock", dir);
     cr_assert(control_start(&ctl, &sup, sock, err, sizeof err), "control: %s", err);
-    struct domain_config cfg;
-    cr_assert(config_parse_domain(spec, &cfg, err, sizeof err), "%s", err);
-    struct domain *d = supervisor_add(&sup, &cfg, err, sizeof err);
-    cr_assert_not_null(d, "%s", err);
-    cr_assert(domain_start(d, err, sizeof err), "%s", err);
-    cr_assert(supervisor_wait(&sup, d, DOMAIN_STATE_BIT(DOMAIN_READY), 15000),
-              "the domain serving %s is not ready: %s", cap, d->crash.detail);
+    cr_assert_not_null(tu_boot(&sup, spec, 15000, err, sizeof err), "the domain serving %s: %s",
+                       cap, err);
 
     /* moat-nbd as a separate process; it says when it serves. */
     snprintf(nbd_sock, sizeof nbd_sock, "%s/nbd.sock", dir);

@@ -100,3 +100,30 @@ uint64_t tu_wait_heartbeat_past(struct domain *d, uint64_t since, unsigned timeo
         supervisor_wait(d->sup, d, DOMAIN_TERMINAL, 10);
     return hb;
 }
+
+enum domain_state tu_state(struct supervisor *s, struct domain *d)
+{
+    pthread_mutex_lock(&s->lock);
+    enum domain_state st = d->state;
+    pthread_mutex_unlock(&s->lock);
+    return st;
+}
+
+struct domain *tu_boot(struct supervisor *s, const char *spec, unsigned timeout_ms,
+                       char *err, size_t errlen)
+{
+    struct domain_config cfg;
+    if (!config_parse_domain(spec, &cfg, err, errlen))
+        return NULL;
+    struct domain *d = supervisor_add(s, &cfg, err, errlen);
+    if (!d || !domain_start(d, err, errlen))
+        return NULL;
+    supervisor_wait(s, d, DOMAIN_STATE_BIT(DOMAIN_READY) | DOMAIN_TERMINAL, timeout_ms);
+    enum domain_state st = tu_state(s, d);
+    if (st != DOMAIN_READY) {
+        snprintf(err, errlen, "%s did not become ready (state %s: %s)", cfg.name,
+                 domain_state_name(st), d->crash.detail);
+        return NULL;
+    }
+    return d;
+}

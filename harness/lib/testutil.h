@@ -39,6 +39,12 @@ bool tu_supervisor(struct supervisor *s, unsigned watchdog_ms, unsigned boot_tim
 /* Add a domain running image with args. */
 struct domain *tu_add(struct supervisor *s, const char *name, const char *image,
                       const char *args, char *err, size_t errlen);
+/* The domain's state, read under the supervisor lock. */
+enum domain_state tu_state(struct supervisor *s, struct domain *d);
+/* Parse spec, add and start the domain, wait up to timeout_ms for READY.
+ * NULL with err set (including the state and crash detail) otherwise. */
+struct domain *tu_boot(struct supervisor *s, const char *spec, unsigned timeout_ms,
+                       char *err, size_t errlen);
 /* Read a whole file into a NUL-terminated heap buffer (NULL on error). */
 char *tu_slurp(const char *path);
 /* Wait until d's heartbeat exceeds since, or timeout; returns the beat. */
