@@ -444,24 +444,18 @@ static enum bus_result nvme_bar_access(void *dev, unsigned bar, struct bus_acces
 }
 
 /* BAR0 moved: KVM ioeventfds are bound to guest-physical addresses, so
- * move every doorbell that has one. pci_ioeventfd only knows the new base,
- * hence the platform hook for the old one. */
+ * move every doorbell that has one. */
 static void nvme_bar_moved(void *dev, unsigned bar, uint64_t old_base, uint64_t new_base)
 {
     struct nvme_ctrl *c = dev;
-    struct pci_platform_ops *plat = &c->f->bus->plat;
     (void)new_base;
     if (bar != NVME_BAR_REGS)
         return;
     pthread_mutex_lock(&c->lock);
-    for (uint16_t q = 1; q < NVME_NQ; q++) {
-        if (!c->sq[q].ioeventfd)
-            continue;
-        if (plat->ioeventfd)
-            plat->ioeventfd(plat->ctx, old_base + NVME_SQ_TDBL(q, 0), 4, c->efd, false);
-        c->sq[q].ioeventfd = false;
-        nvme_sq_ioeventfd(c, q, true);
-    }
+    for (uint16_t q = 1; q < NVME_NQ; q++)
+        if (c->sq[q].ioeventfd)
+            c->sq[q].ioeventfd = pci_ioeventfd_move(c->f, NVME_BAR_REGS, old_base,
+                                                    NVME_SQ_TDBL(q, 0), 4, c->efd);
     pthread_mutex_unlock(&c->lock);
 }
 

@@ -144,10 +144,22 @@ bool pci_ioeventfd(struct pci_func *f, unsigned bar, uint64_t off, uint32_t len,
                    bool assign)
 {
     struct pci_bus *b = f->bus;
-    if (bar >= PCI_BARS || !is_mem(f->bar[bar].kind) || off >= f->bar[bar].size ||
+    if (bar >= PCI_BARS || f->bar[bar].kind == PCI_BAR_NONE || off >= f->bar[bar].size ||
         !b->plat.ioeventfd)
         return false;
-    return b->plat.ioeventfd(b->plat.ctx, f->bar[bar].base + off, len, fd, assign);
+    return b->plat.ioeventfd(b->plat.ctx, f->bar[bar].kind == PCI_BAR_IOPORT,
+                             f->bar[bar].base + off, len, fd, assign);
+}
+
+bool pci_ioeventfd_move(struct pci_func *f, unsigned bar, uint64_t old_base, uint64_t off,
+                        uint32_t len, int fd)
+{
+    struct pci_bus *b = f->bus;
+    if (bar >= PCI_BARS || f->bar[bar].kind == PCI_BAR_NONE || !b->plat.ioeventfd)
+        return false;
+    b->plat.ioeventfd(b->plat.ctx, f->bar[bar].kind == PCI_BAR_IOPORT, old_base + off, len, fd,
+                      false);
+    return pci_ioeventfd(f, bar, off, len, fd, true);
 }
 
 bool pci_bus_attach(struct pci_bus *b, struct exit_bus *mmio, struct exit_bus *pio)

@@ -56,7 +56,8 @@ enum pci_bar_kind { PCI_BAR_NONE, PCI_BAR_MEM32, PCI_BAR_MEM64, PCI_BAR_IOPORT }
  * returning BUS_VIOLATION fail-stops the domain. */
 struct pci_device_ops {
     enum bus_result (*bar_access)(void *dev, unsigned bar, struct bus_access *a);
-    /* A BAR moved (e.g. to re-register ioeventfds); may be NULL. */
+    /* BAR bar moved from old_base; it already decodes at new_base (move
+     * ioeventfds with pci_ioeventfd_move). May be NULL. */
     void (*bar_moved)(void *dev, unsigned bar, uint64_t old_base, uint64_t new_base);
     /* Stop all DMA and wait for in-flight back-end I/O (teardown, §5.3).
      * Called before the VM is destroyed; the model may not DMA, interrupt
@@ -79,8 +80,9 @@ struct pci_platform_ops {
     void (*dma_refused)(void *ctx, const char *device, uint64_t iova, uint64_t len,
                         enum broker_refusal why);
     /* Attach/detach an eventfd signalled in-kernel by len-byte guest writes
-     * to MMIO gpa (a doorbell that needs no exit). May be NULL. */
-    bool (*ioeventfd)(void *ctx, uint64_t gpa, uint32_t len, int fd, bool assign);
+     * to MMIO address addr, or to I/O port addr when pio (a doorbell that
+     * needs no exit). May be NULL. */
+    bool (*ioeventfd)(void *ctx, bool pio, uint64_t addr, uint32_t len, int fd, bool assign);
     void *ctx;
 };
 
@@ -198,10 +200,14 @@ void *pci_dma_map(struct pci_func *f, uint64_t iova, uint64_t len, enum dma_dir 
 void pci_dma_unmap(struct pci_func *f, struct dma_mapping *m);
 
 /* Attach (assign) or detach an eventfd to len-byte writes at offset off
- * of memory BAR bar (its current address). False when the platform has no
- * ioeventfds, the BAR is not memory, or KVM refused. */
+ * of BAR bar (memory or I/O, at its current address). False when the
+ * platform has no ioeventfds, the BAR is not implemented, or KVM refused. */
 bool pci_ioeventfd(struct pci_func *f, unsigned bar, uint64_t off, uint32_t len, int fd,
                    bool assign);
+/* From bar_moved: detach the eventfd at old_base + off and attach it at
+ * the BAR's current address. False when the new attach failed. */
+bool pci_ioeventfd_move(struct pci_func *f, unsigned bar, uint64_t old_base, uint64_t off,
+                        uint32_t len, int fd);
 
 /* A model refuses a hostile or invalid access (e.g. a register of the wrong
  * width): reported to the platform, which counts it and applies policy. */

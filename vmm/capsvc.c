@@ -265,7 +265,7 @@ static void uninstall(struct session *s)
 {
     struct domain *d = s->d;
     if (d && d->vm.fd >= 0) {
-        vm_ioeventfd(&d->vm, s->notify_fd, doorbell_gpa(s->slot), 4, false);
+        vm_ioeventfd(&d->vm, s->notify_fd, false, doorbell_gpa(s->slot), 4, false);
         vm_irqfd(&d->vm, s->kick_fd, CAPSVC_SESSION_GSI, false);
         vm_unmap_memory(&d->vm, CAPSVC_VM_SLOT_FIRST + s->slot);
         table_write(d, s->slot, &(struct moat_session_slot){ .state = MOAT_SLOT_FREE });
@@ -318,7 +318,7 @@ static int install(struct session *s, struct domain *d, uint32_t slot, uint32_t 
         vm_unmap_memory(&d->vm, CAPSVC_VM_SLOT_FIRST + slot);
         return -MOAT_ESYS;
     }
-    if (!vm_ioeventfd(&d->vm, s->notify_fd, doorbell_gpa(slot), 4, true)) {
+    if (!vm_ioeventfd(&d->vm, s->notify_fd, false, doorbell_gpa(slot), 4, true)) {
         vm_irqfd(&d->vm, s->kick_fd, CAPSVC_SESSION_GSI, false);
         vm_unmap_memory(&d->vm, CAPSVC_VM_SLOT_FIRST + slot);
         return -MOAT_ESYS;

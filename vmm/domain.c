@@ -257,10 +257,10 @@ static bool pci_msi(void *ctx, uint64_t addr, uint32_t data)
     return vm_signal_msi_msg(&d->vm, addr, data);
 }
 
-static bool plat_ioeventfd(void *ctx, uint64_t gpa, uint32_t len, int fd, bool assign)
+static bool plat_ioeventfd(void *ctx, bool pio, uint64_t addr, uint32_t len, int fd, bool assign)
 {
     struct domain *d = ctx;
-    return d->vm.fd >= 0 && vm_ioeventfd(&d->vm, fd, gpa, len, assign);
+    return d->vm.fd >= 0 && vm_ioeventfd(&d->vm, fd, pio, addr, len, assign);
 }
 
 static void pci_intx(void *ctx, uint32_t gsi, bool level)

@@ -161,10 +161,11 @@ bool vm_irqfd(struct vm *vm, int fd, uint32_t gsi, bool assign)
     return vm->fd >= 0 && ioctl(vm->fd, KVM_IRQFD, &f) == 0;
 }
 
-bool vm_ioeventfd(struct vm *vm, int fd, uint64_t gpa, uint32_t len, bool assign)
+bool vm_ioeventfd(struct vm *vm, int fd, bool pio, uint64_t addr, uint32_t len, bool assign)
 {
-    struct kvm_ioeventfd e = { .addr = gpa, .len = len, .fd = fd,
-                               .flags = assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN };
+    struct kvm_ioeventfd e = { .addr = addr, .len = len, .fd = fd,
+                               .flags = (assign ? 0u : KVM_IOEVENTFD_FLAG_DEASSIGN) |
+                                        (pio ? KVM_IOEVENTFD_FLAG_PIO : 0u) };
     return vm->fd >= 0 && ioctl(vm->fd, KVM_IOEVENTFD, &e) == 0;
 }
 

@@ -47,7 +47,7 @@ bool vm_route_msi_gsi(struct vm *vm, uint32_t gsi, uint32_t vector);
 bool vm_irqfd(struct vm *vm, int fd, uint32_t gsi, bool assign);
 /* Attach (or detach) an eventfd signalled, inside KVM and without a return
  * to the VMM, by any len-byte guest write to MMIO gpa. */
-bool vm_ioeventfd(struct vm *vm, int fd, uint64_t gpa, uint32_t len, bool assign);
+bool vm_ioeventfd(struct vm *vm, int fd, bool pio, uint64_t addr, uint32_t len, bool assign);
 void vm_destroy(struct vm *vm);
 
 #endif /* MOAT_VM_H */

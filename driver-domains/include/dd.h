@@ -189,6 +189,48 @@ void dd_blk_corrupt_cq(struct dd_blk_req *req, uint32_t bogus_prod);
 /* The tag the client gave req (for dd_blk_complete_raw variations). */
 uint64_t dd_blk_tag(const struct dd_blk_req *req);
 
+/* ---- serving a Nic cap --------------------------------------------------------- */
+
+/* The platform runs the Nic protocol (moat/session_abi.h) for every
+ * session: it validates requests, keeps each session's posted receive
+ * buffers, copies received frames into them and answers MOAT_NIC_INFO.
+ * The driver only moves frames between the platform and its device. */
+struct dd_nic;
+
+struct dd_nic_ops {
+    /* Send one frame (len in 14..max_frame), which lives in shared
+     * session memory: copy it into device memory now. Return false when
+     * the device has no room; the platform offers the frame again after
+     * dd_nic_tx_ready. Frames of one session arrive in order. */
+    bool (*tx)(void *ctx, const void *frame, uint32_t len);
+    /* Optional: the platform finished a batch of tx calls; tell the
+     * device (one doorbell for the batch). */
+    void (*tx_flush)(void *ctx);
+};
+
+/* Register the Nic cap "<domain>.<name>" (info: MAC, MTU, max_frame,
+ * flags, queues) and serve its sessions from the run loop. NULL (logged)
+ * when moat refuses the registration. At most one Nic per domain. */
+struct dd_nic *dd_nic_serve(const char *name, const struct moat_nic_info *info,
+                            const struct dd_nic_ops *ops, void *ctx);
+/* A frame arrived from the device (len in 14..max_frame; anything else is
+ * counted and dropped): copied at once into the next posted buffer of
+ * every session that receives; frame may be reused on return. */
+void dd_nic_rx(struct dd_nic *n, const void *frame, uint32_t len);
+/* The device has room again after tx returned false. */
+void dd_nic_tx_ready(struct dd_nic *n);
+/* Link state changed (reported by MOAT_NIC_INFO). Starts up. */
+void dd_nic_link(struct dd_nic *n, bool up);
+
+struct dd_nic_stats {
+    uint64_t tx_frames, tx_busy;        /* frames the driver took / refusals */
+    uint64_t rx_frames;                 /* frames from the driver */
+    uint64_t rx_delivered;              /* copies into session buffers */
+    uint64_t rx_dropped;                /* session copies lost: no buffer posted */
+    uint64_t rx_bad;                    /* frames from the driver with a bad length */
+};
+void dd_nic_stats(const struct dd_nic *n, struct dd_nic_stats *out);
+
 /* ---- time, run loop, logging ----------------------------------------------- */
 
 uint64_t dd_now_ns(void);

@@ -116,9 +116,10 @@ static void fx_dma_refused(void *ctx, const char *device, uint64_t iova, uint64_
     atomic_fetch_add(&fx.dma_refused, 1);
 }
 
-static bool fx_ioeventfd(void *ctx, uint64_t gpa, uint32_t len, int fd, bool assign)
+static bool fx_ioeventfd(void *ctx, bool pio, uint64_t gpa, uint32_t len, int fd, bool assign)
 {
     (void)ctx;
+    cr_assert_not(pio, "NVMe doorbells are memory-mapped, never I/O ports");
     if (fx.ioev_calls < 16)
         fx.ioev[fx.ioev_calls] = (struct fx_ioev){ gpa, len, fd, assign };
     fx.ioev_calls++;

@@ -38,6 +38,7 @@ struct fake_plat {
     uint64_t ioeventfd_gpa;
     uint32_t ioeventfd_len;
     bool ioeventfd_assign;
+    bool ioeventfd_pio;
 };
 
 static struct fake_plat fk;
@@ -144,10 +145,11 @@ static struct pci_bus bus;
 static struct broker br;
 static bool bus_live;
 
-static bool fake_ioeventfd(void *ctx, uint64_t gpa, uint32_t len, int fd, bool assign)
+static bool fake_ioeventfd(void *ctx, bool pio, uint64_t gpa, uint32_t len, int fd, bool assign)
 {
     (void)ctx;
     fk.ioeventfd_calls++;
+    fk.ioeventfd_pio = pio;
     fk.ioeventfd_gpa = gpa;
     fk.ioeventfd_len = len;
     fk.ioeventfd_fd = fd;
@@ -1305,10 +1307,19 @@ Test(pci, ioeventfd_goes_to_the_bars_current_address)
                  (unsigned long)fk.ioeventfd_gpa);
     cr_assert(fk.ioeventfd_assign && fk.ioeventfd_fd == 7 && fk.ioeventfd_len == 4,
               "ioeventfd arguments not passed through");
-    cr_assert_not(pci_ioeventfd(f, 4, 0, 4, 7, true), "an ioeventfd on an I/O BAR was accepted");
+    cr_assert_not(fk.ioeventfd_pio, "a memory BAR's ioeventfd was flagged as an I/O port");
     cr_assert_not(pci_ioeventfd(f, 0, 0x4000, 4, 7, true), "an ioeventfd past the BAR was accepted");
     cr_assert_not(pci_ioeventfd(f, 1, 0, 4, 7, true), "an ioeventfd on an unimplemented BAR was accepted");
     cr_assert_eq(fk.ioeventfd_calls, 1, "refused ioeventfds reached the platform");
+    cr_assert(pci_ioeventfd(f, 4, 0x10, 2, 7, true), "an ioeventfd on the I/O BAR was refused");
+    cr_assert(fk.ioeventfd_pio && fk.ioeventfd_gpa == f->bar[4].base + 0x10 && fk.ioeventfd_len == 2,
+              "the I/O BAR's ioeventfd went to %#lx (pio %d), want port %#lx",
+              (unsigned long)fk.ioeventfd_gpa, fk.ioeventfd_pio, (unsigned long)(f->bar[4].base + 0x10));
+    uint64_t old = f->bar[0].base;
+    cr_assert(pci_ioeventfd_move(f, 0, old - 0x10000, 0x1000, 4, 7), "moving an ioeventfd failed");
+    cr_assert_eq(fk.ioeventfd_calls, 4, "a move must detach at the old address and attach at the new");
+    cr_assert(fk.ioeventfd_assign && fk.ioeventfd_gpa == old + 0x1000,
+              "the moved ioeventfd is not attached at the BAR's current address");
 }
 
 Test(pci, msix_notify_is_safe_from_a_worker_thread)

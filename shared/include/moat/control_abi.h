@@ -91,7 +91,10 @@ struct moat_cap_desc {
     uint32_t kind;              /* enum moat_cap_kind */
     uint32_t state;             /* enum moat_cap_state */
     uint64_t generation;        /* bumped by every restart or revoke */
-    struct moat_blk_geometry blk;   /* kind == BLOCK */
+    union {
+        struct moat_blk_geometry blk;   /* kind == BLOCK */
+        struct moat_nic_info nic;       /* kind == NIC */
+    };
 };
 
 #define MOAT_LIST_MAX 64u

@@ -67,6 +67,79 @@ enum moat_blk_op {
     MOAT_BLK_DISCARD      = 5,
 };
 
+/* ---- the Nic protocol ------------------------------------------------------
+ *
+ * A Nic session carries Ethernet frames (no FCS) over the same rings as a
+ * block session, with struct moat_nic_sqe / moat_nic_cqe (the same sizes
+ * and tag/op/status positions as the block entries):
+ *   MOAT_NIC_TX    send the len bytes at buf_off (ETH_HDR 14 .. max_frame);
+ *                  completes once the frame left the session memory (the
+ *                  buffer may then be reused), with len echoed. Needs WRITE.
+ *   MOAT_NIC_RX    post a receive buffer of len bytes (>= max_frame) at
+ *                  buf_off; completes when a frame arrives, with the
+ *                  frame's length. Buffers are filled in the order posted;
+ *                  when a session has none posted, frames for it are
+ *                  dropped and counted. Needs READ. Posted buffers complete
+ *                  with MOAT_ST_CANCELED when the session closes.
+ *   MOAT_NIC_INFO  fill a struct moat_nic_status at buf_off (len bytes,
+ *                  >= its size): live link state and this session's
+ *                  counters. Needs READ.
+ * Every open session with READ receives every frame the NIC receives
+ * (like a packet socket); TX frames of one session are sent in order.
+ */
+enum moat_nic_op {
+    MOAT_NIC_TX   = 1,
+    MOAT_NIC_RX   = 2,
+    MOAT_NIC_INFO = 3,
+};
+
+/* Nic features (moat_nic_info.flags). */
+#define MOAT_NIC_F_LINK_STATUS  0x1u    /* link state is reported (else always up) */
+#define MOAT_NIC_F_ALL          0x1u
+
+/* What a Nic cap says about itself (registered once per incarnation). */
+struct moat_nic_info {
+    uint8_t mac[6];
+    uint16_t mtu;               /* 68..9000; max_frame = mtu + 14 */
+    uint32_t max_frame;         /* largest frame in either direction */
+    uint32_t flags;             /* MOAT_NIC_F_* */
+    uint32_t queues;            /* sessions the domain serves at once */
+    uint32_t reserved;
+};
+
+#define MOAT_NIC_MTU_MIN  68u
+#define MOAT_NIC_MTU_MAX  9000u
+#define MOAT_NIC_ETH_HDR  14u
+
+/* MOAT_NIC_INFO's answer. Counters are this session's, since it opened. */
+struct moat_nic_status {
+    uint8_t mac[6];
+    uint16_t link_up;           /* 1 up, 0 down */
+    uint32_t mtu;
+    uint32_t reserved;
+    uint64_t tx_frames, tx_bytes;
+    uint64_t rx_frames, rx_bytes;
+    uint64_t rx_dropped;        /* frames for this session with no buffer posted */
+    uint64_t tx_dropped;        /* frames the device refused (link down, error) */
+};
+
+struct moat_nic_sqe {
+    uint64_t tag;
+    uint16_t op;                /* enum moat_nic_op */
+    uint16_t flags;             /* 0 */
+    uint32_t len;               /* bytes: frame (TX), buffer (RX, INFO) */
+    uint64_t reserved0;
+    uint64_t buf_off;
+    uint64_t reserved[4];
+};
+
+struct moat_nic_cqe {
+    uint64_t tag;
+    uint32_t status;            /* enum moat_status */
+    uint32_t len;               /* TX: len sent; RX: frame length; INFO: size written */
+    uint64_t reserved[2];
+};
+
 /* Completion status (moat_cqe.status). Anything else is malformed. */
 enum moat_status {
     MOAT_ST_OK       = 0,
@@ -76,7 +149,8 @@ enum moat_status {
     MOAT_ST_EROFS    = 4,       /* write to a read-only device */
     MOAT_ST_ERANGE   = 5,       /* beyond the end of the device */
     MOAT_ST_EPERM    = 6,       /* the session lacks the right (e.g. write) */
-    MOAT_ST_MAX      = 6,
+    MOAT_ST_CANCELED = 7,       /* the session closed before it completed */
+    MOAT_ST_MAX      = 7,
 };
 
 /* Request (SQ entry), 64 bytes. */
@@ -101,6 +175,16 @@ struct moat_cqe {
 _Static_assert(sizeof(struct moat_sqe) == 64, "SQ entry is ABI");
 _Static_assert(sizeof(struct moat_cqe) == 32, "CQ entry is ABI");
 _Static_assert(sizeof(struct moat_blk_geometry) == 24, "geometry is ABI");
+_Static_assert(sizeof(struct moat_nic_info) == 24, "Nic info shares the geometry's place");
+_Static_assert(sizeof(struct moat_nic_sqe) == sizeof(struct moat_sqe) &&
+               __builtin_offsetof(struct moat_nic_sqe, op) == __builtin_offsetof(struct moat_sqe, op) &&
+               __builtin_offsetof(struct moat_nic_sqe, len) == __builtin_offsetof(struct moat_sqe, blocks) &&
+               __builtin_offsetof(struct moat_nic_sqe, buf_off) == __builtin_offsetof(struct moat_sqe, buf_off),
+               "Nic requests travel in block-request slots");
+_Static_assert(sizeof(struct moat_nic_cqe) == sizeof(struct moat_cqe) &&
+               __builtin_offsetof(struct moat_nic_cqe, len) == __builtin_offsetof(struct moat_cqe, blocks),
+               "Nic completions travel in block-completion slots");
+_Static_assert(sizeof(struct moat_nic_status) == 64, "Nic status is ABI");
 
 /* Session geometry limits (the client asks, the VMM checks). */
 #define MOAT_SESSION_ENTRIES_MIN   8u
@@ -154,7 +238,10 @@ struct moat_cap_register {
     uint32_t kind;              /* enum moat_cap_kind (BLOCK or NIC) */
     uint32_t vector;            /* the domain's session interrupt vector */
     char name[MOAT_CAP_NAME_MAX];   /* suffix; the cap is "<domain>.<name>" */
-    struct moat_blk_geometry blk;
+    union {
+        struct moat_blk_geometry blk;   /* kind == BLOCK */
+        struct moat_nic_info nic;       /* kind == NIC */
+    };
 };
 
 #endif /* MOAT_SESSION_ABI_H */

@@ -1,0 +1,121 @@
+/*
+ * netback.h — moat's network backend: one L2 switch per moat process that
+ * joins every NIC port of every domain, a built-in gateway port answering
+ * ARP, DHCP and ICMP echo on a configurable IPv4 subnet (like QEMU's user
+ * network), an optional host TAP port, and pcap capture of any port.
+ *
+ * Ports. A device model adds a port with its MAC and an rx callback; it
+ * hands every frame its driver transmits to netback_send. The switch
+ * learns source MACs per port and forwards a unicast frame to the port
+ * that owns the destination (flooding while unknown); broadcast and
+ * multicast go to every port but the sender. A frame never returns to the
+ * port that sent it. Frames are Ethernet without FCS, 14..NETBACK_FRAME_MAX
+ * bytes; anything else is dropped and counted (bad_frames).
+ *
+ * Port names: device ports are "<domain>.<device>" (vnet0.net0); the
+ * gateway is "gateway", the TAP port "tap". --pcap PORT=FILE names one.
+ *
+ * Threads. netback_send may be called from any thread, concurrently; the
+ * rx callbacks run synchronously in the sending thread and may be called
+ * concurrently for different ports but never concurrently for one port.
+ * An rx callback must not block for long and may drop (and count) a frame
+ * its device has no buffer for. Locking rule for device models: do not
+ * hold any lock that your own rx callback takes while calling
+ * netback_send (a TX lock and an RX lock, separately, are fine).
+ * The gateway's replies are sent after the triggering frame's delivery
+ * finished, never re-entrantly from inside a delivery.
+ *
+ * pcap: classic libpcap files (LINKTYPE_ETHERNET, microsecond stamps), one
+ * record per frame the port sent or received, flushed per record so the
+ * file is readable while moat runs.
+ */
+#ifndef MOAT_NETBACK_H
+#define MOAT_NETBACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define NETBACK_PORTS_MAX      32u
+#define NETBACK_PORT_NAME_MAX  48u
+#define NETBACK_FRAME_MAX      1514u    /* ETH_FRAME_MAX: no jumbo frames */
+#define NETBACK_PCAPS_MAX      8u
+
+struct netback_config {
+    uint32_t net;               /* IPv4 subnet, host byte order (10.0.2.0) */
+    uint32_t prefix;            /* prefix length, 8..30 (24) */
+    bool no_gateway;            /* true: no ARP/DHCP/ICMP answers */
+    char tap[16];               /* host TAP interface to join, "" = none */
+    struct {
+        char port[NETBACK_PORT_NAME_MAX];
+        char file[256];
+    } pcap[NETBACK_PCAPS_MAX];
+    unsigned n_pcap;
+};
+
+/* Defaults: 10.0.2.0/24, gateway 10.0.2.2 (MAC 52:55:0a:00:02:02), DHCP
+ * leases from 10.0.2.15, no TAP, no pcap. */
+void netback_config_default(struct netback_config *cfg);
+/* Parse "A.B.C.D/N" into cfg (net, prefix); false + err when malformed. */
+bool netback_parse_subnet(const char *s, struct netback_config *cfg, char *err, size_t errlen);
+/* Parse "PORT=FILE" and append it to cfg; false + err when malformed/full. */
+bool netback_parse_pcap(const char *s, struct netback_config *cfg, char *err, size_t errlen);
+
+struct netback;
+struct netback_port;
+
+/* (Re)configure the process-wide switch: call once at start, before any
+ * port exists. Opens pcap files (a named port that does not exist yet is
+ * captured once it is added), opens the TAP device and starts its reader
+ * thread. False + a full sentence in err (e.g. the TAP cannot be opened:
+ * needs CAP_NET_ADMIN and an existing interface or the right to create it). */
+bool netback_setup(const struct netback_config *cfg, char *err, size_t errlen);
+/* The process-wide switch, created with the defaults on first use. */
+struct netback *netback_get(void);
+/* Stop the TAP thread, close pcap files, forget every port (at exit, and
+ * between unit tests; no port may be in use). */
+void netback_shutdown(void);
+
+/* Gateway addresses in network terms (host byte order), for tests. */
+uint32_t netback_gateway_ip(const struct netback *nb);
+void netback_gateway_mac(const struct netback *nb, uint8_t mac[6]);
+/* The first DHCP lease address (gateway + 13, like QEMU's .15). */
+uint32_t netback_dhcp_first(const struct netback *nb);
+
+/* Receives a frame the switch delivers to this port. */
+typedef void (*netback_rx_fn)(void *ctx, const void *frame, size_t len);
+
+/* Join the switch. name is unique among live ports; mac may be NULL (the
+ * switch learns it). NULL + err when the name is taken or the switch is
+ * full. */
+struct netback_port *netback_port_add(struct netback *nb, const char *name, const uint8_t mac[6],
+                                      netback_rx_fn rx, void *ctx, char *err, size_t errlen);
+/* Leave the switch; returns once no rx callback for it runs any more. */
+void netback_port_remove(struct netback_port *p);
+/* Link state: while down the port neither sends nor receives (frames are
+ * dropped and counted). Ports start up. */
+void netback_port_link(struct netback_port *p, bool up);
+
+/* A frame the port's device transmitted: learn, capture, forward. False
+ * when the frame was dropped here (bad length, link down). */
+bool netback_send(struct netback_port *p, const void *frame, size_t len);
+
+struct netback_port_stats {
+    uint64_t sent_frames, sent_bytes;       /* frames from the port into the switch */
+    uint64_t recv_frames, recv_bytes;       /* frames the switch delivered to it */
+    uint64_t dropped_link;                  /* dropped while its link was down */
+    uint64_t bad_frames;                    /* refused: length outside 14..1514 */
+};
+void netback_port_stats(const struct netback_port *p, struct netback_port_stats *out);
+
+struct netback_stats {
+    uint64_t forwarded, flooded;            /* unicast to a known port; copies sent by flooding */
+    uint64_t unknown_dropped;               /* unicast to nobody (no other port) */
+    uint64_t arp_replies, dhcp_offers, dhcp_acks, dhcp_naks, icmp_replies;
+    uint64_t gateway_ignored;               /* frames to the gateway it did not answer */
+    uint64_t pcap_records, pcap_errors;
+    uint64_t tap_in, tap_out, tap_errors;
+};
+void netback_stats(const struct netback *nb, struct netback_stats *out);
+
+#endif /* MOAT_NETBACK_H */
