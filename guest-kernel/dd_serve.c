@@ -8,6 +8,7 @@
  * for one. After a short busy window the loop arms every request ring and
  * sleeps until a client kick arrives. */
 #include "dd.h"
+#include "dd_session.h"
 #include "gk/event.h"
 #include "gk/mem.h"
 #include "gk/runtime.h"
@@ -17,26 +18,8 @@
 #include "moat/layout.h"
 #include "moat/ring.h"
 
-#define SERVE_CAPS_MAX 4u
 #define REQ_POOL 1024u
 #define SPIN_NS 50000ull        /* keep polling this long after the last work */
-
-struct served_cap {
-    struct moat_blk_geometry geo;
-    const struct dd_blk_ops *ops;
-    void *ctx;
-};
-
-struct gsession {
-    bool active, closing, broken;
-    uint32_t slot, id, cap, rights, entries;
-    struct moat_ring sq, cq;
-    uint8_t *data;
-    uint64_t data_size;
-    volatile uint32_t *doorbell;
-    uint32_t owed;              /* requests taken whose completion is unpublished */
-    uint32_t staged;            /* completions written, not yet published */
-};
 
 struct req_impl {
     struct dd_blk_req pub;      /* first: the driver's pointer is ours */
@@ -46,7 +29,7 @@ struct req_impl {
     bool busy;
 };
 
-static struct served_cap caps[SERVE_CAPS_MAX];
+struct served_cap serve_caps[SERVE_CAPS_MAX];
 static uint32_t n_caps, vector;
 static struct gsession ses[MOAT_SESSION_SLOTS];
 static struct req_impl pool[REQ_POOL];
@@ -102,7 +85,7 @@ static void ring_doorbell(struct gsession *s)
     st.doorbells++;
 }
 
-static void stage(struct gsession *s, uint64_t tag, uint32_t status, uint32_t blocks)
+void serve_stage(struct gsession *s, uint64_t tag, uint32_t status, uint32_t blocks)
 {
     struct moat_cqe e = { .tag = tag, .status = status, .blocks = blocks };
     void *slot = moat_ring_slot(&s->cq, s->staged);
@@ -129,7 +112,7 @@ static void flush_completions(struct gsession *s)
 void dd_blk_complete(struct dd_blk_req *req, uint32_t status)
 {
     struct req_impl *r = impl_of(req);
-    stage(r->s, r->tag, status, status == MOAT_ST_OK && req->op != MOAT_BLK_FLUSH ? req->blocks : 0);
+    serve_stage(r->s, r->tag, status, status == MOAT_ST_OK && req->op != MOAT_BLK_FLUSH ? req->blocks : 0);
     st.completed++;
     req_put(r);
 }
@@ -138,7 +121,7 @@ void dd_blk_complete_raw(struct dd_blk_req *req, uint64_t tag, uint32_t status, 
 {
     struct req_impl *r = impl_of(req);
     r->s->owed++;               /* one more entry than requests: keep the books */
-    stage(r->s, tag, status, blocks);
+    serve_stage(r->s, tag, status, blocks);
 }
 
 void dd_blk_corrupt_cq(struct dd_blk_req *req, uint32_t bogus_prod)
@@ -158,7 +141,7 @@ uint64_t dd_blk_tag(const struct dd_blk_req *req)
 /* MOAT_ST_OK, or the status a malformed request is answered with. */
 static uint32_t check(const struct gsession *s, const struct moat_sqe *e)
 {
-    const struct moat_blk_geometry *g = &caps[s->cap].geo;
+    const struct moat_blk_geometry *g = &serve_caps[s->cap].geo;
     bool data = e->op == MOAT_BLK_READ || e->op == MOAT_BLK_WRITE;
     if (e->flags)
         return MOAT_ST_EINVAL;
@@ -196,7 +179,7 @@ static uint32_t check(const struct gsession *s, const struct moat_sqe *e)
     return MOAT_ST_OK;
 }
 
-static void abandon(struct gsession *s, const char *why)
+void serve_abandon(struct gsession *s, const char *why)
 {
     if (s->broken)
         return;
@@ -206,18 +189,18 @@ static void abandon(struct gsession *s, const char *why)
 }
 
 /* Take what the client queued, as far as completions can be owed. */
-static bool take_requests(struct gsession *s)
+static bool blk_take_requests(struct gsession *s)
 {
     uint32_t avail, space;
     if (moat_ring_avail(&s->sq, &avail) != MOAT_RING_OK) {
-        abandon(s, "the client wrote an impossible request-ring index");
+        serve_abandon(s, "the client wrote an impossible request-ring index");
         return true;
     }
     if (moat_ring_space(&s->cq, &space) != MOAT_RING_OK) {
-        abandon(s, "the client wrote an impossible completion-ring index");
+        serve_abandon(s, "the client wrote an impossible completion-ring index");
         return true;
     }
-    const struct served_cap *c = &caps[s->cap];
+    const struct served_cap *c = &serve_caps[s->cap];
     uint32_t n = 0;
     for (; n < avail && s->owed < space; n++) {
         struct req_impl *r = req_get();
@@ -232,7 +215,7 @@ static bool take_requests(struct gsession *s)
         uint32_t bad = check(s, &e);
         if (bad != MOAT_ST_OK) {
             st.refused++;
-            stage(s, e.tag, bad, 0);
+            serve_stage(s, e.tag, bad, 0);
             req_put(r);
             continue;
         }
@@ -303,6 +286,8 @@ static void attach(uint32_t i, const struct moat_session_slot *v)
     s->data_size = v->data_size;
     s->doorbell = (volatile uint32_t *)(uintptr_t)v->doorbell_gpa;
     st.sessions_opened++;
+    if (serve_caps[s->cap].kind == MOAT_CAP_NIC)
+        nic_session_open(s);
     dd_log("session %u open (slot %u, %u entries, %lu KiB data, %s)", s->id, i, s->entries,
            s->data_size >> 10, (s->rights & MOAT_RIGHT_WRITE) ? "read-write" : "read-only");
 }
@@ -316,8 +301,11 @@ static void scan_table(void)
         bool same = s->active && s->id == v.session_id;
         if (v.state == MOAT_SLOT_OPEN && !same)
             attach(i, &v);
-        else if (v.state == MOAT_SLOT_CLOSING && same)
+        else if (v.state == MOAT_SLOT_CLOSING && same && !s->closing) {
             s->closing = true;
+            if (serve_caps[s->cap].kind == MOAT_CAP_NIC)
+                nic_session_closing(s);
+        }
     }
 }
 
@@ -346,14 +334,19 @@ static bool serve_poll(void *ctx)
         struct gsession *s = &ses[i];
         if (!s->active)
             continue;
+        /* Completions the driver staged since the last pass (Nic frames
+         * received) go out with this pass's. */
+        work |= s->staged != 0;
         if (!s->closing && !s->broken)
-            work |= take_requests(s);
+            work |= serve_caps[s->cap].kind == MOAT_CAP_NIC ? nic_take_requests(s)
+                                                            : blk_take_requests(s);
         flush_completions(s);
         if (s->closing && s->owed == 0) {
             release(s);
             work = true;
         }
     }
+    nic_pass_end();
     uint64_t now = dd_now_ns();
     if (work) {
         last_work_ns = now;
@@ -374,26 +367,51 @@ static void session_irq(void *ctx, uint32_t vec)
     (void)vec;                  /* serve_poll looks at everything */
 }
 
-bool dd_blk_serve(const char *name, const struct moat_blk_geometry *geo,
-                  const struct dd_blk_ops *ops, void *ctx)
+struct gsession *serve_session(uint32_t i) { return &ses[i]; }
+
+int serve_register(const struct moat_cap_register *reg, const struct served_cap *c)
 {
-    if (n_caps == SERVE_CAPS_MAX || !ops || !ops->submit)
-        dd_panic("dd_blk_serve: at most %u caps, each with a submit function", SERVE_CAPS_MAX);
+    if (n_caps == SERVE_CAPS_MAX)
+        dd_panic("serving caps: at most %u per domain", SERVE_CAPS_MAX);
     if (!vector) {
         vector = gk_event_alloc(session_irq, NULL);
         if (!vector || !gk_poller_add(serve_poll, NULL))
-            dd_panic("dd_blk_serve: no free vector or poller for sessions");
+            dd_panic("serving caps: no free vector or poller for sessions");
     }
-    struct moat_cap_register reg = { .kind = MOAT_CAP_BLOCK, .vector = vector, .blk = *geo };
-    size_t len = strlen(name);
-    if (len >= sizeof reg.name)
-        len = sizeof reg.name - 1;
-    memcpy(reg.name, name, len);
-    int64_t rc = sys_cap_register(&reg);
+    struct moat_cap_register r = *reg;
+    r.vector = vector;
+    int64_t rc = sys_cap_register(&r);
     if (rc < 0) {
-        dd_log("moat refused cap '%s': %s", name, moat_err_name((int)rc));
-        return false;
+        dd_log("moat refused cap '%.*s': %s", (int)sizeof r.name, r.name, moat_err_name((int)rc));
+        return -1;
     }
-    caps[n_caps++] = (struct served_cap){ .geo = *geo, .ops = ops, .ctx = ctx };
-    return true;
+    serve_caps[n_caps] = *c;
+    return (int)n_caps++;
+}
+
+/* A cap name into the registration (truncated to fit, NUL-terminated). */
+static void reg_name(struct moat_cap_register *reg, const char *name)
+{
+    size_t len = strlen(name);
+    if (len >= sizeof reg->name)
+        len = sizeof reg->name - 1;
+    memcpy(reg->name, name, len);
+}
+
+bool dd_blk_serve(const char *name, const struct moat_blk_geometry *geo,
+                  const struct dd_blk_ops *ops, void *ctx)
+{
+    if (!ops || !ops->submit)
+        dd_panic("dd_blk_serve: a BlockDevice needs a submit function");
+    struct moat_cap_register reg = { .kind = MOAT_CAP_BLOCK, .blk = *geo };
+    reg_name(&reg, name);
+    struct served_cap c = { .kind = MOAT_CAP_BLOCK, .geo = *geo, .ops = ops, .ctx = ctx };
+    return serve_register(&reg, &c) >= 0;
+}
+
+int serve_register_named(struct moat_cap_register *reg, const char *name,
+                         const struct served_cap *c)
+{
+    reg_name(reg, name);
+    return serve_register(reg, c);
 }

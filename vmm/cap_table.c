@@ -77,6 +77,21 @@ bool cap_geometry_valid(const struct moat_blk_geometry *g)
     return g->queues >= 1 && g->queues <= MOAT_SESSION_SLOTS;
 }
 
+bool cap_nic_info_valid(const struct moat_nic_info *n)
+{
+    if (!n)
+        return false;
+    static const uint8_t zero[6];
+    if ((n->mac[0] & 1u) || !memcmp(n->mac, zero, sizeof zero))
+        return false;               /* multicast/broadcast or all-zero */
+    if (n->mtu < MOAT_NIC_MTU_MIN || n->mtu > MOAT_NIC_MTU_MAX ||
+        n->max_frame != (uint32_t)n->mtu + MOAT_NIC_ETH_HDR)
+        return false;
+    if (n->flags & ~MOAT_NIC_F_ALL || n->reserved)
+        return false;
+    return n->queues >= 1 && n->queues <= MOAT_SESSION_SLOTS;
+}
+
 /* Length of s if it is 1..max-1 characters, all passing ok(); else 0. Never
  * reads past s[max-1], so an unterminated buffer is refused, not overrun. */
 static size_t name_len(const char *s, size_t max, bool (*ok)(char))
@@ -129,8 +144,7 @@ static bool domain_conflict(const struct cap_table *t, uint32_t domain_id, const
 }
 
 int cap_register(struct cap_table *t, uint32_t domain_id, const char *domain,
-                 uint32_t kind, const char *suffix, const struct moat_blk_geometry *blk,
-                 uint32_t vector)
+                 uint32_t kind, const char *suffix, const void *info, uint32_t vector)
 {
     size_t slen = name_len(suffix, MOAT_CAP_NAME_MAX, suffix_char);
     size_t dlen = name_len(domain, MOAT_NAME_LEN, domain_char);
@@ -140,14 +154,20 @@ int cap_register(struct cap_table *t, uint32_t domain_id, const char *domain,
         return refuse(t, CAP_REFUSED_REGISTER, -MOAT_EINVAL);
     if (vector < VECTOR_MIN || vector > VECTOR_MAX)
         return refuse(t, CAP_REFUSED_REGISTER, -MOAT_EINVAL);
-    /* Copy the geometry once: it comes from the domain. */
+    /* Copy the description once: it comes from the domain. */
     struct moat_blk_geometry g;
+    struct moat_nic_info nic;
     memset(&g, 0, sizeof g);
+    memset(&nic, 0, sizeof nic);
+    if (!info)
+        return refuse(t, CAP_REFUSED_REGISTER, -MOAT_EINVAL);
     if (kind == MOAT_CAP_BLOCK) {
-        if (!blk)
-            return refuse(t, CAP_REFUSED_REGISTER, -MOAT_EINVAL);
-        g = *blk;
+        memcpy(&g, info, sizeof g);
         if (!cap_geometry_valid(&g))
+            return refuse(t, CAP_REFUSED_REGISTER, -MOAT_EINVAL);
+    } else {
+        memcpy(&nic, info, sizeof nic);
+        if (!cap_nic_info_valid(&nic))
             return refuse(t, CAP_REFUSED_REGISTER, -MOAT_EINVAL);
     }
     uint32_t rights = MOAT_RIGHT_READ | MOAT_RIGHT_WRITE;
@@ -191,7 +211,10 @@ int cap_register(struct cap_table *t, uint32_t domain_id, const char *domain,
     }
     o->up = true;
     o->rights = rights;
-    o->blk = g;
+    if (kind == MOAT_CAP_BLOCK)
+        o->blk = g;
+    else
+        o->nic = nic;
     o->vector = vector;
     return found;
 }
@@ -337,6 +360,8 @@ void cap_describe(const struct cap_table *t, uint32_t i, struct moat_cap_desc *d
     d->generation = o->generation;
     if (o->kind == MOAT_CAP_BLOCK)
         d->blk = o->blk;
+    else if (o->kind == MOAT_CAP_NIC)
+        d->nic = o->nic;
 }
 
 size_t cap_list(const struct cap_table *t, struct moat_cap_desc *out, size_t max)

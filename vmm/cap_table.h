@@ -40,7 +40,10 @@ struct cap_object {
     uint32_t domain_id;         /* CAP_NO_DOMAIN for control */
     uint32_t rights;            /* rights a handle may ever carry */
     uint64_t generation;        /* starts at 1 */
-    struct moat_blk_geometry blk;
+    union {
+        struct moat_blk_geometry blk;   /* kind == BLOCK */
+        struct moat_nic_info nic;       /* kind == NIC */
+    };
     uint32_t vector;            /* domain's session vector (served caps) */
     uint32_t index;             /* per-domain registration index */
 };
@@ -79,10 +82,14 @@ void cap_table_init(struct cap_table *t);
  * with the new geometry and vector; its generation is not changed (it moved
  * when the domain went down). */
 int cap_register(struct cap_table *t, uint32_t domain_id, const char *domain,
-                 uint32_t kind, const char *suffix, const struct moat_blk_geometry *blk,
-                 uint32_t vector);
+                 uint32_t kind, const char *suffix, const void *info, uint32_t vector);
+/* info is what the domain says about the cap, by kind: a struct
+ * moat_blk_geometry (BLOCK) or a struct moat_nic_info (NIC); required. */
 /* Geometry rules for BLOCK caps (also used by the client side). */
 bool cap_geometry_valid(const struct moat_blk_geometry *g);
+/* Rules for a NIC's info: unicast non-zero MAC, MTU in range, max_frame =
+ * MTU + 14, known flags, 1..MOAT_SESSION_SLOTS queues, reserved zero. */
+bool cap_nic_info_valid(const struct moat_nic_info *n);
 
 /* Every object of domain_id goes down and its generation moves on: every
  * handle to it is stale. Returns how many objects. */

@@ -193,7 +193,9 @@ int capsvc_register(struct capsvc *cs, struct domain *d, uint64_t gpa)
         return -MOAT_EINVAL;
     }
     pthread_mutex_lock(&cs->lock);
-    int rc = cap_register(&cs->caps, d->id, d->cfg.name, reg.kind, suffix, &reg.blk, reg.vector);
+    int rc = cap_register(&cs->caps, d->id, d->cfg.name, reg.kind, suffix,
+                          reg.kind == MOAT_CAP_NIC ? (const void *)&reg.nic : (const void *)&reg.blk,
+                          reg.vector);
     if (rc < 0) {
         audit_l(cs, "control", d->cfg.name, "cap registration of '%s' refused: %s", suffix,
                 moat_err_name(-rc));
@@ -221,7 +223,9 @@ int capsvc_register(struct capsvc *cs, struct domain *d, uint64_t gpa)
                  d->cfg.name, suffix, (unsigned long long)reg.blk.blocks, reg.blk.block_size,
                  reg.blk.flags);
     else
-        log_info(d->cfg.name, "serves %s.%s: Nic", d->cfg.name, suffix);
+        log_info(d->cfg.name, "serves %s.%s: Nic, MAC %02x:%02x:%02x:%02x:%02x:%02x, MTU %u, %u sessions",
+                 d->cfg.name, suffix, reg.nic.mac[0], reg.nic.mac[1], reg.nic.mac[2],
+                 reg.nic.mac[3], reg.nic.mac[4], reg.nic.mac[5], reg.nic.mtu, reg.nic.queues);
     return 0;
 }
 
@@ -384,7 +388,8 @@ int capsvc_session_open(struct capsvc *cs, uint32_t client, const struct moat_se
         capsvc_layout(req->entries, req->data_size, &probe);
         if (!s || slot == MOAT_SESSION_SLOTS || mine >= CAPSVC_SESSIONS_PER_CLIENT ||
             mem + probe.size > CAPSVC_MEM_PER_CLIENT ||
-            (o->kind == MOAT_CAP_BLOCK && in_cap >= o->blk.queues))
+            (o->kind == MOAT_CAP_BLOCK && in_cap >= o->blk.queues) ||
+            (o->kind == MOAT_CAP_NIC && in_cap >= o->nic.queues))
             rc = -MOAT_ELIMIT;
     }
     if (rc == 0) {

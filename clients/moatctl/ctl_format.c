@@ -242,8 +242,21 @@ static void print_table(FILE *out, const struct column *cols, size_t ncols, cons
 
 /* ---- caps ------------------------------------------------------------------ */
 
+static void format_mac(char *out, size_t len, const uint8_t mac[6])
+{
+    snprintf(out, len, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4],
+             mac[5]);
+}
+
 static void cap_detail(char *cell, const struct moat_cap_desc *cap)
 {
+    if (cap->kind == MOAT_CAP_NIC) {
+        char mac[24];
+        format_mac(mac, sizeof mac, cap->nic.mac);
+        snprintf(cell, CELL_MAX, "MAC %s, MTU %u%s", mac, cap->nic.mtu,
+                 (cap->nic.flags & MOAT_NIC_F_LINK_STATUS) ? ", link status" : "");
+        return;
+    }
     if (cap->kind != MOAT_CAP_BLOCK) {
         snprintf(cell, CELL_MAX, "-");
         return;
@@ -283,6 +296,17 @@ static void cap_json(FILE *out, const struct moat_cap_desc *cap)
     const char *state = cap_state_name(cap->state, buf, sizeof buf);
     json_kstr(out, false, "state", state, strlen(state));
     json_ku64(out, false, "generation", cap->generation);
+    if (cap->kind == MOAT_CAP_NIC) {
+        char mac[24];
+        format_mac(mac, sizeof mac, cap->nic.mac);
+        fputs(",\"blk\":null,\"nic\":{", out);
+        json_kstr(out, true, "mac", mac, strlen(mac));
+        json_ku64(out, false, "mtu", cap->nic.mtu);
+        json_ku64(out, false, "max_frame", cap->nic.max_frame);
+        json_ku64(out, false, "queues", cap->nic.queues);
+        fprintf(out, ",\"link_status\":%s}", (cap->nic.flags & MOAT_NIC_F_LINK_STATUS) ? "true" : "false");
+        return;
+    }
     if (cap->kind != MOAT_CAP_BLOCK) {
         fputs(",\"blk\":null", out);
         return;

@@ -26,6 +26,15 @@ static struct moat_blk_geometry geo(void)
                                        .queues = 4 };
 }
 
+static struct moat_nic_info nic(void)
+{
+    return (struct moat_nic_info){ .mac = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 }, .mtu = 1500,
+                                   .max_frame = 1514, .flags = MOAT_NIC_F_LINK_STATUS,
+                                   .queues = 4 };
+}
+static const struct moat_nic_info NIC_OK = { .mac = { 0x52, 0x54, 0, 1, 2, 3 }, .mtu = 1500,
+                                             .max_frame = 1514, .queues = 2 };
+
 /* "disk0.<suffix>" as a BLOCK cap with g; asserts success. */
 static int reg_disk(const char *suffix, struct moat_blk_geometry g)
 {
@@ -86,8 +95,9 @@ Test(cap_table, register_then_list_and_describe)
 {
     struct moat_blk_geometry g = geo();
     int i = reg_disk("blk", g);
-    int n = cap_register(&t, DOM2, "net0", MOAT_CAP_NIC, "eth", NULL, 50);
-    cr_assert_geq(n, 1, "NIC registration with NULL geometry should succeed, got %d", n);
+    struct moat_nic_info ni = nic();
+    int n = cap_register(&t, DOM2, "net0", MOAT_CAP_NIC, "eth", &ni, 50);
+    cr_assert_geq(n, 1, "a valid NIC registration should succeed, got %d", n);
     cr_assert_neq(i, n, "two caps got the same object index %d", i);
 
     struct moat_cap_desc d[4];
@@ -116,8 +126,7 @@ Test(cap_table, register_then_list_and_describe)
     cap_describe(&t, (uint32_t)n, &nd);
     cr_assert_str_eq(nd.name, "net0.eth", "NIC name is '%s'", nd.name);
     cr_assert_eq(nd.kind, MOAT_CAP_NIC, "NIC kind is %u", nd.kind);
-    struct moat_blk_geometry zero = { 0 };
-    cr_assert(!memcmp(&nd.blk, &zero, sizeof zero), "NIC desc must carry zeroed geometry");
+    cr_assert(!memcmp(&nd.nic, &ni, sizeof ni), "NIC desc must carry the registered MAC, MTU and queues");
     cr_assert(!memcmp(&d[2], &nd, sizeof nd), "list entry and describe disagree for the NIC");
 }
 
@@ -137,7 +146,8 @@ Test(cap_table, object_rights_follow_kind_and_readonly)
     struct moat_blk_geometry g = geo();
     g.flags |= MOAT_BLK_F_READONLY;
     int ro = reg_disk("ro", g);
-    int n = cap_register(&t, DOM, "disk0", MOAT_CAP_NIC, "eth", NULL, VEC);
+    struct moat_nic_info ni = nic();
+    int n = cap_register(&t, DOM, "disk0", MOAT_CAP_NIC, "eth", &ni, VEC);
     cr_assert_geq(n, 1, "NIC register failed: %d", n);
     cr_assert_eq(t.obj[b].rights, RW, "BLOCK rights should be READ|WRITE, are 0x%x",
                  t.obj[b].rights);
@@ -162,6 +172,32 @@ Test(cap_table, register_refuses_bad_kind)
                      kinds[k], rc);
     }
     cr_assert_eq(cap_list(&t, NULL, 0), 1, "refused registrations created objects");
+}
+
+Test(cap_table, register_refuses_bad_nic_info)
+{
+    struct moat_nic_info bad[9];
+    for (unsigned i = 0; i < 9; i++)
+        bad[i] = nic();
+    bad[0].mac[0] = 0x01;                       /* multicast */
+    memset(bad[1].mac, 0, 6);                   /* all zero */
+    memset(bad[2].mac, 0xFF, 6);                /* broadcast */
+    bad[3].mtu = MOAT_NIC_MTU_MIN - 1;
+    bad[4].mtu = MOAT_NIC_MTU_MAX + 1;
+    bad[5].max_frame = 1518;                    /* not mtu + 14 */
+    bad[6].flags = 0x80;
+    bad[7].queues = 0;
+    bad[8].queues = MOAT_SESSION_SLOTS + 1;
+    for (unsigned i = 0; i < 9; i++) {
+        int rc = cap_register(&t, DOM2, "net0", MOAT_CAP_NIC, "eth", &bad[i], VEC);
+        cr_assert_eq(rc, -MOAT_EINVAL, "NIC info case %u must be refused with EINVAL, got %d", i, rc);
+    }
+    int rc = cap_register(&t, DOM2, "net0", MOAT_CAP_NIC, "eth", NULL, VEC);
+    cr_assert_eq(rc, -MOAT_EINVAL, "a NIC without info must be refused, got %d", rc);
+    cr_assert_eq(cap_list(&t, NULL, 0), 1, "refused NIC registrations created objects");
+    struct moat_nic_info ok = nic();
+    cr_assert_geq(cap_register(&t, DOM2, "net0", MOAT_CAP_NIC, "eth", &ok, VEC), 1,
+                  "the valid NIC info after the refusals must register");
 }
 
 Test(cap_table, register_refuses_bad_suffix)
@@ -299,7 +335,7 @@ Test(cap_table, register_per_domain_limit)
     rc = cap_register(&t, DOM, "disk0", MOAT_CAP_BLOCK, "c0", &g, VEC);
     cr_assert_geq(rc, 1, "re-registering an existing cap at the limit must work, got %d", rc);
     /* another domain is not limited by this one */
-    rc = cap_register(&t, DOM2, "net0", MOAT_CAP_NIC, "eth", NULL, VEC);
+    rc = cap_register(&t, DOM2, "net0", MOAT_CAP_NIC, "eth", &NIC_OK, VEC);
     cr_assert_geq(rc, 1, "another domain must still register, got %d", rc);
 }
 
@@ -340,7 +376,7 @@ Test(cap_table, register_refuses_another_domains_name)
 Test(cap_table, register_refuses_same_name_other_kind)
 {
     int i = reg_blk();
-    int rc = cap_register(&t, DOM, "disk0", MOAT_CAP_NIC, "blk", NULL, VEC);
+    int rc = cap_register(&t, DOM, "disk0", MOAT_CAP_NIC, "blk", &NIC_OK, VEC);
     cr_assert_eq(rc, -MOAT_EPERM, "disk0.blk again as a NIC must be EPERM, got %d", rc);
     cr_assert_eq(t.obj[i].kind, MOAT_CAP_BLOCK, "the object's kind changed to %u", t.obj[i].kind);
 }
@@ -490,7 +526,7 @@ Test(cap_table, domain_down_and_reregister)
 Test(cap_table, domain_down_touches_only_that_domain)
 {
     int a = reg_blk();
-    int b = cap_register(&t, DOM2, "net0", MOAT_CAP_NIC, "eth", NULL, VEC);
+    int b = cap_register(&t, DOM2, "net0", MOAT_CAP_NIC, "eth", &NIC_OK, VEC);
     cr_assert_geq(b, 1, "NIC register failed: %d", b);
     uint64_t ha = open_ok(C1, "disk0.blk", R);
     uint64_t hb = open_ok(C1, "net0.eth", R);
@@ -736,7 +772,7 @@ Test(cap_table, refusal_counters_count_each_kind)
 
     cap_register(&t, DOM, "disk0", 0, "blk", NULL, VEC);
     expect_count(CAP_REFUSED_REGISTER, 1, "a register with a bad kind");
-    cap_register(&t, DOM2, "disk0", MOAT_CAP_NIC, "x", NULL, VEC);
+    cap_register(&t, DOM2, "disk0", MOAT_CAP_NIC, "x", &NIC_OK, VEC);
     expect_count(CAP_REFUSED_REGISTER, 2, "a register of another domain's name");
 
     for (unsigned k = 1; k < CAP_HANDLES_PER_CLIENT; k++)

@@ -275,6 +275,34 @@ Test(moatctl_format, caps_human_table)
     free(t);
 }
 
+Test(moatctl_format, nic_caps_show_mac_and_mtu)
+{
+    struct moat_cap_desc caps[1] = { block_cap("vnet0.nic0", "vnet0") };
+    caps[0].kind = MOAT_CAP_NIC;
+    caps[0].nic = (struct moat_nic_info){ .mac = { 0x52, 0x54, 0x00, 0xab, 0xcd, 0x0e },
+                                          .mtu = 1500, .max_frame = 1514,
+                                          .flags = MOAT_NIC_F_LINK_STATUS, .queues = 4 };
+    struct mem m;
+    cr_assert_eq(ctl_print_caps(mem_open(&m), CTL_HUMAN, caps, 1), 0, "print reported an error");
+    char *t = mem_close(&m);
+    char hdr[256], r0[256];
+    line(t, 0, hdr, sizeof hdr);
+    line(t, 1, r0, sizeof r0);
+    assert_column(hdr, "KIND", r0, "nic");
+    assert_column(hdr, "DETAIL", r0, "MAC 52:54:00:ab:cd:0e, MTU 1500, link status");
+    free(t);
+    NEED_JQ();
+    cr_assert_eq(ctl_print_caps(mem_open(&m), CTL_JSON, caps, 1), 0, "print reported an error");
+    char *j = mem_close(&m);
+    assert_json(j);
+    cr_assert_str_eq(jq_r(j, ".caps[0].nic.mac"), "52:54:00:ab:cd:0e", "NIC MAC in JSON");
+    cr_assert_str_eq(jq_r(j, ".caps[0].nic.mtu|tostring"), "1500", "NIC MTU in JSON");
+    cr_assert_str_eq(jq_r(j, ".caps[0].nic.queues|tostring"), "4", "NIC sessions in JSON");
+    cr_assert_str_eq(jq_r(j, ".caps[0].nic.link_status|tostring"), "true", "link status flag");
+    cr_assert_str_eq(jq_r(j, ".caps[0].blk == null"), "true", "a NIC has no block geometry");
+    free(j);
+}
+
 Test(moatctl_format, empty_lists_say_so)
 {
     struct mem m;

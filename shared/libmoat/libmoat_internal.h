@@ -39,9 +39,24 @@ struct moat_slot {
     uint64_t user_data;
 };
 
+/* A Nic session's client-side state (nic.c). */
+struct moat_nic_rx { uint32_t idx, len; };
+struct moat_nic_state {
+    struct moat_nic_info info;
+    uint32_t rx_target;         /* receive buffers kept posted */
+    uint32_t rx_posted;         /* posted, not yet completed */
+    uint32_t tx_inflight;
+    struct moat_nic_rx *ready;  /* received frames not yet taken (FIFO) */
+    uint32_t ready_head, ready_n;
+    bool info_done;
+    struct moat_nic_status status;
+};
+
 struct moat_session {
     struct moat_client *c;      /* NULL for a test-attached session */
     struct moat_cap *cap;
+    uint32_t kind;              /* MOAT_CAP_BLOCK or MOAT_CAP_NIC */
+    struct moat_nic_state nic;
     struct moat_session_params params;
     uint32_t id;
     int err;                    /* latched: -MOAT_EPROTO / -MOAT_ESTALE, else 0 */
@@ -66,7 +81,11 @@ struct moat_session {
 int moat__session_attach(void *mem, const struct moat_session_reply *layout, int kick_fd,
                          int notify_fd, const struct moat_blk_geometry *geo, uint32_t rights,
                          struct moat_session **out);
-/* Free a session made by moat__session_attach. */
+/* The same for a Nic session described by info. */
+int moat__session_attach_nic(void *mem, const struct moat_session_reply *layout, int kick_fd,
+                             int notify_fd, const struct moat_nic_info *info, uint32_t rights,
+                             struct moat_session **out);
+/* Free a session made by moat__session_attach(_nic). */
 void moat__session_detach(struct moat_session *s);
 
 /* Client internals used by session.c. */
@@ -76,5 +95,19 @@ int moat__rpc(struct moat_client *c, uint16_t type, const void *req, uint32_t re
 int moat__drain_events(struct moat_client *c);
 /* The session failed: every outstanding request completes with err. */
 void moat__session_fail(struct moat_session *s, int err);
+/* The domain broke the protocol: fail the session with EPROTO and report
+ * the reason to moat. */
+void moat__malformed(struct moat_session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Kick the domain (eventfd write), counted. */
+void moat__kick(struct moat_session *s);
+/* Sleep until the completion ring has entries, the session failed, or
+ * deadline (CLOCK_MONOTONIC ns; UINT64_MAX = none) passes: 0, or
+ * -MOAT_ETIMEDOUT / -MOAT_ESYS. Spins briefly first. */
+int moat__session_block(struct moat_session *s, uint64_t deadline);
+uint64_t moat__now_ns(void);
+/* Nic: make the session's Nic state (nic.c); -MOAT_E* on failure. */
+int moat__nic_init(struct moat_session *s);
+void moat__nic_free(struct moat_session *s);
 
 #endif /* MOAT_LIBMOAT_INTERNAL_H */

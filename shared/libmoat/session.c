@@ -19,7 +19,7 @@
 #define DEFAULT_SLOT_BYTES (128u << 10)
 #define SPIN_NS 20000u          /* poll this long (yielding the CPU) before sleeping */
 
-static uint64_t now_ns(void)
+uint64_t moat__now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -32,6 +32,7 @@ static bool is_pow2(uint64_t v) { return v && !(v & (v - 1)); }
 
 static void session_release_mem(struct moat_session *s)
 {
+    moat__nic_free(s);
     free(s->slot);
     free(s->free_idx);
     free(s->local);
@@ -40,11 +41,15 @@ static void session_release_mem(struct moat_session *s)
     s->local = NULL;
 }
 
-/* Fill s (memory already mapped) from the layout the VMM gave. */
+/* Fill s (memory already mapped) from the layout the VMM gave, for a cap
+ * of kind described by info (a moat_blk_geometry or a moat_nic_info). */
 static int session_build(struct moat_session *s, void *mem, const struct moat_session_reply *l,
-                         int kick_fd, int notify_fd, const struct moat_blk_geometry *geo,
+                         int kick_fd, int notify_fd, uint32_t kind, const void *info,
                          uint32_t rights)
 {
+    /* A Nic session moves frames: its "blocks" are bytes, one per frame slot. */
+    struct moat_blk_geometry nic_geo = { .block_size = 1, .max_blocks = UINT32_MAX, .blocks = 1 };
+    const struct moat_blk_geometry *geo = kind == MOAT_CAP_NIC ? &nic_geo : info;
     uint32_t e = l->entries;
     /* Every offset is bounded by size first, so no sum below can wrap. */
     if (!is_pow2(e) || e < MOAT_SESSION_ENTRIES_MIN || e > MOAT_SESSION_ENTRIES_MAX ||
@@ -60,6 +65,7 @@ static int session_build(struct moat_session *s, void *mem, const struct moat_se
     s->kick_fd = kick_fd;
     s->notify_fd = notify_fd;
     s->geo = *geo;
+    s->kind = kind;
     s->rights = rights;
     s->id = l->session_id;
     s->err = 0;
@@ -70,6 +76,12 @@ static int session_build(struct moat_session *s, void *mem, const struct moat_se
                          sizeof(struct moat_cqe), MOAT_RING_CONSUMER) != MOAT_RING_OK)
         return -MOAT_EPROTO;
     s->slot_bytes = (l->data_size / e) & ~(uint64_t)(geo->block_size - 1);
+    if (kind == MOAT_CAP_NIC) {
+        s->nic = (struct moat_nic_state){ .info = *(const struct moat_nic_info *)info };
+        s->slot_bytes &= ~(uint64_t)63;     /* cache-line aligned frame slots */
+        if (s->slot_bytes < s->nic.info.max_frame)
+            return -MOAT_EINVAL;            /* a slot cannot hold one frame */
+    }
     uint64_t mb = s->slot_bytes / geo->block_size;
     s->max_blocks = (uint32_t)(mb < geo->max_blocks ? mb : geo->max_blocks);
     if (s->max_blocks == 0)
@@ -85,6 +97,13 @@ static int session_build(struct moat_session *s, void *mem, const struct moat_se
         s->free_idx[i] = e - 1 - i;
     s->n_free = e;
     s->n_local = 0;
+    if (kind == MOAT_CAP_NIC) {
+        int rc = moat__nic_init(s);
+        if (rc < 0) {
+            session_release_mem(s);
+            return rc;
+        }
+    }
     return 0;
 }
 
@@ -95,7 +114,23 @@ int moat__session_attach(void *mem, const struct moat_session_reply *layout, int
     struct moat_session *s = calloc(1, sizeof *s);
     if (!s)
         return -MOAT_ENOMEM;
-    int rc = session_build(s, mem, layout, kick_fd, notify_fd, geo, rights);
+    int rc = session_build(s, mem, layout, kick_fd, notify_fd, MOAT_CAP_BLOCK, geo, rights);
+    if (rc < 0) {
+        free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+int moat__session_attach_nic(void *mem, const struct moat_session_reply *layout, int kick_fd,
+                             int notify_fd, const struct moat_nic_info *info, uint32_t rights,
+                             struct moat_session **out)
+{
+    struct moat_session *s = calloc(1, sizeof *s);
+    if (!s)
+        return -MOAT_ENOMEM;
+    int rc = session_build(s, mem, layout, kick_fd, notify_fd, MOAT_CAP_NIC, info, rights);
     if (rc < 0) {
         free(s);
         return rc;
@@ -116,7 +151,7 @@ void moat__session_detach(struct moat_session *s)
 static int session_connect(struct moat_session *s, struct moat_cap *cap)
 {
     struct moat_client *c = cap->c;
-    if (cap->desc.kind != MOAT_CAP_BLOCK)
+    if (cap->desc.kind != MOAT_CAP_BLOCK && cap->desc.kind != MOAT_CAP_NIC)
         return -MOAT_EINVAL;
     uint32_t slot_i = MOAT_CLIENT_SESSIONS_MAX;
     for (uint32_t i = 0; i < MOAT_CLIENT_SESSIONS_MAX; i++)
@@ -145,7 +180,10 @@ static int session_connect(struct moat_session *s, struct moat_cap *cap)
         close(fds[2]);
         return -MOAT_EPROTO;
     }
-    rc = session_build(s, mem, &r, fds[1], fds[2], &cap->desc.blk, cap->rights);
+    rc = session_build(s, mem, &r, fds[1], fds[2], cap->desc.kind,
+                       cap->desc.kind == MOAT_CAP_NIC ? (const void *)&cap->desc.nic
+                                                      : (const void *)&cap->desc.blk,
+                       cap->rights);
     if (rc < 0) {
         munmap(mem, r.size);
         close(fds[1]);
@@ -189,8 +227,10 @@ int moat_session_open(struct moat_cap *cap, const struct moat_session_params *p,
         return -MOAT_ENOMEM;
     s->kick_fd = s->notify_fd = -1;
     s->params.entries = p && p->entries ? p->entries : DEFAULT_ENTRIES;
-    uint64_t data = p && p->data_size ? p->data_size
-                                      : (uint64_t)s->params.entries * DEFAULT_SLOT_BYTES;
+    uint64_t slot_bytes = DEFAULT_SLOT_BYTES;
+    if (cap->desc.kind == MOAT_CAP_NIC)     /* one frame per slot, cache-line rounded */
+        slot_bytes = ((uint64_t)cap->desc.nic.max_frame + 63) & ~63ull;
+    uint64_t data = p && p->data_size ? p->data_size : (uint64_t)s->params.entries * slot_bytes;
     if (data > MOAT_SESSION_DATA_MAX)
         data = MOAT_SESSION_DATA_MAX;
     s->params.data_size = (data + PAGE - 1) & ~(PAGE - 1);
@@ -217,7 +257,7 @@ int moat_session_reattach(struct moat_session *s, int timeout_ms)
     struct moat_cap *cap = s->cap;
     if (!c || !cap)
         return -MOAT_EINVAL;
-    uint64_t deadline = now_ns() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000ull;
+    uint64_t deadline = moat__now_ns() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000ull;
     session_disconnect(s);
     s->c = c;
     char name[MOAT_NAME_LEN];
@@ -241,7 +281,7 @@ int moat_session_reattach(struct moat_session *s, int timeout_ms)
             return rc;
         /* Down: sleep on the control socket until a cap comes up. */
         while (c->caps_up == seen) {
-            uint64_t t = now_ns();
+            uint64_t t = moat__now_ns();
             if (t >= deadline)
                 return -MOAT_ETIMEDOUT;
             struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
@@ -283,9 +323,7 @@ void moat__session_fail(struct moat_session *s, int err)
 }
 
 /* The domain broke the protocol: fail the session and tell moat. */
-static void malformed(struct moat_session *s, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void malformed(struct moat_session *s, const char *fmt, ...)
+void moat__malformed(struct moat_session *s, const char *fmt, ...)
 {
     struct moat_report_req q = { .session_id = s->id };
     va_list ap;
@@ -298,7 +336,7 @@ static void malformed(struct moat_session *s, const char *fmt, ...)
         moat__rpc(s->c, MOAT_MSG_REPORT, &q, sizeof q, NULL, 0, NULL, NULL, 0);
 }
 
-static void kick(struct moat_session *s)
+void moat__kick(struct moat_session *s)
 {
     uint64_t one = 1;
     if (write(s->kick_fd, &one, sizeof one) == sizeof one)
@@ -344,6 +382,8 @@ static int check_req(const struct moat_session *s, const struct moat_blk_req *r)
 
 int moat_blk_submit(struct moat_session *s, const struct moat_blk_req *reqs, size_t n)
 {
+    if (s->kind != MOAT_CAP_BLOCK)
+        return -MOAT_EINVAL;
     if (s->err)
         return s->err;
     for (size_t i = 0; i < n; i++) {
@@ -353,7 +393,7 @@ int moat_blk_submit(struct moat_session *s, const struct moat_blk_req *reqs, siz
     }
     uint32_t space;
     if (moat_ring_space(&s->sq, &space) != MOAT_RING_OK) {
-        malformed(s, "request ring: the domain's consumer index is impossible");
+        moat__malformed(s, "request ring: the domain's consumer index is impossible");
         return s->err;
     }
     size_t q = n;
@@ -383,12 +423,12 @@ int moat_blk_submit(struct moat_session *s, const struct moat_blk_req *reqs, siz
     }
     bool need_kick = false;
     if (moat_ring_publish(&s->sq, (uint32_t)q, &need_kick) != MOAT_RING_OK) {
-        malformed(s, "request ring: publish refused");
+        moat__malformed(s, "request ring: publish refused");
         return s->err;
     }
     s->st.submitted += q;
     if (need_kick)
-        kick(s);
+        moat__kick(s);
     return (int)q;
 }
 
@@ -410,6 +450,8 @@ static int status_err(uint32_t st)
 
 int moat_poll(struct moat_session *s, struct moat_completion *out, size_t max)
 {
+    if (s->kind != MOAT_CAP_BLOCK)
+        return -MOAT_EINVAL;    /* Nic completions are taken by moat_nic_* */
     size_t n = 0;
     while (n < max && s->n_local)
         out[n++] = s->local[--s->n_local];
@@ -417,7 +459,7 @@ int moat_poll(struct moat_session *s, struct moat_completion *out, size_t max)
         return (int)n;
     uint32_t avail;
     if (moat_ring_avail(&s->cq, &avail) != MOAT_RING_OK) {
-        malformed(s, "completion ring: the domain's producer index is impossible");
+        moat__malformed(s, "completion ring: the domain's producer index is impossible");
         while (n < max && s->n_local)
             out[n++] = s->local[--s->n_local];
         return (int)n;
@@ -430,16 +472,16 @@ int moat_poll(struct moat_session *s, struct moat_completion *out, size_t max)
         uint32_t idx = (uint32_t)e.tag, gen = (uint32_t)(e.tag >> 32);
         struct moat_slot *sl = idx < s->layout.entries ? &s->slot[idx] : NULL;
         if (!sl || !sl->busy || sl->gen != gen) {
-            malformed(s, "completion for tag 0x%llx, which is not outstanding",
+            moat__malformed(s, "completion for tag 0x%llx, which is not outstanding",
                       (unsigned long long)e.tag);
             break;
         }
         if (e.status > MOAT_ST_MAX) {
-            malformed(s, "completion with unknown status %u", e.status);
+            moat__malformed(s, "completion with unknown status %u", e.status);
             break;
         }
         if (e.status == MOAT_ST_OK ? e.blocks != sl->blocks : e.blocks > sl->blocks) {
-            malformed(s, "completion claims %u blocks for a request of %u", e.blocks, sl->blocks);
+            moat__malformed(s, "completion claims %u blocks for a request of %u", e.blocks, sl->blocks);
             break;
         }
         if (sl->op == MOAT_BLK_READ && e.status == MOAT_ST_OK)
@@ -453,7 +495,7 @@ int moat_poll(struct moat_session *s, struct moat_completion *out, size_t max)
     if (!s->err && used) {
         bool need_kick = false;
         if (moat_ring_consume(&s->cq, used, &need_kick) == MOAT_RING_OK && need_kick)
-            kick(s);
+            moat__kick(s);
     }
     while (n < max && s->n_local)
         out[n++] = s->local[--s->n_local];
@@ -466,9 +508,40 @@ static bool cq_ready(struct moat_session *s)
     return s->n_local || s->err || moat_ring_avail(&s->cq, &avail) != MOAT_RING_OK || avail;
 }
 
+int moat__session_block(struct moat_session *s, uint64_t deadline)
+{
+    /* Brief spin: the domain often answers within microseconds. */
+    uint64_t spin_end = moat__now_ns() + SPIN_NS;
+    while (!cq_ready(s) && moat__now_ns() < spin_end)
+        sched_yield();
+    if (cq_ready(s) || !moat_ring_arm(&s->cq))
+        return 0;
+    uint64_t t = moat__now_ns();
+    if (t >= deadline)
+        return -MOAT_ETIMEDOUT;
+    struct pollfd pfd[2] = { { .fd = s->notify_fd, .events = POLLIN },
+                             { .fd = s->c ? s->c->fd : -1, .events = POLLIN } };
+    int ms = deadline == UINT64_MAX ? -1 : (int)((deadline - t + 999999) / 1000000);
+    s->st.waits++;
+    int pr = poll(pfd, 2, ms);
+    if (pr < 0 && errno != EINTR)
+        return -MOAT_ESYS;
+    if (pr > 0 && (pfd[0].revents & POLLIN)) {
+        uint64_t v;
+        if (read(s->notify_fd, &v, sizeof v) < 0 && errno != EAGAIN)
+            return -MOAT_ESYS;
+    }
+    if (pr > 0 && pfd[1].revents) {
+        int rc = moat__drain_events(s->c);
+        if (rc < 0)
+            moat__session_fail(s, rc);
+    }
+    return 0;
+}
+
 int moat_wait(struct moat_session *s, struct moat_completion *out, size_t max, int timeout_ms)
 {
-    uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : now_ns() + (uint64_t)timeout_ms * 1000000ull;
+    uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : moat__now_ns() + (uint64_t)timeout_ms * 1000000ull;
     for (;;) {
         int n = moat_poll(s, out, max);
         if (n != 0 || max == 0)
@@ -477,32 +550,9 @@ int moat_wait(struct moat_session *s, struct moat_completion *out, size_t max, i
             return s->err;
         if (moat_inflight(s) == 0)
             return 0;
-        /* Brief spin: the domain often answers within microseconds. */
-        uint64_t spin_end = now_ns() + SPIN_NS;
-        while (!cq_ready(s) && now_ns() < spin_end)
-            sched_yield();
-        if (cq_ready(s) || !moat_ring_arm(&s->cq))
-            continue;
-        uint64_t t = now_ns();
-        if (t >= deadline)
-            return -MOAT_ETIMEDOUT;
-        struct pollfd pfd[2] = { { .fd = s->notify_fd, .events = POLLIN },
-                                 { .fd = s->c ? s->c->fd : -1, .events = POLLIN } };
-        int ms = deadline == UINT64_MAX ? -1 : (int)((deadline - t + 999999) / 1000000);
-        s->st.waits++;
-        int pr = poll(pfd, 2, ms);
-        if (pr < 0 && errno != EINTR)
-            return -MOAT_ESYS;
-        if (pr > 0 && (pfd[0].revents & POLLIN)) {
-            uint64_t v;
-            if (read(s->notify_fd, &v, sizeof v) < 0 && errno != EAGAIN)
-                return -MOAT_ESYS;
-        }
-        if (pr > 0 && pfd[1].revents) {
-            int rc = moat__drain_events(s->c);
-            if (rc < 0)
-                moat__session_fail(s, rc);
-        }
+        int rc = moat__session_block(s, deadline);
+        if (rc < 0)
+            return rc;
     }
 }
 

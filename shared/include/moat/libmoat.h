@@ -8,6 +8,7 @@
  *   moat_blk_read/write/…   synchronous block calls (one request, waits)
  *   moat_blk_submit / moat_poll / moat_wait
  *                           asynchronous calls and batches
+ *   moat_nic_send/recv/status  Ethernet frames over a Nic session
  *   moat_domains/stats/audit/restart/stop/inject
  *                           the Control cap (what moatctl uses)
  *
@@ -129,6 +130,38 @@ int moat_poll(struct moat_session *s, struct moat_completion *out, size_t max);
 int moat_wait(struct moat_session *s, struct moat_completion *out, size_t max, int timeout_ms);
 /* Requests submitted and not yet returned by poll/wait. */
 uint32_t moat_inflight(const struct moat_session *s);
+
+/* ---- Nic ------------------------------------------------------------------- */
+
+/* MAC, MTU and largest frame as the domain registered them. */
+int moat_nic_info(const struct moat_cap *cap, struct moat_nic_info *out);
+
+/* A Nic session (moat_session_open on a Nic cap; the default data area
+ * holds one frame per entry) keeps half its entries posted as receive
+ * buffers, refilled as frames are taken; the other half carry frames out.
+ * Frames are Ethernet without FCS, 14..max_frame bytes. */
+struct moat_frame {
+    void *data;
+    uint32_t len;               /* send: frame length; recv: in capacity, out length */
+};
+
+/* Queue up to n frames for sending (copied at once; the buffers may be
+ * reused on return) and kick the domain once if it asked. Returns how many
+ * were queued, 0..n (fewer when the send half of the ring is full: take
+ * received frames or call again), or -MOAT_E*. A frame of a bad length
+ * fails the call with -MOAT_EINVAL before anything is queued. Needs WRITE. */
+int moat_nic_send(struct moat_session *s, const struct moat_frame *frames, size_t n);
+/* Take up to max received frames, waiting up to timeout_ms (0 = just
+ * look, -1 = forever) for the first. Each is copied into frames[i].data
+ * (at most the capacity given in frames[i].len, which then says the
+ * frame's real length). Returns how many (0 only when timeout_ms is 0),
+ * or -MOAT_ETIMEDOUT / -MOAT_E*. Needs READ. */
+int moat_nic_recv(struct moat_session *s, struct moat_frame *frames, size_t max, int timeout_ms);
+/* Live link state and this session's counters (a request to the domain;
+ * frames that arrive meanwhile stay queued for moat_nic_recv). */
+int moat_nic_status(struct moat_session *s, struct moat_nic_status *out);
+/* Frames queued for sending and not yet taken by the domain. */
+uint32_t moat_nic_tx_inflight(const struct moat_session *s);
 
 /* ---- Control (open "control" with READ, and ADMIN for changes) ------------- */
 

@@ -88,6 +88,7 @@
 #define VIRTIO_NET_F_MRG_RXBUF       15u
 #define VIRTIO_NET_F_STATUS          16u
 #define VIRTIO_NET_F_CTRL_VQ         17u
+#define VIRTIO_F_ANY_LAYOUT          27u       /* legacy only; implied by VERSION_1 */
 #define VIRTIO_RING_F_INDIRECT_DESC  28u
 #define VIRTIO_RING_F_EVENT_IDX      29u
 #define VIRTIO_F_VERSION_1           32u

@@ -1,0 +1,81 @@
+/*
+ * dd_session.h — the platform's client sessions, shared by dd_serve.c
+ * (session table, rings, completions, the BlockDevice protocol) and
+ * dd_nic.c (the Nic protocol). Drivers never see this.
+ *
+ * One run-loop poller (serve_poll in dd_serve.c) owns every session: it
+ * scans the table, lets the cap's protocol take requests, publishes staged
+ * completions once per pass (one doorbell when the client asked for one)
+ * and releases closing sessions once nothing is owed.
+ */
+#ifndef GK_DD_SESSION_H
+#define GK_DD_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "dd.h"
+#include "moat/ring.h"
+
+#define SERVE_CAPS_MAX 4u
+
+struct served_cap {
+    uint32_t kind;              /* MOAT_CAP_BLOCK or MOAT_CAP_NIC */
+    struct moat_blk_geometry geo;
+    const struct dd_blk_ops *ops;
+    void *ctx;
+    struct dd_nic *nic;         /* kind == NIC */
+};
+
+/* A receive buffer a Nic client posted. */
+struct nic_post {
+    uint64_t tag;
+    uint64_t off;               /* validated: off + max_frame fits the data area */
+};
+
+struct nic_session {
+    struct nic_post *post;      /* FIFO of entries slots (allocated once per slot) */
+    uint32_t post_head, post_n;
+    bool tx_blocked;            /* the driver refused a frame: wait for tx_ready */
+    struct moat_nic_status st;  /* this session's counters (mac/link filled on INFO) */
+};
+
+struct gsession {
+    bool active, closing, broken;
+    uint32_t slot, id, cap, rights, entries;
+    struct moat_ring sq, cq;
+    uint8_t *data;
+    uint64_t data_size;
+    volatile uint32_t *doorbell;
+    uint32_t owed;              /* requests taken whose completion is unpublished */
+    uint32_t staged;            /* completions written, not yet published */
+    struct nic_session nic;     /* cap kind NIC */
+};
+
+extern struct served_cap serve_caps[SERVE_CAPS_MAX];
+
+/* Write one completion (published at the end of the pass). The caller
+ * made sure it is owed (counted in s->owed). */
+void serve_stage(struct gsession *s, uint64_t tag, uint32_t status, uint32_t len);
+/* The client broke its ring: stop serving s until moat closes it. */
+void serve_abandon(struct gsession *s, const char *why);
+/* Register a cap with moat and start serving sessions; the index in
+ * serve_caps, or -1 (logged) when moat refused. */
+int serve_register(const struct moat_cap_register *reg, const struct served_cap *c);
+/* The same, with name copied (truncated to fit) into reg first. */
+int serve_register_named(struct moat_cap_register *reg, const char *name,
+                         const struct served_cap *c);
+/* Session in slot i (0 .. MOAT_SESSION_SLOTS - 1). */
+struct gsession *serve_session(uint32_t i);
+/* Sessions whose cap is index cap and which are being served now. */
+static inline bool serve_live(const struct gsession *s, uint32_t cap)
+{
+    return s->active && !s->closing && !s->broken && s->cap == cap;
+}
+
+/* dd_nic.c: the Nic protocol's part of the pass. */
+bool nic_take_requests(struct gsession *s);     /* true when it did work */
+void nic_session_open(struct gsession *s);
+void nic_session_closing(struct gsession *s);   /* cancel posted buffers */
+void nic_pass_end(void);                        /* flush TX batches */
+
+#endif /* GK_DD_SESSION_H */
