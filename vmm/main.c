@@ -6,6 +6,7 @@
 #include "control.h"
 #include "log.h"
 #include "moat/libmoat.h"
+#include "netback.h"
 #include "options.h"
 #include "supervisor.h"
 
@@ -29,8 +30,9 @@ static void *signal_thread(void *arg)
 int main(int argc, char **argv)
 {
     static struct moat_config cfg;
+    static struct netback_config net;
     char err[512];
-    switch (options_parse(argc, argv, &cfg, stdout, err, sizeof err)) {
+    switch (options_parse(argc, argv, &cfg, &net, stdout, err, sizeof err)) {
     case OPTIONS_EXIT_OK:
         return 0;
     case OPTIONS_ERROR:
@@ -47,15 +49,24 @@ int main(int argc, char **argv)
     sigaddset(&stop_signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 
+    /* The switch must be configured before any domain creates a NIC port;
+     * without network options the first NIC creates it with the defaults. */
+    if (options_net_given(&net) && !netback_setup(&net, err, sizeof err)) {
+        fprintf(stderr, "moat: %s\n", err);
+        return EXIT_USAGE;
+    }
+
     static struct supervisor sup;
     if (!supervisor_init(&sup, &cfg, err, sizeof err)) {
         fprintf(stderr, "moat: %s\n", err);
+        netback_shutdown();
         return EXIT_NO_KVM;
     }
     for (size_t i = 0; i < cfg.n_domains; i++) {
         if (!supervisor_add(&sup, &cfg.domains[i], err, sizeof err)) {
             fprintf(stderr, "moat: domain %s: %s\n", cfg.domains[i].name, err);
             supervisor_fini(&sup);
+            netback_shutdown();
             return EXIT_USAGE;
         }
     }
@@ -65,6 +76,7 @@ int main(int argc, char **argv)
                        err, sizeof err)) {
         fprintf(stderr, "moat: %s\n", err);
         supervisor_fini(&sup);
+        netback_shutdown();
         return EXIT_USAGE;
     }
     pthread_t sigt;
@@ -91,5 +103,6 @@ int main(int argc, char **argv)
     log_info(NULL, "%zu domain(s) ended, %d crashed; logs in %s/", sup.n_domains, crashed,
              sup.log_dir);
     supervisor_fini(&sup);
+    netback_shutdown();
     return crashed ? EXIT_CRASHED : 0;
 }

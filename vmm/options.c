@@ -1,4 +1,5 @@
 /* moat command line (contract in options.h). */
+#include <ctype.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,19 @@ void options_usage(FILE *out)
 "                          socket PATH, mode 0600; default $MOAT_SOCKET, else\n"
 "                          $XDG_RUNTIME_DIR/moat.sock, else /tmp/moat-UID/moat.sock\n"
 "      --no-control        no control socket (no caps are reachable)\n"
+"\n"
+"Network (one switch joins every NIC of every domain, like QEMU's user network):\n"
+"      --net A.B.C.D/N     subnet of the built-in gateway, prefix 8..25 (default\n"
+"                          10.0.2.0/24): the gateway at .2 answers ARP, ping and\n"
+"                          DHCP, leasing addresses from .15 upward\n"
+"      --no-gateway        no built-in gateway (no ARP, DHCP or ping answers)\n"
+"      --tap IFNAME        also join the host TAP interface IFNAME; needs\n"
+"                          CAP_NET_ADMIN, or a persistent device made once with\n"
+"                          ip tuntap add dev IFNAME mode tap user $USER\n"
+"      --pcap PORT=FILE    capture what port PORT sends and receives to the pcap\n"
+"                          FILE; PORT is DOMAIN.DEVICE (vnet0.virtio-net0),\n"
+"                          gateway or tap; repeatable, at most 8\n"
+"\n"
 "  -q, --quiet             only errors on stderr\n"
 "  -h, --help              show this help and exit\n"
 "  -V, --version           show the version and exit\n"
@@ -78,12 +92,14 @@ void options_usage(FILE *out)
 "  moat --console -d 'name=t kernel=build/guest/testdrv.elf dev=testdev dma=4M'\n"
 "  moat --control /tmp/m.sock -d 'name=ram0 kernel=build/guest/ramblk.elf mem=96M'\n"
 "  moat -d 'name=nvme0 kernel=build/guest/nvme.elf mem=64M dma=32M dev=nvme:image=disk.img'\n"
-"    then: moatctl --socket /tmp/m.sock list\n",
+"    then: moatctl --socket /tmp/m.sock list\n"
+"  moat --net 192.168.7.0/24 --pcap gateway=gw.pcap -d 'name=demo0 kernel=build/guest/demo.elf'\n",
         out);
 }
 
 enum { OPT_CONSOLE = 256, OPT_LOG_DIR, OPT_WATCHDOG, OPT_BOOT_TIMEOUT, OPT_UNTIL_READY,
-       OPT_TIMEOUT, OPT_CONTROL, OPT_NO_CONTROL, OPT_STAY };
+       OPT_TIMEOUT, OPT_CONTROL, OPT_NO_CONTROL, OPT_STAY, OPT_NET, OPT_NO_GATEWAY, OPT_TAP,
+       OPT_PCAP };
 
 static bool parse_ms(const char *s, uint32_t min, uint32_t *out)
 {
@@ -95,8 +111,30 @@ static bool parse_ms(const char *s, uint32_t min, uint32_t *out)
     return true;
 }
 
+/* An interface name the kernel accepts: 1..15 characters, no '/', ':' or
+ * whitespace (dev_valid_name); we keep to letters, digits, '.', '-', '_'. */
+static bool tap_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 15 || !strcmp(s, ".") || !strcmp(s, ".."))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && !strchr(".-_", s[i]))
+            return false;
+    return true;
+}
+
+bool options_net_given(const struct netback_config *net)
+{
+    struct netback_config d;
+    netback_config_default(&d);
+    return net->net != d.net || net->prefix != d.prefix || net->no_gateway || net->tap[0] ||
+           net->n_pcap;
+}
+
 enum options_result options_parse(int argc, char **argv, struct moat_config *cfg,
-                                  FILE *out, char *err, size_t errlen)
+                                  struct netback_config *net, FILE *out, char *err,
+                                  size_t errlen)
 {
     static const struct option longopts[] = {
         { "domain", required_argument, NULL, 'd' },
@@ -110,12 +148,18 @@ enum options_result options_parse(int argc, char **argv, struct moat_config *cfg
         { "control", required_argument, NULL, OPT_CONTROL },
         { "no-control", no_argument, NULL, OPT_NO_CONTROL },
         { "stay", no_argument, NULL, OPT_STAY },
+        { "net", required_argument, NULL, OPT_NET },
+        { "no-gateway", no_argument, NULL, OPT_NO_GATEWAY },
+        { "tap", required_argument, NULL, OPT_TAP },
+        { "pcap", required_argument, NULL, OPT_PCAP },
         { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     config_defaults(cfg);
+    netback_config_default(net);
+    char why[400];
     optind = 1;
     opterr = 0;
     int c;
@@ -160,6 +204,27 @@ enum options_result options_parse(int argc, char **argv, struct moat_config *cfg
             break;
         case OPT_NO_CONTROL: cfg->no_control = true; break;
         case OPT_STAY: cfg->stay = true; break;
+        case OPT_NET:
+            if (!netback_parse_subnet(optarg, net, why, sizeof why)) {
+                snprintf(err, errlen, "--net: %s", why);
+                return OPTIONS_ERROR;
+            }
+            break;
+        case OPT_NO_GATEWAY: net->no_gateway = true; break;
+        case OPT_TAP:
+            if (!tap_name_ok(optarg)) {
+                snprintf(err, errlen, "--tap '%s': give a network interface name of 1 to 15 "
+                         "letters, digits, '.', '-' or '_' (e.g. moat0)", optarg);
+                return OPTIONS_ERROR;
+            }
+            snprintf(net->tap, sizeof net->tap, "%s", optarg);
+            break;
+        case OPT_PCAP:
+            if (!netback_parse_pcap(optarg, net, why, sizeof why)) {
+                snprintf(err, errlen, "--pcap: %s", why);
+                return OPTIONS_ERROR;
+            }
+            break;
         case 'q': cfg->quiet = true; break;
         case 'h': options_usage(out); return OPTIONS_EXIT_OK;
         case 'V': fprintf(out, "moat %s\n", MOAT_VERSION); return OPTIONS_EXIT_OK;

@@ -176,11 +176,13 @@ Test(config, file_errors_name_the_line)
     cr_assert(strstr(err, "cannot read config"), "%s", err);
 }
 
+static struct netback_config net;
+
 static enum options_result parse(int argc, char **argv, struct moat_config *c, char *out,
                                  size_t outlen)
 {
     FILE *f = fmemopen(out, outlen, "w");
-    enum options_result r = options_parse(argc, argv, c, f, err, sizeof err);
+    enum options_result r = options_parse(argc, argv, c, &net, f, err, sizeof err);
     fclose(f);
     return r;
 }
@@ -188,13 +190,15 @@ static enum options_result parse(int argc, char **argv, struct moat_config *c, c
 Test(options, help_lists_every_option)
 {
     static struct moat_config c;
-    static char out[8192];
+    static char out[16384];
     char *argv[] = { "moat", "--help", NULL };
     cr_assert_eq(parse(2, argv, &c, out, sizeof out), OPTIONS_EXIT_OK);
     const char *want[] = { "--domain", "--config", "--console", "--log-dir", "--watchdog-ms",
                            "--boot-timeout-ms", "--until-ready", "--timeout", "--quiet",
                            "--version", "Exit status", "Example", "dev=KIND", "dma=SIZE",
-                           "dma-windows=N", "policy=failstop" };
+                           "dma-windows=N", "policy=failstop", "--net A.B.C.D/N",
+                           "--no-gateway", "--tap IFNAME", "--pcap PORT=FILE",
+                           "ip tuntap add dev IFNAME mode tap user $USER" };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         cr_assert(strstr(out, want[i]), "--help does not mention %s", want[i]);
 }
@@ -233,4 +237,73 @@ Test(options, errors)
     char *stray[] = { "moat", "-d", "name=a kernel=k", "extra", NULL };
     cr_assert_eq(parse(4, stray, &c, out, sizeof out), OPTIONS_ERROR);
     cr_assert(strstr(err, "unexpected argument 'extra'"), "%s", err);
+}
+
+Test(options, network_defaults_when_not_given)
+{
+    static struct moat_config c;
+    static char out[256];
+    char *argv[] = { "moat", "-d", "name=a kernel=k", NULL };
+    cr_assert_eq(parse(3, argv, &c, out, sizeof out), OPTIONS_RUN, "%s", err);
+    cr_assert_eq(net.net, 0x0a000200u, "default subnet is not 10.0.2.0");
+    cr_assert_eq(net.prefix, 24);
+    cr_assert(!net.no_gateway && !net.tap[0] && net.n_pcap == 0);
+    cr_assert_not(options_net_given(&net), "defaults reported as given");
+}
+
+Test(options, network_options)
+{
+    static struct moat_config c;
+    static char out[256];
+    char *argv[] = { "moat", "--net", "192.168.7.0/24", "--no-gateway", "--tap", "moat0",
+                     "--pcap", "vnet0.net0=a.pcap", "--pcap", "gateway=gw.pcap",
+                     "-d", "name=a kernel=k", NULL };
+    cr_assert_eq(parse(12, argv, &c, out, sizeof out), OPTIONS_RUN, "%s", err);
+    cr_assert_eq(net.net, 0xc0a80700u, "--net not applied: %#x", net.net);
+    cr_assert_eq(net.prefix, 24);
+    cr_assert(net.no_gateway, "--no-gateway not applied");
+    cr_assert_str_eq(net.tap, "moat0");
+    cr_assert_eq(net.n_pcap, 2, "--pcap is repeatable");
+    cr_assert_str_eq(net.pcap[0].port, "vnet0.net0");
+    cr_assert_str_eq(net.pcap[0].file, "a.pcap");
+    cr_assert_str_eq(net.pcap[1].port, "gateway");
+    cr_assert_str_eq(net.pcap[1].file, "gw.pcap");
+    cr_assert(options_net_given(&net));
+    char *only_tap[] = { "moat", "--tap", "t0", "-d", "name=a kernel=k", NULL };
+    cr_assert_eq(parse(5, only_tap, &c, out, sizeof out), OPTIONS_RUN, "%s", err);
+    cr_assert(options_net_given(&net) && net.n_pcap == 0 && !net.no_gateway,
+              "a second parse kept options from the first");
+}
+
+Test(options, network_errors_say_what_to_give)
+{
+    static struct moat_config c;
+    static char out[256];
+    struct { const char *opt, *val, *want; } bad[] = {
+        { "--net", "10.0.2.0", "A.B.C.D/N" },
+        { "--net", "10.0.2.300/24", "A.B.C.D/N" },
+        { "--net", "10.0.2.0/30", "8..25" },
+        { "--net", "10.0.2.7/24", "host bits set" },
+        { "--tap", "", "1 to 15" },
+        { "--tap", "a-very-long-interface-name", "1 to 15" },
+        { "--tap", "bad/name", "1 to 15" },
+        { "--pcap", "nofile", "PORT=FILE" },
+        { "--pcap", "=x.pcap", "PORT=FILE" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *argv[] = { "moat", (char *)bad[i].opt, (char *)bad[i].val, "-d", "name=a kernel=k",
+                         NULL };
+        cr_assert_eq(parse(5, argv, &c, out, sizeof out), OPTIONS_ERROR, "%s %s accepted",
+                     bad[i].opt, bad[i].val);
+        cr_assert(strstr(err, bad[i].opt) && strstr(err, bad[i].want),
+                  "error for %s '%s' does not name the option and what to give: %s", bad[i].opt,
+                  bad[i].val, err);
+    }
+    char *dup[] = { "moat", "--pcap", "p=a.pcap", "--pcap", "p=b.pcap", "-d", "name=a kernel=k",
+                    NULL };
+    cr_assert_eq(parse(7, dup, &c, out, sizeof out), OPTIONS_ERROR);
+    cr_assert(strstr(err, "--pcap") && strstr(err, "already captured"), "%s", err);
+    char *missing[] = { "moat", "-d", "name=a kernel=k", "--net", NULL };
+    cr_assert_eq(parse(4, missing, &c, out, sizeof out), OPTIONS_ERROR);
+    cr_assert(strstr(err, "--net needs a value"), "%s", err);
 }
