@@ -27,8 +27,10 @@
  *   qsize=N         modern: largest queue size offered, the driver may
  *                   choose less (default 256); legacy: the fixed size
  *                   (default 256). A power of two, 2..32768.
- *   mac=XX:..:XX    unicast MAC (default 52:54:00 + 3 bytes hashed from
- *                   "<domain>.<name>")
+ *   mac=XX-XX-XX-XX-XX-XX or mac=XXXXXXXXXXXX
+ *                   unicast MAC, hex (':' separates options, so it cannot
+ *                   separate the bytes; default 52:54:00 + 3 bytes hashed
+ *                   from "<domain>.<name>")
  *   link=up|down    initial link state (default up)
  *   event_idx=0|1, mrg_rxbuf=0|1, status=0|1
  *                   offer the feature (default 1)
@@ -37,11 +39,18 @@
  *
  * Hostile input: the driver's rings and buffers are reached only through
  * the broker. A malformed chain (loop, longer than the queue, index out
- * of range, buffer outside the DMA windows, direction or length wrong for
- * the queue, available index moving more than the queue size) is counted;
- * then the modern device sets DEVICE_NEEDS_RESET and raises a config
- * interrupt, the legacy device stops that queue until reset. Register
- * accesses of the wrong width or offset are refused (pci_refuse).
+ * of range, buffer outside the DMA windows, zero-length buffer, direction
+ * wrong for the queue, INDIRECT (never offered), available index moving
+ * more than the queue size) is counted; then the modern device sets
+ * DEVICE_NEEDS_RESET and raises a config interrupt (until the driver
+ * writes status 0), the legacy device stops that queue until reset
+ * (status 0 or QUEUE_PFN 0). A transmit chain of the wrong total length
+ * is not malformed: it completes with length 0, counted (tx_bad_len).
+ * Register accesses of the wrong width or offset, reads of write-only and
+ * writes of read-only registers are refused (pci_refuse, counted in
+ * bad_registers); legal accesses with values the device cannot take
+ * (queue size not a power of two, a queue changed while enabled) are
+ * ignored and counted (bad_queue_config).
  */
 #ifndef MOAT_VIRTIO_NET_H
 #define MOAT_VIRTIO_NET_H
@@ -67,6 +76,7 @@
 
 #define VNET_STATS_FIELDS(X)                                                  \
     X(tx_frames) X(tx_bytes)    /* frames sent to the switch */               \
+    X(tx_dropped)               /* frames the switch refused (link down) */   \
     X(rx_frames) X(rx_bytes)    /* frames written into receive buffers */     \
     X(rx_no_buffer)             /* frames dropped: no receive buffer */       \
     X(rx_too_big)               /* frames dropped: chain(s) too small */      \
@@ -79,6 +89,7 @@
     X(queue_stopped)            /* legacy queues stopped by a bad chain */    \
     X(bad_registers)            /* refused register accesses */               \
     X(bad_features)             /* FEATURES_OK refused (unoffered bits) */    \
+    X(bad_queue_config)         /* queue size/address/enable values ignored */ \
     X(notifies)                 /* notifications that reached the model */    \
     X(irq_sent) X(irq_suppressed) /* interrupts sent / skipped by the ring */ \
     X(config_irqs)              /* config-change interrupts */                \

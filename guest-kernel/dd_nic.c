@@ -3,10 +3,12 @@
  *
  * Requests are validated before anything is done with them. TX frames go
  * to the driver straight from session memory (it copies them into device
- * memory) and complete at once; when the driver has no room the rest of
- * that session's ring waits until dd_nic_tx_ready. RX buffers are kept in
- * a FIFO per session and filled in posting order by dd_nic_rx; a session
- * with none posted loses the frame (counted). INFO answers at once. */
+ * memory) and complete at once; when the driver has no room they wait, in
+ * order, in a per-session queue until dd_nic_tx_ready, while the ring
+ * keeps being read (so receive buffers posted behind them still count).
+ * RX buffers are kept in a FIFO per session and filled in posting order by
+ * dd_nic_rx; a session with none posted loses the frame (counted). INFO
+ * answers at once. */
 #include "dd.h"
 #include "dd_session.h"
 #include "gk/mem.h"
@@ -31,10 +33,14 @@ static struct dd_nic *nic_of(const struct gsession *s) { return serve_caps[s->ca
 void nic_session_open(struct gsession *s)
 {
     struct nic_session *n = &s->nic;
-    struct nic_post *keep = n->post;
-    *n = (struct nic_session){ .post = keep };
-    if (!n->post)   /* once per slot, sized for the largest ring: slots are reused */
-        n->post = mem_alloc_pages((MOAT_SESSION_ENTRIES_MAX * sizeof *n->post + 4095) / 4096);
+    struct nic_post *post = n->post, *txq = n->txq;
+    *n = (struct nic_session){ .post = post, .txq = txq };
+    /* Once per slot, sized for the largest ring: slots are reused. */
+    size_t pages = (MOAT_SESSION_ENTRIES_MAX * sizeof *n->post + 4095) / 4096;
+    if (!n->post)
+        n->post = mem_alloc_pages(pages);
+    if (!n->txq)
+        n->txq = mem_alloc_pages(pages);
 }
 
 void nic_session_closing(struct gsession *s)
@@ -44,6 +50,44 @@ void nic_session_closing(struct gsession *s)
         serve_stage(s, n->post[n->post_head].tag, MOAT_ST_CANCELED, 0);
         n->post_head = (n->post_head + 1) % s->entries;
     }
+    for (; n->txq_n; n->txq_n--) {     /* never sent: the client learns so */
+        serve_stage(s, n->txq[n->txq_head].tag, MOAT_ST_CANCELED, 0);
+        n->txq_head = (n->txq_head + 1) % s->entries;
+    }
+}
+
+/* Offer one frame to the driver; true when it took it (completed). */
+static bool send_frame(struct gsession *s, struct dd_nic *nic, uint64_t tag, uint64_t off,
+                       uint32_t len)
+{
+    if (!nic->ops->tx(nic->ctx, s->data + off, len)) {
+        nic->st.tx_busy++;
+        s->nic.tx_blocked = true;
+        return false;
+    }
+    nic->tx_taken = true;
+    nic->st.tx_frames++;
+    s->nic.st.tx_frames++;
+    s->nic.st.tx_bytes += len;
+    serve_stage(s, tag, MOAT_ST_OK, len);
+    return true;
+}
+
+/* Send what waits in the session's queue, in order, while the driver
+ * takes it. True when something was sent. */
+static bool drain_txq(struct gsession *s, struct dd_nic *nic)
+{
+    struct nic_session *n = &s->nic;
+    bool sent = false;
+    while (n->txq_n && !n->tx_blocked) {
+        const struct nic_post *p = &n->txq[n->txq_head];
+        if (!send_frame(s, nic, p->tag, p->off, p->len))
+            break;
+        n->txq_head = (n->txq_head + 1) % s->entries;
+        n->txq_n--;
+        sent = true;
+    }
+    return sent;
 }
 
 /* ---- requests --------------------------------------------------------------------- */
@@ -99,8 +143,7 @@ bool nic_take_requests(struct gsession *s)
 {
     struct dd_nic *nic = nic_of(s);
     struct nic_session *ns = &s->nic;
-    if (ns->tx_blocked)
-        return false;
+    bool work = drain_txq(s, nic);
     uint32_t avail, space;
     if (moat_ring_avail(&s->sq, &avail) != MOAT_RING_OK) {
         serve_abandon(s, "the client wrote an impossible request-ring index");
@@ -115,23 +158,17 @@ bool nic_take_requests(struct gsession *s)
         struct moat_nic_sqe e;
         memcpy(&e, moat_ring_peek(&s->sq, n), sizeof e);   /* one copy, then check */
         uint32_t bad = check(s, nic, &e);
-        if (bad == MOAT_ST_OK && e.op == MOAT_NIC_TX) {
-            if (!nic->ops->tx(nic->ctx, s->data + e.buf_off, e.len)) {
-                nic->st.tx_busy++;
-                ns->tx_blocked = true;  /* this entry stays in the ring */
-                break;
-            }
-            nic->tx_taken = true;
-            nic->st.tx_frames++;
-            ns->st.tx_frames++;
-            ns->st.tx_bytes += e.len;
-        }
         s->owed++;
         if (bad != MOAT_ST_OK)
             serve_stage(s, e.tag, bad, 0);
-        else if (e.op == MOAT_NIC_TX)
-            serve_stage(s, e.tag, MOAT_ST_OK, e.len);
-        else if (e.op == MOAT_NIC_INFO)
+        else if (e.op == MOAT_NIC_TX) {
+            /* In order: behind what already waits, else straight to the driver. */
+            if (ns->txq_n || !send_frame(s, nic, e.tag, e.buf_off, e.len)) {
+                uint32_t at = (ns->txq_head + ns->txq_n) % s->entries;
+                ns->txq[at] = (struct nic_post){ .tag = e.tag, .off = e.buf_off, .len = e.len };
+                ns->txq_n++;
+            }
+        } else if (e.op == MOAT_NIC_INFO)
             answer_info(s, nic, e.tag, e.buf_off);
         else {
             /* RX: at most `entries` can be owed, so the FIFO cannot overflow. */
@@ -146,7 +183,7 @@ bool nic_take_requests(struct gsession *s)
         if (kick)
             *s->doorbell = 1;
     }
-    return n != 0;
+    return work || n != 0;
 }
 
 void nic_pass_end(void)

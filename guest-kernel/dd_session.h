@@ -26,15 +26,18 @@ struct served_cap {
     struct dd_nic *nic;         /* kind == NIC */
 };
 
-/* A receive buffer a Nic client posted. */
+/* A receive buffer a Nic client posted, or a frame waiting to be sent. */
 struct nic_post {
     uint64_t tag;
-    uint64_t off;               /* validated: off + max_frame fits the data area */
+    uint64_t off;               /* validated: off + len fits the data area */
+    uint32_t len;               /* TX: the frame's length */
 };
 
 struct nic_session {
-    struct nic_post *post;      /* FIFO of entries slots (allocated once per slot) */
+    struct nic_post *post;      /* FIFO of receive buffers, `entries` slots */
     uint32_t post_head, post_n;
+    struct nic_post *txq;       /* FIFO of frames the driver had no room for */
+    uint32_t txq_head, txq_n;
     bool tx_blocked;            /* the driver refused a frame: wait for tx_ready */
     struct moat_nic_status st;  /* this session's counters (mac/link filled on INFO) */
 };

@@ -199,11 +199,6 @@ int capsvc_register(struct capsvc *cs, struct domain *d, uint64_t gpa)
     if (rc < 0) {
         audit_l(cs, "control", d->cfg.name, "cap registration of '%s' refused: %s", suffix,
                 moat_err_name(-rc));
-    } else {
-        struct moat_event_msg m = { .event = MOAT_EVT_CAP_UP };
-        snprintf(m.domain, sizeof m.domain, "%s", d->cfg.name);
-        snprintf(m.cap, sizeof m.cap, "%s", cs->caps.obj[rc].name);
-        queue_event(cs, CAPSVC_ALL_CLIENTS, &m);
     }
     pthread_mutex_unlock(&cs->lock);
     if (rc < 0) {
@@ -227,6 +222,21 @@ int capsvc_register(struct capsvc *cs, struct domain *d, uint64_t gpa)
                  d->cfg.name, suffix, reg.nic.mac[0], reg.nic.mac[1], reg.nic.mac[2],
                  reg.nic.mac[3], reg.nic.mac[4], reg.nic.mac[5], reg.nic.mtu, reg.nic.queues);
     return 0;
+}
+
+void capsvc_domain_ready(struct capsvc *cs, struct domain *d)
+{
+    pthread_mutex_lock(&cs->lock);
+    for (uint32_t i = 0; i < CAP_OBJECTS_MAX; i++) {
+        const struct cap_object *o = &cs->caps.obj[i];
+        if (!o->used || !o->up || o->domain_id != d->id)
+            continue;
+        struct moat_event_msg m = { .event = MOAT_EVT_CAP_UP };
+        snprintf(m.domain, sizeof m.domain, "%s", d->cfg.name);
+        snprintf(m.cap, sizeof m.cap, "%s", o->name);
+        queue_event(cs, CAPSVC_ALL_CLIENTS, &m);
+    }
+    pthread_mutex_unlock(&cs->lock);
 }
 
 /* ---- sessions ----------------------------------------------------------------- */

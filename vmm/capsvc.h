@@ -97,6 +97,9 @@ int capsvc_release(struct capsvc *cs, struct domain *d, uint32_t slot);
 /* The domain's VM is gone: free its sessions, move its caps on, queue
  * events for the clients. Called by teardown. */
 void capsvc_domain_down(struct capsvc *cs, struct domain *d);
+/* d became READY: tell every client its caps are usable (MOAT_EVT_CAP_UP;
+ * sessions can be opened on them from now on). */
+void capsvc_domain_ready(struct capsvc *cs, struct domain *d);
 /* Sessions open now on d. */
 uint32_t capsvc_domain_sessions(struct capsvc *cs, const struct domain *d);
 

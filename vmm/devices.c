@@ -5,6 +5,7 @@
 #include "nvme.h"
 #include "pci.h"
 #include "testdev.h"
+#include "virtio_net.h"
 
 static const struct {
     const char *kind;
@@ -13,6 +14,7 @@ static const struct {
 } kinds[] = {
     { "testdev", testdev_create },
     { "nvme", nvme_create },
+    { "virtio-net", virtio_net_create },
 };
 
 bool device_kind_known(const char *kind)

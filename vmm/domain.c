@@ -143,12 +143,14 @@ static uint64_t read_heartbeat(const struct domain *d)
 static void plat_ready(void *ctx)
 {
     struct domain *d = ctx;
+    bool ready = false;
     pthread_mutex_lock(&d->sup->lock);
     if (d->state == DOMAIN_BOOTING && !d->end_pending) {
         d->t_ready_ns = monotonic_ns();
         d->hb_last = read_heartbeat(d);
         d->hb_changed_ns = d->t_ready_ns;
         set_state(d, DOMAIN_READY);
+        ready = true;
         log_info(d->cfg.name, "ready in %.2f ms",
                  (double)(d->t_ready_ns - d->t_start_ns) / 1e6);
     } else {
@@ -157,6 +159,8 @@ static void plat_ready(void *ctx)
                   domain_state_name(d->state));
     }
     pthread_mutex_unlock(&d->sup->lock);
+    if (ready)
+        capsvc_domain_ready(&d->sup->caps, d);
 }
 
 static void plat_crash(void *ctx)

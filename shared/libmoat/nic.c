@@ -124,7 +124,7 @@ static int reap(struct moat_session *s)
         bool ok = e.status == MOAT_ST_OK;
         bool canceled = e.status == MOAT_ST_CANCELED;
         const char *bad = NULL;
-        if (e.status > MOAT_ST_MAX || (canceled && sl->op != MOAT_NIC_RX))
+        if (e.status > MOAT_ST_MAX || (canceled && sl->op == MOAT_NIC_INFO))
             bad = "a status this request cannot end with";
         else if (!ok && e.len)
             bad = "a length on a failed request";
@@ -143,7 +143,7 @@ static int reap(struct moat_session *s)
         s->st.completed++;
         bool keep = false;
         if (sl->op == MOAT_NIC_TX) {
-            n->tx_inflight--;
+            n->tx_inflight--;   /* sent, or canceled by a closing session */
         } else if (sl->op == MOAT_NIC_RX) {
             n->rx_posted--;
             if (ok) {               /* the frame waits in its slot for moat_nic_recv */

@@ -275,7 +275,10 @@ int moat_session_reattach(struct moat_session *s, int timeout_ms)
             cap->desc = fresh->desc;
             fresh->handle = stale;
             moat_close(fresh);
-            return session_connect(s, cap);
+            rc = session_connect(s, cap);
+            /* EDOWN: registered but not ready yet; its CAP_UP comes at ready. */
+            if (rc != -MOAT_EDOWN)
+                return rc;
         }
         if (rc != -MOAT_EDOWN && rc != -MOAT_ENOENT)
             return rc;

@@ -167,7 +167,7 @@ enum moat_fault {
 
 enum moat_event {
     MOAT_EVT_SESSION_REVOKED = 1,   /* the serving domain ended: ESTALE */
-    MOAT_EVT_CAP_UP          = 2,   /* a cap (re)registered: reattach now works */
+    MOAT_EVT_CAP_UP          = 2,   /* a cap's domain became ready: reattach now works */
 };
 struct moat_event_msg {
     uint32_t event;

@@ -79,8 +79,10 @@ enum moat_blk_op {
  *                  buf_off; completes when a frame arrives, with the
  *                  frame's length. Buffers are filled in the order posted;
  *                  when a session has none posted, frames for it are
- *                  dropped and counted. Needs READ. Posted buffers complete
- *                  with MOAT_ST_CANCELED when the session closes.
+ *                  dropped and counted. Needs READ.
+ *                  Posted buffers, and frames the device had no room for
+ *                  yet, complete with MOAT_ST_CANCELED when the session
+ *                  closes.
  *   MOAT_NIC_INFO  fill a struct moat_nic_status at buf_off (len bytes,
  *                  >= its size): live link state and this session's
  *                  counters. Needs READ.

@@ -33,6 +33,7 @@
 /* struct virtio_pci_cap, from the capability ID on (config offsets
  * relative to the capability's start). The notify capability appends
  * notify_off_multiplier at offset 16. */
+#define VIRTIO_PCI_CAP_CAPLEN      2u       /* u8 cap_len: this capability's length */
 #define VIRTIO_PCI_CAP_CFG_TYPE    3u
 #define VIRTIO_PCI_CAP_BAR         4u
 #define VIRTIO_PCI_CAP_ID          5u
