@@ -1,11 +1,13 @@
 #!/bin/sh
 # make run: create the NVMe image if it is absent, start moat with the demo
-# domains, run the BlockDevice demo client against nvme0.blk0 once it is up,
-# then keep moat in the foreground (moatctl works from another terminal)
-# until Ctrl-C.
-# usage: run-demo.sh IMAGE MOAT BLKDEMO -- MOAT-ARGS...
+# domains, run the BlockDevice demo client against nvme0.blk0 and the Nic
+# demo client (DHCP, ARP, ping through the built-in gateway) against
+# vnet0.nic0 (modern virtio-net) and vnet1.nic0 (legacy, GCE's shape) once
+# they are up, then keep moat in the foreground (moatctl works from another
+# terminal) until Ctrl-C.
+# usage: run-demo.sh IMAGE MOAT BINDIR -- MOAT-ARGS...
 set -u
-image=$1 moat=$2 demo=$3
+image=$1 moat=$2 bin=$3
 shift 3
 [ "${1:-}" = "--" ] && shift
 if [ ! -e "$image" ]; then
@@ -15,10 +17,16 @@ fi
 "$moat" --console "$@" &
 pid=$!
 trap 'kill -INT $pid 2>/dev/null' INT TERM
-if "$demo" --wait 15 nvme0.blk0; then
-    echo "run-demo: nvme0.blk0 verified; moat keeps serving (try: build/bin/moatctl list). Ctrl-C stops it."
+ok=1
+"$bin/moat-blkdemo" --wait 15 nvme0.blk0 || ok=0
+for nic in vnet0.nic0 vnet1.nic0; do
+    echo "run-demo: $nic: DHCP, ARP and ping through the built-in gateway"
+    "$bin/moat-netdemo" --wait 15 --count 3 "$nic" || ok=0
+done
+if [ $ok = 1 ]; then
+    echo "run-demo: nvme0.blk0 verified, vnet0.nic0 and vnet1.nic0 answered; moat keeps serving (try: build/bin/moatctl list). Ctrl-C stops it."
 else
-    echo "run-demo: the demo client failed (see above); moat keeps running. Ctrl-C stops it."
+    echo "run-demo: a demo client failed (see above); moat keeps running. Ctrl-C stops it."
 fi
 wait $pid
 status=$?
