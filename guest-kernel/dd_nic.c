@@ -145,14 +145,8 @@ bool nic_take_requests(struct gsession *s)
     struct nic_session *ns = &s->nic;
     bool work = drain_txq(s, nic);
     uint32_t avail, space;
-    if (moat_ring_avail(&s->sq, &avail) != MOAT_RING_OK) {
-        serve_abandon(s, "the client wrote an impossible request-ring index");
+    if (!serve_ring_room(s, &avail, &space))
         return true;
-    }
-    if (moat_ring_space(&s->cq, &space) != MOAT_RING_OK) {
-        serve_abandon(s, "the client wrote an impossible completion-ring index");
-        return true;
-    }
     uint32_t n = 0;
     for (; n < avail && s->owed < space; n++) {
         struct moat_nic_sqe e;

@@ -179,6 +179,19 @@ static uint32_t check(const struct gsession *s, const struct moat_sqe *e)
     return MOAT_ST_OK;
 }
 
+bool serve_ring_room(struct gsession *s, uint32_t *avail, uint32_t *space)
+{
+    if (moat_ring_avail(&s->sq, avail) != MOAT_RING_OK) {
+        serve_abandon(s, "the client wrote an impossible request-ring index");
+        return false;
+    }
+    if (moat_ring_space(&s->cq, space) != MOAT_RING_OK) {
+        serve_abandon(s, "the client wrote an impossible completion-ring index");
+        return false;
+    }
+    return true;
+}
+
 void serve_abandon(struct gsession *s, const char *why)
 {
     if (s->broken)
@@ -192,14 +205,8 @@ void serve_abandon(struct gsession *s, const char *why)
 static bool blk_take_requests(struct gsession *s)
 {
     uint32_t avail, space;
-    if (moat_ring_avail(&s->sq, &avail) != MOAT_RING_OK) {
-        serve_abandon(s, "the client wrote an impossible request-ring index");
+    if (!serve_ring_room(s, &avail, &space))
         return true;
-    }
-    if (moat_ring_space(&s->cq, &space) != MOAT_RING_OK) {
-        serve_abandon(s, "the client wrote an impossible completion-ring index");
-        return true;
-    }
     const struct served_cap *c = &serve_caps[s->cap];
     uint32_t n = 0;
     for (; n < avail && s->owed < space; n++) {

@@ -61,6 +61,9 @@ extern struct served_cap serve_caps[SERVE_CAPS_MAX];
 void serve_stage(struct gsession *s, uint64_t tag, uint32_t status, uint32_t len);
 /* The client broke its ring: stop serving s until moat closes it. */
 void serve_abandon(struct gsession *s, const char *why);
+/* Requests waiting in s's ring and free completion slots; false (s
+ * abandoned) when the client wrote an impossible index. */
+bool serve_ring_room(struct gsession *s, uint32_t *avail, uint32_t *space);
 /* Register a cap with moat and start serving sessions; the index in
  * serve_caps, or -1 (logged) when moat refused. */
 int serve_register(const struct moat_cap_register *reg, const struct served_cap *c);

@@ -48,21 +48,8 @@ static void usage(FILE *f)
 
 static int open_cap(struct demo *d)
 {
-    uint64_t deadline = now_ns() + (uint64_t)d->wait_s * 1000000000ull;
-    int rc;
-    for (;;) {
-        rc = d->c ? 0 : moat_connect(d->socket, &d->c);
-        if (rc == 0)
-            rc = moat_open(d->c, d->cap_name, MOAT_RIGHT_READ | MOAT_RIGHT_WRITE, &d->cap);
-        if (rc == 0 || now_ns() >= deadline)
-            break;
-        if (rc != -MOAT_ENOENT && rc != -MOAT_EDOWN && d->c) {
-            moat_disconnect(d->c);
-            d->c = NULL;
-        }
-        struct timespec ts = { 0, 100 * 1000000 };  /* a user tool retrying, not a test */
-        nanosleep(&ts, NULL);
-    }
+    int rc = moat_open_wait(d->socket, d->cap_name, MOAT_RIGHT_READ | MOAT_RIGHT_WRITE,
+                            d->wait_s, &d->c, &d->cap);
     if (rc) {
         fprintf(stderr, "moat-netdemo: cannot open %s: %s (is moat running with that cap? "
                 "try moatctl list)\n", d->cap_name, moat_strerror(rc));

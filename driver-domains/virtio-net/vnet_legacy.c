@@ -5,7 +5,6 @@
 #include "vnet_transport.h"
 #include "moat/pci_regs.h"
 
-#define POLL_SPIN 64u           /* status reads between clock checks */
 
 static uint8_t r8(struct vnet_tp *t, uint32_t off) { return dd_io_read8(t->io, off); }
 static uint16_t r16(struct vnet_tp *t, uint32_t off) { return dd_io_read16(t->io, off); }
@@ -37,20 +36,6 @@ const char *vnet_legacy_probe(struct vnet_tp *t, struct dd_dev *dev)
 
 static uint8_t l_status_get(struct vnet_tp *t) { return r8(t, VIRTIO_LEGACY_STATUS); }
 static void l_status_set(struct vnet_tp *t, uint8_t s) { w8(t, VIRTIO_LEGACY_STATUS, s); }
-
-static const char *l_reset(struct vnet_tp *t, uint64_t timeout_ns)
-{
-    l_status_set(t, 0);
-    /* Emulated devices reset at once; real ones may take a while. */
-    uint64_t deadline = dd_now_ns() + timeout_ns;
-    for (;;) {
-        for (unsigned i = 0; i < POLL_SPIN; i++)
-            if (l_status_get(t) == 0)
-                return NULL;
-        if (dd_now_ns() > deadline)
-            return "the device status did not read 0 after reset";
-    }
-}
 
 static uint64_t l_features_get(struct vnet_tp *t) { return r32(t, VIRTIO_LEGACY_HOST_FEATURES); }
 
@@ -133,7 +118,6 @@ static void l_config_read(struct vnet_tp *t, bool with_status, struct vnet_confi
 const struct vnet_transport_ops vnet_legacy_ops = {
     .name = "legacy",
     .modern = false,
-    .reset = l_reset,
     .status_get = l_status_get,
     .status_set = l_status_set,
     .features_get = l_features_get,

@@ -138,11 +138,27 @@ static void alloc_bufs(struct vnet *v, struct vnet_bufs *b, uint32_t count, cons
 
 /* ---- bring-up (§3.1.1) ---------------------------------------------------------- */
 
+/* Write 0 to the status and wait until it reads 0 again (§4.1.4.3.2):
+ * emulated devices reset at once, real ones may take a while. */
+static const char *reset(struct vnet_tp *t, const struct vnet_transport_ops *ops,
+                         uint64_t timeout_ns)
+{
+    ops->status_set(t, 0);
+    uint64_t deadline = dd_now_ns() + timeout_ns;
+    for (;;) {
+        for (unsigned i = 0; i < 64; i++)       /* status reads between clock checks */
+            if (ops->status_get(t) == 0)
+                return NULL;
+        if (dd_now_ns() > deadline)
+            return "the device status did not read 0 after reset";
+    }
+}
+
 static void bring_up(struct vnet *v)
 {
     struct vnet_tp *t = &v->tp;
     const struct vnet_transport_ops *ops = v->ops;
-    const char *why = ops->reset(t, VNET_RESET_NS);
+    const char *why = reset(t, ops, VNET_RESET_NS);
     if (why)
         dd_panic("virtio-net %04x:%04x %s: %s", v->info.vendor, v->info.device, ops->name, why);
     ops->status_set(t, VIRTIO_STATUS_ACKNOWLEDGE);

@@ -3,7 +3,6 @@
 #include "vnet_transport.h"
 #include "moat/pci_regs.h"
 
-#define POLL_SPIN 64u           /* status reads between clock checks */
 
 /* ---- register access within the validated windows ------------------------- */
 
@@ -103,20 +102,6 @@ const char *vnet_modern_probe(struct vnet_tp *t, struct dd_dev *dev)
 
 static uint8_t m_status_get(struct vnet_tp *t) { return c8(t, VIRTIO_COMMON_STATUS); }
 static void m_status_set(struct vnet_tp *t, uint8_t s) { cw8(t, VIRTIO_COMMON_STATUS, s); }
-
-static const char *m_reset(struct vnet_tp *t, uint64_t timeout_ns)
-{
-    m_status_set(t, 0);
-    /* §4.1.4.3.2: the reset is over when the status reads 0 again. */
-    uint64_t deadline = dd_now_ns() + timeout_ns;
-    for (;;) {
-        for (unsigned i = 0; i < POLL_SPIN; i++)
-            if (m_status_get(t) == 0)
-                return NULL;
-        if (dd_now_ns() > deadline)
-            return "the device status did not read 0 after reset";
-    }
-}
 
 static uint64_t m_features_get(struct vnet_tp *t)
 {
@@ -268,7 +253,6 @@ static void m_config_read(struct vnet_tp *t, bool with_status, struct vnet_confi
 const struct vnet_transport_ops vnet_modern_ops = {
     .name = "modern",
     .modern = true,
-    .reset = m_reset,
     .status_get = m_status_get,
     .status_set = m_status_set,
     .features_get = m_features_get,

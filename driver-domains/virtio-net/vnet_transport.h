@@ -73,7 +73,6 @@ struct vnet_transport_ops {
     const char *name;           /* "modern" / "legacy" */
     bool modern;                /* VERSION_1 rules: layout, header, features */
     /* Write 0 to the status and wait (up to timeout_ns) until it reads 0. */
-    const char *(*reset)(struct vnet_tp *t, uint64_t timeout_ns);
     uint8_t (*status_get)(struct vnet_tp *t);
     void (*status_set)(struct vnet_tp *t, uint8_t status);
     /* Device features (legacy: bits 0..31) / driver features (legacy:

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 #include "libmoat_internal.h"
 
@@ -374,4 +375,34 @@ int moat_stop(struct moat_cap *ctl, const char *domain)
 int moat_inject(struct moat_cap *ctl, const char *domain, uint32_t fault)
 {
     return ctl_action(ctl, MOAT_MSG_INJECT, domain, fault);
+}
+
+int moat_open_wait(const char *path, const char *name, uint32_t rights, unsigned wait_s,
+                   struct moat_client **c, struct moat_cap **cap)
+{
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    *c = NULL;
+    int rc;
+    for (;;) {
+        rc = *c ? 0 : moat_connect(path, c);
+        if (rc == 0)
+            rc = moat_open(*c, name, rights, cap);
+        if (rc == 0)
+            return 0;
+        if (rc != -MOAT_ENOENT && rc != -MOAT_EDOWN && *c) {
+            moat_disconnect(*c);        /* moat went away: connect afresh */
+            *c = NULL;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - t0.tv_sec >= (time_t)wait_s)
+            break;
+        /* Nothing to wait on before moat exists: a user tool retrying. */
+        struct timespec pause = { 0, 100 * 1000000 };
+        nanosleep(&pause, NULL);
+    }
+    if (*c)
+        moat_disconnect(*c);
+    *c = NULL;
+    return rc;
 }

@@ -59,6 +59,12 @@ int moat_list(struct moat_client *c, struct moat_cap_desc *out, size_t max);
 /* Open the cap called name with rights (MOAT_RIGHT_*; moat refuses rights
  * the caller may not have). */
 int moat_open(struct moat_client *c, const char *name, uint32_t rights, struct moat_cap **out);
+/* For tools started beside moat: connect (path NULL = default socket) and
+ * open name, retrying every 100 ms for up to wait_s seconds while moat is
+ * not up yet or the cap does not exist or is down. On success *c and *cap
+ * are set; on failure nothing is left open and the last error returned. */
+int moat_open_wait(const char *path, const char *name, uint32_t rights, unsigned wait_s,
+                   struct moat_client **c, struct moat_cap **cap);
 /* Close and free one handle (its sessions must be closed first). */
 void moat_close(struct moat_cap *cap);
 const struct moat_cap_desc *moat_cap_desc(const struct moat_cap *cap);
