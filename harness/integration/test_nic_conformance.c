@@ -9,9 +9,11 @@
  * without harming the other session; one million frames between two
  * clients on two NIC domains; a DHCP exchange with the built-in gateway
  * (and the moat-netdemo client end to end); a pcap written during a test
- * read back by tcpdump; a restarted NIC domain serves again.
+ * read back by tcpdump; link changes of the device reach the cap's status;
+ * a restarted NIC domain serves again.
  */
 #include <criterion/criterion.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -22,6 +24,7 @@
 #include "netback.h"
 #include "supervisor.h"
 #include "testutil.h"
+#include "virtio_net.h"
 
 #define BOOT_MS 20000u
 #define WAIT_MS 5000
@@ -397,6 +400,55 @@ Test(nic_conformance, pcap_opens_in_tcpdump, .init = start_pcap, .fini = finish,
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "tcpdump could not read the pcap:\n%s", all);
     cr_assert_eq(frames, n, "tcpdump shows %u of the %u frames nica sent:\n%s", frames, n, all);
     cr_assert_not_null(strstr(all, "length 60"), "the first (60-byte) frame is not in the capture:\n%s", all);
+}
+
+/* ---- link status ---------------------------------------------------------------------- */
+
+/* Poll the session's status until the link reads want, or fail. */
+static void await_link(struct conn *k, uint16_t want, const char *what)
+{
+    uint64_t deadline = mono_ns() + (uint64_t)WAIT_MS * 1000000ull;
+    struct moat_nic_status st = { 0 };
+    for (;;) {
+        int rc = moat_nic_status(k->s, &st);
+        cr_assert_eq(rc, 0, "%s: status: %s", what, moat_strerror(rc));
+        if (st.link_up == want)
+            return;
+        cr_assert_lt(mono_ns(), deadline, "%s: the cap still reports link %u after %d ms", what,
+                     st.link_up, WAIT_MS);
+        sched_yield();
+    }
+}
+
+static void link_follows_the_device(const char *dev, const char *what)
+{
+    struct domain *d = boot_nic("nica", MAC_A, dev, "");
+    boot_nic("nicb", MAC_B, "", "");
+    struct conn a = nic_open("nica"), b = nic_open("nicb");
+    cr_assert(a.info.flags & MOAT_NIC_F_LINK_STATUS, "%s: the cap does not report link status", what);
+    struct pci_func *f = d->pci.slot[1];
+    cr_assert(virtio_net_set_link(f, false), "%s: the device is not a virtio-net", what);
+    await_link(&a, 0, what);
+    cr_assert(virtio_net_set_link(f, true), "%s: link up", what);
+    await_link(&a, 1, what);
+    /* Frames flow again after the link came back. */
+    struct stream ab = { &a, &b, MAC_B, MAC_A, 0, 0, 50, len_sweep, mono_ns() + 30000000000ull };
+    while (stream_step(&ab, 10)) {
+    }
+    nic_close(&a);
+    nic_close(&b);
+}
+
+Test(nic_conformance, link_changes_reach_the_cap_modern, .init = start, .fini = finish,
+     .timeout = 120)
+{
+    link_follows_the_device("", "modern");
+}
+
+Test(nic_conformance, link_changes_reach_the_cap_legacy, .init = start, .fini = finish,
+     .timeout = 120)
+{
+    link_follows_the_device("legacy=1:qsize=4096", "legacy");
 }
 
 /* ---- restart ---------------------------------------------------------------------------- */
