@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "broker.h"
+#include "fake_platform.h"
 #include "moat/layout.h"
 #include "moat/nvme_regs.h"
 #include "moat/pci_regs.h"
@@ -62,69 +63,15 @@ struct fx_state {
     uint8_t *mem;               /* the window, as the guest sees it */
     char dir[64], image[96];
     struct fx_queue adm;
-    /* fake platform: called from the worker too */
-    _Atomic int msi[NVME_QUEUES_MAX + 1];
-    _Atomic int msi_bad;
-    _Atomic int intx_level, intx_calls;
-    _Atomic int refused, dma_refused;
-    char last_refused[160];
-    bool ioev_accept;           /* does the fake platform take ioeventfds? */
-    int ioev_calls;             /* vCPU thread only */
-    struct fx_ioev { uint64_t gpa; uint32_t len; int fd; bool assign; } ioev[16];
+    struct fake_platform p;     /* called from the worker too */
 };
 
 static struct fx_state fx;
 
-static bool fx_msi(void *ctx, uint64_t addr, uint32_t data)
-{
-    (void)ctx;
-    (void)addr;
-    if (data >= FX_MSI_DATA0 && data - FX_MSI_DATA0 <= NVME_QUEUES_MAX)
-        atomic_fetch_add(&fx.msi[data - FX_MSI_DATA0], 1);
-    else
-        atomic_fetch_add(&fx.msi_bad, 1);
-    return true;
-}
 
-static void fx_intx(void *ctx, uint32_t gsi, bool level)
-{
-    (void)ctx;
-    (void)gsi;
-    atomic_store(&fx.intx_level, level);
-    atomic_fetch_add(&fx.intx_calls, 1);
-}
 
-static void fx_refused(void *ctx, const char *device, const char *what, uint64_t addr,
-                       uint64_t value)
-{
-    (void)ctx;
-    (void)device;
-    (void)addr;
-    (void)value;
-    snprintf(fx.last_refused, sizeof fx.last_refused, "%s", what);
-    atomic_fetch_add(&fx.refused, 1);
-}
 
-static void fx_dma_refused(void *ctx, const char *device, uint64_t iova, uint64_t len,
-                           enum broker_refusal why)
-{
-    (void)ctx;
-    (void)device;
-    (void)iova;
-    (void)len;
-    (void)why;
-    atomic_fetch_add(&fx.dma_refused, 1);
-}
 
-static bool fx_ioeventfd(void *ctx, bool pio, uint64_t gpa, uint32_t len, int fd, bool assign)
-{
-    (void)ctx;
-    cr_assert_not(pio, "NVMe doorbells are memory-mapped, never I/O ports");
-    if (fx.ioev_calls < 16)
-        fx.ioev[fx.ioev_calls] = (struct fx_ioev){ gpa, len, fd, assign };
-    fx.ioev_calls++;
-    return fx.ioev_accept;
-}
 
 static inline void *fx_ptr(uint64_t iova)
 {
@@ -144,10 +91,6 @@ static inline uint64_t fx_now_ms(void)
  * Bus mastering and memory decode are on. */
 static inline void fx_setup(const char *extra_opts)
 {
-    static const struct pci_platform_ops plat = {
-        .msi = fx_msi, .intx = fx_intx, .refused = fx_refused,
-        .dma_refused = fx_dma_refused, .ioeventfd = fx_ioeventfd,
-    };
     char err[256], opts[256];
     struct dma_handle h;
     memset(&fx, 0, sizeof fx);
@@ -160,6 +103,8 @@ static inline void fx_setup(const char *extra_opts)
     broker_init(&fx.br, 64ull << 20, NULL);
     cr_assert(broker_grant(&fx.br, FX_DOM, FX_WIN, FX_WIN_SIZE, DMA_BIDIR, &h, err, sizeof err),
               "window grant failed: %s", err);
+    fake_platform_init(&fx.p, FX_MSI_DATA0, NVME_QUEUES_MAX + 1);
+    struct pci_platform_ops plat = fake_platform_ops(&fx.p);
     pci_bus_init(&fx.bus, "dom", FX_DOM, &fx.br, &plat);
     snprintf(opts, sizeof opts, "image=%s%s%s", fx.image, extra_opts[0] ? ":" : "", extra_opts);
     cr_assert(nvme_create(&fx.bus, "nvme0", FX_GSI, opts, err, sizeof err),
@@ -175,6 +120,8 @@ static inline void fx_teardown(void)
 {
     if (!fx.f)
         return;
+    for (int i = 0; i < fx.p.ioev_calls && i < (int)FAKE_IOEV_MAX; i++)
+        cr_assert_not(fx.p.ioev[i].pio, "NVMe doorbells are memory-mapped, never I/O ports");
     pci_bus_fini(&fx.bus);
     broker_dma_unmap(&fx.br, &fx.win_map);
     broker_fini(&fx.br);
@@ -367,7 +314,7 @@ static inline void fx_msix_on(void)
     }
     uint16_t ctl = (uint16_t)pci_cfg_read(fx.f, fx.f->msix.cap + PCI_MSIX_CTRL, 2);
     cr_assert(pci_cfg_write(fx.f, fx.f->msix.cap + PCI_MSIX_CTRL, 2, ctl | PCI_MSIX_CTRL_ENABLE),
-              "MSI-X enable refused: %s", fx.last_refused);
+              "MSI-X enable refused: %s", fx.p.last_refused);
 }
 
 /* Wait until cond (over the stats snapshot s and anything else) holds;

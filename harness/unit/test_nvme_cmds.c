@@ -83,7 +83,7 @@ Test(nvme_io, write_then_read_round_trip_through_prp2_and_a_list)
         cr_assert_eq(tail[i], 0, "byte %zu past the written blocks reads %#x, want 0", i, tail[i]);
     cr_assert_eq(*(const uint8_t *)fx_ptr(dst + 0x1FF), 0xAA, "the read wrote before PRP1");
     struct nvme_stats s;
-    FX_WAIT_STATS(s, atomic_load(&fx.msi[1]) >= 1, "no MSI-X message on vector 1 (CQ 1)");
+    FX_WAIT_STATS(s, atomic_load(&fx.p.msi[1]) >= 1, "no MSI-X message on vector 1 (CQ 1)");
     s = fx_stats();
     cr_assert_eq(s.io_reads + s.io_writes, 2, "I/O commands counted %lu",
                  (unsigned long)(s.io_reads + s.io_writes));
@@ -172,8 +172,8 @@ Test(nvme_io, malformed_commands_each_get_their_status)
                  (unsigned long)s.err_data_xfer);
     cr_assert_geq(s.dma_refusals, 4, "broker refusals counted %lu, want >= 4",
                   (unsigned long)s.dma_refusals);
-    cr_assert_geq(atomic_load(&fx.dma_refused), 4, "the platform heard of %d refused DMAs",
-                  atomic_load(&fx.dma_refused));
+    cr_assert_geq(atomic_load(&fx.p.dma_refused), 4, "the platform heard of %d refused DMAs",
+                  atomic_load(&fx.p.dma_refused));
     cr_assert_eq(s.err_prp_offset, 3, "PRP offset errors %lu", (unsigned long)s.err_prp_offset);
     uint8_t *disk = image_bytes(0, 4096);
     for (size_t i = 0; i < 4096; i++)
@@ -364,20 +364,20 @@ Test(nvme_io, shadow_doorbells_run_commands_without_mmio_and_publish_eventidx)
 
 static void expect_ioev(int i, uint64_t gpa, bool assign, const char *what)
 {
-    cr_assert_gt(fx.ioev_calls, i, "%s: no ioeventfd call %d", what, i);
-    cr_assert(fx.ioev[i].gpa == gpa && fx.ioev[i].len == 4 && fx.ioev[i].assign == assign,
+    cr_assert_gt(fx.p.ioev_calls, i, "%s: no ioeventfd call %d", what, i);
+    cr_assert(fx.p.ioev[i].addr == gpa && fx.p.ioev[i].len == 4 && fx.p.ioev[i].assign == assign,
               "%s: ioeventfd call %d was %s %#lx/%u, want %s %#lx/4", what, i,
-              fx.ioev[i].assign ? "assign" : "deassign", (unsigned long)fx.ioev[i].gpa,
-              fx.ioev[i].len, assign ? "assign" : "deassign", (unsigned long)gpa);
+              fx.p.ioev[i].assign ? "assign" : "deassign", (unsigned long)fx.p.ioev[i].addr,
+              fx.p.ioev[i].len, assign ? "assign" : "deassign", (unsigned long)gpa);
 }
 
 Test(nvme_io, ioeventfd_doorbells_follow_dbbuf_bar_moves_and_deletes)
 {
     fx_setup("poll_us=0");
-    fx.ioev_accept = true;
+    fx.p.ioev_accept = true;
     fx_enable(16, 16);
     struct fx_queue q = fx_io_queue(1, 16);
-    cr_assert_eq(fx.ioev_calls, 0, "an ioeventfd was attached before DBBUF config");
+    cr_assert_eq(fx.p.ioev_calls, 0, "an ioeventfd was attached before DBBUF config");
     adm_expect((struct nvme_sqe){ .opc = NVME_ADM_DBBUF_CONFIG, .prp1 = FX_DBS, .prp2 = FX_EIS },
                NVME_SC_SUCCESS, "DOORBELL BUFFER CONFIG");
     uint64_t bar0 = fx.f->bar[0].base;
@@ -389,19 +389,19 @@ Test(nvme_io, ioeventfd_doorbells_follow_dbbuf_bar_moves_and_deletes)
     q_put(&q, cmd_rw(NVME_IO_READ, 0, 1, FX_DATA, 0), false);
     __atomic_store_n(&dbs[2], q.sq_tail, __ATOMIC_RELEASE);
     uint64_t one = 1;
-    cr_assert_eq(write(fx.ioev[0].fd, &one, sizeof one), 8, "cannot signal the ioeventfd");
+    cr_assert_eq(write(fx.p.ioev[0].fd, &one, sizeof one), 8, "cannot signal the ioeventfd");
     q_await(&q, "a READ whose doorbell went through the ioeventfd");
     cr_assert_eq(fx_stats().mmio_doorbells, 0, "an MMIO doorbell reached the model");
 
     uint64_t nb = MOAT_GPA_MMIO_HOLE + 0x100000;
     cr_assert(pci_cfg_write(fx.f, PCI_BAR_REG(0), 4, (uint32_t)nb | PCI_BAR_MEM_64),
-              "moving BAR0 refused: %s", fx.last_refused);
+              "moving BAR0 refused: %s", fx.p.last_refused);
     expect_ioev(1, bar0 + NVME_SQ_TDBL(1, 0), false, "BAR0 moved: old address");
     expect_ioev(2, nb + NVME_SQ_TDBL(1, 0), true, "BAR0 moved: new address");
     adm_expect((struct nvme_sqe){ .opc = NVME_ADM_DELETE_SQ, .cdw10 = 1 }, NVME_SC_SUCCESS,
                "DELETE SQ 1");
     expect_ioev(3, nb + NVME_SQ_TDBL(1, 0), false, "SQ deleted");
-    cr_assert_eq(fx.ioev_calls, 4, "%d ioeventfd calls, want 4", fx.ioev_calls);
+    cr_assert_eq(fx.p.ioev_calls, 4, "%d ioeventfd calls, want 4", fx.p.ioev_calls);
 }
 
 Test(nvme_io, coalescing_fires_at_threshold_or_time)
@@ -417,9 +417,9 @@ Test(nvme_io, coalescing_fires_at_threshold_or_time)
         q_pop(&q, false);
     }
     struct nvme_stats s;
-    FX_WAIT_STATS(s, atomic_load(&fx.msi[1]) >= 1, "no interrupt after 4 completions (THR 4)");
-    cr_assert_eq(atomic_load(&fx.msi[1]), 1, "4 completions made %d interrupts, want 1",
-                 atomic_load(&fx.msi[1]));
+    FX_WAIT_STATS(s, atomic_load(&fx.p.msi[1]) >= 1, "no interrupt after 4 completions (THR 4)");
+    cr_assert_eq(atomic_load(&fx.p.msi[1]), 1, "4 completions made %d interrupts, want 1",
+                 atomic_load(&fx.p.msi[1]));
     cr_assert_eq(s.irq_by_threshold, 1, "fired by threshold %lu times, want 1",
                  (unsigned long)s.irq_by_threshold);
     cr_assert_geq(s.irq_coalesced, 3, "coalesced completions %lu, want >= 3",
@@ -430,7 +430,7 @@ Test(nvme_io, coalescing_fires_at_threshold_or_time)
                "IRQ_COALESCE THR 4, TIME 1 ms");
     q_put(&q, cmd_rw(NVME_IO_READ, 0, 1, FX_DATA, 0), true);
     q_await(&q, "a single READ");
-    FX_WAIT_STATS(s, atomic_load(&fx.msi[1]) >= 2, "one completion never fired after TIME");
+    FX_WAIT_STATS(s, atomic_load(&fx.p.msi[1]) >= 2, "one completion never fired after TIME");
     cr_assert_eq(s.irq_by_time, 1, "fired by time %lu times, want 1", (unsigned long)s.irq_by_time);
     cr_assert_eq(s.irq_by_threshold, 1, "a single completion fired by threshold (THR 4)");
 }
@@ -454,7 +454,7 @@ Test(nvme_io, consumed_cq_skips_the_coalesced_interrupt)
     }
     cr_assert_geq(s.irq_skipped, 1, "%d times the host consumed the CQ before TIME, yet every "
                   "interrupt was sent", attempts);
-    cr_assert_eq(s.irq_skipped + (uint64_t)atomic_load(&fx.msi[1]), (uint64_t)attempts,
+    cr_assert_eq(s.irq_skipped + (uint64_t)atomic_load(&fx.p.msi[1]), (uint64_t)attempts,
                  "every due interrupt must be either skipped or sent once");
 }
 
@@ -464,12 +464,12 @@ Test(nvme_io, intx_is_asserted_for_io_completions_when_msix_is_off)
     q_put(&q, cmd_rw(NVME_IO_READ, 0, 1, FX_DATA, 0), true);
     q_await(&q, "a READ");
     uint64_t end = fx_now_ms() + FX_WAIT_MS;
-    while (!atomic_load(&fx.intx_level)) {
+    while (!atomic_load(&fx.p.intx_level)) {
         cr_assert(fx_now_ms() < end, "INTx not asserted for an unconsumed I/O completion");
         sched_yield();
     }
     q_pop(&q, true);
-    cr_assert_eq(atomic_load(&fx.intx_level), 0, "INTx still asserted after the CQ was consumed");
+    cr_assert_eq(atomic_load(&fx.p.intx_level), 0, "INTx still asserted after the CQ was consumed");
 }
 
 Test(nvme_io, stalled_command_waits_for_abort)

@@ -102,7 +102,7 @@ Test(nvme_regs, bad_admin_queue_config_is_fatal_not_ready)
         cr_assert_eq(reg_rd(NVME_REG_CSTS, 4), 0, "%s: CC.EN = 0 must clear CFS", bad[i].what);
     }
     cr_assert_eq(fx_stats().fatal, 5, "fatal count %lu, want 5", (unsigned long)fx_stats().fatal);
-    cr_assert_geq(atomic_load(&fx.dma_refused), 1, "the out-of-window ASQ was not refused by DMA");
+    cr_assert_geq(atomic_load(&fx.p.dma_refused), 1, "the out-of-window ASQ was not refused by DMA");
     uint32_t csts = fx_try_enable(NVME_AQA_MAKE(4096, 4096), FX_ASQ, FX_ACQ + 0x40000);
     cr_assert_eq(csts, NVME_CSTS_RDY, "4096-entry admin queues: CSTS %#x, want RDY", csts);
 }
@@ -133,10 +133,10 @@ Test(nvme_regs, wrong_width_or_alignment_is_refused)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         uint64_t v = NVME_CC_EN;
-        int before = atomic_load(&fx.refused);
+        int before = atomic_load(&fx.p.refused);
         cr_assert_eq(fx_mmio(0, bad[i].off, bad[i].size, bad[i].write, &v), BUS_OK,
                      "%s not handled", bad[i].what);
-        cr_assert_eq(atomic_load(&fx.refused), before + 1, "%s was not refused", bad[i].what);
+        cr_assert_eq(atomic_load(&fx.p.refused), before + 1, "%s was not refused", bad[i].what);
     }
     cr_assert_eq(reg_rd(NVME_REG_CC, 4), 0, "a refused write changed CC");
     cr_assert_eq(reg_rd(0x40, 4), 0, "reserved register 0x40 must read 0");
@@ -146,7 +146,7 @@ Test(nvme_regs, wrong_width_or_alignment_is_refused)
     cr_assert_eq(reg_rd(NVME_REG_ASQ, 8), 0x112345000ull, "ASQ written as two dwords");
     reg_wr(NVME_REG_ACQ, 8, 0x223456000ull);
     cr_assert_eq(reg_rd(NVME_REG_ACQ + 4, 4), 2, "upper half of ACQ written as a qword");
-    cr_assert_eq(atomic_load(&fx.refused), 7, "legal accesses were refused: %s", fx.last_refused);
+    cr_assert_eq(atomic_load(&fx.p.refused), 7, "legal accesses were refused: %s", fx.p.last_refused);
 }
 
 Test(nvme_regs, intx_follows_admin_cq_and_intms)
@@ -155,17 +155,17 @@ Test(nvme_regs, intx_follows_admin_cq_and_intms)
     fx_enable(4, 4);
     struct nvme_sqe id = { .opc = NVME_ADM_IDENTIFY, .prp1 = FX_BUF, .cdw10 = NVME_CNS_CONTROLLER };
     q_put(&fx.adm, id, true);
-    cr_assert_eq(atomic_load(&fx.intx_level), 1, "INTx not asserted for an unconsumed admin CQE");
+    cr_assert_eq(atomic_load(&fx.p.intx_level), 1, "INTx not asserted for an unconsumed admin CQE");
     q_pop(&fx.adm, true);
-    cr_assert_eq(atomic_load(&fx.intx_level), 0, "INTx still asserted after the CQ head moved");
+    cr_assert_eq(atomic_load(&fx.p.intx_level), 0, "INTx still asserted after the CQ head moved");
     reg_wr(NVME_REG_INTMS, 4, 1);
     cr_assert_eq(reg_rd(NVME_REG_INTMS, 4), 1, "INTMS must read the mask");
     q_put(&fx.adm, id, true);
-    cr_assert_eq(atomic_load(&fx.intx_level), 0, "INTx asserted while masked by INTMS");
+    cr_assert_eq(atomic_load(&fx.p.intx_level), 0, "INTx asserted while masked by INTMS");
     reg_wr(NVME_REG_INTMC, 4, 1);
-    cr_assert_eq(atomic_load(&fx.intx_level), 1, "INTx not asserted after INTMC unmasked it");
+    cr_assert_eq(atomic_load(&fx.p.intx_level), 1, "INTx not asserted after INTMC unmasked it");
     q_pop(&fx.adm, true);
-    cr_assert_eq(atomic_load(&fx.intx_level), 0, "INTx asserted with an empty CQ");
+    cr_assert_eq(atomic_load(&fx.p.intx_level), 0, "INTx asserted with an empty CQ");
 }
 
 Test(nvme_regs, quiesce_stops_and_reset_restores_power_on_state)
@@ -273,8 +273,8 @@ Test(nvme_admin, invalid_doorbells_are_counted_not_refused)
     reg_wr(NVME_SQ_TDBL(9, 0), 4, 0);                   /* beyond every queue */
     cr_assert_eq(fx_stats().invalid_doorbells, 5, "invalid doorbells counted %lu, want 5",
                  (unsigned long)fx_stats().invalid_doorbells);
-    cr_assert_eq(atomic_load(&fx.refused), 0, "a bad doorbell value is not a hostile access: %s",
-                 fx.last_refused);
+    cr_assert_eq(atomic_load(&fx.p.refused), 0, "a bad doorbell value is not a hostile access: %s",
+                 fx.p.last_refused);
     adm_expect((struct nvme_sqe){ .opc = NVME_ADM_IDENTIFY, .prp1 = FX_BUF,
                                   .cdw10 = NVME_CNS_CONTROLLER }, NVME_SC_SUCCESS,
                "IDENTIFY after the bad doorbells");

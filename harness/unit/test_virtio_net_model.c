@@ -212,11 +212,11 @@ Test(vnet_modern, wrong_width_or_offset_is_refused)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         uint64_t v = VIRTIO_STATUS_ACKNOWLEDGE;
-        int before = atomic_load(&vx.refused);
+        int before = atomic_load(&vx.p.refused);
         uint64_t bad_before = vx_stats().bad_registers;
         cr_assert_eq(vx_bar(bad[i].bar, bad[i].off, bad[i].size, bad[i].write, &v), BUS_OK,
                      "%s not handled", bad[i].what);
-        cr_assert_eq(atomic_load(&vx.refused), before + 1, "%s was not refused", bad[i].what);
+        cr_assert_eq(atomic_load(&vx.p.refused), before + 1, "%s was not refused", bad[i].what);
         cr_assert_eq(vx_stats().bad_registers, bad_before + 1, "%s not counted", bad[i].what);
         if (!bad[i].write)
             cr_assert_eq(v, 0, "%s: a refused read returned %#lx, want 0", bad[i].what,
@@ -380,8 +380,8 @@ Test(vnet_modern, msix_vectors_as_the_driver_programs_them)
     }
     vx_rx_post(1526, NULL);
     vx_peer_send(64, 1, NULL);
-    cr_assert_eq(atomic_load(&vx.msi[1]), 1, "RX completion: vector 1 fired %d times",
-                 atomic_load(&vx.msi[1]));
+    cr_assert_eq(atomic_load(&vx.p.msi[1]), 1, "RX completion: vector 1 fired %d times",
+                 atomic_load(&vx.p.msi[1]));
     uint8_t f[60], mac[6];
     vx_dev_mac(mac);
     vx_frame(f, sizeof f, vx_peer_mac, mac, 1);
@@ -389,23 +389,23 @@ Test(vnet_modern, msix_vectors_as_the_driver_programs_them)
     vx_kick(VX_TX);
     vx_wait_used(VX_TX, 1, "TX completion");
     uint64_t end = vx_now_ms() + VX_WAIT_MS;
-    while (atomic_load(&vx.msi[2]) < 1)
+    while (atomic_load(&vx.p.msi[2]) < 1)
         cr_assert(vx_now_ms() < end, "TX completion did not fire vector 2");
     uint8_t gen = (uint8_t)cm_rd(VIRTIO_COMMON_CFGGEN, 1);
     cr_assert(virtio_net_set_link(vx.f, false), "set_link refused");
-    cr_assert_eq(atomic_load(&vx.msi[0]), 1, "link change: config vector 0 fired %d times",
-                 atomic_load(&vx.msi[0]));
+    cr_assert_eq(atomic_load(&vx.p.msi[0]), 1, "link change: config vector 0 fired %d times",
+                 atomic_load(&vx.p.msi[0]));
     cr_assert_eq(vx_cfg16(VIRTIO_NET_CFG_STATUS), 0, "config status after link down");
     cr_assert_neq((uint8_t)cm_rd(VIRTIO_COMMON_CFGGEN, 1), gen, "config_generation not bumped");
-    cr_assert_eq(atomic_load(&vx.intx_level), 0, "INTx asserted while MSI-X is on");
-    cr_assert_eq(atomic_load(&vx.msi_bad), 0, "an MSI with unexpected data was sent");
+    cr_assert_eq(atomic_load(&vx.p.intx_level), 0, "INTx asserted while MSI-X is on");
+    cr_assert_eq(atomic_load(&vx.p.msi_bad), 0, "an MSI with unexpected data was sent");
     cm_wr(VIRTIO_COMMON_Q_SELECT, 2, VX_RX);
     cm_wr(VIRTIO_COMMON_Q_MSIX, 2, VIRTIO_MSI_NO_VECTOR);
     vx_rx_post(1526, NULL);
     virtio_net_set_link(vx.f, true);
     vx_peer_send(64, 2, NULL);
     cr_assert_eq(vx_used_idx(VX_RX), 2, "second RX frame not delivered");
-    cr_assert_eq(atomic_load(&vx.msi[1]), 1, "NO_VECTOR: the RX queue must not interrupt");
+    cr_assert_eq(atomic_load(&vx.p.msi[1]), 1, "NO_VECTOR: the RX queue must not interrupt");
 }
 
 Test(vnet_modern, intx_and_isr_without_msix)
@@ -414,12 +414,12 @@ Test(vnet_modern, intx_and_isr_without_msix)
     vx_modern_up(VX_MODERN_FEATURES | VIRTIO_BIT(VIRTIO_NET_F_STATUS), 64);
     vx_rx_post(1526, NULL);
     vx_peer_send(64, 1, NULL);
-    cr_assert_eq(atomic_load(&vx.intx_level), 1, "INTx not asserted for an RX completion");
+    cr_assert_eq(atomic_load(&vx.p.intx_level), 1, "INTx not asserted for an RX completion");
     cr_assert_eq(vx_isr(), VIRTIO_ISR_QUEUE, "ISR must say queue");
-    cr_assert_eq(atomic_load(&vx.intx_level), 0, "reading the ISR must lower INTx");
+    cr_assert_eq(atomic_load(&vx.p.intx_level), 0, "reading the ISR must lower INTx");
     cr_assert_eq(vx_isr(), 0, "the ISR read must clear it");
     virtio_net_set_link(vx.f, false);
-    cr_assert_eq(atomic_load(&vx.intx_level), 1, "INTx not asserted for a config change");
+    cr_assert_eq(atomic_load(&vx.p.intx_level), 1, "INTx not asserted for a config change");
     cr_assert_eq(vx_isr(), VIRTIO_ISR_CONFIG, "ISR must say config");
     cr_assert_eq(vx_stats().config_irqs, 1, "config interrupt not counted");
 }
@@ -432,10 +432,10 @@ Test(vnet_modern, event_idx_and_no_interrupt_suppress_interrupts)
     vx_rx_post(1526, NULL);
     vx_rx_post(1526, NULL);
     vx_peer_send(64, 1, NULL);
-    cr_assert_eq(atomic_load(&vx.intx_level), 0, "used 0->1 must not pass used_event 1");
+    cr_assert_eq(atomic_load(&vx.p.intx_level), 0, "used 0->1 must not pass used_event 1");
     cr_assert_eq(vx_stats().irq_suppressed, 1, "suppressed interrupt not counted");
     vx_peer_send(64, 2, NULL);
-    cr_assert_eq(atomic_load(&vx.intx_level), 1, "used 1->2 passes used_event 1: interrupt");
+    cr_assert_eq(atomic_load(&vx.p.intx_level), 1, "used 1->2 passes used_event 1: interrupt");
     cr_assert_eq(vx_isr(), VIRTIO_ISR_QUEUE, "ISR after the interrupt");
 
     vx_modern_up(VX_MODERN_FEATURES, 64);       /* no EVENT_IDX: the flag rules */
@@ -443,7 +443,7 @@ Test(vnet_modern, event_idx_and_no_interrupt_suppress_interrupts)
     vx_rx_post(1526, NULL);
     vx_peer_send(64, 3, NULL);
     cr_assert_eq(vx_used_idx(VX_RX), 1, "frame not delivered with NO_INTERRUPT");
-    cr_assert_eq(atomic_load(&vx.intx_level), 0, "NO_INTERRUPT set, yet INTx rose");
+    cr_assert_eq(atomic_load(&vx.p.intx_level), 0, "NO_INTERRUPT set, yet INTx rose");
     cr_assert_eq(*(uint16_t *)vx_ptr(vx.q[VX_RX].used + VIRTQ_USED_FLAGS),
                  VIRTQ_USED_F_NO_NOTIFY, "receive refills need no kick: NO_NOTIFY expected");
 }
@@ -471,7 +471,7 @@ Test(vnet_modern, looping_tx_chain_needs_reset_until_status_zero)
     expect_needs_reset("loop");
     struct virtio_net_stats s = vx_stats();
     cr_assert_eq(s.bad_chains, 1, "bad_chains %lu, want 1", (unsigned long)s.bad_chains);
-    cr_assert_eq(atomic_load(&vx.msi[0]), 1, "NEEDS_RESET must raise the config interrupt");
+    cr_assert_eq(atomic_load(&vx.p.msi[0]), 1, "NEEDS_RESET must raise the config interrupt");
     cr_assert_eq(vx_used_idx(VX_TX), 0, "the looping chain was completed");
     /* Stopped: a good TX chain is not taken, a frame is not received. */
     uint8_t f[60] = { 0 };
@@ -503,7 +503,7 @@ Test(vnet_modern, out_of_window_buffer_needs_reset_and_counts_the_refusal)
     vx_kick(VX_TX);
     expect_needs_reset("out-of-window TX buffer");
     cr_assert_geq(vx_stats().dma_refusals, 1, "the refused map was not counted");
-    cr_assert_geq(atomic_load(&vx.dma_refused), 1, "the platform was not told of the refusal");
+    cr_assert_geq(atomic_load(&vx.p.dma_refused), 1, "the platform was not told of the refusal");
     cr_assert_eq(vx_stats().bad_chains, 0, "a refused DMA is counted as dma, not as malformed");
 }
 
@@ -540,12 +540,12 @@ Test(vnet_modern, avail_index_jump_and_wrong_direction_need_reset)
 Test(vnet_modern, notify_ioeventfds_attach_move_and_detach)
 {
     vx_setup("poll_us=0");
-    vx.ioev_accept = true;
+    vx.p.ioev_accept = true;
     vx_modern_up(VX_MODERN_FEATURES, 64);
     uint64_t base = vx.f->bar[VNET_BAR_MODERN].base;
-    cr_assert_geq(vx.ioev_calls, 2, "no ioeventfd for the two queues");
+    cr_assert_geq(vx.p.ioev_calls, 2, "no ioeventfd for the two queues");
     for (int i = 0; i < 2; i++) {
-        struct vx_ioev *e = &vx.ioev[i];
+        struct fake_ioev *e = &vx.p.ioev[i];
         cr_assert(!e->pio && e->assign && e->len == 2 &&
                   e->addr == base + VNET_NOTIFY_OFF + VNET_NOTIFY_MULT * (uint64_t)i,
                   "ioeventfd %d: pio %d assign %d len %u addr %#lx", i, e->pio, e->assign, e->len,
@@ -557,23 +557,23 @@ Test(vnet_modern, notify_ioeventfds_attach_move_and_detach)
     vx_frame(f, sizeof f, vx_peer_mac, mac, 2);
     vx_tx_post(f, sizeof f);
     uint64_t one = 1;
-    cr_assert_eq(write(vx.ioev[1].fd, &one, sizeof one), (ssize_t)sizeof one, "eventfd write");
+    cr_assert_eq(write(vx.p.ioev[1].fd, &one, sizeof one), (ssize_t)sizeof one, "eventfd write");
     vx_wait_peer(1, "TX woken through the ioeventfd");
     cr_assert_eq(vx_stats().notifies, 0, "an ioeventfd kick is not an MMIO notify");
     /* Move BAR4: every attached ioeventfd follows. */
     uint64_t nb = base + 0x100000;
-    int calls = vx.ioev_calls;
+    int calls = vx.p.ioev_calls;
     cr_assert(pci_cfg_write(vx.f, PCI_BAR_REG(VNET_BAR_MODERN), 4, (uint32_t)nb | PCI_BAR_MEM_64),
-              "moving BAR4 refused: %s", vx.last_refused);
-    cr_assert_eq(vx.ioev_calls, calls + 4, "a move detaches and attaches both queues");
-    cr_assert(!vx.ioev[calls].assign && vx.ioev[calls].addr == base + VNET_NOTIFY_OFF,
+              "moving BAR4 refused: %s", vx.p.last_refused);
+    cr_assert_eq(vx.p.ioev_calls, calls + 4, "a move detaches and attaches both queues");
+    cr_assert(!vx.p.ioev[calls].assign && vx.p.ioev[calls].addr == base + VNET_NOTIFY_OFF,
               "old notify address not detached");
-    cr_assert(vx.ioev[calls + 1].assign && vx.ioev[calls + 1].addr == nb + VNET_NOTIFY_OFF,
+    cr_assert(vx.p.ioev[calls + 1].assign && vx.p.ioev[calls + 1].addr == nb + VNET_NOTIFY_OFF,
               "new notify address not attached");
-    calls = vx.ioev_calls;
+    calls = vx.p.ioev_calls;
     cm_wr(VIRTIO_COMMON_STATUS, 1, 0);
-    cr_assert_eq(vx.ioev_calls, calls + 2, "status 0 must detach both ioeventfds");
-    cr_assert(!vx.ioev[calls].assign && !vx.ioev[calls + 1].assign, "detach expected");
+    cr_assert_eq(vx.p.ioev_calls, calls + 2, "status 0 must detach both ioeventfds");
+    cr_assert(!vx.p.ioev[calls].assign && !vx.p.ioev[calls + 1].assign, "detach expected");
 }
 
 Test(vnet_modern, quiesce_stops_dma_and_reset_gives_power_on_state)
@@ -697,7 +697,7 @@ static void legacy_round_trip(uint32_t qsize)
     static const uint8_t zero[10];
     cr_assert(!memcmp(b, zero, 10), "legacy RX header must be 10 zero bytes");
     cr_assert(!memcmp(b + 10, sent, sizeof sent), "qsize %u: RX frame bytes differ", qsize);
-    cr_assert_eq(atomic_load(&vx.intx_level), 1, "legacy completions interrupt through INTx");
+    cr_assert_eq(atomic_load(&vx.p.intx_level), 1, "legacy completions interrupt through INTx");
 }
 
 Test(vnet_legacy, fixed_queue_size_256) { legacy_round_trip(256); }
@@ -773,11 +773,11 @@ Test(vnet_legacy, isr_read_clears_and_lowers_intx)
     vx_legacy_up((uint32_t)(VIRTIO_BIT(VIRTIO_NET_F_MAC) | VIRTIO_BIT(VIRTIO_NET_F_STATUS)));
     vx_rx_post(1524, NULL);
     vx_peer_send(64, 1, NULL);
-    cr_assert_eq(atomic_load(&vx.intx_level), 1, "INTx not asserted");
+    cr_assert_eq(atomic_load(&vx.p.intx_level), 1, "INTx not asserted");
     virtio_net_set_link(vx.f, false);
     cr_assert_eq(lg_rd(VIRTIO_LEGACY_ISR, 1), VIRTIO_ISR_QUEUE | VIRTIO_ISR_CONFIG,
                  "ISR must hold both queue and config bits");
-    cr_assert_eq(atomic_load(&vx.intx_level), 0, "ISR read must lower INTx");
+    cr_assert_eq(atomic_load(&vx.p.intx_level), 0, "ISR read must lower INTx");
     cr_assert_eq(lg_rd(VIRTIO_LEGACY_ISR, 1), 0, "ISR read must clear it");
     cr_assert_eq(lg_rd(VIRTIO_LEGACY_CONFIG + VIRTIO_NET_CFG_STATUS, 2), 0, "link down in config");
 }
@@ -800,10 +800,10 @@ Test(vnet_legacy, wrong_width_or_offset_is_refused)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         uint64_t v = 0;
-        int before = atomic_load(&vx.refused);
+        int before = atomic_load(&vx.p.refused);
         cr_assert_eq(vx_bar(VNET_BAR_LEGACY, bad[i].off, bad[i].size, bad[i].write, &v), BUS_OK,
                      "%s not handled", bad[i].what);
-        cr_assert_eq(atomic_load(&vx.refused), before + 1, "%s was not refused", bad[i].what);
+        cr_assert_eq(atomic_load(&vx.p.refused), before + 1, "%s was not refused", bad[i].what);
     }
     cr_assert_eq(vx_stats().bad_registers, sizeof bad / sizeof bad[0], "refusals not counted");
     cr_assert_eq(lg_rd(VIRTIO_LEGACY_QUEUE_NUM, 2), 256, "QUEUE_NUM changed by a refused write");
@@ -812,28 +812,28 @@ Test(vnet_legacy, wrong_width_or_offset_is_refused)
 Test(vnet_legacy, notify_port_ioeventfd_attach_and_move)
 {
     vx_setup("legacy=1:poll_us=0");
-    vx.ioev_accept = true;
+    vx.p.ioev_accept = true;
     vx_legacy_up((uint32_t)VIRTIO_BIT(VIRTIO_NET_F_MAC));
     uint64_t base = vx.f->bar[VNET_BAR_LEGACY].base;
-    cr_assert_eq(vx.ioev_calls, 1, "one notify port for both queues, got %d calls", vx.ioev_calls);
-    cr_assert(vx.ioev[0].pio && vx.ioev[0].assign && vx.ioev[0].len == 2 &&
-              vx.ioev[0].addr == base + VIRTIO_LEGACY_QUEUE_NOTIFY,
-              "legacy ioeventfd: pio %d assign %d len %u port %#lx", vx.ioev[0].pio,
-              vx.ioev[0].assign, vx.ioev[0].len, (unsigned long)vx.ioev[0].addr);
+    cr_assert_eq(vx.p.ioev_calls, 1, "one notify port for both queues, got %d calls", vx.p.ioev_calls);
+    cr_assert(vx.p.ioev[0].pio && vx.p.ioev[0].assign && vx.p.ioev[0].len == 2 &&
+              vx.p.ioev[0].addr == base + VIRTIO_LEGACY_QUEUE_NOTIFY,
+              "legacy ioeventfd: pio %d assign %d len %u port %#lx", vx.p.ioev[0].pio,
+              vx.p.ioev[0].assign, vx.p.ioev[0].len, (unsigned long)vx.p.ioev[0].addr);
     uint8_t f[60], mac[6];
     vx_dev_mac(mac);
     vx_frame(f, sizeof f, vx_peer_mac, mac, 2);
     vx_tx_post(f, sizeof f);
     uint64_t one = 1;
-    cr_assert_eq(write(vx.ioev[0].fd, &one, sizeof one), (ssize_t)sizeof one, "eventfd write");
+    cr_assert_eq(write(vx.p.ioev[0].fd, &one, sizeof one), (ssize_t)sizeof one, "eventfd write");
     vx_wait_peer(1, "legacy TX woken through the PIO ioeventfd");
     uint64_t nb = base + 0x100;
     cr_assert(pci_cfg_write(vx.f, PCI_BAR_REG(0), 4, (uint32_t)nb | PCI_BAR_IO),
-              "moving BAR0 refused: %s", vx.last_refused);
-    cr_assert_eq(vx.ioev_calls, 3, "a move detaches and attaches");
-    cr_assert(!vx.ioev[1].assign && vx.ioev[1].addr == base + VIRTIO_LEGACY_QUEUE_NOTIFY &&
-              vx.ioev[2].assign && vx.ioev[2].addr == nb + VIRTIO_LEGACY_QUEUE_NOTIFY &&
-              vx.ioev[2].pio, "the ioeventfd did not follow the BAR");
+              "moving BAR0 refused: %s", vx.p.last_refused);
+    cr_assert_eq(vx.p.ioev_calls, 3, "a move detaches and attaches");
+    cr_assert(!vx.p.ioev[1].assign && vx.p.ioev[1].addr == base + VIRTIO_LEGACY_QUEUE_NOTIFY &&
+              vx.p.ioev[2].assign && vx.p.ioev[2].addr == nb + VIRTIO_LEGACY_QUEUE_NOTIFY &&
+              vx.p.ioev[2].pio, "the ioeventfd did not follow the BAR");
 }
 
 /* ---- both shapes ------------------------------------------------------- */
@@ -915,7 +915,7 @@ Test(vnet_common, link_change_without_status_feature_sends_no_interrupt)
     vx_setup("");
     vx_modern_up(VX_MODERN_FEATURES, 64);
     virtio_net_set_link(vx.f, false);
-    cr_assert_eq(atomic_load(&vx.intx_level), 0, "config interrupt without STATUS negotiated");
+    cr_assert_eq(atomic_load(&vx.p.intx_level), 0, "config interrupt without STATUS negotiated");
     cr_assert_eq(vx_stats().config_irqs, 0, "config interrupt counted without STATUS");
 }
 

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "broker.h"
+#include "fake_platform.h"
 #include "moat/layout.h"
 #include "moat/pci_regs.h"
 #include "moat/virtio_regs.h"
@@ -67,14 +68,7 @@ struct vx_state {
     uint64_t features;
     uint32_t hdr_len;
     struct vx_queue q[2];
-    /* fake platform (worker threads call it too) */
-    _Atomic int msi[VNET_MSIX_VECTORS], msi_bad;
-    _Atomic int intx_level, intx_calls;
-    _Atomic int refused, dma_refused;
-    char last_refused[160];
-    bool ioev_accept;
-    int ioev_calls;             /* vCPU (test) thread only */
-    struct vx_ioev { bool pio; uint64_t addr; uint32_t len; int fd; bool assign; } ioev[16];
+    struct fake_platform p;     /* worker threads call it too */
     /* the test port */
     struct netback_port *peer;
     pthread_mutex_t peer_mu;
@@ -85,55 +79,10 @@ struct vx_state {
 
 static struct vx_state vx;
 
-static bool vx_msi(void *ctx, uint64_t addr, uint32_t data)
-{
-    (void)ctx;
-    (void)addr;
-    if (data >= VX_MSI_DATA0 && data - VX_MSI_DATA0 < VNET_MSIX_VECTORS)
-        atomic_fetch_add(&vx.msi[data - VX_MSI_DATA0], 1);
-    else
-        atomic_fetch_add(&vx.msi_bad, 1);
-    return true;
-}
 
-static void vx_intx(void *ctx, uint32_t gsi, bool level)
-{
-    (void)ctx;
-    (void)gsi;
-    atomic_store(&vx.intx_level, level);
-    atomic_fetch_add(&vx.intx_calls, 1);
-}
 
-static void vx_refused(void *ctx, const char *device, const char *what, uint64_t addr,
-                       uint64_t value)
-{
-    (void)ctx;
-    (void)device;
-    (void)addr;
-    (void)value;
-    snprintf(vx.last_refused, sizeof vx.last_refused, "%s", what);
-    atomic_fetch_add(&vx.refused, 1);
-}
 
-static void vx_dma_refused(void *ctx, const char *device, uint64_t iova, uint64_t len,
-                           enum broker_refusal why)
-{
-    (void)ctx;
-    (void)device;
-    (void)iova;
-    (void)len;
-    (void)why;
-    atomic_fetch_add(&vx.dma_refused, 1);
-}
 
-static bool vx_ioeventfd(void *ctx, bool pio, uint64_t addr, uint32_t len, int fd, bool assign)
-{
-    (void)ctx;
-    if (vx.ioev_calls < 16)
-        vx.ioev[vx.ioev_calls] = (struct vx_ioev){ pio, addr, len, fd, assign };
-    vx.ioev_calls++;
-    return vx.ioev_accept;
-}
 
 static void vx_peer_rx(void *ctx, const void *frame, size_t len)
 {
@@ -163,10 +112,6 @@ static inline uint64_t vx_now_ms(void)
  * with opts; memory and I/O decode and bus mastering on. */
 static inline void vx_setup(const char *opts)
 {
-    static const struct pci_platform_ops plat = {
-        .msi = vx_msi, .intx = vx_intx, .refused = vx_refused,
-        .dma_refused = vx_dma_refused, .ioeventfd = vx_ioeventfd,
-    };
     char err[256];
     struct dma_handle h;
     struct netback_config cfg;
@@ -181,6 +126,8 @@ static inline void vx_setup(const char *opts)
     broker_init(&vx.br, 64ull << 20, NULL);
     cr_assert(broker_grant(&vx.br, VX_DOM, VX_WIN, VX_WIN_SIZE, DMA_BIDIR, &h, err, sizeof err),
               "window grant failed: %s", err);
+    fake_platform_init(&vx.p, VX_MSI_DATA0, VNET_MSIX_VECTORS);
+    struct pci_platform_ops plat = fake_platform_ops(&vx.p);
     pci_bus_init(&vx.bus, "vdom", VX_DOM, &vx.br, &plat);
     cr_assert(virtio_net_create(&vx.bus, "net0", VX_GSI, opts, err, sizeof err),
               "virtio_net_create(%s) failed: %s", opts, err);
@@ -241,21 +188,21 @@ static inline enum bus_result vx_bar(unsigned bar, uint64_t off, uint32_t size, 
 static inline uint64_t vx_rd(unsigned bar, uint64_t off, uint32_t size)
 {
     uint64_t v = 0;
-    int before = atomic_load(&vx.refused);
+    int before = atomic_load(&vx.p.refused);
     cr_assert_eq(vx_bar(bar, off, size, false, &v), BUS_OK, "BAR%u read at %#lx not handled", bar,
                  (unsigned long)off);
-    cr_assert_eq(atomic_load(&vx.refused), before, "BAR%u %u-byte read at %#lx refused: %s", bar,
-                 size, (unsigned long)off, vx.last_refused);
+    cr_assert_eq(atomic_load(&vx.p.refused), before, "BAR%u %u-byte read at %#lx refused: %s", bar,
+                 size, (unsigned long)off, vx.p.last_refused);
     return v;
 }
 
 static inline void vx_wr(unsigned bar, uint64_t off, uint32_t size, uint64_t v)
 {
-    int before = atomic_load(&vx.refused);
+    int before = atomic_load(&vx.p.refused);
     cr_assert_eq(vx_bar(bar, off, size, true, &v), BUS_OK, "BAR%u write at %#lx not handled", bar,
                  (unsigned long)off);
-    cr_assert_eq(atomic_load(&vx.refused), before, "BAR%u %u-byte write at %#lx refused: %s", bar,
-                 size, (unsigned long)off, vx.last_refused);
+    cr_assert_eq(atomic_load(&vx.p.refused), before, "BAR%u %u-byte write at %#lx refused: %s", bar,
+                 size, (unsigned long)off, vx.p.last_refused);
 }
 
 static inline uint64_t cm_rd(uint64_t off, uint32_t size)
@@ -536,7 +483,7 @@ static inline void vx_msix_on(void)
     }
     uint16_t ctl = (uint16_t)pci_cfg_read(vx.f, vx.f->msix.cap + PCI_MSIX_CTRL, 2);
     cr_assert(pci_cfg_write(vx.f, vx.f->msix.cap + PCI_MSIX_CTRL, 2, ctl | PCI_MSIX_CTRL_ENABLE),
-              "MSI-X enable refused: %s", vx.last_refused);
+              "MSI-X enable refused: %s", vx.p.last_refused);
 }
 
 #endif /* MOAT_VNET_FIXTURE_H */
