@@ -152,6 +152,7 @@ bool nic_take_requests(struct gsession *s)
         struct moat_nic_sqe e;
         memcpy(&e, moat_ring_peek(&s->sq, n), sizeof e);   /* one copy, then check */
         uint32_t bad = check(s, nic, &e);
+        serve_count_request(bad != MOAT_ST_OK);
         s->owed++;
         if (bad != MOAT_ST_OK)
             serve_stage(s, e.tag, bad, 0);

@@ -179,6 +179,12 @@ static uint32_t check(const struct gsession *s, const struct moat_sqe *e)
     return MOAT_ST_OK;
 }
 
+void serve_count_request(bool refused)
+{
+    st.requests++;
+    st.refused += refused;
+}
+
 bool serve_ring_room(struct gsession *s, uint32_t *avail, uint32_t *space)
 {
     if (moat_ring_avail(&s->sq, avail) != MOAT_RING_OK) {

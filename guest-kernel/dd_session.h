@@ -61,6 +61,8 @@ extern struct served_cap serve_caps[SERVE_CAPS_MAX];
 void serve_stage(struct gsession *s, uint64_t tag, uint32_t status, uint32_t len);
 /* The client broke its ring: stop serving s until moat closes it. */
 void serve_abandon(struct gsession *s, const char *why);
+/* Count one request taken from a ring (refused: answered as malformed). */
+void serve_count_request(bool refused);
 /* Requests waiting in s's ring and free completion slots; false (s
  * abandoned) when the client wrote an impossible index. */
 bool serve_ring_room(struct gsession *s, uint32_t *avail, uint32_t *space);
