@@ -25,6 +25,16 @@
  *   stall=N      test knob: the N-th I/O command (from 1) is swallowed once,
  *                without a completion, until ABORT or reset (default 0: off)
  *
+ * Image I/O: reads copy from a shared read-only mapping of the image
+ * (devmodel/image_map.h: no system call per command; a file shrunk under
+ * moat gives READ_ERROR, not a crash); writes, WRITE ZEROES, DSM and FLUSH
+ * go through the fd (pwritev, fallocate, fdatasync), which shares the page
+ * cache with the mapping. Without a mapping reads fall back to preadv.
+ *
+ * Interrupts: a message for a vector the host masked waits in the PBA and
+ * is retracted once the host drained that vector's CQs (a polling driver
+ * masks its vectors and unmasks them only to sleep).
+ *
  * Error policy: nvme_create returns false with a full sentence in err.
  * Guest mistakes never stop the VMM: a register access of the wrong width
  * is refused (pci_refuse); a bad doorbell is counted and ignored; a bad
@@ -69,6 +79,8 @@
     X(fatal)            /* times CSTS.CFS was set */                          \
     X(irq_sent)         /* MSI-X messages and INTx assertions */              \
     X(irq_skipped)      /* due interrupts not sent: CQ already consumed */    \
+    X(irq_retracted)    /* PBA bits cleared: the host drained the CQs while \
+                           the vector was masked (no spurious message) */   \
     X(irq_coalesced)    /* completions folded into a later interrupt */       \
     X(irq_by_threshold) /* coalesced vectors fired by THR */                  \
     X(irq_by_time)      /* coalesced vectors fired by TIME */                 \

@@ -27,6 +27,7 @@
 #include <stdint.h>
 #include "moat/nvme_regs.h"
 #include "nvme.h"
+#include "image_map.h"
 #include "pci.h"
 
 #define NVME_NQ          (NVME_QUEUES_MAX + 1u)   /* queue ids 0 (admin) .. 16 */
@@ -71,6 +72,8 @@ struct nvme_vec {
     bool cd;                /* coalescing disabled (IRQ_CONFIG) */
     uint32_t pending;       /* completions since the last interrupt */
     uint64_t first_ns;      /* when the first of them was posted */
+    bool sent;              /* a message since the CQs were last seen drained:
+                               it may wait in the PBA (vector masked) */
 };
 
 /* One I/O command's outcome, filled by nvme_io_exec. */
@@ -95,6 +98,7 @@ struct nvme_ctrl {
     struct pci_func *f;
     /* ---- configuration: set at creation, then read-only ---- */
     int fd;                 /* the image */
+    struct image_map map;   /* reads come from here when mapped */
     uint32_t lba_shift;     /* log2 of the LBA size */
     uint64_t nsze;          /* namespace size in LBAs */
     uint32_t nq;            /* I/O queue pairs offered */

@@ -178,7 +178,8 @@ static uint16_t io_rw(struct nvme_ctrl *c, const struct nvme_sqe *cmd, bool wce,
     st = xfer_map(c, &x, cmd->prp1, cmd->prp2, len, write ? DMA_TO_DEVICE : DMA_FROM_DEVICE);
     if (st != NVME_SC_SUCCESS)
         return st;
-    bool ok = image_io(c->fd, x.iov, (int)x.n, slba << c->lba_shift, write);
+    bool ok = !write && c->map.base ? image_map_readv(&c->map, x.iov, x.n, slba << c->lba_shift)
+                                    : image_io(c->fd, x.iov, (int)x.n, slba << c->lba_shift, write);
     xfer_unmap(c, &x);
     if (!ok)
         return write ? NVME_SC_WRITE_FAULT : NVME_SC_READ_ERROR;
@@ -313,8 +314,31 @@ static void msix_send(struct nvme_ctrl *c, uint16_t v)
     if (vec->pending > 1)
         NVME_ADD(c, irq_coalesced, vec->pending - 1u);
     vec->pending = 0;
+    vec->sent = true;
     if (pci_msix_notify(c->f, v))
         NVME_COUNT(c, irq_sent);
+}
+
+/* The CQ heads, read from the shadow page once per flush: the host may
+ * have consumed entries without ringing. False when the page is refused
+ * (the controller is then fatal). */
+static bool heads_fresh(struct nvme_ctrl *c, bool *heads_read)
+{
+    if (!c->dbbuf || *heads_read)
+        return true;
+    *heads_read = true;
+    return nvme_dbbuf_read(c);
+}
+
+/* Vector v's message may wait in the PBA while the host masks it and
+ * polls: once the host drained its CQs, take the message back. */
+static void msix_retract_drained(struct nvme_ctrl *c, uint16_t v, bool *heads_read)
+{
+    if (!heads_fresh(c, heads_read) || vector_unconsumed(c, v))
+        return;
+    c->vec[v].sent = false;
+    if (pci_msix_retract(c->f, v))
+        NVME_COUNT(c, irq_retracted);
 }
 
 void nvme_intx_update(struct nvme_ctrl *c)
@@ -383,7 +407,10 @@ void nvme_irq_flush(struct nvme_ctrl *c, uint64_t now, uint64_t *deadline_ns)
     if (deadline_ns)
         *deadline_ns = 0;
     if (!nvme_msix_on(c)) {
-        memset(c->vec, 0, sizeof c->vec);   /* INTx is a level: nothing to count */
+        for (uint16_t v = 0; v < NVME_NQ; v++) {    /* INTx is a level: nothing to */
+            c->vec[v].pending = 0;                  /* count; IRQ_CONFIG stays */
+            c->vec[v].sent = false;
+        }
         nvme_intx_update(c);
         return;
     }
@@ -392,8 +419,11 @@ void nvme_irq_flush(struct nvme_ctrl *c, uint64_t now, uint64_t *deadline_ns)
     bool coalescing = thr > 1 || time_ns > 0, heads_read = false;
     for (uint16_t v = 0; v <= c->nq; v++) {
         struct nvme_vec *vec = &c->vec[v];
-        if (!vec->pending)
+        if (!vec->pending) {
+            if (vec->sent)
+                msix_retract_drained(c, v, &heads_read);
             continue;
+        }
         bool by_thr = vec->cd || vec->pending >= thr;
         bool by_time = now - vec->first_ns >= time_ns;
         if (!by_thr && !by_time) {
@@ -407,11 +437,8 @@ void nvme_irq_flush(struct nvme_ctrl *c, uint64_t now, uint64_t *deadline_ns)
             else
                 NVME_COUNT(c, irq_by_time);
         }
-        if (c->dbbuf && !heads_read) {   /* the host may have consumed via the shadow */
-            heads_read = true;
-            if (!nvme_dbbuf_read(c))
-                return;
-        }
+        if (!heads_fresh(c, &heads_read))
+            return;
         if (vector_unconsumed(c, v)) {
             msix_send(c, v);
         } else {

@@ -444,6 +444,18 @@ bool pci_msix_pending(const struct pci_func *f, uint16_t n)
     return f->msix.cap && n < f->msix.entries && (f->msix.pending[n / 64] >> (n % 64) & 1);
 }
 
+bool pci_msix_retract(struct pci_func *f, uint16_t n)
+{
+    if (!f->msix.cap || n >= f->msix.entries)
+        return false;
+    uint64_t bit = 1ull << (n % 64);
+    pthread_mutex_lock(&f->bus->irq_lock);
+    bool was = f->msix.pending[n / 64] & bit;
+    f->msix.pending[n / 64] &= ~bit;
+    pthread_mutex_unlock(&f->bus->irq_lock);
+    return was;
+}
+
 bool pci_msix_notify(struct pci_func *f, uint16_t n)
 {
     pthread_mutex_lock(&f->bus->irq_lock);

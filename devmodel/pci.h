@@ -188,6 +188,10 @@ bool pci_msix_add(struct pci_func *f, uint16_t n, unsigned table_bar, uint32_t t
 bool pci_msix_notify(struct pci_func *f, uint16_t n);
 bool pci_msix_enabled(const struct pci_func *f);
 bool pci_msix_pending(const struct pci_func *f, uint16_t n);
+/* Clear entry n's pending bit because the events behind it were handled
+ * (PCI: a function must do so, or unmasking sends a spurious message).
+ * True when the bit was set. Thread-safe like pci_msix_notify. */
+bool pci_msix_retract(struct pci_func *f, uint16_t n);
 /* Drive INTA# (level). Delivered to the platform unless INTX_DISABLE. */
 void pci_intx_set(struct pci_func *f, bool level);
 uint16_t pci_command(const struct pci_func *f);

@@ -8,8 +8,13 @@
 #include "gk/sys.h"
 #include "gk/timer.h"
 
+_Static_assert(DD_SPIN_US_DEFAULT * 1000ull == GK_SPIN_NS_DEFAULT,
+               "dd.h and gk/runtime.h disagree on the default spin time");
+
 uint64_t dd_now_ns(void) { return timer_now_ns(); }
 bool dd_poll_add(bool (*fn)(void *ctx), void *ctx) { return gk_poller_add(fn, ctx); }
+bool dd_idle_add(bool (*fn)(void *ctx), void *ctx) { return gk_idle_add(fn, ctx); }
+void dd_spin_set(uint64_t ns) { gk_spin_set(ns); }
 void dd_run_once(void) { gk_run_once(); }
 _Noreturn void dd_run(void) { gk_run(); }
 void dd_ready(void) { sys_ready(); }

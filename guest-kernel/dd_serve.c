@@ -19,7 +19,6 @@
 #include "moat/ring.h"
 
 #define REQ_POOL 1024u
-#define SPIN_NS 50000ull        /* keep polling this long after the last work */
 
 struct req_impl {
     struct dd_blk_req pub;      /* first: the driver's pointer is ours */
@@ -34,7 +33,7 @@ static uint32_t n_caps, vector;
 static struct gsession ses[MOAT_SESSION_SLOTS];
 static struct req_impl pool[REQ_POOL];
 static uint32_t free_head = REQ_POOL, pool_ready;
-static uint64_t table_seen, last_work_ns;
+static uint64_t table_seen;
 static struct dd_serve_stats st;
 
 void *dd_mem_alloc(uint64_t size)
@@ -360,18 +359,19 @@ static bool serve_poll(void *ctx)
         }
     }
     nic_pass_end();
-    uint64_t now = dd_now_ns();
-    if (work) {
-        last_work_ns = now;
-        return true;
-    }
-    if (now - last_work_ns < SPIN_NS)
-        return true;
-    /* Going to sleep: ask every client for a kick, then look once more. */
+    return work;
+}
+
+/* The domain is going to sleep: ask every client for a kick at its next
+ * request, then look once more. */
+static bool serve_idle(void *ctx)
+{
+    (void)ctx;
+    bool work = false;
     for (uint32_t i = 0; i < MOAT_SESSION_SLOTS; i++)
         if (ses[i].active && !ses[i].closing && !ses[i].broken && !moat_ring_arm(&ses[i].sq))
-            return true;
-    return false;
+            work = true;
+    return work;
 }
 
 static void session_irq(void *ctx, uint32_t vec)
@@ -388,7 +388,7 @@ int serve_register(const struct moat_cap_register *reg, const struct served_cap 
         dd_panic("serving caps: at most %u per domain", SERVE_CAPS_MAX);
     if (!vector) {
         vector = gk_event_alloc(session_irq, NULL);
-        if (!vector || !gk_poller_add(serve_poll, NULL))
+        if (!vector || !gk_poller_add(serve_poll, NULL) || !gk_idle_add(serve_idle, NULL))
             dd_panic("serving caps: no free vector or poller for sessions");
     }
     struct moat_cap_register r = *reg;

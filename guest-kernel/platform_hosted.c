@@ -36,6 +36,11 @@ void platform_heartbeat(void)
     __atomic_store_n(&page->heartbeat, page->heartbeat + 1, __ATOMIC_RELAXED);
 }
 
+void platform_yield(void)
+{
+    *(volatile uint32_t *)(uintptr_t)(MOAT_GPA_PLATFORM_MMIO + MOAT_PLAT_MMIO_YIELD) = 0;
+}
+
 _Noreturn void platform_exit(uint32_t code)
 {
     cli();

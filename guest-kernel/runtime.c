@@ -7,8 +7,9 @@
 #include "gk/trap.h"
 
 static struct { gk_poll_fn fn; void *ctx; } pollers[GK_POLLERS_MAX];
-static unsigned n_pollers;
-static uint64_t last_tick;
+static struct { gk_idle_fn fn; void *ctx; } idlers[GK_IDLERS_MAX];
+static unsigned n_pollers, n_idlers;
+static uint64_t last_tick, last_work_ns, last_yield_ns, spin_ns = GK_SPIN_NS_DEFAULT;
 
 bool gk_poller_add(gk_poll_fn fn, void *ctx)
 {
@@ -19,6 +20,18 @@ bool gk_poller_add(gk_poll_fn fn, void *ctx)
     n_pollers++;
     return true;
 }
+
+bool gk_idle_add(gk_idle_fn fn, void *ctx)
+{
+    if (!fn || n_idlers == GK_IDLERS_MAX)
+        return false;
+    idlers[n_idlers].fn = fn;
+    idlers[n_idlers].ctx = ctx;
+    n_idlers++;
+    return true;
+}
+
+void gk_spin_set(uint64_t ns) { spin_ns = ns; }
 
 void gk_run_once(void)
 {
@@ -33,6 +46,23 @@ void gk_run_once(void)
     bool work = gk_event_dispatch();
     for (unsigned i = 0; i < n_pollers; i++)
         work |= pollers[i].fn(pollers[i].ctx);
+    uint64_t now = timer_now_ns();
+    if (work) {
+        last_work_ns = now;
+        return;
+    }
+    if (now - last_work_ns < spin_ns) {
+        /* Idle a while: whoever we wait for (a device worker, a client)
+         * may be queued behind us on this host CPU. */
+        if (now - last_yield_ns >= GK_YIELD_NS && now - last_work_ns >= GK_YIELD_NS) {
+            last_yield_ns = now;
+            platform_yield();
+        }
+        return;
+    }
+    /* Every hook arms, even after one saw work: the next pass may sleep. */
+    for (unsigned i = 0; i < n_idlers; i++)
+        work |= idlers[i].fn(idlers[i].ctx);
     if (!work)
         sys_wait(irqs_seen);
 }

@@ -1,6 +1,7 @@
 /* Domain lifecycle and vCPU thread (contract in domain.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -230,10 +231,18 @@ static void plat_session_release(void *ctx, uint32_t slot)
     plat_set_result(d, rc);
 }
 
+static void plat_yield(void *ctx)
+{
+    struct domain *d = ctx;
+    __atomic_fetch_add(&d->stats.yields, 1, __ATOMIC_RELAXED);
+    sched_yield();
+}
+
 static const struct platform_dev_ops plat_ops = {
     .ready = plat_ready, .crash = plat_crash, .exit = plat_exit,
     .msi = plat_msi, .refused = plat_refused,
     .cap_register = plat_cap_register, .session_release = plat_session_release,
+    .yield = plat_yield,
 };
 
 /* ---- exits -------------------------------------------------------------- */
@@ -548,6 +557,8 @@ bool domain_init(struct domain *d, const struct domain_config *cfg, uint32_t id,
     if (!bus_register(&d->pio, UART_COM1_BASE, UART_PORTS, uart_io, &d->com1, "com1") ||
         !bus_register(&d->pio, MOAT_PLAT_PORT_BASE, MOAT_PLAT_PORT_COUNT, platform_dev_io,
                       &d->plat, "platform") ||
+        !bus_register(&d->mmio, MOAT_GPA_PLATFORM_MMIO, MOAT_PLAT_MMIO_SIZE, platform_dev_mmio,
+                      &d->plat, "platform-mmio") ||
         !pci_bus_attach(&d->pci, &d->mmio, &d->pio)) {
         snprintf(err, errlen, "internal: cannot register platform devices");
         domain_fini(d);

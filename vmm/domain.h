@@ -52,6 +52,7 @@ struct domain_stats {
     uint64_t dma_refused;           /* device DMA refused by the broker */
     uint64_t sessions_total;        /* cap sessions ever opened on it */
     uint64_t client_reports;        /* protocol violations clients reported */
+    uint64_t yields;                /* YIELD hints: the idle domain gave way */
 };
 
 struct domain {

@@ -49,3 +49,16 @@ enum bus_result platform_dev_io(void *ctx, struct bus_access *a)
         return refuse(p, "write to an undefined platform port", a);
     }
 }
+
+enum bus_result platform_dev_mmio(void *ctx, struct bus_access *a)
+{
+    struct platform_dev *p = ctx;
+    if (!a->is_write) {
+        a->value = 0;
+        return refuse(p, "read of the write-only platform MMIO register", a);
+    }
+    if (a->size != 4 || a->offset != MOAT_PLAT_MMIO_YIELD)
+        return refuse(p, "platform MMIO write is not a 32-bit store to YIELD", a);
+    p->ops->yield(p->ctx);
+    return BUS_OK;
+}

@@ -234,9 +234,20 @@ void dd_nic_stats(const struct dd_nic *n, struct dd_nic_stats *out);
 /* ---- time, run loop, logging ----------------------------------------------- */
 
 uint64_t dd_now_ns(void);
-/* Poll function: returns true when it did work. */
+/* Poll function: returns true when it did work. Pollers never decide to
+ * sleep: the loop keeps polling for the spin time after the last work,
+ * then calls every idle function, which arms what must wake the domain
+ * (unmask its vectors, enable a queue's interrupt) and returns true when
+ * it sees work after all (the loop then polls instead of sleeping). */
 bool dd_poll_add(bool (*fn)(void *ctx), void *ctx);
-/* One pass: pending interrupt callbacks, pollers, then sleep if idle. */
+bool dd_idle_add(bool (*fn)(void *ctx), void *ctx);
+/* Spin time (default DD_SPIN_US_DEFAULT; drivers take it from spin_us=).
+ * Waking a sleeping domain costs an interrupt and kernel entries, which
+ * are emulated on PVM hosts (~100 us of host CPU): spin about as long. */
+#define DD_SPIN_US_DEFAULT 200u
+void dd_spin_set(uint64_t ns);
+/* One pass: pending interrupt callbacks, pollers; when idle past the spin
+ * time, the idle functions and a sleep until an interrupt. */
 void dd_run_once(void);
 _Noreturn void dd_run(void);
 /* Tell the platform the driver is up (the domain becomes READY). */

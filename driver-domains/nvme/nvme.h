@@ -45,6 +45,7 @@ struct nvme_cfg {
     uint64_t stats_ns;          /* summary line interval, 0 = never */
     uint32_t sessions;          /* geometry.queues */
     bool dbbuf, coalesce;
+    bool irq_mask;              /* mask I/O vectors while polling */
     uint8_t coal_thr, coal_time;    /* 0-based entries, 100 us units */
 };
 
@@ -59,6 +60,7 @@ struct nvme_stats {
     uint64_t db_shadow;         /* published in the shadow page only */
     uint64_t bad_cqe[NVME_CQE_VERDICTS];
     uint64_t sq_stale;          /* SQ looked full: stale SQ head reported */
+    uint64_t irq_masks;         /* polling periods begun (I/O vectors masked) */
 };
 
 /* Per command slot of an I/O queue: its DMA and split-request state. */
@@ -117,7 +119,8 @@ struct nvme_drv {
     uint16_t nq, rr;
     struct nvme_ioq ioq[NVME_IOQ_MAX];
     struct nvme_fifo waitq;
-    uint64_t last_active_ns, next_tmo_ns, next_stats_ns;
+    uint64_t next_tmo_ns, next_stats_ns;
+    bool irqs_masked;           /* I/O vectors masked: the poller runs */
     bool bad_logged[NVME_CQE_VERDICTS];
     uint32_t errors_logged;     /* error completions logged (the first few) */
     struct nvme_stats st, st_logged;
@@ -149,8 +152,12 @@ void nvme_admin_rewind(struct nvme_drv *d);
 /* ---- nvme_io.c ---- */
 /* The BlockDevice submit entry (dd_blk_ops.submit); ctx is the nvme_drv. */
 void nvme_io_submit(void *ctx, struct dd_blk_req *req);
-/* The driver's poller (register after dd_blk_serve). */
+/* The driver's poller (register after dd_blk_serve); true if it did work.
+ * While it finds work the I/O vectors stay masked. */
 bool nvme_io_poll(void *ctx);
+/* The idle hook: the domain is about to sleep, so unmask the I/O vectors
+ * (true: look once more). */
+bool nvme_io_idle(void *ctx);
 /* Take every outstanding command back before a reset: a request on its
  * first attempt waits to be resubmitted, a retried one completes EIO. */
 void nvme_io_requeue(struct nvme_drv *d);

@@ -6,7 +6,11 @@
  * ones and publishes each changed CQ head and SQ tail once. With Doorbell
  * Buffer Config a publish is a store to the shadow page, and MMIO (a VM
  * exit) only when the controller asked for one through EventIdx. Nothing
- * here reads a register, except CSTS once a command is overdue. */
+ * here reads a register, except CSTS once a command is overdue.
+ *
+ * Interrupts: while the poller finds work the I/O vectors are masked; the
+ * idle hook unmasks them when the domain is about to sleep (the run loop
+ * spins spin_us first). A busy domain takes no interrupt at all. */
 #include "nvme.h"
 
 #define MS ((uint64_t)1000000)
@@ -37,14 +41,6 @@ static void wait_push(struct nvme_drv *d, struct dd_blk_req *req, uint8_t tries,
                     : nvme_fifo_push(&d->waitq, req, tries);
     if (!ok)
         dd_panic("nvme: driver bug: more than %u requests wait for a command slot", NVME_WAIT_CAP);
-}
-
-static uint32_t outstanding(const struct nvme_drv *d)
-{
-    uint32_t n = 0;
-    for (uint16_t i = 0; i < d->nq; i++)
-        n += d->ioq[i].q.busy;
-    return n;
 }
 
 /* ---- issuing ------------------------------------------------------------------ */
@@ -131,7 +127,6 @@ static bool start(struct nvme_drv *d, struct dd_blk_req *req, uint8_t tries)
             nvme_slot_free(&q->q, idx);
             finish(d, req, MOAT_ST_EINVAL);
         }
-        d->last_active_ns = now;
         return true;
     }
     return false;
@@ -342,6 +337,25 @@ void nvme_io_requeue(struct nvme_drv *d)
            "(already retried)", retry + failed, retry, failed);
 }
 
+/* ---- interrupts while polling ----------------------------------------------------- */
+
+/* An interrupt only has to wake a sleeping domain, and one costs a domain
+ * far more than a poll (its kernel entry is emulated on PVM hosts). So,
+ * NAPI-style: while the poller runs, the I/O vectors are masked in the
+ * MSI-X table; before the domain may sleep they are unmasked, and a
+ * completion that arrived while masked is then delivered from the PBA
+ * (the controller retracts the pending bit of a CQ we already drained). */
+static void irqs_mask(struct nvme_drv *d, bool masked)
+{
+    if (!d->cfg.irq_mask || d->irqs_masked == masked)
+        return;
+    for (uint16_t i = 0; i < d->nq; i++)
+        if (d->ioq[i].irq)
+            dd_irq_mask(d->ioq[i].irq, masked);
+    d->irqs_masked = masked;
+    d->st.irq_masks += masked;
+}
+
 /* ---- the poller ------------------------------------------------------------------ */
 
 bool nvme_io_poll(void *ctx)
@@ -367,12 +381,20 @@ bool nvme_io_poll(void *ctx)
         d->next_stats_ns = now + d->cfg.stats_ns;
         nvme_stats_log(d, false);
     }
-    if (work) {
-        d->last_active_ns = now;
-        return true;
-    }
-    /* Spin briefly while commands are out, then sleep until their MSI-X. */
-    return outstanding(d) && now - d->last_active_ns < d->cfg.spin_ns;
+    if (work)
+        irqs_mask(d, true);
+    return work;
+}
+
+bool nvme_io_idle(void *ctx)
+{
+    struct nvme_drv *d = ctx;
+    if (d->state != NVME_ST_LIVE || !d->irqs_masked)
+        return false;
+    irqs_mask(d, false);
+    /* A completion that landed while masked is delivered from the PBA
+     * now, and the loop sees it before it sleeps: look once more anyway. */
+    return true;
 }
 
 void nvme_stats_log(struct nvme_drv *d, bool force)
@@ -387,9 +409,9 @@ void nvme_stats_log(struct nvme_drv *d, bool force)
     const uint64_t *n = d->st.done;
     dd_log("nvme: %lu requests, %lu commands; ok %lu, eio %lu, einval %lu, erange %lu, erofs %lu; "
            "waited %lu; timeouts %lu, aborts %lu, retries %lu, resets %lu; irqs %lu; doorbells "
-           "%lu mmio, %lu shadow only; bad CQEs %lu", d->st.requests, d->st.commands,
+           "%lu mmio, %lu shadow only; polling periods %lu; bad CQEs %lu", d->st.requests, d->st.commands,
            n[MOAT_ST_OK], n[MOAT_ST_EIO], n[MOAT_ST_EINVAL], n[MOAT_ST_ERANGE], n[MOAT_ST_EROFS],
            d->st.waited, d->st.timeouts, d->st.aborts, d->st.retries, d->st.resets, irqs,
-           d->st.db_mmio, d->st.db_shadow, bad);
+           d->st.db_mmio, d->st.db_shadow, d->st.irq_masks, bad);
     d->st_logged = d->st;
 }

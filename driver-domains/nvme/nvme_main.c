@@ -17,8 +17,11 @@
  *   dbbuf=0        MMIO doorbells even if Doorbell Buffer Config is offered
  *   coalesce=0     no interrupt coalescing; else coal_thr=N (0-based
  *                  entries, default 31) and coal_time=N (100 us, default 1)
- *   spin_us=N      keep polling N us after the last activity while
- *                  commands are out, then sleep until MSI-X (default 50)
+ *   spin_us=N      the domain keeps polling N us after its last work,
+ *                  then unmasks and sleeps until an MSI-X (default 200)
+ *   irq_mask=0     leave the I/O vectors unmasked while polling (by
+ *                  default they are masked then: an interrupt only has
+ *                  to wake a sleeping domain)
  *   stats_s=N      log a counter summary at most every N s when something
  *                  changed (default 10; 0 = only at resets)
  *   sessions=N     client sessions served at once (geometry.queues, 4)
@@ -57,7 +60,8 @@ static void parse_args(const char *args, struct nvme_cfg *c)
     c->coalesce = dd_arg_u64(args, "coalesce", 1) != 0;
     c->coal_thr = (uint8_t)arg32(args, "coal_thr", 31, 0, 255);
     c->coal_time = (uint8_t)arg32(args, "coal_time", 1, 0, 255);
-    c->spin_ns = arg32(args, "spin_us", 50, 0, 1000000) * (uint64_t)1000;
+    c->irq_mask = dd_arg_u64(args, "irq_mask", 1) != 0;
+    c->spin_ns = arg32(args, "spin_us", DD_SPIN_US_DEFAULT, 0, 1000000) * (uint64_t)1000;
     c->stats_ns = arg32(args, "stats_s", 10, 0, 86400) * (uint64_t)1000 * MS;
     c->sessions = arg32(args, "sessions", 4, 1, MOAT_SESSION_SLOTS);
 }
@@ -101,11 +105,12 @@ void domain_main(const char *args)
         dd_panic("nvme: moat refused the cap '%s'", d->cfg.name);
     /* After dd_blk_serve: the serve poller runs first in each pass, so the
      * doorbells rung at the end of ours cover every request it took. */
-    if (!dd_poll_add(nvme_io_poll, d))
+    dd_spin_set(d->cfg.spin_ns);
+    if (!dd_poll_add(nvme_io_poll, d) || !dd_idle_add(nvme_io_idle, d))
         dd_panic("nvme: no poller slot left");
-    d->last_active_ns = dd_now_ns();
-    d->next_tmo_ns = d->last_active_ns + MS;
-    d->next_stats_ns = d->last_active_ns + d->cfg.stats_ns;
+    uint64_t now = dd_now_ns();
+    d->next_tmo_ns = now + MS;
+    d->next_stats_ns = now + d->cfg.stats_ns;
 
     dd_log("nvme: serving %s: %lu blocks of %u bytes (%lu MiB), %u queues x %u, max %u KiB, "
            "flush %s%s%s%s, doorbells %s, coalescing %s", d->cfg.name, d->geo.blocks,

@@ -91,7 +91,7 @@ struct vnet {
 
     struct dd_nic *nic;
     bool irqs_armed;                /* the poller went idle with interrupts on */
-    uint64_t last_active_ns, next_check_ns, next_stats_ns;
+    uint64_t next_check_ns, next_stats_ns;
     bool rx_bad_logged[VNET_RX_BADS];
     struct vnet_stats st, st_logged;
 };
@@ -100,8 +100,11 @@ struct vnet {
 /* dd_nic_ops.tx / .tx_flush; ctx is the vnet. */
 bool vnet_tx(void *ctx, const void *frame, uint32_t len);
 void vnet_tx_flush(void *ctx);
-/* The poller (register after dd_nic_serve). */
+/* The poller (register after dd_nic_serve); true if it did work. */
 bool vnet_poll(void *ctx);
+/* The idle hook: enable the interrupts that must wake the domain, true
+ * when the rings moved meanwhile. */
+bool vnet_idle(void *ctx);
 /* Transport hook: a configuration change (link, DEVICE_NEEDS_RESET). */
 void vnet_config_event(void *ctx);
 /* Post every receive buffer, publish and notify (after DRIVER_OK). */

@@ -12,8 +12,9 @@
  *
  * Interrupts: while a pass finds work the device is asked not to
  * interrupt (used_event one behind, or NO_INTERRUPT) — stores into the
- * ring, no exits. After spin_us without work the poller asks for an
- * interrupt on the next receive completion (and on the next transmit
+ * ring, no exits. When the domain is about to sleep (after spin_us
+ * without work) the idle hook asks for an interrupt on the next receive
+ * completion (and on the next transmit
  * completion only while a transmit is refused: otherwise nobody waits for
  * those), re-checks the rings behind a full barrier and only then lets
  * the loop sleep. */
@@ -249,13 +250,16 @@ bool vnet_poll(void *ctx)
         v->next_stats_ns = now + v->cfg.stats_ns;
         vnet_stats_log(v, false);
     }
-    if (work) {
-        v->last_active_ns = now;
+    if (work)
         v->irqs_armed = false;
-        return true;
-    }
-    if (now - v->last_active_ns < v->cfg.spin_ns)
-        return true;
+    return work;
+}
+
+bool vnet_idle(void *ctx)
+{
+    struct vnet *v = ctx;
+    if (!v->live)
+        return false;
     /* Going idle: ask for the next receive completion (and transmit
      * completion while a frame waits for room), then look again: one
      * that landed before the device saw the request raises nothing. */

@@ -16,7 +16,7 @@
  *   status=0       do not negotiate VIRTIO_NET_F_STATUS (link always up)
  *   sessions=N     client sessions served at once (moat_nic_info.queues, 4)
  *   spin_us=N      keep polling N us after the last work before arming
- *                  interrupts and sleeping (default 50)
+ *                  interrupts and sleeping (default 200)
  *   stats_s=N      log a counter line every N s when something changed
  *                  (default 0: off)
  *
@@ -49,7 +49,7 @@ static void parse_args(const char *args, struct vnet_cfg *c)
     c->wants.mrg_rxbuf = arg32(args, "mrg_rxbuf", 1, 0, 1) != 0;
     c->wants.status = arg32(args, "status", 1, 0, 1) != 0;
     c->sessions = arg32(args, "sessions", 4, 1, MOAT_SESSION_SLOTS);
-    c->spin_ns = arg32(args, "spin_us", 50, 0, 1000000) * (uint64_t)1000;
+    c->spin_ns = arg32(args, "spin_us", DD_SPIN_US_DEFAULT, 0, 1000000) * (uint64_t)1000;
     c->stats_ns = arg32(args, "stats_s", 0, 0, 86400) * (uint64_t)1000000000;
 }
 
@@ -223,10 +223,10 @@ static void serve(struct vnet *v)
     vnet_rx_fill(v);
     /* After dd_nic_serve: its poller runs first in each pass, so the
      * batch our poller publishes covers the frames it handed us. */
-    if (!dd_poll_add(vnet_poll, v))
+    dd_spin_set(v->cfg.spin_ns);
+    if (!dd_poll_add(vnet_poll, v) || !dd_idle_add(vnet_idle, v))
         dd_panic("virtio-net: no poller slot left");
     uint64_t now = dd_now_ns();
-    v->last_active_ns = now;
     v->next_check_ns = now + VNET_CHECK_NS;
     v->next_stats_ns = now + v->cfg.stats_ns;
 }

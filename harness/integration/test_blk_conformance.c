@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include "control.h"
 #include "libmoat_internal.h"
+#include "nvme.h"
 #include "testutil.h"
 
 #define BOOT_MS 15000u
@@ -292,28 +293,41 @@ static void image_equals(const char *path, const uint8_t *shadow, uint64_t bytes
     free(buf);
 }
 
+/* I/O doorbell writes that reached the NVMe model (0 without one). */
+static uint64_t doorbells(const struct dut *u)
+{
+    struct nvme_stats st;
+    for (unsigned i = 0; i < PCI_SLOTS_MAX; i++)
+        if (u->d->pci.slot[i] && nvme_stats_get(u->d->pci.slot[i], &st))
+            return st.mmio_doorbells;
+    return 0;
+}
+
 static void check_random_io(const struct target *t, uint64_t n)
 {
     struct dut u = bring_up(t, "dut", NULL);
     struct conn k = must_open(u.cap, 64);
     uint64_t bytes = k.geo.blocks * k.geo.block_size;
     uint8_t *shadow = calloc(1, bytes);
-    uint64_t reads = 0, writes = 0, exits0 = u.d->stats.exits_mmio;
+    uint64_t reads = 0, writes = 0, dbs0 = doorbells(&u), exits0 = u.d->stats.exits_mmio;
     random_io(&k, shadow, n, 0x1234567 + n, &reads, &writes);
     uint64_t exits = __atomic_load_n(&u.d->stats.exits_mmio, __ATOMIC_RELAXED) - exits0;
+    uint64_t dbs = doorbells(&u) - dbs0;
     cr_assert_eq(moat_blk_flush(k.s), 0, "final flush");
     whole_device_equals(&k, shadow, t->what);
     if (t->disk_bytes)
         image_equals(u.image_path, shadow, bytes);
-    cr_log_info("%s: %llu requests (%llu reads, %llu writes): %llu MMIO exits (%.3f per request)",
-                t->what, (unsigned long long)n, (unsigned long long)reads,
-                (unsigned long long)writes, (unsigned long long)exits, (double)exits / (double)n);
+    cr_log_info("%s: %llu requests (%llu reads, %llu writes): %llu MMIO exits (%.3f per "
+                "request), %llu of them I/O doorbells", t->what, (unsigned long long)n,
+                (unsigned long long)reads, (unsigned long long)writes, (unsigned long long)exits,
+                (double)exits / (double)n, (unsigned long long)dbs);
     /* Shadow doorbells: a busy driver rings the MMIO doorbell only when the
-     * controller went to sleep, far less than once per request. */
+     * controller went to sleep, far less than once per request. (Other
+     * MMIO exits are the driver masking its vectors around sleeps.) */
     if (t->disk_bytes && !strstr(t->args, "dbbuf=0"))
-        cr_assert_lt((double)exits / (double)n, 0.5,
-                     "%s: %llu MMIO exits for %llu requests: shadow doorbells are not working",
-                     t->what, (unsigned long long)exits, (unsigned long long)n);
+        cr_assert_lt((double)dbs / (double)n, 0.5,
+                     "%s: %llu MMIO doorbells for %llu requests: shadow doorbells are not working",
+                     t->what, (unsigned long long)dbs, (unsigned long long)n);
     cr_assert_eq(tu_state(&sup, u.d), DOMAIN_READY, "%s: the domain ended", t->what);
     free(shadow);
     close_conn(&k);

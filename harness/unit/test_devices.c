@@ -80,7 +80,7 @@ Test(uart, registers)
     cr_assert_eq(u.bytes, 0, "a divisor write is not output");
 }
 
-struct plat_log { int ready, crash, exit, msi, refused, reg, rel; uint32_t code, vector, gpa, slot; };
+struct plat_log { int ready, crash, exit, msi, refused, reg, rel, yield; uint32_t code, vector, gpa, slot; };
 
 static void p_ready(void *c) { ((struct plat_log *)c)->ready++; }
 static void p_crash(void *c) { ((struct plat_log *)c)->crash++; }
@@ -94,10 +94,11 @@ static void p_refused(void *c, const char *why, uint64_t port, uint64_t value)
 
 static void p_reg(void *c, uint32_t gpa) { ((struct plat_log *)c)->reg++; ((struct plat_log *)c)->gpa = gpa; }
 static void p_rel(void *c, uint32_t slot) { ((struct plat_log *)c)->rel++; ((struct plat_log *)c)->slot = slot; }
+static void p_yield(void *c) { ((struct plat_log *)c)->yield++; }
 
 static const struct platform_dev_ops ops = {
     .ready = p_ready, .crash = p_crash, .exit = p_exit, .msi = p_msi, .refused = p_refused,
-    .cap_register = p_reg, .session_release = p_rel,
+    .cap_register = p_reg, .session_release = p_rel, .yield = p_yield,
 };
 
 static void pw(struct platform_dev *p, uint32_t port, uint32_t size, uint64_t v)
@@ -145,4 +146,30 @@ Test(platform_dev, hostile_accesses_are_refused_and_counted)
     cr_assert_eq(log.msi + log.ready + log.exit + log.crash + log.reg + log.rel, 0, "no op may run");
     cr_assert_eq(p.bad_accesses, 6);
     cr_assert_eq(log.refused, 6);
+}
+
+static enum bus_result mmio(struct platform_dev *p, uint64_t off, uint32_t size, bool write)
+{
+    struct bus_access a = { .addr = MOAT_GPA_PLATFORM_MMIO + off, .offset = off, .size = size,
+                            .is_write = write, .value = 7 };
+    enum bus_result r = platform_dev_mmio(p, &a);
+    if (!write)
+        cr_assert_eq(a.value, 0, "a read of the platform MMIO register returns zero");
+    return r;
+}
+
+Test(platform_dev, yield_register_reaches_the_owner_and_nothing_else_does)
+{
+    struct plat_log log = {0};
+    struct platform_dev p = { &ops, &log, 0 };
+    cr_assert_eq(mmio(&p, MOAT_PLAT_MMIO_YIELD, 4, true), BUS_OK);
+    cr_assert_eq(log.yield, 1, "a 32-bit store to YIELD must reach the owner");
+    cr_assert_eq(p.bad_accesses, 0);
+    cr_assert_eq(mmio(&p, MOAT_PLAT_MMIO_YIELD, 4, false), BUS_OK);     /* read */
+    cr_assert_eq(mmio(&p, MOAT_PLAT_MMIO_YIELD, 1, true), BUS_OK);      /* byte */
+    cr_assert_eq(mmio(&p, MOAT_PLAT_MMIO_YIELD, 8, true), BUS_OK);      /* qword */
+    cr_assert_eq(mmio(&p, 2, 4, true), BUS_OK);                         /* misplaced */
+    cr_assert_eq(log.yield, 1, "only a 32-bit store at offset 0 yields");
+    cr_assert_eq(p.bad_accesses, 4, "each hostile access is counted");
+    cr_assert_eq(log.refused, 4, "and reported");
 }

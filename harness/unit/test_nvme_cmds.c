@@ -458,6 +458,55 @@ Test(nvme_io, consumed_cq_skips_the_coalesced_interrupt)
                  "every due interrupt must be either skipped or sent once");
 }
 
+static void msix_mask(unsigned v, bool masked)
+{
+    uint64_t ctrl = masked ? PCI_MSIX_ENTRY_MASKED : 0;
+    cr_assert_eq(fx_mmio(NVME_BAR_MSIX, NVME_MSIX_TABLE_OFF + v * PCI_MSIX_ENTRY_SIZE +
+                         PCI_MSIX_ENTRY_CTRL, 4, true, &ctrl), BUS_OK);
+}
+
+Test(nvme_io, message_pended_while_polling_is_retracted_once_the_cq_drains)
+{
+    struct fx_queue q = start("", true);
+    msix_mask(1, true);                     /* the host polls: vector masked */
+    q_put(&q, cmd_rw(NVME_IO_READ, 0, 1, FX_DATA, 0), true);
+    q_await(&q, "a READ while masked");
+    struct nvme_stats s;
+    FX_WAIT_STATS(s, s.irq_sent >= 1, "no message for an unconsumed completion");
+    cr_assert(pci_msix_pending(fx.f, 1), "the message for a masked vector must pend");
+    cr_assert_eq(atomic_load(&fx.p.msi[1]), 0, "a masked vector delivered");
+    q_pop(&q, true);                        /* consumed by polling */
+    s = fx_stats();
+    cr_assert_not(pci_msix_pending(fx.f, 1), "the pending bit outlived the completion it was for");
+    cr_assert_eq(s.irq_retracted, 1, "retracted %lu messages, want 1",
+                 (unsigned long)s.irq_retracted);
+    msix_mask(1, false);                    /* the host goes to sleep */
+    cr_assert_eq(atomic_load(&fx.p.msi[1]), 0, "unmasking sent a message for a drained CQ");
+
+    /* Not consumed before the unmask: the message is delivered then. */
+    msix_mask(1, true);
+    q_put(&q, cmd_rw(NVME_IO_READ, 0, 1, FX_DATA, 0), true);
+    q_await(&q, "a READ left unconsumed");
+    FX_WAIT_STATS(s, s.irq_sent >= 2, "no message for the second completion");
+    msix_mask(1, false);
+    cr_assert_eq(atomic_load(&fx.p.msi[1]), 1, "unmasking must deliver the pending message "
+                 "of an unconsumed completion (%d delivered)", atomic_load(&fx.p.msi[1]));
+    q_pop(&q, true);
+}
+
+Test(nvme_io, an_image_shrunk_under_the_controller_gives_read_errors)
+{
+    struct fx_queue q = start("", false);
+    int fd = open(fx.image, O_WRONLY);
+    cr_assert(fd >= 0 && ftruncate(fd, FX_IMAGE_SIZE / 2) == 0, "cannot shrink the image");
+    close(fd);
+    io(&q, cmd_rw(NVME_IO_READ, FX_IMAGE_SIZE / LBA - 8, 8, FX_DATA, 0), NVME_SC_READ_ERROR,
+       "READ of blocks the file lost");
+    io(&q, cmd_rw(NVME_IO_READ, 0, 8, FX_DATA, 0), NVME_SC_SUCCESS, "READ of blocks still there");
+    struct nvme_stats s = fx_stats();
+    cr_assert_eq(s.err_media, 1, "media errors %lu, want 1", (unsigned long)s.err_media);
+}
+
 Test(nvme_io, intx_is_asserted_for_io_completions_when_msix_is_off)
 {
     struct fx_queue q = start("", false);

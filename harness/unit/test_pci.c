@@ -868,6 +868,25 @@ Test(pci, msix_masked_entry_pends_and_unmask_delivers_once)
                  (unsigned long)bus.stats.msi_pended);
 }
 
+Test(pci, msix_retracted_pending_bit_sends_nothing_at_unmask)
+{
+    struct pci_func *f = add_msix_dev();
+    msix_ctrl(f, PCI_MSIX_CTRL_ENABLE);
+    program(f, 2, 0xFEE00000u, 0x42);
+    cr_assert(pci_msix_notify(f, 2), "notify of a masked entry must pend");
+    cr_assert(pci_msix_pending(f, 2), "pending bit not set");
+    cr_assert(pci_msix_retract(f, 2), "retract must report the bit it cleared");
+    cr_assert_not(pci_msix_pending(f, 2), "retract left the pending bit");
+    cr_assert_eq(mem_rd(pba(f), 4), 0, "the PBA still shows a retracted vector");
+    cr_assert_not(pci_msix_retract(f, 2), "a second retract found a bit");
+    cr_assert_not(pci_msix_retract(f, MSIX_N), "retract of an entry beyond the table");
+    mem_wr(entry(f, 2, PCI_MSIX_ENTRY_CTRL), 4, 0);
+    cr_assert_eq(fk.msi_calls, 0, "unmasking sent %d messages for a retracted vector",
+                 fk.msi_calls);
+    cr_assert(pci_msix_notify(f, 2));
+    cr_assert_eq(fk.msi_calls, 1, "a later notify of the unmasked entry must deliver");
+}
+
 Test(pci, msix_function_mask_pends_until_cleared)
 {
     struct pci_func *f = add_msix_dev();

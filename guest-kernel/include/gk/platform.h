@@ -1,8 +1,8 @@
 /*
  * gk/platform.h — the one interface between the guest kernel and whatever
  * hosts it (moat VMM today; the bare-mode monitor later). Implemented by
- * platform_hosted.c. Ring 0 only, except platform_heartbeat and the
- * accessors (plain memory). Ring-3 code reaches the rest through gk/sys.h.
+ * platform_hosted.c. Ring 0 only, except platform_heartbeat, platform_yield
+ * and the accessors. Ring-3 code reaches the rest through gk/sys.h.
  * Calls are cheap except where noted (one VM exit).
  */
 #ifndef GK_PLATFORM_H
@@ -27,6 +27,9 @@ void platform_request_msi(uint32_t vector);
 int32_t platform_call(uint16_t port, uint32_t value);
 /* Bump the heartbeat in shared memory (no exit). */
 void platform_heartbeat(void);
+/* Spinning idle: let the host run other threads on this CPU for a while
+ * (one exit, no kernel entry; ring 3). */
+void platform_yield(void);
 /* The crash record is filled; tell the host (one exit); never returns. */
 _Noreturn void platform_crash(void);
 

@@ -16,6 +16,13 @@
  *   SESSION_RELEASE  value = session slot the domain no longer touches
  *             (it was CLOSING); result as above.
  *
+ * MMIO register (a 32-bit store from ring 3 at MOAT_GPA_PLATFORM_MMIO +
+ * offset, in the device space every domain maps):
+ *   YIELD     the domain spins for work and found none for a while: the
+ *             VMM lets other runnable threads (the device model workers and
+ *             clients the domain waits for) have the vCPU's host CPU, then
+ *             resumes it. One exit, no kernel entry in the domain; a hint.
+ *
  * Heartbeat: the guest's run loop increments platform_page.heartbeat in plain
  * shared memory; the VMM's watchdog samples it. No exit per beat.
  *
@@ -35,6 +42,10 @@
 #define MOAT_PLAT_PORT_CAP_REGISTER    (MOAT_PLAT_PORT_BASE + 0x10)
 #define MOAT_PLAT_PORT_SESSION_RELEASE (MOAT_PLAT_PORT_BASE + 0x14)
 #define MOAT_PLAT_PORT_COUNT    0x18u
+
+#define MOAT_GPA_PLATFORM_MMIO  0xFED01000ull
+#define MOAT_PLAT_MMIO_YIELD    0x0u
+#define MOAT_PLAT_MMIO_SIZE     0x4u
 
 #define MOAT_PLATFORM_MAGIC     0x54414c50544f4f4dull /* "MOOTPLAT" */
 
