@@ -6,29 +6,29 @@
 #include "gk/timer.h"
 #include "gk/trap.h"
 
-static struct { gk_poll_fn fn; void *ctx; } pollers[GK_POLLERS_MAX];
-static struct { gk_idle_fn fn; void *ctx; } idlers[GK_IDLERS_MAX];
+/* Pollers and idle hooks: same signature, one table each. */
+struct hook { bool (*fn)(void *ctx); void *ctx; };
+static struct hook pollers[GK_POLLERS_MAX], idlers[GK_IDLERS_MAX];
 static unsigned n_pollers, n_idlers;
 static uint64_t last_tick, last_work_ns, last_yield_ns, spin_ns = GK_SPIN_NS_DEFAULT;
 
+static bool hook_add(struct hook *table, unsigned *n, unsigned max, bool (*fn)(void *),
+                     void *ctx)
+{
+    if (!fn || *n == max)
+        return false;
+    table[(*n)++] = (struct hook){ fn, ctx };
+    return true;
+}
+
 bool gk_poller_add(gk_poll_fn fn, void *ctx)
 {
-    if (!fn || n_pollers == GK_POLLERS_MAX)
-        return false;
-    pollers[n_pollers].fn = fn;
-    pollers[n_pollers].ctx = ctx;
-    n_pollers++;
-    return true;
+    return hook_add(pollers, &n_pollers, GK_POLLERS_MAX, fn, ctx);
 }
 
 bool gk_idle_add(gk_idle_fn fn, void *ctx)
 {
-    if (!fn || n_idlers == GK_IDLERS_MAX)
-        return false;
-    idlers[n_idlers].fn = fn;
-    idlers[n_idlers].ctx = ctx;
-    n_idlers++;
-    return true;
+    return hook_add(idlers, &n_idlers, GK_IDLERS_MAX, fn, ctx);
 }
 
 void gk_spin_set(uint64_t ns) { spin_ns = ns; }
