@@ -233,7 +233,9 @@ static bool blk_take_requests(struct gsession *s)
         }
         bool data = e.op == MOAT_BLK_READ || e.op == MOAT_BLK_WRITE;
         r->pub = (struct dd_blk_req){ .op = e.op, .blocks = e.op == MOAT_BLK_FLUSH ? 0 : e.blocks,
-                                      .lba = e.lba, .buf = data ? s->data + e.buf_off : NULL };
+                                      .lba = e.lba, .buf = data ? s->data + e.buf_off : NULL,
+                                      .buf_iova = data && s->data_iova ? s->data_iova + e.buf_off
+                                                                       : 0 };
         c->ops->submit(c->ctx, &r->pub);
     }
     if (n) {
@@ -296,12 +298,14 @@ static void attach(uint32_t i, const struct moat_session_slot *v)
     s->entries = v->sq_entries;
     s->data = m + v->data_off;
     s->data_size = v->data_size;
+    s->data_iova = (v->flags & MOAT_SLOT_DATA_DMA) ? v->gpa + v->data_off : 0;
     s->doorbell = (volatile uint32_t *)(uintptr_t)v->doorbell_gpa;
     st.sessions_opened++;
     if (serve_caps[s->cap].kind == MOAT_CAP_NIC)
         nic_session_open(s);
-    dd_log("session %u open (slot %u, %u entries, %lu KiB data, %s)", s->id, i, s->entries,
-           s->data_size >> 10, (s->rights & MOAT_RIGHT_WRITE) ? "read-write" : "read-only");
+    dd_log("session %u open (slot %u, %u entries, %lu KiB data%s, %s)", s->id, i, s->entries,
+           s->data_size >> 10, s->data_iova ? " DMA-reachable" : "",
+           (s->rights & MOAT_RIGHT_WRITE) ? "read-write" : "read-only");
 }
 
 static void scan_table(void)

@@ -48,6 +48,7 @@ struct gsession {
     struct moat_ring sq, cq;
     uint8_t *data;
     uint64_t data_size;
+    uint64_t data_iova;         /* where devices reach data; 0 = they cannot */
     volatile uint32_t *doorbell;
     uint32_t owed;              /* requests taken whose completion is unpublished */
     uint32_t staged;            /* completions written, not yet published */

@@ -59,26 +59,28 @@ static bool overlaps(uint64_t a, uint64_t al, uint64_t c, uint64_t cl)
     return a < c + cl && c < a + al;
 }
 
-/* Caller holds the lock. */
-static bool grant_locked(struct broker *b, uint32_t domain, uint64_t iova, uint64_t len,
-                         uint32_t dirs, struct dma_handle *out, char *err, size_t errlen)
+/* A free slot for a window of domain at [iova, iova+len) inside [lo, hi),
+ * after every check that does not depend on how it is backed; -1 with err
+ * set otherwise. Caller holds the lock. */
+static int claim_slot(struct broker *b, uint32_t domain, uint64_t iova, uint64_t len,
+                      uint32_t dirs, const char *range, uint64_t lo, uint64_t hi, char *err,
+                      size_t errlen)
 {
     if (domain >= BROKER_DOMAINS_MAX) {
         snprintf(err, errlen, "domain id %u out of range", domain);
-        return false;
+        return -1;
     }
-    if (len == 0 || (iova | len) % MOAT_PAGE_SIZE || iova < MOAT_GPA_DMA_BASE ||
-        iova > UINT64_MAX - len || iova + len > MOAT_GPA_SESSION_BASE) {
+    if (len == 0 || (iova | len) % MOAT_PAGE_SIZE || iova < lo || iova > UINT64_MAX - len ||
+        iova + len > hi) {
         snprintf(err, errlen, "window 0x%llx+0x%llx must be page-aligned, non-empty and "
-                 "inside the DMA range [0x%llx, 0x%llx)", (unsigned long long)iova,
-                 (unsigned long long)len, MOAT_GPA_DMA_BASE, MOAT_GPA_SESSION_BASE);
-        return false;
+                 "inside the %s range [0x%llx, 0x%llx)", (unsigned long long)iova,
+                 (unsigned long long)len, range, (unsigned long long)lo, (unsigned long long)hi);
+        return -1;
     }
     if (!dirs || (dirs & ~(uint32_t)DMA_BIDIR)) {
         snprintf(err, errlen, "window directions 0x%x invalid", dirs);
-        return false;
+        return -1;
     }
-    struct broker_account *acct = &b->acct[domain];
     int slot = -1;
     for (int i = 0; i < BROKER_WINDOWS_MAX; i++) {
         struct dma_window *w = &b->win[i];
@@ -89,39 +91,19 @@ static bool grant_locked(struct broker *b, uint32_t domain, uint64_t iova, uint6
             snprintf(err, errlen, "window 0x%llx+0x%llx overlaps window %d (0x%llx+0x%llx)",
                      (unsigned long long)iova, (unsigned long long)len, i,
                      (unsigned long long)w->iova, (unsigned long long)w->len);
-            goto refuse;
+            return -1;
         }
     }
-    if (slot < 0) {
+    if (slot < 0)
         snprintf(err, errlen, "no free window slot (%d in use)", BROKER_WINDOWS_MAX);
-        goto refuse;
-    }
-    if (len > b->quota_bytes - acct->bytes || acct->bytes > b->quota_bytes) {
-        snprintf(err, errlen, "quota: domain %u holds %llu of %llu bytes, asked %llu more",
-                 domain, (unsigned long long)acct->bytes, (unsigned long long)b->quota_bytes,
-                 (unsigned long long)len);
-        goto refuse;
-    }
-    int fd = memfd_create("moat-dma-window", MFD_CLOEXEC);
-    if (fd < 0 || ftruncate(fd, (off_t)len) < 0) {
-        snprintf(err, errlen, "cannot back the window: %s", strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        goto refuse;
-    }
-    void *host = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
-    if (host == MAP_FAILED) {
-        snprintf(err, errlen, "cannot map the window: %s", strerror(errno));
-        close(fd);
-        goto refuse;
-    }
+    return slot;
+}
+
+/* Make slot a live window. Caller holds the lock. */
+static struct dma_handle activate(struct broker *b, int slot, uint32_t domain, uint64_t iova,
+                                  uint64_t len, uint32_t dirs, uint8_t *host, int memfd)
+{
     struct dma_window *w = &b->win[slot];
-    if (b->mapper.map && !b->mapper.map(b->mapper.ctx, domain, (uint32_t)slot, iova, len, host)) {
-        snprintf(err, errlen, "cannot make the window visible to domain %u", domain);
-        munmap(host, len);
-        close(fd);
-        goto refuse;
-    }
     w->generation++;
     w->state = WIN_LIVE;
     w->domain = domain;
@@ -129,14 +111,51 @@ static bool grant_locked(struct broker *b, uint32_t domain, uint64_t iova, uint6
     w->iova = iova;
     w->len = len;
     w->host = host;
-    w->memfd = fd;
+    w->memfd = memfd;
+    w->adopted = memfd < 0;
     w->in_flight = 0;
+    w->maps = 0;
+    return (struct dma_handle){ (uint32_t)slot, w->generation };
+}
+
+/* Caller holds the lock. */
+static bool grant_locked(struct broker *b, uint32_t domain, uint64_t iova, uint64_t len,
+                         uint32_t dirs, struct dma_handle *out, char *err, size_t errlen)
+{
+    int slot = claim_slot(b, domain, iova, len, dirs, "DMA", MOAT_GPA_DMA_BASE,
+                          MOAT_GPA_SESSION_BASE, err, errlen);
+    if (slot < 0)
+        return false;
+    struct broker_account *acct = &b->acct[domain];
+    if (len > b->quota_bytes - acct->bytes || acct->bytes > b->quota_bytes) {
+        snprintf(err, errlen, "quota: domain %u holds %llu of %llu bytes, asked %llu more",
+                 domain, (unsigned long long)acct->bytes, (unsigned long long)b->quota_bytes,
+                 (unsigned long long)len);
+        return false;
+    }
+    int fd = memfd_create("moat-dma-window", MFD_CLOEXEC);
+    if (fd < 0 || ftruncate(fd, (off_t)len) < 0) {
+        snprintf(err, errlen, "cannot back the window: %s", strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return false;
+    }
+    void *host = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+    if (host == MAP_FAILED) {
+        snprintf(err, errlen, "cannot map the window: %s", strerror(errno));
+        close(fd);
+        return false;
+    }
+    if (b->mapper.map && !b->mapper.map(b->mapper.ctx, domain, (uint32_t)slot, iova, len, host)) {
+        snprintf(err, errlen, "cannot make the window visible to domain %u", domain);
+        munmap(host, len);
+        close(fd);
+        return false;
+    }
     acct->bytes += len;
     acct->windows++;
-    *out = (struct dma_handle){ (uint32_t)slot, w->generation };
+    *out = activate(b, slot, domain, iova, len, dirs, host, fd);
     return true;
-refuse:
-    return false;
 }
 
 bool broker_grant(struct broker *b, uint32_t domain, uint64_t iova, uint64_t len,
@@ -185,6 +204,22 @@ bool broker_grant_any(struct broker *b, uint32_t domain, uint64_t len, uint64_t 
     return ok;
 }
 
+bool broker_adopt(struct broker *b, uint32_t domain, uint64_t iova, uint64_t len, void *host,
+                  uint32_t dirs, struct dma_handle *out, char *err, size_t errlen)
+{
+    if (!host || (uintptr_t)host % MOAT_PAGE_SIZE) {
+        snprintf(err, errlen, "adopted memory must be page-aligned");
+        return false;
+    }
+    pthread_mutex_lock(&b->lock);
+    int slot = claim_slot(b, domain, iova, len, dirs, "session", MOAT_GPA_SESSION_BASE,
+                          UINT64_MAX, err, errlen);
+    if (slot >= 0)
+        *out = activate(b, slot, domain, iova, len, dirs, host, -1);
+    pthread_mutex_unlock(&b->lock);
+    return slot >= 0;
+}
+
 void *broker_dma_map(struct broker *b, uint32_t domain, const char *device, uint64_t iova,
                      uint64_t len, enum dma_dir dir, struct dma_mapping *m)
 {
@@ -230,6 +265,7 @@ void *broker_dma_map(struct broker *b, uint32_t domain, const char *device, uint
         return NULL;
     }
     hit->in_flight++;
+    hit->maps++;
     *m = (struct dma_mapping){
         .host = hit->host + (iova - hit->iova), .iova = iova, .len = len,
         .window = (uint32_t)(hit - b->win), .generation = hit->generation, .domain = domain,
@@ -266,7 +302,7 @@ static void revoke_locked(struct broker *b, struct dma_window *w)
     uint32_t slot = (uint32_t)(w - b->win);
     w->state = WIN_QUIESCING;
     w->generation++;            /* every older handle and mapping is stale now */
-    if (b->mapper.unmap)
+    if (b->mapper.unmap && !w->adopted)     /* the owner hid adopted memory */
         b->mapper.unmap(b->mapper.ctx, w->domain, slot, w->iova, w->len);
     while (w->in_flight)        /* in-flight device I/O finishes first */
         pthread_cond_wait(&b->idle, &b->lock);
@@ -274,11 +310,13 @@ static void revoke_locked(struct broker *b, struct dma_window *w)
     memset(w->host, 0, w->len);
     if (b->mapper.scrubbed)
         b->mapper.scrubbed(b->mapper.ctx, slot, w->host, w->len);
-    munmap(w->host, w->len);
-    close(w->memfd);
-    struct broker_account *acct = &b->acct[w->domain];
-    acct->bytes -= w->len;
-    acct->windows--;
+    if (!w->adopted) {
+        munmap(w->host, w->len);
+        close(w->memfd);
+        struct broker_account *acct = &b->acct[w->domain];
+        acct->bytes -= w->len;
+        acct->windows--;
+    }
     w->host = NULL;
     w->memfd = -1;
     w->state = WIN_FREE;

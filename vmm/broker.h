@@ -25,7 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BROKER_WINDOWS_MAX 64
+#define BROKER_WINDOWS_MAX 192       /* 64 granted + one per cap session */
 #define BROKER_AUDIT_RING  256
 #define BROKER_DOMAINS_MAX 64
 #define BROKER_GUARD       (2ull << 20)    /* unmapped gap around windows */
@@ -70,8 +70,10 @@ struct dma_window {
     uint32_t dirs;              /* enum dma_dir bits allowed */
     uint64_t iova, len;
     uint8_t *host;
-    int memfd;
+    int memfd;                  /* -1 for adopted memory */
+    bool adopted;               /* memory the caller owns (broker_adopt) */
     uint32_t in_flight;         /* live dma_mappings */
+    uint64_t maps;              /* device accesses granted since it went live */
 };
 
 struct broker_audit {
@@ -128,6 +130,16 @@ bool broker_grant(struct broker *b, uint32_t domain, uint64_t iova, uint64_t len
 bool broker_grant_any(struct broker *b, uint32_t domain, uint64_t len, uint64_t align,
                       uint32_t dirs, struct dma_handle *out, uint64_t *iova,
                       char *err, size_t errlen);
+/* Adopt memory the caller owns as a window of domain: host (len bytes)
+ * at [iova, iova+len), both page-aligned and inside the session range
+ * (>= MOAT_GPA_SESSION_BASE): cap-session data areas, which the domain
+ * already shares with a client. Device models then reach it through
+ * broker_dma_map like any window. The caller makes it visible to the
+ * domain (no mapper call) and must revoke it before it unmaps the memory;
+ * revoking quiesces and scrubs it like any window but leaves the memory
+ * mapped. Not counted against the domain's quota. */
+bool broker_adopt(struct broker *b, uint32_t domain, uint64_t iova, uint64_t len, void *host,
+                  uint32_t dirs, struct dma_handle *out, char *err, size_t errlen);
 /* The only way a device model reaches domain memory. On success fills m
  * and returns m->host; the caller must broker_dma_unmap(m) when done. On
  * refusal returns NULL, counts and audits it, touches nothing. */
@@ -139,7 +151,8 @@ bool broker_mapping_valid(struct broker *b, const struct dma_mapping *m);
 /* Revoke: hide, quiesce (wait for in-flight maps), bump generation, scrub,
  * free. A stale handle is refused (false, err says so). */
 bool broker_revoke(struct broker *b, struct dma_handle h, char *err, size_t errlen);
-/* Revoke every window of domain (teardown). Returns how many. */
+/* Revoke every window of domain (teardown), adopted ones too. Returns how
+ * many. */
 unsigned broker_revoke_domain(struct broker *b, uint32_t domain);
 struct broker_account broker_account(struct broker *b, uint32_t domain);
 /* Copy up to max audit records with seq >= since (oldest first); returns

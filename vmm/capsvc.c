@@ -48,6 +48,10 @@ bool capsvc_init(struct capsvc *cs, struct supervisor *sup, char *err, size_t er
 
 static void session_free(struct session *s)
 {
+    char err[160];
+    if (s->broker && !broker_revoke(s->broker, s->data_win, err, sizeof err)) {
+        /* Only when teardown revoked it already; the memory is scrubbed. */
+    }
     if (s->host)
         munmap(s->host, s->layout.size);
     if (s->memfd >= 0)
@@ -337,9 +341,23 @@ static int install(struct session *s, struct domain *d, uint32_t slot, uint32_t 
         vm_unmap_memory(&d->vm, CAPSVC_VM_SLOT_FIRST + slot);
         return -MOAT_ESYS;
     }
+    /* The data area as a DMA window: devices may write it for reads
+     * (READ) and read it for writes (WRITE), and nothing else. */
+    uint32_t dirs = ((s->rights & MOAT_RIGHT_READ) ? DMA_FROM_DEVICE : 0u) |
+                    ((s->rights & MOAT_RIGHT_WRITE) ? DMA_TO_DEVICE : 0u);
+    char err[160];
+    struct broker *b = &d->sup->broker;
+    if (dirs && s->layout.data_size &&
+        broker_adopt(b, d->id, session_gpa(slot) + s->layout.data_off, s->layout.data_size,
+                     s->host + s->layout.data_off, dirs, &s->data_win, err, sizeof err))
+        s->broker = b;
+    else if (dirs && s->layout.data_size)
+        log_error(d->cfg.name, "session %u: data area not DMA-reachable (%s); the driver "
+                 "copies through its own buffers", s->id, err);
     struct moat_session_slot v = {
         .state = MOAT_SLOT_OPEN, .cap_index = cap_index, .session_id = s->id,
-        .rights = s->rights, .gpa = session_gpa(slot), .size = s->layout.size,
+        .rights = s->rights, .flags = s->broker ? MOAT_SLOT_DATA_DMA : 0u,
+        .gpa = session_gpa(slot), .size = s->layout.size,
         .sq_entries = s->layout.entries, .cq_entries = s->layout.entries,
         .sq_off = s->layout.sq_off, .cq_off = s->layout.cq_off,
         .data_off = s->layout.data_off, .data_size = s->layout.data_size,

@@ -9,11 +9,15 @@
  *           and a data area; installed in the domain as a memslot at
  *           MOAT_GPA_SESSION_BASE + slot * MOAT_SESSION_SPAN, an irqfd
  *           (client kick -> the domain's session vector) and an ioeventfd
- *           on the slot's doorbell (domain kick -> client); the domain's
- *           session table slot is written and the domain is interrupted.
+ *           on the slot's doorbell (domain kick -> client); the data
+ *           area is adopted by the broker as a window of the domain (zero
+ *           copy; directions from the rights); the domain's session table
+ *           slot is written and the domain is interrupted.
  *   close   (client, or its connection ended) the slot goes CLOSING; the
  *           memory stays mapped until the domain releases the slot, so a
- *           domain never faults on a session it was still serving.
+ *           domain never faults on a session it was still serving. At
+ *           release (or teardown) the data window is revoked - device
+ *           access quiesced, the area scrubbed - before the memory goes.
  *   down    (the serving domain ended; its VM is gone) every session of it
  *           is freed, its cap generations move on, and each client gets a
  *           MOAT_EVT_SESSION_REVOKED event (queued; the control thread
@@ -30,6 +34,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include "broker.h"
 #include "cap_table.h"
 #include "moat/control_abi.h"
 
@@ -56,6 +61,8 @@ struct session {
     uint32_t slot;              /* in the domain's session table */
     int memfd, kick_fd, notify_fd;
     uint8_t *host;              /* the VMM's mapping (backs the memslot) */
+    struct broker *broker;      /* holding the data area as a window, or NULL */
+    struct dma_handle data_win;
     struct moat_session_reply layout;
 };
 

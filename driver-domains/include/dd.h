@@ -155,6 +155,12 @@ struct dd_blk_req {
     uint32_t blocks;
     uint64_t lba;
     void *buf;
+    /* Where a device reaches buf (IOVA), or 0 when it cannot: then copy
+     * through a buffer of your own DMA window. When set, point the device
+     * at it directly (zero copy), but complete req only once the device
+     * is done with buf: after its completion, or after a reset that
+     * stopped it. */
+    uint64_t buf_iova;
     void *priv_;                /* the platform's */
 };
 

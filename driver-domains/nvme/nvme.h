@@ -46,6 +46,7 @@ struct nvme_cfg {
     uint32_t sessions;          /* geometry.queues */
     bool dbbuf, coalesce;
     bool irq_mask;              /* mask I/O vectors while polling */
+    bool zero_copy;             /* point PRPs at session buffers when reachable */
     uint8_t coal_thr, coal_time;    /* 0-based entries, 100 us units */
 };
 
@@ -61,6 +62,8 @@ struct nvme_stats {
     uint64_t bad_cqe[NVME_CQE_VERDICTS];
     uint64_t sq_stale;          /* SQ looked full: stale SQ head reported */
     uint64_t irq_masks;         /* polling periods begun (I/O vectors masked) */
+    uint64_t direct;            /* READ/WRITE commands on the client's buffer */
+    uint64_t bounced;           /* READ/WRITE commands through a bounce buffer */
 };
 
 /* Per command slot of an I/O queue: its DMA and split-request state. */
@@ -71,6 +74,7 @@ struct nvme_io_slot {
     uint64_t prp_list_iova;
     uint64_t lba_next;          /* WRITE ZEROES split in NLB-sized commands */
     uint32_t left;              /* blocks still to issue after the current one */
+    bool direct;                /* the command uses the request's buffer */
 };
 
 struct nvme_ioq {

@@ -61,11 +61,23 @@ static enum issue_result issue(struct nvme_drv *d, struct nvme_ioq *q, uint16_t 
         uint64_t len = (uint64_t)req->blocks * d->block_size, p1, p2;
         if (len > d->max_xfer)
             return INVALID;     /* dd_serve bounds blocks by max_blocks already */
-        if (req->op == MOAT_BLK_WRITE)
-            memcpy(io->bounce, req->buf, len);  /* the client may still change buf */
-        ok = nvme_prp_build(io->bounce_iova, len, io->prp_list, io->prp_list_iova,
-                            NVME_PRP_LIST_ENTRIES, &p1, &p2) != 0 &&
-             nvme_sqe_rw(&e, req->op == MOAT_BLK_READ ? NVME_IO_READ : NVME_IO_WRITE, NVME_NSID,
+        /* Zero copy when the device can reach the client's buffer (and
+         * its pages fit one PRP list); else through the slot's bounce
+         * buffer. A client that changes a buffer it is writing from only
+         * changes what is written for itself. */
+        io->direct = d->cfg.zero_copy && req->buf_iova &&
+                     nvme_prp_build(req->buf_iova, len, io->prp_list, io->prp_list_iova,
+                                    NVME_PRP_LIST_ENTRIES, &p1, &p2) != 0;
+        if (!io->direct) {
+            if (req->op == MOAT_BLK_WRITE)
+                memcpy(io->bounce, req->buf, len);
+            if (!nvme_prp_build(io->bounce_iova, len, io->prp_list, io->prp_list_iova,
+                                NVME_PRP_LIST_ENTRIES, &p1, &p2))
+                return INVALID;
+        }
+        d->st.direct += io->direct;
+        d->st.bounced += !io->direct;
+        ok = nvme_sqe_rw(&e, req->op == MOAT_BLK_READ ? NVME_IO_READ : NVME_IO_WRITE, NVME_NSID,
                          req->lba, req->blocks, p1, p2);
         io->left = 0;
         break;
@@ -192,7 +204,7 @@ static void complete(struct nvme_drv *d, struct nvme_ioq *q, uint16_t idx, uint1
         sc = NVME_SC_INTERNAL;  /* cannot happen: the slot's last SQE was consumed */
     }
     uint32_t st = nvme_status_to_moat(sc);
-    if (st == MOAT_ST_OK && req->op == MOAT_BLK_READ)
+    if (st == MOAT_ST_OK && req->op == MOAT_BLK_READ && !io->direct)
         memcpy(req->buf, io->bounce, (uint64_t)req->blocks * d->block_size);
     if (st != MOAT_ST_OK)
         log_error(d, q, req, sc);
@@ -407,9 +419,10 @@ void nvme_stats_log(struct nvme_drv *d, bool force)
     for (unsigned v = 0; v < NVME_CQE_VERDICTS; v++)
         bad += d->st.bad_cqe[v];
     const uint64_t *n = d->st.done;
-    dd_log("nvme: %lu requests, %lu commands; ok %lu, eio %lu, einval %lu, erange %lu, erofs %lu; "
-           "waited %lu; timeouts %lu, aborts %lu, retries %lu, resets %lu; irqs %lu; doorbells "
-           "%lu mmio, %lu shadow only; polling periods %lu; bad CQEs %lu", d->st.requests, d->st.commands,
+    dd_log("nvme: %lu requests, %lu commands (%lu zero-copy, %lu bounced); ok %lu, eio %lu, "
+           "einval %lu, erange %lu, erofs %lu; waited %lu; timeouts %lu, aborts %lu, retries %lu, "
+           "resets %lu; irqs %lu; doorbells %lu mmio, %lu shadow only; polling periods %lu; "
+           "bad CQEs %lu", d->st.requests, d->st.commands, d->st.direct, d->st.bounced,
            n[MOAT_ST_OK], n[MOAT_ST_EIO], n[MOAT_ST_EINVAL], n[MOAT_ST_ERANGE], n[MOAT_ST_EROFS],
            d->st.waited, d->st.timeouts, d->st.aborts, d->st.retries, d->st.resets, irqs,
            d->st.db_mmio, d->st.db_shadow, d->st.irq_masks, bad);

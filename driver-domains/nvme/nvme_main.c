@@ -22,6 +22,9 @@
  *   irq_mask=0     leave the I/O vectors unmasked while polling (by
  *                  default they are masked then: an interrupt only has
  *                  to wake a sleeping domain)
+ *   zero_copy=0    always copy through the domain's bounce buffers (by
+ *                  default READ and WRITE commands point at the client's
+ *                  session buffer when moat made it DMA-reachable)
  *   stats_s=N      log a counter summary at most every N s when something
  *                  changed (default 10; 0 = only at resets)
  *   sessions=N     client sessions served at once (geometry.queues, 4)
@@ -61,6 +64,7 @@ static void parse_args(const char *args, struct nvme_cfg *c)
     c->coal_thr = (uint8_t)arg32(args, "coal_thr", 31, 0, 255);
     c->coal_time = (uint8_t)arg32(args, "coal_time", 1, 0, 255);
     c->irq_mask = dd_arg_u64(args, "irq_mask", 1) != 0;
+    c->zero_copy = dd_arg_u64(args, "zero_copy", 1) != 0;
     c->spin_ns = arg32(args, "spin_us", DD_SPIN_US_DEFAULT, 0, 1000000) * (uint64_t)1000;
     c->stats_ns = arg32(args, "stats_s", 10, 0, 86400) * (uint64_t)1000 * MS;
     c->sessions = arg32(args, "sessions", 4, 1, MOAT_SESSION_SLOTS);

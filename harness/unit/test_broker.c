@@ -2,6 +2,7 @@
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <string.h>
 #include "broker.h"
 #include "moat/layout.h"
@@ -294,4 +295,121 @@ Test(broker, revoked_window_is_named_in_the_refusal)
     cr_assert_eq(last_refusal(), BR_REVOKED);
     cr_assert_null(broker_dma_map(&b, 2, "t", W0 + PAGE, 8, DMA_FROM_DEVICE, &m));
     cr_assert_eq(m.refusal, BR_OUT_OF_WINDOW, "another domain learns nothing about it");
+}
+
+/* ---- adopted memory (cap-session data areas) ----------------------------------------- */
+
+#define S0 (MOAT_GPA_SESSION_BASE + 2 * PAGE)
+
+static uint8_t *owned_pages(size_t n)
+{
+    uint8_t *p = aligned_alloc(PAGE, n * PAGE);
+    cr_assert_not_null(p);
+    memset(p, 0x5A, n * PAGE);
+    return p;
+}
+
+static struct dma_handle adopt(uint32_t dom, uint64_t iova, uint8_t *host, uint64_t len,
+                               uint32_t dirs)
+{
+    struct dma_handle h;
+    cr_assert(broker_adopt(&b, dom, iova, len, host, dirs, &h, err, sizeof err), "adopt: %s",
+              err);
+    return h;
+}
+
+Test(broker, adopted_memory_is_reached_in_place_and_not_charged)
+{
+    uint8_t *mem = owned_pages(2);
+    struct dma_handle h = adopt(1, S0, mem, 2 * PAGE, DMA_BIDIR);
+    struct dma_mapping m;
+    uint8_t *p = broker_dma_map(&b, 1, "t", S0 + PAGE + 8, 16, DMA_FROM_DEVICE, &m);
+    cr_assert_eq(p, mem + PAGE + 8, "the device must reach the owner's bytes, not a copy");
+    broker_dma_unmap(&b, &m);
+    cr_assert_eq(b.win[h.window].maps, 1, "one access counted on the window");
+    cr_assert_eq(broker_account(&b, 1).bytes, 0, "adopted memory counted against the quota");
+    cr_assert_null(broker_dma_map(&b, 2, "t", S0, 16, DMA_FROM_DEVICE, &m),
+                   "another domain reached an adopted window");
+    cr_assert_eq(last_refusal(), BR_OUT_OF_WINDOW);
+    cr_assert(broker_revoke(&b, h, err, sizeof err), "%s", err);
+    free(mem);
+}
+
+Test(broker, adopted_memory_allows_only_its_directions)
+{
+    uint8_t *mem = owned_pages(1);
+    adopt(1, S0, mem, PAGE, DMA_FROM_DEVICE);       /* a read-only session */
+    struct dma_mapping m;
+    cr_assert_null(broker_dma_map(&b, 1, "t", S0, 8, DMA_TO_DEVICE, &m),
+                   "the device read memory it may only write");
+    cr_assert_eq(last_refusal(), BR_DIRECTION);
+    cr_assert_not_null(broker_dma_map(&b, 1, "t", S0, 8, DMA_FROM_DEVICE, &m));
+    broker_dma_unmap(&b, &m);
+    broker_revoke_domain(&b, 1);
+    free(mem);
+}
+
+Test(broker, bad_adoptions_are_refused)
+{
+    uint8_t *mem = owned_pages(2);
+    struct dma_handle h;
+    cr_assert_not(broker_adopt(&b, 1, W0, PAGE, mem, DMA_BIDIR, &h, err, sizeof err),
+                  "adopted memory inside the DMA range, where windows are the broker's own");
+    cr_assert(strstr(err, "session range"), "%s", err);
+    cr_assert_not(broker_adopt(&b, 1, S0 + 8, PAGE, mem, DMA_BIDIR, &h, err, sizeof err),
+                  "misaligned IOVA");
+    cr_assert_not(broker_adopt(&b, 1, S0, PAGE, mem + 8, DMA_BIDIR, &h, err, sizeof err),
+                  "misaligned memory");
+    cr_assert_not(broker_adopt(&b, 1, S0, PAGE, NULL, DMA_BIDIR, &h, err, sizeof err), "NULL");
+    cr_assert_not(broker_adopt(&b, 1, S0, PAGE, mem, 0, &h, err, sizeof err), "no direction");
+    adopt(1, S0, mem, 2 * PAGE, DMA_BIDIR);
+    cr_assert_not(broker_adopt(&b, 1, S0 + PAGE, PAGE, mem, DMA_BIDIR, &h, err, sizeof err),
+                  "overlapping adoption");
+    cr_assert(strstr(err, "overlaps"), "%s", err);
+    broker_revoke_domain(&b, 1);
+    free(mem);
+}
+
+Test(broker, revoking_adopted_memory_quiesces_scrubs_and_leaves_it_mapped)
+{
+    uint8_t *mem = owned_pages(2);
+    struct revoker r = { adopt(1, S0, mem, 2 * PAGE, DMA_BIDIR), false };
+    struct dma_mapping m;
+    uint8_t *p = broker_dma_map(&b, 1, "t", S0, PAGE, DMA_FROM_DEVICE, &m);
+    cr_assert_not_null(p);
+    pthread_t t;
+    pthread_create(&t, NULL, revoke_thread, &r);
+    for (int i = 0; i < 10000000; i++) {
+        pthread_mutex_lock(&b.lock);
+        bool quiescing = b.win[r.h.window].state == WIN_QUIESCING;
+        pthread_mutex_unlock(&b.lock);
+        if (quiescing)
+            break;
+        sched_yield();
+    }
+    cr_assert_eq(b.win[r.h.window].state, WIN_QUIESCING, "the revoke never started");
+    cr_assert_not(r.done, "revoke finished while the device still wrote the memory");
+    memset(p, 0x77, PAGE);
+    broker_dma_unmap(&b, &m);
+    pthread_join(t, NULL);
+    cr_assert_eq(scrub_calls, 1);
+    for (uint64_t i = 0; i < 2 * PAGE; i++)
+        cr_assert_eq(mem[i], 0, "byte %lu not scrubbed", (unsigned long)i);
+    mem[0] = 1;                 /* still the owner's memory: not unmapped */
+    cr_assert_null(broker_dma_map(&b, 1, "t", S0, 8, DMA_FROM_DEVICE, &m),
+                   "a device reached session memory after its window was revoked");
+    cr_assert_eq(last_refusal(), BR_REVOKED);
+    cr_assert_not(broker_revoke(&b, r.h, err, sizeof err), "revoked twice");
+    free(mem);
+}
+
+Test(broker, revoke_domain_takes_adopted_windows_too)
+{
+    uint8_t *mem = owned_pages(1);
+    grant(1, W0, PAGE, DMA_BIDIR);
+    struct dma_handle h = adopt(1, S0, mem, PAGE, DMA_BIDIR);
+    cr_assert_eq(broker_revoke_domain(&b, 1), 2);
+    cr_assert_eq(b.win[h.window].state, WIN_FREE);
+    cr_assert_eq(mem[0], 0, "adopted memory not scrubbed at teardown");
+    free(mem);
 }

@@ -472,8 +472,8 @@ Test(nvme_io, message_pended_while_polling_is_retracted_once_the_cq_drains)
     q_put(&q, cmd_rw(NVME_IO_READ, 0, 1, FX_DATA, 0), true);
     q_await(&q, "a READ while masked");
     struct nvme_stats s;
-    FX_WAIT_STATS(s, s.irq_sent >= 1, "no message for an unconsumed completion");
-    cr_assert(pci_msix_pending(fx.f, 1), "the message for a masked vector must pend");
+    FX_WAIT_STATS(s, s.irq_sent >= 1 && pci_msix_pending(fx.f, 1),
+                  "the message for an unconsumed completion on a masked vector must pend");
     cr_assert_eq(atomic_load(&fx.p.msi[1]), 0, "a masked vector delivered");
     q_pop(&q, true);                        /* consumed by polling */
     s = fx_stats();
@@ -484,10 +484,13 @@ Test(nvme_io, message_pended_while_polling_is_retracted_once_the_cq_drains)
     cr_assert_eq(atomic_load(&fx.p.msi[1]), 0, "unmasking sent a message for a drained CQ");
 
     /* Not consumed before the unmask: the message is delivered then. */
+    uint64_t sent_before = fx_stats().irq_sent;
     msix_mask(1, true);
     q_put(&q, cmd_rw(NVME_IO_READ, 0, 1, FX_DATA, 0), true);
     q_await(&q, "a READ left unconsumed");
-    FX_WAIT_STATS(s, s.irq_sent >= 2, "no message for the second completion");
+    /* Counted from here: the first phase may have pended more than once. */
+    FX_WAIT_STATS(s, s.irq_sent > sent_before && pci_msix_pending(fx.f, 1),
+                  "no pending message for the second completion");
     msix_mask(1, false);
     cr_assert_eq(atomic_load(&fx.p.msi[1]), 1, "unmasking must deliver the pending message "
                  "of an unconsumed completion (%d delivered)", atomic_load(&fx.p.msi[1]));

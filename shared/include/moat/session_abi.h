@@ -17,6 +17,12 @@
  * domain writes 4 bytes to its slot's doorbell, which KVM turns into an
  * eventfd signal for the client (ioeventfd). The VMM is on neither path.
  *
+ * Zero copy: the data area is also a DMA window of the serving domain
+ * (MOAT_SLOT_DATA_DMA), at IOVA gpa + data_off, so its driver may point
+ * the device straight at a request's buffer. The broker allows devices to
+ * write it when the session has READ and to read it when it has WRITE, and
+ * quiesces and scrubs it when the session ends, like any window.
+ *
  * Trust: the two sides distrust each other. The domain validates every
  * request (opcode, range, buffer) before touching a byte; the client
  * validates every completion (tag outstanding, status known, length within
@@ -209,13 +215,16 @@ enum moat_slot_state {
     MOAT_SLOT_CLOSING = 2,      /* stop touching it, then release it */
 };
 
+/* The data area is a DMA window of the domain (IOVA = gpa + data_off). */
+#define MOAT_SLOT_DATA_DMA          (1u << 0)
+
 struct moat_session_slot {
     uint32_t seq;               /* odd while the VMM rewrites the slot */
     uint32_t state;             /* enum moat_slot_state */
     uint32_t cap_index;         /* which of the domain's registered caps */
     uint32_t session_id;        /* nonzero, unique per VMM run */
     uint32_t rights;            /* MOAT_RIGHT_*: the domain enforces them */
-    uint32_t reserved;
+    uint32_t flags;             /* MOAT_SLOT_DATA_DMA */
     uint64_t gpa, size;         /* the session memory in the domain */
     uint32_t sq_entries, cq_entries;
     uint64_t sq_off, cq_off, data_off, data_size;
