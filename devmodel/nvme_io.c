@@ -637,11 +637,8 @@ bool nvme_worker_start(struct nvme_ctrl *c)
     if (c->worker_running)
         return true;
     c->stop = false;
-    if (pthread_create(&c->worker, NULL, worker_main, c) != 0)
+    if (!pci_worker_start(c->f, &c->worker, worker_main, c, "nvme"))
         return false;
-    char tname[16];             /* visible in top -H and perf */
-    snprintf(tname, sizeof tname, "nvme-%.10s", c->f->name);
-    pthread_setname_np(c->worker, tname);
     c->worker_running = true;
     return true;
 }

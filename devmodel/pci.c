@@ -62,6 +62,27 @@ static void func_init(struct pci_func *f, struct pci_bus *b, uint8_t slot, const
     f->cap_free = PCI_CAP_START;
 }
 
+void pci_bus_set_worker_cpus(struct pci_bus *b, const cpu_set_t *cpus)
+{
+    b->worker_cpus = *cpus;
+    b->worker_cpus_set = true;
+}
+
+bool pci_worker_start(struct pci_func *f, pthread_t *t, void *(*fn)(void *), void *arg,
+                      const char *prefix)
+{
+    if (pthread_create(t, NULL, fn, arg) != 0)
+        return false;
+    char tname[16];             /* the kernel keeps 15 characters */
+    snprintf(tname, sizeof tname, "%s-%.10s", prefix, f->name);
+    pthread_setname_np(*t, tname);
+    /* Placement is a speed hint: a refusal (a CPU gone offline since) is
+     * not an error, the worker then runs anywhere. */
+    if (f->bus && f->bus->worker_cpus_set)
+        pthread_setaffinity_np(*t, sizeof f->bus->worker_cpus, &f->bus->worker_cpus);
+    return true;
+}
+
 void pci_bus_init(struct pci_bus *b, const char *domain_name, uint32_t domain_id,
                   struct broker *broker, const struct pci_platform_ops *plat)
 {

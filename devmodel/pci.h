@@ -34,6 +34,7 @@
 #define MOAT_PCI_H
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include "broker.h"
@@ -143,11 +144,22 @@ struct pci_bus {
     uint64_t next_mmio, next_io;    /* firmware-style BAR placement */
     pthread_mutex_t irq_lock;   /* MSI-X tables, pending bits, INTx state */
     struct pci_stats stats;
+    cpu_set_t worker_cpus;      /* where device workers run (when set) */
+    bool worker_cpus_set;
 };
 
 /* A bus with its host bridge at slot 0. */
 void pci_bus_init(struct pci_bus *b, const char *domain_name, uint32_t domain_id,
                   struct broker *broker, const struct pci_platform_ops *plat);
+/* Device workers run on cpus (e.g. every CPU but the domain's pinned
+ * vCPU); until this is called they run wherever the scheduler puts them.
+ * Applies to workers started afterwards. */
+void pci_bus_set_worker_cpus(struct pci_bus *b, const cpu_set_t *cpus);
+/* Start a device model's worker thread for f: named "<prefix>-<function
+ * name>" (as top -H and perf show it) and placed on the bus's worker CPUs.
+ * False when the thread could not be created. */
+bool pci_worker_start(struct pci_func *f, pthread_t *t, void *(*fn)(void *), void *arg,
+                      const char *prefix);
 /* Quiesce and destroy every device model, free tables. */
 void pci_bus_fini(struct pci_bus *b);
 /* Ask every model to stop DMA and finish in-flight back-end I/O. */

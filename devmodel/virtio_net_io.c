@@ -175,11 +175,8 @@ bool vnet_worker_start(struct vnet *v)
     if (v->worker_running)
         return true;
     v->stop = false;
-    if (pthread_create(&v->worker, NULL, worker_main, v) != 0)
+    if (!pci_worker_start(v->f, &v->worker, worker_main, v, "vnet"))
         return false;
-    char tname[16];             /* visible in top -H and perf */
-    snprintf(tname, sizeof tname, "vnet-%.10s", v->f->name);
-    pthread_setname_np(v->worker, tname);
     v->worker_running = true;
     return true;
 }

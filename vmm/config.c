@@ -1,6 +1,7 @@
 /* Operator configuration (contract in config.h). */
 #include <ctype.h>
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -226,6 +227,13 @@ bool config_parse_domain(const char *spec, struct domain_config *out,
                 snprintf(err, errlen, "dma-windows=%s: give 1 to %u", val, MOAT_WINDOWS_MAX);
                 return false;
             }
+        } else if (!strcmp(key, "cpu")) {
+            if (!parse_u32(val, &out->cpu) || out->cpu >= CPU_SETSIZE) {
+                snprintf(err, errlen, "cpu=%s: give a CPU number (0 is the first; see nproc)",
+                         val);
+                return false;
+            }
+            out->pin_cpu = true;
         } else if (!strcmp(key, "policy")) {
             if (strcmp(val, "failstop") && strcmp(val, "audit")) {
                 snprintf(err, errlen, "policy=%s: use policy=failstop (stop the domain at the "
@@ -236,7 +244,7 @@ bool config_parse_domain(const char *spec, struct domain_config *out,
             out->policy_audit = !strcmp(val, "audit");
         } else {
             snprintf(err, errlen, "unknown domain option '%s' (known: name kernel mem args "
-                     "console watchdog-ms boot-timeout-ms dev dma dma-windows policy)", key);
+                     "console watchdog-ms boot-timeout-ms dev dma dma-windows cpu policy)", key);
             return false;
         }
     }

@@ -45,6 +45,8 @@ struct domain_config {
     uint64_t dma_window_size;   /* bytes per DMA window, 0 = none */
     uint32_t dma_windows;
     bool policy_audit;          /* refusals audited, domain kept running */
+    bool pin_cpu;               /* cpu= given: the vCPU runs on cpu only, */
+    uint32_t cpu;               /* its device workers on the other CPUs */
 };
 
 #define MOAT_DMA_WINDOW_MIN (2ull << 20)

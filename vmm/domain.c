@@ -524,6 +524,35 @@ static bool read_image(struct domain *d, char *err, size_t errlen)
     return true;
 }
 
+/* cpu=N: the vCPU on N alone, device workers on every other CPU moat may
+ * use (so a polling vCPU and the controller it drives never share one). */
+static bool place_threads(struct domain *d, char *err, size_t errlen)
+{
+    cpu_set_t allowed;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) {
+        snprintf(err, errlen, "cpu=%u: cannot read moat's CPU affinity: %s", d->cfg.cpu,
+                 strerror(errno));
+        return false;
+    }
+    if (!CPU_ISSET(d->cfg.cpu, &allowed)) {
+        snprintf(err, errlen, "cpu=%u: moat may run on %d CPU(s) and this is not one of them "
+                 "(see nproc and taskset -p %d)", d->cfg.cpu, CPU_COUNT(&allowed), (int)getpid());
+        return false;
+    }
+    CPU_ZERO(&d->vcpu_cpus);
+    CPU_SET(d->cfg.cpu, &d->vcpu_cpus);
+    CPU_CLR(d->cfg.cpu, &allowed);
+    if (CPU_COUNT(&allowed) > 0) {
+        pci_bus_set_worker_cpus(&d->pci, &allowed);
+        log_info(d->cfg.name, "vCPU pinned to CPU %u, device workers on the %d other CPU(s)",
+                 d->cfg.cpu, CPU_COUNT(&allowed));
+    } else {
+        log_info(d->cfg.name, "cpu=%u is the only CPU moat may use: device workers share it",
+                 d->cfg.cpu);
+    }
+    return true;
+}
+
 bool domain_init(struct domain *d, const struct domain_config *cfg, uint32_t id,
                  struct supervisor *sup, char *err, size_t errlen)
 {
@@ -546,6 +575,10 @@ bool domain_init(struct domain *d, const struct domain_config *cfg, uint32_t id,
     struct pci_platform_ops pops = pci_plat_ops;
     pops.ctx = d;
     pci_bus_init(&d->pci, cfg->name, id, &sup->broker, &pops);
+    if (cfg->pin_cpu && !place_threads(d, err, errlen)) {
+        domain_fini(d);
+        return false;
+    }
     for (uint32_t i = 0; i < cfg->n_devices; i++) {
         char name[MOAT_DEVNAME_MAX];
         snprintf(name, sizeof name, "%.12s%u", cfg->devices[i], i % 8);
@@ -638,7 +671,12 @@ bool domain_start(struct domain *d, char *err, size_t errlen)
 
     pthread_mutex_lock(&s->lock);
     set_state(d, DOMAIN_BOOTING);
-    int rc = pthread_create(&d->thread, NULL, vcpu_thread, d);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    if (d->cfg.pin_cpu)
+        pthread_attr_setaffinity_np(&attr, sizeof d->vcpu_cpus, &d->vcpu_cpus);
+    int rc = pthread_create(&d->thread, &attr, vcpu_thread, d);
+    pthread_attr_destroy(&attr);
     if (rc == 0) {
         char tname[16];     /* visible in top -H and perf */
         snprintf(tname, sizeof tname, "vcpu-%.10s", d->cfg.name);

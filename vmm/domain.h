@@ -89,6 +89,7 @@ struct domain {
 
     pthread_t thread;
     bool thread_started;
+    cpu_set_t vcpu_cpus;        /* cfg.cpu alone, when pinned */
     atomic_bool stop;
     int log_fd;
     uint8_t *image;

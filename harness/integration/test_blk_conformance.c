@@ -13,8 +13,11 @@
  * their sessions, and with zero_copy=0 through the driver's own buffers.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -437,6 +440,70 @@ Test(blk_conformance, nvme_session_buffers_are_dma_windows_only_while_open, .ini
     cr_assert_eq(session_windows(u.d).n, 0, "a data window outlived its session (released slot)");
     cr_assert_eq(tu_state(&sup, u.d), DOMAIN_READY);
     close_conn(&k);
+}
+
+/* ---- placement: cpu= ---------------------------------------------------------------- */
+
+/* The affinity of this process's thread called comm; false if none. */
+static bool thread_cpus(const char *comm, cpu_set_t *out)
+{
+    DIR *dir = opendir("/proc/self/task");
+    cr_assert_not_null(dir, "cannot list /proc/self/task");
+    bool found = false;
+    for (struct dirent *e; !found && (e = readdir(dir));) {
+        char path[PATH_MAX], name[32] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = e->d_name[0] != '.' ? fopen(path, "r") : NULL;
+        if (!f)
+            continue;
+        found = fgets(name, sizeof name, f) && strncmp(name, comm, strlen(comm)) == 0 &&
+                name[strlen(comm)] == '\n' &&
+                sched_getaffinity(atoi(e->d_name), sizeof *out, out) == 0;
+        fclose(f);
+    }
+    closedir(dir);
+    return found;
+}
+
+Test(blk_conformance, nvme_cpu_pins_the_vcpu_and_keeps_device_workers_off_it, .init = start,
+     .fini = finish, .timeout = 60)
+{
+    cpu_set_t allowed, vcpu, worker;
+    cr_assert_eq(sched_getaffinity(0, sizeof allowed, &allowed), 0);
+    int cpu = -1;
+    for (int i = CPU_SETSIZE - 1; i >= 0 && cpu < 0; i--)
+        if (CPU_ISSET(i, &allowed))
+            cpu = i;                /* the last CPU we may use: not always 0 */
+    char img[PATH_MAX], spec[PATH_MAX * 2];
+    snprintf(img, sizeof img, "%s/pin.img", tu_tmpdir());
+    make_image(img, 8ull << 20);
+    snprintf(spec, sizeof spec, "name=pin kernel=%s mem=64M dma=32M dev=nvme:image=%s cpu=%d",
+             tu_guest("nvme"), img, cpu);
+    struct domain *d = tu_boot(&sup, spec, BOOT_MS, err, sizeof err);
+    cr_assert_not_null(d, "boot with cpu=%d: %s", cpu, err);
+    cr_assert(thread_cpus("vcpu-pin", &vcpu), "no thread called vcpu-pin");
+    cr_assert(CPU_COUNT(&vcpu) == 1 && CPU_ISSET(cpu, &vcpu),
+              "cpu=%d: the vCPU may run on %d CPU(s)", cpu, CPU_COUNT(&vcpu));
+    cr_assert(thread_cpus("nvme-nvme0", &worker), "no NVMe worker thread (nvme-nvme0)");
+    if (CPU_COUNT(&allowed) > 1) {
+        cr_assert_not(CPU_ISSET(cpu, &worker), "the NVMe worker may run on the vCPU's CPU %d",
+                      cpu);
+        cr_assert_eq(CPU_COUNT(&worker), CPU_COUNT(&allowed) - 1,
+                     "the worker should have every other CPU");
+    }
+    /* It still serves. */
+    char cap[] = "pin.blk0";
+    struct conn k = must_open(cap, 8);
+    uint8_t b[512];
+    cr_assert_eq(moat_blk_read(k.s, 0, 1, b), 0, "read on the pinned domain");
+    close_conn(&k);
+
+    /* A CPU moat may not use is refused before anything starts. */
+    snprintf(spec, sizeof spec, "name=nopin kernel=%s cpu=%d", tu_guest("nvme"),
+             CPU_SETSIZE - 1);
+    cr_assert_null(tu_boot(&sup, spec, BOOT_MS, err, sizeof err), "cpu=%d accepted",
+                   CPU_SETSIZE - 1);
+    cr_assert(strstr(err, "is not one of them"), "unclear refusal: %s", err);
 }
 
 Test(blk_conformance, nvme_zero_copy_off_uses_bounce_buffers, .init = start, .fini = finish,

@@ -59,6 +59,18 @@ Test(config, devices_windows_and_policy)
     cr_assert_eq(d.dma_window_size, 2ull << 20, "dma-windows alone gives 2 MiB windows");
 }
 
+Test(config, cpu_pins_only_when_given)
+{
+    struct domain_config d;
+    cr_assert(config_parse_domain("name=n kernel=k", &d, err, sizeof err), "%s", err);
+    cr_assert_not(d.pin_cpu, "a domain without cpu= must not be pinned (to CPU 0 or any)");
+    cr_assert(config_parse_domain("name=n kernel=k cpu=1", &d, err, sizeof err), "%s", err);
+    cr_assert(d.pin_cpu);
+    cr_assert_eq(d.cpu, 1);
+    cr_assert(config_parse_domain("name=n kernel=k cpu=0", &d, err, sizeof err), "%s", err);
+    cr_assert(d.pin_cpu && d.cpu == 0, "cpu=0 is a CPU like any other");
+}
+
 Test(config, device_options_follow_the_kind)
 {
     struct domain_config d;
@@ -117,6 +129,9 @@ Test(config, refusals_name_the_problem)
     REFUSED("name=a kernel=k dma=512M", "multiple of 2 MiB");
     REFUSED("name=a kernel=k dma-windows=9", "dma-windows=9");
     REFUSED("name=a kernel=k policy=lenient", "policy=failstop");
+    REFUSED("name=a kernel=k cpu=first", "cpu=first: give a CPU number");
+    REFUSED("name=a kernel=k cpu=-1", "cpu=-1: give a CPU number");
+    REFUSED("name=a kernel=k cpu=99999", "cpu=99999: give a CPU number");
 }
 
 Test(config, duplicate_names_and_limit)
@@ -196,7 +211,7 @@ Test(options, help_lists_every_option)
     const char *want[] = { "--domain", "--config", "--console", "--log-dir", "--watchdog-ms",
                            "--boot-timeout-ms", "--until-ready", "--timeout", "--quiet",
                            "--version", "Exit status", "Example", "dev=KIND", "dma=SIZE",
-                           "dma-windows=N", "policy=failstop", "--net A.B.C.D/N",
+                           "dma-windows=N", "cpu=N", "policy=failstop", "--net A.B.C.D/N",
                            "--no-gateway", "--tap IFNAME", "--pcap PORT=FILE",
                            "ip tuntap add dev IFNAME mode tap user $USER" };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
