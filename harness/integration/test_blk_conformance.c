@@ -39,16 +39,10 @@ static char sock[PATH_MAX];
 static void start(void)
 {
     TU_REQUIRE_KVM();
-    cr_assert(tu_supervisor(&sup, 0, 0, err, sizeof err), "supervisor: %s", err);
-    snprintf(sock, sizeof sock, "%s/ctl.sock", tu_tmpdir());
-    cr_assert(control_start(&ctl, &sup, sock, err, sizeof err), "control: %s", err);
+    cr_assert(tu_moat_start(&sup, &ctl, NULL, sock, sizeof sock, err, sizeof err), "%s", err);
 }
 
-static void finish(void)
-{
-    control_stop(&ctl);
-    supervisor_fini(&sup);
-}
+static void finish(void) { tu_moat_stop(&sup, &ctl); }
 
 /* ---- targets ------------------------------------------------------------------------ */
 

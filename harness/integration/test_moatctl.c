@@ -25,9 +25,7 @@ static void start(void)
         cr_skip_test("SKIPPED: jq not installed");
     }
     snprintf(dir, sizeof dir, "%s", tu_tmpdir());
-    cr_assert(tu_supervisor(&sup, 0, 0, err, sizeof err), "supervisor: %s", err);
-    snprintf(sock, sizeof sock, "%.250s/ctl.sock", dir);
-    cr_assert(control_start(&ctl, &sup, sock, err, sizeof err), "control: %s", err);
+    cr_assert(tu_moat_start(&sup, &ctl, dir, sock, sizeof sock, err, sizeof err), "%s", err);
     char spec[512];
     snprintf(spec, sizeof spec, "name=ram0 kernel=%s mem=16M args=\"size=4M\"", tu_guest("ramblk"));
     struct domain_config cfg;
@@ -38,11 +36,7 @@ static void start(void)
     cr_assert(supervisor_wait(&sup, ram0, DOMAIN_STATE_BIT(DOMAIN_READY), 10000), "not ready");
 }
 
-static void finish(void)
-{
-    control_stop(&ctl);
-    supervisor_fini(&sup);
-}
+static void finish(void) { tu_moat_stop(&sup, &ctl); }
 
 TestSuite(moatctl, .init = start, .fini = finish, .timeout = 120);
 

@@ -61,9 +61,7 @@ static void prepare(void)
 static void start_with(const char *spec, const char *cap)
 {
     snprintf(cap_name, sizeof cap_name, "%s", cap);
-    cr_assert(tu_supervisor(&sup, 0, 0, err, sizeof err), "supervisor: %s", err);
-    snprintf(sock, sizeof sock, "%s/ctl.sock", dir);
-    cr_assert(control_start(&ctl, &sup, sock, err, sizeof err), "control: %s", err);
+    cr_assert(tu_moat_start(&sup, &ctl, dir, sock, sizeof sock, err, sizeof err), "%s", err);
     cr_assert_not_null(tu_boot(&sup, spec, 15000, err, sizeof err), "the domain serving %s: %s",
                        cap, err);
 
@@ -106,8 +104,7 @@ static void finish(void)
         kill(nbd_pid, SIGTERM);
         waitpid(nbd_pid, NULL, 0);
     }
-    control_stop(&ctl);
-    supervisor_fini(&sup);
+    tu_moat_stop(&sup, &ctl);
 }
 
 static void start_ramblk(void)

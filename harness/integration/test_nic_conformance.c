@@ -45,17 +45,14 @@ static void start_with(const struct netback_config *nb)
     TU_REQUIRE_KVM();
     if (nb)
         cr_assert(netback_setup(nb, err, sizeof err), "netback: %s", err);
-    cr_assert(tu_supervisor(&sup, 0, 0, err, sizeof err), "supervisor: %s", err);
-    snprintf(sock, sizeof sock, "%s/ctl.sock", tu_tmpdir());
-    cr_assert(control_start(&ctl, &sup, sock, err, sizeof err), "control: %s", err);
+    cr_assert(tu_moat_start(&sup, &ctl, NULL, sock, sizeof sock, err, sizeof err), "%s", err);
 }
 
 static void start(void) { start_with(NULL); }
 
 static void finish(void)
 {
-    control_stop(&ctl);
-    supervisor_fini(&sup);
+    tu_moat_stop(&sup, &ctl);
     netback_shutdown();
 }
 

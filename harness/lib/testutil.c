@@ -127,3 +127,22 @@ struct domain *tu_boot(struct supervisor *s, const char *spec, unsigned timeout_
     }
     return d;
 }
+
+bool tu_moat_start(struct supervisor *s, struct control *c, const char *dir, char *sock,
+                   size_t socklen, char *err, size_t errlen)
+{
+    if (!tu_supervisor(s, 0, 0, err, errlen))
+        return false;
+    snprintf(sock, socklen, "%s/ctl.sock", dir ? dir : tu_tmpdir());
+    if (!control_start(c, s, sock, err, errlen)) {
+        supervisor_fini(s);
+        return false;
+    }
+    return true;
+}
+
+void tu_moat_stop(struct supervisor *s, struct control *c)
+{
+    control_stop(c);
+    supervisor_fini(s);
+}

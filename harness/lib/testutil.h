@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include "control.h"
 #include "supervisor.h"
 
 #ifndef MOAT_BUILD_DIR
@@ -36,6 +37,12 @@ const char *tu_tmpdir(void);
 /* Initialise s with defaults (logs in a temp dir) and the given watchdog. */
 bool tu_supervisor(struct supervisor *s, unsigned watchdog_ms, unsigned boot_timeout_ms,
                    char *err, size_t errlen);
+/* The cap suites' fixture: a supervisor with defaults (tu_supervisor) and
+ * its control socket at <dir>/ctl.sock, dir NULL = a fresh tu_tmpdir();
+ * the socket's path goes to sock. False with err set otherwise. */
+bool tu_moat_start(struct supervisor *s, struct control *c, const char *dir, char *sock,
+                   size_t socklen, char *err, size_t errlen);
+void tu_moat_stop(struct supervisor *s, struct control *c);
 /* Add a domain running image with args. */
 struct domain *tu_add(struct supervisor *s, const char *name, const char *image,
                       const char *args, char *err, size_t errlen);

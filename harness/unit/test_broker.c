@@ -201,24 +201,31 @@ static void *revoke_thread(void *arg)
     return NULL;
 }
 
+/* Revoke r->h on another thread; return once it has hidden the window and
+ * waits for in-flight device I/O. */
+static pthread_t start_revoke(struct revoker *r)
+{
+    pthread_t t;
+    pthread_create(&t, NULL, revoke_thread, r);
+    for (int i = 0; i < 10000000; i++) {   /* bounded */
+        pthread_mutex_lock(&b.lock);
+        bool quiescing = b.win[r->h.window].state == WIN_QUIESCING;
+        pthread_mutex_unlock(&b.lock);
+        if (quiescing)
+            break;
+        sched_yield();
+    }
+    cr_assert_eq(b.win[r->h.window].state, WIN_QUIESCING, "the revoke never started");
+    return t;
+}
+
 Test(broker, revoke_waits_for_in_flight_device_io)
 {
     struct revoker r = { grant(1, W0, PAGE, DMA_BIDIR), false };
     struct dma_mapping m;
     uint8_t *p = broker_dma_map(&b, 1, "t", W0, PAGE, DMA_FROM_DEVICE, &m);
     cr_assert_not_null(p);
-    pthread_t t;
-    pthread_create(&t, NULL, revoke_thread, &r);
-    /* Wait (bounded) until the revoke has hidden the window. */
-    for (int i = 0; i < 10000000; i++) {
-        pthread_mutex_lock(&b.lock);
-        bool quiescing = b.win[r.h.window].state == WIN_QUIESCING;
-        pthread_mutex_unlock(&b.lock);
-        if (quiescing)
-            break;
-        sched_yield();
-    }
-    cr_assert_eq(b.win[r.h.window].state, WIN_QUIESCING);
+    pthread_t t = start_revoke(&r);
     struct dma_mapping m2;
     cr_assert_null(broker_dma_map(&b, 1, "t", W0, 8, DMA_TO_DEVICE, &m2),
                    "a window being revoked accepted a new map");
@@ -377,17 +384,7 @@ Test(broker, revoking_adopted_memory_quiesces_scrubs_and_leaves_it_mapped)
     struct dma_mapping m;
     uint8_t *p = broker_dma_map(&b, 1, "t", S0, PAGE, DMA_FROM_DEVICE, &m);
     cr_assert_not_null(p);
-    pthread_t t;
-    pthread_create(&t, NULL, revoke_thread, &r);
-    for (int i = 0; i < 10000000; i++) {
-        pthread_mutex_lock(&b.lock);
-        bool quiescing = b.win[r.h.window].state == WIN_QUIESCING;
-        pthread_mutex_unlock(&b.lock);
-        if (quiescing)
-            break;
-        sched_yield();
-    }
-    cr_assert_eq(b.win[r.h.window].state, WIN_QUIESCING, "the revoke never started");
+    pthread_t t = start_revoke(&r);
     cr_assert_not(r.done, "revoke finished while the device still wrote the memory");
     memset(p, 0x77, PAGE);
     broker_dma_unmap(&b, &m);
