@@ -485,20 +485,29 @@ int capsvc_session_close(struct capsvc *cs, uint32_t client, uint32_t session_id
     return rc;
 }
 
-int capsvc_release(struct capsvc *cs, struct domain *d, uint32_t slot)
+int capsvc_release(struct capsvc *cs, struct domain *d, uint32_t slot, struct session *gone)
 {
     pthread_mutex_lock(&cs->lock);
     struct session *s = slot < MOAT_SESSION_SLOTS ? session_by_slot(cs, d, slot) : NULL;
     int rc = 0;
+    memset(gone, 0, sizeof *gone);
+    gone->memfd = gone->kick_fd = gone->notify_fd = -1;
     if (!s || s->state != SES_CLOSING) {
         rc = -MOAT_EINVAL;
     } else {
         uninstall(s);
         log_info(d->cfg.name, "session %u released (slot %u)", s->id, slot);
-        session_free(s);
+        *gone = *s;             /* its memory and fds, freed by the caller */
+        memset(s, 0, sizeof *s);
+        s->memfd = s->kick_fd = s->notify_fd = -1;
     }
     pthread_mutex_unlock(&cs->lock);
     return rc;
+}
+
+void capsvc_session_free(struct session *gone)
+{
+    session_free(gone);
 }
 
 void capsvc_domain_down(struct capsvc *cs, struct domain *d)

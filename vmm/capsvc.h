@@ -99,8 +99,15 @@ void capsvc_layout(uint32_t entries, uint64_t data_size, struct moat_session_rep
 /* The domain registers a served cap from guest memory at gpa. Returns 0 or
  * -MOAT_E*; every refusal is logged with the reason. */
 int capsvc_register(struct capsvc *cs, struct domain *d, uint64_t gpa);
-/* The domain is done with a CLOSING slot: unmap and free it. */
-int capsvc_release(struct capsvc *cs, struct domain *d, uint32_t slot);
+/* The domain is done with a CLOSING slot: take it out of the domain and
+ * move the session into *gone (freed or not, *gone can be passed to
+ * capsvc_session_free). Free it only after dropping sup->lock: freeing
+ * revokes the data window, which waits for device access to it to end,
+ * and a device model's refusal path takes sup->lock. */
+int capsvc_release(struct capsvc *cs, struct domain *d, uint32_t slot, struct session *gone);
+/* Revoke the data window (quiesce, scrub), unmap the memory, close fds.
+ * Takes no capsvc or supervisor lock. */
+void capsvc_session_free(struct session *gone);
 /* The domain's VM is gone: free its sessions, move its caps on, queue
  * events for the clients. Called by teardown. */
 void capsvc_domain_down(struct capsvc *cs, struct domain *d);

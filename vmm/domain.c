@@ -221,9 +221,11 @@ static void plat_cap_register(void *ctx, uint32_t gpa)
 static void plat_session_release(void *ctx, uint32_t slot)
 {
     struct domain *d = ctx;
+    struct session gone;
     pthread_mutex_lock(&d->sup->lock);
-    int rc = capsvc_release(&d->sup->caps, d, slot);
+    int rc = capsvc_release(&d->sup->caps, d, slot, &gone);
     pthread_mutex_unlock(&d->sup->lock);
+    capsvc_session_free(&gone);     /* may wait for the device: no lock held */
     if (rc < 0) {
         d->stats.platform_refused++;
         log_error(d->cfg.name, "refused release of session slot %u: it is not closing", slot);
@@ -258,7 +260,16 @@ static void policy_kill(struct domain *d, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(ci.detail, sizeof ci.detail, fmt, ap);
     va_end(ap);
-    domain_kill(d, &ci);
+    /* Device workers get here too, and teardown joins them while it holds
+     * sup->lock: once the domain is ending (stop is set before teardown
+     * can start), its end stands and waiting for the lock would deadlock. */
+    while (pthread_mutex_trylock(&d->sup->lock) != 0) {
+        if (atomic_load(&d->stop))
+            return;
+        sched_yield();
+    }
+    end_locked(d, DOMAIN_CRASHED, &ci, 0);
+    pthread_mutex_unlock(&d->sup->lock);
 }
 
 /* ---- PCI platform hooks (vCPU thread or a device model's worker) -------- */
