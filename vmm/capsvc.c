@@ -46,12 +46,11 @@ bool capsvc_init(struct capsvc *cs, struct supervisor *sup, char *err, size_t er
     return true;
 }
 
-static void session_free(struct session *s)
+void capsvc_session_free(struct session *s)
 {
     char err[160];
-    if (s->broker && !broker_revoke(s->broker, s->data_win, err, sizeof err)) {
-        /* Only when teardown revoked it already; the memory is scrubbed. */
-    }
+    if (s->broker)              /* false only when teardown revoked it already */
+        (void)broker_revoke(s->broker, s->data_win, err, sizeof err);
     if (s->host)
         munmap(s->host, s->layout.size);
     if (s->memfd >= 0)
@@ -68,7 +67,7 @@ void capsvc_fini(struct capsvc *cs)
 {
     for (uint32_t i = 0; i < CAPSVC_SESSIONS_MAX; i++)
         if (cs->ses[i].state != SES_FREE)
-            session_free(&cs->ses[i]);
+            capsvc_session_free(&cs->ses[i]);
     if (cs->wake_fd >= 0)
         close(cs->wake_fd);
     cs->wake_fd = -1;
@@ -438,7 +437,7 @@ int capsvc_session_open(struct capsvc *cs, uint32_t client, const struct moat_se
         if (rc != 0) {
             log_error(d->cfg.name, "cannot open a session for client %u: %s (%s)", client,
                       moat_err_name(-rc), strerror(errno));
-            session_free(s);
+            capsvc_session_free(s);
         } else {
             *out = s->layout;
             out->session_id = s->id;
@@ -505,11 +504,6 @@ int capsvc_release(struct capsvc *cs, struct domain *d, uint32_t slot, struct se
     return rc;
 }
 
-void capsvc_session_free(struct session *gone)
-{
-    session_free(gone);
-}
-
 void capsvc_domain_down(struct capsvc *cs, struct domain *d)
 {
     pthread_mutex_lock(&cs->lock);
@@ -527,7 +521,7 @@ void capsvc_domain_down(struct capsvc *cs, struct domain *d)
         if (write(s->notify_fd, &one, sizeof one) < 0) {
             /* Only fails when the counter is saturated: the client is awake. */
         }
-        session_free(s);        /* the VM is gone: no memslot, irqfd or ioeventfd left */
+        capsvc_session_free(s);        /* the VM is gone: no memslot, irqfd or ioeventfd left */
         revoked++;
     }
     pthread_mutex_unlock(&cs->lock);

@@ -128,15 +128,7 @@ static struct conn must_open(const char *cap_name, uint32_t entries)
     return k;
 }
 
-static void close_conn(struct conn *k)
-{
-    if (k->s)
-        moat_session_close(k->s);
-    if (k->cap)
-        moat_close(k->cap);
-    if (k->c)
-        moat_disconnect(k->c);
-}
+static void close_conn(struct conn *k) { tu_client_close(k->s, k->cap, k->c); }
 
 static uint64_t xorshift(uint64_t *r)
 {

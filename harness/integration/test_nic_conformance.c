@@ -100,15 +100,7 @@ static struct conn nic_open(const char *domain)
     return k;
 }
 
-static void nic_close(struct conn *k)
-{
-    if (k->s)
-        moat_session_close(k->s);
-    if (k->cap)
-        moat_close(k->cap);
-    if (k->c)
-        moat_disconnect(k->c);
-}
+static void nic_close(struct conn *k) { tu_client_close(k->s, k->cap, k->c); }
 
 /* A test frame: to dst from src, ethertype 0x88b5 (local experimental),
  * then the sequence number, then a pattern derived from both. */

@@ -146,3 +146,13 @@ void tu_moat_stop(struct supervisor *s, struct control *c)
     control_stop(c);
     supervisor_fini(s);
 }
+
+void tu_client_close(struct moat_session *s, struct moat_cap *cap, struct moat_client *c)
+{
+    if (s)
+        moat_session_close(s);
+    if (cap)
+        moat_close(cap);
+    if (c)
+        moat_disconnect(c);
+}

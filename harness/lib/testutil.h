@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include "control.h"
+#include "moat/libmoat.h"
 #include "supervisor.h"
 
 #ifndef MOAT_BUILD_DIR
@@ -43,6 +44,9 @@ bool tu_supervisor(struct supervisor *s, unsigned watchdog_ms, unsigned boot_tim
 bool tu_moat_start(struct supervisor *s, struct control *c, const char *dir, char *sock,
                    size_t socklen, char *err, size_t errlen);
 void tu_moat_stop(struct supervisor *s, struct control *c);
+/* Close what a client opened, each part if non-NULL: the session, the
+ * cap handle, then the connection. */
+void tu_client_close(struct moat_session *s, struct moat_cap *cap, struct moat_client *c);
 /* Add a domain running image with args. */
 struct domain *tu_add(struct supervisor *s, const char *name, const char *image,
                       const char *args, char *err, size_t errlen);
