@@ -1,5 +1,6 @@
 /* DMA broker (contract in broker.h). */
 #include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -29,28 +30,31 @@ void broker_init(struct broker *b, uint64_t quota_bytes, const struct broker_map
 {
     memset(b, 0, sizeof *b);
     pthread_mutex_init(&b->lock, NULL);
-    pthread_cond_init(&b->idle, NULL);
+    for (unsigned i = 0; i < BROKER_DOMAINS_MAX; i++) {
+        pthread_mutex_init(&b->dom[i].lock, NULL);
+        pthread_cond_init(&b->dom[i].idle, NULL);
+    }
     b->quota_bytes = quota_bytes;
+    atomic_init(&b->audit_seq, 0);
     if (m)
         b->mapper = *m;
     for (unsigned i = 0; i < BROKER_WINDOWS_MAX; i++)
         b->win[i].memfd = -1;
 }
 
-/* Caller holds the lock. */
-static void audit(struct broker *b, uint32_t domain, const char *device, uint64_t addr,
-                  uint64_t len, enum broker_refusal why)
+/* Caller holds bd->lock. */
+static void audit(struct broker *b, struct broker_domain *bd, uint32_t domain, const char *device,
+                  uint64_t addr, uint64_t len, enum broker_refusal why)
 {
-    struct broker_audit *a = &b->audit[b->audit_seq % BROKER_AUDIT_RING];
+    struct broker_audit *a = &bd->audit[bd->n_audit++ % BROKER_AUDIT_PER_DOMAIN];
     memset(a, 0, sizeof *a);
-    a->seq = b->audit_seq++;
+    a->seq = atomic_fetch_add(&b->audit_seq, 1);
     a->domain = domain;
     snprintf(a->device, sizeof a->device, "%s", device ? device : "?");
     a->addr = addr;
     a->len = len;
     a->reason = why;
-    if (domain < BROKER_DOMAINS_MAX)
-        b->acct[domain].refusals++;
+    bd->acct.refusals++;
 }
 
 /* Ranges [a, a+al) and [c, c+cl), both non-empty and non-wrapping. */
@@ -59,12 +63,12 @@ static bool overlaps(uint64_t a, uint64_t al, uint64_t c, uint64_t cl)
     return a < c + cl && c < a + al;
 }
 
-/* A free slot for a window of domain at [iova, iova+len) inside [lo, hi),
- * after every check that does not depend on how it is backed; -1 with err
- * set otherwise. Caller holds the lock. */
-static int claim_slot(struct broker *b, uint32_t domain, uint64_t iova, uint64_t len,
-                      uint32_t dirs, const char *range, uint64_t lo, uint64_t hi, char *err,
-                      size_t errlen)
+/* Reserve a free slot for a window of domain at [iova, iova+len) inside
+ * [lo, hi), after every check that does not depend on how it is backed;
+ * -1 with err set otherwise. Caller holds b->lock. */
+static int reserve_slot(struct broker *b, uint32_t domain, uint64_t iova, uint64_t len,
+                        uint32_t dirs, const char *range, uint64_t lo, uint64_t hi, char *err,
+                        size_t errlen)
 {
     if (domain >= BROKER_DOMAINS_MAX) {
         snprintf(err, errlen, "domain id %u out of range", domain);
@@ -84,7 +88,7 @@ static int claim_slot(struct broker *b, uint32_t domain, uint64_t iova, uint64_t
     int slot = -1;
     for (int i = 0; i < BROKER_WINDOWS_MAX; i++) {
         struct dma_window *w = &b->win[i];
-        if (w->state == WIN_FREE) {
+        if (!w->reserved) {
             if (slot < 0)
                 slot = i;
         } else if (w->domain == domain && overlaps(iova, len, w->iova, w->len)) {
@@ -94,67 +98,100 @@ static int claim_slot(struct broker *b, uint32_t domain, uint64_t iova, uint64_t
             return -1;
         }
     }
-    if (slot < 0)
+    if (slot < 0) {
         snprintf(err, errlen, "no free window slot (%d in use)", BROKER_WINDOWS_MAX);
+        return -1;
+    }
+    struct dma_window *w = &b->win[slot];
+    w->reserved = true;
+    w->domain = domain;
+    w->iova = iova;
+    w->len = len;
+    w->host = NULL;
+    w->memfd = -1;
     return slot;
 }
 
-/* Make slot a live window. Caller holds the lock. */
-static struct dma_handle activate(struct broker *b, int slot, uint32_t domain, uint64_t iova,
-                                  uint64_t len, uint32_t dirs, uint8_t *host, int memfd)
+static void release_slot(struct broker *b, int slot)
+{
+    pthread_mutex_lock(&b->lock);
+    b->win[slot].reserved = false;
+    pthread_mutex_unlock(&b->lock);
+}
+
+/* Put reserved slot on its domain's list as a live window. */
+static struct dma_handle activate(struct broker *b, int slot, uint32_t dirs, uint8_t *host,
+                                  int memfd)
 {
     struct dma_window *w = &b->win[slot];
-    w->generation++;
-    w->state = WIN_LIVE;
-    w->domain = domain;
-    w->dirs = dirs;
-    w->iova = iova;
-    w->len = len;
+    struct broker_domain *bd = &b->dom[w->domain];
+    pthread_mutex_lock(&bd->lock);
     w->host = host;
     w->memfd = memfd;
     w->adopted = memfd < 0;
+    w->generation++;
+    w->state = WIN_LIVE;
+    w->dirs = dirs;
     w->in_flight = 0;
     w->maps = 0;
-    return (struct dma_handle){ (uint32_t)slot, w->generation };
+    bd->list[bd->n++] = (uint16_t)slot;
+    if (!w->adopted)
+        bd->acct.windows++;
+    struct dma_handle h = { (uint32_t)slot, w->generation };
+    pthread_mutex_unlock(&bd->lock);
+    return h;
 }
 
-/* Caller holds the lock. */
-static bool grant_locked(struct broker *b, uint32_t domain, uint64_t iova, uint64_t len,
-                         uint32_t dirs, struct dma_handle *out, char *err, size_t errlen)
+/* Reserve (b->lock held on entry, dropped on return), back and map a
+ * granted window. */
+static bool grant_reserved(struct broker *b, int slot, uint32_t dirs, struct dma_handle *out,
+                           char *err, size_t errlen)
 {
-    int slot = claim_slot(b, domain, iova, len, dirs, "DMA", MOAT_GPA_DMA_BASE,
-                          MOAT_GPA_SESSION_BASE, err, errlen);
-    if (slot < 0)
-        return false;
-    struct broker_account *acct = &b->acct[domain];
-    if (len > b->quota_bytes - acct->bytes || acct->bytes > b->quota_bytes) {
+    struct dma_window *w = &b->win[slot];
+    uint32_t domain = w->domain;
+    uint64_t iova = w->iova, len = w->len;
+    struct broker_domain *bd = &b->dom[domain];
+    pthread_mutex_lock(&bd->lock);
+    struct broker_account *acct = &bd->acct;
+    bool quota_ok = len <= b->quota_bytes - acct->bytes && acct->bytes <= b->quota_bytes;
+    if (quota_ok)
+        acct->bytes += len;     /* held while the window is backed */
+    else
         snprintf(err, errlen, "quota: domain %u holds %llu of %llu bytes, asked %llu more",
                  domain, (unsigned long long)acct->bytes, (unsigned long long)b->quota_bytes,
                  (unsigned long long)len);
+    pthread_mutex_unlock(&bd->lock);
+    if (!quota_ok)
+        w->reserved = false;
+    pthread_mutex_unlock(&b->lock);
+    if (!quota_ok)
         return false;
-    }
+    /* Backing a large window takes a while: no broker lock is held. */
     int fd = memfd_create("moat-dma-window", MFD_CLOEXEC);
+    void *host = MAP_FAILED;
     if (fd < 0 || ftruncate(fd, (off_t)len) < 0) {
         snprintf(err, errlen, "cannot back the window: %s", strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return false;
+    } else {
+        host = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+        if (host == MAP_FAILED)
+            snprintf(err, errlen, "cannot map the window: %s", strerror(errno));
     }
-    void *host = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
-    if (host == MAP_FAILED) {
-        snprintf(err, errlen, "cannot map the window: %s", strerror(errno));
-        close(fd);
-        return false;
-    }
-    if (b->mapper.map && !b->mapper.map(b->mapper.ctx, domain, (uint32_t)slot, iova, len, host)) {
+    if (host != MAP_FAILED && b->mapper.map &&
+        !b->mapper.map(b->mapper.ctx, domain, (uint32_t)slot, iova, len, host)) {
         snprintf(err, errlen, "cannot make the window visible to domain %u", domain);
         munmap(host, len);
-        close(fd);
+        host = MAP_FAILED;
+    }
+    if (host == MAP_FAILED) {
+        if (fd >= 0)
+            close(fd);
+        pthread_mutex_lock(&bd->lock);
+        acct->bytes -= len;
+        pthread_mutex_unlock(&bd->lock);
+        release_slot(b, slot);
         return false;
     }
-    acct->bytes += len;
-    acct->windows++;
-    *out = activate(b, slot, domain, iova, len, dirs, host, fd);
+    *out = activate(b, slot, dirs, host, fd);
     return true;
 }
 
@@ -162,13 +199,17 @@ bool broker_grant(struct broker *b, uint32_t domain, uint64_t iova, uint64_t len
                   uint32_t dirs, struct dma_handle *out, char *err, size_t errlen)
 {
     pthread_mutex_lock(&b->lock);
-    bool ok = grant_locked(b, domain, iova, len, dirs, out, err, errlen);
-    pthread_mutex_unlock(&b->lock);
-    return ok;
+    int slot = reserve_slot(b, domain, iova, len, dirs, "DMA", MOAT_GPA_DMA_BASE,
+                            MOAT_GPA_SESSION_BASE, err, errlen);
+    if (slot < 0) {
+        pthread_mutex_unlock(&b->lock);
+        return false;
+    }
+    return grant_reserved(b, slot, dirs, out, err, errlen);
 }
 
 /* Lowest IOVA >= the DMA base, aligned, with a guard gap to every window of
- * every domain. Caller holds the lock. */
+ * every domain. Caller holds b->lock. */
 static uint64_t pick_iova(const struct broker *b, uint64_t len, uint64_t align)
 {
     uint64_t cand = MOAT_GPA_DMA_BASE;
@@ -176,7 +217,7 @@ static uint64_t pick_iova(const struct broker *b, uint64_t len, uint64_t align)
         moved = false;
         for (int i = 0; i < BROKER_WINDOWS_MAX; i++) {
             const struct dma_window *w = &b->win[i];
-            if (w->state == WIN_FREE ||
+            if (!w->reserved ||
                 !overlaps(cand, len + BROKER_GUARD, w->iova - BROKER_GUARD,
                           w->len + 2 * BROKER_GUARD))
                 continue;
@@ -199,9 +240,13 @@ bool broker_grant_any(struct broker *b, uint32_t domain, uint64_t len, uint64_t 
     }
     pthread_mutex_lock(&b->lock);
     *iova = pick_iova(b, len, align);
-    bool ok = grant_locked(b, domain, *iova, len, dirs, out, err, errlen);
-    pthread_mutex_unlock(&b->lock);
-    return ok;
+    int slot = reserve_slot(b, domain, *iova, len, dirs, "DMA", MOAT_GPA_DMA_BASE,
+                            MOAT_GPA_SESSION_BASE, err, errlen);
+    if (slot < 0) {
+        pthread_mutex_unlock(&b->lock);
+        return false;
+    }
+    return grant_reserved(b, slot, dirs, out, err, errlen);
 }
 
 bool broker_adopt(struct broker *b, uint32_t domain, uint64_t iova, uint64_t len, void *host,
@@ -212,11 +257,11 @@ bool broker_adopt(struct broker *b, uint32_t domain, uint64_t iova, uint64_t len
         return false;
     }
     pthread_mutex_lock(&b->lock);
-    int slot = claim_slot(b, domain, iova, len, dirs, "session", MOAT_GPA_SESSION_BASE,
-                          UINT64_MAX, err, errlen);
-    if (slot >= 0)
-        *out = activate(b, slot, domain, iova, len, dirs, host, -1);
+    int slot = reserve_slot(b, domain, iova, len, dirs, "session", MOAT_GPA_SESSION_BASE,
+                            UINT64_MAX, err, errlen);
     pthread_mutex_unlock(&b->lock);
+    if (slot >= 0)
+        *out = activate(b, slot, dirs, host, -1);
     return slot >= 0;
 }
 
@@ -224,7 +269,12 @@ void *broker_dma_map(struct broker *b, uint32_t domain, const char *device, uint
                      uint64_t len, enum dma_dir dir, struct dma_mapping *m)
 {
     memset(m, 0, sizeof *m);
-    pthread_mutex_lock(&b->lock);
+    if (domain >= BROKER_DOMAINS_MAX) {     /* a VMM bug, not guest input */
+        m->refusal = BR_OUT_OF_WINDOW;
+        return NULL;
+    }
+    struct broker_domain *bd = &b->dom[domain];
+    pthread_mutex_lock(&bd->lock);
     enum broker_refusal why = BR_OUT_OF_WINDOW;
     struct dma_window *hit = NULL;
     if (len == 0) {
@@ -232,18 +282,16 @@ void *broker_dma_map(struct broker *b, uint32_t domain, const char *device, uint
     } else if (iova > UINT64_MAX - (len - 1)) {
         why = BR_OVERFLOW;
     } else {
-        for (int i = 0; i < BROKER_WINDOWS_MAX && !hit; i++) {
-            struct dma_window *w = &b->win[i];
-            if (w->state != WIN_FREE && w->domain == domain && iova >= w->iova &&
-                iova - w->iova < w->len)
+        for (uint32_t i = 0; i < bd->n && !hit; i++) {
+            struct dma_window *w = &b->win[bd->list[i]];
+            if (iova >= w->iova && iova - w->iova < w->len)
                 hit = w;
         }
-        /* A freed slot remembers its last window until reused, so a device
-         * still aiming at it is told why. */
-        for (int i = 0; i < BROKER_WINDOWS_MAX && !hit; i++) {
-            const struct dma_window *w = &b->win[i];
-            if (w->state == WIN_FREE && w->len && w->domain == domain && iova >= w->iova &&
-                iova - w->iova < w->len)
+        /* A revoked window is remembered a while, so a device still aiming
+         * at it is told why. */
+        for (uint32_t i = 0; i < BROKER_REVOKED_MEMORY && !hit; i++) {
+            if (bd->revoked[i].len && iova >= bd->revoked[i].iova &&
+                iova - bd->revoked[i].iova < bd->revoked[i].len)
                 why = BR_REVOKED;
         }
         if (hit) {
@@ -259,9 +307,9 @@ void *broker_dma_map(struct broker *b, uint32_t domain, const char *device, uint
         }
     }
     if (why != BR_OK) {
-        audit(b, domain, device, iova, len, why);
+        audit(b, bd, domain, device, iova, len, why);
         m->refusal = why;
-        pthread_mutex_unlock(&b->lock);
+        pthread_mutex_unlock(&bd->lock);
         return NULL;
     }
     hit->in_flight++;
@@ -270,7 +318,7 @@ void *broker_dma_map(struct broker *b, uint32_t domain, const char *device, uint
         .host = hit->host + (iova - hit->iova), .iova = iova, .len = len,
         .window = (uint32_t)(hit - b->win), .generation = hit->generation, .domain = domain,
     };
-    pthread_mutex_unlock(&b->lock);
+    pthread_mutex_unlock(&bd->lock);
     return m->host;
 }
 
@@ -278,26 +326,30 @@ void broker_dma_unmap(struct broker *b, struct dma_mapping *m)
 {
     if (!m->host)
         return;
-    pthread_mutex_lock(&b->lock);
+    struct broker_domain *bd = &b->dom[m->domain];
+    pthread_mutex_lock(&bd->lock);
     struct dma_window *w = &b->win[m->window];
     if (w->in_flight && --w->in_flight == 0)
-        pthread_cond_broadcast(&b->idle);
-    pthread_mutex_unlock(&b->lock);
+        pthread_cond_broadcast(&bd->idle);
+    pthread_mutex_unlock(&bd->lock);
     m->host = NULL;
 }
 
 bool broker_mapping_valid(struct broker *b, const struct dma_mapping *m)
 {
-    pthread_mutex_lock(&b->lock);
-    bool ok = m->host && m->window < BROKER_WINDOWS_MAX &&
-              b->win[m->window].state == WIN_LIVE &&
+    if (!m->host || m->window >= BROKER_WINDOWS_MAX || m->domain >= BROKER_DOMAINS_MAX)
+        return false;
+    struct broker_domain *bd = &b->dom[m->domain];
+    pthread_mutex_lock(&bd->lock);
+    bool ok = b->win[m->window].state == WIN_LIVE &&
               b->win[m->window].generation == m->generation;
-    pthread_mutex_unlock(&b->lock);
+    pthread_mutex_unlock(&bd->lock);
     return ok;
 }
 
-/* Caller holds the lock; w is LIVE. Hide, quiesce, bump, scrub, free. */
-static void revoke_locked(struct broker *b, struct dma_window *w)
+/* Caller holds bd->lock and w is LIVE; returns with no lock held. Hide,
+ * quiesce, bump, then scrub and free outside the lock. */
+static void revoke_locked(struct broker *b, struct broker_domain *bd, struct dma_window *w)
 {
     uint32_t slot = (uint32_t)(w - b->win);
     w->state = WIN_QUIESCING;
@@ -305,81 +357,150 @@ static void revoke_locked(struct broker *b, struct dma_window *w)
     if (b->mapper.unmap && !w->adopted)     /* the owner hid adopted memory */
         b->mapper.unmap(b->mapper.ctx, w->domain, slot, w->iova, w->len);
     while (w->in_flight)        /* in-flight device I/O finishes first */
-        pthread_cond_wait(&b->idle, &b->lock);
-    w->state = WIN_SCRUBBING;
+        pthread_cond_wait(&bd->idle, &bd->lock);
+    w->state = WIN_SCRUBBING;   /* invisible: every map is refused */
+    pthread_mutex_unlock(&bd->lock);
+
     memset(w->host, 0, w->len);
     if (b->mapper.scrubbed)
         b->mapper.scrubbed(b->mapper.ctx, slot, w->host, w->len);
     if (!w->adopted) {
         munmap(w->host, w->len);
         close(w->memfd);
-        struct broker_account *acct = &b->acct[w->domain];
-        acct->bytes -= w->len;
-        acct->windows--;
+    }
+
+    pthread_mutex_lock(&bd->lock);
+    for (uint32_t i = 0; i < bd->n; i++) {
+        if (bd->list[i] == slot) {
+            bd->list[i] = bd->list[--bd->n];
+            break;
+        }
+    }
+    bd->revoked[bd->n_revoked++ % BROKER_REVOKED_MEMORY].iova = w->iova;
+    bd->revoked[(bd->n_revoked - 1) % BROKER_REVOKED_MEMORY].len = w->len;
+    if (!w->adopted) {
+        bd->acct.bytes -= w->len;
+        bd->acct.windows--;
     }
     w->host = NULL;
     w->memfd = -1;
     w->state = WIN_FREE;
+    pthread_mutex_unlock(&bd->lock);
+    release_slot(b, (int)slot);
 }
 
 bool broker_revoke(struct broker *b, struct dma_handle h, char *err, size_t errlen)
 {
-    pthread_mutex_lock(&b->lock);
     struct dma_window *w = h.window < BROKER_WINDOWS_MAX ? &b->win[h.window] : NULL;
-    if (!w || w->state != WIN_LIVE || w->generation != h.generation) {
-        snprintf(err, errlen, "window handle %u/%u is stale or invalid", h.window, h.generation);
+    /* The owner of a slot is set while it is reserved (b->lock); a slot
+     * freed and reserved again meanwhile has moved its generation on, so
+     * the handle is refused as stale under whichever domain lock we hold. */
+    struct broker_domain *bd = NULL;
+    if (w) {
+        pthread_mutex_lock(&b->lock);
+        if (w->reserved)
+            bd = &b->dom[w->domain];
         pthread_mutex_unlock(&b->lock);
+    }
+    if (bd)
+        pthread_mutex_lock(&bd->lock);
+    if (!w || !bd || w->state != WIN_LIVE || w->generation != h.generation) {
+        snprintf(err, errlen, "window handle %u/%u is stale or invalid", h.window, h.generation);
+        if (bd)
+            pthread_mutex_unlock(&bd->lock);
         return false;
     }
-    revoke_locked(b, w);
-    pthread_mutex_unlock(&b->lock);
+    revoke_locked(b, bd, w);
     return true;
 }
 
 unsigned broker_revoke_domain(struct broker *b, uint32_t domain)
 {
+    if (domain >= BROKER_DOMAINS_MAX)
+        return 0;
+    struct broker_domain *bd = &b->dom[domain];
     unsigned n = 0;
-    pthread_mutex_lock(&b->lock);
-    for (int i = 0; i < BROKER_WINDOWS_MAX; i++) {
-        if (b->win[i].state == WIN_LIVE && b->win[i].domain == domain) {
-            revoke_locked(b, &b->win[i]);
-            n++;
+    for (;;) {
+        pthread_mutex_lock(&bd->lock);
+        struct dma_window *live = NULL;
+        for (uint32_t i = 0; i < bd->n && !live; i++)
+            if (b->win[bd->list[i]].state == WIN_LIVE)
+                live = &b->win[bd->list[i]];
+        if (!live) {
+            pthread_mutex_unlock(&bd->lock);
+            return n;
         }
+        revoke_locked(b, bd, live);     /* drops the lock */
+        n++;
     }
-    pthread_mutex_unlock(&b->lock);
-    return n;
 }
 
 struct broker_account broker_account(struct broker *b, uint32_t domain)
 {
     struct broker_account a = {0};
-    pthread_mutex_lock(&b->lock);
-    if (domain < BROKER_DOMAINS_MAX)
-        a = b->acct[domain];
-    pthread_mutex_unlock(&b->lock);
+    if (domain >= BROKER_DOMAINS_MAX)
+        return a;
+    pthread_mutex_lock(&b->dom[domain].lock);
+    a = b->dom[domain].acct;
+    pthread_mutex_unlock(&b->dom[domain].lock);
     return a;
+}
+
+static int by_seq(const void *x, const void *y)
+{
+    const struct broker_audit *a = x, *c = y;
+    return (a->seq > c->seq) - (a->seq < c->seq);
 }
 
 size_t broker_audit_read(struct broker *b, uint64_t since, struct broker_audit *out, size_t max)
 {
-    pthread_mutex_lock(&b->lock);
-    uint64_t oldest = b->audit_seq > BROKER_AUDIT_RING ? b->audit_seq - BROKER_AUDIT_RING : 0;
-    if (since < oldest)
-        since = oldest;
+    /* Each domain keeps its own newest records; merge them by seq. */
+    static _Thread_local struct broker_audit all[BROKER_DOMAINS_MAX * BROKER_AUDIT_PER_DOMAIN];
     size_t n = 0;
-    for (uint64_t s = since; s < b->audit_seq && n < max; s++)
-        out[n++] = b->audit[s % BROKER_AUDIT_RING];
+    for (unsigned d = 0; d < BROKER_DOMAINS_MAX; d++) {
+        struct broker_domain *bd = &b->dom[d];
+        pthread_mutex_lock(&bd->lock);
+        uint64_t first = bd->n_audit > BROKER_AUDIT_PER_DOMAIN
+                             ? bd->n_audit - BROKER_AUDIT_PER_DOMAIN : 0;
+        for (uint64_t i = first; i < bd->n_audit; i++) {
+            const struct broker_audit *a = &bd->audit[i % BROKER_AUDIT_PER_DOMAIN];
+            if (a->seq >= since)
+                all[n++] = *a;
+        }
+        pthread_mutex_unlock(&bd->lock);
+    }
+    qsort(all, n, sizeof all[0], by_seq);
+    size_t k = n < max ? n : max;
+    memcpy(out, all, k * sizeof out[0]);
+    return k;
+}
+
+uint64_t broker_audit_seq(struct broker *b)
+{
+    return atomic_load(&b->audit_seq);
+}
+
+bool broker_window_peek(struct broker *b, uint32_t window, struct dma_window *out)
+{
+    if (window >= BROKER_WINDOWS_MAX)
+        return false;
+    pthread_mutex_lock(&b->lock);
+    struct dma_window *w = &b->win[window];
+    uint32_t domain = w->domain < BROKER_DOMAINS_MAX ? w->domain : 0;
+    pthread_mutex_lock(&b->dom[domain].lock);
+    *out = *w;
+    pthread_mutex_unlock(&b->dom[domain].lock);
     pthread_mutex_unlock(&b->lock);
-    return n;
+    return true;
 }
 
 void broker_fini(struct broker *b)
 {
-    pthread_mutex_lock(&b->lock);
-    for (int i = 0; i < BROKER_WINDOWS_MAX; i++)
-        if (b->win[i].state == WIN_LIVE)
-            revoke_locked(b, &b->win[i]);
-    pthread_mutex_unlock(&b->lock);
-    pthread_cond_destroy(&b->idle);
+    for (uint32_t d = 0; d < BROKER_DOMAINS_MAX; d++)
+        broker_revoke_domain(b, d);
+    for (unsigned i = 0; i < BROKER_DOMAINS_MAX; i++) {
+        pthread_cond_destroy(&b->dom[i].idle);
+        pthread_mutex_destroy(&b->dom[i].lock);
+    }
     pthread_mutex_destroy(&b->lock);
 }

@@ -14,19 +14,30 @@
  *    mappings to end -> bump generation -> scrub -> free);
  *  - a handle or mapping from an older generation never succeeds.
  *
- * Thread-safe (one mutex). Error policy: grant/revoke return false with a
- * reason in err; map returns NULL and audits.
+ * Locking (order in supervisor.h): broker.lock guards the window slots
+ * and IOVA allocation (grant, final free); each domain's windows, its
+ * accounting and its audit ring live under that domain's own lock, so the
+ * map path takes only the mapping domain's lock and scans only its
+ * windows. A revoke waits for in-flight maps under the domain lock (the
+ * condvar releases it) and scrubs with no lock held, the window invisible
+ * (SCRUBBING refuses maps) meanwhile: one domain's 256 MiB scrub never
+ * stalls another domain's DMA. Map and unmap never wait for anything but a
+ * domain lock. Error policy: grant/revoke return false with a reason in
+ * err; map returns NULL and audits.
  */
 #ifndef MOAT_BROKER_H
 #define MOAT_BROKER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define BROKER_WINDOWS_MAX 192       /* 64 granted + one per cap session */
-#define BROKER_AUDIT_RING  256
+#define BROKER_AUDIT_RING  256       /* most records one broker_audit_read returns */
+#define BROKER_AUDIT_PER_DOMAIN 128  /* kept per domain: a flood hides no other */
+#define BROKER_REVOKED_MEMORY 16     /* revoked ranges a domain is told about */
 #define BROKER_DOMAINS_MAX 64
 #define BROKER_GUARD       (2ull << 20)    /* unmapped gap around windows */
 
@@ -64,14 +75,18 @@ struct dma_mapping {            /* a device model's view of one map call */
 };
 
 struct dma_window {
-    enum window_state state;
-    uint32_t generation;        /* bumped at every revoke; never reused */
+    /* Set when the slot is reserved (broker.lock) and fixed until it is
+     * free again; a window is on its domain's list only in between. */
+    bool reserved;
     uint32_t domain;
-    uint32_t dirs;              /* enum dma_dir bits allowed */
     uint64_t iova, len;
     uint8_t *host;
     int memfd;                  /* -1 for adopted memory */
     bool adopted;               /* memory the caller owns (broker_adopt) */
+    /* Under the owning domain's lock. */
+    enum window_state state;
+    uint32_t generation;        /* bumped at every revoke; never reused */
+    uint32_t dirs;              /* enum dma_dir bits allowed */
     uint32_t in_flight;         /* live dma_mappings */
     uint64_t maps;              /* device accesses granted since it went live */
 };
@@ -90,6 +105,18 @@ struct broker_account {
     uint64_t refusals;
 };
 
+struct broker_domain {          /* one domain's side of the broker */
+    pthread_mutex_t lock;
+    pthread_cond_t idle;        /* a window's in_flight dropped to 0 */
+    uint16_t list[BROKER_WINDOWS_MAX];  /* its windows (slot numbers) */
+    uint32_t n;
+    struct { uint64_t iova, len; } revoked[BROKER_REVOKED_MEMORY];  /* ring */
+    uint32_t n_revoked;
+    struct broker_account acct;
+    struct broker_audit audit[BROKER_AUDIT_PER_DOMAIN];     /* ring */
+    uint64_t n_audit;
+};
+
 /* Called to make a window visible to (or hide it from) a domain, e.g. by
  * installing a KVM memslot. May be NULL (unit tests). */
 struct broker_mapper {
@@ -102,13 +129,11 @@ struct broker_mapper {
 };
 
 struct broker {
-    pthread_mutex_t lock;
-    pthread_cond_t idle;        /* a window's in_flight dropped to 0 */
+    pthread_mutex_t lock;       /* slots (reserved) and IOVA allocation */
     struct dma_window win[BROKER_WINDOWS_MAX];
-    struct broker_account acct[BROKER_DOMAINS_MAX];
+    struct broker_domain dom[BROKER_DOMAINS_MAX];
     uint64_t quota_bytes;       /* per domain */
-    struct broker_audit audit[BROKER_AUDIT_RING];
-    uint64_t audit_seq;         /* records ever written */
+    _Atomic uint64_t audit_seq; /* records ever written, all domains */
     struct broker_mapper mapper;
 };
 
@@ -159,5 +184,10 @@ struct broker_account broker_account(struct broker *b, uint32_t domain);
  * the count. Older records than the ring holds are gone. */
 size_t broker_audit_read(struct broker *b, uint64_t since, struct broker_audit *out,
                          size_t max);
+/* Records ever written (the next record's seq). */
+uint64_t broker_audit_seq(struct broker *b);
+/* A consistent copy of window slot `window` (tests, status). False if the
+ * slot number is out of range. */
+bool broker_window_peek(struct broker *b, uint32_t window, struct dma_window *out);
 
 #endif /* MOAT_BROKER_H */

@@ -158,7 +158,7 @@ static struct moat_session_table *table_of(struct domain *d)
 /* Rewrite one slot (seqlock-style for the reader) and interrupt the domain. */
 static void table_write(struct domain *d, uint32_t slot, const struct moat_session_slot *v)
 {
-    if (!d->vm.ram || d->vm.ram_size < MOAT_GPA_SESSION_TABLE + PAGE)
+    if (!d->vm_live || d->vm.ram_size < MOAT_GPA_SESSION_TABLE + PAGE)
         return;
     struct moat_session_table *t = table_of(d);
     struct moat_session_slot *e = &t->slot[slot];
@@ -281,7 +281,7 @@ static uint64_t doorbell_gpa(uint32_t slot) { return MOAT_GPA_SESSION_DOORBELL +
 static void uninstall(struct session *s)
 {
     struct domain *d = s->d;
-    if (d && d->vm.fd >= 0) {
+    if (d && d->vm_live) {
         vm_ioeventfd(&d->vm, s->notify_fd, false, doorbell_gpa(s->slot), 4, false);
         vm_irqfd(&d->vm, s->kick_fd, CAPSVC_SESSION_GSI, false);
         vm_unmap_memory(&d->vm, CAPSVC_VM_SLOT_FIRST + s->slot);
@@ -386,7 +386,7 @@ int capsvc_session_open(struct capsvc *cs, uint32_t client, const struct moat_se
     uint32_t slot = MOAT_SESSION_SLOTS;
     if (rc == 0 && (o->kind == MOAT_CAP_CONTROL || !d))
         rc = -MOAT_EINVAL;
-    else if (rc == 0 && (d->state != DOMAIN_READY || d->end_pending || !o->up))
+    else if (rc == 0 && (d->state != DOMAIN_READY || !d->vm_live || atomic_load(&d->stop) || !o->up))
         rc = -MOAT_EDOWN;
     if (rc == 0) {
         uint32_t mine = 0, in_cap = 0;
@@ -462,7 +462,7 @@ static void close_locked(struct session *s)
         return;
     s->state = SES_CLOSING;
     struct domain *d = s->d;
-    if (d->vm.fd >= 0 && !d->end_pending) {
+    if (d->vm_live && !atomic_load(&d->stop)) {
         struct moat_session_slot v = { .state = MOAT_SLOT_CLOSING, .session_id = s->id };
         table_write(d, s->slot, &v);
     }
@@ -506,6 +506,10 @@ int capsvc_release(struct capsvc *cs, struct domain *d, uint32_t slot, struct se
 
 void capsvc_domain_down(struct capsvc *cs, struct domain *d)
 {
+    /* Sessions leave the table under the lock and are freed (their data
+     * windows scrubbed) after it is dropped, so one domain's teardown never
+     * holds every other session operation up. */
+    struct session gone[CAPSVC_SESSIONS_MAX];
     pthread_mutex_lock(&cs->lock);
     unsigned n = cap_domain_down(&cs->caps, d->id);
     uint32_t revoked = 0;
@@ -521,10 +525,13 @@ void capsvc_domain_down(struct capsvc *cs, struct domain *d)
         if (write(s->notify_fd, &one, sizeof one) < 0) {
             /* Only fails when the counter is saturated: the client is awake. */
         }
-        capsvc_session_free(s);        /* the VM is gone: no memslot, irqfd or ioeventfd left */
-        revoked++;
+        gone[revoked++] = *s;   /* the VM is gone: no memslot, irqfd or ioeventfd left */
+        memset(s, 0, sizeof *s);
+        s->memfd = s->kick_fd = s->notify_fd = -1;
     }
     pthread_mutex_unlock(&cs->lock);
+    for (uint32_t i = 0; i < revoked; i++)
+        capsvc_session_free(&gone[i]);
     if (n || revoked)
         log_info(d->cfg.name, "%u cap(s) down, %u session(s) revoked", n, revoked);
 }

@@ -23,8 +23,10 @@
  *           MOAT_EVT_SESSION_REVOKED event (queued; the control thread
  *           sends it) plus a wake-up on its notify eventfd.
  *
- * Locking: capsvc.lock nests inside the supervisor's lock (order: sup->lock,
- * capsvc.lock, broker lock, vms.lock). Functions say which locks they want.
+ * Locking: capsvc.lock nests inside the supervisor's lock (the order is
+ * written in supervisor.h). Functions say which locks they want; nothing
+ * here waits for another thread (a revoke's wait for device access, a
+ * scrub) while holding capsvc.lock or sup->lock.
  * Everything a domain passes in is hostile: bounded and refused with a
  * counted, logged reason.
  */
@@ -109,7 +111,8 @@ int capsvc_release(struct capsvc *cs, struct domain *d, uint32_t slot, struct se
  * Takes no capsvc or supervisor lock. */
 void capsvc_session_free(struct session *gone);
 /* The domain's VM is gone: free its sessions, move its caps on, queue
- * events for the clients. Called by teardown. */
+ * events for the clients. Called by teardown with no lock held; the
+ * sessions are freed (scrubbed) after capsvc.lock is dropped. */
 void capsvc_domain_down(struct capsvc *cs, struct domain *d);
 /* d became READY: tell every client its caps are usable (MOAT_EVT_CAP_UP;
  * sessions can be opened on them from now on). */

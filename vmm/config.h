@@ -8,7 +8,8 @@
  *   name=NAME kernel=ELF [mem=SIZE] [args="..."] [console=on|off]
  *   [watchdog-ms=N] [boot-timeout-ms=N]
  *   [dev=KIND[:OPT=V...][,KIND...]] [dma=SIZE] [dma-windows=N]
- *   [policy=failstop|audit]
+ *   [policy=failstop|audit] [restart=never|on-failure|always]
+ *   [restarts=N/SECONDSs|N/MSms]
  * A device's options follow its kind after ':' (dev=nvme:image=disk.img:lba=4096);
  * the kind's model validates them when the domain is created.
  * Pure parsing: errors are returned in err as a sentence naming the key and
@@ -24,6 +25,7 @@
 #include <stdint.h>
 #include "devopts.h"
 #include "moat/boot_info.h"
+#include "restart_policy.h"
 
 #define MOAT_DOMAINS_MAX     32
 #define MOAT_DEFAULT_RAM     (16ull << 20)
@@ -47,6 +49,11 @@ struct domain_config {
     bool policy_audit;          /* refusals audited, domain kept running */
     bool pin_cpu;               /* cpu= given: the vCPU runs on cpu only, */
     uint32_t cpu;               /* its device workers on the other CPUs */
+    enum restart_policy restart;    /* RESTART_DEFAULT: on-failure for a
+                                     * driver domain (one with a device or
+                                     * a served cap), never otherwise */
+    uint32_t restart_max;       /* automatic restarts per window */
+    uint32_t restart_window_ms;
 };
 
 #define MOAT_DMA_WINDOW_MIN (2ull << 20)

@@ -176,7 +176,7 @@ static void describe_domain(struct supervisor *sup, struct domain *d, uint64_t n
              d->restarting ? "restarting" : domain_state_name(d->state));
     bool live = d->state == DOMAIN_BOOTING || d->state == DOMAIN_READY;
     o->uptime_ns = d->t_start_ns ? (live ? now : d->t_end_ns) - d->t_start_ns : 0;
-    o->heartbeat = live && d->vm.ram ? *(volatile uint64_t *)(d->vm.ram + MOAT_GPA_PLATFORM_PAGE +
+    o->heartbeat = live && d->vm_live ? *(volatile uint64_t *)(d->vm.ram + MOAT_GPA_PLATFORM_PAGE +
                                                               offsetof(struct moat_platform_page,
                                                                        heartbeat)) : 0;
     o->incarnation = d->incarnation;
@@ -213,7 +213,8 @@ static uint32_t collect_audit(struct supervisor *sup, struct moat_audit_rec *out
 {
     uint32_t half = max / 2, n = 0;
     static struct broker_audit ba[MOAT_AUDIT_MAX];
-    uint64_t since = sup->broker.audit_seq > half ? sup->broker.audit_seq - half : 0;
+    uint64_t seq = broker_audit_seq(&sup->broker);
+    uint64_t since = seq > half ? seq - half : 0;
     size_t nb = broker_audit_read(&sup->broker, since, ba, half);
     pthread_mutex_lock(&sup->lock);     /* once, for the domain names */
     for (size_t i = 0; i < nb; i++, n++) {

@@ -47,7 +47,7 @@ bool domain_transition_ok(enum domain_state from, enum domain_state to)
         return to == DOMAIN_CRASHED || to == DOMAIN_STOPPED;
     case DOMAIN_CRASHED:
     case DOMAIN_STOPPED:
-        return false;
+        return to == DOMAIN_CREATED;    /* a new incarnation */
     }
     return false;
 }
@@ -89,39 +89,81 @@ static void console_sink(void *ctx, const char *line, size_t len)
     }
 }
 
-/* Decide how the domain ends; caller holds sup->lock. The first decision
- * wins: a crash report racing an operator stop keeps whichever came first. */
-static void end_locked(struct domain *d, enum domain_state st, const struct crash_info *ci,
-                       uint32_t code)
+/* The signal only has to get the domain thread out of KVM_RUN: its
+ * handler sets immediate_exit on the run structure of the incarnation the
+ * thread is running (NULL between incarnations), so a kick that lands just
+ * before KVM_RUN is not lost. */
+static _Thread_local struct kvm_run *tls_run;
+
+static void kick_handler(int sig)
 {
-    if (d->end_pending || (d->state != DOMAIN_BOOTING && d->state != DOMAIN_READY))
+    (void)sig;
+    if (tls_run)
+        tls_run->immediate_exit = 1;
+}
+
+static pthread_once_t kick_once = PTHREAD_ONCE_INIT;
+
+static void install_kick_handler(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = kick_handler;   /* no SA_RESTART: KVM_RUN must return */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIG_KICK, &sa, NULL);
+}
+
+void domain_end_post(struct domain *d, enum domain_state st, const struct crash_info *why,
+                     uint32_t code)
+{
+    pthread_mutex_lock(&d->end.lock);
+    bool first = !d->end.decided;
+    if (first) {
+        d->end.decided = true;
+        d->end.state = st;
+        if (why)
+            d->end.crash = *why;
+        else
+            memset(&d->end.crash, 0, sizeof d->end.crash);
+        d->end.code = code;
+    }
+    pthread_mutex_unlock(&d->end.lock);
+    if (!first)
         return;
-    d->end_pending = true;
-    d->end_state = st;
-    if (ci)
-        d->end_crash = *ci;
-    d->exit_code = code;
     atomic_store(&d->stop, true);
-    if (d->vm.run)
-        d->vm.run->immediate_exit = 1;
-    if (d->thread_started && !pthread_equal(pthread_self(), d->thread))
+    /* The domain thread lives until domain_join, after every incarnation
+     * (and every device worker that could post) has ended. */
+    if (atomic_load(&d->thread_started) && !pthread_equal(pthread_self(), d->thread))
         pthread_kill(d->thread, SIG_KICK);
+}
+
+/* Caller holds sup->lock: is an incarnation running that an end applies to? */
+static bool running_locked(const struct domain *d)
+{
+    return (d->state == DOMAIN_BOOTING || d->state == DOMAIN_READY) && !atomic_load(&d->stop);
 }
 
 void domain_kill(struct domain *d, const struct crash_info *why)
 {
     pthread_mutex_lock(&d->sup->lock);
-    end_locked(d, DOMAIN_CRASHED, why, 0);
+    if (running_locked(d))
+        domain_end_post(d, DOMAIN_CRASHED, why, 0);
     pthread_mutex_unlock(&d->sup->lock);
 }
 
 void domain_request_stop(struct domain *d)
 {
     pthread_mutex_lock(&d->sup->lock);
-    if (d->state == DOMAIN_CREATED)
+    d->want_down = true;
+    if (d->state == DOMAIN_CREATED && !atomic_load(&d->thread_started))
         set_state(d, DOMAIN_STOPPED);
-    else
-        end_locked(d, DOMAIN_STOPPED, NULL, 0);
+    else if (running_locked(d))
+        domain_end_post(d, DOMAIN_STOPPED, NULL, 0);
+    if (d->restarting) {
+        d->restarting = false;      /* the domain thread parks instead */
+        log_info(d->cfg.name, "pending restart cancelled by a stop");
+    }
+    pthread_cond_broadcast(&d->sup->changed);
     pthread_mutex_unlock(&d->sup->lock);
 }
 
@@ -146,7 +188,7 @@ static void plat_ready(void *ctx)
     struct domain *d = ctx;
     bool ready = false;
     pthread_mutex_lock(&d->sup->lock);
-    if (d->state == DOMAIN_BOOTING && !d->end_pending) {
+    if (d->state == DOMAIN_BOOTING && !atomic_load(&d->stop)) {
         d->t_ready_ns = monotonic_ns();
         d->hb_last = read_heartbeat(d);
         d->hb_changed_ns = d->t_ready_ns;
@@ -171,15 +213,12 @@ static void plat_crash(void *ctx)
     crash_from_guest_record((const struct moat_crash_record *)(
                                 d->vm.ram + MOAT_GPA_PLATFORM_PAGE +
                                 offsetof(struct moat_platform_page, crash)), &ci);
-    domain_kill(d, &ci);
+    domain_end_post(d, DOMAIN_CRASHED, &ci, 0);
 }
 
 static void plat_exit(void *ctx, uint32_t code)
 {
-    struct domain *d = ctx;
-    pthread_mutex_lock(&d->sup->lock);
-    end_locked(d, DOMAIN_STOPPED, NULL, code);
-    pthread_mutex_unlock(&d->sup->lock);
+    domain_end_post(ctx, DOMAIN_STOPPED, NULL, code);
 }
 
 static void plat_msi(void *ctx, uint32_t vector)
@@ -212,6 +251,8 @@ static void plat_cap_register(void *ctx, uint32_t gpa)
     struct domain *d = ctx;
     pthread_mutex_lock(&d->sup->lock);
     int rc = capsvc_register(&d->sup->caps, d, gpa);
+    if (rc == 0)
+        d->served_caps = true;      /* a driver domain: restart=on-failure by default */
     pthread_mutex_unlock(&d->sup->lock);
     if (rc < 0)
         d->stats.platform_refused++;
@@ -260,16 +301,8 @@ static void policy_kill(struct domain *d, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(ci.detail, sizeof ci.detail, fmt, ap);
     va_end(ap);
-    /* Device workers get here too, and teardown joins them while it holds
-     * sup->lock: once the domain is ending (stop is set before teardown
-     * can start), its end stands and waiting for the lock would deadlock. */
-    while (pthread_mutex_trylock(&d->sup->lock) != 0) {
-        if (atomic_load(&d->stop))
-            return;
-        sched_yield();
-    }
-    end_locked(d, DOMAIN_CRASHED, &ci, 0);
-    pthread_mutex_unlock(&d->sup->lock);
+    /* Device workers get here too: a message, never a wait (domain.h). */
+    domain_end_post(d, DOMAIN_CRASHED, &ci, 0);
 }
 
 /* ---- PCI platform hooks (vCPU thread or a device model's worker) -------- */
@@ -340,7 +373,7 @@ static void handle_io(struct domain *d, struct kvm_run *run)
         off > d->vm.run_size || (uint64_t)size * count > d->vm.run_size - off) {
         struct crash_info ci;
         crash_vmm_error(&ci, "KVM reported a malformed I/O exit");
-        domain_kill(d, &ci);
+        domain_end_post(d, DOMAIN_CRASHED, &ci, 0);
         return;
     }
     uint8_t *data = (uint8_t *)run + off;
@@ -416,8 +449,11 @@ static void add_vcpu_regs(struct domain *d, struct crash_info *ci)
              (unsigned long long)r.rip, (unsigned long long)r.rflags);
 }
 
-/* The vCPU has stopped: quiesce devices (their workers may still DMA and
- * interrupt), destroy the VM, then revoke (scrub, free) the windows. */
+/* The incarnation has stopped (its vCPU no longer runs) and no other
+ * thread may touch its VM any more (vm_live is clear): quiesce the devices
+ * (their workers may still DMA and interrupt), destroy the VM, move the
+ * caps on (generations bumped, sessions revoked and scrubbed), then revoke
+ * the windows (generation bumped, scrubbed, freed). No lock is held. */
 static void teardown(struct domain *d)
 {
     supervisor_set_vm(d->sup, d->id, NULL);
@@ -428,15 +464,11 @@ static void teardown(struct domain *d)
     d->n_win = 0;
 }
 
-static void *vcpu_thread(void *arg)
+/* Run the incarnation's vCPU until an end is posted. */
+static void run_vcpu(struct domain *d)
 {
-    struct domain *d = arg;
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIG_KICK);
-    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
     struct kvm_run *run = d->vm.run;
-
+    tls_run = run;
     while (!atomic_load(&d->stop)) {
         if (ioctl(d->vm.vcpu_fd, KVM_RUN, 0) < 0) {
             if (errno == EINTR || errno == EAGAIN) {
@@ -448,7 +480,7 @@ static void *vcpu_thread(void *arg)
             char msg[128];
             snprintf(msg, sizeof msg, "KVM_RUN failed: %s", strerror(errno));
             crash_vmm_error(&ci, msg);
-            domain_kill(d, &ci);
+            domain_end_post(d, DOMAIN_CRASHED, &ci, 0);
             break;
         }
         switch (run->exit_reason) {
@@ -465,36 +497,188 @@ static void *vcpu_thread(void *arg)
             struct crash_info ci;
             if (crash_from_exit(run, &ci)) {
                 add_vcpu_regs(d, &ci);
-                domain_kill(d, &ci);
+                domain_end_post(d, DOMAIN_CRASHED, &ci, 0);
             }
             break;
         }
         }
     }
+    tls_run = NULL;
     uart_flush(&d->com1);
+}
 
-    pthread_mutex_lock(&d->sup->lock);
-    if (!d->end_pending) {      /* stop flag without a decision: orderly */
-        d->end_pending = true;
-        d->end_state = DOMAIN_STOPPED;
+/* Caller holds sup->lock. Remember why the incarnation ended. */
+static void record_cause(struct domain *d)
+{
+    struct domain_cause *c = &d->causes[d->n_causes++ % DOMAIN_CAUSES];
+    *c = (struct domain_cause){ .t_ns = d->t_end_ns, .incarnation = d->incarnation,
+                                .state = d->state, .crash = d->crash,
+                                .exit_code = d->exit_code };
+}
+
+enum restart_policy domain_restart_policy(const struct domain *d)
+{
+    if (d->cfg.restart != RESTART_DEFAULT)
+        return d->cfg.restart;
+    return d->cfg.n_devices || d->served_caps ? RESTART_ON_FAILURE : RESTART_NEVER;
+}
+
+/* Caller holds sup->lock; the incarnation just ended (state terminal).
+ * Apply the restart policy: set restarting (+ restart_at_ns), open the
+ * breaker, or leave the domain down. */
+static void decide_restart(struct domain *d)
+{
+    if (d->want_down || d->cmd != DOMAIN_CMD_NONE)
+        return;     /* an operator decided, or moat is shutting down */
+    uint64_t delay;
+    bool crashed = d->state == DOMAIN_CRASHED;
+    enum restart_policy pol = domain_restart_policy(d);
+    switch (restart_decide(pol, crashed, &d->budget, d->t_end_ns, &delay)) {
+    case RESTART_STAY_DOWN:
+        if (crashed && pol == RESTART_NEVER && d->cfg.restart == RESTART_DEFAULT &&
+            d->incarnation > 0)
+            log_info(d->cfg.name, "not restarted: not a driver domain (no device, no cap; "
+                     "set restart=on-failure to restart it)");
+        return;
+    case RESTART_AFTER_DELAY:
+        d->restarting = true;
+        d->restart_at_ns = d->t_end_ns + delay;
+        log_info(d->cfg.name, "restart %u of %u allowed in %u s (restart=%s) %s%.0f ms",
+                 d->budget.n, d->budget.max, d->budget.window_ms / 1000,
+                 restart_policy_name(pol), delay ? "after " : "in ", (double)delay / 1e6);
+        return;
+    case RESTART_BREAKER_OPEN:
+        d->breaker_open = true;
+        snprintf(d->breaker_reason, sizeof d->breaker_reason,
+                 "crash loop: %u restarts within %u ms were not enough; last end: %s",
+                 d->budget.max, d->budget.window_ms,
+                 crashed ? crash_cause_name(d->crash.cause) : "exit");
+        log_error(d->cfg.name, "breaker open, staying down: %s (moatctl restart %s closes it)",
+                  d->breaker_reason, d->cfg.name);
+        return;
     }
-    if (d->end_state == DOMAIN_CRASHED)
-        add_vcpu_regs(d, &d->end_crash);
-    /* Teardown before the terminal state (DESIGN §5.3): observers of
-     * CRASHED/STOPPED know the vCPU is gone, the devices quiesced and every
-     * window scrubbed and freed. */
+}
+
+/* End the incarnation that ran (or failed to build): teardown with no
+ * lock, then the terminal state, the cause and the restart decision. */
+static void finish_incarnation(struct domain *d, bool built, const char *build_err)
+{
+    struct supervisor *s = d->sup;
+    pthread_mutex_lock(&d->end.lock);
+    if (!built) {
+        crash_vmm_error(&d->end.crash, build_err);
+        d->end.state = DOMAIN_CRASHED;
+        d->end.decided = true;
+    }
+    if (!d->end.decided) {      /* stop flag without a decision: orderly */
+        d->end.decided = true;
+        d->end.state = DOMAIN_STOPPED;
+        d->end.code = 0;
+    }
+    enum domain_state st = d->end.state;
+    struct crash_info ci = d->end.crash;
+    uint32_t code = d->end.code;
+    pthread_mutex_unlock(&d->end.lock);
+    if (built && st == DOMAIN_CRASHED)
+        add_vcpu_regs(d, &ci);
+
+    pthread_mutex_lock(&s->lock);
+    d->vm_live = false;         /* from here on only this thread touches the VM */
+    pthread_mutex_unlock(&s->lock);
+    /* DESIGN §5.3, with no lock held: observers of CRASHED/STOPPED know the
+     * vCPU is gone, the devices quiesced and every window scrubbed and
+     * freed. */
     teardown(d);
+
+    pthread_mutex_lock(&s->lock);
     d->t_end_ns = monotonic_ns();
-    if (d->end_state == DOMAIN_CRASHED) {
-        d->crash = d->end_crash;
-        log_error(d->cfg.name, "crashed: %s: %s", crash_cause_name(d->crash.cause),
-                  d->crash.detail);
+    if (st == DOMAIN_CRASHED) {
+        d->crash = ci;
+        if (built)
+            log_error(d->cfg.name, "crashed: %s: %s", crash_cause_name(ci.cause), ci.detail);
+        else
+            log_error(d->cfg.name, "could not start: %s", build_err);
     } else {
-        log_info(d->cfg.name, "stopped (exit code %u)", d->exit_code);
+        d->exit_code = code;
+        log_info(d->cfg.name, "stopped (exit code %u)", code);
     }
-    set_state(d, d->end_state);
-    pthread_mutex_unlock(&d->sup->lock);
-    return NULL;
+    set_state(d, st);
+    record_cause(d);
+    decide_restart(d);
+    pthread_cond_broadcast(&s->changed);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* Wait (sup->lock held) for the next incarnation to be due: true to build
+ * it, false to leave the thread (shutdown). */
+static bool wait_next(struct domain *d)
+{
+    struct supervisor *s = d->sup;
+    for (;;) {
+        if (d->cmd == DOMAIN_CMD_SHUTDOWN) {
+            d->restarting = false;
+            return false;
+        }
+        if (d->cmd == DOMAIN_CMD_RESTART) {     /* operator: now, breaker closed */
+            d->cmd = DOMAIN_CMD_NONE;
+            d->breaker_open = false;
+            d->breaker_reason[0] = '\0';
+            restart_budget_clear(&d->budget);
+            d->want_down = false;
+            d->restarting = true;
+            d->restarts++;
+            log_info(d->cfg.name, "restarting (operator restart; %llu restart(s) so far)",
+                     (unsigned long long)d->restarts);
+            return true;
+        }
+        uint64_t now = monotonic_ns();
+        if (d->restarting && now >= d->restart_at_ns) {
+            d->restarts++;
+            d->auto_restarts++;
+            log_info(d->cfg.name, "restarting (automatic restart %llu after %s)",
+                     (unsigned long long)d->auto_restarts,
+                     d->state == DOMAIN_CRASHED ? crash_cause_name(d->crash.cause) : "an exit");
+            return true;
+        }
+        if (d->restarting) {
+            struct timespec dl = { .tv_sec = (time_t)(d->restart_at_ns / 1000000000ull),
+                                   .tv_nsec = (long)(d->restart_at_ns % 1000000000ull) };
+            pthread_cond_timedwait(&s->changed, &s->lock, &dl);
+        } else {
+            pthread_cond_wait(&s->changed, &s->lock);
+        }
+    }
+}
+
+static bool build_incarnation(struct domain *d, char *err, size_t errlen);
+
+/* The domain thread: run the incarnation built for it, end it, and build
+ * the next while the policy (or an operator) asks for one. */
+static void *domain_thread(void *arg)
+{
+    struct domain *d = arg;
+    struct supervisor *s = d->sup;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIG_KICK);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    bool built = true;
+    char err[256] = "";
+    for (;;) {
+        if (built)
+            run_vcpu(d);
+        finish_incarnation(d, built, err);
+        pthread_mutex_lock(&s->lock);
+        bool again = wait_next(d);
+        if (again) {
+            set_state(d, DOMAIN_CREATED);
+            d->restarting = false;
+        }
+        pthread_mutex_unlock(&s->lock);
+        if (!again)
+            return NULL;
+        built = build_incarnation(d, err, sizeof err);
+    }
 }
 
 /* ---- setup -------------------------------------------------------------- */
@@ -575,6 +759,12 @@ bool domain_init(struct domain *d, const struct domain_config *cfg, uint32_t id,
     d->log_fd = -1;
     d->vm.fd = d->vm.vcpu_fd = -1;
     atomic_init(&d->stop, false);
+    atomic_init(&d->thread_started, false);
+    pthread_mutex_init(&d->end.lock, NULL);
+    restart_budget_init(&d->budget, cfg->restart_max ? cfg->restart_max : RESTART_DEFAULT_MAX,
+                        cfg->restart_window_ms ? cfg->restart_window_ms
+                                               : RESTART_DEFAULT_WINDOW_MS);
+    pthread_once(&kick_once, install_kick_handler);
     if (!read_image(d, err, errlen))
         return false;
     if (!bus_init(&d->pio, 8) || !bus_init(&d->mmio, 16)) {
@@ -642,27 +832,29 @@ static bool grant_windows(struct domain *d, char *err, size_t errlen)
     return true;
 }
 
-bool domain_start(struct domain *d, char *err, size_t errlen)
+/* Build the next incarnation (state CREATED, no lock held): a fresh VM,
+ * power-on devices, fresh windows; on success it is BOOTING and its end
+ * box is empty. On failure the caller ends it (finish_incarnation). */
+static bool build_incarnation(struct domain *d, char *err, size_t errlen)
 {
     struct supervisor *s = d->sup;
-    d->t_start_ns = monotonic_ns();
+    uint64_t t0 = monotonic_ns();
     uint64_t entry = 0;
+    bool ok = false;
     uart_init(&d->com1, console_sink, d);
     pci_bus_reset(&d->pci);     /* every incarnation meets power-on devices */
     if (!vm_create(&d->vm, &s->host, d->cfg.ram_size, err, errlen))
-        goto fail;
+        goto out;
     if (!elf_load(d->image, d->image_len, d->vm.ram, d->vm.ram_size, MOAT_GPA_KERNEL_BASE,
                   &entry, err, errlen))
-        goto fail;
+        goto out;
     boot_write_tables(d->vm.ram, d->vm.ram_size);
     *(struct moat_session_table *)(d->vm.ram + MOAT_GPA_SESSION_TABLE) =
         (struct moat_session_table){ .magic = MOAT_SESSION_TABLE_MAGIC, .version = 1,
                                      .n_slots = MOAT_SESSION_SLOTS };
-    d->session_vector = 0;
-    d->incarnation++;
     supervisor_set_vm(s, d->id, &d->vm);
     if (!grant_windows(d, err, errlen))
-        goto fail;
+        goto out;
     struct moat_device_info devs[MOAT_DEVICES_MAX];
     uint32_t n_devs = 0;
     for (unsigned slot = 1; slot < PCI_SLOTS_MAX && n_devs < MOAT_DEVICES_MAX; slot++)
@@ -675,90 +867,146 @@ bool domain_start(struct domain *d, char *err, size_t errlen)
     };
     if (!boot_write_info(d->vm.ram, d->vm.ram_size, &bp)) {
         snprintf(err, errlen, "domain name or args too long for boot info");
-        goto fail;
+        goto out;
     }
     if (!vm_enter_long_mode(&d->vm, entry, MOAT_GPA_BOOT_INFO, err, errlen))
-        goto fail;
-
+        goto out;
+    ok = true;
+out:
     pthread_mutex_lock(&s->lock);
-    set_state(d, DOMAIN_BOOTING);
+    d->attempts++;
+    d->last_start_ok = ok;
+    d->incarnation++;
+    d->t_start_ns = t0;
+    d->session_vector = 0;
+    d->served_caps = false;
+    pthread_mutex_lock(&d->end.lock);
+    d->end.decided = false;
+    pthread_mutex_unlock(&d->end.lock);
+    atomic_store(&d->stop, false);
+    if (ok) {
+        d->vm_live = true;
+        set_state(d, DOMAIN_BOOTING);
+    }
+    pthread_cond_broadcast(&s->changed);
+    pthread_mutex_unlock(&s->lock);
+    return ok;
+}
+
+bool domain_start(struct domain *d, char *err, size_t errlen)
+{
+    struct supervisor *s = d->sup;
+    if (!build_incarnation(d, err, errlen)) {
+        teardown(d);
+        pthread_mutex_lock(&s->lock);
+        crash_vmm_error(&d->crash, err);
+        d->t_end_ns = monotonic_ns();
+        set_state(d, DOMAIN_CRASHED);
+        record_cause(d);
+        log_error(d->cfg.name, "could not start: %s", err);
+        pthread_mutex_unlock(&s->lock);
+        return false;
+    }
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     if (d->cfg.pin_cpu)
         pthread_attr_setaffinity_np(&attr, sizeof d->vcpu_cpus, &d->vcpu_cpus);
-    int rc = pthread_create(&d->thread, &attr, vcpu_thread, d);
-    pthread_attr_destroy(&attr);
-    if (rc == 0) {
-        char tname[16];     /* visible in top -H and perf */
-        snprintf(tname, sizeof tname, "vcpu-%.10s", d->cfg.name);
-        pthread_setname_np(d->thread, tname);
-    }
-    if (rc == 0)
-        d->thread_started = true;
-    pthread_mutex_unlock(&s->lock);
-    if (rc != 0) {
-        snprintf(err, errlen, "cannot start vCPU thread: %s", strerror(rc));
-        goto fail;
-    }
-    return true;
-fail:
-    teardown(d);
     pthread_mutex_lock(&s->lock);
-    crash_vmm_error(&d->crash, err);
-    d->end_pending = true;
-    set_state(d, DOMAIN_CRASHED);
-    log_error(d->cfg.name, "could not start: %s", err);
+    int rc = pthread_create(&d->thread, &attr, domain_thread, d);
+    if (rc == 0)
+        atomic_store(&d->thread_started, true);
     pthread_mutex_unlock(&s->lock);
-    return false;
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot start the domain thread: %s", strerror(rc));
+        pthread_mutex_lock(&s->lock);
+        d->vm_live = false;
+        pthread_mutex_unlock(&s->lock);
+        teardown(d);
+        pthread_mutex_lock(&s->lock);
+        crash_vmm_error(&d->crash, err);
+        d->t_end_ns = monotonic_ns();
+        set_state(d, DOMAIN_CRASHED);
+        record_cause(d);
+        log_error(d->cfg.name, "could not start: %s", err);
+        pthread_mutex_unlock(&s->lock);
+        return false;
+    }
+    char tname[16];     /* visible in top -H and perf */
+    snprintf(tname, sizeof tname, "vcpu-%.10s", d->cfg.name);
+    pthread_setname_np(d->thread, tname);
+    return true;
+}
+
+static struct timespec deadline_in_ms(unsigned ms)
+{
+    uint64_t t = monotonic_ns() + (uint64_t)ms * 1000000ull;
+    return (struct timespec){ .tv_sec = (time_t)(t / 1000000000ull),
+                              .tv_nsec = (long)(t % 1000000000ull) };
 }
 
 bool domain_restart(struct domain *d, char *err, size_t errlen)
 {
     struct supervisor *s = d->sup;
     pthread_mutex_lock(&s->lock);
-    bool busy = d->restarting;
-    d->restarting = true;       /* moat does not exit while it is in between */
-    pthread_mutex_unlock(&s->lock);
-    if (busy) {
-        snprintf(err, errlen, "a restart of this domain is already under way");
-        return false;
-    }
-    domain_request_stop(d);
-    if (!supervisor_wait(s, d, DOMAIN_TERMINAL, 10000)) {
-        snprintf(err, errlen, "the running incarnation did not stop within 10 s");
-        pthread_mutex_lock(&s->lock);
-        d->restarting = false;
+    if (!atomic_load(&d->thread_started)) {
+        /* Never started, or its first start failed: start it here. */
+        if (d->state != DOMAIN_CREATED && d->state != DOMAIN_CRASHED &&
+            d->state != DOMAIN_STOPPED) {
+            pthread_mutex_unlock(&s->lock);
+            snprintf(err, errlen, "internal: domain in state %s has no thread",
+                     domain_state_name(d->state));
+            return false;
+        }
+        d->state = DOMAIN_CREATED;
+        d->want_down = false;
+        d->breaker_open = false;
+        restart_budget_clear(&d->budget);
+        d->restarts++;
         pthread_cond_broadcast(&s->changed);
         pthread_mutex_unlock(&s->lock);
+        return domain_start(d, err, errlen);
+    }
+    if (d->cmd != DOMAIN_CMD_NONE) {
+        pthread_mutex_unlock(&s->lock);
+        snprintf(err, errlen, "a restart or shutdown of this domain is already under way");
         return false;
     }
-    domain_join(d);
-    pthread_mutex_lock(&s->lock);
-    /* A new incarnation: everything the last one decided is forgotten. */
-    d->end_pending = false;
-    atomic_store(&d->stop, false);
-    memset(&d->crash, 0, sizeof d->crash);
-    memset(&d->end_crash, 0, sizeof d->end_crash);
-    d->exit_code = 0;
-    d->state = DOMAIN_CREATED;
-    d->restarts++;
+    uint32_t attempts = d->attempts;
+    d->cmd = DOMAIN_CMD_RESTART;
+    if (running_locked(d))
+        domain_end_post(d, DOMAIN_STOPPED, NULL, 0);
     pthread_cond_broadcast(&s->changed);
-    pthread_mutex_unlock(&s->lock);
-    log_info(d->cfg.name, "restarting (restart %llu)", (unsigned long long)d->restarts);
-    bool ok = domain_start(d, err, errlen);
-    pthread_mutex_lock(&s->lock);
-    d->restarting = false;
-    pthread_cond_broadcast(&s->changed);
+    struct timespec dl = deadline_in_ms(10000);
+    while (d->attempts == attempts &&
+           pthread_cond_timedwait(&s->changed, &s->lock, &dl) != ETIMEDOUT) {
+    }
+    bool started = d->attempts != attempts;
+    bool ok = started && d->last_start_ok;
+    if (!started)
+        snprintf(err, errlen, "the running incarnation did not end within 10 s");
+    else if (!ok)
+        snprintf(err, errlen, "the new incarnation could not start: %s", d->crash.detail);
     pthread_mutex_unlock(&s->lock);
     return ok;
 }
 
 void domain_join(struct domain *d)
 {
-    if (d->thread_started) {
-        pthread_join(d->thread, NULL);
-        d->thread_started = false;
-    }
+    if (!atomic_load(&d->thread_started))
+        return;
+    pthread_mutex_lock(&d->sup->lock);
+    d->cmd = DOMAIN_CMD_SHUTDOWN;
+    d->want_down = true;
+    if (running_locked(d))
+        domain_end_post(d, DOMAIN_STOPPED, NULL, 0);
+    pthread_cond_broadcast(&d->sup->changed);
+    pthread_mutex_unlock(&d->sup->lock);
+    pthread_join(d->thread, NULL);
+    atomic_store(&d->thread_started, false);
+    pthread_mutex_lock(&d->sup->lock);
+    d->cmd = DOMAIN_CMD_NONE;
+    pthread_mutex_unlock(&d->sup->lock);
 }
 
 void domain_fini(struct domain *d)
@@ -773,19 +1021,20 @@ void domain_fini(struct domain *d)
     if (d->log_fd >= 0)
         close(d->log_fd);
     d->log_fd = -1;
+    pthread_mutex_destroy(&d->end.lock);
 }
 
 uint64_t domain_heartbeat(struct domain *d)
 {
     pthread_mutex_lock(&d->sup->lock);
-    uint64_t hb = d->vm.ram ? read_heartbeat(d) : 0;
+    uint64_t hb = d->vm_live ? read_heartbeat(d) : 0;
     pthread_mutex_unlock(&d->sup->lock);
     return hb;
 }
 
 bool domain_watchdog_check(struct domain *d, uint64_t now, struct crash_info *why)
 {
-    if (d->end_pending)
+    if (!running_locked(d) || !d->vm_live)
         return false;
     memset(why, 0, sizeof *why);
     if (d->state == DOMAIN_BOOTING) {
@@ -796,7 +1045,7 @@ bool domain_watchdog_check(struct domain *d, uint64_t now, struct crash_info *wh
         snprintf(why->detail, sizeof why->detail, "did not announce ready within %u ms", limit);
         return true;
     }
-    if (d->state != DOMAIN_READY || !d->vm.ram)
+    if (d->state != DOMAIN_READY)
         return false;
     uint64_t hb = read_heartbeat(d);
     if (hb != d->hb_last) {

@@ -1,20 +1,34 @@
 /*
- * domain.h — one driver domain: a KVM VM, its buses and devices, its vCPU
- * thread, and its lifecycle.
+ * domain.h — one driver domain: a KVM VM, its buses and devices, and the
+ * domain thread that runs it and supervises its incarnations.
  *
  *   CREATED --start--> BOOTING --READY port--> READY
  *      |                  |                      |
- *      +-- start fails ---+---- crash / kill ----+--> CRASHED  (terminal)
- *                         +---- exit / stop -----+--> STOPPED  (terminal)
- * Terminal states are terminal for an incarnation: an operator restart
- * (domain_restart) begins a new one at CREATED with a fresh VM and fresh
- * windows; its caps come back under the same names with new generations.
+ *      +-- start fails ---+---- crash / kill ----+--> CRASHED
+ *                         +---- exit / stop -----+--> STOPPED
+ * CRASHED and STOPPED end an incarnation. The domain thread then follows
+ * the restart policy (restart_policy.h): it starts a fresh incarnation
+ * (back at CREATED, with a fresh VM, fresh windows, caps under the same
+ * names with new generations) at once or after a backoff, or leaves the
+ * domain down, with the breaker open once the restart budget is spent.
+ * An operator restart (domain_restart) starts one at once and closes the
+ * breaker; an operator stop (domain_request_stop) is never followed by an
+ * automatic restart.
  *
- * A terminal state is entered only by the vCPU thread after the VM is torn
- * down (vCPU stopped, memory unmapped), so an observer that sees CRASHED or
- * STOPPED knows the domain can no longer touch anything. All state lives
- * under the supervisor's lock (domain->sup->lock); functions say whether
- * they take it. Crash evidence from the guest is hostile (see crash.h).
+ * Ending an incarnation is a message, never a wait: domain_end_post (any
+ * thread, device workers included) records the first decision in the
+ * domain's end box (a leaf lock held for a copy), sets stop and kicks the
+ * domain thread out of KVM_RUN. The domain thread then tears down with no
+ * lock held (DESIGN §5.3: stop -> quiesce the devices -> bump generations
+ * -> scrub -> free) and only then enters CRASHED/STOPPED, so an observer
+ * that sees a terminal state knows the incarnation can touch nothing.
+ *
+ * Locks (the order is written once, in supervisor.h): state and the
+ * fields marked "sup->lock" live under the supervisor's lock, which is
+ * only ever held for short bookkeeping, never across a join, a quiesce or
+ * a scrub. Other threads may touch the VM (its RAM, ioctls) only under
+ * sup->lock while vm_live is set. Crash evidence from the guest is hostile
+ * (see crash.h).
  */
 #ifndef MOAT_DOMAIN_H
 #define MOAT_DOMAIN_H
@@ -28,6 +42,7 @@
 #include "exit_bus.h"
 #include "pci.h"
 #include "platform_dev.h"
+#include "restart_policy.h"
 #include "uart_8250.h"
 #include "vm.h"
 
@@ -55,6 +70,18 @@ struct domain_stats {
     uint64_t yields;                /* YIELD hints: the idle domain gave way */
 };
 
+#define DOMAIN_CAUSES 4           /* recent ends remembered for status */
+
+struct domain_cause {           /* why an incarnation ended */
+    uint64_t t_ns;              /* monotonic */
+    uint32_t incarnation;
+    enum domain_state state;    /* CRASHED or STOPPED */
+    struct crash_info crash;    /* valid when CRASHED */
+    uint32_t exit_code;         /* valid when STOPPED */
+};
+
+enum domain_cmd { DOMAIN_CMD_NONE, DOMAIN_CMD_RESTART, DOMAIN_CMD_SHUTDOWN };
+
 struct domain {
     struct domain_config cfg;
     uint32_t id;
@@ -67,14 +94,34 @@ struct domain {
     uint64_t t_start_ns, t_ready_ns, t_end_ns;
     uint64_t hb_last, hb_changed_ns;
     uint32_t incarnation;           /* 1 for the first start */
-    uint64_t restarts;              /* operator restarts */
-    bool restarting;                /* between stop and the new start */
+    uint32_t attempts;              /* incarnations built or tried */
+    bool last_start_ok;             /* the newest attempt built its VM */
+    uint64_t restarts;              /* automatic and operator restarts */
+    uint64_t auto_restarts;
+    bool restarting;                /* a new incarnation is decided, not begun */
+    uint64_t restart_at_ns;         /* when (restarting) */
+    bool want_down;                 /* operator stop: no automatic restart */
+    enum domain_cmd cmd;            /* for the domain thread */
+    bool breaker_open;
+    char breaker_reason[160];
+    struct restart_budget budget;
+    struct domain_cause causes[DOMAIN_CAUSES];  /* ring, newest at n_causes-1 */
+    uint32_t n_causes;
+    bool served_caps;               /* registered a cap (a driver domain) */
+    bool vm_live;                   /* the VM may be touched (see above) */
     uint32_t session_vector;        /* set by its first cap registration */
-    bool end_pending;               /* an end is decided, thread is leaving */
-    enum domain_state end_state;
-    struct crash_info end_crash;
 
-    /* owned by the vCPU thread while it runs */
+    /* The end of the running incarnation: first decision wins. */
+    struct {
+        pthread_mutex_t lock;       /* leaf: held only to copy the decision */
+        bool decided;
+        enum domain_state state;
+        struct crash_info crash;
+        uint32_t code;
+    } end;
+    atomic_bool stop;               /* set once an end is decided */
+
+    /* owned by the domain thread while an incarnation runs */
     struct vm vm;
     struct exit_bus pio, mmio;
     struct uart_8250 com1;
@@ -87,10 +134,9 @@ struct domain {
     struct moat_window_info win_info[MOAT_WINDOWS_MAX];
     uint32_t n_win;
 
-    pthread_t thread;
-    bool thread_started;
+    pthread_t thread;               /* the domain thread */
+    atomic_bool thread_started;
     cpu_set_t vcpu_cpus;        /* cfg.cpu alone, when pinned */
-    atomic_bool stop;
     int log_fd;
     uint8_t *image;
     size_t image_len;
@@ -103,20 +149,33 @@ bool domain_transition_ok(enum domain_state from, enum domain_state to);
 /* Read the kernel image and open the log (log_dir/NAME.log). */
 bool domain_init(struct domain *d, const struct domain_config *cfg, uint32_t id,
                  struct supervisor *sup, char *err, size_t errlen);
-/* Build the VM and start its vCPU thread (takes sup->lock). On failure the
- * domain is CRASHED with cause CRASH_VMM_ERROR and err says why. */
+/* Build the first incarnation's VM and start the domain thread (takes
+ * sup->lock). On failure the domain is CRASHED with cause CRASH_VMM_ERROR,
+ * err says why, and no restart follows (a configuration error). */
 bool domain_start(struct domain *d, char *err, size_t errlen);
-/* Fail-stop the domain with why (takes sup->lock). No-op once an end is
+/* End the running incarnation with why (takes sup->lock); the restart
+ * policy then applies. No-op unless BOOTING or READY, or once an end is
  * decided. */
 void domain_kill(struct domain *d, const struct crash_info *why);
-/* Orderly stop (takes sup->lock); the domain ends STOPPED with code 0. */
+/* Post the end of the running incarnation from any thread without taking
+ * sup->lock (device workers, the domain thread): st is CRASHED (with why)
+ * or STOPPED (with code). The caller must know an incarnation is running
+ * (it is its vCPU or one of its device workers). */
+void domain_end_post(struct domain *d, enum domain_state st, const struct crash_info *why,
+                     uint32_t code);
+/* Operator stop (takes sup->lock): the domain ends STOPPED with code 0 and
+ * is not restarted automatically; a pending automatic restart is
+ * cancelled. */
 void domain_request_stop(struct domain *d);
-/* Operator restart: stop the running incarnation (if any), wait for its
- * teardown, start a new one. Caller holds no lock. False + err on failure. */
+/* Operator restart: end the running incarnation (if any), close the
+ * breaker, forget the restart budget, and wait (up to 10 s) until a new
+ * incarnation was built. Caller holds no lock. False + err on failure. */
 bool domain_restart(struct domain *d, char *err, size_t errlen);
-/* Wait for the vCPU thread to finish (no lock held by caller). */
+/* Stop the domain for good and wait for its thread (no lock held). */
 void domain_join(struct domain *d);
 void domain_fini(struct domain *d);
+/* The policy in force for d (RESTART_DEFAULT resolved; sup->lock held). */
+enum restart_policy domain_restart_policy(const struct domain *d);
 
 /* Current heartbeat of a running domain, or 0 once it has ended (takes
  * sup->lock). */

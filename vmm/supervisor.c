@@ -58,9 +58,6 @@ void supervisor_set_vm(struct supervisor *s, uint32_t id, struct vm *vm)
     pthread_mutex_unlock(&s->vms.lock);
 }
 
-/* The kick only needs to interrupt KVM_RUN; it does nothing itself. */
-static void kick_handler(int sig) { (void)sig; }
-
 static bool mkdir_p(const char *path, char *err, size_t errlen)
 {
     char buf[PATH_MAX];
@@ -129,12 +126,6 @@ bool supervisor_init(struct supervisor *s, const struct moat_config *cfg,
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&s->changed, &ca);
     pthread_condattr_destroy(&ca);
-
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = kick_handler;   /* no SA_RESTART: KVM_RUN must return */
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGUSR1, &sa, NULL);
 
     int rc = pthread_create(&s->watchdog, NULL, watchdog_thread, s);
     if (rc != 0) {

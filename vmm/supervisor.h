@@ -1,7 +1,25 @@
 /*
  * supervisor.h — owns the host KVM handle, every domain, the lock and
- * condition variable all domain state lives under, and the watchdog thread
- * (boot timeouts and stopped heartbeats).
+ * condition variable domain state lives under, and the watchdog thread
+ * (boot timeouts and stopped heartbeats). Each domain's own thread runs
+ * and restarts it (domain.h).
+ *
+ * Lock order — the one place it is written. A thread may take a lock only
+ * while holding locks above it in this list, never below:
+ *   1. sup->lock            domain state, restart bookkeeping, the condvar
+ *   2. capsvc.lock          caps, sessions, capsvc audit and events
+ *   3. broker.lock          window slots, IOVA allocation (grant/free)
+ *   4. broker.dom[i].lock   one domain's windows: map, unmap, revoke state
+ *   5. vms.lock             the broker's view of each domain's VM (memslots)
+ * Leaf locks, held only for a copy or a counter and never while taking
+ * another: domain end box (domain.h), device model locks below their own
+ * documented order (pci irq_lock, NVMe/virtio-net queue locks), netback
+ * locks, the log.
+ * Rules (DESIGN §6): none of 1-5 is held across a thread join, a device
+ * quiesce, a revoke's wait for device access, or a scrub; device workers
+ * never take 1 or 2 (a policy kill is domain_end_post, a message); a
+ * device worker may take 3-5 only through broker_dma_map/unmap, which
+ * never wait.
  *
  * Error policy: init/add return false with an actionable err. Waiting
  * functions return whether the wanted condition was met before the timeout;
@@ -33,10 +51,9 @@ struct supervisor {
     bool interrupted;               /* set by supervisor_interrupt */
 
     /* The DMA broker owns every window; it installs them as memslots in a
-     * domain's VM through the registry below (a leaf lock, taken under the
-     * broker's lock: order is sup->lock, broker lock, vms.lock). */
+     * domain's VM through the registry below (vms.lock, last in the order). */
     struct broker broker;
-    /* Caps and sessions (capsvc.lock nests inside lock, above the broker). */
+    /* Caps and sessions (capsvc.lock: second in the order). */
     struct capsvc caps;
     struct {
         pthread_mutex_t lock;
@@ -62,7 +79,7 @@ bool supervisor_wait_all(struct supervisor *s, unsigned mask, unsigned timeout_m
 /* Wake waiters with interrupted = true. Not async-signal-safe: call it from
  * a thread (moat's signal thread does). */
 void supervisor_interrupt(struct supervisor *s);
-/* Stop every live domain and join all vCPU threads. */
+/* Stop every domain for good and join every domain thread. */
 void supervisor_stop_all(struct supervisor *s);
 /* Make domain id's VM reachable by the broker (vm = NULL: no longer). */
 void supervisor_set_vm(struct supervisor *s, uint32_t id, struct vm *vm);

@@ -352,10 +352,11 @@ struct session_windows {
 static struct session_windows session_windows(const struct domain *d)
 {
     struct session_windows w = { 0 };
-    pthread_mutex_lock(&sup.broker.lock);
     for (unsigned i = 0; i < BROKER_WINDOWS_MAX; i++) {
-        const struct dma_window *x = &sup.broker.win[i];
-        if (x->state == WIN_LIVE && x->adopted && x->domain == d->id) {
+        struct dma_window copy;
+        cr_assert(broker_window_peek(&sup.broker, i, &copy));
+        const struct dma_window *x = &copy;
+        if (x->reserved && x->state == WIN_LIVE && x->adopted && x->domain == d->id) {
             cr_assert_geq(x->iova, MOAT_GPA_SESSION_BASE, "adopted window outside the session range");
             if (w.n < MOAT_SESSION_SLOTS)
                 w.dirs[w.n] = x->dirs;
@@ -363,7 +364,6 @@ static struct session_windows session_windows(const struct domain *d)
             w.maps += x->maps;
         }
     }
-    pthread_mutex_unlock(&sup.broker.lock);
     return w;
 }
 

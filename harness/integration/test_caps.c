@@ -35,8 +35,10 @@ static void finish(void) { tu_moat_stop(&sup, &ctl); }
 static struct domain *add_ramblk(const char *name, const char *mem, const char *args)
 {
     char spec[512];
-    snprintf(spec, sizeof spec, "name=%s kernel=%s mem=%s args=\"%s\"", name, tu_guest("ramblk"),
-             mem, args);
+    /* restart=never: these tests look at the end of an incarnation (the
+     * restart policy has its own suite, test_restart). */
+    snprintf(spec, sizeof spec, "name=%s kernel=%s mem=%s restart=never args=\"%s\"", name,
+             tu_guest("ramblk"), mem, args);
     struct domain *d = tu_boot(&sup, spec, BOOT_MS, err, sizeof err);
     cr_assert_not_null(d, "boot %s: %s", name, err);
     return d;

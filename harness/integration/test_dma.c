@@ -30,8 +30,9 @@ static void start(void)
 static struct domain *add(const char *name, const char *spec_extra, const char *args)
 {
     char spec[1024];
-    snprintf(spec, sizeof spec, "name=%s kernel=%s %s args=\"%s\"", name, tu_guest("testdrv"),
-             spec_extra, args);
+    /* restart=never: every test here looks at how an incarnation ended. */
+    snprintf(spec, sizeof spec, "name=%s kernel=%s restart=never %s args=\"%s\"", name,
+             tu_guest("testdrv"), spec_extra, args);
     struct domain_config cfg;
     cr_assert(config_parse_domain(spec, &cfg, err, sizeof err), "spec %s: %s", spec, err);
     struct domain *d = supervisor_add(&sup, &cfg, err, sizeof err);

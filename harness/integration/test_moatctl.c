@@ -27,7 +27,7 @@ static void start(void)
     snprintf(dir, sizeof dir, "%s", tu_tmpdir());
     cr_assert(tu_moat_start(&sup, &ctl, dir, sock, sizeof sock, err, sizeof err), "%s", err);
     char spec[512];
-    snprintf(spec, sizeof spec, "name=ram0 kernel=%s mem=16M args=\"size=4M\"", tu_guest("ramblk"));
+    snprintf(spec, sizeof spec, "name=ram0 kernel=%s mem=16M restart=never args=\"size=4M\"", tu_guest("ramblk"));
     struct domain_config cfg;
     cr_assert(config_parse_domain(spec, &cfg, err, sizeof err), "%s", err);
     ram0 = supervisor_add(&sup, &cfg, err, sizeof err);

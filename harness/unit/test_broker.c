@@ -15,12 +15,16 @@ static struct broker b;
 static char err[256];
 static int scrub_calls;
 static bool scrub_all_zero;
+/* Optional probe run from the scrub observer, i.e. while a window is
+ * being scrubbed. */
+static void (*during_scrub)(uint32_t window);
 
 static void on_scrubbed(void *ctx, uint32_t window, const uint8_t *host, uint64_t len)
 {
     (void)ctx;
-    (void)window;
     scrub_calls++;
+    if (during_scrub)
+        during_scrub(window);
     scrub_all_zero = true;
     for (uint64_t i = 0; i < len; i++)
         if (host[i]) {
@@ -33,6 +37,7 @@ static void setup(void)
 {
     static const struct broker_mapper m = { .scrubbed = on_scrubbed };
     scrub_calls = 0;
+    during_scrub = NULL;
     broker_init(&b, QUOTA, &m);
 }
 static void teardown(void) { broker_fini(&b); }
@@ -48,7 +53,7 @@ static struct dma_handle grant(uint32_t dom, uint64_t iova, uint64_t len, uint32
 static enum broker_refusal last_refusal(void)
 {
     struct broker_audit a;
-    cr_assert_eq(broker_audit_read(&b, b.audit_seq - 1, &a, 1), 1, "no audit record");
+    cr_assert_eq(broker_audit_read(&b, broker_audit_seq(&b) - 1, &a, 1), 1, "no audit record");
     return a.reason;
 }
 
@@ -251,17 +256,62 @@ Test(broker, revoke_domain_frees_only_that_domain)
     cr_assert_eq(scrub_calls, 2);
 }
 
-Test(broker, audit_ring_keeps_the_newest)
+Test(broker, audit_ring_keeps_each_domains_newest)
 {
     struct dma_mapping m;
-    for (int i = 0; i < BROKER_AUDIT_RING + 10; i++)
+    for (int i = 0; i < BROKER_AUDIT_PER_DOMAIN + 10; i++)
         cr_assert_null(broker_dma_map(&b, 3, "t", W0 + (uint64_t)i, 1, DMA_TO_DEVICE, &m));
-    static struct broker_audit a[BROKER_AUDIT_RING + 10];
-    size_t n = broker_audit_read(&b, 0, a, BROKER_AUDIT_RING + 10);
-    cr_assert_eq(n, BROKER_AUDIT_RING);
+    static struct broker_audit a[BROKER_AUDIT_RING];
+    size_t n = broker_audit_read(&b, 0, a, BROKER_AUDIT_RING);
+    cr_assert_eq(n, BROKER_AUDIT_PER_DOMAIN, "a domain keeps its %u newest records, got %zu",
+                 BROKER_AUDIT_PER_DOMAIN, n);
     cr_assert_eq(a[0].seq, 10, "oldest kept record");
-    cr_assert_eq(a[n - 1].addr, W0 + BROKER_AUDIT_RING + 9);
-    cr_assert_eq(broker_account(&b, 3).refusals, BROKER_AUDIT_RING + 10, "all counted");
+    cr_assert_eq(a[n - 1].addr, W0 + BROKER_AUDIT_PER_DOMAIN + 9);
+    cr_assert_eq(broker_account(&b, 3).refusals, BROKER_AUDIT_PER_DOMAIN + 10, "all counted");
+}
+
+Test(broker, one_domains_refusal_flood_hides_no_other_domains_records)
+{
+    struct dma_mapping m;
+    cr_assert_null(broker_dma_map(&b, 4, "quiet", W0, 1, DMA_TO_DEVICE, &m));
+    for (int i = 0; i < 10 * BROKER_AUDIT_PER_DOMAIN; i++)
+        cr_assert_null(broker_dma_map(&b, 5, "flood", W0 + (uint64_t)i, 1, DMA_TO_DEVICE, &m));
+    static struct broker_audit a[BROKER_AUDIT_RING];
+    size_t n = broker_audit_read(&b, 0, a, BROKER_AUDIT_RING);
+    cr_assert_eq(n, BROKER_AUDIT_PER_DOMAIN + 1, "got %zu records", n);
+    cr_assert_eq(a[0].domain, 4, "the quiet domain's one refusal is still there, oldest first");
+    cr_assert_str_eq(a[0].device, "quiet");
+    cr_assert_eq(a[1].domain, 5);
+}
+
+/* Run from inside a scrub: another domain's map, and this domain's other
+ * window, must go through; the window being scrubbed must be refused. */
+static struct { bool other_ok, sibling_ok; enum broker_refusal scrubbing; } probe;
+
+static void map_during_scrub(uint32_t window)
+{
+    (void)window;
+    struct dma_mapping m;
+    probe.other_ok = broker_dma_map(&b, 2, "other", W0 + 64 * PAGE, PAGE, DMA_TO_DEVICE, &m);
+    broker_dma_unmap(&b, &m);
+    probe.sibling_ok = broker_dma_map(&b, 1, "sib", W0 + 32 * PAGE, PAGE, DMA_TO_DEVICE, &m);
+    broker_dma_unmap(&b, &m);
+    cr_assert_null(broker_dma_map(&b, 1, "scrubbing", W0, PAGE, DMA_TO_DEVICE, &m));
+    probe.scrubbing = m.refusal;
+}
+
+Test(broker, scrub_holds_no_lock_and_hides_the_window)
+{
+    struct dma_handle h = grant(1, W0, 4 * PAGE, DMA_BIDIR);
+    grant(1, W0 + 32 * PAGE, PAGE, DMA_BIDIR);
+    grant(2, W0 + 64 * PAGE, PAGE, DMA_BIDIR);
+    during_scrub = map_during_scrub;
+    cr_assert(broker_revoke(&b, h, err, sizeof err), "revoke: %s", err);
+    cr_assert_eq(scrub_calls, 1);
+    cr_assert(probe.other_ok, "another domain's map waited for (or failed during) a scrub");
+    cr_assert(probe.sibling_ok, "the same domain's other window was blocked by the scrub");
+    cr_assert_eq(probe.scrubbing, BR_NOT_LIVE, "a window being scrubbed must be invisible, got %s",
+                 broker_refusal_name(probe.scrubbing));
 }
 
 Test(broker, grant_any_picks_unique_guarded_iovas)
