@@ -887,6 +887,10 @@ out:
     if (ok) {
         d->vm_live = true;
         set_state(d, DOMAIN_BOOTING);
+        /* A stop or shutdown that came while it was being built ends it
+         * at once (they found nothing running to end). */
+        if (d->want_down || d->cmd == DOMAIN_CMD_SHUTDOWN)
+            domain_end_post(d, DOMAIN_STOPPED, NULL, 0);
     }
     pthread_cond_broadcast(&s->changed);
     pthread_mutex_unlock(&s->lock);

@@ -41,6 +41,7 @@ struct vnet_cfg {
     struct vnet_wants wants;
     uint64_t stats_ns;              /* counter line interval, 0 = never */
     uint64_t spin_ns;               /* keep polling this long after work */
+    bool wild_rx;                   /* test: receive buffers outside every window */
 };
 
 /* Counters since the domain started. */

@@ -106,9 +106,14 @@ void vnet_tx_flush(void *ctx)
 
 /* ---- receive ------------------------------------------------------------------- */
 
+/* wild_rx=1: where a hostile driver aims its receive buffers - private
+ * RAM, in no DMA window (the device must refuse, the domain is failed). */
+#define VNET_WILD_RX_ADDR 0x200000ull
+
 static void rx_post(struct vnet *v, uint32_t b)
 {
-    uint64_t iova = v->rxb.mem.iova + (uint64_t)b * VNET_BUF_SIZE;
+    uint64_t iova = v->cfg.wild_rx ? VNET_WILD_RX_ADDR + (uint64_t)b * VNET_BUF_SIZE
+                                   : v->rxb.mem.iova + (uint64_t)b * VNET_BUF_SIZE;
     struct vq_seg s[2];
     unsigned n = 1;
     if (v->rx_descs == 2) {

@@ -19,6 +19,8 @@
  *                  interrupts and sleeping (default 200)
  *   stats_s=N      log a counter line every N s when something changed
  *                  (default 0: off)
+ *   wild_rx=1      test: behave as a hostile driver and post receive
+ *                  buffers in private RAM, outside every DMA window
  *
  * Memory: dma= must hold (rx_bufs + tx_bufs) x 2 KiB of buffers plus the
  * two rings (a 256-entry ring is 12 KiB; a legacy device's fixed 4096 is
@@ -51,6 +53,7 @@ static void parse_args(const char *args, struct vnet_cfg *c)
     c->sessions = arg32(args, "sessions", 4, 1, MOAT_SESSION_SLOTS);
     c->spin_ns = arg32(args, "spin_us", DD_SPIN_US_DEFAULT, 0, 1000000) * (uint64_t)1000;
     c->stats_ns = arg32(args, "stats_s", 0, 0, 86400) * (uint64_t)1000000000;
+    c->wild_rx = arg32(args, "wild_rx", 0, 0, 1) != 0;
 }
 
 /* ---- finding the function and its transport ---------------------------------- */

@@ -109,6 +109,20 @@ enum domain_state tu_state(struct supervisor *s, struct domain *d)
     return st;
 }
 
+bool tu_wait_until(struct supervisor *s, struct domain *d, bool (*pred)(const struct domain *),
+                   unsigned timeout_ms)
+{
+    uint64_t t = monotonic_ns() + (uint64_t)timeout_ms * 1000000u;
+    struct timespec dl = { .tv_sec = (time_t)(t / 1000000000u), .tv_nsec = (long)(t % 1000000000u) };
+    pthread_mutex_lock(&s->lock);
+    bool ok;
+    while (!(ok = pred(d)) && pthread_cond_timedwait(&s->changed, &s->lock, &dl) != ETIMEDOUT) {
+    }
+    ok = ok || pred(d);
+    pthread_mutex_unlock(&s->lock);
+    return ok;
+}
+
 struct domain *tu_boot(struct supervisor *s, const char *spec, unsigned timeout_ms,
                        char *err, size_t errlen)
 {

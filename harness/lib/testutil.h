@@ -52,6 +52,10 @@ struct domain *tu_add(struct supervisor *s, const char *name, const char *image,
                       const char *args, char *err, size_t errlen);
 /* The domain's state, read under the supervisor lock. */
 enum domain_state tu_state(struct supervisor *s, struct domain *d);
+/* Wait on the supervisor's condition variable (no sleeps) until pred(d)
+ * holds, called with sup->lock held; false if timeout_ms passed first. */
+bool tu_wait_until(struct supervisor *s, struct domain *d, bool (*pred)(const struct domain *),
+                   unsigned timeout_ms);
 /* Parse spec, add and start the domain, wait up to timeout_ms for READY.
  * NULL with err set (including the state and crash detail) otherwise. */
 struct domain *tu_boot(struct supervisor *s, const char *spec, unsigned timeout_ms,

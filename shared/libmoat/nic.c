@@ -179,6 +179,8 @@ int moat_nic_send(struct moat_session *s, const struct moat_frame *frames, size_
     struct moat_nic_state *ns = &s->nic;
     if (s->kind != MOAT_CAP_NIC)
         return -MOAT_EINVAL;
+    if (!s->mem)
+        return -MOAT_ESTALE;    /* detached: a reattach failed */
     if (!(s->rights & MOAT_RIGHT_WRITE))
         return -MOAT_EPERM;
     for (size_t i = 0; i < n; i++)
@@ -208,6 +210,8 @@ int moat_nic_recv(struct moat_session *s, struct moat_frame *frames, size_t max,
     struct moat_nic_state *ns = &s->nic;
     if (s->kind != MOAT_CAP_NIC)
         return -MOAT_EINVAL;
+    if (!s->mem)
+        return -MOAT_ESTALE;    /* detached: a reattach failed */
     if (!(s->rights & MOAT_RIGHT_READ))
         return -MOAT_EPERM;
     uint64_t deadline = timeout_ms < 0 ? UINT64_MAX
@@ -246,6 +250,8 @@ int moat_nic_status(struct moat_session *s, struct moat_nic_status *out)
     struct moat_nic_state *ns = &s->nic;
     if (s->kind != MOAT_CAP_NIC)
         return -MOAT_EINVAL;
+    if (!s->mem)
+        return -MOAT_ESTALE;    /* detached: a reattach failed */
     if (!(s->rights & MOAT_RIGHT_READ))
         return -MOAT_EPERM;
     int rc = reap(s);

@@ -387,6 +387,8 @@ int moat_blk_submit(struct moat_session *s, const struct moat_blk_req *reqs, siz
 {
     if (s->kind != MOAT_CAP_BLOCK)
         return -MOAT_EINVAL;
+    if (!s->mem)
+        return -MOAT_ESTALE;    /* detached: a reattach failed */
     if (s->err)
         return s->err;
     for (size_t i = 0; i < n; i++) {
@@ -455,6 +457,8 @@ int moat_poll(struct moat_session *s, struct moat_completion *out, size_t max)
 {
     if (s->kind != MOAT_CAP_BLOCK)
         return -MOAT_EINVAL;    /* Nic completions are taken by moat_nic_* */
+    if (!s->mem)
+        return -MOAT_ESTALE;    /* detached: a reattach failed */
     size_t n = 0;
     while (n < max && s->n_local)
         out[n++] = s->local[--s->n_local];

@@ -1,0 +1,313 @@
+/*
+ * Supervision under KVM (DESIGN §6): no deadlock between one domain's
+ * teardown and another domain's fail-stop; the restart policy (automatic
+ * restart of a crashed driver domain, none after an operator stop or for
+ * restart=never), the restart budget and the breaker, and the operator
+ * restart that closes it.
+ */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include "control.h"
+#include "netback.h"
+#include "testutil.h"
+
+#define BOOT_MS 10000u
+
+static struct supervisor sup;
+static struct control ctl;
+static char err[512];
+static char sock[PATH_MAX];
+
+static void start(void)
+{
+    TU_REQUIRE_KVM();
+    cr_assert(tu_moat_start(&sup, &ctl, NULL, sock, sizeof sock, err, sizeof err), "%s", err);
+}
+
+static void finish(void)
+{
+    tu_moat_stop(&sup, &ctl);
+    netback_shutdown();
+}
+
+static struct domain *boot(const char *spec)
+{
+    struct domain *d = tu_boot(&sup, spec, BOOT_MS, err, sizeof err);
+    cr_assert_not_null(d, "boot '%s': %s", spec, err);
+    return d;
+}
+
+static struct domain *boot_ramblk(const char *name, const char *extra)
+{
+    char spec[512];
+    snprintf(spec, sizeof spec, "name=%s kernel=%s mem=16M %s args=\"size=4M\"", name,
+             tu_guest("ramblk"), extra);
+    return boot(spec);
+}
+
+static struct moat_cap *control_of(struct moat_client **c)
+{
+    cr_assert_eq(moat_connect(sock, c), 0, "connect to %s", sock);
+    struct moat_cap *cap;
+    int rc = moat_open(*c, "control", MOAT_RIGHT_READ | MOAT_RIGHT_ADMIN, &cap);
+    cr_assert_eq(rc, 0, "open control: %s", moat_strerror(rc));
+    return cap;
+}
+
+/* ---- predicates for tu_wait_until (sup->lock held) --------------------------------- */
+
+static uint32_t want_incarnation;
+static bool ready_again(const struct domain *d)
+{
+    return d->state == DOMAIN_READY && d->incarnation >= want_incarnation;
+}
+static bool breaker_open(const struct domain *d) { return d->breaker_open; }
+static uint32_t want_failures;
+static bool has_failed(const struct domain *d) { return d->n_causes >= want_failures; }
+/* A fresh incarnation, ready, that no frame has failed yet. */
+static bool ready_unhit(const struct domain *d)
+{
+    return d->state == DOMAIN_READY && !atomic_load(&d->stop) && d->n_causes < want_failures;
+}
+static bool down_for_good(const struct domain *d)
+{
+    return (DOMAIN_STATE_BIT(d->state) & DOMAIN_TERMINAL) && !d->restarting;
+}
+
+/* ---- the cross-domain deadlock ----------------------------------------------------- */
+
+/* A client that keeps nica transmitting broadcast frames (which the switch
+ * delivers to nicb) through every restart of nica. */
+struct flood {
+    struct moat_client *c;
+    struct moat_cap *cap;
+    struct moat_session *s;     /* opened before the thread starts */
+    atomic_bool stop;
+    pthread_mutex_t lock;
+    pthread_cond_t progress;
+    uint64_t sent;              /* under lock */
+    bool paused;                /* under lock */
+};
+
+static void flood_pause(struct flood *f, bool paused)
+{
+    pthread_mutex_lock(&f->lock);
+    f->paused = paused;
+    pthread_cond_broadcast(&f->progress);
+    pthread_mutex_unlock(&f->lock);
+}
+
+static uint64_t flood_sent(struct flood *f)
+{
+    pthread_mutex_lock(&f->lock);
+    uint64_t n = f->sent;
+    pthread_mutex_unlock(&f->lock);
+    return n;
+}
+
+static void *flood_thread(void *arg)
+{
+    struct flood *f = arg;
+    struct moat_session *s = f->s;
+    static uint8_t frame[64];
+    memset(frame, 0xff, 6);                                 /* broadcast */
+    memcpy(frame + 6, (uint8_t[]){ 0x52, 0x54, 0, 0xaa, 0, 1 }, 6);
+    frame[12] = 0x88, frame[13] = 0xb5;
+    struct moat_frame fr[16];
+    for (int i = 0; i < 16; i++)
+        fr[i] = (struct moat_frame){ .data = frame, .len = sizeof frame };
+    while (!atomic_load(&f->stop)) {
+        pthread_mutex_lock(&f->lock);
+        while (f->paused && !atomic_load(&f->stop))
+            pthread_cond_wait(&f->progress, &f->lock);
+        pthread_mutex_unlock(&f->lock);
+        int rc = moat_nic_send(s, fr, 16);
+        if (rc > 0) {
+            pthread_mutex_lock(&f->lock);
+            f->sent += (uint64_t)rc;
+            pthread_cond_broadcast(&f->progress);
+            pthread_mutex_unlock(&f->lock);
+        }
+        struct moat_frame none = { 0 };
+        struct moat_nic_status st;
+        /* Sends only queue while nica is gone: ask the domain to find out. */
+        if (rc <= 0 || moat_nic_recv(s, &none, 0, 0) < 0) {
+            if (moat_nic_status(s, &st) < 0)
+                moat_session_reattach(s, 2000);     /* nica is restarting */
+        }
+    }
+    return NULL;
+}
+
+/* The scenario a review found: nica's teardown quiesced nica's device,
+ * which waited for nica's device worker, which was delivering a frame into
+ * nicb, whose receive ring points outside its windows; the refusal
+ * fail-stopped nicb by taking the supervisor lock that nica's teardown
+ * held. Every restart of nica must return, however often nicb dies. */
+Test(supervision, hostile_receiver_while_its_peer_restarts, .init = start, .fini = finish,
+     .timeout = 300)
+{
+#define NIC_SPEC "name=%s kernel=%s mem=64M dma=16M %s dev=virtio-net:mac=%s args=\"%s\""
+    char spec[1024];
+    snprintf(spec, sizeof spec, NIC_SPEC, "nica", tu_guest("vnet"), "", "52-54-00-aa-00-01",
+             "name=nic0");
+    struct domain *a = boot(spec);
+    /* nicb is fail-stop (the default policy) and restarts itself. */
+    snprintf(spec, sizeof spec, NIC_SPEC, "nicb", tu_guest("vnet"),
+             "restart=always restarts=64/200ms", "52-54-00-bb-00-02", "name=nic0 wild_rx=1");
+    struct domain *b = boot(spec);
+
+    static struct flood f;
+    memset(&f, 0, sizeof f);
+    pthread_mutex_init(&f.lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);   /* flood_past's deadline */
+    pthread_cond_init(&f.progress, &ca);
+    pthread_condattr_destroy(&ca);
+    cr_assert_eq(moat_connect(sock, &f.c), 0);
+    int rc = moat_open(f.c, "nica.nic0", MOAT_RIGHT_READ | MOAT_RIGHT_WRITE, &f.cap);
+    cr_assert_eq(rc, 0, "open nica.nic0: %s", moat_strerror(rc));
+    rc = moat_session_open(f.cap, &(struct moat_session_params){ .entries = 256 }, &f.s);
+    cr_assert_eq(rc, 0, "session on nica.nic0: %s", moat_strerror(rc));
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, flood_thread, &f), 0);
+    /* The flood reaches nicb, and nicb's hostile ring gets it killed. */
+    want_failures = 1;
+    cr_assert(tu_wait_until(&sup, b, has_failed, BOOT_MS),
+              "nicb was not failed by the frames nica sent (%llu sent)",
+              (unsigned long long)flood_sent(&f));
+    const int rounds = 40;
+    for (int i = 0; i < rounds; i++) {
+        /* Hold the frames back until nicb is up again and unhit, then let
+         * them go and restart nica at once: nica's worker fail-stops nicb
+         * while nica is being torn down. */
+        flood_pause(&f, true);
+        want_failures = (uint32_t)i + 2;
+        cr_assert(tu_wait_until(&sup, b, ready_unhit, BOOT_MS), "round %d: nicb not back", i);
+        flood_pause(&f, false);
+        uint64_t t0 = monotonic_ns();
+        cr_assert(domain_restart(a, err, sizeof err), "restart %d of nica: %s", i + 1, err);
+        want_incarnation = (uint32_t)i + 2;
+        cr_assert(tu_wait_until(&sup, a, ready_again, BOOT_MS),
+                  "nica incarnation %u did not become ready", want_incarnation);
+        double ms = (double)(monotonic_ns() - t0) / 1e6;
+        cr_assert_lt(ms, 10000.0, "restart %d of nica took %.0f ms", i + 1, ms);
+        cr_assert(tu_wait_until(&sup, b, has_failed, BOOT_MS),
+                  "round %d: nicb was not failed again (%llu frames queued)", i,
+                  (unsigned long long)flood_sent(&f));
+    }
+    atomic_store(&f.stop, true);
+    flood_pause(&f, false);
+    pthread_join(t, NULL);
+    tu_client_close(f.s, f.cap, f.c);
+
+    pthread_mutex_lock(&sup.lock);
+    uint64_t b_restarts = b->auto_restarts;
+    uint32_t n_causes = b->n_causes;
+    struct domain_cause last = b->causes[(n_causes - 1) % DOMAIN_CAUSES];
+    pthread_mutex_unlock(&sup.lock);
+    cr_assert_gt(flood_sent(&f), 0, "the flood sent nothing: the test proved nothing");
+    cr_assert_gt(n_causes, 0, "nicb never failed: its hostile ring was never hit");
+    cr_assert_eq(last.crash.cause, CRASH_POLICY, "nicb ended by %s, not a policy stop",
+                 crash_cause_name(last.crash.cause));
+    cr_assert(strstr(last.crash.detail, "DMA"), "nicb's end: %s", last.crash.detail);
+    cr_assert_gt(b_restarts, 0, "nicb was never restarted automatically");
+    cr_assert_gt(sup.broker.dom[b->id].acct.refusals, 0, "nicb's refusals were not audited");
+    fprintf(stderr, "supervision: %d restarts of nica with %llu frames sent; nicb failed %u "
+            "times, restarted %llu times\n", rounds, (unsigned long long)flood_sent(&f),
+            n_causes, (unsigned long long)b_restarts);
+}
+
+/* ---- restart policy ---------------------------------------------------------------- */
+
+Test(supervision, a_crashed_driver_domain_restarts_by_itself, .init = start, .fini = finish,
+     .timeout = 120)
+{
+    struct domain *d = boot_ramblk("ram0", "");     /* serves a cap: on-failure */
+    struct moat_client *c;
+    struct moat_cap *cc = control_of(&c);
+    cr_assert_eq(moat_inject(cc, "ram0", MOAT_FAULT_KILL), 0);
+    want_incarnation = 2;
+    cr_assert(tu_wait_until(&sup, d, ready_again, BOOT_MS),
+              "ram0 did not come back by itself (state %s, incarnation %u)",
+              domain_state_name(tu_state(&sup, d)), d->incarnation);
+    pthread_mutex_lock(&sup.lock);
+    cr_assert_eq(d->auto_restarts, 1, "auto restarts %llu", (unsigned long long)d->auto_restarts);
+    cr_assert_eq(d->n_causes, 1);
+    cr_assert_eq(d->causes[0].crash.cause, CRASH_INJECTED, "recorded cause %s",
+                 crash_cause_name(d->causes[0].crash.cause));
+    cr_assert_eq(d->causes[0].incarnation, 1);
+    cr_assert_not(d->breaker_open);
+    pthread_mutex_unlock(&sup.lock);
+    /* The cap is served again under the same name. */
+    struct moat_cap *blk;
+    int rc = moat_open(c, "ram0.blk0", MOAT_RIGHT_READ, &blk);
+    cr_assert_eq(rc, 0, "open ram0.blk0 after the restart: %s", moat_strerror(rc));
+    tu_client_close(NULL, cc, c);
+}
+
+Test(supervision, an_operator_stop_is_not_followed_by_a_restart, .init = start, .fini = finish,
+     .timeout = 120)
+{
+    struct domain *d = boot_ramblk("ram0", "restart=always");
+    domain_request_stop(d);
+    cr_assert(tu_wait_until(&sup, d, down_for_good, BOOT_MS), "ram0 did not stay down");
+    cr_assert_eq(tu_state(&sup, d), DOMAIN_STOPPED);
+    cr_assert_eq(d->auto_restarts, 0, "an operator stop was followed by an automatic restart");
+}
+
+Test(supervision, restart_never_leaves_a_crashed_domain_down, .init = start, .fini = finish,
+     .timeout = 120)
+{
+    struct domain *d = boot_ramblk("ram0", "restart=never");
+    struct moat_client *c;
+    struct moat_cap *cc = control_of(&c);
+    cr_assert_eq(moat_inject(cc, "ram0", MOAT_FAULT_KILL), 0);
+    cr_assert(tu_wait_until(&sup, d, down_for_good, BOOT_MS), "ram0 did not end");
+    cr_assert_eq(tu_state(&sup, d), DOMAIN_CRASHED);
+    cr_assert_eq(d->incarnation, 1, "restart=never restarted it");
+    tu_client_close(NULL, cc, c);
+}
+
+/* A crash loop spends the budget, opens the breaker (the domain stays down
+ * with the reason), and an operator restart closes it again. */
+Test(supervision, a_crash_loop_opens_the_breaker_and_a_restart_closes_it, .init = start,
+     .fini = finish, .timeout = 120)
+{
+    struct domain *d = boot_ramblk("ram0", "restarts=2/60s");
+    struct moat_client *c;
+    struct moat_cap *cc = control_of(&c);
+    for (uint32_t i = 1; i <= 2; i++) {
+        cr_assert_eq(moat_inject(cc, "ram0", MOAT_FAULT_KILL), 0);
+        want_incarnation = i + 1;
+        cr_assert(tu_wait_until(&sup, d, ready_again, BOOT_MS), "restart %u within the budget", i);
+    }
+    cr_assert_eq(moat_inject(cc, "ram0", MOAT_FAULT_KILL), 0);
+    cr_assert(tu_wait_until(&sup, d, breaker_open, BOOT_MS), "the third crash in 60 s did not "
+              "open the breaker (restarts=2/60s)");
+    cr_assert(tu_wait_until(&sup, d, down_for_good, BOOT_MS));
+    pthread_mutex_lock(&sup.lock);
+    cr_assert_eq(d->state, DOMAIN_CRASHED);
+    cr_assert_eq(d->incarnation, 3, "incarnation %u", d->incarnation);
+    cr_assert(strstr(d->breaker_reason, "crash loop"), "reason: %s", d->breaker_reason);
+    pthread_mutex_unlock(&sup.lock);
+    /* A client gets a clear error while the breaker is open, not a hang. */
+    struct moat_cap *blk;
+    int rc = moat_open(c, "ram0.blk0", MOAT_RIGHT_READ, &blk);
+    struct moat_session *s = NULL;
+    if (rc == 0)
+        rc = moat_session_open(blk, NULL, &s);
+    cr_assert_eq(rc, -MOAT_EDOWN, "a session on a domain behind an open breaker: %s",
+                 moat_strerror(rc));
+    cr_assert_eq(moat_restart(cc, "ram0"), 0, "operator restart");
+    want_incarnation = 4;
+    cr_assert(tu_wait_until(&sup, d, ready_again, BOOT_MS), "ram0 did not come back");
+    pthread_mutex_lock(&sup.lock);
+    cr_assert_not(d->breaker_open, "the operator restart did not close the breaker");
+    cr_assert_eq(restart_budget_used(&d->budget, monotonic_ns()), 0, "budget not cleared");
+    pthread_mutex_unlock(&sup.lock);
+    tu_client_close(NULL, cc, c);
+}
