@@ -185,6 +185,30 @@ static void describe_domain(struct supervisor *sup, struct domain *d, uint64_t n
         snprintf(o->crash_cause, sizeof o->crash_cause, "%s", crash_cause_name(d->crash.cause));
         snprintf(o->crash_detail, sizeof o->crash_detail, "%.159s", d->crash.detail);
     }
+    if (d->breaker_open)
+        snprintf(o->state_name, sizeof o->state_name, "breaker open");
+    snprintf(o->restart_policy, sizeof o->restart_policy, "%s",
+             restart_policy_name(domain_restart_policy(d)));
+    o->restarts = (uint32_t)d->restarts;
+    o->auto_restarts = (uint32_t)d->auto_restarts;
+    o->budget_used = restart_budget_used(&d->budget, now);
+    o->budget_max = d->budget.max;
+    o->budget_window_ms = d->budget.window_ms;
+    o->breaker_open = d->breaker_open;
+    snprintf(o->breaker_reason, sizeof o->breaker_reason, "%s", d->breaker_reason);
+    uint32_t kept = d->n_causes < DOMAIN_CAUSES ? d->n_causes : DOMAIN_CAUSES;
+    for (uint32_t i = 0; i < kept && i < MOAT_DOMAIN_ENDS; i++) {
+        const struct domain_cause *c = &d->causes[(d->n_causes - 1 - i) % DOMAIN_CAUSES];
+        struct moat_domain_end *e = &o->ends[o->n_ends++];
+        e->ago_ns = now > c->t_ns ? now - c->t_ns : 0;
+        e->incarnation = c->incarnation;
+        e->crashed = c->state == DOMAIN_CRASHED;
+        e->exit_code = c->exit_code;
+        if (e->crashed) {
+            snprintf(e->cause, sizeof e->cause, "%s", crash_cause_name(c->crash.cause));
+            snprintf(e->detail, sizeof e->detail, "%.159s", c->crash.detail);
+        }
+    }
 }
 
 static void domain_stats_of(struct supervisor *sup, struct domain *d, struct moat_domain_stats *o)
@@ -247,6 +271,9 @@ static void handle_control(struct control *c, struct control_client *cl,
         return;
     }
     if (h->type == MOAT_MSG_DOMAINS) {
+        _Static_assert(sizeof(struct moat_domains_reply) +
+                       MOAT_DOMAINS_MAX * sizeof(struct moat_domain_status) <= MOAT_CTL_MSG_MAX,
+                       "every domain's status fits one reply");
         static union {
             struct moat_domains_reply r;
             char buf[sizeof(struct moat_domains_reply) + MOAT_DOMAINS_MAX * sizeof(struct moat_domain_status)];

@@ -7,7 +7,7 @@
 /* A cell holds at most a crash cause and detail ("cause: detail"), the
  * longest thing a row shows. */
 #define CELL_MAX 256u
-#define COLS_MAX 8u
+#define COLS_MAX 9u
 _Static_assert(24u + 2u + MOAT_DETAIL_MAX <= CELL_MAX, "crash cell fits");
 
 static int done(FILE *out)
@@ -375,14 +375,47 @@ static void domain_row(const void *rows, size_t i, char (*cells)[CELL_MAX])
     snprintf(cells[4], CELL_MAX, "%" PRIu32, d->incarnation);
     snprintf(cells[5], CELL_MAX, "%" PRIu32, d->sessions);
     snprintf(cells[6], CELL_MAX, "%" PRIu64, d->heartbeat);
+    snprintf(cells[7], CELL_MAX, "%" PRIu32 "%s", d->restarts, d->breaker_open ? " (breaker)" : "");
     if (!has_crash(d)) {
-        snprintf(cells[7], CELL_MAX, "-");
+        snprintf(cells[8], CELL_MAX, "-");
         return;
     }
     char cause[sizeof d->crash_cause], detail[sizeof d->crash_detail];
     ctl_sanitize(cause, sizeof cause, d->crash_cause, sizeof d->crash_cause);
     ctl_sanitize(detail, sizeof detail, d->crash_detail, sizeof d->crash_detail);
-    snprintf(cells[7], CELL_MAX, "%s%s%s", cause, cause[0] && detail[0] ? ": " : "", detail);
+    snprintf(cells[8], CELL_MAX, "%s%s%s", cause, cause[0] && detail[0] ? ": " : "", detail);
+}
+
+/* The restart policy and why recent incarnations ended, under the table. */
+static void domain_restart_lines(FILE *out, const struct moat_domain_status *d)
+{
+    char name[sizeof d->name], pol[sizeof d->restart_policy];
+    ctl_sanitize(name, sizeof name, d->name, sizeof d->name);
+    ctl_sanitize(pol, sizeof pol, d->restart_policy, sizeof d->restart_policy);
+    fprintf(out, "%s: restart=%s, %" PRIu32 " of %" PRIu32 " automatic restarts used in %" PRIu32
+            " ms, breaker %s", name, pol, d->budget_used, d->budget_max, d->budget_window_ms,
+            d->breaker_open ? "OPEN" : "closed");
+    if (d->breaker_open) {
+        char why[sizeof d->breaker_reason];
+        ctl_sanitize(why, sizeof why, d->breaker_reason, sizeof d->breaker_reason);
+        fprintf(out, ": %s (moatctl restart %s closes it)", why, name);
+    }
+    fputc('\n', out);
+    for (uint32_t i = 0; i < d->n_ends && i < MOAT_DOMAIN_ENDS; i++) {
+        const struct moat_domain_end *e = &d->ends[i];
+        char ago[32];
+        uptime_str(ago, sizeof ago, e->ago_ns);
+        if (!e->crashed) {
+            fprintf(out, "  incarnation %" PRIu32 " stopped %s ago (exit code %" PRIu32 ")\n",
+                    e->incarnation, ago, e->exit_code);
+            continue;
+        }
+        char cause[sizeof e->cause], detail[sizeof e->detail];
+        ctl_sanitize(cause, sizeof cause, e->cause, sizeof e->cause);
+        ctl_sanitize(detail, sizeof detail, e->detail, sizeof e->detail);
+        fprintf(out, "  incarnation %" PRIu32 " crashed %s ago: %s: %s\n", e->incarnation, ago,
+                cause, detail);
+    }
 }
 
 static void domain_json(FILE *out, const struct moat_domain_status *d)
@@ -396,6 +429,28 @@ static void domain_json(FILE *out, const struct moat_domain_status *d)
     json_ku64(out, false, "heartbeat", d->heartbeat);
     json_ku64(out, false, "incarnation", d->incarnation);
     json_ku64(out, false, "sessions", d->sessions);
+    fputs(",\"restart\":{", out);
+    json_kstr(out, true, "policy", d->restart_policy, sizeof d->restart_policy);
+    json_ku64(out, false, "restarts", d->restarts);
+    json_ku64(out, false, "automatic", d->auto_restarts);
+    json_ku64(out, false, "budget_used", d->budget_used);
+    json_ku64(out, false, "budget_max", d->budget_max);
+    json_ku64(out, false, "budget_window_ms", d->budget_window_ms);
+    fprintf(out, ",\"breaker_open\":%s", d->breaker_open ? "true" : "false");
+    json_kstr(out, false, "breaker_reason", d->breaker_reason, sizeof d->breaker_reason);
+    fputs("},\"ends\":[", out);
+    for (uint32_t i = 0; i < d->n_ends && i < MOAT_DOMAIN_ENDS; i++) {
+        const struct moat_domain_end *e = &d->ends[i];
+        fputs(i ? ",{" : "{", out);
+        json_ku64(out, true, "incarnation", e->incarnation);
+        json_ku64(out, false, "ago_ns", e->ago_ns);
+        json_kstr(out, false, "state", e->crashed ? "crashed" : "stopped", 8);
+        json_ku64(out, false, "exit_code", e->exit_code);
+        json_kstr(out, false, "cause", e->cause, sizeof e->cause);
+        json_kstr(out, false, "detail", e->detail, sizeof e->detail);
+        fputc('}', out);
+    }
+    fputc(']', out);
     if (!has_crash(d)) {
         fputs(",\"crash\":null", out);
         return;
@@ -425,10 +480,14 @@ int ctl_print_domains(FILE *out, enum ctl_style st, const struct moat_domain_sta
     }
     static const struct column cols[] = {
         { "NAME", false }, { "ID", true }, { "STATE", false }, { "UPTIME", true },
-        { "INC", true }, { "SESSIONS", true }, { "HEARTBEAT", true }, { "CRASH", false },
+        { "INC", true }, { "SESSIONS", true }, { "HEARTBEAT", true }, { "RESTARTS", false },
+        { "CRASH", false },
     };
     _Static_assert(sizeof cols / sizeof cols[0] <= COLS_MAX, "domain columns fit");
     print_table(out, cols, sizeof cols / sizeof cols[0], d, n, domain_row);
+    for (size_t i = 0; i < n; i++)
+        if (d[i].n_ends || d[i].breaker_open || d[i].restarts)
+            domain_restart_lines(out, &d[i]);
     return done(out);
 }
 

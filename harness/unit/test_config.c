@@ -132,6 +132,100 @@ Test(config, refusals_name_the_problem)
     REFUSED("name=a kernel=k cpu=first", "cpu=first: give a CPU number");
     REFUSED("name=a kernel=k cpu=-1", "cpu=-1: give a CPU number");
     REFUSED("name=a kernel=k cpu=99999", "cpu=99999: give a CPU number");
+    REFUSED("name=a kernel=k restart=sometimes", "restart=on-failure");
+    REFUSED("name=a kernel=k restarts=5", "N/SECONDSs");
+    REFUSED("name=a kernel=k restarts=0/30s", "N from 1 to 64");
+    REFUSED("name=a kernel=k restarts=65/30s", "N from 1 to 64");
+    REFUSED("name=a kernel=k restarts=5/30", "N/SECONDSs");
+    REFUSED("name=a kernel=k restarts=5/0s", "N/SECONDSs");
+    REFUSED("name=a kernel=k restarts=5/xs", "N/SECONDSs");
+}
+
+Test(config, restart_policy_and_budget)
+{
+    struct domain_config d;
+    cr_assert(config_parse_domain("name=a kernel=k", &d, err, sizeof err), "%s", err);
+    cr_assert_eq(d.restart, RESTART_DEFAULT, "no restart= leaves the per-kind default");
+    cr_assert_eq(d.restart_max, RESTART_DEFAULT_MAX);
+    cr_assert_eq(d.restart_window_ms, RESTART_DEFAULT_WINDOW_MS);
+    cr_assert(config_parse_domain("name=a kernel=k restart=always restarts=3/10s", &d, err,
+                                  sizeof err), "%s", err);
+    cr_assert_eq(d.restart, RESTART_ALWAYS);
+    cr_assert_eq(d.restart_max, 3);
+    cr_assert_eq(d.restart_window_ms, 10000);
+    cr_assert(config_parse_domain("name=a kernel=k restart=never restarts=64/250ms", &d, err,
+                                  sizeof err), "%s", err);
+    cr_assert_eq(d.restart, RESTART_NEVER);
+    cr_assert_eq(d.restart_max, 64);
+    cr_assert_eq(d.restart_window_ms, 250);
+    cr_assert(config_parse_domain("name=a kernel=k restart=on-failure", &d, err, sizeof err));
+    cr_assert_eq(d.restart, RESTART_ON_FAILURE);
+}
+
+/* ---- restart policy (pure) ---------------------------------------------------------- */
+
+#define MS 1000000ull
+
+Test(restart_policy, on_failure_restarts_crashes_not_exits)
+{
+    struct restart_budget b;
+    restart_budget_init(&b, 5, 30000);
+    uint64_t delay;
+    cr_assert_eq(restart_decide(RESTART_ON_FAILURE, false, &b, 1000 * MS, &delay),
+                 RESTART_STAY_DOWN, "an orderly exit is not a failure");
+    cr_assert_eq(restart_decide(RESTART_ON_FAILURE, true, &b, 1000 * MS, &delay),
+                 RESTART_AFTER_DELAY);
+    cr_assert_eq(delay, 0, "the first restart in a quiet window is immediate");
+    cr_assert_eq(restart_decide(RESTART_NEVER, true, &b, 1000 * MS, &delay), RESTART_STAY_DOWN);
+    cr_assert_eq(restart_decide(RESTART_ALWAYS, false, &b, 1000 * MS, &delay),
+                 RESTART_AFTER_DELAY, "always restarts after an exit too");
+}
+
+Test(restart_policy, backoff_doubles_then_the_breaker_opens)
+{
+    struct restart_budget b;
+    restart_budget_init(&b, 5, 30000);
+    uint64_t delay, want[] = { 0, 10, 20, 40, 80 };
+    for (unsigned i = 0; i < 5; i++) {
+        cr_assert_eq(restart_decide(RESTART_ON_FAILURE, true, &b, (1000 + i) * MS, &delay),
+                     RESTART_AFTER_DELAY, "restart %u of 5", i + 1);
+        cr_assert_eq(delay, want[i] * MS, "restart %u waits %llu ms, want %llu", i + 1,
+                     (unsigned long long)(delay / MS), (unsigned long long)want[i]);
+    }
+    cr_assert_eq(restart_budget_used(&b, 1010 * MS), 5);
+    cr_assert_eq(restart_decide(RESTART_ON_FAILURE, true, &b, 1010 * MS, &delay),
+                 RESTART_BREAKER_OPEN, "a sixth crash within 30 s opens the breaker");
+    restart_budget_clear(&b);
+    cr_assert_eq(restart_decide(RESTART_ON_FAILURE, true, &b, 1011 * MS, &delay),
+                 RESTART_AFTER_DELAY, "a cleared budget restarts again");
+    cr_assert_eq(delay, 0);
+}
+
+Test(restart_policy, restarts_leave_the_window_and_the_backoff_caps)
+{
+    struct restart_budget b;
+    restart_budget_init(&b, 64, 1000);
+    uint64_t delay = 0;
+    for (unsigned i = 0; i < 20; i++)
+        cr_assert_eq(restart_decide(RESTART_ALWAYS, true, &b, 5000 * MS + i, &delay),
+                     RESTART_AFTER_DELAY);
+    cr_assert_eq(delay, RESTART_BACKOFF_MAX_MS * MS, "backoff capped at %u ms, got %llu ms",
+                 RESTART_BACKOFF_MAX_MS, (unsigned long long)(delay / MS));
+    cr_assert_eq(restart_budget_used(&b, 5999 * MS), 20);
+    cr_assert_eq(restart_budget_used(&b, 6001 * MS), 0, "a restart older than the window counts");
+    cr_assert_eq(restart_decide(RESTART_ALWAYS, true, &b, 6001 * MS, &delay), RESTART_AFTER_DELAY);
+    cr_assert_eq(delay, 0, "a quiet window starts the backoff over");
+}
+
+Test(restart_policy, names_round_trip)
+{
+    for (unsigned p = RESTART_NEVER; p <= RESTART_ALWAYS; p++) {
+        enum restart_policy q;
+        cr_assert(restart_policy_parse(restart_policy_name((enum restart_policy)p), &q));
+        cr_assert_eq(q, p);
+    }
+    enum restart_policy q;
+    cr_assert_not(restart_policy_parse("default", &q), "'default' is not a spec value");
 }
 
 Test(config, duplicate_names_and_limit)
@@ -211,7 +305,8 @@ Test(options, help_lists_every_option)
     const char *want[] = { "--domain", "--config", "--console", "--log-dir", "--watchdog-ms",
                            "--boot-timeout-ms", "--until-ready", "--timeout", "--quiet",
                            "--version", "Exit status", "Example", "dev=KIND", "dma=SIZE",
-                           "dma-windows=N", "cpu=N", "policy=failstop", "--net A.B.C.D/N",
+                           "dma-windows=N", "cpu=N", "policy=failstop", "restart=never|on-failure|always",
+                           "restarts=N/Ts", "--net A.B.C.D/N",
                            "--no-gateway", "--tap IFNAME", "--pcap PORT=FILE",
                            "ip tuntap add dev IFNAME mode tap user $USER" };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)

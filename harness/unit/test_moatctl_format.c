@@ -405,6 +405,51 @@ Test(moatctl_format, domains_human_table)
     free(t);
 }
 
+static char *render_domains(enum ctl_style st, const struct moat_domain_status *d, size_t n)
+{
+    struct mem m;
+    cr_assert_eq(ctl_print_domains(mem_open(&m), st, d, n), 0, "print reported an error");
+    return mem_close(&m);
+}
+
+Test(moatctl_format, restart_policy_breaker_and_recent_ends)
+{
+    NEED_JQ();
+    struct moat_domain_status d = domain("nvme0", 3, "breaker open");
+    d.state = 3;
+    SET(d.restart_policy, "on-failure");
+    d.restarts = 5;
+    d.auto_restarts = 5;
+    d.budget_used = 5;
+    d.budget_max = 5;
+    d.budget_window_ms = 30000;
+    d.breaker_open = 1;
+    SET(d.breaker_reason, "crash loop: 5 restarts within 30000 ms were not enough");
+    d.n_ends = 2;
+    d.ends[0] = (struct moat_domain_end){ .ago_ns = 1500000000ull, .incarnation = 6, .crashed = 1 };
+    SET(d.ends[0].cause, "policy violation");
+    SET(d.ends[0].detail, "DMA refused");
+    d.ends[1] = (struct moat_domain_end){ .ago_ns = 3000000000ull, .incarnation = 5, .exit_code = 7 };
+    char *t = render_domains(CTL_HUMAN, &d, 1);
+    cr_assert_not_null(strstr(t, "RESTARTS"), "header: %s", t);
+    cr_assert_not_null(strstr(t, "5 (breaker)"), "restarts cell: %s", t);
+    cr_assert_not_null(strstr(t, "restart=on-failure, 5 of 5 automatic restarts used in 30000 ms, "
+                                 "breaker OPEN: crash loop"), "policy line: %s", t);
+    cr_assert_not_null(strstr(t, "moatctl restart nvme0 closes it"), "what to do: %s", t);
+    cr_assert_not_null(strstr(t, "incarnation 6 crashed 1.5 s ago: policy violation: DMA refused"),
+                       "newest end: %s", t);
+    cr_assert_not_null(strstr(t, "incarnation 5 stopped 3.0 s ago (exit code 7)"), "older: %s", t);
+    free(t);
+    char *j = render_domains(CTL_JSON, &d, 1);
+    cr_assert_str_eq(jq_r(j, ".domains[0].restart.policy"), "on-failure");
+    cr_assert_str_eq(jq_r(j, ".domains[0].restart.breaker_open|tostring"), "true");
+    cr_assert_str_eq(jq_r(j, ".domains[0].restart.budget_max|tostring"), "5");
+    cr_assert_str_eq(jq_r(j, ".domains[0].ends[0].cause"), "policy violation");
+    cr_assert_str_eq(jq_r(j, ".domains[0].ends[1].state"), "stopped");
+    cr_assert_str_eq(jq_r(j, ".domains[0].ends|length|tostring"), "2");
+    free(j);
+}
+
 /* ---- hostile strings ------------------------------------------------------- */
 
 static const char hostile[] = "a\"b\\c\nd\te\x01\x1b[31mf\x7fg/";

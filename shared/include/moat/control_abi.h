@@ -20,7 +20,7 @@
 #include "moat/session_abi.h"
 
 #define MOAT_CTL_MAGIC    0x4c54434du   /* "MCTL" */
-#define MOAT_CTL_VERSION  1u
+#define MOAT_CTL_VERSION  2u
 #define MOAT_CTL_MSG_MAX  65536u
 
 /* Errors: libmoat calls return 0 or -MOAT_E*; replies carry the same. */
@@ -124,6 +124,7 @@ struct moat_report_req { uint32_t session_id; uint32_t reserved; char reason[MOA
 
 /* Control. */
 #define MOAT_DETAIL_MAX 160u
+#define MOAT_DOMAIN_ENDS 4u
 struct moat_domain_status {
     char name[MOAT_NAME_LEN];
     uint32_t id;
@@ -135,6 +136,23 @@ struct moat_domain_status {
     uint32_t sessions;          /* open now */
     char crash_cause[24];       /* "" unless crashed */
     char crash_detail[MOAT_DETAIL_MAX];
+    /* Restart policy and breaker (vmm/restart_policy.h). */
+    char restart_policy[16];    /* "never", "on-failure", "always" */
+    uint32_t restarts;          /* automatic and operator restarts */
+    uint32_t auto_restarts;
+    uint32_t budget_used, budget_max, budget_window_ms;
+    uint32_t breaker_open;      /* 1: down until an operator restart */
+    uint32_t n_ends;            /* entries of ends[], newest first */
+    char breaker_reason[MOAT_DETAIL_MAX];
+    struct moat_domain_end {    /* why recent incarnations ended */
+        uint64_t ago_ns;
+        uint32_t incarnation;
+        uint32_t crashed;       /* 0: stopped with exit_code */
+        uint32_t exit_code;
+        uint32_t reserved;
+        char cause[24];
+        char detail[MOAT_DETAIL_MAX];
+    } ends[MOAT_DOMAIN_ENDS];
 };
 struct moat_domains_reply { uint32_t n; uint32_t reserved; struct moat_domain_status dom[]; };
 
