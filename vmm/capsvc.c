@@ -242,6 +242,15 @@ void capsvc_domain_ready(struct capsvc *cs, struct domain *d)
     pthread_mutex_unlock(&cs->lock);
 }
 
+void capsvc_domain_stays_down(struct capsvc *cs, struct domain *d, enum moat_down_reason why)
+{
+    struct moat_event_msg m = { .event = MOAT_EVT_DOMAIN_DOWN, .session_id = why };
+    snprintf(m.domain, sizeof m.domain, "%s", d->cfg.name);
+    pthread_mutex_lock(&cs->lock);
+    queue_event(cs, CAPSVC_ALL_CLIENTS, &m);
+    pthread_mutex_unlock(&cs->lock);
+}
+
 /* ---- sessions ----------------------------------------------------------------- */
 
 static struct session *session_by_id(struct capsvc *cs, uint32_t id)
@@ -386,6 +395,8 @@ int capsvc_session_open(struct capsvc *cs, uint32_t client, const struct moat_se
     uint32_t slot = MOAT_SESSION_SLOTS;
     if (rc == 0 && (o->kind == MOAT_CAP_CONTROL || !d))
         rc = -MOAT_EINVAL;
+    else if (rc == 0 && d->breaker_open)
+        rc = -MOAT_EFAILED;     /* held down until an operator restarts it */
     else if (rc == 0 && (d->state != DOMAIN_READY || !d->vm_live || atomic_load(&d->stop) || !o->up))
         rc = -MOAT_EDOWN;
     if (rc == 0) {

@@ -117,6 +117,11 @@ void capsvc_domain_down(struct capsvc *cs, struct domain *d);
 /* d became READY: tell every client its caps are usable (MOAT_EVT_CAP_UP;
  * sessions can be opened on them from now on). */
 void capsvc_domain_ready(struct capsvc *cs, struct domain *d);
+/* d ended and will not come back by itself (why: its policy or an
+ * operator stop, or its breaker opened): tell every client
+ * (MOAT_EVT_DOMAIN_DOWN; sessions on its caps stop waiting for it). Caller
+ * holds sup->lock. */
+void capsvc_domain_stays_down(struct capsvc *cs, struct domain *d, enum moat_down_reason why);
 /* Sessions open now on d. */
 uint32_t capsvc_domain_sessions(struct capsvc *cs, const struct domain *d);
 

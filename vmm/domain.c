@@ -528,13 +528,18 @@ enum restart_policy domain_restart_policy(const struct domain *d)
  * breaker, or leave the domain down. */
 static void decide_restart(struct domain *d)
 {
-    if (d->want_down || d->cmd != DOMAIN_CMD_NONE)
-        return;     /* an operator decided, or moat is shutting down */
+    if (d->cmd == DOMAIN_CMD_RESTART)
+        return;     /* an operator restart follows at once */
+    if (d->want_down || d->cmd == DOMAIN_CMD_SHUTDOWN) {
+        capsvc_domain_stays_down(&d->sup->caps, d, MOAT_DOWN_STAYS);
+        return;     /* an operator stop, or moat is shutting down */
+    }
     uint64_t delay;
     bool crashed = d->state == DOMAIN_CRASHED;
     enum restart_policy pol = domain_restart_policy(d);
     switch (restart_decide(pol, crashed, &d->budget, d->t_end_ns, &delay)) {
     case RESTART_STAY_DOWN:
+        capsvc_domain_stays_down(&d->sup->caps, d, MOAT_DOWN_STAYS);
         if (crashed && pol == RESTART_NEVER && d->cfg.restart == RESTART_DEFAULT &&
             d->incarnation > 0)
             log_info(d->cfg.name, "not restarted: not a driver domain (no device, no cap; "
@@ -555,6 +560,7 @@ static void decide_restart(struct domain *d)
                  crashed ? crash_cause_name(d->crash.cause) : "exit");
         log_error(d->cfg.name, "breaker open, staying down: %s (moatctl restart %s closes it)",
                   d->breaker_reason, d->cfg.name);
+        capsvc_domain_stays_down(&d->sup->caps, d, MOAT_DOWN_BREAKER);
         return;
     }
 }

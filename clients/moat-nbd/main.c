@@ -26,7 +26,7 @@
 #include "moat-nbd/nbd_server.h"
 #include "moat/libmoat.h"
 
-#define REATTACH_MS   5000      /* wait for a restarted domain's cap */
+#define RECOVER_MS    10000     /* wait for a restarted domain's cap */
 #define CLIENTS_MAX   64u       /* NBD connections served at once */
 
 static const char usage_text[] =
@@ -56,8 +56,10 @@ static const char usage_text[] =
     "Each client gets its own session with the serving domain, so its requests\n"
     "do not pass through moat. Requests of any size and alignment are accepted:\n"
     "large ones are split, unaligned ones use read-modify-write of the edge\n"
-    "blocks. If the serving domain restarts, the failed request waits up to 5 s\n"
-    "for the cap to come back, reattaches and is retried once.\n"
+    "blocks. If the serving domain restarts, requests wait up to 10 s for it to\n"
+    "come back and are submitted again to the new incarnation (the NBD client\n"
+    "sees no error); if it crash-loops (breaker open) or stays down, they fail\n"
+    "with EIO.\n"
     "\n"
     "Examples:\n"
     "  moat-nbd --cap ram0.blk0 --unix /tmp/ram0.sock &\n"
@@ -122,37 +124,32 @@ static void say(const char *fmt, ...)
     (void)w;
 }
 
-/* ---- the backend: libmoat block calls, reattaching once on ESTALE ---------------- */
+/* ---- the backend: libmoat block calls ------------------------------------------------ */
 
-static bool reattach(struct client *cl, int why)
-{
-    struct server *srv = cl->srv;
-    say("client %u: cap %s was revoked (%s); waiting up to %d ms for it to come back",
-        cl->id, srv->cap_name, moat_strerror(why), REATTACH_MS);
-    int rc = moat_session_reattach(cl->s, REATTACH_MS);
-    if (rc == 0)
-        say("client %u: reattached to %s; retrying the request", cl->id, srv->cap_name);
-    else
-        say("client %u: cannot reattach to %s: %s; the request fails with EIO", cl->id,
-            srv->cap_name, moat_strerror(rc));
-    return rc == 0;
-}
-
-/* One libmoat block call; on ESTALE reattach once and repeat it. */
+/* One libmoat block call. A restart of the serving domain is absorbed by
+ * libmoat (the session follows the cap to its new incarnation and submits
+ * again what had not completed); it is only logged here. */
 static int blk_call(struct client *cl, uint16_t op, uint64_t lba, uint32_t n, void *buf)
 {
-    for (int attempt = 0;; attempt++) {
-        int rc;
-        switch (op) {
-        case MOAT_BLK_READ:         rc = moat_blk_read(cl->s, lba, n, buf); break;
-        case MOAT_BLK_WRITE:        rc = moat_blk_write(cl->s, lba, n, buf); break;
-        case MOAT_BLK_FLUSH:        rc = moat_blk_flush(cl->s); break;
-        case MOAT_BLK_DISCARD:      rc = moat_blk_discard(cl->s, lba, n); break;
-        default:                    rc = moat_blk_write_zeroes(cl->s, lba, n); break;
-        }
-        if (rc != -MOAT_ESTALE || attempt > 0 || !reattach(cl, rc))
-            return rc;
+    struct moat_session_stats before, after;
+    moat_session_stats(cl->s, &before);
+    int rc;
+    switch (op) {
+    case MOAT_BLK_READ:         rc = moat_blk_read(cl->s, lba, n, buf); break;
+    case MOAT_BLK_WRITE:        rc = moat_blk_write(cl->s, lba, n, buf); break;
+    case MOAT_BLK_FLUSH:        rc = moat_blk_flush(cl->s); break;
+    case MOAT_BLK_DISCARD:      rc = moat_blk_discard(cl->s, lba, n); break;
+    default:                    rc = moat_blk_write_zeroes(cl->s, lba, n); break;
     }
+    moat_session_stats(cl->s, &after);
+    if (after.recoveries != before.recoveries)
+        say("client %u: %s restarted; the session moved to its new incarnation (%llu "
+            "request(s) submitted again)", cl->id, cl->srv->cap_name,
+            (unsigned long long)(after.resubmitted - before.resubmitted));
+    if (rc == -MOAT_EFAILED || rc == -MOAT_EDOWN)
+        say("client %u: %s: %s; the request fails with EIO", cl->id, cl->srv->cap_name,
+            moat_strerror(rc));
+    return rc;
 }
 
 static int be_read(void *ctx, uint64_t lba, uint32_t n, void *buf)
@@ -189,7 +186,8 @@ static void serve_client(struct client *cl)
     if (rc == 0)
         rc = moat_open(cl->mc, srv->cap_name, rights, &cl->cap);
     if (rc == 0)
-        rc = moat_session_open(cl->cap, NULL, &cl->s);
+        rc = moat_session_open(cl->cap, &(struct moat_session_params){ .recover_ms = RECOVER_MS },
+                               &cl->s);
     if (rc < 0) {
         if (cl->mc)
             moat_disconnect(cl->mc);

@@ -51,17 +51,22 @@ struct conn {
     struct moat_session *s;
 };
 
-static struct conn open_blk(const char *cap_name, uint32_t rights, uint32_t entries)
+static struct conn open_blk_with(const char *cap_name, uint32_t rights,
+                                 struct moat_session_params p)
 {
     struct conn k = { 0 };
     int rc = moat_connect(sock, &k.c);
     cr_assert_eq(rc, 0, "connect %s: %s", sock, moat_strerror(rc));
     rc = moat_open(k.c, cap_name, rights, &k.cap);
     cr_assert_eq(rc, 0, "open %s: %s", cap_name, moat_strerror(rc));
-    struct moat_session_params p = { .entries = entries };
     rc = moat_session_open(k.cap, &p, &k.s);
     cr_assert_eq(rc, 0, "session on %s: %s", cap_name, moat_strerror(rc));
     return k;
+}
+
+static struct conn open_blk(const char *cap_name, uint32_t rights, uint32_t entries)
+{
+    return open_blk_with(cap_name, rights, (struct moat_session_params){ .entries = entries });
 }
 
 static void close_conn(struct conn *k)
@@ -302,11 +307,14 @@ Test(caps, hostile_client_requests_refused, .init = start, .fini = finish, .time
 
 /* ---- restart, stale handles, reattach ------------------------------------------------- */
 
+/* A session that opted out of recovery (recover_ms = -1) sees ESTALE and
+ * reattaches by hand. */
 Test(caps, restart_makes_sessions_stale_and_reattach_works, .init = start, .fini = finish,
      .timeout = 120)
 {
     struct domain *d = add_ramblk("ram0", "16M", "size=4M");
-    struct conn k = open_blk("ram0.blk0", MOAT_RIGHT_READ | MOAT_RIGHT_WRITE, 16);
+    struct conn k = open_blk_with("ram0.blk0", MOAT_RIGHT_READ | MOAT_RIGHT_WRITE,
+                                  (struct moat_session_params){ .entries = 16, .recover_ms = -1 });
     uint64_t gen0 = moat_cap_desc(k.cap)->generation;
     uint8_t buf[BS];
     memset(buf, 0x42, sizeof buf);
@@ -360,7 +368,8 @@ Test(caps, control_inject_stop_and_limits, .init = start, .fini = finish, .timeo
     cr_assert_eq(a->crash.cause, CRASH_INJECTED);
     uint8_t buf[BS];
     rc = moat_blk_read(s1, 0, 1, buf);
-    cr_assert_eq(rc, -MOAT_ESTALE, "after the kill: %s", moat_strerror(rc));
+    cr_assert_eq(rc, -MOAT_EDOWN, "after the kill of a restart=never domain: %s",
+                 moat_strerror(rc));
     rc = moat_stop(cc, "b");
     cr_assert_eq(rc, 0, "stop: %s", moat_strerror(rc));
     cr_assert(supervisor_wait(&sup, b, ENDED, BOOT_MS));

@@ -32,6 +32,9 @@ const char *moat_strerror(int err)
         [MOAT_ERANGE] = "beyond the end of the device",
         [MOAT_EROFS] = "the device is read-only",
         [MOAT_ESYS] = "a system call failed",
+        [MOAT_EFAILED] = "the serving domain crashed again and again and is held down (its "
+                         "restart breaker is open); an operator must restart it "
+                         "(moatctl restart DOMAIN)",
     };
     if (err < 0)
         err = -err;
@@ -40,10 +43,27 @@ const char *moat_strerror(int err)
 
 /* ---- messages ---------------------------------------------------------------- */
 
+/* Sessions whose cap the domain named in ev serves. */
+static void mark_domain(struct moat_client *c, const struct moat_event_msg *ev, uint32_t down)
+{
+    for (uint32_t i = 0; i < MOAT_CLIENT_SESSIONS_MAX; i++) {
+        struct moat_session *s = c->sessions[i];
+        if (s && s->cap && !strncmp(s->cap->desc.domain, ev->domain, sizeof ev->domain))
+            s->domain_down = down;
+    }
+}
+
 static void handle_event(struct moat_client *c, const struct moat_event_msg *ev)
 {
     if (ev->event == MOAT_EVT_CAP_UP) {
         c->caps_up++;
+        mark_domain(c, ev, 0);      /* it is back (an operator restarted it) */
+        return;
+    }
+    if (ev->event == MOAT_EVT_DOMAIN_DOWN) {
+        c->domains_down++;
+        mark_domain(c, ev, ev->session_id == MOAT_DOWN_BREAKER ? MOAT_DOWN_BREAKER
+                                                                : MOAT_DOWN_STAYS);
         return;
     }
     if (ev->event != MOAT_EVT_SESSION_REVOKED)

@@ -20,6 +20,7 @@ struct moat_client {
     struct moat_session *sessions[MOAT_CLIENT_SESSIONS_MAX];
     struct moat_cap *caps[MOAT_CLIENT_CAPS_MAX];    /* freed by moat_disconnect */
     uint64_t caps_up;           /* CAP_UP events seen (reattach waits on it) */
+    uint64_t domains_down;      /* DOMAIN_DOWN events seen (likewise) */
 };
 
 struct moat_cap {
@@ -37,6 +38,18 @@ struct moat_slot {
     uint32_t gen;
     void *user_buf;
     uint64_t user_data;
+    uint64_t lba;
+    uint64_t seq;               /* submission order, kept across a recovery */
+};
+
+/* A BlockDevice request waiting for the next incarnation (recover.c). */
+struct moat_held {
+    uint16_t op;
+    uint32_t blocks;
+    uint64_t lba;
+    void *buf;
+    uint64_t user_data;
+    uint64_t seq;
 };
 
 /* A Nic session's client-side state (nic.c). */
@@ -74,6 +87,16 @@ struct moat_session {
     struct moat_completion *local;  /* completions made here (errors) */
     uint32_t n_local;
     struct moat_session_stats st;
+    /* Recovery (recover.c); these outlive a reattach. */
+    uint64_t seq_next;
+    bool recovering;            /* revoked: held requests wait for a new incarnation */
+    uint32_t domain_down;       /* enum moat_down_reason: it will not come back */
+    uint64_t recover_deadline;  /* CLOCK_MONOTONIC ns */
+    struct moat_held *held;     /* submit order */
+    uint32_t n_held, cap_held;
+    struct moat_completion *owed;   /* completions to deliver while detached */
+    uint32_t n_owed, cap_owed;
+    uint64_t events_checked_ns; /* last look at moat's events (moat__idle_check) */
 };
 
 /* Build a session over memory and eventfds the caller set up (the VMM's
@@ -106,6 +129,33 @@ void moat__kick(struct moat_session *s);
  * -MOAT_ETIMEDOUT / -MOAT_ESYS. Spins briefly first. */
 int moat__session_block(struct moat_session *s, uint64_t deadline);
 uint64_t moat__now_ns(void);
+/* Recovery (recover.c). The domain serving s is gone (ESTALE): hold its
+ * outstanding requests for the next incarnation, or fail them with err
+ * when s does not recover. */
+void moat__recover_begin(struct moat_session *s);
+/* Move to the next incarnation, waiting until deadline (CLOCK_MONOTONIC
+ * ns) at most: reattach, submit the held requests again. 0 on success;
+ * -MOAT_ETIMEDOUT when deadline came first (still recovering); another
+ * -MOAT_E* when recovery gave up (every held request then completes with
+ * it, and the session keeps that error). */
+int moat__recover(struct moat_session *s, uint64_t deadline);
+/* After completions: submit held flushes whose earlier requests are done. */
+void moat__recover_release_flushes(struct moat_session *s);
+/* A call found nothing to do: at most once a millisecond, read moat's
+ * events without blocking, so a caller that only ever polls still learns
+ * that its session was revoked (and recovers). */
+void moat__idle_check(struct moat_session *s);
+/* Free what recovery holds (session close). */
+void moat__recover_free(struct moat_session *s);
+/* Submit one request into a free slot (the caller checked room), keeping
+ * seq (moat_blk_submit passes a new one). */
+void moat__submit_one(struct moat_session *s, uint32_t pos, const struct moat_blk_req *r,
+                      uint64_t seq);
+/* Publish n requests written at positions 0..n-1 (kicks when asked). */
+int moat__publish(struct moat_session *s, uint32_t n);
+/* moat_session_reattach without the final failure latch. */
+int moat__reattach(struct moat_session *s, uint64_t deadline);
+
 /* Nic: make the session's Nic state (nic.c); -MOAT_E* on failure. */
 int moat__nic_init(struct moat_session *s);
 void moat__nic_free(struct moat_session *s);

@@ -32,6 +32,20 @@ int moat_nic_info(const struct moat_cap *cap, struct moat_nic_info *out)
 
 uint32_t moat_nic_tx_inflight(const struct moat_session *s) { return s->nic.tx_inflight; }
 
+/* The domain restarted: move to its new incarnation (waiting at most
+ * recover_ms); the frames in flight were dropped and counted. */
+static int nic_recover(struct moat_session *s)
+{
+    if (s->recovering) {
+        int rc = moat__recover(s, s->recover_deadline);
+        if (rc < 0)
+            return rc;
+    }
+    if (!s->mem)
+        return s->err ? s->err : -MOAT_ESTALE;     /* detached */
+    return 0;
+}
+
 static uint8_t *slot_buf(struct moat_session *s, uint32_t idx)
 {
     return s->mem + s->layout.data_off + (uint64_t)idx * s->slot_bytes;
@@ -174,13 +188,11 @@ static int reap(struct moat_session *s)
 
 /* ---- the calls ---------------------------------------------------------------------- */
 
-int moat_nic_send(struct moat_session *s, const struct moat_frame *frames, size_t n)
+static int send_once(struct moat_session *s, const struct moat_frame *frames, size_t n)
 {
     struct moat_nic_state *ns = &s->nic;
     if (s->kind != MOAT_CAP_NIC)
         return -MOAT_EINVAL;
-    if (!s->mem)
-        return -MOAT_ESTALE;    /* detached: a reattach failed */
     if (!(s->rights & MOAT_RIGHT_WRITE))
         return -MOAT_EPERM;
     for (size_t i = 0; i < n; i++)
@@ -202,16 +214,17 @@ int moat_nic_send(struct moat_session *s, const struct moat_frame *frames, size_
         q++;
     }
     rc = publish(s, (uint32_t)q);
+    if (rc == 0 && q == 0 && n)
+        moat__idle_check(s);    /* full: is the domain still there? */
     return rc < 0 ? rc : (int)q;
 }
 
-int moat_nic_recv(struct moat_session *s, struct moat_frame *frames, size_t max, int timeout_ms)
+static int recv_once(struct moat_session *s, struct moat_frame *frames, size_t max,
+                     int timeout_ms)
 {
     struct moat_nic_state *ns = &s->nic;
     if (s->kind != MOAT_CAP_NIC)
         return -MOAT_EINVAL;
-    if (!s->mem)
-        return -MOAT_ESTALE;    /* detached: a reattach failed */
     if (!(s->rights & MOAT_RIGHT_READ))
         return -MOAT_EPERM;
     uint64_t deadline = timeout_ms < 0 ? UINT64_MAX
@@ -224,8 +237,10 @@ int moat_nic_recv(struct moat_session *s, struct moat_frame *frames, size_t max,
             return rc;
         if (ns->ready_n || max == 0)
             break;
-        if (timeout_ms == 0)
-            return 0;
+        if (timeout_ms == 0) {
+            moat__idle_check(s);
+            return s->recovering ? -MOAT_ESTALE : 0;
+        }
         rc = moat__session_block(s, deadline);
         if (rc < 0)
             return rc;
@@ -245,13 +260,11 @@ int moat_nic_recv(struct moat_session *s, struct moat_frame *frames, size_t max,
     return rc < 0 ? rc : (int)got;
 }
 
-int moat_nic_status(struct moat_session *s, struct moat_nic_status *out)
+static int status_once(struct moat_session *s, struct moat_nic_status *out)
 {
     struct moat_nic_state *ns = &s->nic;
     if (s->kind != MOAT_CAP_NIC)
         return -MOAT_EINVAL;
-    if (!s->mem)
-        return -MOAT_ESTALE;    /* detached: a reattach failed */
     if (!(s->rights & MOAT_RIGHT_READ))
         return -MOAT_EPERM;
     int rc = reap(s);
@@ -278,4 +291,35 @@ int moat_nic_status(struct moat_session *s, struct moat_nic_status *out)
     }
     *out = ns->status;
     return 0;
+}
+
+/* ---- the calls, following the domain across restarts ---------------------------------- */
+
+/* A call that found its session revoked (ESTALE) moves to the domain's new
+ * incarnation and runs again; what was in flight is dropped and counted. */
+#define NIC_CALL(s, expr)                                                     \
+    do {                                                                      \
+        for (int tries_ = 0;; tries_++) {                                     \
+            int rc_ = nic_recover(s);                                         \
+            if (rc_ < 0)                                                      \
+                return rc_;                                                   \
+            rc_ = (expr);                                                     \
+            if (rc_ != -MOAT_ESTALE || !(s)->recovering || tries_ == 3)       \
+                return rc_;                                                   \
+        }                                                                     \
+    } while (0)
+
+int moat_nic_send(struct moat_session *s, const struct moat_frame *frames, size_t n)
+{
+    NIC_CALL(s, send_once(s, frames, n));
+}
+
+int moat_nic_recv(struct moat_session *s, struct moat_frame *frames, size_t max, int timeout_ms)
+{
+    NIC_CALL(s, recv_once(s, frames, max, timeout_ms));
+}
+
+int moat_nic_status(struct moat_session *s, struct moat_nic_status *out)
+{
+    NIC_CALL(s, status_once(s, out));
 }

@@ -227,6 +227,7 @@ int moat_session_open(struct moat_cap *cap, const struct moat_session_params *p,
         return -MOAT_ENOMEM;
     s->kick_fd = s->notify_fd = -1;
     s->params.entries = p && p->entries ? p->entries : DEFAULT_ENTRIES;
+    s->params.recover_ms = p ? p->recover_ms : 0;
     uint64_t slot_bytes = DEFAULT_SLOT_BYTES;
     if (cap->desc.kind == MOAT_CAP_NIC)     /* one frame per slot, cache-line rounded */
         slot_bytes = ((uint64_t)cap->desc.nic.max_frame + 63) & ~63ull;
@@ -248,23 +249,25 @@ void moat_session_close(struct moat_session *s)
     if (!s)
         return;
     session_disconnect(s);
+    moat__recover_free(s);
     free(s);
 }
 
-int moat_session_reattach(struct moat_session *s, int timeout_ms)
+int moat__reattach(struct moat_session *s, uint64_t deadline)
 {
     struct moat_client *c = s->c;
     struct moat_cap *cap = s->cap;
     if (!c || !cap)
         return -MOAT_EINVAL;
-    uint64_t deadline = moat__now_ns() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000ull;
     session_disconnect(s);
     s->c = c;
     char name[MOAT_NAME_LEN];
     snprintf(name, sizeof name, "%s", cap->desc.name);
     for (;;) {
         /* A new handle on the cap's new incarnation, then a new session. */
-        uint64_t seen = c->caps_up;
+        uint64_t seen = c->caps_up, down = c->domains_down;
+        if (s->domain_down)
+            return s->domain_down == MOAT_DOWN_BREAKER ? -MOAT_EFAILED : -MOAT_EDOWN;
         struct moat_cap *fresh;
         int rc = moat_open(c, name, cap->rights, &fresh);
         if (rc == 0) {
@@ -282,8 +285,9 @@ int moat_session_reattach(struct moat_session *s, int timeout_ms)
         }
         if (rc != -MOAT_EDOWN && rc != -MOAT_ENOENT)
             return rc;
-        /* Down: sleep on the control socket until a cap comes up. */
-        while (c->caps_up == seen) {
+        /* Down: sleep on the control socket until a cap comes up (or the
+         * domain's breaker opens). */
+        while (c->caps_up == seen && c->domains_down == down) {
             uint64_t t = moat__now_ns();
             if (t >= deadline)
                 return -MOAT_ETIMEDOUT;
@@ -295,6 +299,15 @@ int moat_session_reattach(struct moat_session *s, int timeout_ms)
     }
 }
 
+int moat_session_reattach(struct moat_session *s, int timeout_ms)
+{
+    uint64_t deadline = moat__now_ns() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000ull;
+    /* Requests held for recovery go to the new incarnation too. */
+    if (s->recovering)
+        return moat__recover(s, deadline);
+    return moat__reattach(s, deadline);
+}
+
 uint32_t moat_session_max_blocks(const struct moat_session *s) { return s->max_blocks; }
 
 void moat_session_stats(const struct moat_session *s, struct moat_session_stats *out)
@@ -304,13 +317,20 @@ void moat_session_stats(const struct moat_session *s, struct moat_session_stats 
 
 uint32_t moat_inflight(const struct moat_session *s)
 {
-    return s->layout.entries - s->n_free + s->n_local;
+    uint32_t n = s->n_held + s->n_owed;
+    if (s->mem && !s->recovering)
+        n += s->layout.entries - s->n_free + s->n_local;
+    return n;
 }
 
 /* ---- failure --------------------------------------------------------------------- */
 
 void moat__session_fail(struct moat_session *s, int err)
 {
+    if (err == -MOAT_ESTALE && s->c && s->params.recover_ms >= 0 && !s->err) {
+        moat__recover_begin(s);     /* held for the next incarnation */
+        return;
+    }
     if (s->err)
         return;
     s->err = err;
@@ -383,12 +403,53 @@ static int check_req(const struct moat_session *s, const struct moat_blk_req *r)
     return 0;
 }
 
+void moat__submit_one(struct moat_session *s, uint32_t pos, const struct moat_blk_req *r,
+                      uint64_t seq)
+{
+    uint8_t *data = s->mem + s->layout.data_off;
+    uint32_t idx = s->free_idx[--s->n_free];
+    struct moat_slot *sl = &s->slot[idx];
+    sl->busy = true;
+    sl->op = r->op;
+    sl->blocks = r->op == MOAT_BLK_FLUSH ? 0 : r->blocks;
+    sl->gen = sl->gen + 1 ? sl->gen + 1 : 1;
+    sl->user_buf = r->buf;
+    sl->user_data = r->user_data;
+    sl->lba = r->op == MOAT_BLK_FLUSH ? 0 : r->lba;
+    sl->seq = seq;
+    if (r->op == MOAT_BLK_WRITE)
+        memcpy(data + idx * s->slot_bytes, r->buf, (size_t)r->blocks * s->geo.block_size);
+    struct moat_sqe e = { .tag = (uint64_t)sl->gen << 32 | idx, .op = r->op,
+                          .blocks = sl->blocks, .lba = sl->lba,
+                          .buf_off = idx * s->slot_bytes };
+    memcpy(moat_ring_slot(&s->sq, pos), &e, sizeof e);
+}
+
+int moat__publish(struct moat_session *s, uint32_t n)
+{
+    bool need_kick = false;
+    if (moat_ring_publish(&s->sq, n, &need_kick) != MOAT_RING_OK) {
+        moat__malformed(s, "request ring: publish refused");
+        return s->err;
+    }
+    s->st.submitted += n;
+    if (need_kick)
+        moat__kick(s);
+    return 0;
+}
+
 int moat_blk_submit(struct moat_session *s, const struct moat_blk_req *reqs, size_t n)
 {
     if (s->kind != MOAT_CAP_BLOCK)
         return -MOAT_EINVAL;
+    if (s->recovering) {
+        /* The domain restarted: wait for it (at most recover_ms). */
+        int rc = moat__recover(s, s->recover_deadline);
+        if (rc < 0)
+            return rc;
+    }
     if (!s->mem)
-        return -MOAT_ESTALE;    /* detached: a reattach failed */
+        return s->err ? s->err : -MOAT_ESTALE;     /* detached */
     if (s->err)
         return s->err;
     for (size_t i = 0; i < n; i++) {
@@ -408,33 +469,10 @@ int moat_blk_submit(struct moat_session *s, const struct moat_blk_req *reqs, siz
         q = s->n_free;
     if (q == 0)
         return n ? -MOAT_EBUSY : 0;
-    uint8_t *data = s->mem + s->layout.data_off;
-    for (uint32_t i = 0; i < q; i++) {
-        const struct moat_blk_req *r = &reqs[i];
-        uint32_t idx = s->free_idx[--s->n_free];
-        struct moat_slot *sl = &s->slot[idx];
-        sl->busy = true;
-        sl->op = r->op;
-        sl->blocks = r->op == MOAT_BLK_FLUSH ? 0 : r->blocks;
-        sl->gen = sl->gen + 1 ? sl->gen + 1 : 1;
-        sl->user_buf = r->buf;
-        sl->user_data = r->user_data;
-        if (r->op == MOAT_BLK_WRITE)
-            memcpy(data + idx * s->slot_bytes, r->buf, (size_t)r->blocks * s->geo.block_size);
-        struct moat_sqe e = { .tag = (uint64_t)sl->gen << 32 | idx, .op = r->op,
-                              .blocks = sl->blocks, .lba = r->op == MOAT_BLK_FLUSH ? 0 : r->lba,
-                              .buf_off = idx * s->slot_bytes };
-        memcpy(moat_ring_slot(&s->sq, i), &e, sizeof e);
-    }
-    bool need_kick = false;
-    if (moat_ring_publish(&s->sq, (uint32_t)q, &need_kick) != MOAT_RING_OK) {
-        moat__malformed(s, "request ring: publish refused");
-        return s->err;
-    }
-    s->st.submitted += q;
-    if (need_kick)
-        moat__kick(s);
-    return (int)q;
+    for (uint32_t i = 0; i < q; i++)
+        moat__submit_one(s, i, &reqs[i], s->seq_next++);
+    int rc = moat__publish(s, (uint32_t)q);
+    return rc < 0 ? rc : (int)q;
 }
 
 /* ---- completions ----------------------------------------------------------------- */
@@ -457,9 +495,13 @@ int moat_poll(struct moat_session *s, struct moat_completion *out, size_t max)
 {
     if (s->kind != MOAT_CAP_BLOCK)
         return -MOAT_EINVAL;    /* Nic completions are taken by moat_nic_* */
-    if (!s->mem)
-        return -MOAT_ESTALE;    /* detached: a reattach failed */
+    if (s->recovering)
+        moat__recover(s, 0);    /* one look: is the new incarnation there? */
     size_t n = 0;
+    while (n < max && s->n_owed)
+        out[n++] = s->owed[--s->n_owed];
+    if (!s->mem || s->recovering)
+        return n || !s->err || s->recovering ? (int)n : s->err;
     while (n < max && s->n_local)
         out[n++] = s->local[--s->n_local];
     if (s->err || n == max)
@@ -503,9 +545,12 @@ int moat_poll(struct moat_session *s, struct moat_completion *out, size_t max)
         bool need_kick = false;
         if (moat_ring_consume(&s->cq, used, &need_kick) == MOAT_RING_OK && need_kick)
             moat__kick(s);
+        moat__recover_release_flushes(s);
     }
     while (n < max && s->n_local)
         out[n++] = s->local[--s->n_local];
+    if (n == 0 && max)
+        moat__idle_check(s);
     return (int)n;
 }
 
@@ -553,6 +598,12 @@ int moat_wait(struct moat_session *s, struct moat_completion *out, size_t max, i
         int n = moat_poll(s, out, max);
         if (n != 0 || max == 0)
             return n;
+        if (s->recovering) {
+            int rc = moat__recover(s, deadline);
+            if (rc == -MOAT_ETIMEDOUT)
+                return rc;
+            continue;           /* recovered, or gave up: completions are owed */
+        }
         if (s->err)
             return s->err;
         if (moat_inflight(s) == 0)

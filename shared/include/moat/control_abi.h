@@ -43,7 +43,8 @@ enum moat_err {
     MOAT_ERANGE    = 15,    /* beyond the end of the device */
     MOAT_EROFS     = 16,    /* the device is read-only */
     MOAT_ESYS      = 17,    /* a system call failed (errno is kept) */
-    MOAT_ERR_MAX   = 17,
+    MOAT_EFAILED   = 18,    /* the serving domain crash-looped: its breaker is open */
+    MOAT_ERR_MAX   = 18,
 };
 
 /* "ESTALE" for MOAT_ESTALE (accepts the negative code too); "E?" if unknown.
@@ -186,10 +187,18 @@ enum moat_fault {
 enum moat_event {
     MOAT_EVT_SESSION_REVOKED = 1,   /* the serving domain ended: ESTALE */
     MOAT_EVT_CAP_UP          = 2,   /* a cap's domain became ready: reattach now works */
+    MOAT_EVT_DOMAIN_DOWN     = 3,   /* the domain ended and stays down (reason in
+                                     * session_id: enum moat_down_reason) */
 };
+enum moat_down_reason {
+    MOAT_DOWN_STAYS   = 1,      /* its restart policy does not restart it, or an
+                                 * operator stopped it */
+    MOAT_DOWN_BREAKER = 2,      /* it crash-looped: the breaker is open */
+};
+
 struct moat_event_msg {
     uint32_t event;
-    uint32_t session_id;            /* SESSION_REVOKED */
+    uint32_t session_id;            /* SESSION_REVOKED; DOMAIN_DOWN: the reason */
     char domain[MOAT_NAME_LEN];
     char cap[MOAT_NAME_LEN];        /* CAP_UP */
 };

@@ -22,11 +22,20 @@
  * reported to moat, which counts and audits it against the domain. Read data
  * is copied out of shared memory before it is returned.
  *
- * Restarts: when the serving domain ends, moat revokes its sessions; calls
- * fail with MOAT_ESTALE (or MOAT_EDOWN while it is down) and never return
- * wrong data. moat_session_reattach opens a fresh session on the cap's new
- * incarnation (same name, same geometry); requests that failed with
- * MOAT_ESTALE may be submitted again.
+ * Restarts: when the serving domain ends, moat revokes its sessions and
+ * (by its restart policy) starts a new incarnation. A session recovers by
+ * itself (moat_session_params.recover_ms): the next call waits for the cap
+ * to come back, opens a fresh session on the new incarnation and submits
+ * again every BlockDevice request that had not completed, in the order
+ * they were first submitted (reads and writes are idempotent by LBA; a
+ * flush goes again only once every request submitted before it has
+ * completed). No completion from the old incarnation is ever delivered.
+ * Callers see no MOAT_ESTALE for a crash the restart policy absorbs; they
+ * get MOAT_EFAILED once the domain's breaker opens (it crash-loops and is
+ * held down) and MOAT_EDOWN when it is not back within recover_ms - never
+ * a hang. A Nic session drops (and counts) the frames in flight and posts
+ * its receive buffers again. With recover_ms = -1 calls fail with
+ * MOAT_ESTALE instead, and moat_session_reattach opens a fresh session.
  */
 #ifndef MOAT_LIBMOAT_H
 #define MOAT_LIBMOAT_H
@@ -75,7 +84,11 @@ struct moat_session_params {
     uint32_t entries;           /* ring depth: power of two, 8..4096 (0 = 64) */
     uint64_t data_size;         /* shared buffer bytes (0 = entries * 128 KiB,
                                  * capped at 64 MiB) */
+    int32_t recover_ms;         /* after a restart of the domain, wait this
+                                 * long for it (0 = MOAT_RECOVER_MS_DEFAULT;
+                                 * -1 = do not recover: MOAT_ESTALE) */
 };
+#define MOAT_RECOVER_MS_DEFAULT 10000
 
 int moat_session_open(struct moat_cap *cap, const struct moat_session_params *p,
                       struct moat_session **out);
@@ -91,6 +104,9 @@ struct moat_session_stats {
     uint64_t kicks_sent;        /* eventfd writes to the domain */
     uint64_t waits;             /* sleeps on the notify eventfd */
     uint64_t malformed;         /* completions refused (then EPROTO) */
+    uint64_t recoveries;        /* new incarnations this session moved to */
+    uint64_t resubmitted;       /* requests submitted again after a restart */
+    uint64_t frames_dropped;    /* Nic: frames in flight lost to a restart */
 };
 void moat_session_stats(const struct moat_session *s, struct moat_session_stats *out);
 
