@@ -58,3 +58,8 @@ uint64_t dd_arg_size(const char *args, const char *key, uint64_t fallback)
 {
     return cmdline_get_size(args, key, fallback);
 }
+
+_Noreturn void dd_exit(uint32_t code)
+{
+    sys_exit(code);
+}

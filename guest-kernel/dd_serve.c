@@ -432,3 +432,22 @@ int serve_register_named(struct moat_cap_register *reg, const char *name,
     reg_name(reg, name);
     return serve_register(reg, c);
 }
+
+/* ---- injected fault: a corrupt session ring ------------------------------------ */
+
+bool dd_serve_corrupt_ring(void);
+/* Move the first live session's completion producer index to where no
+ * ring can have it (more than a ring ahead of the client): the client must
+ * refuse the session, report it, and recover on a fresh one. */
+bool dd_serve_corrupt_ring(void)
+{
+    for (uint32_t i = 0; i < MOAT_SESSION_SLOTS; i++) {
+        struct gsession *s = &ses[i];
+        if (!s->active || s->closing || s->broken)
+            continue;
+        __atomic_store_n(&s->cq.sh->prod, s->cq.idx + 2 * s->entries + 7, __ATOMIC_RELEASE);
+        dd_log("fault: session %u's completion index corrupted", s->id);
+        return true;
+    }
+    return false;
+}

@@ -4,6 +4,7 @@
 #include "gk/console.h"
 #include "gk/cpu.h"
 #include "gk/domain.h"
+#include "gk/fault_inject.h"
 #include "gk/lapic.h"
 #include "gk/mem.h"
 #include "gk/paging.h"
@@ -34,6 +35,7 @@ void kmain(const struct moat_boot_info *bi)
         bi->size != sizeof *bi)
         panic("boot info missing or of another version");
     platform_init(bi);
+    gk_fault_init();
     gdt_init();
     idt_init();
     mem_init(bi);

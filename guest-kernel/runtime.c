@@ -1,5 +1,6 @@
 /* The domain run loop (contract in gk/runtime.h). Ring 3. */
 #include "gk/event.h"
+#include "gk/fault_inject.h"
 #include "gk/platform.h"
 #include "gk/runtime.h"
 #include "gk/sys.h"
@@ -43,7 +44,8 @@ void gk_run_once(void)
         last_tick = t;
         platform_heartbeat();
     }
-    bool work = gk_event_dispatch();
+    bool work = gk_fault_poll();   /* an injected fault hits mid-work */
+    work |= gk_event_dispatch();
     for (unsigned i = 0; i < n_pollers; i++)
         work |= pollers[i].fn(pollers[i].ctx);
     uint64_t now = timer_now_ns();

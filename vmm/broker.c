@@ -480,6 +480,21 @@ uint64_t broker_audit_seq(struct broker *b)
     return atomic_load(&b->audit_seq);
 }
 
+bool broker_other_window(struct broker *b, uint32_t domain, uint64_t *iova)
+{
+    bool found = false;
+    pthread_mutex_lock(&b->lock);
+    for (unsigned i = 0; i < BROKER_WINDOWS_MAX && !found; i++) {
+        const struct dma_window *w = &b->win[i];
+        if (w->reserved && w->domain != domain && w->iova < MOAT_GPA_SESSION_BASE) {
+            *iova = w->iova;
+            found = true;
+        }
+    }
+    pthread_mutex_unlock(&b->lock);
+    return found;
+}
+
 bool broker_window_peek(struct broker *b, uint32_t window, struct dma_window *out)
 {
     if (window >= BROKER_WINDOWS_MAX)

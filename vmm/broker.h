@@ -186,6 +186,9 @@ size_t broker_audit_read(struct broker *b, uint64_t since, struct broker_audit *
                          size_t max);
 /* Records ever written (the next record's seq). */
 uint64_t broker_audit_seq(struct broker *b);
+/* Some live DMA window (not session memory) of a domain other than
+ * domain: its IOVA in *iova (a target for the wild-dma-other fault). */
+bool broker_other_window(struct broker *b, uint32_t domain, uint64_t *iova);
 /* A consistent copy of window slot `window` (tests, status). False if the
  * slot number is out of range. */
 bool broker_window_peek(struct broker *b, uint32_t window, struct dma_window *out);

@@ -335,14 +335,13 @@ static void handle_control(struct control *c, struct control_client *cl,
         domain_request_stop(d);
         break;
     case MOAT_MSG_INJECT: {
-        if (q->arg != MOAT_FAULT_KILL) {
-            rc = -MOAT_ENOTSUP;
-            break;
-        }
-        struct crash_info ci = { .cause = CRASH_INJECTED };
-        snprintf(ci.detail, sizeof ci.detail, "kill injected by %s", who);
-        capsvc_audit(&sup->caps, "control", d->cfg.name, "fault 'kill' injected by %s", who);
-        domain_kill(d, &ci);
+        char why[200];
+        rc = domain_inject(d, q->arg, who, why, sizeof why);
+        if (rc == 0)
+            capsvc_audit(&sup->caps, "control", d->cfg.name, "fault '%s' injected by %s",
+                         moat_fault_name(q->arg), who);
+        else
+            log_error(d->cfg.name, "fault injection by %s refused: %s", who, why);
         break;
     }
     default:

@@ -201,7 +201,14 @@ static void plat_ready(void *ctx)
         log_error(d->cfg.name, "READY announced again while %s; ignored",
                   domain_state_name(d->state));
     }
+    bool again = ready && d->crash_loop;
     pthread_mutex_unlock(&d->sup->lock);
+    if (again) {
+        struct crash_info ci = { .cause = CRASH_INJECTED };
+        snprintf(ci.detail, sizeof ci.detail, "crash-loop: killed again once ready");
+        domain_end_post(d, DOMAIN_CRASHED, &ci, 0);
+        return;
+    }
     if (ready)
         capsvc_domain_ready(&d->sup->caps, d);
 }
@@ -536,8 +543,9 @@ static void decide_restart(struct domain *d)
     }
     uint64_t delay;
     bool crashed = d->state == DOMAIN_CRASHED;
+    bool failed = crashed || d->exit_code != 0;     /* a non-zero exit is a failure */
     enum restart_policy pol = domain_restart_policy(d);
-    switch (restart_decide(pol, crashed, &d->budget, d->t_end_ns, &delay)) {
+    switch (restart_decide(pol, failed, &d->budget, d->t_end_ns, &delay)) {
     case RESTART_STAY_DOWN:
         capsvc_domain_stays_down(&d->sup->caps, d, MOAT_DOWN_STAYS);
         if (crashed && pol == RESTART_NEVER && d->cfg.restart == RESTART_DEFAULT &&
@@ -554,10 +562,11 @@ static void decide_restart(struct domain *d)
         return;
     case RESTART_BREAKER_OPEN:
         d->breaker_open = true;
+        d->crash_loop = false;      /* it did its job */
         snprintf(d->breaker_reason, sizeof d->breaker_reason,
                  "crash loop: %u restarts within %u ms were not enough; last end: %s",
                  d->budget.max, d->budget.window_ms,
-                 crashed ? crash_cause_name(d->crash.cause) : "exit");
+                 crashed ? crash_cause_name(d->crash.cause) : "non-zero exit");
         log_error(d->cfg.name, "breaker open, staying down: %s (moatctl restart %s closes it)",
                   d->breaker_reason, d->cfg.name);
         capsvc_domain_stays_down(&d->sup->caps, d, MOAT_DOWN_BREAKER);
@@ -628,6 +637,7 @@ static bool wait_next(struct domain *d)
         if (d->cmd == DOMAIN_CMD_RESTART) {     /* operator: now, breaker closed */
             d->cmd = DOMAIN_CMD_NONE;
             d->breaker_open = false;
+            d->crash_loop = false;
             d->breaker_reason[0] = '\0';
             restart_budget_clear(&d->budget);
             d->want_down = false;
@@ -999,6 +1009,58 @@ bool domain_restart(struct domain *d, char *err, size_t errlen)
         snprintf(err, errlen, "the new incarnation could not start: %s", d->crash.detail);
     pthread_mutex_unlock(&s->lock);
     return ok;
+}
+
+/* Caller holds sup->lock, d's VM is live: hand kind to the guest. */
+static int inject_in_guest(struct domain *d, uint32_t kind, char *err, size_t errlen)
+{
+    struct moat_platform_page *pp = (struct moat_platform_page *)(d->vm.ram +
+                                                                  MOAT_GPA_PLATFORM_PAGE);
+    uint32_t can = __atomic_load_n(&pp->faults, __ATOMIC_ACQUIRE);     /* hostile: a hint */
+    if (!(can & MOAT_FAULT_BIT(kind))) {
+        snprintf(err, errlen, "%s cannot raise '%s' (its guest offers 0x%x; device faults need "
+                 "a driver with a fault hook)", d->cfg.name, moat_fault_name(kind), can);
+        return -MOAT_ENOTSUP;
+    }
+    uint64_t arg = 0;
+    if (kind == MOAT_FAULT_WILD_DMA_OTHER &&
+        !broker_other_window(&d->sup->broker, d->id, &arg)) {
+        snprintf(err, errlen, "no other domain has a DMA window to aim at");
+        return -MOAT_ENOTSUP;
+    }
+    pp->fault_kind = kind;
+    pp->fault_arg = arg;
+    __atomic_store_n(&pp->fault_seq, pp->fault_seq + 1, __ATOMIC_RELEASE);
+    /* A polling domain sees it at once; a sleeping one on this interrupt
+     * (or its next timer tick). */
+    if (d->session_vector)
+        vm_signal_msi(&d->vm, d->session_vector);
+    return 0;
+}
+
+int domain_inject(struct domain *d, uint32_t kind, const char *who, char *err, size_t errlen)
+{
+    if (kind == 0 || kind > MOAT_FAULT_MAX) {
+        snprintf(err, errlen, "no fault kind %u", kind);
+        return -MOAT_EINVAL;
+    }
+    int rc = 0;
+    pthread_mutex_lock(&d->sup->lock);
+    if (!running_locked(d) || !d->vm_live) {
+        snprintf(err, errlen, "%s is not running (%s)", d->cfg.name, domain_state_name(d->state));
+        rc = -MOAT_EDOWN;
+    } else if (kind == MOAT_FAULT_KILL || kind == MOAT_FAULT_CRASH_LOOP) {
+        struct crash_info ci = { .cause = CRASH_INJECTED };
+        snprintf(ci.detail, sizeof ci.detail, "%s injected by %s", moat_fault_name(kind), who);
+        d->crash_loop = kind == MOAT_FAULT_CRASH_LOOP;
+        domain_end_post(d, DOMAIN_CRASHED, &ci, 0);
+    } else {
+        rc = inject_in_guest(d, kind, err, errlen);
+    }
+    pthread_mutex_unlock(&d->sup->lock);
+    if (rc == 0)
+        log_info(d->cfg.name, "fault '%s' injected by %s", moat_fault_name(kind), who);
+    return rc;
 }
 
 void domain_join(struct domain *d)

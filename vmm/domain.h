@@ -108,6 +108,7 @@ struct domain {
     struct domain_cause causes[DOMAIN_CAUSES];  /* ring, newest at n_causes-1 */
     uint32_t n_causes;
     bool served_caps;               /* registered a cap (a driver domain) */
+    bool crash_loop;                /* inject crash-loop: kill it at every ready */
     bool vm_live;                   /* the VM may be touched (see above) */
     uint32_t session_vector;        /* set by its first cap registration */
 
@@ -171,6 +172,13 @@ void domain_request_stop(struct domain *d);
  * breaker, forget the restart budget, and wait (up to 10 s) until a new
  * incarnation was built. Caller holds no lock. False + err on failure. */
 bool domain_restart(struct domain *d, char *err, size_t errlen);
+/* Inject fault kind (enum moat_fault) into the running incarnation (takes
+ * sup->lock): the VMM raises kill and crash-loop itself; other kinds are
+ * handed to the guest through the platform page and raised there (its
+ * session vector wakes it; the run loop polls). 0, or -MOAT_EDOWN (not
+ * running), -MOAT_EINVAL (no such kind), -MOAT_ENOTSUP (its guest cannot
+ * raise it; err says why). */
+int domain_inject(struct domain *d, uint32_t kind, const char *who, char *err, size_t errlen);
 /* Stop the domain for good and wait for its thread (no lock held). */
 void domain_join(struct domain *d);
 void domain_fini(struct domain *d);

@@ -20,14 +20,6 @@ enum { CTL_EXIT_OK = 0, CTL_EXIT_FAILED = 1, CTL_EXIT_USAGE = 2 };
 /* Bound on list replies we allocate for, whatever count moat claims. */
 #define FETCH_MAX 4096u
 
-static const struct fault {
-    const char *name;
-    uint32_t code;
-    const char *what;
-} faults[] = {
-    { "kill", MOAT_FAULT_KILL, "fail-stop the domain as if it crashed" },
-};
-#define N_FAULTS (sizeof faults / sizeof faults[0])
 
 struct ctx;
 
@@ -49,7 +41,7 @@ struct invocation {
     size_t nargs;
     uint32_t audit_n;
     bool audit_n_given;
-    const struct fault *fault;  /* inject */
+    uint32_t fault;             /* inject: enum moat_fault */
 };
 
 /* One run against moat. */
@@ -91,8 +83,8 @@ static void print_help(FILE *out)
 "  stop DOMAIN           stop DOMAIN (admin)\n"
 "  inject DOMAIN FAULT   inject FAULT into DOMAIN (admin); FAULT is one of:\n",
         out);
-    for (size_t i = 0; i < N_FAULTS; i++)
-        fprintf(out, "                          %-6s %s\n", faults[i].name, faults[i].what);
+    for (uint32_t k = 1; k <= MOAT_FAULT_MAX; k++)
+        fprintf(out, "                          %-16s %s\n", moat_fault_name(k), moat_fault_what(k));
     fputs(
 "  help                  show this help and exit\n"
 "\n"
@@ -364,10 +356,10 @@ static int cmd_inject(struct ctx *cx)
 {
     const char *dom = cx->inv->arg[0];
     errno = 0;
-    int r = moat_inject(cx->ctl, dom, cx->inv->fault->code);
+    int r = moat_inject(cx->ctl, dom, cx->inv->fault);
     if (r < 0)
         return report(cx, "inject", dom, r, errno);
-    return ctl_print_result(stdout, cx->style, "inject", dom, cx->inv->fault->name) < 0
+    return ctl_print_result(stdout, cx->style, "inject", dom, moat_fault_name(cx->inv->fault)) < 0
                ? CTL_EXIT_FAILED : CTL_EXIT_OK;
 }
 
@@ -401,7 +393,7 @@ static bool parse_count(const char *s, uint32_t *out)
  * else the exit status (0 after help, CTL_EXIT_USAGE after a message). */
 static int parse_args(int argc, char **argv, struct invocation *inv)
 {
-    char b1[96], b2[96];
+    char b1[96], b2[256];
     const char *cmdname = NULL;
     const char *extra = NULL;
     bool opts_done = false;
@@ -480,15 +472,13 @@ static int parse_args(int argc, char **argv, struct invocation *inv)
                                MOAT_NAME_LEN - 1);
     }
     if (cmd->run == cmd_inject) {
-        for (size_t f = 0; f < N_FAULTS; f++)
-            if (!strcmp(inv->arg[1], faults[f].name))
-                inv->fault = &faults[f];
+        inv->fault = moat_fault_parse(inv->arg[1]);
         if (!inv->fault) {
             size_t len = 0;
             b2[0] = '\0';
-            for (size_t f = 0; f < N_FAULTS; f++)
+            for (uint32_t k = 1; k <= MOAT_FAULT_MAX; k++)
                 len += (size_t)snprintf(b2 + len, len < sizeof b2 ? sizeof b2 - len : 0,
-                                        "%s%s", f ? ", " : "", faults[f].name);
+                                        "%s%s", k > 1 ? ", " : "", moat_fault_name(k));
             return usage_error("unknown fault '%s'; faults: %s",
                                shown(b1, sizeof b1, inv->arg[1]), b2);
         }

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "moat/platform_abi.h"
 #include "moat/session_abi.h"
 /* memset, memcpy, memmove, memcmp, strlen, strcmp: freestanding in a
  * domain, libc's in host unit tests of a driver's pure logic. */
@@ -260,6 +261,21 @@ _Noreturn void dd_run(void);
 void dd_ready(void);
 void dd_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 _Noreturn void dd_panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Orderly stop with code (0 = success; the restart policy counts any
+ * other code as a failure). */
+_Noreturn void dd_exit(uint32_t code);
+
+/* ---- injected faults ---------------------------------------------------------- */
+
+/* A driver that can raise device faults (the MOAT_FAULTS_DRIVER kinds of
+ * moat/platform_abi.h: DMA aimed outside its windows, a corrupt device
+ * ring index, an exit with DMA in flight) registers fn with the kinds it
+ * raises; the run loop calls it when an operator or a test injects one.
+ * arg: for MOAT_FAULT_WILD_DMA_OTHER, an IOVA in another domain's window.
+ * fn returns false when it cannot raise the fault now. Kernel faults
+ * (panic, hang, triple fault, ...) need no hook. */
+typedef bool (*dd_fault_fn)(void *ctx, uint32_t kind, uint64_t arg);
+void dd_fault_hook(dd_fault_fn fn, void *ctx, uint32_t kinds);
 
 /* Ordering between driver memory writes and device-visible effects. */
 static inline void dd_wmb(void) { __asm__ volatile("sfence" ::: "memory"); }

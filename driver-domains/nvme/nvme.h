@@ -172,4 +172,9 @@ void nvme_io_bad_cqe(struct nvme_drv *d, uint16_t qid, enum nvme_cqe_verdict v,
 /* Log a (dd_log) counter summary when anything changed, or always when force. */
 void nvme_stats_log(struct nvme_drv *d, bool force);
 
+/* ---- nvme_fault.c ---- */
+/* Offer the device faults (wild DMA, a corrupt doorbell, an exit with DMA
+ * in flight) to the platform's fault injection. */
+void nvme_fault_hook(struct nvme_drv *d);
+
 #endif /* NVME_DRV_H */

@@ -117,4 +117,9 @@ void vnet_link_update(struct vnet *v);
 /* Log a counter line when anything changed (or always when force). */
 void vnet_stats_log(struct vnet *v, bool force);
 
+/* ---- vnet_fault.c ---- */
+/* Offer the device faults (wild DMA, a corrupt avail index, an exit with
+ * frames in flight) to the platform's fault injection. */
+void vnet_fault_hook(struct vnet *v);
+
 #endif /* VNET_DRV_H */

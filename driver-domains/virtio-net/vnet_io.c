@@ -53,6 +53,8 @@ static uint32_t tx_reclaim(struct vnet *v)
     enum vq_verdict r;
     /* Bounded: only outstanding chains can come back. */
     while ((r = vq_pop(&v->txq.vq, &u)) == VQ_OK) {
+        if (u.token >= v->txb.count)
+            continue;           /* an injected fault's descriptor, not a buffer */
         v->tx_free[v->tx_free_top++] = (uint16_t)u.token;
         n++;
     }

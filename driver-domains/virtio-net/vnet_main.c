@@ -250,6 +250,7 @@ void domain_main(const char *args)
            v->rxq.vq.event_idx ? "event idx" : "ring flags",
            v->tp.msix ? "MSI-X" : "INTx", m[0], m[1], m[2], m[3], m[4], m[5],
            v->link_up ? "up" : "down", v->cfg.name);
+    vnet_fault_hook(v);
     dd_ready();
     dd_run();
 }

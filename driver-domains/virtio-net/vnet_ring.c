@@ -127,6 +127,12 @@ bool vq_publish(struct vq *q)
     return !(vq_used_flags(q) & VIRTQ_USED_F_NO_NOTIFY);
 }
 
+void vq_avail_idx_force(struct vq *q, uint16_t idx)
+{
+    dd_wmb();
+    q->avail[AV_IDX] = idx;
+}
+
 const char *vq_verdict_name(enum vq_verdict v)
 {
     switch (v) {

@@ -186,7 +186,10 @@ static void hostile_case(const char *mode, const char *needle)
     char args[64];
     snprintf(args, sizeof args, "size=4M hostile=%s after=10", mode);
     struct domain *evil = add_ramblk("evil", "16M", args);
-    struct conn k = open_blk("evil.blk0", MOAT_RIGHT_READ | MOAT_RIGHT_WRITE, 16);
+    /* Recovery off: the first malformed completion fails the session (the
+     * bounded recovery has its own test below). */
+    struct conn k = open_blk_with("evil.blk0", MOAT_RIGHT_READ | MOAT_RIGHT_WRITE,
+                                  (struct moat_session_params){ .entries = 16, .recover_ms = -1 });
     uint8_t buf[BS], sentinel[BS];
     memset(sentinel, 0xC3, sizeof sentinel);
     for (int i = 0; i < 10; i++)
@@ -238,6 +241,36 @@ static void hostile_case(const char *mode, const char *needle)
 
 Test(caps, hostile_domain_bad_tag, .init = start, .fini = finish, .timeout = 120)
 { hostile_case("badtag", "not outstanding"); }
+/* With recovery on, a session that meets a malformed completion reports
+ * it and moves to a fresh session; a domain that keeps doing it gets
+ * MOAT_EPROTO after MOAT_PROTO_RECOVERIES fresh sessions, each reported. */
+Test(caps, hostile_domain_recovery_is_bounded, .init = start, .fini = finish, .timeout = 60)
+{
+    add_ramblk("evil", "16M", "size=4M hostile=badstatus after=10");
+    struct conn k = open_blk("evil.blk0", MOAT_RIGHT_READ | MOAT_RIGHT_WRITE, 16);
+    uint8_t buf[BS], sentinel[BS];
+    memset(sentinel, 0xC3, sizeof sentinel);
+    for (int i = 0; i < 10; i++)
+        cr_assert_eq(moat_blk_read(k.s, (uint64_t)i, 1, buf), 0, "honest request %d failed", i);
+    memcpy(buf, sentinel, sizeof buf);
+    int rc = moat_blk_read(k.s, 20, 1, buf);
+    cr_assert_eq(rc, -MOAT_EPROTO, "a persistently hostile domain: %s", moat_strerror(rc));
+    cr_assert(memcmp(buf, sentinel, sizeof buf) == 0, "a malformed completion wrote the buffer");
+    struct moat_session_stats st;
+    moat_session_stats(k.s, &st);
+    cr_assert_eq(st.malformed, MOAT_PROTO_RECOVERIES + 1, "malformed completions: %llu",
+                 (unsigned long long)st.malformed);
+    cr_assert_eq(st.recoveries, MOAT_PROTO_RECOVERIES, "fresh sessions: %llu",
+                 (unsigned long long)st.recoveries);
+    struct moat_cap *cc = open_control(k.c);
+    struct moat_domain_stats ds;
+    cr_assert_eq(moat_domain_stats(cc, "evil", &ds), 0);
+    cr_assert_eq(ds.client_reports, MOAT_PROTO_RECOVERIES + 1, "reports: %llu",
+                 (unsigned long long)ds.client_reports);
+    moat_close(cc);
+    close_conn(&k);
+}
+
 Test(caps, hostile_domain_bad_status, .init = start, .fini = finish, .timeout = 120)
 { hostile_case("badstatus", "unknown status"); }
 Test(caps, hostile_domain_overlong, .init = start, .fini = finish, .timeout = 120)

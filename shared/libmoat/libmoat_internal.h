@@ -10,6 +10,9 @@
 
 #define MOAT_CLIENT_SESSIONS_MAX 64u
 #define MOAT_CLIENT_CAPS_MAX 64u
+/* Protocol violations a session recovers from (on a fresh session) before
+ * it fails with MOAT_EPROTO for good. */
+#define MOAT_PROTO_RECOVERIES 8u
 
 struct moat_client {
     int fd;

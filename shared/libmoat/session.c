@@ -354,9 +354,14 @@ void moat__malformed(struct moat_session *s, const char *fmt, ...)
     vsnprintf(q.reason, sizeof q.reason, fmt, ap);
     va_end(ap);
     s->st.malformed++;
-    moat__session_fail(s, -MOAT_EPROTO);
     if (s->c)
         moat__rpc(s->c, MOAT_MSG_REPORT, &q, sizeof q, NULL, 0, NULL, NULL, 0);
+    /* Recover on a fresh session, a bounded number of times: a domain
+     * that keeps breaking the protocol gets MOAT_EPROTO for good. */
+    if (s->c && s->params.recover_ms >= 0 && !s->err && s->st.malformed <= MOAT_PROTO_RECOVERIES)
+        moat__recover_begin(s);
+    else
+        moat__session_fail(s, -MOAT_EPROTO);
 }
 
 void moat__kick(struct moat_session *s)

@@ -17,6 +17,7 @@
 #define MOAT_CONTROL_ABI_H
 
 #include <stdint.h>
+#include "moat/platform_abi.h"
 #include "moat/session_abi.h"
 
 #define MOAT_CTL_MAGIC    0x4c54434du   /* "MCTL" */
@@ -179,10 +180,7 @@ struct moat_audit_rec {
 #define MOAT_AUDIT_MAX 128u
 struct moat_audit_reply { uint32_t n; uint32_t reserved; struct moat_audit_rec rec[]; };
 
-/* INJECT faults (arg of moat_ctl_req). */
-enum moat_fault {
-    MOAT_FAULT_KILL = 1,        /* fail-stop the domain as if it crashed */
-};
+/* INJECT faults (arg of moat_ctl_req): enum moat_fault in moat/platform_abi.h. */
 
 enum moat_event {
     MOAT_EVT_SESSION_REVOKED = 1,   /* the serving domain ended: ESTALE */

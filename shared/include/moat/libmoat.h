@@ -18,9 +18,12 @@
  * Trust: the serving domain may be buggy or hostile. Every completion is
  * validated before use (its tag must name an outstanding request, its status
  * must be known, its length must fit the request); a bad one fails the
- * session with MOAT_EPROTO, every outstanding request with it, and is
- * reported to moat, which counts and audits it against the domain. Read data
- * is copied out of shared memory before it is returned.
+ * session, and is reported to moat, which counts and audits it against the
+ * domain. A recovering session (below) then moves to a fresh session with
+ * the same domain and submits its outstanding requests again, up to 8
+ * times; after that, or with recovery off, the session and every
+ * outstanding request fail with MOAT_EPROTO. Read data is copied out of
+ * shared memory before it is returned.
  *
  * Restarts: when the serving domain ends, moat revokes its sessions and
  * (by its restart policy) starts a new incarnation. A session recovers by

@@ -73,13 +73,60 @@ struct moat_crash_record {
     char message[MOAT_CRASH_MSG_MAX];
 };
 
+/* Faults an operator or a test can inject (moatctl inject, MOAT_MSG_INJECT).
+ * The VMM raises KILL and CRASH_LOOP itself; every other kind is raised
+ * inside the domain by its guest kernel (or, for the device kinds, by the
+ * driver through the hook it registered), so it hits the driver mid-work. */
+enum moat_fault {
+    MOAT_FAULT_KILL            = 1,   /* VMM: fail-stop as if it crashed */
+    MOAT_FAULT_TRIPLE_FAULT    = 2,   /* kernel: an exception with no IDT */
+    MOAT_FAULT_HANG            = 3,   /* kernel: interrupts off, spin (watchdog) */
+    MOAT_FAULT_SPIN            = 4,   /* ring 3: spin, no heartbeat (watchdog) */
+    MOAT_FAULT_PANIC           = 5,   /* a software panic */
+    MOAT_FAULT_WILD_DMA_PRIVATE = 6,  /* driver: DMA aimed at private RAM */
+    MOAT_FAULT_WILD_DMA_OTHER  = 7,   /* driver: DMA aimed at another domain's window (arg) */
+    MOAT_FAULT_WILD_DMA_END    = 8,   /* driver: DMA running past its window's end */
+    MOAT_FAULT_WILD_MMIO       = 9,   /* kernel: an access outside every BAR */
+    MOAT_FAULT_CORRUPT_SESSION = 10,  /* kernel: a cap session ring index */
+    MOAT_FAULT_CORRUPT_DEVICE  = 11,  /* driver: a device ring index */
+    MOAT_FAULT_EXIT_DMA        = 12,  /* driver: exit (code 1) with DMA in flight */
+    MOAT_FAULT_CRASH_LOOP      = 13,  /* VMM: crash again right after every restart */
+    MOAT_FAULT_MAX             = 13,
+};
+#define MOAT_FAULT_BIT(k) (1u << (k))
+/* Raised by every guest kernel whatever its driver. */
+#define MOAT_FAULTS_KERNEL                                                        \
+    (MOAT_FAULT_BIT(MOAT_FAULT_TRIPLE_FAULT) | MOAT_FAULT_BIT(MOAT_FAULT_HANG) |  \
+     MOAT_FAULT_BIT(MOAT_FAULT_SPIN) | MOAT_FAULT_BIT(MOAT_FAULT_PANIC) |         \
+     MOAT_FAULT_BIT(MOAT_FAULT_WILD_MMIO) | MOAT_FAULT_BIT(MOAT_FAULT_CORRUPT_SESSION))
+/* Raised by a driver that registered a fault hook (dd_fault_hook). */
+#define MOAT_FAULTS_DRIVER                                                             \
+    (MOAT_FAULT_BIT(MOAT_FAULT_WILD_DMA_PRIVATE) | MOAT_FAULT_BIT(MOAT_FAULT_WILD_DMA_OTHER) | \
+     MOAT_FAULT_BIT(MOAT_FAULT_WILD_DMA_END) | MOAT_FAULT_BIT(MOAT_FAULT_CORRUPT_DEVICE) |     \
+     MOAT_FAULT_BIT(MOAT_FAULT_EXIT_DMA))
+/* "wild-dma-other" and what it does; "unknown" outside 1..MOAT_FAULT_MAX. */
+const char *moat_fault_name(uint32_t kind);
+const char *moat_fault_what(uint32_t kind);
+/* The kind named name, or 0. */
+uint32_t moat_fault_parse(const char *name);
+/* An MMIO address in no BAR and no platform region (wild-mmio). */
+#define MOAT_GPA_WILD_MMIO      0xDFFFF000ull
+
 struct moat_platform_page {
     uint64_t magic;             /* MOAT_PLATFORM_MAGIC, written by the VMM */
     uint64_t heartbeat;         /* guest increments; VMM only reads */
     uint64_t ticks;             /* guest timer ticks seen (informational) */
     int32_t result;             /* VMM: outcome of the last CAP_REGISTER/SESSION_RELEASE */
     uint32_t reserved0;
-    uint64_t reserved[4];
+    /* Fault injection: the VMM writes kind and arg, then bumps seq (release);
+     * the guest raises the fault once per new seq. The guest keeps in
+     * faults the MOAT_FAULT_BITs it can raise (the VMM refuses others). */
+    uint32_t fault_seq;
+    uint32_t fault_kind;        /* enum moat_fault */
+    uint64_t fault_arg;         /* WILD_DMA_OTHER: an IOVA in another domain's window */
+    uint32_t faults;            /* guest writes: what it can raise */
+    uint32_t reserved1;
+    uint64_t reserved2;
     struct moat_crash_record crash;
 };
 

@@ -1,0 +1,281 @@
+/*
+ * Fault injection under KVM, one kind at a time (moatctl inject): every
+ * kind on each driver domain (ramblk, NVMe, virtio-net), with a client
+ * session doing I/O across it. Each fault must end the incarnation with
+ * the cause it names (or, where the device survives it, leave the domain
+ * serving), the domain must come back by itself, and the client must get
+ * right answers throughout. Kinds a domain cannot raise are refused.
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+#include "control.h"
+#include "netback.h"
+#include "testutil.h"
+
+#define BOOT_MS 10000u
+
+static struct supervisor sup;
+static struct control ctl;
+static char err[512];
+static char sock[PATH_MAX];
+
+static void start(void)
+{
+    TU_REQUIRE_KVM();
+    cr_assert(tu_moat_start(&sup, &ctl, NULL, sock, sizeof sock, err, sizeof err), "%s", err);
+}
+
+static void finish(void)
+{
+    tu_moat_stop(&sup, &ctl);
+    netback_shutdown();
+}
+
+/* What a fault must do to the incarnation it hits. */
+enum outcome {
+    ENDS_CRASHED,       /* crashed with the cause below, then restarted */
+    ENDS_EXIT_1,        /* stopped with exit code 1, then restarted */
+    SURVIVES,           /* the domain keeps serving */
+    REFUSED,            /* inject answers ENOTSUP */
+};
+
+struct fault_case {
+    uint32_t kind;
+    enum outcome outcome;
+    enum crash_cause cause;     /* ENDS_CRASHED */
+    const char *detail;         /* a substring of the crash detail, or NULL */
+};
+
+static uint32_t want_incarnation, want_ends;
+static bool ready_again(const struct domain *d)
+{
+    return d->state == DOMAIN_READY && d->incarnation >= want_incarnation;
+}
+static bool ended(const struct domain *d) { return d->n_causes >= want_ends; }
+
+/* A BlockDevice client: write a pattern, read it back, both verified. */
+static void blk_roundtrip(struct moat_session *s, uint32_t round, bool check_old)
+{
+    uint8_t w[4096], r[4096];
+    for (size_t i = 0; i < sizeof w; i++)
+        w[i] = (uint8_t)(round * 31u + i);
+    int rc = moat_blk_write(s, 64 + round * 8, 8, w);
+    cr_assert_eq(rc, 0, "round %u: write: %s", round, moat_strerror(rc));
+    rc = moat_blk_flush(s);
+    cr_assert_eq(rc, 0, "round %u: flush: %s", round, moat_strerror(rc));
+    rc = moat_blk_read(s, 64 + round * 8, 8, r);
+    cr_assert_eq(rc, 0, "round %u: read: %s", round, moat_strerror(rc));
+    cr_assert(!memcmp(w, r, sizeof w), "round %u: read back differs", round);
+    if (!check_old || round == 0)
+        return;
+    /* A durable (flushed) earlier write survived every crash since. */
+    for (size_t i = 0; i < sizeof w; i++)
+        w[i] = (uint8_t)((round - 1) * 31u + i);
+    cr_assert_eq(moat_blk_read(s, 64 + (round - 1) * 8, 8, r), 0);
+    cr_assert(!memcmp(w, r, sizeof w), "round %u: the flushed write of round %u was lost",
+              round, round - 1);
+}
+
+/* Inject each case into d in turn; between faults a client does I/O. */
+static void run_cases(struct domain *d, const char *dom, const struct fault_case *cases,
+                      size_t n, struct moat_session *s, bool durable)
+{
+    struct moat_client *c;
+    cr_assert_eq(moat_connect(sock, &c), 0);
+    struct moat_cap *cc;
+    cr_assert_eq(moat_open(c, "control", MOAT_RIGHT_READ | MOAT_RIGHT_ADMIN, &cc), 0);
+    for (size_t i = 0; i < n; i++) {
+        const struct fault_case *fc = &cases[i];
+        const char *name = moat_fault_name(fc->kind);
+        if (s)
+            blk_roundtrip(s, (uint32_t)i, durable);
+        pthread_mutex_lock(&sup.lock);
+        uint32_t inc = d->incarnation, ends = d->n_causes;
+        pthread_mutex_unlock(&sup.lock);
+        int rc = moat_inject(cc, dom, fc->kind);
+        if (fc->outcome == REFUSED) {
+            cr_assert_eq(rc, -MOAT_ENOTSUP, "%s on %s: %s, want ENOTSUP", name, dom,
+                         moat_strerror(rc));
+            continue;
+        }
+        cr_assert_eq(rc, 0, "inject %s into %s: %s", name, dom, moat_strerror(rc));
+        if (fc->outcome == SURVIVES) {
+            if (s)
+                blk_roundtrip(s, (uint32_t)i, durable);
+            pthread_mutex_lock(&sup.lock);
+            cr_assert_eq(d->incarnation, inc, "%s ended %s, which should survive it", name, dom);
+            pthread_mutex_unlock(&sup.lock);
+            continue;
+        }
+        want_ends = ends + 1;
+        cr_assert(tu_wait_until(&sup, d, ended, BOOT_MS), "%s did not end %s", name, dom);
+        pthread_mutex_lock(&sup.lock);
+        struct domain_cause why = d->causes[ends % DOMAIN_CAUSES];
+        pthread_mutex_unlock(&sup.lock);
+        if (fc->outcome == ENDS_EXIT_1) {
+            cr_assert_eq(why.state, DOMAIN_STOPPED, "%s: %s ended %s", name, dom,
+                         domain_state_name(why.state));
+            cr_assert_eq(why.exit_code, 1, "%s: exit code %u", name, why.exit_code);
+        } else {
+            cr_assert_eq(why.state, DOMAIN_CRASHED, "%s: %s ended %s", name, dom,
+                         domain_state_name(why.state));
+            cr_assert_eq(why.crash.cause, fc->cause, "%s: cause %s, want %s (%s)", name,
+                         crash_cause_name(why.crash.cause), crash_cause_name(fc->cause),
+                         why.crash.detail);
+            if (fc->detail)
+                cr_assert(strstr(why.crash.detail, fc->detail), "%s: detail '%s' lacks '%s'",
+                          name, why.crash.detail, fc->detail);
+        }
+        want_incarnation = inc + 1;
+        cr_assert(tu_wait_until(&sup, d, ready_again, BOOT_MS), "%s: %s did not come back", name,
+                  dom);
+    }
+    if (s)
+        blk_roundtrip(s, (uint32_t)n, durable);
+    tu_client_close(NULL, cc, c);
+}
+
+static struct moat_session *blk_session(const char *cap_name, struct moat_client **c,
+                                        struct moat_cap **cap)
+{
+    cr_assert_eq(moat_connect(sock, c), 0);
+    int rc = moat_open(*c, cap_name, MOAT_RIGHT_READ | MOAT_RIGHT_WRITE, cap);
+    cr_assert_eq(rc, 0, "open %s: %s", cap_name, moat_strerror(rc));
+    struct moat_session *s;
+    rc = moat_session_open(*cap, &(struct moat_session_params){ .entries = 16 }, &s);
+    cr_assert_eq(rc, 0, "session on %s: %s", cap_name, moat_strerror(rc));
+    return s;
+}
+
+#define POLICY(d) { .outcome = ENDS_CRASHED, .cause = CRASH_POLICY, .detail = d }
+
+static const struct fault_case kernel_cases[] = {
+    { MOAT_FAULT_TRIPLE_FAULT, ENDS_CRASHED, CRASH_TRIPLE_FAULT, NULL },
+    { MOAT_FAULT_HANG, ENDS_CRASHED, CRASH_WATCHDOG, "heartbeat" },
+    { MOAT_FAULT_SPIN, ENDS_CRASHED, CRASH_WATCHDOG, "heartbeat" },
+    { MOAT_FAULT_PANIC, ENDS_CRASHED, CRASH_PANIC, "injected fault: panic" },
+    { MOAT_FAULT_WILD_MMIO, ENDS_CRASHED, CRASH_POLICY, "outside every assigned region" },
+    { MOAT_FAULT_CORRUPT_SESSION, SURVIVES, CRASH_NONE, NULL },
+    { MOAT_FAULT_KILL, ENDS_CRASHED, CRASH_INJECTED, "kill injected" },
+};
+
+Test(faults, ramblk_every_kernel_kind_and_no_device_kinds, .init = start, .fini = finish,
+     .timeout = 180)
+{
+    char spec[512];
+    snprintf(spec, sizeof spec, "name=ram0 kernel=%s mem=32M watchdog-ms=100 restarts=64/60s "
+             "args=\"size=4M\"", tu_guest("ramblk"));
+    struct domain *d = tu_boot(&sup, spec, BOOT_MS, err, sizeof err);
+    cr_assert_not_null(d, "%s", err);
+    struct moat_client *c;
+    struct moat_cap *cap;
+    struct moat_session *s = blk_session("ram0.blk0", &c, &cap);
+    /* ramblk keeps its blocks in its own RAM: a crash loses them, so only
+     * each round's own write is checked. */
+    run_cases(d, "ram0", kernel_cases, sizeof kernel_cases / sizeof kernel_cases[0], s, false);
+    static const struct fault_case device_cases[] = {
+        { MOAT_FAULT_WILD_DMA_PRIVATE, REFUSED, CRASH_NONE, NULL },
+        { MOAT_FAULT_CORRUPT_DEVICE, REFUSED, CRASH_NONE, NULL },
+        { MOAT_FAULT_EXIT_DMA, REFUSED, CRASH_NONE, NULL },
+    };
+    run_cases(d, "ram0", device_cases, 3, NULL, false);
+    struct moat_session_stats st;
+    moat_session_stats(s, &st);
+    cr_assert_geq(st.recoveries, 5, "the session followed %llu restarts",
+                  (unsigned long long)st.recoveries);
+    moat_session_close(s);
+    tu_client_close(NULL, cap, c);
+}
+
+Test(faults, nvme_every_kind, .init = start, .fini = finish, .timeout = 240)
+{
+    char img[PATH_MAX], spec[PATH_MAX + 256];
+    snprintf(img, sizeof img, "%s/f.img", tu_tmpdir());
+    int fd = open(img, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(ftruncate(fd, 16 << 20), 0);
+    close(fd);
+    /* A second domain with a window, for wild-dma-other to aim at. */
+    snprintf(spec, sizeof spec, "name=other kernel=%s dev=testdev dma=2M args=\"serve=1\"",
+             tu_guest("testdrv"));
+    cr_assert_not_null(tu_boot(&sup, spec, BOOT_MS, err, sizeof err), "%s", err);
+    snprintf(spec, sizeof spec, "name=nv kernel=%s mem=64M dma=32M watchdog-ms=100 "
+             "restarts=64/60s dev=nvme:image=%s", tu_guest("nvme"), img);
+    struct domain *d = tu_boot(&sup, spec, BOOT_MS, err, sizeof err);
+    cr_assert_not_null(d, "%s", err);
+    struct moat_client *c;
+    struct moat_cap *cap;
+    struct moat_session *s = blk_session("nv.blk0", &c, &cap);
+    static const struct fault_case cases[] = {
+        POLICY("outside every window"),                         /* wild-dma-private */
+        POLICY("outside every window"),                         /* wild-dma-other */
+        POLICY("DMA"),                                          /* wild-dma-end */
+        { MOAT_FAULT_CORRUPT_DEVICE, SURVIVES, CRASH_NONE, NULL },
+        { MOAT_FAULT_EXIT_DMA, ENDS_EXIT_1, CRASH_NONE, NULL },
+    };
+    struct fault_case all[sizeof cases / sizeof cases[0]];
+    memcpy(all, cases, sizeof cases);
+    all[0].kind = MOAT_FAULT_WILD_DMA_PRIVATE;
+    all[1].kind = MOAT_FAULT_WILD_DMA_OTHER;
+    all[2].kind = MOAT_FAULT_WILD_DMA_END;
+    run_cases(d, "nv", all, sizeof all / sizeof all[0], s, true);
+    run_cases(d, "nv", kernel_cases, sizeof kernel_cases / sizeof kernel_cases[0], s, true);
+    /* The refusals were audited against nv, not against the domain aimed at. */
+    cr_assert_geq(sup.broker.dom[d->id].acct.refusals, 3, "nv's wild DMAs were not audited");
+    moat_session_close(s);
+    tu_client_close(NULL, cap, c);
+}
+
+Test(faults, virtio_net_device_kinds, .init = start, .fini = finish, .timeout = 180)
+{
+    char spec[512];
+    snprintf(spec, sizeof spec, "name=other kernel=%s dev=testdev dma=2M args=\"serve=1\"",
+             tu_guest("testdrv"));
+    cr_assert_not_null(tu_boot(&sup, spec, BOOT_MS, err, sizeof err), "%s", err);
+    snprintf(spec, sizeof spec, "name=vn kernel=%s mem=64M dma=16M watchdog-ms=100 "
+             "restarts=64/60s dev=virtio-net args=\"name=nic0\"", tu_guest("vnet"));
+    struct domain *d = tu_boot(&sup, spec, BOOT_MS, err, sizeof err);
+    cr_assert_not_null(d, "%s", err);
+    static const struct fault_case cases[] = {
+        { MOAT_FAULT_WILD_DMA_PRIVATE, ENDS_CRASHED, CRASH_POLICY, "outside every window" },
+        { MOAT_FAULT_WILD_DMA_OTHER, ENDS_CRASHED, CRASH_POLICY, "outside every window" },
+        { MOAT_FAULT_WILD_DMA_END, ENDS_CRASHED, CRASH_POLICY, "DMA" },
+        { MOAT_FAULT_CORRUPT_DEVICE, ENDS_CRASHED, CRASH_PANIC, "needs a reset" },
+        { MOAT_FAULT_EXIT_DMA, ENDS_EXIT_1, CRASH_NONE, NULL },
+        { MOAT_FAULT_PANIC, ENDS_CRASHED, CRASH_PANIC, NULL },
+    };
+    run_cases(d, "vn", cases, sizeof cases / sizeof cases[0], NULL, false);
+}
+
+/* crash-loop kills every new incarnation as soon as it is ready, until
+ * the breaker opens; then the domain stays down. */
+Test(faults, crash_loop_opens_the_breaker, .init = start, .fini = finish, .timeout = 120)
+{
+    char spec[512];
+    snprintf(spec, sizeof spec, "name=ram0 kernel=%s mem=32M restarts=3/60s args=\"size=4M\"",
+             tu_guest("ramblk"));
+    struct domain *d = tu_boot(&sup, spec, BOOT_MS, err, sizeof err);
+    cr_assert_not_null(d, "%s", err);
+    struct moat_client *c;
+    cr_assert_eq(moat_connect(sock, &c), 0);
+    struct moat_cap *cc;
+    cr_assert_eq(moat_open(c, "control", MOAT_RIGHT_READ | MOAT_RIGHT_ADMIN, &cc), 0);
+    cr_assert_eq(moat_inject(cc, "ram0", MOAT_FAULT_CRASH_LOOP), 0);
+    want_ends = 4;
+    cr_assert(tu_wait_until(&sup, d, ended, BOOT_MS), "ram0 did not crash 4 times");
+    pthread_mutex_lock(&sup.lock);
+    bool open = d->breaker_open;
+    uint32_t inc = d->incarnation;
+    enum crash_cause last = d->crash.cause;
+    pthread_mutex_unlock(&sup.lock);
+    cr_assert(open, "crash-loop did not open the breaker (incarnation %u)", inc);
+    cr_assert_eq(inc, 4, "1 + 3 restarts, got incarnation %u", inc);
+    cr_assert_eq(last, CRASH_INJECTED);
+    /* An operator restart closes the breaker and ends the crash loop. */
+    cr_assert_eq(moat_restart(cc, "ram0"), 0);
+    want_incarnation = 5;
+    cr_assert(tu_wait_until(&sup, d, ready_again, BOOT_MS), "ram0 did not come back");
+    tu_client_close(NULL, cc, c);
+}
