@@ -398,7 +398,7 @@ int capsvc_session_open(struct capsvc *cs, uint32_t client, const struct moat_se
     else if (rc == 0 && d->breaker_open)
         rc = -MOAT_EFAILED;     /* held down until an operator restarts it */
     else if (rc == 0 && (d->state != DOMAIN_READY || !d->vm_live || atomic_load(&d->stop) || !o->up))
-        rc = -MOAT_EDOWN;
+        rc = domain_coming_back(d) ? -MOAT_ERESTARTING : -MOAT_EDOWN;
     if (rc == 0) {
         uint32_t mine = 0, in_cap = 0;
         uint64_t mem = 0;
@@ -420,7 +420,7 @@ int capsvc_session_open(struct capsvc *cs, uint32_t client, const struct moat_se
             }
         }
         for (uint32_t i = 0; i < MOAT_SESSION_SLOTS && slot == MOAT_SESSION_SLOTS; i++)
-            if (!used[i])
+            if (!used[i] && !(d->slots_draining & (1u << i)))
                 slot = i;
         struct moat_session_reply probe;
         capsvc_layout(req->entries, req->data_size, &probe);
@@ -506,6 +506,7 @@ int capsvc_release(struct capsvc *cs, struct domain *d, uint32_t slot, struct se
         rc = -MOAT_EINVAL;
     } else {
         uninstall(s);
+        d->slots_draining |= 1u << slot;    /* until the caller revoked its window */
         log_info(d->cfg.name, "session %u released (slot %u)", s->id, slot);
         *gone = *s;             /* its memory and fds, freed by the caller */
         memset(s, 0, sizeof *s);
@@ -552,16 +553,25 @@ void capsvc_domain_down(struct capsvc *cs, struct domain *d)
 int capsvc_open(struct capsvc *cs, uint32_t client, const char *name, uint32_t rights,
                 uint32_t allowed, struct moat_open_reply *out)
 {
+    pthread_mutex_lock(&cs->sup->lock);     /* to tell "restarting" from "down" */
     pthread_mutex_lock(&cs->lock);
     uint64_t h = 0;
     int rc = cap_open(&cs->caps, client, name, rights, allowed, &h);
+    int idx = cap_find(&cs->caps, name);
     if (rc == 0) {
         memset(out, 0, sizeof *out);
         out->handle = h;
         out->rights = rights;
-        cap_describe(&cs->caps, (uint32_t)cap_find(&cs->caps, name), &out->cap);
+        cap_describe(&cs->caps, (uint32_t)idx, &out->cap);
+    } else if (rc == -MOAT_EDOWN && idx >= 0) {
+        struct domain *d = domain_by_id(cs->sup, cs->caps.obj[idx].domain_id);
+        if (d && d->breaker_open)
+            rc = -MOAT_EFAILED;
+        else if (d && domain_coming_back(d))
+            rc = -MOAT_ERESTARTING;
     }
     pthread_mutex_unlock(&cs->lock);
+    pthread_mutex_unlock(&cs->sup->lock);
     return rc;
 }
 

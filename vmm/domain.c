@@ -274,6 +274,11 @@ static void plat_session_release(void *ctx, uint32_t slot)
     int rc = capsvc_release(&d->sup->caps, d, slot, &gone);
     pthread_mutex_unlock(&d->sup->lock);
     capsvc_session_free(&gone);     /* may wait for the device: no lock held */
+    if (rc == 0) {
+        pthread_mutex_lock(&d->sup->lock);
+        d->slots_draining &= ~(1u << slot);     /* its window is gone: reusable */
+        pthread_mutex_unlock(&d->sup->lock);
+    }
     if (rc < 0) {
         d->stats.platform_refused++;
         log_error(d->cfg.name, "refused release of session slot %u: it is not closing", slot);
@@ -521,6 +526,17 @@ static void record_cause(struct domain *d)
     *c = (struct domain_cause){ .t_ns = d->t_end_ns, .incarnation = d->incarnation,
                                 .state = d->state, .crash = d->crash,
                                 .exit_code = d->exit_code };
+}
+
+bool domain_coming_back(const struct domain *d)
+{
+    if (d->breaker_open || d->want_down)
+        return false;
+    if (d->restarting || d->cmd == DOMAIN_CMD_RESTART || d->state == DOMAIN_CREATED ||
+        d->state == DOMAIN_BOOTING)
+        return true;
+    /* Ending: whether it restarts is decided after its teardown. */
+    return d->state == DOMAIN_READY && domain_restart_policy(d) != RESTART_NEVER;
 }
 
 enum restart_policy domain_restart_policy(const struct domain *d)
@@ -895,6 +911,7 @@ out:
     d->incarnation++;
     d->t_start_ns = t0;
     d->session_vector = 0;
+    d->slots_draining = 0;
     d->served_caps = false;
     pthread_mutex_lock(&d->end.lock);
     d->end.decided = false;

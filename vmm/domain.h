@@ -111,6 +111,7 @@ struct domain {
     bool crash_loop;                /* inject crash-loop: kill it at every ready */
     bool vm_live;                   /* the VM may be touched (see above) */
     uint32_t session_vector;        /* set by its first cap registration */
+    uint32_t slots_draining;        /* session slots released, data window not yet revoked */
 
     /* The end of the running incarnation: first decision wins. */
     struct {
@@ -182,6 +183,9 @@ int domain_inject(struct domain *d, uint32_t kind, const char *who, char *err, s
 /* Stop the domain for good and wait for its thread (no lock held). */
 void domain_join(struct domain *d);
 void domain_fini(struct domain *d);
+/* Is d on its way to serving (booting, ending with a restart possible,
+ * or waiting for one), rather than down for good? sup->lock held. */
+bool domain_coming_back(const struct domain *d);
 /* The policy in force for d (RESTART_DEFAULT resolved; sup->lock held). */
 enum restart_policy domain_restart_policy(const struct domain *d);
 

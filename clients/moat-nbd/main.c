@@ -184,7 +184,7 @@ static void serve_client(struct client *cl)
     uint32_t rights = MOAT_RIGHT_READ | (srv->read_only ? 0 : MOAT_RIGHT_WRITE);
     int rc = moat_connect(srv->o->socket, &cl->mc);
     if (rc == 0)
-        rc = moat_open(cl->mc, srv->cap_name, rights, &cl->cap);
+        rc = moat_open_ready(cl->mc, srv->cap_name, rights, RECOVER_MS, &cl->cap);
     if (rc == 0)
         rc = moat_session_open(cl->cap, &(struct moat_session_params){ .recover_ms = RECOVER_MS },
                                &cl->s);
@@ -462,6 +462,9 @@ static int open_cap(struct moat_client *mc, const struct options *o, struct moat
         break;
     case MOAT_EDOWN:
         say("cap %s is down (its domain is not running); restart the domain and try again", o->cap);
+        break;
+    case MOAT_EFAILED:
+        say("cap %s is down: %s", o->cap, moat_strerror(rc));
         break;
     default:
         say("cannot open cap %s: %s", o->cap, moat_strerror(rc));

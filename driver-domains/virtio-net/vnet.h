@@ -30,7 +30,7 @@
 #define VNET_BUF_SIZE     2048u     /* one RX or TX buffer: header + 1514 fit */
 #define VNET_BUFS_MAX     32768u
 #define VNET_RESET_NS     ((uint64_t)1000000000)    /* reset must finish within 1 s */
-#define VNET_CHECK_NS     ((uint64_t)1000000000)    /* device status checked this often */
+#define VNET_CHECK_NS     ((uint64_t)250000000)     /* device status checked this often */
 
 _Static_assert(VNET_BUF_SIZE >= VIRTIO_NET_HDR_LEN_MRG + ETH_FRAME_MAX, "a buffer holds a frame");
 
@@ -42,6 +42,7 @@ struct vnet_cfg {
     uint64_t stats_ns;              /* counter line interval, 0 = never */
     uint64_t spin_ns;               /* keep polling this long after work */
     bool wild_rx;                   /* test: receive buffers outside every window */
+    uint64_t tx_timeout_ns;         /* transmit queue stuck this long: fail-stop */
 };
 
 /* Counters since the domain started. */
@@ -89,6 +90,9 @@ struct vnet {
     uint32_t tx_free_top;
     bool tx_blocked;                /* tx refused since the last dd_nic_tx_ready */
     bool tx_since_poll;             /* vnet_tx took frames since the last poll */
+    uint64_t tx_completed;          /* transmit chains the device gave back */
+    uint64_t tx_completed_seen;     /* ... at the last check */
+    uint64_t tx_stall_ns;           /* since when none came back with some out, 0 */
 
     struct dd_nic *nic;
     bool irqs_armed;                /* the poller went idle with interrupts on */

@@ -31,11 +31,15 @@ static bool vnet_fault(void *ctx, uint32_t kind, uint64_t arg)
         if (!dd_dma_window(0, &win, &size))
             return false;
         return post_tx(v, win + size - 64, 128);
-    case MOAT_FAULT_CORRUPT_DEVICE:
-        /* The avail index jumps by more than the ring holds. */
+    case MOAT_FAULT_CORRUPT_DEVICE: {
+        /* A frame of our own in flight, then the avail index jumps by more
+         * than the ring holds. */
+        static const uint8_t frame[64] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+        vnet_tx(v, frame, sizeof frame);
         vq_avail_idx_force(&v->txq.vq, (uint16_t)(v->txq.vq.avail_pub + v->txq.vq.size + 3u));
         v->ops->notify(&v->tp, v->txq.vq.qidx);
         return true;
+    }
     case MOAT_FAULT_EXIT_DMA: {
         /* Frames of our own in flight, then leave without waiting. */
         static const uint8_t frame[64] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };

@@ -58,6 +58,7 @@ static uint32_t tx_reclaim(struct vnet *v)
         v->tx_free[v->tx_free_top++] = (uint16_t)u.token;
         n++;
     }
+    v->tx_completed += n;
     if (r != VQ_EMPTY)
         violation(&v->txq, r, &u);
     return n;
@@ -229,6 +230,26 @@ void vnet_config_event(void *ctx)
 
 /* ---- the poller ------------------------------------------------------------------ */
 
+/* Transmit buffers out and none given back for tx_timeout: the device
+ * stopped the queue (a legacy device has no other way to say so). Like a
+ * network stack's transmit watchdog, but the remedy is a fail-stop: the
+ * supervisor restarts the domain with a freshly reset device. */
+static void check_tx_progress(struct vnet *v, uint64_t now)
+{
+    if (v->txq.vq.outstanding == 0 || v->tx_completed != v->tx_completed_seen) {
+        v->tx_completed_seen = v->tx_completed;
+        v->tx_stall_ns = 0;
+        return;
+    }
+    if (!v->tx_stall_ns) {
+        v->tx_stall_ns = now;
+        return;
+    }
+    if (now - v->tx_stall_ns >= v->cfg.tx_timeout_ns)
+        dd_panic("virtio-net: the device gave no transmit buffer back for %lu ms (%u out)",
+                 (now - v->tx_stall_ns) / 1000000u, v->txq.vq.outstanding);
+}
+
 bool vnet_poll(void *ctx)
 {
     struct vnet *v = ctx;
@@ -252,6 +273,7 @@ bool vnet_poll(void *ctx)
     if (now >= v->next_check_ns) {
         v->next_check_ns = now + VNET_CHECK_NS;
         vnet_check_status(v);
+        check_tx_progress(v, now);
     }
     if (v->cfg.stats_ns && now >= v->next_stats_ns) {
         v->next_stats_ns = now + v->cfg.stats_ns;

@@ -21,6 +21,9 @@
  *                  (default 0: off)
  *   wild_rx=1      test: behave as a hostile driver and post receive
  *                  buffers in private RAM, outside every DMA window
+ *   tx_timeout_ms=N  fail-stop when the device gives no transmit buffer
+ *                  back for N ms while some are out (default 500): a
+ *                  legacy device that stopped its queue says nothing else
  *
  * Memory: dma= must hold (rx_bufs + tx_bufs) x 2 KiB of buffers plus the
  * two rings (a 256-entry ring is 12 KiB; a legacy device's fixed 4096 is
@@ -54,6 +57,7 @@ static void parse_args(const char *args, struct vnet_cfg *c)
     c->spin_ns = arg32(args, "spin_us", DD_SPIN_US_DEFAULT, 0, 1000000) * (uint64_t)1000;
     c->stats_ns = arg32(args, "stats_s", 0, 0, 86400) * (uint64_t)1000000000;
     c->wild_rx = arg32(args, "wild_rx", 0, 0, 1) != 0;
+    c->tx_timeout_ns = arg32(args, "tx_timeout_ms", 500, 10, 600000) * (uint64_t)1000000;
 }
 
 /* ---- finding the function and its transport ---------------------------------- */

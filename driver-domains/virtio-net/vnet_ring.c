@@ -131,6 +131,7 @@ void vq_avail_idx_force(struct vq *q, uint16_t idx)
 {
     dd_wmb();
     q->avail[AV_IDX] = idx;
+    q->avail_idx = q->avail_pub = idx;  /* and the driver goes on from there */
 }
 
 const char *vq_verdict_name(enum vq_verdict v)

@@ -110,8 +110,9 @@ static inline uint16_t vq_unpublished(const struct vq *q)
  * the index store from those loads, or both sides could skip the
  * notification. False (and nothing written) when nothing was added. */
 bool vq_publish(struct vq *q);
-/* Fault injection only: publish avail index idx whatever was added (the
- * device must refuse an index that moved more than the ring holds). */
+/* Fault injection only: publish avail index idx in place of the real one
+ * and carry on counting from it, as a driver with a corrupted index would
+ * (the device must refuse an index that moved more than the ring holds). */
 void vq_avail_idx_force(struct vq *q, uint16_t idx);
 
 /* A used element, checked. */

@@ -303,7 +303,7 @@ Test(supervision, a_crash_loop_opens_the_breaker_and_a_restart_closes_it, .init 
     struct moat_session *s = NULL;
     if (rc == 0)
         rc = moat_session_open(blk, NULL, &s);
-    cr_assert_eq(rc, -MOAT_EDOWN, "a session on a domain behind an open breaker: %s",
+    cr_assert_eq(rc, -MOAT_EFAILED, "a session on a domain behind an open breaker: %s",
                  moat_strerror(rc));
     cr_assert_eq(moat_restart(cc, "ram0"), 0, "operator restart");
     want_incarnation = 4;

@@ -20,7 +20,7 @@ const char *moat_strerror(int err)
         [MOAT_EPERM] = "not permitted: the handle lacks the right, or this user may not",
         [MOAT_ESTALE] = "stale: the serving domain was restarted or the cap revoked; reopen it",
         [MOAT_EBADCAP] = "not a handle of this connection",
-        [MOAT_EDOWN] = "the serving domain is not running",
+        [MOAT_EDOWN] = "the serving domain is not running and is not restarting",
         [MOAT_ELIMIT] = "a per-client or per-domain limit was reached",
         [MOAT_EPROTO] = "the serving domain broke the session protocol (reported to moat)",
         [MOAT_EIO] = "the device reported an I/O error",
@@ -35,6 +35,7 @@ const char *moat_strerror(int err)
         [MOAT_EFAILED] = "the serving domain crashed again and again and is held down (its "
                          "restart breaker is open); an operator must restart it "
                          "(moatctl restart DOMAIN)",
+        [MOAT_ERESTARTING] = "the serving domain is restarting; it serves again shortly",
     };
     if (err < 0)
         err = -err;
@@ -397,6 +398,39 @@ int moat_inject(struct moat_cap *ctl, const char *domain, uint32_t fault)
     return ctl_action(ctl, MOAT_MSG_INJECT, domain, fault);
 }
 
+int moat__wait_caps(struct moat_client *c, uint64_t seen_up, uint64_t seen_down,
+                    uint64_t deadline)
+{
+    while (c->caps_up == seen_up && c->domains_down == seen_down) {
+        uint64_t t = moat__now_ns();
+        if (t >= deadline)
+            return -MOAT_ETIMEDOUT;
+        struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+        int ms = (int)((deadline - t + 999999) / 1000000);
+        int rc;
+        if (poll(&pfd, 1, ms) > 0 && (rc = moat__drain_events(c)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int moat_open_ready(struct moat_client *c, const char *name, uint32_t rights, int timeout_ms,
+                    struct moat_cap **out)
+{
+    uint64_t deadline = moat__now_ns() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000ull;
+    for (;;) {
+        uint64_t up = c->caps_up, down = c->domains_down;
+        int rc = moat_open(c, name, rights, out);
+        if (rc != -MOAT_ERESTARTING)
+            return rc;
+        rc = moat__wait_caps(c, up, down, deadline);
+        if (rc == -MOAT_ETIMEDOUT)
+            return -MOAT_ERESTARTING;
+        if (rc < 0)
+            return rc;
+    }
+}
+
 int moat_open_wait(const char *path, const char *name, uint32_t rights, unsigned wait_s,
                    struct moat_client **c, struct moat_cap **cap)
 {
@@ -410,7 +444,7 @@ int moat_open_wait(const char *path, const char *name, uint32_t rights, unsigned
             rc = moat_open(*c, name, rights, cap);
         if (rc == 0)
             return 0;
-        if (rc != -MOAT_ENOENT && rc != -MOAT_EDOWN && *c) {
+        if (rc != -MOAT_ENOENT && rc != -MOAT_EDOWN && rc != -MOAT_ERESTARTING && *c) {
             moat_disconnect(*c);        /* moat went away: connect afresh */
             *c = NULL;
         }

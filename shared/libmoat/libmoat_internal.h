@@ -117,6 +117,10 @@ void moat__session_detach(struct moat_session *s);
 /* Client internals used by session.c. */
 int moat__rpc(struct moat_client *c, uint16_t type, const void *req, uint32_t req_len,
               void *reply, uint32_t reply_max, uint32_t *reply_len, int *fds, unsigned n_fds);
+/* Sleep on c's socket, reading events, until a CAP_UP or DOMAIN_DOWN
+ * arrives after the counts given, or deadline: 0 or -MOAT_ETIMEDOUT. */
+int moat__wait_caps(struct moat_client *c, uint64_t seen_up, uint64_t seen_down,
+                    uint64_t deadline);
 /* Read pending events without blocking (marks revoked sessions). */
 int moat__drain_events(struct moat_client *c);
 /* The session failed: every outstanding request completes with err. */

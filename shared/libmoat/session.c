@@ -236,6 +236,16 @@ int moat_session_open(struct moat_cap *cap, const struct moat_session_params *p,
         data = MOAT_SESSION_DATA_MAX;
     s->params.data_size = (data + PAGE - 1) & ~(PAGE - 1);
     int rc = session_connect(s, cap);
+    if ((rc == -MOAT_ERESTARTING || rc == -MOAT_ESTALE) && s->params.recover_ms >= 0) {
+        /* The domain is restarting (or restarted under this handle): wait
+         * for it as a recovering session would. */
+        s->c = cap->c;
+        s->cap = cap;
+        int32_t ms = s->params.recover_ms ? s->params.recover_ms : MOAT_RECOVER_MS_DEFAULT;
+        rc = moat__reattach(s, moat__now_ns() + (uint64_t)ms * 1000000ull);
+        if (rc == -MOAT_ETIMEDOUT)
+            rc = -MOAT_EDOWN;
+    }
     if (rc < 0) {
         free(s);
         return rc;
@@ -279,23 +289,16 @@ int moat__reattach(struct moat_session *s, uint64_t deadline)
             fresh->handle = stale;
             moat_close(fresh);
             rc = session_connect(s, cap);
-            /* EDOWN: registered but not ready yet; its CAP_UP comes at ready. */
-            if (rc != -MOAT_EDOWN)
+            /* ERESTARTING: on its way back; its CAP_UP comes at ready. */
+            if (rc != -MOAT_ERESTARTING)
                 return rc;
         }
-        if (rc != -MOAT_EDOWN && rc != -MOAT_ENOENT)
+        if (rc != -MOAT_ERESTARTING && rc != -MOAT_ENOENT)
             return rc;
-        /* Down: sleep on the control socket until a cap comes up (or the
-         * domain's breaker opens). */
-        while (c->caps_up == seen && c->domains_down == down) {
-            uint64_t t = moat__now_ns();
-            if (t >= deadline)
-                return -MOAT_ETIMEDOUT;
-            struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
-            int ms = (int)((deadline - t + 999999) / 1000000);
-            if (poll(&pfd, 1, ms) > 0 && (rc = moat__drain_events(c)) < 0)
-                return rc;
-        }
+        /* Down: sleep on the control socket until a cap comes up (or a
+         * domain stays down). */
+        if ((rc = moat__wait_caps(c, seen, down, deadline)) < 0)
+            return rc;
     }
 }
 

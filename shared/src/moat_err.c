@@ -10,7 +10,7 @@ const char *moat_err_name(int err)
         [MOAT_EIO] = "EIO", [MOAT_ENOTSUP] = "ENOTSUP", [MOAT_ECONN] = "ECONN",
         [MOAT_ETIMEDOUT] = "ETIMEDOUT", [MOAT_ENOMEM] = "ENOMEM", [MOAT_EBUSY] = "EBUSY",
         [MOAT_ERANGE] = "ERANGE", [MOAT_EROFS] = "EROFS", [MOAT_ESYS] = "ESYS",
-        [MOAT_EFAILED] = "EFAILED",
+        [MOAT_EFAILED] = "EFAILED", [MOAT_ERESTARTING] = "ERESTARTING",
     };
     if (err < 0)
         err = -err;

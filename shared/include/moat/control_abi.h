@@ -45,7 +45,8 @@ enum moat_err {
     MOAT_EROFS     = 16,    /* the device is read-only */
     MOAT_ESYS      = 17,    /* a system call failed (errno is kept) */
     MOAT_EFAILED   = 18,    /* the serving domain crash-looped: its breaker is open */
-    MOAT_ERR_MAX   = 18,
+    MOAT_ERESTARTING = 19,  /* the serving domain is restarting: it comes back soon */
+    MOAT_ERR_MAX   = 19,
 };
 
 /* "ESTALE" for MOAT_ESTALE (accepts the negative code too); "E?" if unknown.

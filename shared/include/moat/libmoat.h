@@ -64,6 +64,10 @@ void moat_disconnect(struct moat_client *c);
 /* The control socket fd (readable when an event is pending), for poll(). */
 int moat_client_fd(const struct moat_client *c);
 
+/* moat_open, but while the cap's domain is restarting (MOAT_ERESTARTING)
+ * wait up to timeout_ms for it to serve again. */
+int moat_open_ready(struct moat_client *c, const char *name, uint32_t rights, int timeout_ms,
+                    struct moat_cap **out);
 /* Copy up to max cap descriptions into out; returns how many there are in
  * total (may exceed max) or -MOAT_E*. */
 int moat_list(struct moat_client *c, struct moat_cap_desc *out, size_t max);
