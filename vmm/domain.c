@@ -120,6 +120,7 @@ void domain_end_post(struct domain *d, enum domain_state st, const struct crash_
     bool first = !d->end.decided;
     if (first) {
         d->end.decided = true;
+        d->end.t_ns = monotonic_ns();
         d->end.state = st;
         if (why)
             d->end.crash = *why;
@@ -520,10 +521,11 @@ static void run_vcpu(struct domain *d)
 }
 
 /* Caller holds sup->lock. Remember why the incarnation ended. */
-static void record_cause(struct domain *d)
+static void record_cause(struct domain *d, uint64_t t_detect)
 {
     struct domain_cause *c = &d->causes[d->n_causes++ % DOMAIN_CAUSES];
-    *c = (struct domain_cause){ .t_ns = d->t_end_ns, .incarnation = d->incarnation,
+    *c = (struct domain_cause){ .t_ns = d->t_end_ns, .t_detect_ns = t_detect,
+                                .incarnation = d->incarnation,
                                 .state = d->state, .crash = d->crash,
                                 .exit_code = d->exit_code };
 }
@@ -609,6 +611,7 @@ static void finish_incarnation(struct domain *d, bool built, const char *build_e
     enum domain_state st = d->end.state;
     struct crash_info ci = d->end.crash;
     uint32_t code = d->end.code;
+    uint64_t t_detect = d->end.t_ns ? d->end.t_ns : monotonic_ns();
     pthread_mutex_unlock(&d->end.lock);
     if (built && st == DOMAIN_CRASHED)
         add_vcpu_regs(d, &ci);
@@ -634,7 +637,7 @@ static void finish_incarnation(struct domain *d, bool built, const char *build_e
         log_info(d->cfg.name, "stopped (exit code %u)", code);
     }
     set_state(d, st);
-    record_cause(d);
+    record_cause(d, t_detect);
     decide_restart(d);
     pthread_cond_broadcast(&s->changed);
     pthread_mutex_unlock(&s->lock);
@@ -915,6 +918,7 @@ out:
     d->served_caps = false;
     pthread_mutex_lock(&d->end.lock);
     d->end.decided = false;
+    d->end.t_ns = 0;
     pthread_mutex_unlock(&d->end.lock);
     atomic_store(&d->stop, false);
     if (ok) {
@@ -939,7 +943,7 @@ bool domain_start(struct domain *d, char *err, size_t errlen)
         crash_vmm_error(&d->crash, err);
         d->t_end_ns = monotonic_ns();
         set_state(d, DOMAIN_CRASHED);
-        record_cause(d);
+        record_cause(d, d->t_end_ns);
         log_error(d->cfg.name, "could not start: %s", err);
         pthread_mutex_unlock(&s->lock);
         return false;
@@ -964,7 +968,7 @@ bool domain_start(struct domain *d, char *err, size_t errlen)
         crash_vmm_error(&d->crash, err);
         d->t_end_ns = monotonic_ns();
         set_state(d, DOMAIN_CRASHED);
-        record_cause(d);
+        record_cause(d, d->t_end_ns);
         log_error(d->cfg.name, "could not start: %s", err);
         pthread_mutex_unlock(&s->lock);
         return false;

@@ -73,7 +73,8 @@ struct domain_stats {
 #define DOMAIN_CAUSES 4           /* recent ends remembered for status */
 
 struct domain_cause {           /* why an incarnation ended */
-    uint64_t t_ns;              /* monotonic */
+    uint64_t t_ns;              /* monotonic: teardown done */
+    uint64_t t_detect_ns;       /* monotonic: the end was decided */
     uint32_t incarnation;
     enum domain_state state;    /* CRASHED or STOPPED */
     struct crash_info crash;    /* valid when CRASHED */
@@ -117,6 +118,7 @@ struct domain {
     struct {
         pthread_mutex_t lock;       /* leaf: held only to copy the decision */
         bool decided;
+        uint64_t t_ns;              /* when it was decided */
         enum domain_state state;
         struct crash_info crash;
         uint32_t code;

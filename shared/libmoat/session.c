@@ -289,7 +289,11 @@ int moat__reattach(struct moat_session *s, uint64_t deadline)
             fresh->handle = stale;
             moat_close(fresh);
             rc = session_connect(s, cap);
-            /* ERESTARTING: on its way back; its CAP_UP comes at ready. */
+            /* ESTALE: it restarted again between the two calls: a fresh
+             * handle once more. ERESTARTING: on its way back; its CAP_UP
+             * comes at ready. */
+            if (rc == -MOAT_ESTALE && moat__now_ns() < deadline)
+                continue;
             if (rc != -MOAT_ERESTARTING)
                 return rc;
         }
