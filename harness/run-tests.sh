@@ -12,7 +12,8 @@ jobs=2
 suites_failed=0
 for bin in "$@"; do
     if [ "$bin" = "--" ]; then jobs=1; continue; fi
-    name=$(basename "$bin")
+    # build/asan/test/test_x and build/tsan/test/test_x: one report each.
+    name=$(basename "$(dirname "$(dirname "$bin")")")-$(basename "$bin")
     echo "== $name"
     if ! "$bin" --jobs="$jobs" --tap="$tapdir/$name.tap" 2>"$tapdir/$name.log"; then
         suites_failed=$((suites_failed + 1))

@@ -361,10 +361,14 @@ static void revoke_locked(struct broker *b, struct broker_domain *bd, struct dma
     w->state = WIN_SCRUBBING;   /* invisible: every map is refused */
     pthread_mutex_unlock(&bd->lock);
 
-    memset(w->host, 0, w->len);
-    if (b->mapper.scrubbed)
-        b->mapper.scrubbed(b->mapper.ctx, slot, w->host, w->len);
+    /* A granted window's memory is freed and may back another domain's
+     * window next: scrubbed. Adopted memory (a session's data area) stays
+     * with its owner and is never handed to anyone else; its client may be
+     * copying a completed read out of it right now: left as it is. */
     if (!w->adopted) {
+        memset(w->host, 0, w->len);
+        if (b->mapper.scrubbed)
+            b->mapper.scrubbed(b->mapper.ctx, slot, w->host, w->len);
         munmap(w->host, w->len);
         close(w->memfd);
     }

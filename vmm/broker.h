@@ -11,7 +11,8 @@
  *    record (domain, device, address, length, reason);
  *  - a window is resident while device-visible and zeroed before it is
  *    freed (revoke: unmap from the domain -> wait for in-flight device
- *    mappings to end -> bump generation -> scrub -> free);
+ *    mappings to end -> bump generation -> scrub -> free); adopted
+ *    memory is quiesced the same way and left to its owner;
  *  - a handle or mapping from an older generation never succeeds.
  *
  * Locking (order in supervisor.h): broker.lock guards the window slots
@@ -161,8 +162,10 @@ bool broker_grant_any(struct broker *b, uint32_t domain, uint64_t len, uint64_t 
  * already shares with a client. Device models then reach it through
  * broker_dma_map like any window. The caller makes it visible to the
  * domain (no mapper call) and must revoke it before it unmaps the memory;
- * revoking quiesces and scrubs it like any window but leaves the memory
- * mapped. Not counted against the domain's quota. */
+ * revoking quiesces it like any window (no device access after it
+ * returns) but neither scrubs nor unmaps it: the memory is its owner's,
+ * never anyone else's, and a client may still be reading a completed
+ * request's data from it. Not counted against the domain's quota. */
 bool broker_adopt(struct broker *b, uint32_t domain, uint64_t iova, uint64_t len, void *host,
                   uint32_t dirs, struct dma_handle *out, char *err, size_t errlen);
 /* The only way a device model reaches domain memory. On success fills m

@@ -107,7 +107,7 @@ int capsvc_register(struct capsvc *cs, struct domain *d, uint64_t gpa);
  * revokes the data window, which waits for device access to it to end,
  * and a device model's refusal path takes sup->lock. */
 int capsvc_release(struct capsvc *cs, struct domain *d, uint32_t slot, struct session *gone);
-/* Revoke the data window (quiesce, scrub), unmap the memory, close fds.
+/* Revoke the data window (quiesce), unmap the memory, close fds.
  * Takes no capsvc or supervisor lock. */
 void capsvc_session_free(struct session *gone);
 /* The domain's VM is gone: free its sessions, move its caps on, queue

@@ -11,7 +11,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sched.h>
 #include "control.h"
+#include "libmoat_internal.h"
 #include "netback.h"
 #include "testutil.h"
 
@@ -421,4 +423,44 @@ Test(supervision, a_session_gets_efailed_when_the_breaker_opens, .init = start, 
     cr_assert_lt(monotonic_ns() - t0, 5000000000ull, "the error took longer than 5 s");
     moat_session_close(s);
     tu_client_close(NULL, cc, c);
+}
+
+/* A read the domain completed just before it died: its data is copied out
+ * of the session's data area after the teardown, which must leave that
+ * area alone (it once scrubbed it under the client). */
+Test(supervision, a_read_completed_before_a_crash_keeps_its_data, .init = start, .fini = finish,
+     .timeout = 60)
+{
+    struct domain *d = boot_ramblk("ram0", "restart=never");
+    struct moat_client *c;
+    struct moat_cap *blk;
+    cr_assert_eq(moat_connect(sock, &c), 0);
+    cr_assert_eq(moat_open(c, "ram0.blk0", MOAT_RIGHT_READ | MOAT_RIGHT_WRITE, &blk), 0);
+    struct moat_session *s;
+    cr_assert_eq(moat_session_open(blk, NULL, &s), 0);
+    uint8_t w[4096], r[4096];
+    for (size_t i = 0; i < sizeof w; i++)
+        w[i] = (uint8_t)(i * 5 + 1);
+    cr_assert_eq(moat_blk_write(s, 8, 8, w), 0);
+    memset(r, 0xEE, sizeof r);
+    struct moat_blk_req q = { .op = MOAT_BLK_READ, .lba = 8, .blocks = 8, .buf = r, .user_data = 7 };
+    cr_assert_eq(moat_blk_submit(s, &q, 1), 1);
+    /* The domain has completed it (the completion is in the ring) ... */
+    uint32_t avail = 0;
+    uint64_t until = monotonic_ns() + 5000000000ull;
+    while ((moat_ring_avail(&s->cq, &avail) != MOAT_RING_OK || avail == 0) &&
+           monotonic_ns() < until)
+        sched_yield();
+    cr_assert_eq(avail, 1, "the read did not complete");
+    /* ... and dies; its teardown is over before the client looks. */
+    struct crash_info why = { .cause = CRASH_INJECTED };
+    domain_kill(d, &why);
+    cr_assert(supervisor_wait(&sup, d, DOMAIN_TERMINAL, BOOT_MS));
+    struct moat_completion cpl;
+    cr_assert_eq(moat_poll(s, &cpl, 1), 1, "the completed read was not delivered");
+    cr_assert_eq(cpl.status, 0);
+    cr_assert(!memcmp(r, w, sizeof r), "the read's data changed under the client (%02x %02x, "
+              "want %02x %02x)", r[0], r[1], w[0], w[1]);
+    moat_session_close(s);
+    tu_client_close(NULL, blk, c);
 }
