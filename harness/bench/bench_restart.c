@@ -9,7 +9,7 @@
  * restored within 100 ms at p99; a warm spare would be near 20 ms.
  * The domains run with watchdog-ms=100 (hang and spin are found only by
  * the watchdog: their detection is that figure, not a code path) and
- * restarts=64/50ms: each fault is an isolated one, whose restart is
+ * restarts=64/10ms: each fault is an isolated one, whose restart is
  * immediate (a crash loop's backoff is not what this measures).
  */
 #include <stdio.h>
@@ -123,10 +123,10 @@ int main(int argc, char **argv)
     close(fd);
     char spec[1024];
     snprintf(spec, sizeof spec, "name=ram0 kernel=%s/guest/ramblk.elf mem=32M watchdog-ms=100 "
-             "restarts=64/50ms args=\"size=4M\"", MOAT_BUILD_DIR);
+             "restarts=64/10ms args=\"size=4M\"", MOAT_BUILD_DIR);
     struct domain *ram = boot(spec);
     snprintf(spec, sizeof spec, "name=nv kernel=%s/guest/nvme.elf mem=64M dma=32M "
-             "watchdog-ms=100 restarts=64/50ms dev=nvme:image=%s", MOAT_BUILD_DIR, img);
+             "watchdog-ms=100 restarts=64/10ms dev=nvme:image=%s", MOAT_BUILD_DIR, img);
     struct domain *nv = boot(spec);
     struct moat_client *c;
     struct moat_cap *cc, *cap[2];
