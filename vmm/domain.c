@@ -934,20 +934,30 @@ out:
     return ok;
 }
 
+/* The first incarnation could not start (no domain thread runs): tear
+ * down what was built, CRASHED with the reason; no restart follows. */
+static bool start_failed(struct domain *d, const char *err)
+{
+    struct supervisor *s = d->sup;
+    pthread_mutex_lock(&s->lock);
+    d->vm_live = false;
+    pthread_mutex_unlock(&s->lock);
+    teardown(d);
+    pthread_mutex_lock(&s->lock);
+    crash_vmm_error(&d->crash, err);
+    d->t_end_ns = monotonic_ns();
+    set_state(d, DOMAIN_CRASHED);
+    record_cause(d, d->t_end_ns);
+    log_error(d->cfg.name, "could not start: %s", err);
+    pthread_mutex_unlock(&s->lock);
+    return false;
+}
+
 bool domain_start(struct domain *d, char *err, size_t errlen)
 {
     struct supervisor *s = d->sup;
-    if (!build_incarnation(d, err, errlen)) {
-        teardown(d);
-        pthread_mutex_lock(&s->lock);
-        crash_vmm_error(&d->crash, err);
-        d->t_end_ns = monotonic_ns();
-        set_state(d, DOMAIN_CRASHED);
-        record_cause(d, d->t_end_ns);
-        log_error(d->cfg.name, "could not start: %s", err);
-        pthread_mutex_unlock(&s->lock);
-        return false;
-    }
+    if (!build_incarnation(d, err, errlen))
+        return start_failed(d, err);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     if (d->cfg.pin_cpu)
@@ -960,18 +970,7 @@ bool domain_start(struct domain *d, char *err, size_t errlen)
     pthread_attr_destroy(&attr);
     if (rc != 0) {
         snprintf(err, errlen, "cannot start the domain thread: %s", strerror(rc));
-        pthread_mutex_lock(&s->lock);
-        d->vm_live = false;
-        pthread_mutex_unlock(&s->lock);
-        teardown(d);
-        pthread_mutex_lock(&s->lock);
-        crash_vmm_error(&d->crash, err);
-        d->t_end_ns = monotonic_ns();
-        set_state(d, DOMAIN_CRASHED);
-        record_cause(d, d->t_end_ns);
-        log_error(d->cfg.name, "could not start: %s", err);
-        pthread_mutex_unlock(&s->lock);
-        return false;
+        return start_failed(d, err);
     }
     char tname[16];     /* visible in top -H and perf */
     snprintf(tname, sizeof tname, "vcpu-%.10s", d->cfg.name);

@@ -261,31 +261,8 @@ static void *qio_thread(void *arg)
 static void start_nbd(void)
 {
     snprintf(nbd_sock, sizeof nbd_sock, "%s/nbd.sock", dir);
-    int pipefd[2];
-    cr_assert_eq(pipe(pipefd), 0);
-    nbd_pid = fork();
-    cr_assert_neq(nbd_pid, -1);
-    if (nbd_pid == 0) {
-        dup2(pipefd[1], STDERR_FILENO);
-        close(pipefd[0]);
-        char bin[PATH_MAX];
-        snprintf(bin, sizeof bin, "%s/asan/bin/moat-nbd", MOAT_BUILD_DIR);
-        execl(bin, bin, "--socket", sock, "--cap", "nv.blk0", "--unix", nbd_sock, (char *)NULL);
-        _exit(127);
-    }
-    close(pipefd[1]);
-    FILE *f = fdopen(pipefd[0], "r");
-    char line[512] = "";
-    bool serving = false;
-    while (!serving && fgets(line, sizeof line, f))
-        serving = strstr(line, "serving cap nv.blk0") != NULL;
-    cr_assert(serving, "moat-nbd did not start serving (last line: %s)", line);
-    if (fork() == 0) {      /* keep draining its stderr */
-        while (fgets(line, sizeof line, f))
-            fputs(line, stderr);
-        _exit(0);
-    }
-    fclose(f);
+    nbd_pid = tu_start_nbd(sock, "nv.blk0", nbd_sock, err, sizeof err);
+    cr_assert_gt(nbd_pid, 0, "%s", err);
 }
 
 /* ---- the suite --------------------------------------------------------------------------- */

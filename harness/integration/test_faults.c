@@ -10,28 +10,10 @@
 #include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
-#include "control.h"
-#include "netback.h"
-#include "testutil.h"
 
 #define BOOT_MS 10000u
 
-static struct supervisor sup;
-static struct control ctl;
-static char err[512];
-static char sock[PATH_MAX];
-
-static void start(void)
-{
-    TU_REQUIRE_KVM();
-    cr_assert(tu_moat_start(&sup, &ctl, NULL, sock, sizeof sock, err, sizeof err), "%s", err);
-}
-
-static void finish(void)
-{
-    tu_moat_stop(&sup, &ctl);
-    netback_shutdown();
-}
+#include "kvm_fixture.h"
 
 /* What a fault must do to the incarnation it hits. */
 enum outcome {
@@ -161,7 +143,7 @@ static const struct fault_case kernel_cases[] = {
     { MOAT_FAULT_KILL, ENDS_CRASHED, CRASH_INJECTED, "kill injected" },
 };
 
-Test(faults, ramblk_every_kernel_kind_and_no_device_kinds, .init = start, .fini = finish,
+Test(faults, ramblk_every_kernel_kind_and_no_device_kinds, .init = kvm_start, .fini = kvm_finish,
      .timeout = 180)
 {
     char spec[512];
@@ -189,7 +171,7 @@ Test(faults, ramblk_every_kernel_kind_and_no_device_kinds, .init = start, .fini 
     tu_client_close(NULL, cap, c);
 }
 
-Test(faults, nvme_every_kind, .init = start, .fini = finish, .timeout = 240)
+Test(faults, nvme_every_kind, .init = kvm_start, .fini = kvm_finish, .timeout = 240)
 {
     char img[PATH_MAX], spec[PATH_MAX + 256];
     snprintf(img, sizeof img, "%s/f.img", tu_tmpdir());
@@ -242,7 +224,7 @@ static void vnet_device_kinds(const char *dev, const struct fault_case *cases, s
     run_cases(d, "vn", cases, n, NULL, false);
 }
 
-Test(faults, virtio_net_device_kinds, .init = start, .fini = finish, .timeout = 180)
+Test(faults, virtio_net_device_kinds, .init = kvm_start, .fini = kvm_finish, .timeout = 180)
 {
     static const struct fault_case cases[] = {
         { MOAT_FAULT_WILD_DMA_PRIVATE, ENDS_CRASHED, CRASH_POLICY, "outside every window" },
@@ -257,7 +239,7 @@ Test(faults, virtio_net_device_kinds, .init = start, .fini = finish, .timeout = 
 
 /* A legacy device has no DEVICE_NEEDS_RESET: it stops the queue, and the
  * driver's transmit watchdog fail-stops the domain. */
-Test(faults, virtio_net_legacy_corrupt_ring, .init = start, .fini = finish, .timeout = 120)
+Test(faults, virtio_net_legacy_corrupt_ring, .init = kvm_start, .fini = kvm_finish, .timeout = 120)
 {
     static const struct fault_case cases[] = {
         { MOAT_FAULT_CORRUPT_DEVICE, ENDS_CRASHED, CRASH_PANIC, "gave no transmit buffer back" },
@@ -268,7 +250,7 @@ Test(faults, virtio_net_legacy_corrupt_ring, .init = start, .fini = finish, .tim
 
 /* crash-loop kills every new incarnation as soon as it is ready, until
  * the breaker opens; then the domain stays down. */
-Test(faults, crash_loop_opens_the_breaker, .init = start, .fini = finish, .timeout = 120)
+Test(faults, crash_loop_opens_the_breaker, .init = kvm_start, .fini = kvm_finish, .timeout = 120)
 {
     char spec[512];
     snprintf(spec, sizeof spec, "name=ram0 kernel=%s mem=32M restarts=3/60s args=\"size=4M\"",

@@ -68,34 +68,8 @@ static void start_with(const char *spec, const char *cap)
     /* moat-nbd as a separate process; it says when it serves. */
     snprintf(nbd_sock, sizeof nbd_sock, "%s/nbd.sock", dir);
     snprintf(uri, sizeof uri, "nbd+unix:///%s?socket=%s", cap, nbd_sock);
-    int pipefd[2];
-    cr_assert_eq(pipe(pipefd), 0);
-    nbd_pid = fork();
-    cr_assert_neq(nbd_pid, -1);
-    if (nbd_pid == 0) {
-        dup2(pipefd[1], STDERR_FILENO);
-        close(pipefd[0]);
-        char bin[PATH_MAX];
-        snprintf(bin, sizeof bin, "%s/asan/bin/moat-nbd", MOAT_BUILD_DIR);
-        execl(bin, bin, "--socket", sock, "--cap", cap, "--unix", nbd_sock, (char *)NULL);
-        _exit(127);
-    }
-    close(pipefd[1]);
-    FILE *f = fdopen(pipefd[0], "r");
-    char line[512];
-    char want[96];
-    snprintf(want, sizeof want, "serving cap %s", cap);
-    bool serving = false;
-    while (!serving && fgets(line, sizeof line, f))
-        serving = strstr(line, want) != NULL;
-    cr_assert(serving, "moat-nbd did not start serving (last line: %s)", line);
-    /* Keep draining its stderr so it never blocks on a full pipe. */
-    if (fork() == 0) {
-        while (fgets(line, sizeof line, f))
-            fputs(line, stderr);
-        _exit(0);
-    }
-    fclose(f);
+    nbd_pid = tu_start_nbd(sock, cap, nbd_sock, err, sizeof err);
+    cr_assert_gt(nbd_pid, 0, "%s", err);
 }
 
 static void finish(void)

@@ -12,29 +12,11 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sched.h>
-#include "control.h"
 #include "libmoat_internal.h"
-#include "netback.h"
-#include "testutil.h"
 
 #define BOOT_MS 10000u
 
-static struct supervisor sup;
-static struct control ctl;
-static char err[512];
-static char sock[PATH_MAX];
-
-static void start(void)
-{
-    TU_REQUIRE_KVM();
-    cr_assert(tu_moat_start(&sup, &ctl, NULL, sock, sizeof sock, err, sizeof err), "%s", err);
-}
-
-static void finish(void)
-{
-    tu_moat_stop(&sup, &ctl);
-    netback_shutdown();
-}
+#include "kvm_fixture.h"
 
 static struct domain *boot(const char *spec)
 {
@@ -151,7 +133,7 @@ static void *flood_thread(void *arg)
  * nicb, whose receive ring points outside its windows; the refusal
  * fail-stopped nicb by taking the supervisor lock that nica's teardown
  * held. Every restart of nica must return, however often nicb dies. */
-Test(supervision, hostile_receiver_while_its_peer_restarts, .init = start, .fini = finish,
+Test(supervision, hostile_receiver_while_its_peer_restarts, .init = kvm_start, .fini = kvm_finish,
      .timeout = 300)
 {
 #define NIC_SPEC "name=%s kernel=%s mem=64M dma=16M %s dev=virtio-net:mac=%s args=\"%s\""
@@ -228,7 +210,7 @@ Test(supervision, hostile_receiver_while_its_peer_restarts, .init = start, .fini
 
 /* ---- restart policy ---------------------------------------------------------------- */
 
-Test(supervision, a_crashed_driver_domain_restarts_by_itself, .init = start, .fini = finish,
+Test(supervision, a_crashed_driver_domain_restarts_by_itself, .init = kvm_start, .fini = kvm_finish,
      .timeout = 120)
 {
     struct domain *d = boot_ramblk("ram0", "");     /* serves a cap: on-failure */
@@ -254,7 +236,7 @@ Test(supervision, a_crashed_driver_domain_restarts_by_itself, .init = start, .fi
     tu_client_close(NULL, cc, c);
 }
 
-Test(supervision, an_operator_stop_is_not_followed_by_a_restart, .init = start, .fini = finish,
+Test(supervision, an_operator_stop_is_not_followed_by_a_restart, .init = kvm_start, .fini = kvm_finish,
      .timeout = 120)
 {
     struct domain *d = boot_ramblk("ram0", "restart=always");
@@ -264,7 +246,7 @@ Test(supervision, an_operator_stop_is_not_followed_by_a_restart, .init = start, 
     cr_assert_eq(d->auto_restarts, 0, "an operator stop was followed by an automatic restart");
 }
 
-Test(supervision, restart_never_leaves_a_crashed_domain_down, .init = start, .fini = finish,
+Test(supervision, restart_never_leaves_a_crashed_domain_down, .init = kvm_start, .fini = kvm_finish,
      .timeout = 120)
 {
     struct domain *d = boot_ramblk("ram0", "restart=never");
@@ -279,8 +261,8 @@ Test(supervision, restart_never_leaves_a_crashed_domain_down, .init = start, .fi
 
 /* A crash loop spends the budget, opens the breaker (the domain stays down
  * with the reason), and an operator restart closes it again. */
-Test(supervision, a_crash_loop_opens_the_breaker_and_a_restart_closes_it, .init = start,
-     .fini = finish, .timeout = 120)
+Test(supervision, a_crash_loop_opens_the_breaker_and_a_restart_closes_it, .init = kvm_start,
+     .fini = kvm_finish, .timeout = 120)
 {
     struct domain *d = boot_ramblk("ram0", "restarts=2/60s");
     struct moat_client *c;
@@ -332,8 +314,8 @@ static void pattern(uint8_t *b, size_t len, uint32_t lba, uint32_t round)
  * again to its next incarnation: every one completes OK, exactly once, and
  * the data is on the device and in the image file. The controller swallows
  * one command (stall=) so something is surely in flight at the kill. */
-Test(supervision, requests_in_flight_survive_a_crash_of_the_nvme_domain, .init = start,
-     .fini = finish, .timeout = 120)
+Test(supervision, requests_in_flight_survive_a_crash_of_the_nvme_domain, .init = kvm_start,
+     .fini = kvm_finish, .timeout = 120)
 {
     char img[PATH_MAX];
     snprintf(img, sizeof img, "%s/nv.img", tu_tmpdir());
@@ -402,7 +384,7 @@ Test(supervision, requests_in_flight_survive_a_crash_of_the_nvme_domain, .init =
 }
 
 /* A crash loop ends recovery with a clear error, not a hang. */
-Test(supervision, a_session_gets_efailed_when_the_breaker_opens, .init = start, .fini = finish,
+Test(supervision, a_session_gets_efailed_when_the_breaker_opens, .init = kvm_start, .fini = kvm_finish,
      .timeout = 120)
 {
     struct domain *d = boot_ramblk("ram0", "restarts=1/60s");
@@ -428,7 +410,7 @@ Test(supervision, a_session_gets_efailed_when_the_breaker_opens, .init = start, 
 /* A read the domain completed just before it died: its data is copied out
  * of the session's data area after the teardown, which must leave that
  * area alone (it once scrubbed it under the client). */
-Test(supervision, a_read_completed_before_a_crash_keeps_its_data, .init = start, .fini = finish,
+Test(supervision, a_read_completed_before_a_crash_keeps_its_data, .init = kvm_start, .fini = kvm_finish,
      .timeout = 60)
 {
     struct domain *d = boot_ramblk("ram0", "restart=never");

@@ -1,6 +1,7 @@
 /* Test helpers (contract in testutil.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -169,4 +170,46 @@ void tu_client_close(struct moat_session *s, struct moat_cap *cap, struct moat_c
         moat_close(cap);
     if (c)
         moat_disconnect(c);
+}
+
+pid_t tu_start_nbd(const char *ctl_sock, const char *cap, const char *nbd_sock, char *err,
+                   size_t errlen)
+{
+    int pipefd[2];
+    if (pipe(pipefd) != 0) {
+        snprintf(err, errlen, "pipe: %s", strerror(errno));
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(err, errlen, "fork: %s", strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        dup2(pipefd[1], STDERR_FILENO);
+        close(pipefd[0]);
+        char bin[PATH_MAX];
+        snprintf(bin, sizeof bin, "%s/asan/bin/moat-nbd", MOAT_BUILD_DIR);
+        execl(bin, bin, "--socket", ctl_sock, "--cap", cap, "--unix", nbd_sock, (char *)NULL);
+        _exit(127);
+    }
+    close(pipefd[1]);
+    FILE *f = fdopen(pipefd[0], "r");
+    char line[512] = "", want[96];
+    snprintf(want, sizeof want, "serving cap %s", cap);
+    bool serving = false;
+    while (!serving && fgets(line, sizeof line, f))
+        serving = strstr(line, want) != NULL;
+    if (!serving) {
+        snprintf(err, errlen, "moat-nbd did not start serving (last line: %s)", line);
+        fclose(f);
+        return -1;
+    }
+    if (fork() == 0) {      /* keep draining its stderr so it never blocks */
+        while (fgets(line, sizeof line, f))
+            fputs(line, stderr);
+        _exit(0);
+    }
+    fclose(f);
+    return pid;
 }

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <stdio.h>
 #include "control.h"
 #include "moat/libmoat.h"
@@ -62,6 +63,11 @@ struct domain *tu_boot(struct supervisor *s, const char *spec, unsigned timeout_
                        char *err, size_t errlen);
 /* Read a whole file into a NUL-terminated heap buffer (NULL on error). */
 char *tu_slurp(const char *path);
+/* Start build/asan/bin/moat-nbd exporting cap (served by the moat on
+ * ctl_sock) on the Unix socket nbd_sock; returns once it serves (its pid;
+ * its stderr goes on to ours), or -1 with err. */
+pid_t tu_start_nbd(const char *ctl_sock, const char *cap, const char *nbd_sock, char *err,
+                   size_t errlen);
 /* Wait until d's heartbeat exceeds since, or timeout; returns the beat. */
 uint64_t tu_wait_heartbeat_past(struct domain *d, uint64_t since, unsigned timeout_ms);
 

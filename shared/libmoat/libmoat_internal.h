@@ -146,6 +146,9 @@ void moat__recover_begin(struct moat_session *s);
  * -MOAT_E* when recovery gave up (every held request then completes with
  * it, and the session keeps that error). */
 int moat__recover(struct moat_session *s, uint64_t deadline);
+/* Before a call uses s: recover if its domain restarted (waiting at most
+ * recover_ms). 0 when s is attached and may be used, else -MOAT_E*. */
+int moat__session_ready(struct moat_session *s);
 /* After completions: submit held flushes whose earlier requests are done. */
 void moat__recover_release_flushes(struct moat_session *s);
 /* A call found nothing to do: at most once a millisecond, read moat's

@@ -32,20 +32,6 @@ int moat_nic_info(const struct moat_cap *cap, struct moat_nic_info *out)
 
 uint32_t moat_nic_tx_inflight(const struct moat_session *s) { return s->nic.tx_inflight; }
 
-/* The domain restarted: move to its new incarnation (waiting at most
- * recover_ms); the frames in flight were dropped and counted. */
-static int nic_recover(struct moat_session *s)
-{
-    if (s->recovering) {
-        int rc = moat__recover(s, s->recover_deadline);
-        if (rc < 0)
-            return rc;
-    }
-    if (!s->mem)
-        return s->err ? s->err : -MOAT_ESTALE;     /* detached */
-    return 0;
-}
-
 static uint8_t *slot_buf(struct moat_session *s, uint32_t idx)
 {
     return s->mem + s->layout.data_off + (uint64_t)idx * s->slot_bytes;
@@ -66,21 +52,6 @@ static uint32_t put(struct moat_session *s, uint32_t i, uint16_t op, uint32_t le
                               .buf_off = (uint64_t)idx * s->slot_bytes };
     memcpy(moat_ring_slot(&s->sq, i), &e, sizeof e);
     return idx;
-}
-
-static int publish(struct moat_session *s, uint32_t n)
-{
-    if (!n)
-        return 0;
-    bool need_kick = false;
-    if (moat_ring_publish(&s->sq, n, &need_kick) != MOAT_RING_OK) {
-        moat__malformed(s, "request ring: publish refused");
-        return s->err;
-    }
-    s->st.submitted += n;
-    if (need_kick)
-        moat__kick(s);
-    return 0;
 }
 
 /* Room in the request ring, or -MOAT_E* (the session failed). */
@@ -108,7 +79,7 @@ static int refill_rx(struct moat_session *s)
         put(s, q++, MOAT_NIC_RX, (uint32_t)s->slot_bytes);
         n->rx_posted++;
     }
-    return publish(s, q);
+    return moat__publish(s, q);
 }
 
 /* ---- completions -------------------------------------------------------------------- */
@@ -213,7 +184,7 @@ static int send_once(struct moat_session *s, const struct moat_frame *frames, si
         ns->tx_inflight++;
         q++;
     }
-    rc = publish(s, (uint32_t)q);
+    rc = moat__publish(s, (uint32_t)q);
     if (rc == 0 && q == 0 && n)
         moat__idle_check(s);    /* full: is the domain still there? */
     return rc < 0 ? rc : (int)q;
@@ -278,7 +249,7 @@ static int status_once(struct moat_session *s, struct moat_nic_status *out)
     ns->info_done = false;
     ns->status.reserved = 0;
     put(s, 0, MOAT_NIC_INFO, (uint32_t)sizeof *out);
-    if ((rc = publish(s, 1)) < 0)
+    if ((rc = moat__publish(s, 1)) < 0)
         return rc;
     while (!ns->info_done) {
         if ((rc = moat__session_block(s, UINT64_MAX)) < 0 || (rc = reap(s)) < 0)
@@ -300,7 +271,7 @@ static int status_once(struct moat_session *s, struct moat_nic_status *out)
 #define NIC_CALL(s, expr)                                                     \
     do {                                                                      \
         for (int tries_ = 0;; tries_++) {                                     \
-            int rc_ = nic_recover(s);                                         \
+            int rc_ = moat__session_ready(s);   /* frames in flight: dropped */                                         \
             if (rc_ < 0)                                                      \
                 return rc_;                                                   \
             rc_ = (expr);                                                     \

@@ -152,6 +152,18 @@ int moat__recover(struct moat_session *s, uint64_t deadline)
     return give_up(s, rc == -MOAT_ETIMEDOUT ? -MOAT_EDOWN : rc);
 }
 
+int moat__session_ready(struct moat_session *s)
+{
+    if (s->recovering) {
+        int rc = moat__recover(s, s->recover_deadline);
+        if (rc < 0)
+            return rc;
+    }
+    if (!s->mem)
+        return s->err ? s->err : -MOAT_ESTALE;     /* detached */
+    return 0;
+}
+
 void moat__recover_release_flushes(struct moat_session *s)
 {
     if (s->n_held && !s->recovering && s->mem)

@@ -439,6 +439,8 @@ void moat__submit_one(struct moat_session *s, uint32_t pos, const struct moat_bl
 
 int moat__publish(struct moat_session *s, uint32_t n)
 {
+    if (!n)
+        return 0;
     bool need_kick = false;
     if (moat_ring_publish(&s->sq, n, &need_kick) != MOAT_RING_OK) {
         moat__malformed(s, "request ring: publish refused");
@@ -454,14 +456,9 @@ int moat_blk_submit(struct moat_session *s, const struct moat_blk_req *reqs, siz
 {
     if (s->kind != MOAT_CAP_BLOCK)
         return -MOAT_EINVAL;
-    if (s->recovering) {
-        /* The domain restarted: wait for it (at most recover_ms). */
-        int rc = moat__recover(s, s->recover_deadline);
-        if (rc < 0)
-            return rc;
-    }
-    if (!s->mem)
-        return s->err ? s->err : -MOAT_ESTALE;     /* detached */
+    int ready = moat__session_ready(s);
+    if (ready < 0)
+        return ready;
     if (s->err)
         return s->err;
     for (size_t i = 0; i < n; i++) {
