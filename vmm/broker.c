@@ -1,5 +1,6 @@
 /* DMA broker (contract in broker.h). */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -366,7 +367,12 @@ static void revoke_locked(struct broker *b, struct broker_domain *bd, struct dma
      * with its owner and is never handed to anyone else; its client may be
      * copying a completed read out of it right now: left as it is. */
     if (!w->adopted) {
-        memset(w->host, 0, w->len);
+        /* Punching the whole file out frees its pages at once: every byte
+         * reads as zero from here on, without writing 256 MiB of zeros
+         * (the kernel zero-fills pages when it hands them out again). */
+        if (fallocate(w->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+                      (off_t)w->len) != 0)
+            memset(w->host, 0, w->len);
         if (b->mapper.scrubbed)
             b->mapper.scrubbed(b->mapper.ctx, slot, w->host, w->len);
         munmap(w->host, w->len);

@@ -471,7 +471,7 @@ static void teardown(struct domain *d)
 {
     supervisor_set_vm(d->sup, d->id, NULL);
     pci_bus_quiesce(&d->pci);
-    vm_destroy(&d->vm);
+    vm_release(&d->vm);         /* stopped for good; the kernel's part goes on aside */
     capsvc_domain_down(&d->sup->caps, d);
     broker_revoke_domain(&d->sup->broker, d->id);
     d->n_win = 0;

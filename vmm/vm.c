@@ -1,5 +1,6 @@
 /* KVM VM + vCPU (contract in vm.h). */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
@@ -167,6 +168,36 @@ bool vm_ioeventfd(struct vm *vm, int fd, bool pio, uint64_t addr, uint32_t len, 
                                .flags = (assign ? 0u : KVM_IOEVENTFD_FLAG_DEASSIGN) |
                                         (pio ? KVM_IOEVENTFD_FLAG_PIO : 0u) };
     return vm->fd >= 0 && ioctl(vm->fd, KVM_IOEVENTFD, &e) == 0;
+}
+
+static void *reap(void *arg)
+{
+    vm_destroy(arg);
+    free(arg);
+    return NULL;
+}
+
+void vm_release(struct vm *vm)
+{
+    /* Closing a VM's fd waits for the kernel's grace periods (~10-15 ms
+     * here), all of it on the restart path: a thread of its own does it. */
+    struct vm *box = malloc(sizeof *box);
+    pthread_attr_t attr;
+    pthread_t t;
+    bool handed = false;
+    if (box && pthread_attr_init(&attr) == 0) {
+        *box = *vm;
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        handed = pthread_create(&t, &attr, reap, box) == 0;
+        pthread_attr_destroy(&attr);
+    }
+    if (!handed) {
+        free(box);
+        vm_destroy(vm);
+        return;
+    }
+    memset(vm, 0, sizeof *vm);
+    vm->fd = vm->vcpu_fd = -1;
 }
 
 void vm_destroy(struct vm *vm)

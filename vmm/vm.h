@@ -49,5 +49,9 @@ bool vm_irqfd(struct vm *vm, int fd, uint32_t gsi, bool assign);
  * to the VMM, by any len-byte guest write to MMIO gpa. */
 bool vm_ioeventfd(struct vm *vm, int fd, bool pio, uint64_t addr, uint32_t len, bool assign);
 void vm_destroy(struct vm *vm);
+/* vm_destroy in the background: vm is reset at once, its kernel objects
+ * and RAM are released by a detached thread (synchronously if none can be
+ * started). Its vCPU must never run again. */
+void vm_release(struct vm *vm);
 
 #endif /* MOAT_VM_H */
