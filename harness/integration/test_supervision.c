@@ -446,3 +446,42 @@ Test(supervision, a_read_completed_before_a_crash_keeps_its_data, .init = kvm_st
     moat_session_close(s);
     tu_client_close(NULL, blk, c);
 }
+
+/* DESIGN §5.3 in a restart: the old incarnation's window generation moves
+ * on before anything else runs, so a mapping (or handle) a device model
+ * kept from it is stale, and an access to the old window's range that no
+ * new window covers is refused as revoked and audited. */
+static bool ready_inc2(const struct domain *d)
+{
+    return d->state == DOMAIN_READY && d->incarnation >= 2;
+}
+
+Test(supervision, an_old_incarnations_dma_is_refused_after_a_restart, .init = kvm_start,
+     .fini = kvm_finish, .timeout = 60)
+{
+    char spec[512];
+    snprintf(spec, sizeof spec, "name=drv kernel=%s dev=testdev dma=2M restart=on-failure "
+             "args=\"copies=0 serve=1\"", tu_guest("testdrv"));
+    struct domain *d = boot(spec);
+    uint64_t iova = d->win_info[0].iova;
+    struct dma_handle old = d->win[0];
+    struct dma_mapping m;
+    cr_assert_not_null(broker_dma_map(&sup.broker, d->id, "test", iova, 4096, DMA_TO_DEVICE, &m));
+    broker_dma_unmap(&sup.broker, &m);
+    m.host = (void *)1;     /* as a device model would keep it */
+    struct crash_info why = { .cause = CRASH_INJECTED };
+    domain_kill(d, &why);
+    cr_assert(tu_wait_until(&sup, d, ready_inc2, BOOT_MS), "drv did not come back");
+    cr_assert_not(broker_mapping_valid(&sup.broker, &m),
+                  "a mapping of the old incarnation is still valid");
+    char why_err[128];
+    cr_assert_not(broker_revoke(&sup.broker, old, why_err, sizeof why_err),
+                  "the old incarnation's window handle still works");
+    /* The new incarnation's window sits elsewhere or at the same IOVA; an
+     * access past both is refused, and the refusal is audited. */
+    uint64_t seq = broker_audit_seq(&sup.broker);
+    struct dma_mapping m2;
+    cr_assert_null(broker_dma_map(&sup.broker, d->id, "test", iova + (4ull << 20), 64,
+                                  DMA_TO_DEVICE, &m2));
+    cr_assert_gt(broker_audit_seq(&sup.broker), seq, "the refusal was not audited");
+}
