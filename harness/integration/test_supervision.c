@@ -485,3 +485,47 @@ Test(supervision, an_old_incarnations_dma_is_refused_after_a_restart, .init = kv
                                   DMA_TO_DEVICE, &m2));
     cr_assert_gt(broker_audit_seq(&sup.broker), seq, "the refusal was not audited");
 }
+
+/* The property whose absence deadlocked moat: a device worker that must
+ * fail-stop a domain does not wait for the supervisor's lock. The test
+ * itself holds sup.lock while nica's device worker delivers a frame into
+ * nicb's out-of-window ring; nicb's end must be decided all the same
+ * (before, the worker spun on the lock until it was free: with a teardown
+ * holding it and waiting for that worker, forever). */
+Test(supervision, a_worker_fail_stops_a_domain_while_the_supervisor_lock_is_held,
+     .init = kvm_start, .fini = kvm_finish, .timeout = 60)
+{
+    char spec[1024];
+    snprintf(spec, sizeof spec, NIC_SPEC, "nica", tu_guest("vnet"), "", "52-54-00-aa-00-01",
+             "name=nic0");
+    boot(spec);
+    snprintf(spec, sizeof spec, NIC_SPEC, "nicb", tu_guest("vnet"), "restart=never",
+             "52-54-00-bb-00-02", "name=nic0 wild_rx=1");
+    struct domain *b = boot(spec);
+    struct moat_client *c;
+    struct moat_cap *cap;
+    struct moat_session *s;
+    cr_assert_eq(moat_connect(sock, &c), 0);
+    cr_assert_eq(moat_open(c, "nica.nic0", MOAT_RIGHT_READ | MOAT_RIGHT_WRITE, &cap), 0);
+    cr_assert_eq(moat_session_open(cap, &(struct moat_session_params){ .entries = 64 }, &s), 0);
+    static uint8_t frame[64];
+    memset(frame, 0xff, 6);
+    frame[12] = 0x88, frame[13] = 0xb5;
+    struct moat_frame fr = { .data = frame, .len = sizeof frame };
+
+    pthread_mutex_lock(&sup.lock);
+    uint64_t until = monotonic_ns() + 5000000000ull;
+    while (!atomic_load(&b->stop) && monotonic_ns() < until) {
+        moat_nic_send(s, &fr, 1);       /* a broadcast: the switch gives nicb a copy */
+        struct moat_frame none = { 0 };
+        moat_nic_recv(s, &none, 0, 0);
+        sched_yield();
+    }
+    bool decided = atomic_load(&b->stop);
+    pthread_mutex_unlock(&sup.lock);
+    cr_assert(decided, "nicb's fail-stop waited for the supervisor's lock");
+    cr_assert(supervisor_wait(&sup, b, DOMAIN_TERMINAL, BOOT_MS));
+    cr_assert_eq(b->crash.cause, CRASH_POLICY, "nicb ended by %s", crash_cause_name(b->crash.cause));
+    moat_session_close(s);
+    tu_client_close(NULL, cap, c);
+}
