@@ -435,7 +435,6 @@ int serve_register_named(struct moat_cap_register *reg, const char *name,
 
 /* ---- injected fault: a corrupt session ring ------------------------------------ */
 
-bool dd_serve_corrupt_ring(void);
 /* Move the first live session's completion producer index to where no
  * ring can have it (more than a ring ahead of the client): the client must
  * refuse the session, report it, and recover on a fresh one. */

@@ -87,4 +87,9 @@ void nic_session_open(struct gsession *s);
 void nic_session_closing(struct gsession *s);   /* cancel posted buffers */
 void nic_pass_end(void);                        /* flush TX batches */
 
+/* Injected fault (corrupt-session): put the first live session's
+ * completion producer index where no ring can have it; false when no
+ * session is live. */
+bool dd_serve_corrupt_ring(void);
+
 #endif /* GK_DD_SESSION_H */

@@ -4,8 +4,7 @@
 #include "gk/fault_inject.h"
 #include "gk/platform.h"
 #include "gk/sys.h"
-
-bool dd_serve_corrupt_ring(void);   /* dd_serve.c */
+#include "dd_session.h"
 
 static uint32_t seen_seq;           /* the last request raised */
 static dd_fault_fn driver_fn;
