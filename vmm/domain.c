@@ -914,8 +914,7 @@ out:
     d->incarnation++;
     d->t_start_ns = t0;
     d->session_vector = 0;
-    d->slots_draining = 0;
-    d->served_caps = false;
+    d->slots_draining = 0;      /* served_caps stays: a driver domain remains one */
     pthread_mutex_lock(&d->end.lock);
     d->end.decided = false;
     d->end.t_ns = 0;
@@ -1068,7 +1067,7 @@ int domain_inject(struct domain *d, uint32_t kind, const char *who, char *err, s
     pthread_mutex_lock(&d->sup->lock);
     if (!running_locked(d) || !d->vm_live) {
         snprintf(err, errlen, "%s is not running (%s)", d->cfg.name, domain_state_name(d->state));
-        rc = -MOAT_EDOWN;
+        rc = domain_coming_back(d) ? -MOAT_ERESTARTING : -MOAT_EDOWN;
     } else if (kind == MOAT_FAULT_KILL || kind == MOAT_FAULT_CRASH_LOOP) {
         struct crash_info ci = { .cause = CRASH_INJECTED };
         snprintf(ci.detail, sizeof ci.detail, "%s injected by %s", moat_fault_name(kind), who);

@@ -108,7 +108,7 @@ struct domain {
     struct restart_budget budget;
     struct domain_cause causes[DOMAIN_CAUSES];  /* ring, newest at n_causes-1 */
     uint32_t n_causes;
-    bool served_caps;               /* registered a cap (a driver domain) */
+    bool served_caps;               /* some incarnation registered a cap */
     bool crash_loop;                /* inject crash-loop: kill it at every ready */
     bool vm_live;                   /* the VM may be touched (see above) */
     uint32_t session_vector;        /* set by its first cap registration */
@@ -179,8 +179,8 @@ bool domain_restart(struct domain *d, char *err, size_t errlen);
  * sup->lock): the VMM raises kill and crash-loop itself; other kinds are
  * handed to the guest through the platform page and raised there (its
  * session vector wakes it; the run loop polls). 0, or -MOAT_EDOWN (not
- * running), -MOAT_EINVAL (no such kind), -MOAT_ENOTSUP (its guest cannot
- * raise it; err says why). */
+ * running), -MOAT_ERESTARTING (on its way back), -MOAT_EINVAL (no such
+ * kind), -MOAT_ENOTSUP (its guest cannot raise it; err says why). */
 int domain_inject(struct domain *d, uint32_t kind, const char *who, char *err, size_t errlen);
 /* Stop the domain for good and wait for its thread (no lock held). */
 void domain_join(struct domain *d);

@@ -357,6 +357,12 @@ static int cmd_inject(struct ctx *cx)
     const char *dom = cx->inv->arg[0];
     errno = 0;
     int r = moat_inject(cx->ctl, dom, cx->inv->fault);
+    if (r == -MOAT_ENOTSUP && cx->style != CTL_JSON) {
+        fprintf(stderr, "moatctl: inject %s: %s cannot raise '%s' (a device fault needs a "
+                "driver with a fault hook; ramblk has no device); moat's log says why\n",
+                dom, dom, moat_fault_name(cx->inv->fault));
+        return CTL_EXIT_FAILED;
+    }
     if (r < 0)
         return report(cx, "inject", dom, r, errno);
     return ctl_print_result(stdout, cx->style, "inject", dom, moat_fault_name(cx->inv->fault)) < 0

@@ -108,10 +108,23 @@ Test(moatctl, errors_say_why_with_exit_codes)
 {
     expect("status nosuch", NULL, 1, "no domain called 'nosuch'");
     expect("inject ram0 explode", NULL, 2, "explode");
+    expect("inject ram0 explode", NULL, 2, "wild-dma-other");     /* the faults are listed */
+    expect("inject ram0 wild-dma-private", NULL, 1, "ram0 cannot raise 'wild-dma-private'");
     expect("frobnicate", NULL, 2, "--help");
     expect("stats", NULL, 2, "DOMAIN");
     char args[PATH_MAX + 64];
     snprintf(args, sizeof args, "--socket %s/none.sock status", dir);
     expect(args, NULL, 1, "cannot reach moat");
     expect("--help", NULL, 0, "Usage: moatctl");
+    expect("--help", NULL, 0, "crash-loop");
+}
+
+/* An in-guest fault and the status it leaves (ram0 is restart=never). */
+Test(moatctl, inject_panic_shows_why_it_ended)
+{
+    expect("inject ram0 panic", NULL, 0, "ok");
+    cr_assert(supervisor_wait(&sup, ram0, DOMAIN_TERMINAL, 10000));
+    expect("status ram0", NULL, 0, "injected fault: panic");
+    expect("status ram0", NULL, 0, "restart=never");
+    expect("--json status ram0", "jq -r '.domains[0].ends[0].cause'", 0, "panic");
 }
