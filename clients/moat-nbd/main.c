@@ -31,7 +31,7 @@
 
 static const char usage_text[] =
     "usage: moat-nbd [--socket PATH] --cap NAME (--unix PATH | --port N [--bind ADDR])\n"
-    "                [--read-only] [--once]\n"
+    "                [--read-only] [--once] [--wait SECONDS]\n"
     "       moat-nbd --help\n"
     "\n"
     "Serve a moat BlockDevice capability as an NBD export, so standard NBD\n"
@@ -51,6 +51,9 @@ static const char usage_text[] =
     "                  read-only (writes fail with EPERM)\n"
     "  --once          serve one client and exit when it disconnects; the exit\n"
     "                  status says whether it ended cleanly\n"
+    "  --wait SECONDS  wait up to SECONDS for moat's socket and the cap to\n"
+    "                  come up (for starting beside moat; default 0: fail\n"
+    "                  at once)\n"
     "  --help          print this text and exit\n"
     "\n"
     "Each client gets its own session with the serving domain, so its requests\n"
@@ -80,6 +83,7 @@ struct options {
     int port;                   /* 0 = none */
     bool read_only;
     bool once;
+    unsigned wait_s;
 };
 
 struct server {
@@ -372,6 +376,7 @@ static int parse(int argc, char **argv, struct options *o)
         { "bind", required_argument, NULL, 'b' },
         { "read-only", no_argument, NULL, 'r' },
         { "once", no_argument, NULL, '1' },
+        { "wait", required_argument, NULL, 'w' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -396,6 +401,15 @@ static int parse(int argc, char **argv, struct options *o)
             if (errno || *end || end == optarg || v < 1 || v > 65535)
                 return usage_error("--port %s: want a TCP port number, 1..65535", optarg);
             o->port = (int)v;
+            break;
+        }
+        case 'w': {
+            char *end;
+            errno = 0;
+            long v = strtol(optarg, &end, 10);
+            if (errno || *end || end == optarg || v < 0 || v > 86400)
+                return usage_error("--wait %s: want seconds, 0..86400", optarg);
+            o->wait_s = (unsigned)v;
             break;
         }
         case ':':
@@ -491,7 +505,20 @@ int main(int argc, char **argv)
         return prc < 0 ? 0 : prc;
 
     struct moat_client *mc = NULL;
-    int rc = moat_connect(o.socket, &mc);
+    int rc;
+    if (o.wait_s) {
+        /* Started beside moat: wait for its socket and the cap, then check
+         * the cap again below on this connection. */
+        struct moat_cap *early;
+        uint32_t rights = MOAT_RIGHT_READ | (o.read_only ? 0 : MOAT_RIGHT_WRITE);
+        rc = moat_open_wait(o.socket, o.cap, rights, o.wait_s, &mc, &early);
+        if (rc == 0)
+            moat_disconnect(mc);    /* closes early too */
+        mc = NULL;
+        if (rc < 0)
+            say("waited %u s for moat and cap %s: %s", o.wait_s, o.cap, moat_strerror(rc));
+    }
+    rc = moat_connect(o.socket, &mc);
     if (rc < 0) {
         const char *path = o.socket ? o.socket : moat_default_socket();
         say("cannot reach moat at %s: %s; is moat running with --control %s?", path,

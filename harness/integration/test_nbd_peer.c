@@ -186,3 +186,31 @@ TestSuite(nbd_peer_nvme, .init = start_nvme, .fini = finish, .timeout = 300);
 Test(nbd_peer_nvme, tools_report_the_size) { check_size(); }
 Test(nbd_peer_nvme, qemu_img_convert_64MiB_round_trip_is_identical) { check_convert_round_trip(); }
 Test(nbd_peer_nvme, qemu_io_patterns_and_libmoat_agree) { check_qemu_io_patterns(); }
+
+/* moat-nbd started before moat (as a service manager may): with --wait it
+ * waits for the control socket and the cap, then serves. */
+static void prepare_only(void) { prepare(); }
+
+Test(nbd_peer_start, waits_for_moat_with_wait, .init = prepare_only, .fini = finish,
+     .timeout = 120)
+{
+    snprintf(sock, sizeof sock, "%s/ctl.sock", dir);
+    snprintf(nbd_sock, sizeof nbd_sock, "%s/nbd.sock", dir);
+    FILE *f;
+    nbd_pid = tu_spawn_nbd(sock, "ram0.blk0", nbd_sock, 30, &f, err, sizeof err);
+    cr_assert_gt(nbd_pid, 0, "%s", err);
+    char spec[512];
+    snprintf(spec, sizeof spec, "name=ram0 kernel=%s mem=32M args=\"size=4M\"",
+             tu_guest("ramblk"));
+    cr_assert(tu_moat_start(&sup, &ctl, dir, sock, sizeof sock, err, sizeof err), "%s", err);
+    cr_assert_not_null(tu_boot(&sup, spec, 15000, err, sizeof err), "%s", err);
+    cr_assert(tu_nbd_wait_serving(f, "ram0.blk0", err, sizeof err), "%s", err);
+    snprintf(uri, sizeof uri, "nbd+unix:///ram0.blk0?socket=%s", nbd_sock);
+    int st;
+    char cmd[PATH_MAX + 128];
+    snprintf(cmd, sizeof cmd, "nbdinfo --size '%s'", uri);
+    char *out = run(cmd, &st);
+    cr_assert_eq(st, 0, "nbdinfo: %s", out);
+    cr_assert(strstr(out, "4194304"), "size: %s", out);
+    free(out);
+}

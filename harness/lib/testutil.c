@@ -172,8 +172,8 @@ void tu_client_close(struct moat_session *s, struct moat_cap *cap, struct moat_c
         moat_disconnect(c);
 }
 
-pid_t tu_start_nbd(const char *ctl_sock, const char *cap, const char *nbd_sock, char *err,
-                   size_t errlen)
+pid_t tu_spawn_nbd(const char *ctl_sock, const char *cap, const char *nbd_sock,
+                   unsigned wait_s, FILE **out, char *err, size_t errlen)
 {
     int pipefd[2];
     if (pipe(pipefd) != 0) {
@@ -188,13 +188,20 @@ pid_t tu_start_nbd(const char *ctl_sock, const char *cap, const char *nbd_sock, 
     if (pid == 0) {
         dup2(pipefd[1], STDERR_FILENO);
         close(pipefd[0]);
-        char bin[PATH_MAX];
+        char bin[PATH_MAX], wait_arg[16];
         snprintf(bin, sizeof bin, "%s/asan/bin/moat-nbd", MOAT_BUILD_DIR);
-        execl(bin, bin, "--socket", ctl_sock, "--cap", cap, "--unix", nbd_sock, (char *)NULL);
+        snprintf(wait_arg, sizeof wait_arg, "%u", wait_s);
+        execl(bin, bin, "--socket", ctl_sock, "--cap", cap, "--unix", nbd_sock, "--wait",
+              wait_arg, (char *)NULL);
         _exit(127);
     }
     close(pipefd[1]);
-    FILE *f = fdopen(pipefd[0], "r");
+    *out = fdopen(pipefd[0], "r");
+    return pid;
+}
+
+bool tu_nbd_wait_serving(FILE *f, const char *cap, char *err, size_t errlen)
+{
     char line[512] = "", want[96];
     snprintf(want, sizeof want, "serving cap %s", cap);
     bool serving = false;
@@ -203,7 +210,7 @@ pid_t tu_start_nbd(const char *ctl_sock, const char *cap, const char *nbd_sock, 
     if (!serving) {
         snprintf(err, errlen, "moat-nbd did not start serving (last line: %s)", line);
         fclose(f);
-        return -1;
+        return false;
     }
     if (fork() == 0) {      /* keep draining its stderr so it never blocks */
         while (fgets(line, sizeof line, f))
@@ -211,5 +218,15 @@ pid_t tu_start_nbd(const char *ctl_sock, const char *cap, const char *nbd_sock, 
         _exit(0);
     }
     fclose(f);
-    return pid;
+    return true;
+}
+
+pid_t tu_start_nbd(const char *ctl_sock, const char *cap, const char *nbd_sock, char *err,
+                   size_t errlen)
+{
+    FILE *f;
+    pid_t pid = tu_spawn_nbd(ctl_sock, cap, nbd_sock, 0, &f, err, errlen);
+    if (pid < 0)
+        return -1;
+    return tu_nbd_wait_serving(f, cap, err, errlen) ? pid : -1;
 }

@@ -63,6 +63,13 @@ struct domain *tu_boot(struct supervisor *s, const char *spec, unsigned timeout_
                        char *err, size_t errlen);
 /* Read a whole file into a NUL-terminated heap buffer (NULL on error). */
 char *tu_slurp(const char *path);
+/* Start build/asan/bin/moat-nbd --wait wait_s exporting cap on nbd_sock;
+ * *out reads its stderr. Returns its pid, or -1 with err. */
+pid_t tu_spawn_nbd(const char *ctl_sock, const char *cap, const char *nbd_sock,
+                   unsigned wait_s, FILE **out, char *err, size_t errlen);
+/* Read moat-nbd's stderr until it serves cap (its stderr then goes on to
+ * ours); false with err when it ended first. */
+bool tu_nbd_wait_serving(FILE *f, const char *cap, char *err, size_t errlen);
 /* Start build/asan/bin/moat-nbd exporting cap (served by the moat on
  * ctl_sock) on the Unix socket nbd_sock; returns once it serves (its pid;
  * its stderr goes on to ours), or -1 with err. */
