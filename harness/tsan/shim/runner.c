@@ -16,12 +16,34 @@ const char *__tsan_default_options(void);
 const char *__tsan_default_options(void) { return "halt_on_error=1:exitcode=66"; }
 
 static struct tshim_test *head, **tail = &head;
+static struct tshim_suite *suites;
 
 void tshim_register(struct tshim_test *t)
 {
     t->next = NULL;
     *tail = t;
     tail = &t->next;
+}
+
+void tshim_register_suite(struct tshim_suite *s)
+{
+    s->next = suites;
+    suites = s;
+}
+
+/* A test without its own init/fini/timeout takes its suite's. */
+static void inherit(struct tshim_test *t)
+{
+    for (const struct tshim_suite *s = suites; s; s = s->next) {
+        if (strcmp(s->name, t->suite))
+            continue;
+        if (!t->init)
+            t->init = s->init;
+        if (!t->fini)
+            t->fini = s->fini;
+        if (t->timeout <= 0)
+            t->timeout = s->timeout;
+    }
 }
 
 void tshim_fail(const char *file, int line, const char *expr, const char *fmt, ...)
@@ -75,6 +97,7 @@ int main(int argc, char **argv)
         if (!wanted(t, filter))
             continue;
         k++;
+        inherit(t);
         fflush(NULL);
         pid_t pid = fork();
         if (pid == 0) {

@@ -27,26 +27,37 @@ struct tshim_test {
     bool disabled;
     struct tshim_test *next;
 };
-struct tshim_suite { void (*init)(void); void (*fini)(void); double timeout; };
+struct tshim_suite {
+    const char *name;
+    void (*init)(void);
+    void (*fini)(void);
+    double timeout;
+    struct tshim_suite *next;
+};
 
 void tshim_register(struct tshim_test *t);
+void tshim_register_suite(struct tshim_suite *s);
 _Noreturn void tshim_fail(const char *file, int line, const char *expr, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 _Noreturn void tshim_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #define Test(suite, name, ...)                                                            \
     static void suite##_##name##_impl(void);                                              \
-    static struct tshim_test tshim_##suite##_##name = { #suite, #name,                    \
-                                                        suite##_##name##_impl, __VA_ARGS__ }; \
+    static struct tshim_test tshim_##suite##_##name = {                                   \
+        .suite = #suite, .name = #name, .fn = suite##_##name##_impl, __VA_ARGS__ };       \
     __attribute__((constructor)) static void tshim_reg_##suite##_##name(void)             \
     {                                                                                     \
         tshim_register(&tshim_##suite##_##name);                                          \
     }                                                                                     \
     static void suite##_##name##_impl(void)
 
-/* Suite-wide init/fini are not used by the KVM suites; accept and ignore. */
-#define TestSuite(suite, ...) \
-    static const struct tshim_suite tshim_suite_##suite __attribute__((unused)) = { __VA_ARGS__ }
+/* Suite-wide init, fini and timeout: a test's own take precedence. */
+#define TestSuite(suite, ...)                                                             \
+    static struct tshim_suite tshim_suite_##suite = { .name = #suite, __VA_ARGS__ };      \
+    __attribute__((constructor)) static void tshim_reg_suite_##suite(void)                \
+    {                                                                                     \
+        tshim_register_suite(&tshim_suite_##suite);                                       \
+    }
 
 /* " " keeps the format non-empty when a call gives no message. */
 #define TSHIM_CHECK(cond, text, ...)                                                      \
