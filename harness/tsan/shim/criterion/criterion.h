@@ -12,9 +12,13 @@
 #ifndef TSAN_CRITERION_SHIM_H
 #define TSAN_CRITERION_SHIM_H
 
+/* What Criterion's header brings in too, so the suites build unchanged. */
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 struct tshim_test {
@@ -41,22 +45,22 @@ _Noreturn void tshim_fail(const char *file, int line, const char *expr, const ch
     __attribute__((format(printf, 4, 5)));
 _Noreturn void tshim_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-#define Test(suite, name, ...)                                                            \
-    static void suite##_##name##_impl(void);                                              \
-    static struct tshim_test tshim_##suite##_##name = {                                   \
-        .suite = #suite, .name = #name, .fn = suite##_##name##_impl, __VA_ARGS__ };       \
-    __attribute__((constructor)) static void tshim_reg_##suite##_##name(void)             \
+#define Test(S_, N_, ...)                                                                 \
+    static void S_##_##N_##_impl(void);                                                   \
+    static struct tshim_test tshim_##S_##_##N_ = {                                        \
+        .suite = #S_, .name = #N_, .fn = S_##_##N_##_impl, __VA_ARGS__ };                 \
+    __attribute__((constructor)) static void tshim_reg_##S_##_##N_(void)                  \
     {                                                                                     \
-        tshim_register(&tshim_##suite##_##name);                                          \
+        tshim_register(&tshim_##S_##_##N_);                                               \
     }                                                                                     \
-    static void suite##_##name##_impl(void)
+    static void S_##_##N_##_impl(void)
 
 /* Suite-wide init, fini and timeout: a test's own take precedence. */
-#define TestSuite(suite, ...)                                                             \
-    static struct tshim_suite tshim_suite_##suite = { .name = #suite, __VA_ARGS__ };      \
-    __attribute__((constructor)) static void tshim_reg_suite_##suite(void)                \
+#define TestSuite(S_, ...)                                                                \
+    static struct tshim_suite tshim_suite_##S_ = { .name = #S_, __VA_ARGS__ };            \
+    __attribute__((constructor)) static void tshim_reg_suite_##S_(void)                   \
     {                                                                                     \
-        tshim_register_suite(&tshim_suite_##suite);                                       \
+        tshim_register_suite(&tshim_suite_##S_);                                          \
     }
 
 /* " " keeps the format non-empty when a call gives no message. */
