@@ -455,7 +455,7 @@ int capsvc_session_open(struct capsvc *cs, uint32_t client, const struct moat_se
             fds[0] = s->memfd;
             fds[1] = s->kick_fd;
             fds[2] = s->notify_fd;
-            d->stats.sessions_total++;
+            DSTAT_INC(d, sessions_total);
             log_info(d->cfg.name, "session %u open on %s for client %u (slot %u, %u entries, %llu KiB data)",
                      s->id, o->name, client, slot, req->entries,
                      (unsigned long long)(req->data_size >> 10));
@@ -615,7 +615,7 @@ int capsvc_report(struct capsvc *cs, uint32_t client, const char *who, uint32_t 
     } else {
         /* Clients are not trusted either: a report is counted and audited
          * against the domain, never acted on by itself. */
-        s->d->stats.client_reports++;
+        DSTAT_INC(s->d, client_reports);
         audit_l(cs, "client", s->d->cfg.name, "%s reports session %u: %s", who, session_id,
                 reason);
         log_error(s->d->cfg.name, "client report (%s, session %u): %s", who, session_id, reason);

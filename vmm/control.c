@@ -215,20 +215,19 @@ static void domain_stats_of(struct supervisor *sup, struct domain *d, struct moa
 {
     memset(o, 0, sizeof *o);
     snprintf(o->name, sizeof o->name, "%s", d->cfg.name);
-    const struct domain_stats *st = &d->stats;
-    o->exits_io = st->exits_io;
-    o->exits_mmio = st->exits_mmio;
-    o->exits_intr = st->exits_intr;
-    o->msi_sent = st->msi_sent;
-    o->platform_refused = st->platform_refused;
-    o->pci_refused = st->pci_refused;
-    o->dma_refused = st->dma_refused;
+    o->exits_io = DSTAT_GET(d, exits_io);
+    o->exits_mmio = DSTAT_GET(d, exits_mmio);
+    o->exits_intr = DSTAT_GET(d, exits_intr);
+    o->msi_sent = DSTAT_GET(d, msi_sent);
+    o->platform_refused = DSTAT_GET(d, platform_refused);
+    o->pci_refused = DSTAT_GET(d, pci_refused);
+    o->dma_refused = DSTAT_GET(d, dma_refused);
     struct broker_account acct = broker_account(&sup->broker, d->id);
     o->dma_bytes = acct.bytes;
     o->dma_windows = acct.windows;
     o->sessions_open = capsvc_domain_sessions(&sup->caps, d);
-    o->sessions_total = st->sessions_total;
-    o->client_reports = st->client_reports;
+    o->sessions_total = DSTAT_GET(d, sessions_total);
+    o->client_reports = DSTAT_GET(d, client_reports);
     o->restarts = d->restarts;
 }
 

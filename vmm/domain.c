@@ -198,7 +198,7 @@ static void plat_ready(void *ctx)
         log_info(d->cfg.name, "ready in %.2f ms",
                  (double)(d->t_ready_ns - d->t_start_ns) / 1e6);
     } else {
-        d->stats.platform_refused++;
+        DSTAT_INC(d, platform_refused);
         log_error(d->cfg.name, "READY announced again while %s; ignored",
                   domain_state_name(d->state));
     }
@@ -240,11 +240,11 @@ static void plat_msi(void *ctx, uint32_t vector)
 static void plat_refused(void *ctx, const char *why, uint64_t port, uint64_t value)
 {
     struct domain *d = ctx;
-    d->stats.platform_refused++;
-    if (should_log(d->stats.platform_refused))
+    uint64_t refused = DSTAT_INC(d, platform_refused);
+    if (should_log(refused))
         log_error(d->cfg.name, "refused platform access: %s (port 0x%llx, value 0x%llx; %llu refused so far)",
                   why, (unsigned long long)port, (unsigned long long)value,
-                  (unsigned long long)d->stats.platform_refused);
+                  (unsigned long long)refused);
 }
 
 static void plat_set_result(struct domain *d, int rc)
@@ -263,7 +263,7 @@ static void plat_cap_register(void *ctx, uint32_t gpa)
         d->served_caps = true;      /* a driver domain: restart=on-failure by default */
     pthread_mutex_unlock(&d->sup->lock);
     if (rc < 0)
-        d->stats.platform_refused++;
+        DSTAT_INC(d, platform_refused);
     plat_set_result(d, rc);
 }
 
@@ -281,7 +281,7 @@ static void plat_session_release(void *ctx, uint32_t slot)
         pthread_mutex_unlock(&d->sup->lock);
     }
     if (rc < 0) {
-        d->stats.platform_refused++;
+        DSTAT_INC(d, platform_refused);
         log_error(d->cfg.name, "refused release of session slot %u: it is not closing", slot);
     }
     plat_set_result(d, rc);
@@ -379,7 +379,7 @@ static const struct pci_platform_ops pci_plat_ops = {
 
 static void handle_io(struct domain *d, struct kvm_run *run)
 {
-    d->stats.exits_io++;
+    DSTAT_INC(d, exits_io);
     uint32_t size = run->io.size, count = run->io.count;
     uint64_t off = run->io.data_offset;
     if ((size != 1 && size != 2 && size != 4) ||
@@ -399,11 +399,11 @@ static void handle_io(struct domain *d, struct kvm_run *run)
         if (!out)
             memcpy(data + (size_t)i * size, &a.value, size);
         if (r == BUS_UNCLAIMED) {
-            d->stats.unclaimed_pio++;
-            if (should_log(d->stats.unclaimed_pio))
+            uint64_t unclaimed = DSTAT_INC(d, unclaimed_pio);
+            if (should_log(unclaimed))
                 log_info(d->cfg.name, "unclaimed PIO %s port 0x%x (%u bytes): reads 0, "
                          "writes ignored (%llu so far)", out ? "write" : "read",
-                         run->io.port, size, (unsigned long long)d->stats.unclaimed_pio);
+                         run->io.port, size, (unsigned long long)unclaimed);
         } else if (r == BUS_VIOLATION) {
             policy_kill(d, "device refused hostile PIO %s at port 0x%x (%u bytes)",
                         out ? "write" : "read", run->io.port, size);
@@ -414,7 +414,7 @@ static void handle_io(struct domain *d, struct kvm_run *run)
 
 static void handle_mmio(struct domain *d, struct kvm_run *run)
 {
-    d->stats.exits_mmio++;
+    DSTAT_INC(d, exits_mmio);
     uint32_t len = run->mmio.len;
     const char *dir = run->mmio.is_write ? "write" : "read";
     if (len == 0 || len > 8) {
@@ -486,7 +486,7 @@ static void run_vcpu(struct domain *d)
         if (ioctl(d->vm.vcpu_fd, KVM_RUN, 0) < 0) {
             if (errno == EINTR || errno == EAGAIN) {
                 run->immediate_exit = 0;
-                d->stats.exits_intr++;
+                DSTAT_INC(d, exits_intr);
                 continue;
             }
             struct crash_info ci;
@@ -504,7 +504,7 @@ static void run_vcpu(struct domain *d)
             handle_mmio(d, run);
             break;
         case KVM_EXIT_INTR:
-            d->stats.exits_intr++;
+            DSTAT_INC(d, exits_intr);
             break;
         default: {
             struct crash_info ci;

@@ -58,6 +58,12 @@ enum domain_state {
 #define DOMAIN_STATE_BIT(s) (1u << (s))
 #define DOMAIN_TERMINAL (DOMAIN_STATE_BIT(DOMAIN_CRASHED) | DOMAIN_STATE_BIT(DOMAIN_STOPPED))
 
+/* Counters other threads read (control, tests) while the domain thread
+ * and device workers bump them: always through these. */
+#define DSTAT_ADD(d, f, n) __atomic_add_fetch(&(d)->stats.f, (n), __ATOMIC_RELAXED)
+#define DSTAT_INC(d, f) DSTAT_ADD(d, f, 1)
+#define DSTAT_GET(d, f) __atomic_load_n(&(d)->stats.f, __ATOMIC_RELAXED)
+
 struct domain_stats {
     uint64_t exits_io, exits_mmio, exits_intr;
     uint64_t unclaimed_pio;

@@ -303,9 +303,9 @@ static void check_random_io(const struct target *t, uint64_t n)
     struct conn k = must_open(u.cap, 64);
     uint64_t bytes = k.geo.blocks * k.geo.block_size;
     uint8_t *shadow = calloc(1, bytes);
-    uint64_t reads = 0, writes = 0, dbs0 = doorbells(&u), exits0 = u.d->stats.exits_mmio;
+    uint64_t reads = 0, writes = 0, dbs0 = doorbells(&u), exits0 = DSTAT_GET(u.d, exits_mmio);
     random_io(&k, shadow, n, 0x1234567 + n, &reads, &writes);
-    uint64_t exits = __atomic_load_n(&u.d->stats.exits_mmio, __ATOMIC_RELAXED) - exits0;
+    uint64_t exits = DSTAT_GET(u.d, exits_mmio) - exits0;
     uint64_t dbs = doorbells(&u) - dbs0;
     cr_assert_eq(moat_blk_flush(k.s), 0, "final flush");
     whole_device_equals(&k, shadow, t->what);
