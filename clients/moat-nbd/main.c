@@ -366,6 +366,18 @@ static int usage_error(const char *fmt, ...)
 }
 
 /* Returns 0, or the exit status for a usage error (or -1 after --help). */
+/* A whole decimal number in [lo, hi]. */
+static bool decimal_in(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || end == s || v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
 static int parse(int argc, char **argv, struct options *o)
 {
     static const struct option longopts[] = {
@@ -395,19 +407,15 @@ static int parse(int argc, char **argv, struct options *o)
             fputs(usage_text, stdout);
             return -1;
         case 'p': {
-            char *end;
-            errno = 0;
-            long v = strtol(optarg, &end, 10);
-            if (errno || *end || end == optarg || v < 1 || v > 65535)
+            long v;
+            if (!decimal_in(optarg, 1, 65535, &v))
                 return usage_error("--port %s: want a TCP port number, 1..65535", optarg);
             o->port = (int)v;
             break;
         }
         case 'w': {
-            char *end;
-            errno = 0;
-            long v = strtol(optarg, &end, 10);
-            if (errno || *end || end == optarg || v < 0 || v > 86400)
+            long v;
+            if (!decimal_in(optarg, 0, 86400, &v))
                 return usage_error("--wait %s: want seconds, 0..86400", optarg);
             o->wait_s = (unsigned)v;
             break;
