@@ -923,6 +923,12 @@ out:
     if (ok) {
         d->vm_live = true;
         set_state(d, DOMAIN_BOOTING);
+        /* An operator restart asked for while this one was being built:
+         * this fresh incarnation is it. */
+        if (d->cmd == DOMAIN_CMD_RESTART) {
+            d->cmd = DOMAIN_CMD_NONE;
+            restart_budget_clear(&d->budget);
+        }
         /* A stop or shutdown that came while it was being built ends it
          * at once (they found nothing running to end). */
         if (d->want_down || d->cmd == DOMAIN_CMD_SHUTDOWN)
