@@ -99,7 +99,8 @@ struct moat_session {
     uint32_t n_held, cap_held;
     struct moat_completion *owed;   /* completions to deliver while detached */
     uint32_t n_owed, cap_owed;
-    uint64_t events_checked_ns; /* last look at moat's events (moat__idle_check) */
+    uint64_t events_checked_ns; /* last look at moat's events or for the new
+                                 * incarnation (at most once a ms) */
 };
 
 /* Build a session over memory and eventfds the caller set up (the VMM's

@@ -204,8 +204,10 @@ static void session_disconnect(struct moat_session *s)
         for (uint32_t i = 0; i < MOAT_CLIENT_SESSIONS_MAX; i++)
             if (c->sessions[i] == s)
                 c->sessions[i] = NULL;
-        struct moat_session_close_req q = { .session_id = s->id };
-        moat__rpc(c, MOAT_MSG_CLOSE_SESSION, &q, sizeof q, NULL, 0, NULL, NULL, 0);
+        if (s->mem) {           /* detached already: moat forgot it then */
+            struct moat_session_close_req q = { .session_id = s->id };
+            moat__rpc(c, MOAT_MSG_CLOSE_SESSION, &q, sizeof q, NULL, 0, NULL, NULL, 0);
+        }
     }
     if (s->mem)
         munmap(s->mem, s->layout.size);
@@ -504,8 +506,10 @@ int moat_poll(struct moat_session *s, struct moat_completion *out, size_t max)
 {
     if (s->kind != MOAT_CAP_BLOCK)
         return -MOAT_EINVAL;    /* Nic completions are taken by moat_nic_* */
-    if (s->recovering)
-        moat__recover(s, 0);    /* one look: is the new incarnation there? */
+    if (s->recovering && moat__now_ns() - s->events_checked_ns >= 1000000u) {
+        s->events_checked_ns = moat__now_ns();
+        moat__recover(s, 0);    /* a look (at most once a ms): is it back? */
+    }
     size_t n = 0;
     while (n < max && s->n_owed)
         out[n++] = s->owed[--s->n_owed];
