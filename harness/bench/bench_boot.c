@@ -17,14 +17,9 @@
 
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s PART.json\n", argv[0]);
-        return 2;
-    }
-    log_set_quiet(true);
     static struct moat_config cfg;
-    config_defaults(&cfg);
-    snprintf(cfg.log_dir, sizeof cfg.log_dir, "/tmp/moat-bench-logs");
+    if (!bench_start(argc, argv, &cfg))
+        return 2;
     struct domain_config dc;
     memset(&dc, 0, sizeof dc);
     snprintf(dc.kernel, sizeof dc.kernel, "%s/guest/testdomain.elf", MOAT_BUILD_DIR);

@@ -33,16 +33,11 @@ static int fail(const char *what, int rc)
 
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s PART.json\n", argv[0]);
-        return 2;
-    }
-    log_set_quiet(true);
     static struct moat_config cfg;
     static struct supervisor sup;
     static struct control ctl;
-    config_defaults(&cfg);
-    snprintf(cfg.log_dir, sizeof cfg.log_dir, "/tmp/moat-bench-logs");
+    if (!bench_start(argc, argv, &cfg))
+        return 2;
     char spec[512], err[512];
     snprintf(spec, sizeof spec, "name=ram0 kernel=%s/guest/ramblk.elf mem=32M args=\"size=16M\"",
              MOAT_BUILD_DIR);

@@ -100,14 +100,9 @@ static bool one(struct domain *d, const char *name, uint32_t kind, struct moat_c
 
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s PART.json\n", argv[0]);
-        return 2;
-    }
-    log_set_quiet(true);
     static struct moat_config cfg;
-    config_defaults(&cfg);
-    snprintf(cfg.log_dir, sizeof cfg.log_dir, "/tmp/moat-bench-logs");
+    if (!bench_start(argc, argv, &cfg))
+        return 2;
     char err[512];
     if (!supervisor_init(&sup, &cfg, err, sizeof err) ||
         !control_start(&ctl, &sup, SOCK, err, sizeof err)) {

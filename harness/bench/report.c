@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "config.h"
+#include "log.h"
 #include "report.h"
 
 static int cmp_double(const void *a, const void *b)
@@ -41,4 +43,16 @@ bool bench_write(const char *path, const struct bench_record *r, size_t n)
     }
     fputs("]\n", f);
     return fclose(f) == 0;
+}
+
+bool bench_start(int argc, char **argv, struct moat_config *cfg)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s PART.json\n", argv[0]);
+        return false;
+    }
+    log_set_quiet(true);
+    config_defaults(cfg);
+    snprintf(cfg->log_dir, sizeof cfg->log_dir, "/tmp/moat-bench-logs");
+    return true;
 }

@@ -22,6 +22,11 @@ struct bench_record {
 /* Write records to path as a JSON array; false (and a message on stderr)
  * when the file cannot be written. ratio = value / baseline_value. */
 bool bench_write(const char *path, const struct bench_record *r, size_t n);
+struct moat_config;
+/* Every moat benchmark's start: argv must be PROG PART.json (else usage on
+ * stderr, false); quiet logs; cfg gets the defaults with its domain logs
+ * in /tmp/moat-bench-logs. */
+bool bench_start(int argc, char **argv, struct moat_config *cfg);
 /* Percentile p (0..100) of n samples, nearest-rank; sorts samples. */
 double bench_percentile(double *samples, size_t n, double p);
 
