@@ -377,6 +377,21 @@ static int install(struct session *s, struct domain *d, uint32_t slot, uint32_t 
 
 static bool is_pow2(uint32_t v) { return v && !(v & (v - 1)); }
 
+/* Copies of a session's memfd, kick and notify fds for its reply. */
+static bool dup_fds(const struct session *s, int fds[3])
+{
+    const int own[3] = { s->memfd, s->kick_fd, s->notify_fd };
+    for (int i = 0; i < 3; i++) {
+        fds[i] = fcntl(own[i], F_DUPFD_CLOEXEC, 0);
+        if (fds[i] < 0) {
+            while (i-- > 0)
+                close(fds[i]);
+            return false;
+        }
+    }
+    return true;
+}
+
 int capsvc_session_open(struct capsvc *cs, uint32_t client, const struct moat_session_req *req,
                         struct moat_session_reply *out, int fds[3])
 {
@@ -449,12 +464,19 @@ int capsvc_session_open(struct capsvc *cs, uint32_t client, const struct moat_se
             log_error(d->cfg.name, "cannot open a session for client %u: %s (%s)", client,
                       moat_err_name(-rc), strerror(errno));
             capsvc_session_free(s);
+        } else if (!dup_fds(s, fds)) {
+            /* The caller gets copies: the session may be revoked (its own
+             * fds closed) before the reply carrying them is sent. */
+            log_error(d->cfg.name, "cannot open a session for client %u: out of descriptors "
+                      "(%s)", client, strerror(errno));
+            uninstall(s);
+            capsvc_session_free(s);
+            memset(s, 0, sizeof *s);
+            s->memfd = s->kick_fd = s->notify_fd = -1;
+            rc = -MOAT_ESYS;
         } else {
             *out = s->layout;
             out->session_id = s->id;
-            fds[0] = s->memfd;
-            fds[1] = s->kick_fd;
-            fds[2] = s->notify_fd;
             DSTAT_INC(d, sessions_total);
             log_info(d->cfg.name, "session %u open on %s for client %u (slot %u, %u entries, %llu KiB data)",
                      s->id, o->name, client, slot, req->entries,

@@ -134,7 +134,9 @@ int capsvc_close(struct capsvc *cs, uint32_t client, uint64_t handle);
 int capsvc_check(struct capsvc *cs, uint32_t client, uint64_t handle, uint32_t need,
                  uint32_t kind);
 size_t capsvc_list(struct capsvc *cs, struct moat_cap_desc *out, size_t max);
-/* fds[3] = memfd, kick, notify (owned by capsvc; the caller sends copies). */
+/* fds[3] = copies of the session's memfd, kick and notify fds: the caller
+ * sends them in the reply and closes them (the session may be revoked, and
+ * its own fds closed, before the reply goes). */
 int capsvc_session_open(struct capsvc *cs, uint32_t client, const struct moat_session_req *req,
                         struct moat_session_reply *out, int fds[3]);
 int capsvc_session_close(struct capsvc *cs, uint32_t client, uint32_t session_id);

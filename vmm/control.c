@@ -1,5 +1,6 @@
 /* The control socket (contract in control.h). */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -123,6 +124,76 @@ void control_stop(struct control *c)
 
 /* ---- messages ------------------------------------------------------------------ */
 
+/* Queue a message the socket could not take (with duplicates of its fds). */
+static bool queue_out(struct control_client *cl, const struct msghdr *m, size_t len,
+                      const int *fds, unsigned n_fds)
+{
+    if (cl->out_n >= CONTROL_OUTQ_MAX) {
+        cl->doomed = "it does not read what moat sends (1024 messages waiting)";
+        return false;
+    }
+    struct control_out *o = malloc(sizeof *o + len);
+    if (!o) {
+        cl->doomed = "out of memory for its messages";
+        return false;
+    }
+    o->next = NULL;
+    o->len = (uint32_t)len;
+    o->n_fds = 0;
+    size_t at = 0;
+    for (size_t i = 0; i < m->msg_iovlen; i++) {
+        memcpy(o->bytes + at, m->msg_iov[i].iov_base, m->msg_iov[i].iov_len);
+        at += m->msg_iov[i].iov_len;
+    }
+    for (unsigned i = 0; i < n_fds; i++) {
+        int d = fcntl(fds[i], F_DUPFD_CLOEXEC, 0);
+        if (d < 0) {
+            for (unsigned k = 0; k < o->n_fds; k++)
+                close(o->fds[k]);
+            free(o);
+            cl->doomed = "out of descriptors for its messages";
+            return false;
+        }
+        o->fds[o->n_fds++] = d;
+    }
+    if (cl->out_tail)
+        cl->out_tail->next = o;
+    else
+        cl->out_head = o;
+    cl->out_tail = o;
+    cl->out_n++;
+    cl->out_queued++;
+    return true;
+}
+
+/* sendmsg of len bytes with fds, never blocking: 1 sent, 0 no room, -1 error. */
+static int send_now(int fd, struct msghdr *m, size_t len, const int *fds, unsigned n_fds)
+{
+    union { struct cmsghdr align; char buf[CMSG_SPACE(3 * sizeof(int))]; } cbuf;
+    if (n_fds) {
+        memset(&cbuf, 0, sizeof cbuf);
+        m->msg_control = cbuf.buf;
+        m->msg_controllen = CMSG_SPACE(n_fds * sizeof(int));
+        struct cmsghdr *cm = CMSG_FIRSTHDR(m);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(n_fds * sizeof(int));
+        memcpy(CMSG_DATA(cm), fds, n_fds * sizeof(int));
+    }
+    ssize_t n;
+    do {
+        n = sendmsg(fd, m, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    m->msg_control = NULL;
+    m->msg_controllen = 0;
+    if (n == (ssize_t)len)
+        return 1;
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+}
+
+/* Send a reply or an event, or queue it behind the ones still waiting:
+ * moat never blocks on a client, and never loses what it owes one. False
+ * when the client is gone or doomed (the control loop closes it). */
 static bool send_msg(struct control_client *cl, uint16_t type, uint32_t seq, int status,
                      const void *payload, uint32_t len, const int *fds, unsigned n_fds)
 {
@@ -130,19 +201,51 @@ static bool send_msg(struct control_client *cl, uint16_t type, uint32_t seq, int
                               .status = status, .len = len };
     struct iovec iov[2] = { { &h, sizeof h }, { (void *)payload, len } };
     struct msghdr m = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
-    union { struct cmsghdr align; char buf[CMSG_SPACE(3 * sizeof(int))]; } cbuf;
-    if (n_fds) {
-        memset(&cbuf, 0, sizeof cbuf);
-        m.msg_control = cbuf.buf;
-        m.msg_controllen = CMSG_SPACE(n_fds * sizeof(int));
-        struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
-        cm->cmsg_level = SOL_SOCKET;
-        cm->cmsg_type = SCM_RIGHTS;
-        cm->cmsg_len = CMSG_LEN(n_fds * sizeof(int));
-        memcpy(CMSG_DATA(cm), fds, n_fds * sizeof(int));
+    if (cl->doomed)
+        return false;
+    if (!cl->out_head) {
+        int r = send_now(cl->fd, &m, sizeof h + len, fds, n_fds);
+        if (r != 0)
+            return r > 0;
     }
-    /* Never block on a client that does not read its replies. */
-    return sendmsg(cl->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)(sizeof h + len);
+    return queue_out(cl, &m, sizeof h + len, fds, n_fds);
+}
+
+/* Send what waits, in order, while the socket takes it. */
+static void flush_out(struct control_client *cl)
+{
+    while (cl->out_head && !cl->doomed) {
+        struct control_out *o = cl->out_head;
+        struct iovec iov = { o->bytes, o->len };
+        struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+        int r = send_now(cl->fd, &m, o->len, o->fds, o->n_fds);
+        if (r == 0)
+            return;
+        if (r < 0) {
+            cl->doomed = "its socket failed";
+            return;
+        }
+        cl->out_head = o->next;
+        if (!cl->out_head)
+            cl->out_tail = NULL;
+        cl->out_n--;
+        for (unsigned k = 0; k < o->n_fds; k++)
+            close(o->fds[k]);
+        free(o);
+    }
+}
+
+static void free_out(struct control_client *cl)
+{
+    while (cl->out_head) {
+        struct control_out *o = cl->out_head;
+        cl->out_head = o->next;
+        for (unsigned k = 0; k < o->n_fds; k++)
+            close(o->fds[k]);
+        free(o);
+    }
+    cl->out_tail = NULL;
+    cl->out_n = 0;
 }
 
 static bool reply(struct control_client *cl, const struct moat_msg_hdr *req, int status,
@@ -413,10 +516,14 @@ static void handle_request(struct control *c, struct control_client *cl,
         struct moat_session_reply r;
         int fds[3];
         int rc = capsvc_session_open(cs, cl->id, p, &r, fds);
-        if (rc < 0)
+        if (rc < 0) {
             reply(cl, h, rc, NULL, 0);
-        else if (!send_msg(cl, h->type, h->seq, 0, &r, sizeof r, fds, 3))
-            capsvc_session_close(cs, cl->id, r.session_id);
+            return;
+        }
+        if (!send_msg(cl, h->type, h->seq, 0, &r, sizeof r, fds, 3))
+            capsvc_session_close(cs, cl->id, r.session_id);     /* the client is gone */
+        for (int i = 0; i < 3; i++)
+            close(fds[i]);
         return;
     }
     case MOAT_MSG_CLOSE_SESSION: {
@@ -448,6 +555,7 @@ static void client_close(struct control *c, struct control_client *cl, const cha
     log_info(NULL, "control: client %u (pid %u) disconnected: %s; %llu requests, %llu refused",
              cl->id, cl->pid, why, (unsigned long long)cl->requests,
              (unsigned long long)cl->refused);
+    free_out(cl);
     close(cl->fd);
     cl->fd = -1;
 }
@@ -542,7 +650,8 @@ static void *control_thread(void *arg)
         for (uint32_t i = 0; i < CONTROL_CLIENTS_MAX; i++)
             if (c->cl[i].fd >= 0) {
                 who[n - 3] = &c->cl[i];
-                pfd[n++] = (struct pollfd){ .fd = c->cl[i].fd, .events = POLLIN };
+                pfd[n++] = (struct pollfd){ .fd = c->cl[i].fd,
+                                            .events = POLLIN | (c->cl[i].out_head ? POLLOUT : 0) };
             }
         if (poll(pfd, n, -1) < 0) {
             if (errno == EINTR)
@@ -554,9 +663,18 @@ static void *control_thread(void *arg)
             break;
         if (pfd[2].revents)
             send_events(c);
-        for (nfds_t i = 3; i < n; i++)
-            if (pfd[i].revents && who[i - 3]->fd == pfd[i].fd)
-                client_readable(c, who[i - 3]);
+        for (nfds_t i = 3; i < n; i++) {
+            struct control_client *cl = who[i - 3];
+            if (!pfd[i].revents || cl->fd != pfd[i].fd)
+                continue;
+            if (pfd[i].revents & POLLOUT)
+                flush_out(cl);
+            if (pfd[i].revents & ~POLLOUT)
+                client_readable(c, cl);
+        }
+        for (uint32_t i = 0; i < CONTROL_CLIENTS_MAX; i++)
+            if (c->cl[i].fd >= 0 && c->cl[i].doomed)
+                client_close(c, &c->cl[i], c->cl[i].doomed);
         if (pfd[1].revents)
             client_accept(c);
     }

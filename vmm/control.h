@@ -25,12 +25,31 @@ struct supervisor;
 
 #define CONTROL_CLIENTS_MAX 64u
 
+/* A message that did not fit the client's socket: sent, in order, when
+ * the socket has room. fds are moat's own duplicates, closed once sent. */
+struct control_out {
+    struct control_out *next;
+    uint32_t len;
+    unsigned n_fds;
+    int fds[3];
+    uint8_t bytes[];
+};
+
+/* Replies and events are never dropped: what the socket cannot take now is
+ * queued (at most CONTROL_OUTQ_MAX messages); a client that lets the queue
+ * fill is disconnected with a reason, and its sessions are closed. */
+#define CONTROL_OUTQ_MAX 1024u
+
 struct control_client {
     int fd;
     uint32_t id;
     uint32_t pid, uid, gid;
     bool admin;
     uint64_t requests, refused;
+    struct control_out *out_head, *out_tail;
+    uint32_t out_n;
+    uint64_t out_queued;        /* messages that had to wait, ever */
+    const char *doomed;         /* why it is to be disconnected, or NULL */
 };
 
 struct control {

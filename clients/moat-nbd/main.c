@@ -28,6 +28,7 @@
 
 #define RECOVER_MS    10000     /* wait for a restarted domain's cap */
 #define CLIENTS_MAX   64u       /* NBD connections served at once */
+#define SESSION_ENTRIES 128u    /* requests in flight per NBD connection */
 
 static const char usage_text[] =
     "usage: moat-nbd [--socket PATH] --cap NAME (--unix PATH | --port N [--bind ADDR])\n"
@@ -57,7 +58,11 @@ static const char usage_text[] =
     "  --help          print this text and exit\n"
     "\n"
     "Each client gets its own session with the serving domain, so its requests\n"
-    "do not pass through moat. Requests of any size and alignment are accepted:\n"
+    "do not pass through moat. Up to 128 requests per client are in flight at\n"
+    "once and are answered as they complete (out of order, as NBD allows);\n"
+    "clients may open several connections to one export (multi-conn: a flush\n"
+    "on any covers writes done on all). Requests of any size and alignment are\n"
+    "accepted:\n"
     "large ones are split, unaligned ones use read-modify-write of the edge\n"
     "blocks. If the serving domain restarts, requests wait up to 10 s for it to\n"
     "come back and are submitted again to the new incarnation (the NBD client\n"
@@ -93,6 +98,7 @@ struct server {
     bool read_only;
     char description[160];
     atomic_uint active;
+    pthread_mutex_t edge_lock;  /* read-modify-write of edge blocks, all clients */
 };
 
 struct client {
@@ -103,6 +109,7 @@ struct client {
     struct moat_client *mc;     /* its own moat connection: libmoat is per-thread */
     struct moat_cap *cap;
     struct moat_session *s;
+    int last_error;             /* said once until it changes */
     int rc;
 };
 
@@ -128,57 +135,70 @@ static void say(const char *fmt, ...)
     (void)w;
 }
 
-/* ---- the backend: libmoat block calls ------------------------------------------------ */
+/* ---- the backend: libmoat's asynchronous block calls ------------------------------ */
 
-/* One libmoat block call. A restart of the serving domain is absorbed by
- * libmoat (the session follows the cap to its new incarnation and submits
- * again what had not completed); it is only logged here. */
-static int blk_call(struct client *cl, uint16_t op, uint64_t lba, uint32_t n, void *buf)
+/* A restart of the serving domain is absorbed by libmoat (the session
+ * follows the cap to its new incarnation and submits again what had not
+ * completed); it is only logged here. */
+static void note_recovery(struct client *cl, const struct moat_session_stats *before)
 {
-    struct moat_session_stats before, after;
-    moat_session_stats(cl->s, &before);
-    int rc;
-    switch (op) {
-    case MOAT_BLK_READ:         rc = moat_blk_read(cl->s, lba, n, buf); break;
-    case MOAT_BLK_WRITE:        rc = moat_blk_write(cl->s, lba, n, buf); break;
-    case MOAT_BLK_FLUSH:        rc = moat_blk_flush(cl->s); break;
-    case MOAT_BLK_DISCARD:      rc = moat_blk_discard(cl->s, lba, n); break;
-    default:                    rc = moat_blk_write_zeroes(cl->s, lba, n); break;
-    }
+    struct moat_session_stats after;
     moat_session_stats(cl->s, &after);
-    if (after.recoveries != before.recoveries)
+    if (after.recoveries != before->recoveries)
         say("client %u: %s restarted; the session moved to its new incarnation (%llu "
             "request(s) submitted again)", cl->id, cl->srv->cap_name,
-            (unsigned long long)(after.resubmitted - before.resubmitted));
-    if (rc == -MOAT_EFAILED || rc == -MOAT_EDOWN)
-        say("client %u: %s: %s; the request fails with EIO", cl->id, cl->srv->cap_name,
-            moat_strerror(rc));
-    return rc;
+            (unsigned long long)(after.resubmitted - before->resubmitted));
 }
 
-static int be_read(void *ctx, uint64_t lba, uint32_t n, void *buf)
+static int be_submit(void *ctx, const struct nbd_io *io)
 {
-    return blk_call(ctx, MOAT_BLK_READ, lba, n, buf);
+    static const uint16_t op_of[] = {
+        [NBD_IO_READ] = MOAT_BLK_READ, [NBD_IO_WRITE] = MOAT_BLK_WRITE,
+        [NBD_IO_FLUSH] = MOAT_BLK_FLUSH, [NBD_IO_TRIM] = MOAT_BLK_DISCARD,
+        [NBD_IO_ZEROES] = MOAT_BLK_WRITE_ZEROES,
+    };
+    struct client *cl = ctx;
+    if (io->op >= sizeof op_of / sizeof op_of[0])
+        return -MOAT_EINVAL;
+    struct moat_blk_req r = { .op = op_of[io->op], .lba = io->lba, .blocks = io->blocks,
+                              .buf = io->buf, .user_data = io->tag };
+    int rc = moat_blk_submit(cl->s, &r, 1);
+    if (rc == 0)
+        return -MOAT_EBUSY;     /* ring or buffer full: the engine reaps first */
+    if (rc < 0 && rc != -MOAT_EBUSY)
+        cl->last_error = rc;
+    return rc < 0 ? rc : 0;
 }
 
-static int be_write(void *ctx, uint64_t lba, uint32_t n, const void *buf)
+static int be_reap(void *ctx, int fd, bool wait, struct nbd_done *out, size_t max)
 {
-    return blk_call(ctx, MOAT_BLK_WRITE, lba, n, (void *)(uintptr_t)buf);
-}
-
-static int be_flush(void *ctx) { return blk_call(ctx, MOAT_BLK_FLUSH, 0, 0, NULL); }
-
-static int be_trim(void *ctx, uint64_t lba, uint32_t n)
-{
-    return blk_call(ctx, MOAT_BLK_DISCARD, lba, n, NULL);
-}
-
-static int be_zeroes(void *ctx, uint64_t lba, uint32_t n)
-{
-    return blk_call(ctx, MOAT_BLK_WRITE_ZEROES, lba, n, NULL);
+    struct client *cl = ctx;
+    struct moat_completion c[64];
+    if (max > 64)
+        max = 64;
+    struct moat_session_stats before;
+    moat_session_stats(cl->s, &before);
+    int n = moat_poll(cl->s, c, max);
+    if (n == 0 && wait)
+        n = fd >= 0 ? moat_wait_fd(cl->s, fd, c, max, -1) : moat_wait(cl->s, c, max, -1);
+    note_recovery(cl, &before);
+    if (n < 0)
+        return n;
+    for (int i = 0; i < n; i++) {
+        out[i] = (struct nbd_done){ .tag = c[i].user_data, .status = c[i].status };
+        if ((c[i].status == -MOAT_EFAILED || c[i].status == -MOAT_EDOWN) &&
+            c[i].status != cl->last_error) {
+            say("client %u: %s: %s; requests fail with EIO until it is back", cl->id,
+                cl->srv->cap_name, moat_strerror(c[i].status));
+            cl->last_error = c[i].status;
+        }
+    }
+    return n;
 }
 
 /* ---- one client ---------------------------------------------------------------- */
+
+static double per(uint64_t a, uint64_t b) { return b ? (double)a / (double)b : 0.0; }
 
 static void serve_client(struct client *cl)
 {
@@ -190,7 +210,8 @@ static void serve_client(struct client *cl)
     if (rc == 0)
         rc = moat_open_ready(cl->mc, srv->cap_name, rights, RECOVER_MS, &cl->cap);
     if (rc == 0)
-        rc = moat_session_open(cl->cap, &(struct moat_session_params){ .recover_ms = RECOVER_MS },
+        rc = moat_session_open(cl->cap, &(struct moat_session_params){
+                                   .entries = SESSION_ENTRIES, .recover_ms = RECOVER_MS },
                                &cl->s);
     if (rc < 0) {
         if (cl->mc)
@@ -214,12 +235,14 @@ static void serve_client(struct client *cl)
         .can_flush = !srv->read_only && (g->flags & MOAT_BLK_F_FLUSH),
         .can_trim = !srv->read_only && (g->flags & MOAT_BLK_F_DISCARD),
         .can_zeroes = !srv->read_only && (g->flags & MOAT_BLK_F_WRITE_ZEROES),
-        .read = be_read,
-        .write = be_write,
-        .flush = be_flush,
-        .trim = be_trim,
-        .zeroes = be_zeroes,
+        /* A moat flush makes every completed write durable, whichever
+         * session made it (session_abi.h), so connections may share. */
+        .multi_conn = true,
+        .depth = SESSION_ENTRIES,
+        .submit = be_submit,
+        .reap = be_reap,
         .ctx = cl,
+        .edge_lock = &srv->edge_lock,
         .description = srv->description,
     };
     struct nbd_stats st;
@@ -233,13 +256,17 @@ static void serve_client(struct client *cl)
     cl->cap = NULL;
     cl->mc = NULL;
 
+    uint64_t nreq = st.reads + st.writes + st.flushes + st.trims + st.zeroes + st.other;
     if (rc == 0)
         say("client %u done: %llu reads, %llu writes, %llu flushes, %llu trims, %llu write-zeroes; "
-            "%llu bytes read, %llu bytes written; %llu errors", cl->id,
+            "%llu bytes read, %llu bytes written; %llu errors; at most %llu in flight, %.2f "
+            "replies per send, %.2f sleeps per request, %llu serialized", cl->id,
             (unsigned long long)st.reads, (unsigned long long)st.writes,
             (unsigned long long)st.flushes, (unsigned long long)st.trims,
             (unsigned long long)st.zeroes, (unsigned long long)st.bytes_read,
-            (unsigned long long)st.bytes_written, (unsigned long long)st.errors);
+            (unsigned long long)st.bytes_written, (unsigned long long)st.errors,
+            (unsigned long long)st.inflight_max, per(nreq, st.reply_sends),
+            per(st.waits, nreq), (unsigned long long)st.serialized);
     else
         say("client %u dropped: %s (after %llu reads, %llu writes, %llu errors)", cl->id, err,
             (unsigned long long)st.reads, (unsigned long long)st.writes,
@@ -533,7 +560,8 @@ int main(int argc, char **argv)
             moat_strerror(rc), path);
         return 1;
     }
-    struct server srv = { .o = &o, .cap_name = o.cap, .read_only = o.read_only };
+    struct server srv = { .o = &o, .cap_name = o.cap, .read_only = o.read_only,
+                          .edge_lock = PTHREAD_MUTEX_INITIALIZER };
     /* This connection checks the cap up front; each NBD client then gets a
      * connection, handle and session of its own. */
     struct moat_cap *cap;
@@ -562,11 +590,12 @@ int main(int argc, char **argv)
     snprintf(srv.description, sizeof srv.description, "moat BlockDevice %.*s served by domain %.*s",
              (int)MOAT_NAME_LEN, desc->name, (int)MOAT_NAME_LEN, desc->domain);
 
+    /* Checked: each NBD client gets a connection of its own, so this one
+     * goes (an idle connection would only pile up moat's events). */
+    moat_disconnect(mc);
     int lfd = o.unix_path ? listen_unix(o.unix_path) : listen_tcp(o.bind, o.port);
-    if (lfd < 0) {
-        moat_disconnect(mc);
+    if (lfd < 0)
         return 1;
-    }
     char where[PATH_MAX + 32];
     if (o.unix_path)
         snprintf(where, sizeof where, "unix:%s", o.unix_path);
@@ -682,12 +711,6 @@ int main(int argc, char **argv)
         close(lfd);
         if (o.unix_path)
             unlink(o.unix_path);
-    }
-    /* Detached client threads may still use their sessions: tear the moat
-     * connection down only when none is left; exit frees the rest. */
-    if (o.once || atomic_load(&srv.active) == 0) {
-        moat_close(cap);
-        moat_disconnect(mc);
     }
     return status;
 }

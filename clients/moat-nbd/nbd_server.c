@@ -1,6 +1,7 @@
 /* NBD protocol engine (contract in nbd_server.h). Wire facts cite the NBD
  * spec, doc/proto.md of NetworkBlockDevice/nbd, as [proto §section]. */
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@
 #define NBD_FLAG_SEND_FUA          (1u << 3)
 #define NBD_FLAG_SEND_TRIM         (1u << 5)
 #define NBD_FLAG_SEND_WRITE_ZEROES (1u << 6)
+#define NBD_FLAG_CAN_MULTI_CONN    (1u << 8)
 
 /* [proto §Option types] */
 enum {
@@ -102,6 +104,43 @@ static uint16_t get16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]);
 static uint32_t get32(const uint8_t *p) { return ((uint32_t)get16(p) << 16) | get16(p + 2); }
 static uint64_t get64(const uint8_t *p) { return ((uint64_t)get32(p) << 32) | get32(p + 4); }
 
+/* ---- requests in flight ----------------------------------------------------------
+ * Each NBD request in flight holds a slot: its header, its payload buffer
+ * and a plan of backend calls (op over a run of blocks, cut at chunk
+ * blocks per call) that pump() submits as the backend has room. A slot is
+ * answered (finish, then send_replies) when its last call completes. The
+ * serialized path (read-modify-write) runs one request alone through
+ * sync_call once nothing else is running. */
+
+#define SYNC_TAG        UINT64_MAX  /* the one call of the serialized path */
+#define NO_SLOT         UINT32_MAX
+#define RBUF_BYTES      65536u      /* request bytes read ahead from the socket */
+#define REAP_MAX        64u
+#define REPLY_IOV       128u        /* iovecs in one send of replies */
+#define SLOT_KEEP_BYTES (128u << 10) /* a slot keeps a payload buffer this big */
+#define BUFFERED_MAX    (64u << 20) /* payload bytes held by requests in flight */
+
+enum slot_state { SLOT_FREE, SLOT_RUNNING, SLOT_SERIAL, SLOT_DONE };
+
+struct slot {
+    enum slot_state state;
+    uint64_t cookie, off;
+    uint16_t type, flags;
+    uint32_t len;
+    uint8_t *buf;               /* READ/WRITE payload */
+    size_t buf_cap;
+    uint16_t op;                /* enum nbd_io_op of the calls left */
+    uint64_t lba, left;         /* blocks still to submit (FLUSH: 1) */
+    uint8_t *p;                 /* data of the next call; NULL: none */
+    bool p_fixed;               /* p does not advance (the zero buffer) */
+    uint32_t chunk;             /* blocks per call */
+    bool fua;                   /* a FLUSH follows the data */
+    uint32_t outstanding;       /* calls in flight */
+    int rc;                     /* first backend error */
+    uint32_t error;             /* NBD error of the reply */
+    uint8_t reply[REPLY_HDR_LEN];
+};
+
 /* ---- connection state ----------------------------------------------------------- */
 
 struct conn {
@@ -114,8 +153,24 @@ struct conn {
     bool no_zeroes;             /* client set NBD_FLAG_C_NO_ZEROES */
     struct nbd_stats *st;
     uint8_t opt[NBD_OPT_DATA_MAX];
-    uint8_t *buf;               /* READ/WRITE payload, grown on demand */
-    size_t buf_cap;
+    struct slot *slot;          /* nslots requests in flight at most */
+    uint32_t nslots;
+    uint32_t *free_ix, n_free;  /* free slots (a stack) */
+    uint32_t *done_ix, n_done;  /* answered, reply not yet sent (in order) */
+    uint32_t running;           /* slots with calls to make or in flight */
+    uint32_t submitting;        /* slots with calls still to submit */
+    uint32_t calls;             /* backend calls in flight */
+    uint32_t serial;            /* slot waiting to run alone, or NO_SLOT */
+    uint32_t busy_max;
+    uint64_t buffered;          /* payload bytes held by requests in flight */
+    bool sync_done;             /* the serialized call came back... */
+    int sync_rc;                /* ...with this */
+    bool closing;               /* DISC came: answer what is in flight, end */
+    bool eof;                   /* the client hung up */
+    bool dead;                  /* replies can no longer be sent */
+    bool broken;                /* the backend failed: its calls are void */
+    uint8_t *rbuf;              /* bytes read from the client, [rpos, rlen) unread */
+    size_t rpos, rlen;
     uint8_t *bounce;            /* one block, for partial edge blocks */
     uint8_t *zero;              /* zero_blocks blocks of zeroes, lazily */
     uint32_t zero_blocks;
@@ -187,16 +242,10 @@ static int recv_msg(struct conn *c, void *p, size_t n, const char *what)
     return rc;
 }
 
-/* Send a then b (either may be empty) as one stream of bytes. MSG_NOSIGNAL:
- * a client that hung up is an error return, never SIGPIPE. */
-static int send2(struct conn *c, const void *a, size_t alen, const void *b, size_t blen)
+/* Send iov[0..nv) as one stream of bytes. MSG_NOSIGNAL: a client that
+ * hung up is an error return, never SIGPIPE. */
+static int send_iov(struct conn *c, struct iovec *v, int nv)
 {
-    struct iovec iov[2] = {
-        { .iov_base = (void *)a, .iov_len = alen },
-        { .iov_base = (void *)b, .iov_len = blen },
-    };
-    struct iovec *v = iov;
-    int nv = 2;
     while (nv > 0) {
         if (v->iov_len == 0) {
             v++;
@@ -225,6 +274,16 @@ static int send2(struct conn *c, const void *a, size_t alen, const void *b, size
     return 0;
 }
 
+/* Send a then b (either may be empty). */
+static int send2(struct conn *c, const void *a, size_t alen, const void *b, size_t blen)
+{
+    struct iovec iov[2] = {
+        { .iov_base = (void *)a, .iov_len = alen },
+        { .iov_base = (void *)b, .iov_len = blen },
+    };
+    return send_iov(c, iov, 2);
+}
+
 /* Read and throw away n bytes the client sent. */
 static int drain(struct conn *c, uint64_t n, const char *what)
 {
@@ -239,7 +298,30 @@ static int drain(struct conn *c, uint64_t n, const char *what)
     return 0;
 }
 
-/* ---- backend access: whole blocks, split at max_blocks -------------------------- */
+/* ---- backend access: whole blocks, split at max_blocks ---------------------------
+ * The serialized path calls the backend one call at a time, waiting for
+ * each; nothing else is in flight then (transmission() sees to it). */
+
+static int reap(struct conn *c, bool wait, int fd);
+
+static int sync_call(struct conn *c, uint16_t op, uint64_t lba, uint32_t n, void *buf)
+{
+    struct nbd_io io = { .op = op, .lba = lba, .blocks = n, .buf = buf, .tag = SYNC_TAG };
+    c->st->backend_calls++;
+    int rc = c->be->submit(c->be->ctx, &io);
+    if (rc == -MOAT_EBUSY)
+        return -MOAT_EIO;       /* full with nothing in flight: the backend is broken */
+    if (rc < 0)
+        return rc;
+    c->calls++;
+    c->sync_done = false;
+    while (!c->sync_done) {
+        rc = reap(c, true, -1);
+        if (rc < 0)
+            return rc;
+    }
+    return c->sync_rc;
+}
 
 /* Read (write == false) or write n blocks at lba, in backend-sized calls. */
 static int be_rw(struct conn *c, bool write, uint64_t lba, uint64_t n, uint8_t *p)
@@ -247,8 +329,7 @@ static int be_rw(struct conn *c, bool write, uint64_t lba, uint64_t n, uint8_t *
     const struct nbd_backend *be = c->be;
     while (n > 0) {
         uint32_t k = n < be->max_blocks ? (uint32_t)n : be->max_blocks;
-        c->st->backend_calls++;
-        int rc = write ? be->write(be->ctx, lba, k, p) : be->read(be->ctx, lba, k, p);
+        int rc = sync_call(c, write ? NBD_IO_WRITE : NBD_IO_READ, lba, k, p);
         if (rc < 0)
             return rc;
         lba += k;
@@ -268,39 +349,35 @@ static int be_write(struct conn *c, uint64_t lba, uint64_t n, const uint8_t *p)
     return be_rw(c, true, lba, n, (uint8_t *)(uintptr_t)p);
 }
 
-/* zeroes() or trim() over a run of blocks. */
-static int be_range(struct conn *c, int (*op)(void *, uint64_t, uint32_t), uint64_t lba, uint64_t n)
+/* Blocks of zeroes for WRITE_ZEROES when the backend has no ZEROES: made
+ * once per connection, at most max_blocks and ZERO_BUF_BYTES. */
+static int zero_buf(struct conn *c)
 {
+    if (c->zero)
+        return 0;
     const struct nbd_backend *be = c->be;
-    while (n > 0) {
-        uint32_t k = n < be->max_blocks ? (uint32_t)n : be->max_blocks;
-        c->st->backend_calls++;
-        int rc = op(be->ctx, lba, k);
-        if (rc < 0)
-            return rc;
-        lba += k;
-        n -= k;
-    }
+    uint32_t k = ZERO_BUF_BYTES / be->block_size;
+    if (k == 0)
+        k = 1;
+    if (k > be->max_blocks)
+        k = be->max_blocks;
+    c->zero = calloc(k, be->block_size);
+    if (!c->zero)
+        return -MOAT_ENOMEM;
+    c->zero_blocks = k;
     return 0;
 }
 
-static int be_write_zero_buf(struct conn *c, uint64_t lba, uint64_t n)
+static int be_zeroes(struct conn *c, uint64_t lba, uint64_t n)
 {
     const struct nbd_backend *be = c->be;
-    if (!c->zero) {
-        uint32_t k = ZERO_BUF_BYTES / be->block_size;
-        if (k == 0)
-            k = 1;
-        if (k > be->max_blocks)
-            k = be->max_blocks;
-        c->zero = calloc(k, be->block_size);
-        if (!c->zero)
-            return -MOAT_ENOMEM;
-        c->zero_blocks = k;
-    }
+    bool native = be->can_zeroes;
+    if (!native && zero_buf(c) < 0)
+        return -MOAT_ENOMEM;
+    uint32_t most = native ? be->max_blocks : c->zero_blocks;
     while (n > 0) {
-        uint32_t k = n < c->zero_blocks ? (uint32_t)n : c->zero_blocks;
-        int rc = be_write(c, lba, k, c->zero);
+        uint32_t k = n < most ? (uint32_t)n : most;
+        int rc = native ? sync_call(c, NBD_IO_ZEROES, lba, k, NULL) : be_write(c, lba, k, c->zero);
         if (rc < 0)
             return rc;
         lba += k;
@@ -333,10 +410,8 @@ static int span(struct conn *c, enum span_op op, uint64_t off, uint64_t len, uin
                 rc = be_read(c, lba, n, data);
             else if (op == SPAN_WRITE)
                 rc = be_write(c, lba, n, data);
-            else if (c->be->can_zeroes)
-                rc = be_range(c, c->be->zeroes, lba, n);
             else
-                rc = be_write_zero_buf(c, lba, n);
+                rc = be_zeroes(c, lba, n);
         } else {
             adv = bs - in < len ? bs - in : len;
             rc = be_read(c, lba, 1, c->bounce);
@@ -358,18 +433,6 @@ static int span(struct conn *c, enum span_op op, uint64_t off, uint64_t len, uin
             data += adv;
     }
     return 0;
-}
-
-/* TRIM is a hint [proto §NBD_CMD_TRIM]: only the whole blocks inside the
- * range are discarded; partial edge blocks are left as they are. */
-static int trim_range(struct conn *c, uint64_t off, uint64_t len)
-{
-    const uint32_t bs = c->be->block_size;
-    uint64_t first = off / bs + (off % bs != 0);
-    uint64_t end = (off + len) / bs;        /* off + len <= size: no wrap */
-    if (end <= first)
-        return 0;
-    return be_range(c, c->be->trim, first, end - first);
 }
 
 /* Backend -MOAT_E* -> NBD error [proto §Error values]. */
@@ -615,81 +678,22 @@ static bool in_export(const struct conn *c, uint64_t off, uint64_t len)
     return len <= c->size && off <= c->size - len;
 }
 
-static int ensure_buf(struct conn *c, size_t n)
+static bool aligned(const struct conn *c, uint64_t off, uint64_t len)
 {
-    if (n <= c->buf_cap)
-        return 0;
-    free(c->buf);
-    c->buf = malloc(n);
-    c->buf_cap = c->buf ? n : 0;
-    return c->buf ? 0 : -MOAT_ENOMEM;
+    return off % c->be->block_size == 0 && len % c->be->block_size == 0;
 }
 
-/* After a successful write-class command with FUA: make it durable. */
-static uint32_t fua(struct conn *c, uint16_t flags)
+static int slot_buf(struct conn *c, struct slot *s, size_t n)
 {
-    if (!(flags & NBD_CMD_FLAG_FUA))
-        return 0;
-    c->st->backend_calls++;
-    int rc = c->be->flush(c->be->ctx);
-    return rc < 0 ? nbd_error_of(rc, true) : 0;
-}
-
-/* Carry out one checked request; returns the NBD error for the reply.
- * For WRITE the payload is already in c->buf. */
-static uint32_t execute(struct conn *c, uint16_t flags, uint16_t type, uint64_t off, uint32_t len)
-{
-    const struct nbd_backend *be = c->be;
-    /* FUA is valid on every command once advertised [proto §Command flags]. */
-    uint16_t valid = (c->tflags & NBD_FLAG_SEND_FUA) ? NBD_CMD_FLAG_FUA : 0;
-    int rc;
-    switch (type) {
-    case NBD_CMD_READ:
-        if ((flags & ~valid) || len > NBD_PAYLOAD_MAX || !in_export(c, off, len))
-            return NBD_EINVAL;
-        if (ensure_buf(c, len) < 0)
-            return NBD_ENOMEM;
-        rc = span(c, SPAN_READ, off, len, c->buf);
-        return rc < 0 ? nbd_error_of(rc, false) : 0;
-    case NBD_CMD_WRITE:
-        if (flags & ~valid)
-            return NBD_EINVAL;
-        if (be->read_only)
-            return NBD_EPERM;
-        if (!in_export(c, off, len))
-            return NBD_ENOSPC;
-        rc = span(c, SPAN_WRITE, off, len, c->buf);
-        return rc < 0 ? nbd_error_of(rc, true) : fua(c, flags);
-    case NBD_CMD_FLUSH:
-        if ((flags & ~valid) || !(c->tflags & NBD_FLAG_SEND_FLUSH) || off != 0 || len != 0)
-            return NBD_EINVAL;
-        c->st->backend_calls++;
-        rc = be->flush(be->ctx);
-        return rc < 0 ? nbd_error_of(rc, true) : 0;
-    case NBD_CMD_TRIM:
-        if (flags & ~valid)
-            return NBD_EINVAL;
-        if (be->read_only)
-            return NBD_EPERM;
-        if (!(c->tflags & NBD_FLAG_SEND_TRIM) || !in_export(c, off, len))
-            return NBD_EINVAL;
-        rc = trim_range(c, off, len);
-        return rc < 0 ? nbd_error_of(rc, true) : fua(c, flags);
-    case NBD_CMD_WRITE_ZEROES:
-        if (flags & ~(valid | NBD_CMD_FLAG_NO_HOLE))
-            return NBD_EINVAL;
-        if (be->read_only)
-            return NBD_EPERM;
-        if (!in_export(c, off, len))
-            return NBD_ENOSPC;
-        /* NO_HOLE needs nothing more: the backend's zeroes() writes zeroes
-         * to a block device, it does not deallocate. */
-        rc = span(c, SPAN_ZERO, off, len, NULL);
-        return rc < 0 ? nbd_error_of(rc, true) : fua(c, flags);
-    default:
-        /* CACHE, BLOCK_STATUS (needs metadata contexts) and the unknown. */
-        return NBD_EINVAL;
+    if (n > s->buf_cap) {
+        free(s->buf);
+        s->buf = malloc(n);
+        s->buf_cap = s->buf ? n : 0;
+        if (!s->buf)
+            return -MOAT_ENOMEM;
     }
+    c->buffered += n;
+    return 0;
 }
 
 static void count(struct nbd_stats *st, uint16_t type)
@@ -705,59 +709,461 @@ static void count(struct nbd_stats *st, uint16_t type)
     }
 }
 
-static int transmission(struct conn *c)
+/* The request is answered: its reply goes out with the next send. */
+static void finish(struct conn *c, struct slot *s)
 {
-    for (;;) {
-        uint8_t h[REQ_HDR_LEN];
-        int rc = recv_all(c, h, sizeof h, "a request header");
-        if (rc == 1)
-            return 0;       /* client hung up between requests */
-        if (rc < 0)
-            return rc;
-        /* Copied into locals once; only these are used below. */
-        uint32_t magic = get32(h);
-        uint16_t flags = get16(h + 4);
-        uint16_t type = get16(h + 6);
-        uint64_t cookie = get64(h + 8);
-        uint64_t off = get64(h + 16);
-        uint32_t len = get32(h + 24);
-        if (magic != NBD_MAGIC_REQUEST)
-            return fail(c, -MOAT_EPROTO, "bad request magic 0x%08x (want 0x%08x), disconnecting",
-                        magic, NBD_MAGIC_REQUEST);
-        if (type == NBD_CMD_DISC)
-            return 0;
-        count(c->st, type);
+    if (s->state == SLOT_RUNNING)
+        c->running--;
+    if (s->rc < 0 && !s->error)
+        s->error = nbd_error_of(s->rc, s->type != NBD_CMD_READ);
+    s->state = SLOT_DONE;
+    put32(s->reply, NBD_MAGIC_REPLY);
+    put32(s->reply + 4, s->error);
+    put64(s->reply + 8, s->cookie);
+    if (s->error)
+        c->st->errors++;
+    else if (s->type == NBD_CMD_READ)
+        c->st->bytes_read += s->len;
+    else if (s->type == NBD_CMD_WRITE)
+        c->st->bytes_written += s->len;
+    c->done_ix[c->n_done++] = (uint32_t)(s - c->slot);
+}
 
-        if (type == NBD_CMD_WRITE) {
-            /* The payload follows whatever we think of the request, so it is
-             * read first to stay in step; too big to read is a hang-up. */
-            if (len > NBD_PAYLOAD_MAX)
-                return fail(c, -MOAT_EPROTO, "client sent a %u-byte WRITE; the limit is %u bytes, "
-                            "disconnecting", len, NBD_PAYLOAD_MAX);
-            if (ensure_buf(c, len) < 0)
-                return fail(c, -MOAT_ENOMEM, "out of memory for a %u-byte WRITE", len);
-            rc = recv_msg(c, c->buf, len, "WRITE data");
+/* The calls of a planned request are to be submitted; a request with none
+ * left (zero length, a TRIM inside one block) is answered now, after its
+ * FUA flush if it asked for one. */
+static void start(struct conn *c, struct slot *s)
+{
+    if (s->left == 0 && s->fua) {
+        s->fua = false;
+        s->op = NBD_IO_FLUSH;
+        s->left = 1;
+    }
+    if (s->left == 0) {
+        finish(c, s);
+        return;
+    }
+    s->state = SLOT_RUNNING;
+    c->running++;
+    c->submitting++;
+}
+
+/* Submit the calls of running requests while the backend has room. */
+static void pump(struct conn *c)
+{
+    const uint32_t bs = c->be->block_size;
+    for (uint32_t i = 0; c->submitting && i < c->nslots; i++) {
+        struct slot *s = &c->slot[i];
+        while (s->state == SLOT_RUNNING && s->left && c->calls < c->be->depth) {
+            bool flush = s->op == NBD_IO_FLUSH;
+            uint32_t k = flush ? 0 : s->left < s->chunk ? (uint32_t)s->left : s->chunk;
+            struct nbd_io io = { .op = s->op, .lba = flush ? 0 : s->lba, .blocks = k,
+                                 .buf = s->p, .tag = i };
+            int rc = c->be->submit(c->be->ctx, &io);
+            if (rc == -MOAT_EBUSY) {
+                c->st->backend_full++;
+                return;
+            }
+            if (rc < 0) {
+                /* This call fails alone: no more of the request goes out. */
+                s->rc = rc;
+                s->left = 0;
+                c->submitting--;
+                if (!s->outstanding)
+                    finish(c, s);
+                break;
+            }
+            c->st->backend_calls++;
+            c->calls++;
+            s->outstanding++;
+            if (flush) {
+                s->left = 0;
+            } else {
+                s->lba += k;
+                s->left -= k;
+                if (s->p && !s->p_fixed)
+                    s->p += (uint64_t)k * bs;
+            }
+            if (!s->left)
+                c->submitting--;
+        }
+        if (c->calls >= c->be->depth)
+            return;
+    }
+}
+
+static int complete(struct conn *c, const struct nbd_done *d)
+{
+    if (d->tag == SYNC_TAG && !c->sync_done && c->calls) {
+        c->calls--;
+        c->sync_done = true;
+        c->sync_rc = d->status;
+        return 0;
+    }
+    struct slot *s = d->tag < c->nslots ? &c->slot[d->tag] : NULL;
+    if (!s || s->state != SLOT_RUNNING || !s->outstanding)
+        return fail(c, -MOAT_EIO, "the backend completed a call it was not given (tag 0x%llx)",
+                    (unsigned long long)d->tag);
+    c->calls--;
+    s->outstanding--;
+    if (d->status < 0 && !s->rc) {
+        s->rc = d->status;
+        if (s->left) {          /* the rest of the request is not sent */
+            s->left = 0;
+            c->submitting--;
+        }
+    }
+    if (s->outstanding || s->left)
+        return 0;
+    if (!s->rc && s->fua) {
+        s->fua = false;
+        s->op = NBD_IO_FLUSH;
+        s->left = 1;
+        c->submitting++;
+        return 0;
+    }
+    finish(c, s);
+    return 0;
+}
+
+/* Take completions; with wait, sleep for one (or for fd) first. */
+static int reap(struct conn *c, bool wait, int fd)
+{
+    struct nbd_done d[REAP_MAX];
+    if (wait)
+        c->st->waits++;
+    int n = c->be->reap(c->be->ctx, fd, wait, d, REAP_MAX);
+    if (n < 0) {
+        c->broken = true;
+        return fail(c, n, "the storage behind the export failed (error %d)", -n);
+    }
+    for (int i = 0; i < n && i < (int)REAP_MAX; i++) {
+        int rc = complete(c, &d[i]);
+        if (rc < 0) {
+            c->broken = true;
+            return rc;
+        }
+    }
+    return n;
+}
+
+/* Send every reply that is ready, several to a send call. */
+static int send_replies(struct conn *c)
+{
+    while (c->n_done) {
+        struct iovec iov[REPLY_IOV];
+        int nv = 0;
+        uint32_t k = 0;
+        for (; k < c->n_done && nv + 2 <= (int)REPLY_IOV; k++) {
+            struct slot *s = &c->slot[c->done_ix[k]];
+            iov[nv++] = (struct iovec){ .iov_base = s->reply, .iov_len = REPLY_HDR_LEN };
+            if (s->type == NBD_CMD_READ && !s->error && s->len)
+                iov[nv++] = (struct iovec){ .iov_base = s->buf, .iov_len = s->len };
+        }
+        int rc = 0;
+        if (!c->dead) {
+            c->st->reply_sends++;
+            rc = send_iov(c, iov, nv);
+        }
+        for (uint32_t i = 0; i < k; i++) {
+            struct slot *s = &c->slot[c->done_ix[i]];
+            if (s->type == NBD_CMD_READ || s->type == NBD_CMD_WRITE)
+                c->buffered -= s->len;
+            if (s->buf_cap > SLOT_KEEP_BYTES) {
+                free(s->buf);
+                s->buf = NULL;
+                s->buf_cap = 0;
+            }
+            s->state = SLOT_FREE;
+            c->free_ix[c->n_free++] = c->done_ix[i];
+        }
+        c->n_done -= k;
+        memmove(c->done_ix, c->done_ix + k, c->n_done * sizeof *c->done_ix);
+        if (rc < 0) {
+            if (!c->eof)
+                return rc;
+            c->dead = true;     /* the client hung up without waiting: not an error */
+        }
+    }
+    return 0;
+}
+
+/* Check a request as the spec says; returns the NBD error of the reply. */
+static uint32_t check(const struct conn *c, const struct slot *s)
+{
+    const struct nbd_backend *be = c->be;
+    /* FUA is valid on every command once advertised [proto §Command flags]. */
+    uint16_t valid = (c->tflags & NBD_FLAG_SEND_FUA) ? NBD_CMD_FLAG_FUA : 0;
+    switch (s->type) {
+    case NBD_CMD_READ:
+        return (s->flags & ~valid) || s->len > NBD_PAYLOAD_MAX || !in_export(c, s->off, s->len)
+                   ? NBD_EINVAL : 0;
+    case NBD_CMD_WRITE:
+        return (s->flags & ~valid) ? NBD_EINVAL : be->read_only ? NBD_EPERM
+               : !in_export(c, s->off, s->len) ? NBD_ENOSPC : 0;
+    case NBD_CMD_FLUSH:
+        return (s->flags & ~valid) || !(c->tflags & NBD_FLAG_SEND_FLUSH) || s->off || s->len
+                   ? NBD_EINVAL : 0;
+    case NBD_CMD_TRIM:
+        return (s->flags & ~valid) ? NBD_EINVAL : be->read_only ? NBD_EPERM
+               : !(c->tflags & NBD_FLAG_SEND_TRIM) || !in_export(c, s->off, s->len) ? NBD_EINVAL
+               : 0;
+    case NBD_CMD_WRITE_ZEROES:
+        /* NO_HOLE needs nothing more: ZEROES writes zeroes to a block
+         * device, it does not deallocate. */
+        return (s->flags & ~(valid | NBD_CMD_FLAG_NO_HOLE)) ? NBD_EINVAL
+               : be->read_only ? NBD_EPERM : !in_export(c, s->off, s->len) ? NBD_ENOSPC : 0;
+    default:
+        /* CACHE, BLOCK_STATUS (needs metadata contexts) and the unknown. */
+        return NBD_EINVAL;
+    }
+}
+
+/* Turn a checked request into backend calls, or mark it for the serialized
+ * path (a partial edge block). Returns an NBD error, or 0. */
+static uint32_t plan(struct conn *c, struct slot *s)
+{
+    const struct nbd_backend *be = c->be;
+    const uint32_t bs = be->block_size;
+    s->fua = s->flags & NBD_CMD_FLAG_FUA;
+    s->chunk = be->max_blocks;
+    s->lba = s->off / bs;
+    switch (s->type) {
+    case NBD_CMD_READ:
+    case NBD_CMD_WRITE:
+        if (s->type == NBD_CMD_READ && slot_buf(c, s, s->len) < 0)
+            return NBD_ENOMEM;
+        if (!aligned(c, s->off, s->len))
+            break;
+        s->op = s->type == NBD_CMD_READ ? NBD_IO_READ : NBD_IO_WRITE;
+        s->left = s->len / bs;
+        s->p = s->buf;
+        start(c, s);
+        return 0;
+    case NBD_CMD_FLUSH:
+        s->op = NBD_IO_FLUSH;
+        s->left = 1;
+        start(c, s);
+        return 0;
+    case NBD_CMD_TRIM: {
+        /* TRIM is a hint [proto §NBD_CMD_TRIM]: only the whole blocks
+         * inside the range are discarded; partial edge blocks stay. */
+        uint64_t first = s->off / bs + (s->off % bs != 0);
+        uint64_t end = (s->off + s->len) / bs;  /* in the export: no wrap */
+        s->op = NBD_IO_TRIM;
+        s->lba = first;
+        s->left = end > first ? end - first : 0;
+        start(c, s);
+        return 0;
+    }
+    default:    /* NBD_CMD_WRITE_ZEROES */
+        if (!aligned(c, s->off, s->len))
+            break;
+        if (be->can_zeroes) {
+            s->op = NBD_IO_ZEROES;
+        } else {
+            if (zero_buf(c) < 0)
+                return NBD_ENOMEM;
+            s->op = NBD_IO_WRITE;
+            s->p = c->zero;
+            s->p_fixed = true;
+            s->chunk = c->zero_blocks;
+        }
+        s->left = s->len / bs;
+        start(c, s);
+        return 0;
+    }
+    s->state = SLOT_SERIAL;
+    c->serial = (uint32_t)(s - c->slot);
+    return 0;
+}
+
+/* A request with a partial edge block, alone: nothing else is running. */
+static void run_serial(struct conn *c, struct slot *s)
+{
+    c->st->serialized++;
+    c->serial = NO_SLOT;
+    if (c->be->edge_lock)
+        pthread_mutex_lock(c->be->edge_lock);
+    enum span_op op = s->type == NBD_CMD_READ ? SPAN_READ
+                      : s->type == NBD_CMD_WRITE ? SPAN_WRITE : SPAN_ZERO;
+    int rc = span(c, op, s->off, s->len, op == SPAN_ZERO ? NULL : s->buf);
+    if (c->be->edge_lock)
+        pthread_mutex_unlock(c->be->edge_lock);
+    if (rc == 0 && (s->flags & NBD_CMD_FLAG_FUA))
+        rc = sync_call(c, NBD_IO_FLUSH, 0, 0, NULL);
+    s->rc = rc;
+    finish(c, s);
+}
+
+/* The next request's header is whole in rbuf and a slot is free: take it
+ * (and a WRITE's payload). */
+static int take_request(struct conn *c)
+{
+    const uint8_t *h = c->rbuf + c->rpos;
+    /* Copied into locals once; only these are used below. */
+    uint32_t magic = get32(h);
+    uint16_t flags = get16(h + 4);
+    uint16_t type = get16(h + 6);
+    uint64_t cookie = get64(h + 8);
+    uint64_t off = get64(h + 16);
+    uint32_t len = get32(h + 24);
+    c->rpos += REQ_HDR_LEN;
+    if (magic != NBD_MAGIC_REQUEST)
+        return fail(c, -MOAT_EPROTO, "bad request magic 0x%08x (want 0x%08x), disconnecting",
+                    magic, NBD_MAGIC_REQUEST);
+    if (type == NBD_CMD_DISC) {
+        c->closing = true;      /* answer what is in flight, then end */
+        return 0;
+    }
+    count(c->st, type);
+    struct slot *s = &c->slot[c->free_ix[--c->n_free]];
+    uint8_t *keep = s->buf;
+    size_t keep_cap = s->buf_cap;
+    *s = (struct slot){ .state = SLOT_SERIAL, .cookie = cookie, .off = off, .type = type,
+                        .flags = flags, .len = len, .buf = keep, .buf_cap = keep_cap };
+    c->busy_max = c->nslots - c->n_free > c->busy_max ? c->nslots - c->n_free : c->busy_max;
+    if (type == NBD_CMD_WRITE) {
+        /* The payload follows whatever we think of the request, so it is
+         * read first to stay in step; too big to read is a hang-up. */
+        if (len > NBD_PAYLOAD_MAX)
+            return fail(c, -MOAT_EPROTO, "client sent a %u-byte WRITE; the limit is %u bytes, "
+                        "disconnecting", len, NBD_PAYLOAD_MAX);
+        if (slot_buf(c, s, len) < 0)
+            return fail(c, -MOAT_ENOMEM, "out of memory for a %u-byte WRITE", len);
+        size_t have = c->rlen - c->rpos < len ? c->rlen - c->rpos : len;
+        memcpy(s->buf, c->rbuf + c->rpos, have);
+        c->rpos += have;
+        if (have < len) {
+            int rc = recv_msg(c, s->buf + have, len - have, "WRITE data");
             if (rc < 0)
                 return rc;
         }
-
-        uint32_t error = execute(c, flags, type, off, len);
-        uint8_t r[REPLY_HDR_LEN];
-        put32(r, NBD_MAGIC_REPLY);
-        put32(r + 4, error);
-        put64(r + 8, cookie);
-        bool data = type == NBD_CMD_READ && error == 0;
-        rc = send2(c, r, sizeof r, c->buf, data ? len : 0);
-        if (rc < 0)
-            return rc;
-        if (error) {
-            c->st->errors++;
-        } else if (type == NBD_CMD_READ) {
-            c->st->bytes_read += len;
-        } else if (type == NBD_CMD_WRITE) {
-            c->st->bytes_written += len;
-        }
     }
+    uint32_t error = check(c, s);
+    if (!error)
+        error = plan(c, s);
+    if (error) {
+        s->error = error;
+        finish(c, s);
+    }
+    return 0;
+}
+
+/* Would the next request, whose header is in rbuf, fit the payload budget? */
+static bool payload_fits(const struct conn *c)
+{
+    const uint8_t *h = c->rbuf + c->rpos;
+    uint16_t type = get16(h + 6);
+    uint32_t len = get32(h + 24);
+    if (type != NBD_CMD_READ && type != NBD_CMD_WRITE)
+        return true;
+    /* Alone, any request fits (within NBD_PAYLOAD_MAX, checked later). */
+    return c->nslots == c->n_free || c->buffered + len <= BUFFERED_MAX;
+}
+
+/* Read what the client has sent into rbuf; with block, wait for a byte.
+ * Returns 1 (bytes came), 0 (none now, or EOF: c->eof), or -MOAT_E*. */
+static int fill(struct conn *c, bool block)
+{
+    size_t keep = c->rlen - c->rpos;
+    memmove(c->rbuf, c->rbuf + c->rpos, keep);
+    c->rpos = 0;
+    c->rlen = keep;
+    for (;;) {
+        ssize_t r = block ? read(c->fd, c->rbuf + c->rlen, RBUF_BYTES - c->rlen)
+                          : recv(c->fd, c->rbuf + c->rlen, RBUF_BYTES - c->rlen, MSG_DONTWAIT);
+        if (r < 0 && errno == ENOTSOCK) {
+            struct pollfd p = { .fd = c->fd, .events = POLLIN };
+            if (poll(&p, 1, 0) <= 0)
+                return 0;
+            block = true;
+            continue;
+        }
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        if (r < 0)
+            return fail(c, -MOAT_ESYS, "reading a request from the client: %s", strerror(errno));
+        if (r == 0) {
+            if (c->rlen)
+                return fail(c, -MOAT_EPROTO, "client closed the connection in the middle of a "
+                            "request header (%zu of %u bytes)", c->rlen, REQ_HDR_LEN);
+            c->eof = true;
+            return 0;
+        }
+        c->rlen += (size_t)r;
+        return 1;
+    }
+}
+
+static int transmission(struct conn *c)
+{
+    int rc = 0;
+    for (;;) {
+        /* Take every request already read while there is room, so their
+         * calls go to the backend together. */
+        bool ended = c->closing || c->eof;
+        while (!ended && c->serial == NO_SLOT && c->n_free > 0 &&
+               c->rlen - c->rpos >= REQ_HDR_LEN && payload_fits(c)) {
+            if ((rc = take_request(c)) < 0)
+                goto out;
+            ended = c->closing;
+        }
+        pump(c);
+        if ((rc = reap(c, false, -1)) < 0)
+            break;
+        if (c->submitting)
+            pump(c);            /* a completion may have planned a FUA flush */
+        if (c->serial != NO_SLOT && c->running == 0) {
+            run_serial(c, &c->slot[c->serial]);
+            if (c->broken) {
+                rc = -MOAT_EIO;
+                break;
+            }
+        }
+        if ((rc = send_replies(c)) < 0)
+            break;
+        if (ended && c->n_free == c->nslots)
+            break;              /* everything answered */
+        bool accept = !ended && c->serial == NO_SLOT && c->n_free > 0;
+        bool header = c->rlen - c->rpos >= REQ_HDR_LEN;
+        if (accept && header && payload_fits(c))
+            continue;
+        if (accept && !header) {
+            /* Idle: sleep in read; else look without waiting. */
+            rc = fill(c, c->n_free == c->nslots);
+            if (rc < 0)
+                break;
+            if (rc > 0 || c->eof)
+                continue;
+        }
+        if (c->calls == 0) {
+            if (c->submitting) {
+                c->broken = true;
+                rc = fail(c, -MOAT_EIO, "the storage behind the export is full with nothing "
+                          "in flight");
+                break;
+            }
+            if (c->serial != NO_SLOT || c->n_free != c->nslots)
+                continue;       /* a serialized request is due, or replies */
+            rc = fail(c, -MOAT_EIO, "internal error: nothing in flight and nothing to read");
+            break;
+        }
+        /* Requests in flight: sleep until one completes, or the client
+         * sends more while there is room for it. */
+        if ((rc = reap(c, true, accept && !header ? c->fd : -1)) < 0)
+            break;
+    }
+out:
+    /* Calls still in flight own their buffers: wait them out (a broken
+     * backend has promised not to touch them again). */
+    while (c->calls && !c->broken)
+        if (reap(c, true, -1) < 0)
+            break;
+    c->st->inflight_max = c->busy_max;
+    return rc;
 }
 
 /* ---- entry ------------------------------------------------------------------------ */
@@ -775,19 +1181,19 @@ static int check_backend(struct conn *c, const char *name, const struct nbd_back
     if (be->blocks == 0 || be->blocks > UINT64_MAX / bs)
         return fail(c, -MOAT_EINVAL, "capacity of %llu blocks is unusable",
                     (unsigned long long)be->blocks);
-    if (be->max_blocks == 0)
-        return fail(c, -MOAT_EINVAL, "max_blocks is 0");
-    if (!be->read || (!be->read_only && !be->write) || (be->can_flush && !be->flush) ||
-        (be->can_trim && !be->trim) || (be->can_zeroes && !be->zeroes))
-        return fail(c, -MOAT_EINVAL, "backend lacks a callback its flags offer");
+    if (be->max_blocks == 0 || be->depth == 0)
+        return fail(c, -MOAT_EINVAL, "max_blocks and depth must be > 0");
+    if (!be->submit || !be->reap)
+        return fail(c, -MOAT_EINVAL, "backend lacks submit or reap");
     c->name = name;
     c->name_len = nl;
     c->size = be->blocks * bs;
-    /* A read-only export offers no write-class command. CAN_MULTI_CONN is
-     * never offered: the backend's cache is not known to be shared, and
-     * read-modify-write of an edge block is not atomic against another
-     * connection writing the same block. */
+    /* A read-only export offers no write-class command. CAN_MULTI_CONN
+     * only when a flush covers every connection's writes and the edge
+     * blocks' read-modify-write is serialized across connections. */
     c->tflags = NBD_FLAG_HAS_FLAGS;
+    if (be->multi_conn && be->edge_lock)
+        c->tflags |= NBD_FLAG_CAN_MULTI_CONN;
     if (be->read_only) {
         c->tflags |= NBD_FLAG_READ_ONLY;
     } else {
@@ -823,9 +1229,17 @@ int nbd_serve_connection(int fd, const char *export_name, const struct nbd_backe
     c->be = be;
     int rc = check_backend(c, export_name, be);
     if (rc == 0) {
+        c->nslots = be->depth < NBD_INFLIGHT_MAX ? be->depth : NBD_INFLIGHT_MAX;
+        c->serial = NO_SLOT;
         c->bounce = malloc(be->block_size);
-        if (!c->bounce)
-            rc = fail(c, -MOAT_ENOMEM, "out of memory for a bounce block");
+        c->rbuf = malloc(RBUF_BYTES);
+        c->slot = calloc(c->nslots, sizeof *c->slot);
+        c->free_ix = calloc(c->nslots, sizeof *c->free_ix);
+        c->done_ix = calloc(c->nslots, sizeof *c->done_ix);
+        if (!c->bounce || !c->rbuf || !c->slot || !c->free_ix || !c->done_ix)
+            rc = fail(c, -MOAT_ENOMEM, "out of memory for a connection's buffers");
+        for (uint32_t i = 0; rc == 0 && i < c->nslots; i++)
+            c->free_ix[c->n_free++] = c->nslots - 1 - i;
     }
     if (rc == 0)
         rc = handshake(c);
@@ -835,7 +1249,12 @@ int nbd_serve_connection(int fd, const char *export_name, const struct nbd_backe
         st->transmission = true;
         rc = transmission(c);
     }
-    free(c->buf);
+    for (uint32_t i = 0; c->slot && i < c->nslots; i++)
+        free(c->slot[i].buf);
+    free(c->slot);
+    free(c->free_ix);
+    free(c->done_ix);
+    free(c->rbuf);
     free(c->bounce);
     free(c->zero);
     free(c);

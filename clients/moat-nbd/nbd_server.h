@@ -21,7 +21,14 @@
  *              max_blocks and does read-modify-write of partial edge blocks,
  *              so it advertises a minimum block size of 1, a preferred size
  *              of block_size and a maximum payload of NBD_PAYLOAD_MAX.
- *              Requests are served one at a time, in order.
+ *   pipelining Up to min(depth, NBD_INFLIGHT_MAX) requests are in flight at
+ *              once; each is answered when its backend calls complete, so
+ *              replies come out of order (by cookie), as NBD allows
+ *              [proto §Ordering of messages and writes]. A request with a
+ *              partial edge block (read-modify-write) first waits for every
+ *              request in flight, then runs alone. FLUSH covers the writes
+ *              answered before it arrived; FUA is a flush after the write.
+ *              DISC and EOF answer what is in flight before returning.
  *
  * Trust: the client is hostile. Every header field is copied into locals
  * and checked before use; a range is checked as len > size || off > size -
@@ -54,13 +61,16 @@
  *
  * Concurrency: one call serves one connection on the calling thread;
  * separate connections may be served on separate threads if their backends
- * allow it. Read-modify-write of an edge block is not atomic against another
- * connection writing the same block, which is one reason the engine never
- * offers NBD_FLAG_CAN_MULTI_CONN.
+ * allow it. NBD_FLAG_CAN_MULTI_CONN is offered only when the backend says
+ * its flush covers every connection's writes (multi_conn) and gives a lock
+ * shared by those connections (edge_lock), held around each read-modify-
+ * write so that two connections writing different bytes of one block do
+ * not undo each other.
  */
 #ifndef MOAT_NBD_SERVER_H
 #define MOAT_NBD_SERVER_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -69,34 +79,68 @@
 #define NBD_OPT_DATA_MAX  8192u         /* largest option the engine parses */
 #define NBD_NAME_MAX      4096u         /* longest export name (spec limit) */
 
-/* Storage behind the export. Callbacks take whole blocks; the engine never
- * passes blocks == 0, blocks > max_blocks or a range beyond blocks, and
- * calls only what the flags offer (write/trim/zeroes never when read_only,
- * flush never unless can_flush, trim never unless can_trim, zeroes never
- * unless can_zeroes: write of a zero buffer is used instead). Each returns
- * 0 or -MOAT_E*. */
+#define NBD_INFLIGHT_MAX  256u         /* NBD requests in flight per connection */
+
+/* One backend call. Calls are block-granular: the engine never passes
+ * blocks == 0, blocks > max_blocks or a range beyond blocks, and issues
+ * only what the flags offer (WRITE/TRIM/ZEROES never when read_only, FLUSH
+ * never unless can_flush, TRIM never unless can_trim, ZEROES never unless
+ * can_zeroes: a WRITE of a zero buffer is used instead). buf (READ and
+ * WRITE only) holds blocks * block_size bytes and stays valid until the
+ * call completes; blocks and lba are 0 for FLUSH. */
+enum nbd_io_op { NBD_IO_READ, NBD_IO_WRITE, NBD_IO_FLUSH, NBD_IO_TRIM, NBD_IO_ZEROES };
+struct nbd_io {
+    uint16_t op;                /* enum nbd_io_op */
+    uint64_t lba;
+    uint32_t blocks;
+    void *buf;
+    uint64_t tag;               /* returned in the completion */
+};
+struct nbd_done {
+    uint64_t tag;
+    int status;                 /* 0 or -MOAT_E* */
+};
+
+/* Storage behind the export, driven asynchronously:
+ *   submit  queue one call: 0, or -MOAT_EBUSY when the backend is full
+ *           (the engine reaps, then submits again), or another -MOAT_E*
+ *           that fails this call alone (nothing was queued).
+ *   reap    completed calls, up to max: returns how many (0..max). With
+ *           wait, sleeps first until at least one completes or, when fd >=
+ *           0, fd becomes readable (then it may return 0); the engine waits
+ *           only with calls in flight or fd given. A negative -MOAT_E* means
+ *           the backend is broken: the connection ends, and the backend
+ *           guarantees no call still in flight touches its buf again.
+ * depth is how many calls the engine keeps in flight at most (> 0). */
 struct nbd_backend {
     uint64_t blocks;            /* capacity, > 0 */
     uint32_t block_size;        /* power of two, 512..65536 */
     uint32_t max_blocks;        /* largest single call, > 0 */
+    uint32_t depth;             /* calls in flight at most, > 0 */
     bool read_only, can_flush, can_trim, can_zeroes;
-    int (*read)(void *ctx, uint64_t lba, uint32_t blocks, void *buf);
-    int (*write)(void *ctx, uint64_t lba, uint32_t blocks, const void *buf);
-    int (*flush)(void *ctx);
-    int (*trim)(void *ctx, uint64_t lba, uint32_t blocks);
-    int (*zeroes)(void *ctx, uint64_t lba, uint32_t blocks);
+    bool multi_conn;            /* flush covers every connection's writes */
+    int (*submit)(void *ctx, const struct nbd_io *io);
+    int (*reap)(void *ctx, int fd, bool wait, struct nbd_done *out, size_t max);
     void *ctx;
+    pthread_mutex_t *edge_lock; /* shared by the connections of one export;
+                                 * NULL = none (then no multi-conn) */
     const char *description;    /* NBD_INFO_DESCRIPTION and LIST detail; NULL = none */
 };
 
 /* What one connection did. Requests are counted per command whether they
  * succeed or not; bytes only for successful READ/WRITE payloads; errors is
- * the number of error replies sent. backend_calls counts callback calls. */
+ * the number of error replies sent. backend_calls counts submitted calls;
+ * backend_full the times submit said EAGAIN; inflight_max the most NBD
+ * requests in flight at once; serialized the requests that waited for the
+ * pipeline to empty (read-modify-write); reply_sends the send calls that
+ * carried replies (several replies share one when they complete together);
+ * waits the sleeps in reap. */
 struct nbd_stats {
     uint64_t reads, writes, flushes, trims, zeroes, other;
     uint64_t bytes_read, bytes_written;
     uint64_t errors;
-    uint64_t backend_calls;
+    uint64_t backend_calls, backend_full;
+    uint64_t inflight_max, serialized, reply_sends, waits;
     bool transmission;          /* the handshake reached transmission */
 };
 

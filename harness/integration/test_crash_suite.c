@@ -46,6 +46,29 @@ static atomic_bool stop_load;
 static pthread_mutex_t fail_lock = PTHREAD_MUTEX_INITIALIZER;
 static char fail_msg[512];
 
+/* What each load thread is doing, and since when: a thread that never
+ * comes back from a call is named with its call instead of hanging the
+ * suite until Criterion's timeout. */
+struct load_mon {
+    const char *name;
+    _Atomic(const char *) op;
+    atomic_uint arg;
+    atomic_uint_fast64_t since_ns;
+};
+enum { MON_BLK, MON_RAM, MON_NIC, MON_QIO, MON_N };
+static struct load_mon mon[MON_N] = {
+    [MON_BLK] = { .name = "NVMe libmoat" }, [MON_RAM] = { .name = "ramblk" },
+    [MON_NIC] = { .name = "NIC" }, [MON_QIO] = { .name = "qemu-io through moat-nbd" },
+};
+#define JOIN_MS 30000u          /* > recover_ms (10 s) with room to spare */
+
+static void mon_enter(int t, const char *op, unsigned arg)
+{
+    atomic_store(&mon[t].arg, arg);
+    atomic_store(&mon[t].since_ns, monotonic_ns());
+    atomic_store(&mon[t].op, op);
+}
+
 static void load_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void load_fail(const char *fmt, ...)
 {
@@ -101,6 +124,7 @@ static void *blk_thread(void *arg)
     while (!atomic_load(&stop_load)) {
         uint32_t slot = (uint32_t)(rng_next(&seed) % BLK_SLOTS);
         if (rng_next(&seed) % 3 == 0 && blk_gen[slot]) {
+            mon_enter(MON_BLK, "moat_blk_read of slot", slot);
             int rc = moat_blk_read(blk_s, slot * 8ull, 8, r);
             fill(w, sizeof w, slot, blk_gen[slot]);
             if (rc != 0)
@@ -110,6 +134,7 @@ static void *blk_thread(void *arg)
         } else {
             uint32_t gen = blk_gen[slot] + 1;
             fill(w, sizeof w, slot, gen);
+            mon_enter(MON_BLK, "moat_blk_write of slot", slot);
             int rc = moat_blk_write(blk_s, slot * 8ull, 8, w);
             if (rc != 0)
                 load_fail("NVMe write of slot %u: %s", slot, moat_strerror(rc));
@@ -117,6 +142,7 @@ static void *blk_thread(void *arg)
                 blk_gen[slot] = gen;
             if (++since_flush == 8) {
                 since_flush = 0;
+                mon_enter(MON_BLK, "moat_blk_flush after slot", slot);
                 if ((rc = moat_blk_flush(blk_s)) != 0)
                     load_fail("NVMe flush: %s", moat_strerror(rc));
             }
@@ -140,6 +166,7 @@ static void *ram_thread(void *arg)
         fill(w, sizeof w, slot, gen);
         struct moat_session_stats a, b;
         moat_session_stats(ram_s, &a);
+        mon_enter(MON_RAM, "moat_blk_write then read of slot", slot);
         int rc = moat_blk_write(ram_s, slot * 8ull, 8, w);
         if (rc == 0)
             rc = moat_blk_read(ram_s, slot * 8ull, 8, r);
@@ -199,6 +226,7 @@ static void nic_step(struct moat_session *tx, struct moat_session *rx, const uin
     for (int i = 0; i < 8; i++)
         fr[i] = (struct moat_frame){ .data = out[i], .len = (uint32_t)make_frame(out[i], dst, src,
                                                                                  (*seq)++) };
+    mon_enter(MON_NIC, "moat_nic_send, frame", *seq);
     int rc = moat_nic_send(tx, fr, 8);
     if (rc < 0)
         load_fail("NIC send: %s", moat_strerror(rc));
@@ -207,6 +235,7 @@ static void nic_step(struct moat_session *tx, struct moat_session *rx, const uin
     struct moat_frame rf[16];
     for (int i = 0; i < 16; i++)
         rf[i] = (struct moat_frame){ .data = in[i], .len = sizeof in[i] };
+    mon_enter(MON_NIC, "moat_nic_recv after frame", *seq);
     rc = moat_nic_recv(rx, rf, 16, 1);
     if (rc == -MOAT_ETIMEDOUT)
         return;
@@ -246,12 +275,17 @@ static void *qio_thread(void *arg)
     for (uint32_t i = 0; !atomic_load(&stop_load); i++) {
         uint64_t off = QIO_BASE + (uint64_t)(i % 64) * 65536u;
         unsigned pat = 1 + i % 250;
-        snprintf(cmd, sizeof cmd, "qemu-io -f raw -c 'write -P %u %llu 64k' -c 'read -P %u %llu 64k' "
+        /* timeout: a stuck export fails the run with a reason, not the suite's timeout */
+        snprintf(cmd, sizeof cmd, "timeout -k 5 60 qemu-io -f raw -c 'write -P %u %llu 64k' -c 'read -P %u %llu 64k' "
                  "'nbd+unix:///nv.blk0?socket=%s' >%s 2>&1", pat, (unsigned long long)off, pat,
                  (unsigned long long)off, nbd_sock, out);
+        mon_enter(MON_QIO, "qemu-io write+read run", i);
         int rc = system(cmd);
         char *text = tu_slurp(out);
-        if (rc != 0 || !text || strstr(text, "Pattern verification failed") || strstr(text, "error"))
+        if (WIFEXITED(rc) && WEXITSTATUS(rc) == 124)
+            load_fail("qemu-io through moat-nbd (run %u) got no answer in 60 s: %.300s", i,
+                      text ? text : "?");
+        else if (rc != 0 || !text || strstr(text, "Pattern verification failed") || strstr(text, "error"))
             load_fail("qemu-io through moat-nbd (run %u) failed: %.300s", i, text ? text : "?");
         free(text);
         atomic_fetch_add(&qio_runs, 1);
@@ -368,7 +402,7 @@ Test(crash_suite, random_faults_under_mixed_load, .init = setup, .fini = teardow
     nic_a = open_session(&c[2], &cap[2], "na.nic0", 128);
     nic_b = open_session(&c[3], &cap[3], "nb.nic0", 128);
     start_nbd();
-    pthread_t th[4];
+    pthread_t th[MON_N];
     cr_assert_eq(pthread_create(&th[0], NULL, blk_thread, NULL), 0);
     cr_assert_eq(pthread_create(&th[1], NULL, ram_thread, NULL), 0);
     cr_assert_eq(pthread_create(&th[2], NULL, nic_thread, NULL), 0);
@@ -418,8 +452,25 @@ Test(crash_suite, random_faults_under_mixed_load, .init = setup, .fini = teardow
                   "back", i, moat_fault_name(kind), names[k]);
     }
     atomic_store(&stop_load, true);
-    for (int t = 0; t < 4; t++)
-        pthread_join(th[t], NULL);
+    for (int t = 0; t < MON_N; t++) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += JOIN_MS / 1000;
+        int jr = pthread_timedjoin_np(th[t], NULL, &until);
+        if (jr != 0 && system("command -v gdb >/dev/null 2>&1") == 0) {
+            /* Where it is stuck, for the report: every thread's stack. */
+            char cmd[160];
+            snprintf(cmd, sizeof cmd, "gdb -p %d -batch -ex 'thread apply all bt' 2>/dev/null | "
+                     "grep -E '^Thread|^#' | grep -v 'in ?? ()' >&2", (int)getpid());
+            if (system(cmd) != 0)
+                fprintf(stderr, "crash_suite: could not take the stacks\n");
+        }
+        const char *op = atomic_load(&mon[t].op);
+        cr_assert_eq(jr, 0, "the %s load thread is stuck in %s %u for %llu ms (fail_msg: %s)",
+                     mon[t].name, op ? op : "?", atomic_load(&mon[t].arg),
+                     (unsigned long long)((monotonic_ns() - atomic_load(&mon[t].since_ns)) /
+                                          1000000u), fail_msg[0] ? fail_msg : "none");
+    }
     cr_assert(!fail_msg[0], "a client got a wrong answer or an error: %s", fail_msg);
 
     fprintf(stderr, "crash_suite: %u faults:", n_faults);

@@ -107,59 +107,80 @@ static bool mem_ok(struct mem *m, uint64_t lba, uint32_t n)
     return true;
 }
 
-static int mem_read(void *ctx, uint64_t lba, uint32_t n, void *buf)
+/* One call carried out on the disk (at completion time). */
+static int mem_do(struct mem *m, const struct nbd_io *io)
 {
-    struct mem *m = ctx;
-    atomic_fetch_add(&m->reads, 1);
-    if (!mem_ok(m, lba, n))
+    if (io->op != NBD_IO_FLUSH && !mem_ok(m, io->lba, io->blocks))
         return -MOAT_EINVAL;
     if (atomic_load(&m->fail_rc))
         return atomic_load(&m->fail_rc);
-    memcpy(buf, m->data + lba * BS, (size_t)n * BS);
+    uint8_t *at = m->data + io->lba * BS;
+    size_t bytes = (size_t)io->blocks * BS;
+    switch (io->op) {
+    case NBD_IO_READ:   memcpy(io->buf, at, bytes); break;
+    case NBD_IO_WRITE:  memcpy(at, io->buf, bytes); break;
+    case NBD_IO_TRIM:   memset(at, TRIM_MARK, bytes); break;
+    case NBD_IO_ZEROES: memset(at, 0, bytes); break;
+    default:            break;
+    }
     return 0;
 }
 
-static int mem_write(void *ctx, uint64_t lba, uint32_t n, const void *buf)
+/* The disk as each connection sees it: calls queue up (at most DEPTH) and
+ * are carried out when reaped, newest first, so replies come back in
+ * another order than the requests went out. */
+#define DEPTH 16u
+#define HOLD_MS 5
+struct memq {
+    struct mem *m;
+    struct nbd_io q[DEPTH];
+    uint32_t n, most;
+    uint64_t reaps_empty;           /* waits with nothing queued and no fd */
+};
+
+static int mem_submit(void *ctx, const struct nbd_io *io)
 {
-    struct mem *m = ctx;
-    atomic_fetch_add(&m->writes, 1);
-    if (!mem_ok(m, lba, n))
+    struct memq *mq = ctx;
+    if (mq->n == DEPTH)
+        return -MOAT_EBUSY;
+    _Atomic uint64_t *counter[] = {
+        [NBD_IO_READ] = &mq->m->reads, [NBD_IO_WRITE] = &mq->m->writes,
+        [NBD_IO_FLUSH] = &mq->m->flushes, [NBD_IO_TRIM] = &mq->m->trims,
+        [NBD_IO_ZEROES] = &mq->m->zeroes,
+    };
+    if (io->op > NBD_IO_ZEROES) {
+        atomic_fetch_add(&mq->m->violations, 1);
         return -MOAT_EINVAL;
-    if (atomic_load(&m->fail_rc))
-        return atomic_load(&m->fail_rc);
-    memcpy(m->data + lba * BS, buf, (size_t)n * BS);
+    }
+    atomic_fetch_add(counter[io->op], 1);
+    mq->q[mq->n++] = *io;
+    mq->most = mq->n > mq->most ? mq->n : mq->most;
     return 0;
 }
 
-static int mem_flush(void *ctx)
+static int mem_reap(void *ctx, int fd, bool wait, struct nbd_done *out, size_t max)
 {
-    struct mem *m = ctx;
-    atomic_fetch_add(&m->flushes, 1);
-    return atomic_load(&m->fail_rc);
-}
-
-static int mem_trim(void *ctx, uint64_t lba, uint32_t n)
-{
-    struct mem *m = ctx;
-    atomic_fetch_add(&m->trims, 1);
-    if (!mem_ok(m, lba, n))
-        return -MOAT_EINVAL;
-    if (atomic_load(&m->fail_rc))
-        return atomic_load(&m->fail_rc);
-    memset(m->data + lba * BS, TRIM_MARK, (size_t)n * BS);
-    return 0;
-}
-
-static int mem_zeroes(void *ctx, uint64_t lba, uint32_t n)
-{
-    struct mem *m = ctx;
-    atomic_fetch_add(&m->zeroes, 1);
-    if (!mem_ok(m, lba, n))
-        return -MOAT_EINVAL;
-    if (atomic_load(&m->fail_rc))
-        return atomic_load(&m->fail_rc);
-    memset(m->data + lba * BS, 0, (size_t)n * BS);
-    return 0;
+    struct memq *mq = ctx;
+    /* Calls complete only when the engine waits, and while the client is
+     * still sending (fd readable within HOLD_MS) they wait for more: a
+     * slow client cannot make the engine look one-at-a-time. */
+    if (!wait)
+        return 0;
+    if (mq->n == 0 && fd < 0) {
+        mq->reaps_empty++;          /* the engine promised never to */
+        return 0;
+    }
+    if (fd >= 0) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (poll(&p, 1, mq->n ? HOLD_MS : -1) > 0)
+            return 0;
+    }
+    size_t k = 0;
+    while (k < max && mq->n) {
+        const struct nbd_io *io = &mq->q[--mq->n];
+        out[k++] = (struct nbd_done){ .tag = io->tag, .status = mem_do(mq->m, io) };
+    }
+    return (int)k;
 }
 
 static uint64_t mem_calls(struct mem *m)
@@ -189,6 +210,7 @@ struct srv {
     int last_rc;
     char last_err[256];
     struct nbd_stats last_st, total;
+    uint32_t most_queued;           /* backend calls queued at once, any connection */
 };
 static struct srv S;
 
@@ -200,7 +222,12 @@ static void *conn_main(void *arg)
     pthread_mutex_unlock(&S.lock);
     struct nbd_stats st;
     char err[256];
-    int rc = nbd_serve_connection(fd, EXPORT, &S.be, &st, err, sizeof err);
+    struct memq mq = { .m = &S.mem };
+    struct nbd_backend be = S.be;
+    be.ctx = &mq;
+    int rc = nbd_serve_connection(fd, EXPORT, &be, &st, err, sizeof err);
+    if (mq.reaps_empty)
+        atomic_fetch_add(&S.mem.violations, 1);
     pthread_mutex_lock(&S.lock);
     close(fd);
     S.conn_fd[slot] = -1;
@@ -217,6 +244,8 @@ static void *conn_main(void *arg)
     S.total.bytes_written += st.bytes_written;
     S.total.errors += st.errors;
     S.total.backend_calls += st.backend_calls;
+    S.total.serialized += st.serialized;
+    S.most_queued = mq.most > S.most_queued ? mq.most : S.most_queued;
     S.done++;
     pthread_cond_broadcast(&S.cond);
     pthread_mutex_unlock(&S.lock);
@@ -263,9 +292,8 @@ static void srv_start(struct disk_opts o)
     S.be = (struct nbd_backend){
         .blocks = BLOCKS, .block_size = BS, .max_blocks = MAXB,
         .read_only = o.read_only, .can_flush = !o.no_flush, .can_trim = !o.no_trim,
-        .can_zeroes = !o.no_zeroes,
-        .read = mem_read, .write = mem_write, .flush = mem_flush, .trim = mem_trim,
-        .zeroes = mem_zeroes, .ctx = &S.mem, .description = DESC,
+        .can_zeroes = !o.no_zeroes, .depth = DEPTH,
+        .submit = mem_submit, .reap = mem_reap, .description = DESC,
     };
     snprintf(S.dir, sizeof S.dir, "/tmp/moat-nbd-test-XXXXXX");
     cr_assert_not_null(mkdtemp(S.dir), "mkdtemp: %s", strerror(errno));
@@ -1342,10 +1370,10 @@ Test(nbd, disc_ends_cleanly_with_stats)
 
 Test(nbd, unusable_backends_are_refused_before_any_byte)
 {
-    struct mem m = { .data = NULL };
+    struct memq mq = { .m = NULL };
     struct nbd_backend good = {
-        .blocks = 8, .block_size = 512, .max_blocks = 1, .read = mem_read, .write = mem_write,
-        .ctx = &m,
+        .blocks = 8, .block_size = 512, .max_blocks = 1, .depth = 1, .submit = mem_submit,
+        .reap = mem_reap, .ctx = &mq,
     };
     struct { const char *what; struct nbd_backend be; const char *name; } bad[] = {
         { "block size 1000", good, EXPORT },
@@ -1353,8 +1381,9 @@ Test(nbd, unusable_backends_are_refused_before_any_byte)
         { "zero blocks", good, EXPORT },
         { "capacity overflow", good, EXPORT },
         { "max_blocks 0", good, EXPORT },
-        { "no write", good, EXPORT },
-        { "flush without callback", good, EXPORT },
+        { "no submit", good, EXPORT },
+        { "no reap", good, EXPORT },
+        { "depth 0", good, EXPORT },
         { "empty name", good, "" },
     };
     bad[0].be.block_size = 1000;
@@ -1362,8 +1391,9 @@ Test(nbd, unusable_backends_are_refused_before_any_byte)
     bad[2].be.blocks = 0;
     bad[3].be.blocks = UINT64_MAX / 256;
     bad[4].be.max_blocks = 0;
-    bad[5].be.write = NULL;
-    bad[6].be.can_flush = true;
+    bad[5].be.submit = NULL;
+    bad[6].be.reap = NULL;
+    bad[7].be.depth = 0;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int sv[2];
         cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
@@ -1376,4 +1406,228 @@ Test(nbd, unusable_backends_are_refused_before_any_byte)
         cr_assert_eq(read(sv[1], &b, 1), 0, "%s: bytes were sent", bad[i].what);
         close(sv[1]);
     }
+}
+
+/* ---- pipelining ------------------------------------------------------------------------- */
+
+/* Read one simple reply of any cookie; a READ's data follows when ok. */
+static uint64_t cl_any_reply(int fd, uint32_t *error)
+{
+    uint8_t r[16];
+    xrecv(fd, r, sizeof r);
+    cr_assert_eq(get32(r), MAGIC_REPLY, "reply magic 0x%08x", get32(r));
+    *error = get32(r + 4);
+    return get64(r + 8);
+}
+
+Test(nbd, pipelined_requests_are_answered_out_of_order_each_once)
+{
+    srv_start((struct disk_opts){ 0 });
+    int fd = cl_open(NULL);
+    enum { N = 32, LEN = 4096 };
+    static uint8_t pat[N][LEN], got[N][LEN];
+    /* 32 writes to distinct 4 KiB areas, all sent before any reply is read. */
+    for (uint32_t i = 0; i < N; i++) {
+        fill_pattern(pat[i], LEN, 100 + i);
+        cl_req(fd, 0, CMD_WRITE, 500 + i, (uint64_t)i * 2 * LEN, LEN);
+        xsend(fd, pat[i], LEN);
+    }
+    bool seen[N] = { 0 };
+    bool out_of_order = false;
+    for (uint32_t k = 0; k < N; k++) {
+        uint32_t e;
+        uint64_t ck = cl_any_reply(fd, &e);
+        cr_assert(ck >= 500 && ck < 500 + N, "reply for cookie %llu, never sent",
+                  (unsigned long long)ck);
+        cr_assert(!seen[ck - 500], "cookie %llu answered twice", (unsigned long long)ck);
+        cr_assert_eq(e, 0, "write %llu failed: %u", (unsigned long long)ck - 500, e);
+        seen[ck - 500] = true;
+        out_of_order |= ck != 500 + k;
+    }
+    cr_assert(out_of_order, "32 pipelined writes were answered strictly in order: the engine "
+              "serves one at a time");
+    for (uint32_t i = 0; i < N; i++)
+        cr_assert_eq(memcmp(S.mem.data + (uint64_t)i * 2 * LEN, pat[i], LEN), 0,
+                     "write %u did not land", i);
+    /* 32 reads back, with one unaligned read (read-modify-write path) in
+     * the middle: it waits for the pipeline, then runs alone. */
+    for (uint32_t i = 0; i < N; i++)
+        cl_req(fd, 0, CMD_READ, 900 + i, (uint64_t)i * 2 * LEN + (i == N / 2 ? 7 : 0),
+               i == N / 2 ? LEN - 7 : LEN);
+    memset(seen, 0, sizeof seen);
+    for (uint32_t k = 0; k < N; k++) {
+        uint32_t e;
+        uint64_t ck = cl_any_reply(fd, &e);
+        cr_assert(ck >= 900 && ck < 900 + N, "reply for cookie %llu", (unsigned long long)ck);
+        uint32_t i = (uint32_t)(ck - 900);
+        cr_assert(!seen[i], "cookie %llu answered twice", (unsigned long long)ck);
+        cr_assert_eq(e, 0);
+        seen[i] = true;
+        xrecv(fd, got[i], i == N / 2 ? LEN - 7 : LEN);
+        cr_assert_eq(memcmp(got[i], pat[i] + (i == N / 2 ? 7 : 0), i == N / 2 ? LEN - 7 : LEN), 0,
+                     "read %u returned other bytes", i);
+    }
+    cl_disc(fd);
+    srv_wait_done(1);
+    cr_assert_eq(S.last_rc, 0, "server: %s", S.last_err);
+    cr_assert_gt(S.last_st.inflight_max, 8, "at most %llu requests were in flight",
+                 (unsigned long long)S.last_st.inflight_max);
+    cr_assert_eq(S.last_st.serialized, 1, "%llu requests took the serialized path, want 1",
+                 (unsigned long long)S.last_st.serialized);
+    cr_assert(S.most_queued >= 8 && S.most_queued <= DEPTH, "the backend had at most %u calls "
+              "queued (want 8..%u)", S.most_queued, DEPTH);
+    cr_assert_lt(S.last_st.reply_sends, 64, "64 replies took %llu sends: none were batched",
+                 (unsigned long long)S.last_st.reply_sends);
+    cr_assert_eq(atomic_load(&S.mem.violations), 0, "the backend got an invalid call");
+}
+
+Test(nbd, disconnect_answers_what_is_in_flight_first)
+{
+    srv_start((struct disk_opts){ 0 });
+    int fd = cl_open(NULL);
+    uint8_t p[4096];
+    fill_pattern(p, sizeof p, 9);
+    for (uint32_t i = 0; i < 8; i++) {
+        cl_req(fd, CMDF_FUA, CMD_WRITE, 70 + i, (uint64_t)i * 4096, 4096);
+        xsend(fd, p, sizeof p);
+    }
+    cl_req(fd, 0, CMD_DISC, 99, 0, 0);
+    bool seen[8] = { 0 };
+    for (int k = 0; k < 8; k++) {
+        uint32_t e;
+        uint64_t ck = cl_any_reply(fd, &e);
+        cr_assert(ck >= 70 && ck < 78 && !seen[ck - 70], "cookie %llu", (unsigned long long)ck);
+        cr_assert_eq(e, 0);
+        seen[ck - 70] = true;
+    }
+    cr_assert(server_closed(fd), "the server kept the connection after DISC");
+    close(fd);
+    srv_wait_done(1);
+    cr_assert_eq(S.last_rc, 0, "server: %s", S.last_err);
+    cr_assert_eq(S.last_st.writes, 8);
+    /* FUA: each write was followed by a flush before its reply. */
+    cr_assert_eq(atomic_load(&S.mem.flushes), 8, "%llu flushes for 8 FUA writes",
+                 (unsigned long long)atomic_load(&S.mem.flushes));
+    for (uint32_t i = 0; i < 8; i++)
+        cr_assert_eq(memcmp(S.mem.data + i * 4096, p, sizeof p), 0, "write %u lost", i);
+}
+
+Test(nbd, a_failing_call_fails_its_request_alone)
+{
+    srv_start((struct disk_opts){ 0 });
+    int fd = cl_open(NULL);
+    atomic_store(&S.mem.fail_rc, -MOAT_EIO);
+    for (uint32_t i = 0; i < 4; i++)
+        cl_req(fd, 0, CMD_READ, 40 + i, (uint64_t)i * 512 * MAXB * 2, 512 * MAXB * 2);
+    for (int k = 0; k < 4; k++) {
+        uint32_t e;
+        uint64_t ck = cl_any_reply(fd, &e);
+        cr_assert(ck >= 40 && ck < 44, "cookie %llu", (unsigned long long)ck);
+        cr_assert_eq(e, E_IO, "a read whose calls failed answered %u, want EIO", e);
+    }
+    atomic_store(&S.mem.fail_rc, 0);
+    check_read_matches(fd, 0, 4096);    /* and the connection goes on */
+    cl_disc(fd);
+    srv_wait_done(1);
+    cr_assert_eq(S.last_rc, 0, "server: %s", S.last_err);
+    cr_assert_eq(S.last_st.errors, 4);
+}
+
+Test(nbd, multi_conn_is_offered_only_with_a_shared_flush_and_edge_lock)
+{
+    pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    struct { bool multi; pthread_mutex_t *lock; bool want; } cases[] = {
+        { false, NULL, false }, { true, NULL, false }, { false, &lock, false },
+        { true, &lock, true },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        srv_start((struct disk_opts){ 0 });
+        S.be.multi_conn = cases[i].multi;
+        S.be.edge_lock = cases[i].lock;
+        struct info in;
+        int fd = cl_open(&in);
+        cr_assert_eq(!!(in.tflags & TF_MULTI_CONN), cases[i].want,
+                     "multi_conn %d, edge lock %s: CAN_MULTI_CONN %s", cases[i].multi,
+                     cases[i].lock ? "given" : "none", cases[i].want ? "missing" : "offered");
+        cl_disc(fd);
+        srv_wait_done(1);
+        srv_stop();
+        free(S.mem.data);
+        S.mem.data = NULL;
+    }
+}
+
+/* Two connections write different bytes of the same blocks at once: each
+ * write is a read-modify-write of the block, and the shared edge lock keeps
+ * one from undoing the other. */
+struct edge_writer {
+    int fd;                 /* connected by the main thread (asserts stay there) */
+    uint32_t off;           /* byte offset inside each block */
+    uint8_t last[64];       /* the last value written to each block */
+    uint32_t failures;
+};
+
+/* Whole-buffer socket I/O without asserting (this runs off the main thread). */
+static bool io_all(int fd, void *p, size_t n, bool sending)
+{
+    for (size_t done = 0; done < n;) {
+        ssize_t r = sending ? send(fd, (uint8_t *)p + done, n - done, MSG_NOSIGNAL)
+                        : recv(fd, (uint8_t *)p + done, n - done, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return false;
+        done += (size_t)r;
+    }
+    return true;
+}
+
+static void *edge_writer_main(void *arg)
+{
+    struct edge_writer *w = arg;
+    for (uint32_t round = 0; round < 200; round++) {
+        uint32_t blk = round % 64;
+        uint8_t req[28 + 100], rep[16];
+        put32(req, MAGIC_REQ);
+        put16(req + 4, 0);
+        put16(req + 6, CMD_WRITE);
+        put64(req + 8, round);
+        put64(req + 16, (uint64_t)blk * BS + w->off);
+        put32(req + 24, 100);
+        memset(req + 28, (int)(round * 7 + w->off), 100);
+        if (!io_all(w->fd, req, sizeof req, true) || !io_all(w->fd, rep, sizeof rep, false) ||
+            get32(rep) != MAGIC_REPLY || get32(rep + 4) != 0 || get64(rep + 8) != round) {
+            w->failures++;
+            break;
+        }
+        w->last[blk] = req[28];
+    }
+    return NULL;
+}
+
+Test(nbd, edge_blocks_of_two_connections_do_not_undo_each_other)
+{
+    pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    srv_start((struct disk_opts){ 0 });
+    S.be.multi_conn = true;
+    S.be.edge_lock = &lock;
+    struct edge_writer w[2] = { { .fd = cl_open(NULL), .off = 10 },
+                                { .fd = cl_open(NULL), .off = 300 } };
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(pthread_create(&t[i], NULL, edge_writer_main, &w[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < 2; i++)
+        cl_disc(w[i].fd);
+    srv_wait_done(2);
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(w[i].failures, 0, "connection %d: a write failed or was answered wrong", i);
+        for (uint32_t blk = 0; blk < 64; blk++)
+            cr_assert(all_bytes(S.mem.data + blk * BS + w[i].off, 100, w[i].last[blk]),
+                      "block %u: the write at +%u was undone by the other connection's", blk,
+                      w[i].off);
+    }
+    cr_assert_eq(S.total.serialized, 400, "%llu of 400 unaligned writes were serialized",
+                 (unsigned long long)S.total.serialized);
 }

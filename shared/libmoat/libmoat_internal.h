@@ -95,6 +95,8 @@ struct moat_session {
     bool recovering;            /* revoked: held requests wait for a new incarnation */
     uint32_t domain_down;       /* enum moat_down_reason: it will not come back */
     uint64_t recover_deadline;  /* CLOCK_MONOTONIC ns */
+    uint64_t caps_seen;         /* c->caps_up at the last look for the new incarnation */
+    uint64_t looked_ns;         /* when that look was (0: none yet) */
     struct moat_held *held;     /* submit order */
     uint32_t n_held, cap_held;
     struct moat_completion *owed;   /* completions to deliver while detached */
@@ -136,6 +138,15 @@ void moat__kick(struct moat_session *s);
  * deadline (CLOCK_MONOTONIC ns; UINT64_MAX = none) passes: 0, or
  * -MOAT_ETIMEDOUT / -MOAT_ESYS. Spins briefly first. */
 int moat__session_block(struct moat_session *s, uint64_t deadline);
+/* While recovering without blocking (moat_poll, event loops): is it time to
+ * look for the new incarnation? At most once a ms it reads moat's events;
+ * yes when a cap came up since the last look, the domain is down for good,
+ * recover_ms ran out, or RECOVER_LOOK_NS passed (a missed event). */
+#define RECOVER_LOOK_NS 100000000ull
+bool moat__recover_due(struct moat_session *s);
+/* The same, also waking when fd (>= 0; -1 = none) is readable: returns 1
+ * then, else 0 or -MOAT_E*. */
+int moat__session_block_fd(struct moat_session *s, int fd, uint64_t deadline);
 uint64_t moat__now_ns(void);
 /* Recovery (recover.c). The domain serving s is gone (ESTALE): hold its
  * outstanding requests for the next incarnation, or fail them with err

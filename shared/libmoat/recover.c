@@ -57,6 +57,7 @@ void moat__recover_begin(struct moat_session *s)
     s->err = -MOAT_ESTALE;      /* the old rings are never read again */
     int32_t ms = s->params.recover_ms ? s->params.recover_ms : MOAT_RECOVER_MS_DEFAULT;
     s->recover_deadline = moat__now_ns() + (uint64_t)ms * 1000000ull;
+    s->looked_ns = 0;           /* the first look goes at once */
     /* Completions already made here (errors) are still owed. */
     for (uint32_t i = 0; i < s->n_local; i++)
         if (!owe(s, s->local[i].user_data, s->local[i].status))
@@ -77,7 +78,8 @@ void moat__recover_begin(struct moat_session *s)
             owe(s, sl->user_data, -MOAT_ENOMEM);
         sl->busy = false;
     }
-    qsort(s->held, s->n_held, sizeof *s->held, by_seq);
+    if (s->n_held)
+        qsort(s->held, s->n_held, sizeof *s->held, by_seq);
 }
 
 /* Recovery gave up: every held request completes with err, which stays. */
@@ -188,4 +190,21 @@ void moat__recover_free(struct moat_session *s)
     s->held = NULL;
     s->owed = NULL;
     s->n_held = s->cap_held = s->n_owed = s->cap_owed = 0;
+}
+
+bool moat__recover_due(struct moat_session *s)
+{
+    uint64_t now = moat__now_ns();
+    if (!s->recovering || now - s->events_checked_ns < 1000000u)
+        return false;
+    s->events_checked_ns = now;
+    if (s->c)
+        moat__drain_events(s->c);   /* learn of CAP_UP / DOMAIN_DOWN; errors show in the look */
+    uint64_t up = s->c ? s->c->caps_up : 0;
+    if (s->looked_ns && up == s->caps_seen && !s->domain_down && now < s->recover_deadline &&
+        now - s->looked_ns < RECOVER_LOOK_NS)
+        return false;
+    s->caps_seen = up;
+    s->looked_ns = now;
+    return true;
 }

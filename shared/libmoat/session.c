@@ -294,8 +294,11 @@ int moat__reattach(struct moat_session *s, uint64_t deadline)
             /* ESTALE: it restarted again between the two calls: a fresh
              * handle once more. ERESTARTING: on its way back; its CAP_UP
              * comes at ready. */
-            if (rc == -MOAT_ESTALE && moat__now_ns() < deadline)
-                continue;
+            if (rc == -MOAT_ESTALE) {
+                if (moat__now_ns() < deadline)
+                    continue;
+                return -MOAT_ETIMEDOUT;     /* a look, or out of time: not final */
+            }
             if (rc != -MOAT_ERESTARTING)
                 return rc;
         }
@@ -506,10 +509,8 @@ int moat_poll(struct moat_session *s, struct moat_completion *out, size_t max)
 {
     if (s->kind != MOAT_CAP_BLOCK)
         return -MOAT_EINVAL;    /* Nic completions are taken by moat_nic_* */
-    if (s->recovering && moat__now_ns() - s->events_checked_ns >= 1000000u) {
-        s->events_checked_ns = moat__now_ns();
-        moat__recover(s, 0);    /* a look (at most once a ms): is it back? */
-    }
+    if (moat__recover_due(s))
+        moat__recover(s, 0);    /* a look: is it back? */
     size_t n = 0;
     while (n < max && s->n_owed)
         out[n++] = s->owed[--s->n_owed];
@@ -575,6 +576,11 @@ static bool cq_ready(struct moat_session *s)
 
 int moat__session_block(struct moat_session *s, uint64_t deadline)
 {
+    return moat__session_block_fd(s, -1, deadline);
+}
+
+int moat__session_block_fd(struct moat_session *s, int fd, uint64_t deadline)
+{
     /* Brief spin: the domain often answers within microseconds. */
     uint64_t spin_end = moat__now_ns() + SPIN_NS;
     while (!cq_ready(s) && moat__now_ns() < spin_end)
@@ -584,11 +590,12 @@ int moat__session_block(struct moat_session *s, uint64_t deadline)
     uint64_t t = moat__now_ns();
     if (t >= deadline)
         return -MOAT_ETIMEDOUT;
-    struct pollfd pfd[2] = { { .fd = s->notify_fd, .events = POLLIN },
-                             { .fd = s->c ? s->c->fd : -1, .events = POLLIN } };
+    struct pollfd pfd[3] = { { .fd = s->notify_fd, .events = POLLIN },
+                             { .fd = s->c ? s->c->fd : -1, .events = POLLIN },
+                             { .fd = fd, .events = POLLIN } };
     int ms = deadline == UINT64_MAX ? -1 : (int)((deadline - t + 999999) / 1000000);
     s->st.waits++;
-    int pr = poll(pfd, 2, ms);
+    int pr = poll(pfd, 3, ms);
     if (pr < 0 && errno != EINTR)
         return -MOAT_ESYS;
     if (pr > 0 && (pfd[0].revents & POLLIN)) {
@@ -601,10 +608,12 @@ int moat__session_block(struct moat_session *s, uint64_t deadline)
         if (rc < 0)
             moat__session_fail(s, rc);
     }
-    return 0;
+    return pr > 0 && pfd[2].revents ? 1 : 0;
 }
 
-int moat_wait(struct moat_session *s, struct moat_completion *out, size_t max, int timeout_ms)
+/* moat_wait and moat_wait_fd: fd < 0 waits for completions only. */
+static int wait_either(struct moat_session *s, int fd, struct moat_completion *out, size_t max,
+                       int timeout_ms)
 {
     uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : moat__now_ns() + (uint64_t)timeout_ms * 1000000ull;
     for (;;) {
@@ -612,6 +621,24 @@ int moat_wait(struct moat_session *s, struct moat_completion *out, size_t max, i
         if (n != 0 || max == 0)
             return n;
         if (s->recovering) {
+            /* Looks at the new incarnation at most once a ms (moat_poll)
+             * while the caller's fd is watched, else waits for it here. */
+            if (fd >= 0) {
+                /* Sleep on the caller's fd and moat's events (a CAP_UP
+                 * makes moat_poll look for the new incarnation). */
+                struct pollfd p[2] = { { .fd = fd, .events = POLLIN },
+                                       { .fd = s->c ? s->c->fd : -1, .events = POLLIN } };
+                uint64_t now = moat__now_ns();
+                if (now >= deadline)
+                    return -MOAT_ETIMEDOUT;
+                uint64_t left = deadline - now;
+                int ms = left < RECOVER_LOOK_NS ? (int)(left / 1000000u) + 1
+                                                : (int)(RECOVER_LOOK_NS / 1000000u);
+                if (poll(p, 2, ms) > 0 && (p[0].revents & POLLIN))
+                    return 0;
+                s->events_checked_ns = 0;   /* let moat_poll read the events now */
+                continue;
+            }
             int rc = moat__recover(s, deadline);
             if (rc == -MOAT_ETIMEDOUT)
                 return rc;
@@ -619,12 +646,27 @@ int moat_wait(struct moat_session *s, struct moat_completion *out, size_t max, i
         }
         if (s->err)
             return s->err;
-        if (moat_inflight(s) == 0)
+        if (moat_inflight(s) == 0 && fd < 0)
             return 0;
-        int rc = moat__session_block(s, deadline);
+        int rc = moat__session_block_fd(s, fd, deadline);
         if (rc < 0)
             return rc;
+        if (rc == 1)
+            return 0;           /* fd is readable */
     }
+}
+
+int moat_wait(struct moat_session *s, struct moat_completion *out, size_t max, int timeout_ms)
+{
+    return wait_either(s, -1, out, max, timeout_ms);
+}
+
+int moat_wait_fd(struct moat_session *s, int fd, struct moat_completion *out, size_t max,
+                 int timeout_ms)
+{
+    if (fd < 0)
+        return -MOAT_EINVAL;
+    return wait_either(s, fd, out, max, timeout_ms);
 }
 
 /* ---- synchronous calls -------------------------------------------------------------- */

@@ -157,6 +157,11 @@ int moat_poll(struct moat_session *s, struct moat_completion *out, size_t max);
 /* Like moat_poll but sleeps until at least one completion arrives or
  * timeout_ms passes (-1 = forever): returns how many, or -MOAT_ETIMEDOUT. */
 int moat_wait(struct moat_session *s, struct moat_completion *out, size_t max, int timeout_ms);
+/* For event loops: like moat_wait, but also returns 0 as soon as fd (yours:
+ * a socket, a pipe) is readable, and waits on fd alone when nothing is in
+ * flight. A restart being recovered is looked at while fd is watched. */
+int moat_wait_fd(struct moat_session *s, int fd, struct moat_completion *out, size_t max,
+                 int timeout_ms);
 /* Requests submitted and not yet returned by poll/wait. */
 uint32_t moat_inflight(const struct moat_session *s);
 
