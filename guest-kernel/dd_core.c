@@ -4,6 +4,7 @@
 #include "gk/cmdline.h"
 #include "gk/console.h"
 #include "gk/panic.h"
+#include "gk/platform.h"
 #include "gk/runtime.h"
 #include "gk/sys.h"
 #include "gk/timer.h"
@@ -17,7 +18,13 @@ bool dd_idle_add(bool (*fn)(void *ctx), void *ctx) { return gk_idle_add(fn, ctx)
 void dd_spin_set(uint64_t ns) { gk_spin_set(ns); }
 void dd_run_once(void) { gk_run_once(); }
 _Noreturn void dd_run(void) { gk_run(); }
-void dd_ready(void) { sys_ready(); }
+void dd_boot_mark(enum moat_boot_mark step) { platform_boot_mark(step); }
+
+void dd_ready(void)
+{
+    platform_boot_mark(MOAT_BOOT_CAPS);
+    sys_ready();
+}
 
 void dd_log(const char *fmt, ...)
 {

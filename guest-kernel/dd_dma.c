@@ -1,6 +1,10 @@
 /* Driver API: DMA memory from the platform's windows (contract in dd.h).
  * Ring 3. First-fit page allocator with one bitmap per window, kept in
- * private RAM (a device can write window memory, never these bitmaps). */
+ * private RAM (a device can write window memory, never these bitmaps).
+ * Windows arrive zeroed (moat/boot_info.h): a page is cleared when it is
+ * handed out again, not the first time, so a driver that reserves large
+ * pools does not touch (and, on shadow-paging hosts, fault in) every page
+ * of them at start. */
 #include "dd.h"
 #include "gk/kstring.h"
 #include "gk/platform.h"
@@ -10,6 +14,7 @@
 #define WIN_PAGES_MAX (MOAT_WINDOW_SIZE_MAX / PAGE)
 
 static uint64_t used[MOAT_WINDOWS_MAX][WIN_PAGES_MAX / 64];
+static uint64_t handed[MOAT_WINDOWS_MAX][WIN_PAGES_MAX / 64];   /* ever allocated */
 
 static const struct moat_window_info *window(unsigned i)
 {
@@ -58,7 +63,12 @@ bool dd_dma_alloc(uint64_t size, uint64_t align, struct dd_dma *out)
             out->iova = win->iova + p * PAGE;
             out->va = (void *)(uintptr_t)out->iova;
             out->size = n * PAGE;
-            memset(out->va, 0, out->size);
+            for (uint64_t k = p; k < p + n; k++) {
+                uint64_t m = 1ull << (k % 64);
+                if (handed[w][k / 64] & m)
+                    memset((uint8_t *)out->va + (k - p) * PAGE, 0, PAGE);
+                handed[w][k / 64] |= m;
+            }
             return true;
         }
     }

@@ -19,10 +19,24 @@ _Static_assert(sizeof(struct idt_entry) == 16, "IDT gate is 16 bytes");
 
 #define VEC_DF 8u
 
-extern char isr_stubs[];
+/* Gate for vector v (SDM Vol. 3A, Figure 6-8): interrupt gate to stub v in
+ * the kernel code segment; DPL 3 for the system call vector, IST 1 for
+ * double faults. Stubs are below 4 GiB, so the high quadword is 0. */
+#define STUB(v) (GK_ISR_STUBS + 16ull * (v))
+#define GATE(v)                                                                        \
+    ((STUB(v) & 0xFFFFull) | ((uint64_t)SEL_KCODE << 16) |                            \
+     ((uint64_t)((v) == VEC_DF) << 32) | ((uint64_t)((v) == VEC_SYSCALL ? 0xEE : 0x8E) << 40) | \
+     ((STUB(v) >> 16 & 0xFFFFull) << 48)),                                           \
+    0ull
+#define GATES4(v) GATE(v), GATE((v) + 1), GATE((v) + 2), GATE((v) + 3)
+#define GATES16(v) GATES4(v), GATES4((v) + 4), GATES4((v) + 8), GATES4((v) + 12)
+#define GATES64(v) GATES16(v), GATES16((v) + 16), GATES16((v) + 32), GATES16((v) + 48)
+_Static_assert(GK_ISR_STUBS < (1ull << 32), "gates assume the stubs below 4 GiB");
 
-/* 256 gates of struct idt_entry layout, stored as quadword pairs. */
-static uint64_t idt[2 * 256] __attribute__((aligned(16)));
+/* 256 gates of struct idt_entry layout, as quadword pairs; read-only. */
+static const uint64_t idt[2 * 256] __attribute__((aligned(16))) = {
+    GATES64(0), GATES64(64), GATES64(128), GATES64(192),
+};
 static struct { irq_handler_fn fn; void *ctx; } handlers[256];
 static volatile uint64_t irq_count;
 
@@ -30,17 +44,6 @@ uint64_t trap_irq_count(void) { return irq_count; }
 
 void idt_init(void)
 {
-    /* Two quadword stores per gate, few instructions: this runs in
-     * emulated ring 0 (gate layout: SDM Vol. 3A, Figure 6-8). */
-    uint64_t *q = idt;
-    uint64_t a = (uint64_t)(uintptr_t)isr_stubs;
-    for (unsigned v = 0; v < 256; v++, a += 16) {
-        uint64_t attr = v == VEC_SYSCALL ? 0xEEull : 0x8Eull;
-        uint64_t ist = v == VEC_DF ? 1ull : 0ull;
-        q[2 * v] = (a & 0xFFFF) | ((uint64_t)SEL_KCODE << 16) | (ist << 32) | (attr << 40) |
-                   ((a >> 16 & 0xFFFF) << 48);
-        q[2 * v + 1] = a >> 32;
-    }
     struct __attribute__((packed)) { uint16_t limit; uint64_t base; } idtr = {
         sizeof idt - 1, (uint64_t)(uintptr_t)idt
     };

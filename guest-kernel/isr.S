@@ -3,9 +3,11 @@
  * isr_stubs, so the IDT entry for vector n is isr_stubs + 16 * n. Each stub
  * pushes a zero error code when the CPU does not, then the vector, and jumps
  * to isr_common, which saves all GPRs in the order of struct trap_frame
- * (gk/trap.h) and calls trap_dispatch(frame).
+ * (gk/trap.h) and calls trap_dispatch(frame). The stubs are linked first in
+ * .text, at GK_ISR_STUBS (kernel.ld checks it), so idt.c builds the IDT at
+ * compile time instead of in (emulated) ring 0.
  */
-    .text
+    .section .text.isr, "ax"
     .balign 16
     .globl isr_stubs
 isr_stubs:

@@ -22,8 +22,14 @@ static uint8_t user_stack[USER_STACK_SIZE] __attribute__((aligned(4096)));
 
 void kmain(const struct moat_boot_info *bi);
 
+static uint32_t boot_apic_id;   /* read in ring 0 (an MSR), printed in ring 3 */
+
 static void user_main(const char *cmdline)
 {
+    /* Formatted here, in ring 3: ring 0 is emulated on the target hosts and
+     * formatting this line there took over a millisecond. */
+    kprintf("moat guest kernel: %lu MiB RAM, TSC %lu kHz, x2APIC id %u, args \"%s\"\n",
+            platform_boot_info()->ram_size >> 20, timer_tsc_khz(), boot_apic_id, cmdline);
     domain_main(cmdline);
     sys_exit(0);
 }
@@ -35,6 +41,7 @@ void kmain(const struct moat_boot_info *bi)
         bi->size != sizeof *bi)
         panic("boot info missing or of another version");
     platform_init(bi);
+    platform_boot_mark(MOAT_BOOT_KERNEL);
     gk_fault_init();
     gdt_init();
     idt_init();
@@ -42,8 +49,8 @@ void kmain(const struct moat_boot_info *bi)
     paging_init(bi);
     lapic_init();
     timer_init(bi->tsc_khz);
-    kprintf("moat guest kernel: %lu MiB RAM, TSC %lu kHz, x2APIC id %u, args \"%s\"\n",
-            bi->ram_size >> 20, timer_tsc_khz(), lapic_id(), bi->cmdline);
+    boot_apic_id = lapic_id();
     gdt_set_kernel_stack((uint64_t)(uintptr_t)boot_stack_top);
+    platform_boot_mark(MOAT_BOOT_USER);
     enter_user(user_main, (uint64_t)(uintptr_t)(user_stack + sizeof user_stack), bi->cmdline);
 }

@@ -22,6 +22,10 @@ void mem_init(const struct moat_boot_info *bi)
         const struct moat_mem_region *r = &bi->mem[i];
         if (r->kind == MOAT_MEM_RAM && r->base <= kend && kend < r->base + r->size) {
             next = kend;
+            /* The loader's page tables follow the image (gk/paging.h). */
+            if ((bi->flags & MOAT_BOOT_F_KERNEL_MAP) && bi->ram_free > kend &&
+                bi->ram_free < r->base + r->size && bi->ram_free % PAGE == 0)
+                next = bi->ram_free;
             limit = r->base + r->size;
             return;
         }

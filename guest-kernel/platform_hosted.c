@@ -36,6 +36,12 @@ void platform_heartbeat(void)
     __atomic_store_n(&page->heartbeat, page->heartbeat + 1, __ATOMIC_RELAXED);
 }
 
+void platform_boot_mark(enum moat_boot_mark m)
+{
+    if ((unsigned)m < MOAT_BOOT_MARKS && page->boot_tsc[m] == 0)
+        __atomic_store_n(&page->boot_tsc[m], rdtsc(), __ATOMIC_RELAXED);
+}
+
 void platform_yield(void)
 {
     *(volatile uint32_t *)(uintptr_t)(MOAT_GPA_PLATFORM_MMIO + MOAT_PLAT_MMIO_YIELD) = 0;

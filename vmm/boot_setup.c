@@ -1,5 +1,6 @@
 /* Domain boot state (contract in boot_setup.h). Register values: Intel SDM
  * Vol. 3A §9.8.5 (initializing IA-32e mode) and §3.4.5 (descriptors). */
+#include <stdio.h>
 #include <string.h>
 #include "boot_setup.h"
 #include "moat/layout.h"
@@ -18,23 +19,55 @@
 #define EFER_LMA (1ull << 10)
 #define EFER_NXE (1ull << 11)
 
-#define PTE_P  1ull
-#define PTE_W  2ull
-#define PTE_PS 0x80ull
-
 static void put64(uint8_t *ram, uint64_t gpa, uint64_t v) { memcpy(ram + gpa, &v, 8); }
 
-void boot_write_tables(uint8_t *ram, uint64_t ram_size)
+void boot_write_gdt(uint8_t *ram)
 {
-    (void)ram_size;
     put64(ram, MOAT_GPA_BOOT_GDT + 0, 0);
     put64(ram, MOAT_GPA_BOOT_GDT + 8, 0x00AF9A000000FFFFull);   /* code64 */
     put64(ram, MOAT_GPA_BOOT_GDT + 16, 0x00CF92000000FFFFull);  /* data */
-    memset(ram + MOAT_GPA_BOOT_PML4, 0, 3 * MOAT_PAGE_SIZE);
-    put64(ram, MOAT_GPA_BOOT_PML4, MOAT_GPA_BOOT_PDPT | PTE_P | PTE_W);
-    put64(ram, MOAT_GPA_BOOT_PDPT, MOAT_GPA_BOOT_PD | PTE_P | PTE_W);
-    for (uint64_t i = 0; i < 512; i++)
-        put64(ram, MOAT_GPA_BOOT_PD + i * 8, (i << 21) | PTE_P | PTE_W | PTE_PS);
+}
+
+/* Table pages for kmap_build: the pages right after the image. */
+struct table_pages {
+    uint8_t *ram;
+    uint64_t next, limit;
+};
+
+static uint64_t *next_table_page(void *ctx, uint64_t *pa)
+{
+    struct table_pages *t = ctx;
+    if (t->limit - t->next < MOAT_PAGE_SIZE)
+        return NULL;
+    *pa = t->next;
+    t->next += MOAT_PAGE_SIZE;
+    memset(t->ram + *pa, 0, MOAT_PAGE_SIZE);
+    return (uint64_t *)(void *)(t->ram + *pa);
+}
+
+bool boot_write_kernel_map(uint8_t *ram, uint64_t ram_size, const struct kmap_image *image,
+                           const struct moat_window_info *windows, uint32_t n_windows,
+                           bool gb_pages, uint64_t *cr3, uint64_t *ram_free,
+                           char *err, size_t errlen)
+{
+    if (image->end % MOAT_PAGE_SIZE || image->end >= ram_size) {
+        snprintf(err, errlen, "the kernel image ends at 0x%llx, past RAM (0x%llx)",
+                 (unsigned long long)image->end, (unsigned long long)ram_size);
+        return false;
+    }
+    struct table_pages t = { ram, image->end, image->end + KMAP_PAGES_MAX * MOAT_PAGE_SIZE };
+    if (t.limit > ram_size)
+        t.limit = ram_size;
+    struct kmap_params p = { .image = *image, .ram_size = ram_size, .windows = windows,
+                             .n_windows = n_windows, .gb_pages = gb_pages,
+                             .page = next_table_page, .ctx = &t };
+    const char *why = kmap_build(&p, cr3);
+    if (why) {
+        snprintf(err, errlen, "kernel page tables: %s", why);
+        return false;
+    }
+    *ram_free = t.next;
+    return true;
 }
 
 static struct kvm_segment flat_segment(uint16_t sel, uint8_t type, bool code)
@@ -46,10 +79,10 @@ static struct kvm_segment flat_segment(uint16_t sel, uint8_t type, bool code)
     };
 }
 
-void boot_long_mode_sregs(struct kvm_sregs *s)
+void boot_long_mode_sregs(struct kvm_sregs *s, uint64_t cr3)
 {
     s->cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG;
-    s->cr3 = MOAT_GPA_BOOT_PML4;
+    s->cr3 = cr3;
     s->cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT;
     s->efer = EFER_LME | EFER_LMA | EFER_NXE;
     s->cs = flat_segment(0x08, 0xB, true);   /* execute/read, accessed */
@@ -71,6 +104,11 @@ bool boot_write_info(uint8_t *ram, uint64_t ram_size, const struct boot_params *
     bi.platform = MOAT_PLATFORM_HOSTED;
     /* RAM is a fresh anonymous mapping: zero everywhere but the image. */
     bi.flags = p->flags | MOAT_BOOT_F_RAM_ZEROED;
+    if (p->kernel_map) {
+        bi.flags |= MOAT_BOOT_F_KERNEL_MAP;
+        bi.kernel_map = p->kernel_map;
+        bi.ram_free = p->ram_free;
+    }
     bi.tsc_khz = p->tsc_khz;
     bi.ram_size = ram_size;
     bi.platform_page = MOAT_GPA_PLATFORM_PAGE;

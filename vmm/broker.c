@@ -173,7 +173,7 @@ static bool grant_reserved(struct broker *b, int slot, uint32_t dirs, struct dma
     if (fd < 0 || ftruncate(fd, (off_t)len) < 0) {
         snprintf(err, errlen, "cannot back the window: %s", strerror(errno));
     } else {
-        host = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+        host = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         if (host == MAP_FAILED)
             snprintf(err, errlen, "cannot map the window: %s", strerror(errno));
     }

@@ -184,6 +184,26 @@ static uint64_t read_heartbeat(const struct domain *d)
     return __atomic_load_n(hb, __ATOMIC_RELAXED);
 }
 
+static uint64_t total_exits(const struct domain *d)
+{
+    return DSTAT_GET(d, exits_io) + DSTAT_GET(d, exits_mmio) + DSTAT_GET(d, exits_intr);
+}
+
+/* At READY, on the vCPU thread: the guest's boot marks (hostile, copied
+ * once) and moat's stamps become the phase breakdown. */
+static void note_boot_phases(struct domain *d)
+{
+    const volatile uint64_t *marks =
+        (const volatile uint64_t *)(d->vm.ram + MOAT_GPA_PLATFORM_PAGE +
+                                    offsetof(struct moat_platform_page, boot_tsc));
+    for (unsigned i = 0; i < MOAT_BOOT_MARKS; i++)
+        d->boot_st.guest_tsc[i] = marks[i];
+    d->boot_st.ready_ns = d->t_ready_ns;
+    d->boot_st.tsc_khz = d->vm.tsc_khz;
+    boot_phases_compute(&d->boot_st, &d->boot);
+    d->boot_exits = total_exits(d) - d->exits_at_first_run;
+}
+
 static void plat_ready(void *ctx)
 {
     struct domain *d = ctx;
@@ -191,12 +211,16 @@ static void plat_ready(void *ctx)
     pthread_mutex_lock(&d->sup->lock);
     if (d->state == DOMAIN_BOOTING && !atomic_load(&d->stop)) {
         d->t_ready_ns = monotonic_ns();
+        note_boot_phases(d);
         d->hb_last = read_heartbeat(d);
         d->hb_changed_ns = d->t_ready_ns;
         set_state(d, DOMAIN_READY);
         ready = true;
-        log_info(d->cfg.name, "ready in %.2f ms",
-                 (double)(d->t_ready_ns - d->t_start_ns) / 1e6);
+        char phases[256];
+        boot_phases_format(&d->boot, phases, sizeof phases);
+        log_info(d->cfg.name, "ready in %.2f ms (%s ms; %llu exits)",
+                 (double)(d->t_ready_ns - d->t_start_ns) / 1e6, phases,
+                 (unsigned long long)d->boot_exits);
     } else {
         DSTAT_INC(d, platform_refused);
         log_error(d->cfg.name, "READY announced again while %s; ignored",
@@ -482,6 +506,8 @@ static void run_vcpu(struct domain *d)
 {
     struct kvm_run *run = d->vm.run;
     tls_run = run;
+    d->boot_st.first_run_ns = monotonic_ns();
+    d->exits_at_first_run = total_exits(d);
     while (!atomic_load(&d->stop)) {
         if (ioctl(d->vm.vcpu_fd, KVM_RUN, 0) < 0) {
             if (errno == EINTR || errno == EAGAIN) {
@@ -874,21 +900,35 @@ static bool build_incarnation(struct domain *d, char *err, size_t errlen)
 {
     struct supervisor *s = d->sup;
     uint64_t t0 = monotonic_ns();
-    uint64_t entry = 0;
     bool ok = false;
+    memset(&d->boot_st, 0, sizeof d->boot_st);
+    d->boot_st.start_ns = t0;
     uart_init(&d->com1, console_sink, d);
     pci_bus_reset(&d->pci);     /* every incarnation meets power-on devices */
     if (!vm_create(&d->vm, &s->host, d->cfg.ram_size, err, errlen))
         goto out;
-    if (!elf_load(d->image, d->image_len, d->vm.ram, d->vm.ram_size, MOAT_GPA_KERNEL_BASE,
-                  &entry, err, errlen))
+    d->boot_st.vm_ns = monotonic_ns();
+    supervisor_set_vm(s, d->id, &d->vm);
+    if (!grant_windows(d, err, errlen))
         goto out;
-    boot_write_tables(d->vm.ram, d->vm.ram_size);
+    d->boot_st.windows_ns = monotonic_ns();
+    struct elf_layout lay;
+    uint64_t cr3 = 0, ram_free = 0;
+    if (!elf_load(d->image, d->image_len, d->vm.ram, d->vm.ram_size, MOAT_GPA_KERNEL_BASE,
+                  &lay, err, errlen))
+        goto out;
+    boot_write_gdt(d->vm.ram);
+    const struct kmap_image kimg = { .text_start = lay.text_start, .text_end = lay.text_end,
+                                     .rodata_start = lay.rodata_start,
+                                     .rodata_end = lay.rodata_end, .end = lay.end };
+    if (!boot_write_kernel_map(d->vm.ram, d->vm.ram_size, &kimg, d->win_info, d->n_win,
+                               kvm_host_gb_pages(&s->host), &cr3, &ram_free, err, errlen))
+        goto out;
     *(struct moat_session_table *)(d->vm.ram + MOAT_GPA_SESSION_TABLE) =
         (struct moat_session_table){ .magic = MOAT_SESSION_TABLE_MAGIC, .version = 1,
                                      .n_slots = MOAT_SESSION_SLOTS };
-    supervisor_set_vm(s, d->id, &d->vm);
-    if (!grant_windows(d, err, errlen))
+    d->boot_st.image_ns = monotonic_ns();
+    if (!vm_create_vcpu(&d->vm, &s->host, err, errlen))     /* after every memslot: vm.h */
         goto out;
     struct moat_device_info devs[MOAT_DEVICES_MAX];
     uint32_t n_devs = 0;
@@ -899,13 +939,15 @@ static bool build_incarnation(struct domain *d, char *err, size_t errlen)
         .name = d->cfg.name, .cmdline = d->cfg.cmdline, .domain_id = d->id,
         .tsc_khz = d->vm.tsc_khz, .ecam_base = d->pci.ecam_base,
         .windows = d->win_info, .n_windows = d->n_win, .devices = devs, .n_devices = n_devs,
+        .kernel_map = cr3, .ram_free = ram_free,
     };
     if (!boot_write_info(d->vm.ram, d->vm.ram_size, &bp)) {
         snprintf(err, errlen, "domain name or args too long for boot info");
         goto out;
     }
-    if (!vm_enter_long_mode(&d->vm, entry, MOAT_GPA_BOOT_INFO, err, errlen))
+    if (!vm_enter_long_mode(&d->vm, lay.entry, MOAT_GPA_BOOT_INFO, cr3, err, errlen))
         goto out;
+    d->boot_st.vcpu_ns = monotonic_ns();
     ok = true;
 out:
     pthread_mutex_lock(&s->lock);

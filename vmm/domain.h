@@ -38,6 +38,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "config.h"
+#include "boot_phases.h"
 #include "crash.h"
 #include "exit_bus.h"
 #include "pci.h"
@@ -99,6 +100,10 @@ struct domain {
     struct crash_info crash;        /* valid in CRASHED */
     uint32_t exit_code;             /* valid in STOPPED */
     uint64_t t_start_ns, t_ready_ns, t_end_ns;
+    struct boot_stamps boot_st;     /* this incarnation's bring-up stamps */
+    struct boot_phases boot;        /* and where its time went (set at READY) */
+    uint64_t boot_exits;            /* vCPU exits from first run to READY */
+    uint64_t exits_at_first_run;    /* (to count them) */
     uint64_t hb_last, hb_changed_ns;
     uint32_t incarnation;           /* 1 for the first start */
     uint32_t attempts;              /* incarnations built or tried */

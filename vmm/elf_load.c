@@ -11,8 +11,11 @@ static bool range_ok(uint64_t off, uint64_t len, uint64_t limit)
 }
 
 bool elf_load(const uint8_t *img, size_t img_len, uint8_t *ram, uint64_t ram_size,
-              uint64_t min_gpa, uint64_t *entry, char *err, size_t errlen)
+              uint64_t min_gpa, struct elf_layout *out, char *err, size_t errlen)
 {
+    const uint64_t page = 4096;
+    struct elf_layout lay = { 0 };
+    unsigned n_text = 0, n_ro = 0;
     Elf64_Ehdr eh;
     if (img_len < sizeof eh) {
         snprintf(err, errlen, "file too short for an ELF header (%zu bytes)", img_len);
@@ -61,6 +64,33 @@ bool elf_load(const uint8_t *img, size_t img_len, uint8_t *ram, uint64_t ram_siz
                      (unsigned long)min_gpa, (unsigned long)ram_size);
             return false;
         }
+        uint64_t start = ph.p_paddr & ~(page - 1);
+        uint64_t end = (ph.p_paddr + ph.p_memsz + page - 1) & ~(page - 1);
+        if ((ph.p_flags & PF_X) && (ph.p_flags & PF_W)) {
+            snprintf(err, errlen, "segment %u is writable and executable (W^X)", i);
+            return false;
+        }
+        if ((ph.p_flags & (PF_X | PF_W)) != PF_W && ph.p_paddr % page) {
+            snprintf(err, errlen, "segment %u: text or read-only data at 0x%lx is not "
+                     "page-aligned", i, (unsigned long)ph.p_paddr);
+            return false;
+        }
+        if (ph.p_flags & PF_X) {
+            lay.text_start = start;
+            lay.text_end = end;
+            n_text++;
+        } else if (!(ph.p_flags & PF_W)) {
+            lay.rodata_start = start;
+            lay.rodata_end = end;
+            n_ro++;
+        }
+        if (n_text > 1 || n_ro > 1) {
+            snprintf(err, errlen, "more than one %s segment (the kernel map has one range "
+                     "of each)", n_text > 1 ? "executable" : "read-only");
+            return false;
+        }
+        if (end > lay.end)
+            lay.end = end;
         memcpy(ram + ph.p_paddr, img + ph.p_offset, ph.p_filesz);
         memset(ram + ph.p_paddr + ph.p_filesz, 0, ph.p_memsz - ph.p_filesz);
         if ((ph.p_flags & PF_X) && eh.e_entry >= ph.p_paddr &&
@@ -77,6 +107,7 @@ bool elf_load(const uint8_t *img, size_t img_len, uint8_t *ram, uint64_t ram_siz
                  (unsigned long)eh.e_entry);
         return false;
     }
-    *entry = eh.e_entry;
+    lay.entry = eh.e_entry;
+    *out = lay;
     return true;
 }

@@ -87,3 +87,11 @@ void kvm_host_close(struct kvm_host *h)
     memset(h, 0, sizeof *h);
     h->fd = -1;
 }
+
+bool kvm_host_gb_pages(const struct kvm_host *h)
+{
+    for (unsigned i = 0; h->cpuid && i < h->cpuid->nent; i++)
+        if (h->cpuid->entries[i].function == 0x80000001u)
+            return h->cpuid->entries[i].edx & (1u << 26);
+    return false;
+}

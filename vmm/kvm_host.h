@@ -19,6 +19,8 @@ struct kvm_host {
 };
 
 bool kvm_host_open(struct kvm_host *h, char *err, size_t errlen);
+/* Does the CPUID moat gives domains offer 1 GiB pages? */
+bool kvm_host_gb_pages(const struct kvm_host *h);
 void kvm_host_close(struct kvm_host *h);
 
 #endif /* MOAT_KVM_HOST_H */

@@ -30,9 +30,6 @@ bool vm_create(struct vm *vm, const struct kvm_host *host, uint64_t ram_size,
     uint64_t idmap = VM_IDENTITY_ADDR;
     if (ioctl(vm->fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0)
         FAIL("KVM_SET_IDENTITY_MAP_ADDR: %s", strerror(errno));
-    if (ioctl(vm->fd, KVM_CREATE_IRQCHIP, 0) < 0)
-        FAIL("KVM_CREATE_IRQCHIP: %s", strerror(errno));
-
     vm->ram = mmap(NULL, ram_size, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (vm->ram == MAP_FAILED) {
@@ -47,7 +44,16 @@ bool vm_create(struct vm *vm, const struct kvm_host *host, uint64_t ram_size,
     };
     if (ioctl(vm->fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
         FAIL("KVM_SET_USER_MEMORY_REGION (RAM): %s", strerror(errno));
+    return true;
+fail:
+    vm_destroy(vm);
+    return false;
+}
 
+bool vm_create_vcpu(struct vm *vm, const struct kvm_host *host, char *err, size_t errlen)
+{
+    if (ioctl(vm->fd, KVM_CREATE_IRQCHIP, 0) < 0)
+        FAIL("KVM_CREATE_IRQCHIP: %s", strerror(errno));
     vm->vcpu_fd = ioctl(vm->fd, KVM_CREATE_VCPU, 0);
     if (vm->vcpu_fd < 0)
         FAIL("KVM_CREATE_VCPU: %s", strerror(errno));
@@ -65,11 +71,10 @@ bool vm_create(struct vm *vm, const struct kvm_host *host, uint64_t ram_size,
     vm->tsc_khz = (uint64_t)khz;
     return true;
 fail:
-    vm_destroy(vm);
-    return false;
+    return false;       /* the caller destroys the VM */
 }
 
-bool vm_enter_long_mode(struct vm *vm, uint64_t entry, uint64_t arg0,
+bool vm_enter_long_mode(struct vm *vm, uint64_t entry, uint64_t arg0, uint64_t cr3,
                         char *err, size_t errlen)
 {
     struct kvm_sregs s;
@@ -77,7 +82,7 @@ bool vm_enter_long_mode(struct vm *vm, uint64_t entry, uint64_t arg0,
         snprintf(err, errlen, "KVM_GET_SREGS: %s", strerror(errno));
         return false;
     }
-    boot_long_mode_sregs(&s);
+    boot_long_mode_sregs(&s, cr3);
     if (ioctl(vm->vcpu_fd, KVM_SET_SREGS, &s) < 0) {
         snprintf(err, errlen, "KVM_SET_SREGS: %s", strerror(errno));
         return false;

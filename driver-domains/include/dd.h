@@ -257,7 +257,13 @@ void dd_spin_set(uint64_t ns);
  * time, the idle functions and a sleep until an interrupt. */
 void dd_run_once(void);
 _Noreturn void dd_run(void);
-/* Tell the platform the driver is up (the domain becomes READY). */
+/* Note that bring-up passed step (MOAT_BOOT_DEVICE once the device is
+ * reset and identified, MOAT_BOOT_QUEUES once its queues and interrupts
+ * are set up): moat logs the time each step took. No exit; only the first
+ * pass of each step counts (a later device reset does not move it). */
+void dd_boot_mark(enum moat_boot_mark step);
+/* Tell the platform the driver is up (the domain becomes READY); marks
+ * MOAT_BOOT_CAPS (every cap registered) first. */
 void dd_ready(void);
 void dd_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 _Noreturn void dd_panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -275,11 +275,13 @@ void nvme_ctrl_start(struct nvme_drv *d)
     enable(d);
     identify(d);
     geometry(d);
+    dd_boot_mark(MOAT_BOOT_DEVICE);
     features(d, true);
     alloc_queues(d);
     create_queues(d);
     dbbuf(d, true);
     d->state = NVME_ST_LIVE;
+    dd_boot_mark(MOAT_BOOT_QUEUES);
 }
 
 void nvme_ctrl_recover(struct nvme_drv *d, const char *why)

@@ -181,6 +181,7 @@ static void bring_up(struct vnet *v)
     v->split_hdr = !ops->modern && vnet_split_header(v->features);
     v->mrg = (v->features & VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF)) != 0;
     v->has_status = (v->features & VIRTIO_BIT(VIRTIO_NET_F_STATUS)) != 0;
+    dd_boot_mark(MOAT_BOOT_DEVICE);
 
     if ((why = ops->irq_setup(t, vnet_config_event, NULL, v)) != NULL)
         fail(v, "interrupts", why);
@@ -209,6 +210,7 @@ static void bring_up(struct vnet *v)
 
     ops->status_set(t, (uint8_t)(ops->status_get(t) | VIRTIO_STATUS_DRIVER_OK));
     vnet_check_status(v);
+    dd_boot_mark(MOAT_BOOT_QUEUES);
 }
 
 static void serve(struct vnet *v)

@@ -115,19 +115,26 @@ static uint64_t get64(const uint8_t *ram, uint64_t gpa)
     return v;
 }
 
-Test(boot_setup, identity_tables_cover_the_first_gib)
+Test(boot_setup, gdt_and_kernel_map_after_the_image)
 {
     uint64_t size = 16u << 20;
     uint8_t *ram = calloc(1, size);
-    boot_write_tables(ram, size);
-    cr_assert_eq(get64(ram, MOAT_GPA_BOOT_PML4) & ~0xFFFull, MOAT_GPA_BOOT_PDPT);
-    cr_assert_eq(get64(ram, MOAT_GPA_BOOT_PDPT) & ~0xFFFull, MOAT_GPA_BOOT_PD);
-    for (uint64_t i = 0; i < 512; i++) {
-        uint64_t e = get64(ram, MOAT_GPA_BOOT_PD + i * 8);
-        cr_assert_eq(e & ~0xFFFull, i << 21, "PD entry %lu maps the wrong frame", i);
-        cr_assert_eq(e & 0x83, 0x83, "PD entry %lu not present+writable+large", i);
-    }
+    boot_write_gdt(ram);
     cr_assert_eq(get64(ram, MOAT_GPA_BOOT_GDT + 8), 0x00AF9A000000FFFFull, "64-bit code");
+    const struct kmap_image im = { .text_start = 0x100000, .text_end = 0x104000,
+                                   .rodata_start = 0x104000, .rodata_end = 0x105000,
+                                   .end = 0x110000 };
+    uint64_t cr3 = 0, ram_free = 0;
+    char err[160];
+    cr_assert(boot_write_kernel_map(ram, size, &im, NULL, 0, true, &cr3, &ram_free, err,
+                                    sizeof err), "refused: %s", err);
+    cr_assert_eq(cr3, im.end, "the PML4 is the first page after the image");
+    cr_assert(ram_free > cr3 && ram_free % 4096 == 0 && ram_free - cr3 <= KMAP_PAGES_MAX * 4096,
+              "free RAM 0x%lx does not follow the tables", ram_free);
+    const struct kmap_image past = { .text_start = 0x100000, .text_end = 0x104000,
+                                     .end = size };
+    cr_assert_not(boot_write_kernel_map(ram, size, &past, NULL, 0, true, &cr3, &ram_free, err,
+                                        sizeof err), "an image filling RAM left room for tables");
     free(ram);
 }
 
@@ -135,14 +142,16 @@ Test(boot_setup, long_mode_registers)
 {
     struct kvm_sregs s;
     memset(&s, 0, sizeof s);
-    boot_long_mode_sregs(&s);
+    boot_long_mode_sregs(&s, 0x123000);
     cr_assert(s.cr0 & (1u << 31) && s.cr0 & 1, "paging and protection on");
     cr_assert(s.cr4 & (1u << 5), "PAE on");
     cr_assert_eq(s.efer & 0x500, 0x500, "LME and LMA set");
     cr_assert_eq(s.cs.l, 1);
     cr_assert_eq(s.cs.db, 0, "a 64-bit code segment has D=0");
     cr_assert_eq(s.cs.selector, 0x08);
-    cr_assert_eq(s.cr3, MOAT_GPA_BOOT_PML4);
+    cr_assert_eq(s.cr3, 0x123000, "CR3 is the kernel map given");
+    cr_assert(s.cr0 & (1u << 16), "CR0.WP set (the map's read-only pages bind ring 0)");
+    cr_assert(s.efer & (1u << 11), "EFER.NXE set (the map's NX bits count)");
 }
 
 Test(boot_setup, boot_info_and_platform_page)

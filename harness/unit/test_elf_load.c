@@ -39,11 +39,16 @@ static void make_image(struct img *im)
 static uint8_t ram[RAM_SIZE];
 static char err[256];
 
+static struct elf_layout lay;
+
 static bool load(struct img *im, size_t len, uint64_t *entry)
 {
     memset(ram, 0xAA, sizeof ram);
     err[0] = '\0';
-    return elf_load((const uint8_t *)im, len, ram, RAM_SIZE, BASE, entry, err, sizeof err);
+    memset(&lay, 0, sizeof lay);
+    bool ok = elf_load((const uint8_t *)im, len, ram, RAM_SIZE, BASE, &lay, err, sizeof err);
+    *entry = lay.entry;
+    return ok;
 }
 
 Test(elf_load, loads_segments_and_zeroes_bss)
@@ -59,6 +64,35 @@ Test(elf_load, loads_segments_and_zeroes_bss)
     cr_assert_eq(ram[BASE + 0x1000 + 16], 0, "bss byte after filesz not zeroed");
     cr_assert_eq(ram[BASE + 0x1000 + 0x1FFF], 0, "last bss byte not zeroed");
     cr_assert_eq(ram[BASE + 0x3000], 0xAA, "loader wrote past the segment");
+    cr_assert_eq(lay.text_start, BASE, "text starts at the executable segment");
+    cr_assert_eq(lay.text_end, BASE + 0x1000, "text rounded up to a page");
+    cr_assert_eq(lay.rodata_end, lay.rodata_start, "no read-only segment, empty rodata");
+    cr_assert_eq(lay.end, BASE + 0x3000, "end covers the bss, page-rounded");
+}
+
+Test(elf_load, reports_rodata_and_refuses_layouts_the_kernel_map_cannot_express)
+{
+    struct img im;
+    make_image(&im);
+    uint64_t entry;
+    im.ph[1].p_flags = PF_R;                    /* read-only data */
+    cr_assert(load(&im, sizeof im, &entry), "R-only segment refused: %s", err);
+    cr_assert_eq(lay.rodata_start, BASE + 0x1000);
+    cr_assert_eq(lay.rodata_end, BASE + 0x3000);
+
+    im.ph[1].p_flags = PF_R | PF_W | PF_X;
+    cr_assert_not(load(&im, sizeof im, &entry), "a W+X segment was accepted");
+    cr_assert(strstr(err, "W^X"), "error does not say why: %s", err);
+
+    im.ph[1].p_flags = PF_R | PF_X;             /* two text segments */
+    cr_assert_not(load(&im, sizeof im, &entry), "two executable segments accepted");
+    cr_assert(strstr(err, "more than one executable"), "error does not say why: %s", err);
+
+    make_image(&im);
+    im.ph[0].p_paddr = BASE + 0x10;             /* misaligned text */
+    im.eh.e_entry = BASE + 0x14;
+    cr_assert_not(load(&im, sizeof im, &entry), "misaligned text accepted");
+    cr_assert(strstr(err, "page-aligned"), "error does not say why: %s", err);
 }
 
 Test(elf_load, refuses_bad_magic_class_machine_type)

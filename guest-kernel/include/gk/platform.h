@@ -27,6 +27,8 @@ void platform_request_msi(uint32_t vector);
 int32_t platform_call(uint16_t port, uint32_t value);
 /* Bump the heartbeat in shared memory (no exit). */
 void platform_heartbeat(void);
+/* Note the TSC at a boot step the first time it is passed (no exit; ring 3). */
+void platform_boot_mark(enum moat_boot_mark m);
 /* Spinning idle: let the host run other threads on this CPU for a while
  * (one exit, no kernel entry; ring 3). */
 void platform_yield(void);

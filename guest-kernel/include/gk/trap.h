@@ -30,6 +30,10 @@ struct trap_frame {
 
 typedef void (*irq_handler_fn)(void *ctx, uint32_t vector);
 
+/* Where kernel.ld puts isr.S's 256 stubs of 16 bytes (the start of .text):
+ * the IDT is a constant table built from it. */
+#define GK_ISR_STUBS 0x100000ull
+/* Load the IDT (a constant, read-only table: no ring-0 work to build). */
 void idt_init(void);
 /* Claim vector for handler; returns false if out of range or taken. */
 bool irq_register(uint32_t vector, irq_handler_fn fn, void *ctx);

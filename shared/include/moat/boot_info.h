@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #define MOAT_BOOT_MAGIC    0x544f4f42544f4f4dull /* "MOOTBOOT" */
-#define MOAT_BOOT_VERSION  2u
+#define MOAT_BOOT_VERSION  3u
 
 #define MOAT_NAME_MAX      32u   /* domain name, NUL-terminated */
 #define MOAT_CMDLINE_MAX   256u  /* domain arguments, NUL-terminated */
@@ -41,7 +41,8 @@ struct moat_mem_region {
 };
 
 /* A DMA window: IOVA == guest-physical address; the guest maps it as
- * ordinary write-back memory. Both fields are 2 MiB aligned. */
+ * ordinary write-back memory. Both fields are 2 MiB aligned. Every window
+ * a domain is handed reads as zeros at boot (fresh or scrubbed memory). */
 struct moat_window_info {
     uint64_t iova;
     uint64_t size;
@@ -94,16 +95,23 @@ struct moat_boot_info {
     uint32_t n_devices;
     struct moat_window_info window[MOAT_WINDOWS_MAX];
     struct moat_device_info device[MOAT_DEVICES_MAX];
+    uint64_t kernel_map;        /* MOAT_BOOT_F_KERNEL_MAP: the PML4 in CR3 */
+    uint64_t ram_free;          /* MOAT_BOOT_F_KERNEL_MAP: first page after the
+                                   image and the loader's page tables */
 };
 
 /* Every byte of RAM outside the loaded image reads as zero at entry, so the
  * kernel need not zero memory it has never handed out. */
 #define MOAT_BOOT_F_RAM_ZEROED    (1u << 1)
+/* The loader built the kernel's page tables (moat/kernel_map.h), entered
+ * with CR3 = kernel_map, EFER.NXE and CR0.WP set; pages from the image end
+ * to ram_free hold them. Without it the kernel builds its own. */
+#define MOAT_BOOT_F_KERNEL_MAP    (1u << 2)
 
 _Static_assert(sizeof(struct moat_window_info) == 24, "window info layout is ABI");
 _Static_assert(sizeof(struct moat_device_info) == 32 + 6 * 24, "device info layout is ABI");
 _Static_assert(sizeof(struct moat_boot_info) ==
-               64 + 8 * 24 + 32 + 256 + 8 + 8 * 24 + 8 * 176, "boot info layout is ABI");
+               64 + 8 * 24 + 32 + 256 + 8 + 8 * 24 + 8 * 176 + 16, "boot info layout is ABI");
 _Static_assert(sizeof(struct moat_boot_info) <= 4096, "boot info fits its page");
 
 #endif /* MOAT_BOOT_INFO_H */

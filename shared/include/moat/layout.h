@@ -8,9 +8,8 @@
  *   0x0000_1000  boot info page (struct moat_boot_info), written by the VMM
  *   0x0000_2000  platform page (struct moat_platform_page): heartbeat, crash
  *   0x0000_7000  VMM boot GDT
- *   0x0000_8000  VMM boot page tables (identity, 2 MiB pages, first 1 GiB);
- *                the guest kernel replaces them with its own
- *   0x0010_0000  kernel image (ELF PT_LOAD segments), then kernel heap
+ *   0x0010_0000  kernel image (ELF PT_LOAD segments), then the kernel's page
+ *                tables (moat/kernel_map.h, built by the VMM), then kernel heap
  *   ... up to ram_size: private RAM, never DMA-reachable
  *   0xC000_0000  PCI MMIO hole (BARs), up to the ECAM window
  *   0xE000_0000  PCI ECAM window (256 MiB)
@@ -24,9 +23,6 @@
 #define MOAT_GPA_BOOT_INFO      0x1000ull
 #define MOAT_GPA_PLATFORM_PAGE  0x2000ull
 #define MOAT_GPA_BOOT_GDT       0x7000ull
-#define MOAT_GPA_BOOT_PML4      0x8000ull
-#define MOAT_GPA_BOOT_PDPT      0x9000ull
-#define MOAT_GPA_BOOT_PD        0xA000ull
 #define MOAT_GPA_KERNEL_BASE    0x100000ull
 
 #define MOAT_RAM_MIN            (4ull << 20)   /* smallest private RAM   */

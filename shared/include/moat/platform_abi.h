@@ -23,6 +23,11 @@
  *             clients the domain waits for) have the vCPU's host CPU, then
  *             resumes it. One exit, no kernel entry in the domain; a hint.
  *
+ * Boot marks: the guest stores its TSC in platform_page.boot_tsc[mark] as it
+ * passes each step of bring-up (plain shared memory, no exit); the VMM reads
+ * them once, at READY, to log where boot time went. Informational only: the
+ * VMM keeps a mark only if the marks before it are set and not later.
+ *
  * Heartbeat: the guest's run loop increments platform_page.heartbeat in plain
  * shared memory; the VMM's watchdog samples it. No exit per beat.
  *
@@ -112,6 +117,16 @@ uint32_t moat_fault_parse(const char *name);
 /* An MMIO address in no BAR and no platform region (wild-mmio). */
 #define MOAT_GPA_WILD_MMIO      0xDFFFF000ull
 
+/* Steps of a domain's bring-up, in order (platform_page.boot_tsc). */
+enum moat_boot_mark {
+    MOAT_BOOT_KERNEL = 0,       /* guest kernel entered (kmain) */
+    MOAT_BOOT_USER,             /* kernel set up; the driver's main starts */
+    MOAT_BOOT_DEVICE,           /* driver: device found, reset and identified */
+    MOAT_BOOT_QUEUES,           /* driver: device queues and interrupts set up */
+    MOAT_BOOT_CAPS,             /* driver: its caps registered with moat */
+    MOAT_BOOT_MARKS,
+};
+
 struct moat_platform_page {
     uint64_t magic;             /* MOAT_PLATFORM_MAGIC, written by the VMM */
     uint64_t heartbeat;         /* guest increments; VMM only reads */
@@ -128,6 +143,7 @@ struct moat_platform_page {
     uint32_t reserved1;
     uint64_t reserved2;
     struct moat_crash_record crash;
+    uint64_t boot_tsc[MOAT_BOOT_MARKS];  /* guest: TSC at each boot mark, 0 = not passed */
 };
 
 _Static_assert(sizeof(struct moat_regs) == 24 * 8, "regs layout is ABI");
