@@ -187,18 +187,6 @@ static void costs_print(const char *phase, const struct costs *a, const struct c
             (double)(b->s.kicks_sent - a->s.kicks_sent) / r, (double)(b->s.waits - a->s.waits) / r);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, unsigned n)
-{
-    qsort(v, n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 /* The last CPU this process may use (the vCPU goes there). */
 static int last_cpu(void)
 {
@@ -267,9 +255,34 @@ int main(int argc, char **argv)
     raw_seq_mbs(fd, DISK);
     moat_reads(s, bs, b128k, DISK / (128u << 10), QD, false);
 
+    /* QD1: alternating rounds of raw pread and synchronous moat reads, with
+     * what the process spent per request (CPU, context switches: the client,
+     * the vCPU and the controller worker share this host's CPUs). */
+    double raw1[ROUNDS], qd1[ROUNDS], ratio1[ROUNDS];
+    struct bench_cpu qd1_cpu = { 0, 0 }, raw_cpu = { 0, 0 };
     struct costs c0 = costs_now(d, s);
-    double m4k1 = moat_reads(s, bs, b4k, RAND_QD1, 1, true);
+    for (unsigned r = 0; r < ROUNDS; r++) {
+        struct bench_cpu a = bench_cpu_now();
+        raw1[r] = raw_random_iops(fd, RAND_QD1 * 5);
+        struct bench_cpu b = bench_cpu_now();
+        qd1[r] = moat_reads(s, bs, b4k, RAND_QD1, 1, true);
+        struct bench_cpu e = bench_cpu_now();
+        raw_cpu.cpu_s += b.cpu_s - a.cpu_s;
+        raw_cpu.switches += b.switches - a.switches;
+        qd1_cpu.cpu_s += e.cpu_s - b.cpu_s;
+        qd1_cpu.switches += e.switches - b.switches;
+        ratio1[r] = qd1[r] / raw1[r];
+        fprintf(stderr, "bench_nvme: 4K QD1 round %u: raw pread %.0f, moat %.0f (%.2f)\n", r + 1,
+                raw1[r], qd1[r], ratio1[r]);
+    }
     struct costs c1 = costs_now(d, s);
+    const struct bench_spread q1 = bench_spread(qd1, ROUNDS), r1 = bench_spread(ratio1, ROUNDS);
+    const double m4k1 = q1.median;
+    fprintf(stderr, "bench_nvme: 4K QD1 ratio per round: median %.2f, range %.2f-%.2f; per "
+            "request: moat %.2f us CPU, %.3f context switches; raw pread %.2f us CPU, %.4f\n",
+            r1.median, r1.lo, r1.hi, qd1_cpu.cpu_s * 1e6 / (RAND_QD1 * ROUNDS),
+            qd1_cpu.switches / (RAND_QD1 * ROUNDS), raw_cpu.cpu_s * 1e6 / (RAND_QD1 * 5.0 * ROUNDS),
+            raw_cpu.switches / (RAND_QD1 * 5.0 * ROUNDS));
     double raw_r[ROUNDS], moat_r[ROUNDS], ratio_r[ROUNDS];
     for (unsigned r = 0; r < ROUNDS; r++) {
         raw_r[r] = raw_random_iops(fd, RAND_QD32);
@@ -279,20 +292,20 @@ int main(int argc, char **argv)
                 raw_r[r], moat_r[r], ratio_r[r]);
     }
     struct costs c2 = costs_now(d, s);
-    costs_print("4K QD1", &c0, &c1, RAND_QD1);
+    costs_print("4K QD1", &c0, &c1, (uint64_t)RAND_QD1 * ROUNDS);
     costs_print("4K QD32", &c1, &c2, (uint64_t)RAND_QD32 * ROUNDS);
     double exits32 = (double)(c2.mmio - c1.mmio) / ((double)RAND_QD32 * ROUNDS);
-    double raw4k = median(raw_r, ROUNDS), m4k32 = median(moat_r, ROUNDS);
-    double ratio_med = median(ratio_r, ROUNDS);     /* sorts ratio_r */
+    double raw4k = bench_spread(raw_r, ROUNDS).median, m4k32 = bench_spread(moat_r, ROUNDS).median;
+    const struct bench_spread r32 = bench_spread(ratio_r, ROUNDS);
     fprintf(stderr, "bench_nvme: 4K QD32 ratio per round: median %.2f, range %.2f-%.2f\n",
-            ratio_med, ratio_r[0], ratio_r[ROUNDS - 1]);
+            r32.median, r32.lo, r32.hi);
     double rawseq = raw_seq_mbs(fd, SEQ_BYTES);
     double mseq1 = moat_reads(s, bs, b128k, SEQ_BYTES / 4 / (128u << 10), 1, false) *
                    (128u << 10) / 1e6;
     double mseq32 = moat_reads(s, bs, b128k, SEQ_BYTES / (128u << 10), QD, false) *
                     (128u << 10) / 1e6;
     fprintf(stderr, "bench_nvme: 4K random read IOPS: raw pread %.0f, moat QD1 %.0f (%.2f), "
-            "QD32 %.0f (%.2f); %.3f MMIO exits per request at QD32\n", raw4k, m4k1, m4k1 / raw4k,
+            "QD32 %.0f (%.2f); %.3f MMIO exits per request at QD32\n", raw4k, m4k1, r1.median,
             m4k32, m4k32 / raw4k, exits32);
     fprintf(stderr, "bench_nvme: 128K sequential read MB/s: raw pread %.0f, moat QD1 %.0f (%.2f), "
             "QD32 %.0f (%.2f)\n", rawseq, mseq1, mseq1 / rawseq, mseq32, mseq32 / rawseq);
@@ -304,7 +317,12 @@ int main(int argc, char **argv)
     close(fd);
     unlink(IMAGE);
     struct bench_record rec[] = {
-        { "nvme_4K_randread_iops_qd1", m4k1, "IOPS", "raw_pread_4K_randread_iops", raw4k },
+        { "nvme_4K_randread_iops_qd1", m4k1, "IOPS", "raw_pread_4K_randread_iops_qd1",
+          m4k1 / r1.median },
+        { "nvme_4K_qd1_context_switches_per_request", qd1_cpu.switches / (RAND_QD1 * ROUNDS),
+          "switches", NULL, 0 },
+        { "nvme_4K_qd1_cpu_us_per_request", qd1_cpu.cpu_s * 1e6 / (RAND_QD1 * ROUNDS), "us",
+          "raw_pread_cpu_us_per_request", raw_cpu.cpu_s * 1e6 / (RAND_QD1 * 5.0 * ROUNDS) },
         { "nvme_4K_randread_iops_qd32", m4k32, "IOPS", "raw_pread_4K_randread_iops", raw4k },
         { "nvme_128K_seqread_mbs_qd1", mseq1, "MB/s", "raw_pread_128K_seqread_mbs", rawseq },
         { "nvme_128K_seqread_mbs_qd32", mseq32, "MB/s", "raw_pread_128K_seqread_mbs", rawseq },

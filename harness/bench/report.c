@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include "config.h"
 #include "log.h"
 #include "report.h"
@@ -55,4 +56,24 @@ bool bench_start(int argc, char **argv, struct moat_config *cfg)
     config_defaults(cfg);
     snprintf(cfg->log_dir, sizeof cfg->log_dir, "/tmp/moat-bench-logs");
     return true;
+}
+
+struct bench_spread bench_spread(double *s, size_t n)
+{
+    if (n == 0)
+        return (struct bench_spread){ NAN, NAN, NAN };
+    qsort(s, n, sizeof *s, cmp_double);
+    double m = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+    return (struct bench_spread){ m, s[0], s[n - 1] };
+}
+
+struct bench_cpu bench_cpu_now(void)
+{
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return (struct bench_cpu){
+        .cpu_s = (double)u.ru_utime.tv_sec + (double)u.ru_utime.tv_usec / 1e6 +
+                 (double)u.ru_stime.tv_sec + (double)u.ru_stime.tv_usec / 1e6,
+        .switches = (double)u.ru_nvcsw + (double)u.ru_nivcsw,
+    };
 }

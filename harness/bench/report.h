@@ -30,4 +30,21 @@ bool bench_start(int argc, char **argv, struct moat_config *cfg);
 /* Percentile p (0..100) of n samples, nearest-rank; sorts samples. */
 double bench_percentile(double *samples, size_t n, double p);
 
+/* Median of n samples (the mean of the middle two when n is even) and
+ * their range; sorts samples. */
+struct bench_spread {
+    double median, lo, hi;
+};
+struct bench_spread bench_spread(double *samples, size_t n);
+
+/* What this process's threads used (getrusage): CPU seconds, user and
+ * system, and context switches, voluntary (it slept) and involuntary (the
+ * scheduler or a sched_yield took the CPU). Differences of two readings
+ * divided by the work done show what limits a figure on a busy host. */
+struct bench_cpu {
+    double cpu_s;
+    double switches;
+};
+struct bench_cpu bench_cpu_now(void);
+
 #endif /* MOAT_BENCH_REPORT_H */
