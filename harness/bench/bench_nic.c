@@ -94,7 +94,49 @@ static void check_frame(const uint8_t *f, uint32_t len, uint32_t want_len, uint3
 struct iso {
     struct moat_client *c;
     struct moat_session *a, *b;
+    struct domain *da, *db;
 };
+
+/* What the isolated path did, summed over both domains (see iso_print). */
+struct iso_counts {
+    double notifies, wakeups, irqs, exits_mmio, yields, exits_io, kicks, waits;
+};
+
+static struct iso_counts iso_counts_now(const struct iso *x)
+{
+    struct iso_counts c = { 0 };
+    const struct domain *d[2] = { x->da, x->db };
+    const struct moat_session *s[2] = { x->a, x->b };
+    for (int i = 0; i < 2; i++) {
+        struct virtio_net_stats v;
+        struct moat_session_stats ss;
+        if (virtio_net_stats_get(d[i]->pci.slot[1], &v)) {
+            c.notifies += (double)v.notifies;
+            c.wakeups += (double)v.worker_wakeups;
+            c.irqs += (double)v.irq_sent;
+        }
+        c.exits_mmio += (double)DSTAT_GET(d[i], exits_mmio);
+        c.exits_io += (double)DSTAT_GET(d[i], exits_io);
+        c.yields += (double)DSTAT_GET(d[i], yields);
+        moat_session_stats(s[i], &ss);
+        c.kicks += (double)ss.kicks_sent;
+        c.waits += (double)ss.waits;
+    }
+    return c;
+}
+
+static void iso_counts_add(struct iso_counts *sum, const struct iso_counts *a,
+                           const struct iso_counts *b)
+{
+    sum->notifies += b->notifies - a->notifies;
+    sum->wakeups += b->wakeups - a->wakeups;
+    sum->irqs += b->irqs - a->irqs;
+    sum->exits_mmio += b->exits_mmio - a->exits_mmio;
+    sum->exits_io += b->exits_io - a->exits_io;
+    sum->yields += b->yields - a->yields;
+    sum->kicks += b->kicks - a->kicks;
+    sum->waits += b->waits - a->waits;
+}
 
 static struct moat_session *open_nic(struct moat_client *c, const char *cap_name)
 {
@@ -357,6 +399,7 @@ int main(int argc, char **argv)
         die("moat", err);
     const uint8_t *macs[2] = { MAC_A, MAC_B };
     const char *names[2] = { "bnica", "bnicb" };
+    struct domain *doms[2];
     for (int i = 0; i < 2; i++) {
         char spec[1024];
         struct domain_config dc;
@@ -369,8 +412,9 @@ int main(int argc, char **argv)
             !(d = supervisor_add(&sup, &dc, err, sizeof err)) || !domain_start(d, err, sizeof err) ||
             !supervisor_wait(&sup, d, DOMAIN_STATE_BIT(DOMAIN_READY), 20000))
             die(names[i], d ? d->crash.detail : err);
+        doms[i] = d;
     }
-    struct iso x;
+    struct iso x = { .da = doms[0], .db = doms[1] };
     int rc = moat_connect(SOCK, &x.c);
     if (rc)
         die("connect", moat_strerror(rc));
@@ -382,6 +426,8 @@ int main(int argc, char **argv)
     double in[2][ROUNDS], iso[2][ROUNDS], ratio[2][ROUNDS];
     struct bench_cpu cost[2][2];                /* [size][in-process, isolated] summed */
     memset(cost, 0, sizeof cost);
+    struct iso_counts counts[2];
+    memset(counts, 0, sizeof counts);
     diag_rx = hb.f;
     inproc_run(&ha, &hb, 64, FRAMES_64 / 10);           /* warm up */
     diag_rx = NULL;
@@ -393,8 +439,11 @@ int main(int argc, char **argv)
             in[z][r] = inproc_run(&ha, &hb, sizes[z].len, sizes[z].frames);
             diag_rx = NULL;
             struct bench_cpu c1 = bench_cpu_now();
+            struct iso_counts k0 = iso_counts_now(&x);
             iso[z][r] = iso_run(&x, sizes[z].len, sizes[z].frames);
+            struct iso_counts k1 = iso_counts_now(&x);
             struct bench_cpu c2 = bench_cpu_now();
+            iso_counts_add(&counts[z], &k0, &k1);
             cost[z][0].cpu_s += c1.cpu_s - c0.cpu_s;
             cost[z][0].switches += c1.switches - c0.switches;
             cost[z][1].cpu_s += c2.cpu_s - c1.cpu_s;
@@ -422,6 +471,14 @@ int main(int argc, char **argv)
                 "CPU, %.4f context switches\n", sizes[z].len, sr[z].median, sr[z].lo, sr[z].hi,
                 cost[z][0].cpu_s * 1e6 / n, cost[z][0].switches / n, cost[z][1].cpu_s * 1e6 / n,
                 cost[z][1].switches / n);
+        const struct iso_counts *k = &counts[z];
+        fprintf(stderr, "bench_nic: %u B isolated, per frame over both domains: %.4f "
+                "notifies reached the models, %.4f model worker wake-ups, %.4f interrupts, "
+                "vCPU exits %.4f MMIO (%.4f of them YIELD hints) %.4f PIO; client %.4f kicks "
+                "%.4f sleeps\n", sizes[z].len,
+                k->notifies / n, k->wakeups / n, k->irqs / n, k->exits_mmio / n, k->yields / n,
+                k->exits_io / n,
+                k->kicks / n, k->waits / n);
     }
     /* The ratio's median is the figure (the values are the rounds' medians). */
     struct bench_record rec[] = {
