@@ -47,13 +47,6 @@ struct samples {
 static bool run_kind(const struct moat_config *cfg, const struct kind *k, struct samples *out)
 {
     char spec[512], err[512];
-    snprintf(spec, sizeof spec, "name=boot kernel=%s/guest/%s %s", MOAT_BUILD_DIR, k->image,
-             k->spec);
-    struct domain_config dc;
-    if (!config_parse_domain(spec, &dc, err, sizeof err)) {
-        fprintf(stderr, "bench_boot: %s: %s\n", k->label, err);
-        return false;
-    }
     out->n = 0;
     while (out->n < k->boots) {
         static struct supervisor sup;
@@ -62,14 +55,9 @@ static bool run_kind(const struct moat_config *cfg, const struct kind *k, struct
             return false;
         }
         for (int i = 0; i < PER_SUPERVISOR && out->n < k->boots; i++) {
-            snprintf(dc.name, sizeof dc.name, "%.8s%d", k->label, i);
-            struct domain *d = supervisor_add(&sup, &dc, err, sizeof err);
-            if (!d || !domain_start(d, err, sizeof err) ||
-                !supervisor_wait(&sup, d, DOMAIN_STATE_BIT(DOMAIN_READY), 10000)) {
-                fprintf(stderr, "bench_boot: %s boot %d failed: %s\n", k->label, out->n,
-                        d ? d->crash.detail : err);
-                return false;
-            }
+            snprintf(spec, sizeof spec, "name=%.8s%d kernel=%s/guest/%s %s", k->label, i,
+                     MOAT_BUILD_DIR, k->image, k->spec);
+            struct domain *d = bench_boot_domain(&sup, spec);
             int n = out->n++;
             out->total[n] = (double)(d->t_ready_ns - d->t_start_ns) / 1e6;
             for (int p = 0; p < BOOT_PHASES; p++)

@@ -58,42 +58,16 @@ static void die(const char *fmt, ...)
     exit(1);
 }
 
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-static uint64_t next_rand(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
-
 /* A file of random bytes (no holes), so both sides read real data. */
 static void make_image(const char *path, uint64_t bytes)
 {
-    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int fd = bench_random_file(path, bytes);
     if (fd < 0)
-        die("cannot create %s", path);
-    static uint64_t chunk[1 << 16];
-    for (uint64_t off = 0; off < bytes; off += sizeof chunk) {
-        for (size_t i = 0; i < sizeof chunk / 8; i++)
-            chunk[i] = next_rand();
-        if (pwrite(fd, chunk, sizeof chunk, (off_t)off) != (ssize_t)sizeof chunk)
-            die("cannot write %s", path);
-    }
+        die("cannot create %s: %s", path, strerror(errno));
     close(fd);
 }
 
-static struct domain *boot(const char *spec)
-{
-    char err[512];
-    struct domain_config dc;
-    struct domain *d;
-    if (!config_parse_domain(spec, &dc, err, sizeof err) ||
-        !(d = supervisor_add(&sup, &dc, err, sizeof err)) || !domain_start(d, err, sizeof err) ||
-        !supervisor_wait(&sup, d, DOMAIN_STATE_BIT(DOMAIN_READY), 15000))
-        die("cannot boot a domain: %s", err);
-    return d;
-}
+static struct domain *boot(const char *spec) { return bench_boot_domain(&sup, spec); }
 
 /* ramblk starts zeroed: give it the same random bytes as its peer's file. */
 static void fill_ramblk(void)
@@ -186,18 +160,6 @@ static double qemu_img_bench(const char *uri, unsigned depth, bool write)
     return count / secs;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, unsigned n)
-{
-    qsort(v, n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 struct figure {
     const char *name;
     double moat, peer;
@@ -213,10 +175,11 @@ static struct figure measure(const char *name, const char *peer_uri, const char 
         m[i] = qemu_img_bench(moat_uri, depth, write);
         r[i] = m[i] / p[i];
     }
-    struct figure f = { .name = name, .moat = median(m, ROUNDS), .peer = median(p, ROUNDS) };
-    double rm = median(r, ROUNDS);      /* sorts r */
+    struct figure f = { .name = name, .moat = bench_spread(m, ROUNDS).median,
+                        .peer = bench_spread(p, ROUNDS).median };
+    const struct bench_spread rs = bench_spread(r, ROUNDS);
     fprintf(stderr, "bench_nbd: %-28s qemu-nbd %7.0f  moat-nbd %7.0f req/s  ratio %.2f "
-            "(rounds %.2f-%.2f)\n", name, f.peer, f.moat, rm, r[0], r[ROUNDS - 1]);
+            "(rounds %.2f-%.2f)\n", name, f.peer, f.moat, rs.median, rs.lo, rs.hi);
     return f;
 }
 

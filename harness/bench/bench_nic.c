@@ -402,17 +402,11 @@ int main(int argc, char **argv)
     struct domain *doms[2];
     for (int i = 0; i < 2; i++) {
         char spec[1024];
-        struct domain_config dc;
         snprintf(spec, sizeof spec, "name=%s kernel=%s/guest/vnet.elf mem=64M dma=16M "
                  "dev=virtio-net:mac=%02x-%02x-%02x-%02x-%02x-%02x args=\"name=nic0\"", names[i],
                  MOAT_BUILD_DIR, macs[i][0], macs[i][1], macs[i][2], macs[i][3], macs[i][4],
                  macs[i][5]);
-        struct domain *d = NULL;
-        if (!config_parse_domain(spec, &dc, err, sizeof err) ||
-            !(d = supervisor_add(&sup, &dc, err, sizeof err)) || !domain_start(d, err, sizeof err) ||
-            !supervisor_wait(&sup, d, DOMAIN_STATE_BIT(DOMAIN_READY), 20000))
-            die(names[i], d ? d->crash.detail : err);
-        doms[i] = d;
+        doms[i] = bench_boot_domain(&sup, spec);
     }
     struct iso x = { .da = doms[0], .db = doms[1] };
     int rc = moat_connect(SOCK, &x.c);

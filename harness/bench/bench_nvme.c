@@ -63,21 +63,7 @@ static int fail(const char *what, int rc)
     exit(1);
 }
 
-/* A file of random bytes (not holes), so both sides read real pages. */
-static int make_image(void)
-{
-    int fd = open(IMAGE, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -1;
-    static uint64_t chunk[1 << 17];
-    for (uint64_t off = 0; off < DISK; off += sizeof chunk) {
-        for (size_t i = 0; i < sizeof chunk / 8; i++)
-            chunk[i] = next_rand();
-        if (pwrite(fd, chunk, sizeof chunk, (off_t)off) != (ssize_t)sizeof chunk)
-            return -1;
-    }
-    return fd;
-}
+
 
 static double raw_random_iops(int fd, uint32_t n)
 {
@@ -207,7 +193,7 @@ int main(int argc, char **argv)
     }
     log_set_quiet(true);
     mkdir(BENCH_DIR, 0700);
-    int fd = make_image();
+    int fd = bench_random_file(IMAGE, DISK);    /* real pages on both sides */
     if (fd < 0) {
         perror("bench_nvme: create " IMAGE);
         return 1;
@@ -224,21 +210,13 @@ int main(int argc, char **argv)
     snprintf(spec, sizeof spec, "name=nvme0 kernel=%s/guest/nvme.elf mem=64M dma=32M cpu=%d "
              "dev=nvme:image=" IMAGE "%s%s args=\"%s\"", MOAT_BUILD_DIR, last_cpu(),
              dev_extra ? ":" : "", dev_extra ? dev_extra : "", args ? args : "");
-    struct domain_config dc;
     unlink(SOCK);
-    if (!config_parse_domain(spec, &dc, err, sizeof err) ||
-        !supervisor_init(&sup, &cfg, err, sizeof err) ||
+    if (!supervisor_init(&sup, &cfg, err, sizeof err) ||
         !control_start(&ctl, &sup, SOCK, err, sizeof err)) {
         fprintf(stderr, "bench_nvme: %s\n", err);
         return 1;
     }
-    struct domain *d = supervisor_add(&sup, &dc, err, sizeof err);
-    if (!d || !domain_start(d, err, sizeof err) ||
-        !supervisor_wait(&sup, d, DOMAIN_STATE_BIT(DOMAIN_READY), 15000)) {
-        fprintf(stderr, "bench_nvme: the NVMe domain did not start: %s %s\n", err,
-                d ? d->crash.detail : "");
-        return 1;
-    }
+    struct domain *d = bench_boot_domain(&sup, spec);
     struct moat_client *c;
     struct moat_cap *cap;
     struct moat_session *s;

@@ -37,19 +37,7 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static struct domain *boot(const char *spec)
-{
-    char err[512];
-    struct domain_config dc;
-    struct domain *d;
-    if (!config_parse_domain(spec, &dc, err, sizeof err) ||
-        !(d = supervisor_add(&sup, &dc, err, sizeof err)) || !domain_start(d, err, sizeof err) ||
-        !supervisor_wait(&sup, d, DOMAIN_STATE_BIT(DOMAIN_READY), 15000)) {
-        fprintf(stderr, "bench_restart: %s: %s\n", spec, err);
-        exit(1);
-    }
-    return d;
-}
+static struct domain *boot(const char *spec) { return bench_boot_domain(&sup, spec); }
 
 struct phases { double detect, teardown, build, boot, reattach, restored; };
 

@@ -4,9 +4,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 #include "config.h"
 #include "log.h"
+#include "supervisor.h"
 #include "report.h"
 
 static int cmp_double(const void *a, const void *b)
@@ -76,4 +79,43 @@ struct bench_cpu bench_cpu_now(void)
                  (double)u.ru_stime.tv_sec + (double)u.ru_stime.tv_usec / 1e6,
         .switches = (double)u.ru_nvcsw + (double)u.ru_nivcsw,
     };
+}
+
+struct domain *bench_boot_domain(struct supervisor *sup, const char *spec)
+{
+    char err[512] = "";
+    struct domain_config dc;
+    struct domain *d = NULL;
+    if (!config_parse_domain(spec, &dc, err, sizeof err) ||
+        !(d = supervisor_add(sup, &dc, err, sizeof err)) || !domain_start(d, err, sizeof err) ||
+        !supervisor_wait(sup, d, DOMAIN_STATE_BIT(DOMAIN_READY), 20000)) {
+        fprintf(stderr, "bench: cannot boot %s: %s %s\n", spec, err, d ? d->crash.detail : "");
+        exit(1);
+    }
+    return d;
+}
+
+int bench_random_file(const char *path, uint64_t bytes)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    static uint64_t chunk[1 << 16];
+    uint64_t x = 0x9e3779b97f4a7c15ull;                 /* xorshift64 */
+    for (uint64_t off = 0; off < bytes; off += sizeof chunk) {
+        for (size_t i = 0; i < sizeof chunk / 8; i++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            chunk[i] = x;
+        }
+        size_t n = bytes - off < sizeof chunk ? (size_t)(bytes - off) : sizeof chunk;
+        if (pwrite(fd, chunk, n, (off_t)off) != (ssize_t)n) {
+            int e = errno;
+            close(fd);
+            errno = e;
+            return -1;
+        }
+    }
+    return fd;
 }

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct bench_record {
     const char *name;
@@ -46,5 +47,15 @@ struct bench_cpu {
     double switches;
 };
 struct bench_cpu bench_cpu_now(void);
+
+struct supervisor;
+struct domain;
+/* Add and start the domain spec describes on sup and wait for it to be
+ * ready; on any failure say why on stderr and exit(1) (benchmarks only). */
+struct domain *bench_boot_domain(struct supervisor *sup, const char *spec);
+/* A file of bytes pseudo-random bytes (no holes: both sides of a
+ * comparison read real data), created or truncated; returns it open
+ * read-write, or -1 with errno. */
+int bench_random_file(const char *path, uint64_t bytes);
 
 #endif /* MOAT_BENCH_REPORT_H */
