@@ -7,7 +7,11 @@
  * sessions stale and reattach works; Control operations.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <poll.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -415,5 +419,77 @@ Test(caps, control_inject_stop_and_limits, .init = start, .fini = finish, .timeo
     moat_session_close(s1);
     moat_close(blk);
     moat_close(cc);
+    moat_disconnect(c);
+}
+
+/* ---- a client that does not read ------------------------------------------------ */
+
+static int raw_connect(void)
+{
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    cr_assert(fd >= 0);
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    cr_assert_lt(strlen(sock), sizeof a.sun_path, "socket path too long");
+    memcpy(a.sun_path, sock, strlen(sock) + 1);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0, "connect: %s", strerror(errno));
+    return fd;
+}
+
+/* Send n LIST_CAPS requests, seq first..first+n-1, reading nothing; stops
+ * early (returns how many went) when moat closed the connection. */
+static uint32_t send_lists(int fd, uint32_t first, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        struct moat_msg_hdr h = { .magic = MOAT_CTL_MAGIC, .type = MOAT_MSG_LIST_CAPS,
+                                  .seq = first + i };
+        if (send(fd, &h, sizeof h, MSG_NOSIGNAL) != (ssize_t)sizeof h) {
+            cr_assert(errno == EPIPE || errno == ECONNRESET, "send: %s", strerror(errno));
+            return i;
+        }
+    }
+    return n;
+}
+
+/* Read replies until n arrived or moat closed; each must be the next seq. */
+static uint32_t read_replies(int fd, uint32_t first, uint32_t n)
+{
+    static uint8_t buf[64 << 10];
+    for (uint32_t i = 0; i < n; i++) {
+        ssize_t got = recv(fd, buf, sizeof buf, 0);
+        if (got <= 0)
+            return i;
+        struct moat_msg_hdr h;
+        cr_assert((size_t)got >= sizeof h, "a reply of %zd bytes", got);
+        memcpy(&h, buf, sizeof h);
+        cr_assert_eq(h.seq, first + i, "reply %u carries seq %u: replies lost or reordered",
+                     first + i, h.seq);
+        cr_assert_eq(h.status, 0, "reply %u failed: %d", h.seq, h.status);
+        cr_assert_eq(h.type, MOAT_MSG_LIST_CAPS);
+    }
+    return n;
+}
+
+Test(caps, control_queues_for_a_slow_reader_in_order_and_drops_one_that_never_reads,
+     .init = start, .fini = finish, .timeout = 120)
+{
+    /* 900 replies are more than a socket holds (~200 of this size), fewer
+     * than the 1024 moat queues: every one arrives, in order. */
+    int fd = raw_connect();
+    cr_assert_eq(send_lists(fd, 1, 900), 900u);
+    cr_assert_eq(read_replies(fd, 1, 900), 900u, "replies lost for a client that read late");
+    close(fd);
+
+    /* One that never reads: moat drops it once 1024 wait, and goes on. */
+    fd = raw_connect();
+    uint32_t sent = send_lists(fd, 1, 6000);
+    uint32_t got = read_replies(fd, 1, sent);
+    cr_assert_lt(got, sent, "all %u replies arrived: the client was never dropped", sent);
+    /* What reached the socket arrives; what waited in moat's queue is
+     * dropped with the client, which moat closes once 1024 wait. */
+    cr_assert_geq(sent, got + 1024u, "dropped with %u replies owed, before 1024 waited",
+                  sent - got);
+    close(fd);
+    struct moat_client *c;
+    cr_assert_eq(moat_connect(sock, &c), 0, "moat no longer serves clients");
     moat_disconnect(c);
 }
