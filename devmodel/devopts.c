@@ -1,4 +1,5 @@
 /* Device options (contract in devopts.h). */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,4 +98,73 @@ bool devopts_u64(const char *kind, const char *opts, const char *key, uint64_t f
     }
     *out = (uint64_t)n << shift;
     return true;
+}
+
+static int hexval(char c)
+{
+    return isdigit((unsigned char)c) ? c - '0'
+           : isxdigit((unsigned char)c) ? tolower((unsigned char)c) - 'a' + 10 : -1;
+}
+
+/* "52-54-00-12-34-56" or "525400123456". */
+static bool parse_mac(const char *s, uint8_t mac[6])
+{
+    size_t len = strlen(s);
+    bool dashed = len == 17;
+    if (len != 12 && !dashed)
+        return false;
+    for (unsigned i = 0; i < 6; i++) {
+        const char *p = s + (dashed ? 3u * i : 2u * i);
+        int hi = hexval(p[0]), lo = hexval(p[1]);
+        if (hi < 0 || lo < 0 || (dashed && i < 5 && p[2] != '-'))
+            return false;
+        mac[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return true;
+}
+
+bool devopts_mac(const char *kind, const char *opts, uint8_t mac[6], bool *set,
+                 char *err, size_t errlen)
+{
+    char val[32];
+    uint8_t m[6];
+    *set = false;
+    if (!devopts_get(opts, "mac", val, sizeof val, err, errlen))
+        return !err[0];
+    if (!parse_mac(val, m) || (m[0] & 1u) || !(m[0] | m[1] | m[2] | m[3] | m[4] | m[5])) {
+        snprintf(err, errlen, "dev=%s: option mac=%s: give a unicast MAC as "
+                 "52-54-00-12-34-56 or 525400123456 (':' separates options)", kind, val);
+        return false;
+    }
+    memcpy(mac, m, sizeof m);
+    *set = true;
+    return true;
+}
+
+bool devopts_link(const char *kind, const char *opts, bool fallback, bool *up,
+                  char *err, size_t errlen)
+{
+    char val[32];
+    *up = fallback;
+    if (!devopts_get(opts, "link", val, sizeof val, err, errlen))
+        return !err[0];
+    if (strcmp(val, "up") && strcmp(val, "down")) {
+        snprintf(err, errlen, "dev=%s: option link=%s: give up or down", kind, val);
+        return false;
+    }
+    *up = !strcmp(val, "up");
+    return true;
+}
+
+void devopts_default_mac(const char *port, uint8_t mac[6])
+{
+    uint32_t h = 2166136261u;
+    for (const char *p = port; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    mac[0] = 0x52;
+    mac[1] = 0x54;
+    mac[2] = 0x00;
+    mac[3] = (uint8_t)(h >> 16);
+    mac[4] = (uint8_t)(h >> 8);
+    mac[5] = (uint8_t)h;
 }

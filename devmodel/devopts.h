@@ -26,4 +26,15 @@ bool devopts_get(const char *opts, const char *key, char *out, size_t len,
 bool devopts_u64(const char *kind, const char *opts, const char *key, uint64_t fallback,
                  uint64_t min, uint64_t max, uint64_t *out, char *err, size_t errlen);
 
+/* NIC options. mac=: a unicast MAC as 52-54-00-12-34-56 or 525400123456;
+ * *set tells whether it was given (mac untouched when not). link=up|down
+ * (fallback when absent). False with err set when malformed. */
+bool devopts_mac(const char *kind, const char *opts, uint8_t mac[6], bool *set,
+                 char *err, size_t errlen);
+bool devopts_link(const char *kind, const char *opts, bool fallback, bool *up,
+                  char *err, size_t errlen);
+/* A stable locally administered MAC for a port name: 52:54:00 and three
+ * bytes of FNV-1a over the name. */
+void devopts_default_mac(const char *port, uint8_t mac[6]);
+
 #endif /* MOAT_DEVOPTS_H */

@@ -1,7 +1,6 @@
 /* virtio-net device model: options, creation, lifecycle, interrupts and
  * the failure policy for malformed queues (contract in virtio_net.h;
  * register files in virtio_net_pci.c, data path in virtio_net_io.c). */
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -259,34 +258,10 @@ struct vnet_opts {
     uint8_t mac[6];
 };
 
-static int hexval(char c)
-{
-    return isdigit((unsigned char)c) ? c - '0'
-           : isxdigit((unsigned char)c) ? tolower((unsigned char)c) - 'a' + 10 : -1;
-}
-
-/* "52-54-00-12-34-56" or "525400123456". */
-static bool parse_mac(const char *s, uint8_t mac[6])
-{
-    size_t len = strlen(s);
-    bool dashed = len == 17;
-    if (len != 12 && !dashed)
-        return false;
-    for (unsigned i = 0; i < 6; i++) {
-        const char *p = s + (dashed ? 3u * i : 2u * i);
-        int hi = hexval(p[0]), lo = hexval(p[1]);
-        if (hi < 0 || lo < 0 || (dashed && i < 5 && p[2] != '-'))
-            return false;
-        mac[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return true;
-}
-
 static bool parse_opts(const char *opts, struct vnet_opts *o, char *err, size_t errlen)
 {
     static const char *const known[] = { "legacy", "qsize", "mac", "link", "event_idx",
                                          "mrg_rxbuf", "status", "poll_us", NULL };
-    char val[32];
     memset(o, 0, sizeof *o);
     if (!devopts_check("virtio-net", opts, known, err, errlen) ||
         !devopts_u64("virtio-net", opts, "legacy", 0, 0, 1, &o->legacy, err, errlen) ||
@@ -301,42 +276,8 @@ static bool parse_opts(const char *opts, struct vnet_opts *o, char *err, size_t 
                  "power of two from 2 to 32768", (unsigned long long)o->qsize);
         return false;
     }
-    o->link_up = true;
-    if (devopts_get(opts, "link", val, sizeof val, err, errlen)) {
-        if (strcmp(val, "up") && strcmp(val, "down")) {
-            snprintf(err, errlen, "dev=virtio-net: option link=%s: give up or down", val);
-            return false;
-        }
-        o->link_up = !strcmp(val, "up");
-    } else if (err[0]) {
-        return false;
-    }
-    if (devopts_get(opts, "mac", val, sizeof val, err, errlen)) {
-        if (!parse_mac(val, o->mac) || (o->mac[0] & 1u) ||
-            !(o->mac[0] | o->mac[1] | o->mac[2] | o->mac[3] | o->mac[4] | o->mac[5])) {
-            snprintf(err, errlen, "dev=virtio-net: option mac=%s: give a unicast MAC as "
-                     "52-54-00-12-34-56 or 525400123456 (':' separates options)", val);
-            return false;
-        }
-        o->mac_set = true;
-    } else if (err[0]) {
-        return false;
-    }
-    return true;
-}
-
-/* 52:54:00 and 3 bytes of FNV-1a over the port name: stable per device. */
-static void default_mac(const char *port, uint8_t mac[6])
-{
-    uint32_t h = 2166136261u;
-    for (const char *p = port; *p; p++)
-        h = (h ^ (uint8_t)*p) * 16777619u;
-    mac[0] = 0x52;
-    mac[1] = 0x54;
-    mac[2] = 0x00;
-    mac[3] = (uint8_t)(h >> 16);
-    mac[4] = (uint8_t)(h >> 8);
-    mac[5] = (uint8_t)h;
+    return devopts_link("virtio-net", opts, true, &o->link_up, err, errlen) &&
+           devopts_mac("virtio-net", opts, o->mac, &o->mac_set, err, errlen);
 }
 
 /* ---- creation ---------------------------------------------------------- */
@@ -380,7 +321,7 @@ bool virtio_net_create(struct pci_bus *bus, const char *name, uint32_t gsi, cons
     if (o.mac_set)
         memcpy(v->mac_default, o.mac, 6);
     else
-        default_mac(v->port_name, v->mac_default);
+        devopts_default_mac(v->port_name, v->mac_default);
     memcpy(v->mac, v->mac_default, 6);
     v->net_status = o.link_up ? VIRTIO_NET_S_LINK_UP : 0;
     vnet_mem_init(v);
