@@ -1,0 +1,67 @@
+/*
+ * gvnic.h — moat's model of Google's gVNIC (PCI 1ae0:0042, subsystem
+ * 1ae0:0058), the NIC of newer GCE machine families; no other model of it
+ * exists, so this is where the gVNIC driver domain is tested before GCE.
+ * Register and admin-queue layouts: moat/gvnic_abi.h (which cites the
+ * public header versions it follows).
+ *
+ * BAR0 is the big-endian register file (device/driver status, queue
+ * limits, admin queue by PFN or by base/length, doorbell, event counter,
+ * driver version), BAR1 the MSI-X table (one vector per notification block
+ * plus the management vector, last), BAR2 the doorbells.
+ *
+ * This stage implements reset and the admin queue: DESCRIBE_DEVICE (with
+ * the configured queue format's option, MTU and buffer-size options),
+ * CONFIGURE/DECONFIGURE_DEVICE_RESOURCES, REGISTER/UNREGISTER_PAGE_LIST,
+ * CREATE/DESTROY_TX/RX_QUEUE, SET_DRIVER_PARAMETER (MTU), REPORT_STATS,
+ * REPORT_LINK_SPEED, GET_PTYPE_MAP and VERIFY_DRIVER_COMPATIBILITY. The
+ * queues' data paths (GQI-QPL, DQO-RDA) come next; until they do, the
+ * model is not offered as a device kind.
+ *
+ * Everything the driver writes is hostile: registers of the wrong width or
+ * offset are refused and counted; admin commands are executed in order on
+ * the vCPU thread that rang the doorbell, every one gets a status (a
+ * specific error for each malformed field), and every address they carry
+ * goes through the broker (a refusal is audited there and the command
+ * fails with PERMISSION_DENIED).
+ */
+#ifndef MOAT_GVNIC_H
+#define MOAT_GVNIC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "pci.h"
+
+#define GVNIC_QUEUES_MAX   8u           /* TX and RX queues each */
+
+#define GVNIC_STATS_FIELDS(X)                                                        \
+    X(aq_commands)              /* admin commands executed */                        \
+    X(aq_failed)                /* ... that did not pass */                          \
+    X(aq_bad_doorbell)          /* doorbells past the queue's free entries, or */    \
+                                /* rung with no admin queue set up */                \
+    X(bad_registers)            /* refused register accesses */                      \
+    X(dma_refusals)             /* command buffers the broker refused */             \
+    X(resets)                   /* device resets (PFN 0, driver RESET) */            \
+    X(pages_registered)         /* QPL pages registered now */
+
+struct gvnic_stats {
+#define GVNIC_STAT_FIELD(name) uint64_t name;
+    GVNIC_STATS_FIELDS(GVNIC_STAT_FIELD)
+#undef GVNIC_STAT_FIELD
+};
+
+/* Add a gVNIC named name to bus, configured by opts:
+ *   format=gqi-qpl|dqo-rda  the queue format it offers (gqi-qpl)
+ *   queues=N                TX and RX queues, 1..8 (2)
+ *   tx_ring=N rx_ring=N     ring entries, powers of two (256, 512)
+ *   mtu=N                   68..9000 (1460, GCE's)
+ *   mac=..., link=up|down   as for virtio-net
+ * False + a full sentence in err when an option is invalid or the bus is
+ * full. The bus owns it. */
+bool gvnic_create(struct pci_bus *bus, const char *name, uint32_t gsi, const char *opts,
+                  char *err, size_t errlen);
+/* Snapshot f's counters. False when f is not a gVNIC. */
+bool gvnic_stats_get(const struct pci_func *f, struct gvnic_stats *out);
+
+#endif /* MOAT_GVNIC_H */
