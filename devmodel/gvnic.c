@@ -6,6 +6,7 @@
 #include "devopts.h"
 #include "gvnic_internal.h"
 #include "log.h"
+#include "netback.h"
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "gvnic_be* assume a little-endian host");
 
@@ -22,6 +23,11 @@ static const struct pci_device_ops gvnic_ops;
 static void device_reset(struct gvnic *g, bool is_reset)
 {
     gvnic_admin_clear(g);
+    atomic_store(&g->reset_request, false);
+    pthread_mutex_lock(&g->irq_lock);
+    memset(g->irq_masked, 0, sizeof g->irq_masked);
+    memset(g->irq_pending, 0, sizeof g->irq_pending);
+    pthread_mutex_unlock(&g->irq_lock);
     g->driver_status = 0;
     g->is_reset = is_reset;
     g->aq_pfn = g->aq_base_hi = g->aq_base_lo = 0;
@@ -49,7 +55,7 @@ static void aq_doorbell(struct gvnic *g, uint32_t tail)
 {
     const uint32_t slots = g->aq_bytes / GVNIC_AQ_ENTRY_SIZE;
     if (!g->aq_base || tail - g->aq_head > slots) {
-        g->st.aq_bad_doorbell++;
+        GSTAT_INC(g, aq_bad_doorbell);
         pci_refuse(g->f, g->aq_base ? "admin doorbell past the queue's entries"
                                     : "admin doorbell with no admin queue",
                    GVNIC_REG_ADMINQ_DOORBELL, tail);
@@ -60,7 +66,7 @@ static void aq_doorbell(struct gvnic *g, uint32_t tail)
     struct dma_mapping m;
     uint8_t *aq = pci_dma_map(g->f, g->aq_base, g->aq_bytes, DMA_BIDIR, &m);
     if (!aq) {
-        g->st.dma_refusals++;
+        GSTAT_INC(g, dma_refusals);
         return;     /* refused and audited; the commands stay unanswered */
     }
     while (g->aq_head != tail) {
@@ -70,9 +76,9 @@ static void aq_doorbell(struct gvnic *g, uint32_t tail)
         memcpy(&op, e, sizeof op);              /* copied once: the driver may */
         memcpy(payload, e + 8, sizeof payload); /* change it under us */
         uint32_t st = gvnic_admin_exec(g, gvnic_be32(op), payload);
-        g->st.aq_commands++;
+        GSTAT_INC(g, aq_commands);
         if (st != GVNIC_AQ_PASSED) {
-            g->st.aq_failed++;
+            GSTAT_INC(g, aq_failed);
             log_info(g->f->bus->domain_name, "%s: admin command 0x%x: %s", g->f->name,
                      gvnic_be32(op), gvnic_status_name(st));
         }
@@ -88,7 +94,8 @@ static void aq_doorbell(struct gvnic *g, uint32_t tail)
 
 static uint32_t device_status(const struct gvnic *g)
 {
-    return (g->link_up ? GVNIC_DEV_LINK_UP : 0u) | (g->is_reset ? GVNIC_DEV_IS_RESET : 0u);
+    return (g->link_up ? GVNIC_DEV_LINK_UP : 0u) | (g->is_reset ? GVNIC_DEV_IS_RESET : 0u) |
+           (atomic_load(&g->reset_request) ? GVNIC_DEV_RESET_REQUEST : 0u);
 }
 
 static bool reg_read(struct gvnic *g, uint64_t off, uint32_t size, uint64_t *out)
@@ -139,7 +146,7 @@ static bool reg_write(struct gvnic *g, uint64_t off, uint32_t size, uint64_t raw
         if (v & ~(GVNIC_DRV_RUN | GVNIC_DRV_RESET))
             return false;
         if (v & GVNIC_DRV_RESET) {
-            g->st.resets++;
+            GSTAT_INC(g, resets);
             device_reset(g, true);
             return true;
         }
@@ -151,7 +158,7 @@ static bool reg_write(struct gvnic *g, uint64_t off, uint32_t size, uint64_t raw
                 len % GVNIC_AQ_ENTRY_SIZE) {
                 pci_refuse(g->f, "admin queue base/length not a page with whole entries",
                            base, len);
-                g->st.bad_registers++;
+                GSTAT_INC(g, bad_registers);
                 return true;
             }
             aq_start(g, base, len);
@@ -159,7 +166,7 @@ static bool reg_write(struct gvnic *g, uint64_t off, uint32_t size, uint64_t raw
         return true;
     case GVNIC_REG_ADMINQ_PFN:
         if (v == 0) {               /* the legacy reset: everything released */
-            g->st.resets++;
+            GSTAT_INC(g, resets);
             device_reset(g, true);
             return true;
         }
@@ -186,12 +193,14 @@ static enum bus_result bar_access(void *dev, unsigned bar, struct bus_access *a)
     if (bar == GVNIC_BAR_REGS)
         ok = a->is_write ? reg_write(g, a->offset, a->size, a->value)
                          : reg_read(g, a->offset, a->size, &a->value);
-    else if (bar == GVNIC_BAR_DOORBELLS)
-        ok = a->size == 4 && a->offset % 4 == 0;     /* queue doorbells: the data path's */
-    else
+    else if (bar == GVNIC_BAR_DOORBELLS) {
+        ok = a->size == 4 && a->offset % 4 == 0;
+        if (ok && a->is_write)
+            gvnic_doorbell(g, (uint32_t)(a->offset / 4), gvnic_be32((uint32_t)a->value));
+    } else
         ok = false;
     if (!ok) {
-        g->st.bad_registers++;
+        GSTAT_INC(g, bad_registers);
         if (!a->is_write)
             a->value = ~0ull;
     }
@@ -204,9 +213,14 @@ static enum bus_result bar_access(void *dev, unsigned bar, struct bus_access *a)
     return BUS_OK;
 }
 
+/* TX runs only inside register accesses (vCPU thread): stopping RX is
+ * what is left. */
 static void quiesce(void *dev)
 {
-    (void)dev;              /* no DMA outside register accesses yet */
+    struct gvnic *g = dev;
+    pthread_mutex_lock(&g->rx_lock);
+    g->quiesced = true;
+    pthread_mutex_unlock(&g->rx_lock);
 }
 
 static void reset(void *dev)
@@ -214,15 +228,27 @@ static void reset(void *dev)
     struct gvnic *g = dev;
     pthread_mutex_lock(&g->lock);
     device_reset(g, false);
+    pthread_mutex_lock(&g->rx_lock);
+    g->quiesced = false;
+    pthread_mutex_unlock(&g->rx_lock);
     pthread_mutex_unlock(&g->lock);
+}
+
+static void gvnic_free(struct gvnic *g)
+{
+    gvnic_admin_clear(g);
+    pthread_mutex_destroy(&g->irq_lock);
+    pthread_mutex_destroy(&g->rx_lock);
+    pthread_mutex_destroy(&g->lock);
+    free(g);
 }
 
 static void destroy(void *dev)
 {
     struct gvnic *g = dev;
-    gvnic_admin_clear(g);
-    pthread_mutex_destroy(&g->lock);
-    free(g);
+    if (g->port)
+        netback_port_remove(g->port);   /* no rx callback after this */
+    gvnic_free(g);
 }
 
 static const struct pci_device_ops gvnic_ops = {
@@ -281,17 +307,39 @@ bool gvnic_create(struct pci_bus *bus, const char *name, uint32_t gsi, const cha
         free(g);
         return false;
     }
-    if (!mac_set)
-        devopts_default_mac(name, g->mac);
     pthread_mutex_init(&g->lock, NULL);
+    pthread_mutex_init(&g->rx_lock, NULL);
+    pthread_mutex_init(&g->irq_lock, NULL);
     for (unsigned i = 0; i < GVNIC_QPL_MAX; i++)
         g->qpl[i].owner = -1;
+    int n = snprintf(g->port_name, sizeof g->port_name, "%s.%s", bus->domain_name, name);
+    if (n < 0 || (size_t)n >= sizeof g->port_name) {
+        snprintf(err, errlen, "dev=gvnic: the port name %s.%s is too long", bus->domain_name,
+                 name);
+        gvnic_free(g);
+        return false;
+    }
+    if (!mac_set)
+        devopts_default_mac(g->port_name, g->mac);
+    /* The port first: a name clash must not leave a PCI function behind.
+     * Until the driver creates an RX queue the rx callback drops. */
+    struct netback *nb = netback_get();
+    char perr[160] = "the network backend could not be created";
+    g->port = nb ? netback_port_add(nb, g->port_name, g->mac, gvnic_rx, g, perr, sizeof perr)
+                 : NULL;
+    if (!g->port) {
+        snprintf(err, errlen, "cannot add %s to the network switch: %s", name, perr);
+        gvnic_free(g);
+        return false;
+    }
+    if (!g->link_up)
+        netback_port_link(g->port, false);
     struct pci_func *f = pci_func_add(bus, name, GVNIC_PCI_VENDOR, GVNIC_PCI_DEVICE,
                                       GVNIC_PCI_CLASS, gsi, &gvnic_ops, g);
     if (!f) {
         snprintf(err, errlen, "cannot add %s: the PCI bus has no free slot", name);
-        pthread_mutex_destroy(&g->lock);
-        free(g);
+        netback_port_remove(g->port);
+        gvnic_free(g);
         return false;
     }
     g->f = f;
@@ -319,8 +367,10 @@ bool gvnic_stats_get(const struct pci_func *f, struct gvnic_stats *out)
     if (!f || f->ops != &gvnic_ops)
         return false;
     struct gvnic *g = f->dev;
+#define GVNIC_STAT_LOAD(name) out->name = __atomic_load_n(&g->st.name, __ATOMIC_RELAXED);
+    GVNIC_STATS_FIELDS(GVNIC_STAT_LOAD)
+#undef GVNIC_STAT_LOAD
     pthread_mutex_lock(&g->lock);
-    *out = g->st;
     out->pages_registered = g->pages_registered;
     pthread_mutex_unlock(&g->lock);
     return true;

@@ -10,20 +10,28 @@
  * driver version), BAR1 the MSI-X table (one vector per notification block
  * plus the management vector, last), BAR2 the doorbells.
  *
- * This stage implements reset and the admin queue: DESCRIBE_DEVICE (with
- * the configured queue format's option, MTU and buffer-size options),
- * CONFIGURE/DECONFIGURE_DEVICE_RESOURCES, REGISTER/UNREGISTER_PAGE_LIST,
- * CREATE/DESTROY_TX/RX_QUEUE, SET_DRIVER_PARAMETER (MTU), REPORT_STATS,
- * REPORT_LINK_SPEED, GET_PTYPE_MAP and VERIFY_DRIVER_COMPATIBILITY. The
- * queues' data paths (GQI-QPL, DQO-RDA) come next; until they do, the
- * model is not offered as a device kind.
+ Implemented: reset (PFN 0 or driver RESET) and the admin queue —
+ * DESCRIBE_DEVICE (the configured queue format's option, MTU and buffer
+ * sizes), CONFIGURE/DECONFIGURE_DEVICE_RESOURCES, REGISTER/UNREGISTER_
+ * PAGE_LIST, CREATE/DESTROY_TX/RX_QUEUE, SET_DRIVER_PARAMETER (MTU),
+ * REPORT_STATS, REPORT_LINK_SPEED, GET_PTYPE_MAP, VERIFY_DRIVER_
+ * COMPATIBILITY — and the GQI-QPL data path (gvnic_gqi.c): TX gathered
+ * from the page list on the doorbell and reported through the queue's
+ * event counter, RX into filled slots with the 2-byte pad and sequence
+ * numbers, interrupt doorbells with MASK and ACK|EVENT. One RX queue takes
+ * every frame (no RSS). The DQO-RDA data path and the driver domain come
+ * next; until then the model is not offered as a device kind.
+ *
+ * The device joins the switch as port "<domain>.<name>" at creation.
  *
  * Everything the driver writes is hostile: registers of the wrong width or
  * offset are refused and counted; admin commands are executed in order on
  * the vCPU thread that rang the doorbell, every one gets a status (a
  * specific error for each malformed field), and every address they carry
  * goes through the broker (a refusal is audited there and the command
- * fails with PERMISSION_DENIED).
+ * fails with PERMISSION_DENIED). A malformed descriptor or data slot
+ * stops its queue, is counted, and sets the device's reset request with
+ * the management interrupt: the driver must reset the device.
  */
 #ifndef MOAT_GVNIC_H
 #define MOAT_GVNIC_H
@@ -43,7 +51,13 @@
     X(bad_registers)            /* refused register accesses */                      \
     X(dma_refusals)             /* command buffers the broker refused */             \
     X(resets)                   /* device resets (PFN 0, driver RESET) */            \
-    X(pages_registered)         /* QPL pages registered now */
+    X(pages_registered)         /* QPL pages registered now */                       \
+    X(tx_frames) X(rx_frames)                                                         \
+    X(tx_bad)                   /* malformed TX descriptors: the device then asks */  \
+                                /* the driver for a reset */                          \
+    X(rx_no_buffer)             /* frames dropped: no slot filled */                  \
+    X(rx_bad_slot)              /* a data slot outside its page list */               \
+    X(bad_doorbells)            /* doorbells no queue or block owns */
 
 struct gvnic_stats {
 #define GVNIC_STAT_FIELD(name) uint64_t name;

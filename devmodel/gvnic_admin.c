@@ -28,7 +28,7 @@ static bool dma_write(struct gvnic *g, uint64_t iova, const void *src, uint64_t 
     struct dma_mapping m;
     uint8_t *p = pci_dma_map(g->f, iova, len, DMA_FROM_DEVICE, &m);
     if (!p) {
-        g->st.dma_refusals++;
+        GSTAT_INC(g, dma_refusals);
         return false;
     }
     memcpy(p, src, len);
@@ -41,7 +41,7 @@ static bool dma_reachable(struct gvnic *g, uint64_t iova, uint64_t len, enum dma
 {
     struct dma_mapping m;
     if (!len || !pci_dma_map(g->f, iova, len, dir, &m)) {
-        g->st.dma_refusals++;
+        GSTAT_INC(g, dma_refusals);
         return false;
     }
     pci_dma_unmap(g->f, &m);
@@ -135,7 +135,7 @@ static uint32_t configure(struct gvnic *g, const uint8_t *pl)
     struct dma_mapping m;
     uint8_t *p = pci_dma_map(g->f, irq, irq_len, DMA_FROM_DEVICE, &m);
     if (!p) {
-        g->st.dma_refusals++;
+        GSTAT_INC(g, dma_refusals);
         return GVNIC_AQ_PERMISSION_DENIED;
     }
     for (uint32_t i = 0; i < ni; i++) {      /* block i rings doorbell i */
@@ -208,7 +208,7 @@ static uint32_t register_qpl(struct gvnic *g, const uint8_t *pl)
     const uint8_t *list = pci_dma_map(g->f, gvnic_be64(c.page_address_list), (uint64_t)n * 8,
                                       DMA_TO_DEVICE, &m);
     if (!list) {
-        g->st.dma_refusals++;
+        GSTAT_INC(g, dma_refusals);
         return GVNIC_AQ_PERMISSION_DENIED;
     }
     uint64_t *pages = malloc((size_t)n * sizeof *pages);
@@ -227,7 +227,9 @@ static uint32_t register_qpl(struct gvnic *g, const uint8_t *pl)
         free(pages);
         return st;
     }
+    pthread_mutex_lock(&g->rx_lock);        /* the rx callback looks lists up */
     *slot = (struct gvnic_qpl){ .used = true, .id = id, .n = n, .pages = pages, .owner = -1 };
+    pthread_mutex_unlock(&g->rx_lock);
     g->pages_registered += n;
     return GVNIC_AQ_PASSED;
 }
@@ -242,8 +244,10 @@ static uint32_t unregister_qpl(struct gvnic *g, const uint8_t *pl)
     if (q->owner >= 0)
         return GVNIC_AQ_FAILED_PRECONDITION;        /* a live queue uses it */
     g->pages_registered -= q->n;
+    pthread_mutex_lock(&g->rx_lock);
     free(q->pages);
     *q = (struct gvnic_qpl){ .owner = -1 };
+    pthread_mutex_unlock(&g->rx_lock);
     return GVNIC_AQ_PASSED;
 }
 
@@ -316,7 +320,7 @@ static uint32_t create_tx(struct gvnic *g, const uint8_t *pl)
         return GVNIC_AQ_PERMISSION_DENIED;
     g->txq[q] = (struct gvnic_queue){ .live = true, .ntfy = gvnic_be32(c.ntfy_id),
                                       .qpl_id = gvnic_be32(c.queue_page_list_id), .size = size,
-                                      .ring = ring, .ring2 = comp };
+                                      .ring = ring, .ring2 = comp, .counter = q };
     if (qpl)
         qpl->owner = (int)q;
     return GVNIC_AQ_PASSED;
@@ -351,9 +355,12 @@ static uint32_t create_rx(struct gvnic *g, const uint8_t *pl)
     if (!put_resources(g, gvnic_be64(c.queue_resources_addr), GVNIC_DB_RX_BASE + q,
                        g->queues + q))
         return GVNIC_AQ_PERMISSION_DENIED;
+    pthread_mutex_lock(&g->rx_lock);
     g->rxq[q] = (struct gvnic_queue){ .live = true, .ntfy = gvnic_be32(c.ntfy_id),
                                       .qpl_id = gvnic_be32(c.queue_page_list_id), .size = size,
-                                      .ring = desc, .ring2 = data, .packet_buffer_size = buf };
+                                      .ring = desc, .ring2 = data, .packet_buffer_size = buf,
+                                      .seq = 1 };
+    pthread_mutex_unlock(&g->rx_lock);
     if (qpl)
         qpl->owner = (int)(GVNIC_QUEUES_MAX + q);
     return GVNIC_AQ_PASSED;
@@ -372,7 +379,9 @@ static uint32_t destroy_queue(struct gvnic *g, const uint8_t *pl, bool tx)
     struct gvnic_qpl *p = g->format == GVNIC_FMT_GQI_QPL ? qpl_find(g, qu->qpl_id) : NULL;
     if (p)
         p->owner = -1;
+    pthread_mutex_lock(&g->rx_lock);
     *qu = (struct gvnic_queue){ 0 };
+    pthread_mutex_unlock(&g->rx_lock);
     return GVNIC_AQ_PASSED;
 }
 
@@ -473,12 +482,14 @@ uint32_t gvnic_admin_exec(struct gvnic *g, uint32_t opcode, const uint8_t pl[56]
 
 void gvnic_admin_clear(struct gvnic *g)
 {
+    pthread_mutex_lock(&g->rx_lock);        /* the rx callback reads lists and queues */
     for (unsigned i = 0; i < GVNIC_QPL_MAX; i++) {
         free(g->qpl[i].pages);
         g->qpl[i] = (struct gvnic_qpl){ .owner = -1 };
     }
     memset(g->txq, 0, sizeof g->txq);
     memset(g->rxq, 0, sizeof g->rxq);
+    pthread_mutex_unlock(&g->rx_lock);
     g->pages_registered = 0;
     g->configured = false;
     g->stats_addr = g->stats_len = 0;

@@ -3,13 +3,21 @@
  * registers, reset, the admin queue's doorbell) and gvnic_admin.c (the
  * commands). Not an interface for anything else.
  *
- * Lock: g->lock (a leaf) guards everything below; register accesses and
- * admin commands run on the vCPU thread with it held.
+ * Locks: g->lock guards the registers, the admin state and TX; register
+ * accesses, admin commands and transmission run on the vCPU thread with it
+ * held, and frames go to the switch with it held (the switch never calls
+ * back into this device's TX). g->rx_lock, taken after g->lock, guards
+ * what the switch's rx callback uses: the RX queues' rings and positions.
+ * g->irq_lock, a leaf, guards the interrupt doorbells' state, so that a
+ * frame arriving from another device's TX (whose lock that thread holds)
+ * can raise an interrupt without g->lock. pci_dma_map and
+ * pci_msix_notify may be called under any of them.
  */
 #ifndef MOAT_GVNIC_INTERNAL_H
 #define MOAT_GVNIC_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include "gvnic.h"
 #include "moat/gvnic_abi.h"
 
@@ -33,6 +41,11 @@ struct gvnic_qpl {
 
 struct gvnic_queue {
     bool live;
+    bool stopped;               /* a malformed descriptor: no more work until reset */
+    uint32_t counter;           /* its event counter (TX) */
+    uint32_t head;              /* descriptors/slots consumed, free-running */
+    uint32_t tail;              /* TX: the doorbell's count; RX: slots filled */
+    uint8_t seq;                /* RX: the next descriptor's sequence number, 1..7 */
     uint32_t ntfy;
     uint32_t qpl_id;
     uint32_t size;              /* ring entries */
@@ -44,6 +57,12 @@ struct gvnic_queue {
 struct gvnic {
     struct pci_func *f;
     pthread_mutex_t lock;
+    pthread_mutex_t rx_lock;
+    pthread_mutex_t irq_lock;
+    struct netback_port *port;
+    char port_name[48];
+    bool quiesced;              /* rx_lock: the rx callback drops */
+    _Atomic bool reset_request; /* device_status RESET: the driver must reset */
     /* configuration (options) */
     enum gvnic_queue_format format;
     uint32_t queues, tx_ring, rx_ring, mtu_max;
@@ -71,8 +90,13 @@ struct gvnic {
     struct gvnic_qpl qpl[GVNIC_QPL_MAX];
     uint64_t pages_registered;
     struct gvnic_queue txq[GVNIC_QUEUES_MAX], rxq[GVNIC_QUEUES_MAX];
+    /* irq_lock: masked blocks and events that came while masked */
+    bool irq_masked[GVNIC_IRQ_DB_MAX], irq_pending[GVNIC_IRQ_DB_MAX];
     struct gvnic_stats st;
 };
+
+/* Counters are bumped from the vCPU thread and the rx callback: atomics. */
+#define GSTAT_INC(g, f) __atomic_fetch_add(&(g)->st.f, 1, __ATOMIC_RELAXED)
 
 /* Execute one admin command (payload copied out of DMA memory); returns
  * the status to write back. gvnic_admin.c. */
@@ -82,5 +106,13 @@ void gvnic_admin_clear(struct gvnic *g);
 /* The descriptor DESCRIBE_DEVICE writes, with its options; returns bytes. */
 uint32_t gvnic_describe(const struct gvnic *g, uint8_t *out, uint32_t cap);
 const char *gvnic_status_name(uint32_t status);
+
+/* GQI-QPL data path (gvnic_gqi.c). A write to BAR2 doorbell index db with
+ * the driver's value (host order); g->lock held. */
+void gvnic_doorbell(struct gvnic *g, uint32_t db, uint32_t value);
+/* The switch's rx callback (ctx is the gvnic). */
+void gvnic_rx(void *ctx, const void *frame, size_t len);
+/* Raise notification block b's vector (or note it while masked). */
+void gvnic_notify(struct gvnic *g, uint32_t b);
 
 #endif /* MOAT_GVNIC_INTERNAL_H */

@@ -12,6 +12,7 @@
 #include "moat/gvnic_abi.h"
 #include "moat/layout.h"
 #include "moat/pci_regs.h"
+#include "netback.h"
 #include "pci.h"
 
 #define DOM      5u
@@ -22,7 +23,13 @@
 #define PAGES    (WIN + 0x100000)       /* QPL pages */
 #define OUTSIDE  (WIN + WIN_SIZE + 0x100000)
 
+static const uint8_t peer_mac[6] = { 0x02, 0, 0, 0, 0, 0x77 };
+
 static struct {
+    struct netback_port *peer;
+    uint8_t got[NETBACK_FRAME_MAX];
+    size_t got_len;
+    int got_frames;
     struct broker br;
     struct pci_bus bus;
     struct pci_func *f;
@@ -34,11 +41,27 @@ static struct {
 
 static uint8_t *at(uint64_t iova) { return t.mem + (iova - WIN); }
 
+/* The switch's test port: frames the device sent (synchronously, on the
+ * thread that rang the doorbell). */
+static void peer_rx(void *ctx, const void *frame, size_t len)
+{
+    (void)ctx;
+    memcpy(t.got, frame, len);
+    t.got_len = len;
+    t.got_frames++;
+}
+
 static void setup_opts(const char *opts)
 {
     char err[256];
     struct dma_handle h;
     memset(&t, 0, sizeof t);
+    struct netback_config cfg;
+    netback_config_default(&cfg);
+    cfg.no_gateway = true;
+    cr_assert(netback_setup(&cfg, err, sizeof err), "netback: %s", err);
+    t.peer = netback_port_add(netback_get(), "test.peer", peer_mac, peer_rx, NULL, err, sizeof err);
+    cr_assert_not_null(t.peer, "%s", err);
     broker_init(&t.br, 64ull << 20, NULL);
     cr_assert(broker_grant(&t.br, DOM, WIN, WIN_SIZE, DMA_BIDIR, &h, err, sizeof err), "%s", err);
     fake_platform_init(&t.p, 0x40, 5);
@@ -57,6 +80,8 @@ static void teardown(void)
     if (!t.f)
         return;
     pci_bus_fini(&t.bus);
+    netback_port_remove(t.peer);
+    netback_shutdown();
     broker_dma_unmap(&t.br, &t.map);
     broker_fini(&t.br);
     t.f = NULL;
@@ -198,6 +223,10 @@ Test(gvnic, link_down_option_and_bad_options)
     cr_assert_eq(t.f->msix.entries, 3);
     teardown();
     char err[256];
+    struct netback_config cfg;
+    netback_config_default(&cfg);
+    cfg.no_gateway = true;
+    cr_assert(netback_setup(&cfg, err, sizeof err), "netback: %s", err);
     struct pci_bus b;
     struct broker br;
     broker_init(&br, 1 << 20, NULL);
@@ -215,6 +244,7 @@ Test(gvnic, link_down_option_and_bad_options)
     }
     pci_bus_fini(&b);
     broker_fini(&br);
+    netback_shutdown();
 }
 
 /* ---- admin queue set-up and reset ------------------------------------------------------ */
@@ -443,6 +473,197 @@ Test(gvnic, dqo_rda_format_offers_dqo_and_takes_raw_addressing)
     cr_assert_eq(CMD(GVNIC_AQ_GET_PTYPE_MAP, pm), GVNIC_AQ_PASSED);
     cr_assert_eq(at(BUF + 0x8000)[2], 2, "entry 1 is not IPv4");
     teardown();
+}
+
+/* ---- GQI-QPL data path ----------------------------------------------------------------- */
+
+#define TXQPL_PAGES 64u
+#define RXQPL_PAGES 512u
+#define TX_RING     (BUF + 0x10000)
+#define RX_DESC     (BUF + 0x20000)
+#define RX_DATA     (BUF + 0x30000)
+#define COUNTERS    (BUF + 0x1000)
+
+static void msix_on(void)
+{
+    uint32_t ctrl = pci_cfg_read(t.f, t.f->msix.cap + 2, 2);
+    cr_assert(pci_cfg_write(t.f, t.f->msix.cap + 2, 2, ctrl | 0x8000), "MSI-X enable refused");
+    for (unsigned v = 0; v < t.f->msix.entries; v++) {      /* unmask, address, data */
+        uint64_t addr = 0xFEE00000, data = 0x40 + v, ctl = 0;
+        bar(GVNIC_BAR_MSIX, v * 16, 4, true, &addr);
+        bar(GVNIC_BAR_MSIX, v * 16 + 8, 4, true, &data);
+        bar(GVNIC_BAR_MSIX, v * 16 + 12, 4, true, &ctl);
+    }
+}
+
+/* Up to live queues: resources, a TX and an RX page list, both queues, all
+ * RX slots filled. */
+static void data_up(void)
+{
+    msix_on();
+    aq_up();
+    cr_assert_eq(configure(4), GVNIC_AQ_PASSED);
+    cr_assert_eq(register_qpl(1, TXQPL_PAGES, PAGES), GVNIC_AQ_PASSED);
+    cr_assert_eq(register_qpl(2, RXQPL_PAGES, PAGES + TXQPL_PAGES * 4096), GVNIC_AQ_PASSED);
+    cr_assert_eq(create_tx(0, 1, 0), GVNIC_AQ_PASSED);
+    cr_assert_eq(create_rx(0, 2, 2), GVNIC_AQ_PASSED);
+    for (uint32_t i = 0; i < 512; i++) {
+        uint64_t be = gvnic_be64((uint64_t)i * 4096);
+        memcpy(at(RX_DATA) + i * 8, &be, 8);
+    }
+}
+
+static void db(uint32_t index, uint32_t v)
+{
+    uint64_t raw = gvnic_be32(v);
+    bar(GVNIC_BAR_DOORBELLS, (uint64_t)index * 4, 4, true, &raw);
+}
+
+static uint32_t queue_db(uint64_t res)
+{
+    struct gvnic_queue_resources r;
+    memcpy(&r, at(res), sizeof r);
+    return gvnic_be32(r.db_index);
+}
+
+/* A frame of len bytes to peer_mac, its payload byte i = seed + i. */
+static void make_frame(uint8_t *f, uint32_t len, uint8_t seed)
+{
+    memcpy(f, peer_mac, 6);
+    memset(f + 6, 0x52, 6);
+    f[12] = 0x08;
+    f[13] = 0x00;
+    for (uint32_t i = 14; i < len; i++)
+        f[i] = (uint8_t)(seed + i);
+}
+
+/* Packet descriptor (slot d) of len bytes, first segment seg bytes at QPL
+ * offset off; cnt descriptors in all. */
+static void tx_desc(uint32_t d, uint8_t type, uint8_t cnt, uint16_t len, uint16_t seg, uint64_t off)
+{
+    uint8_t *p = at(TX_RING) + d * 16;
+    memset(p, 0, 16);
+    p[0] = type;
+    p[3] = cnt;
+    uint16_t bl = gvnic_be16(len), bs = gvnic_be16(seg);
+    uint64_t bo = gvnic_be64(off);
+    memcpy(p + 4, &bl, 2);
+    memcpy(p + 6, &bs, 2);
+    memcpy(p + 8, &bo, 8);
+}
+
+Test(gvnic_gqi, transmit_gathers_segments_and_reports_the_count, .init = setup, .fini = teardown)
+{
+    data_up();
+    uint32_t txdb = queue_db(BUF + 0xC000);
+    uint8_t frame[600];
+    make_frame(frame, sizeof frame, 3);
+    /* one packet in two segments across the QPL's first page boundary */
+    memcpy(at(PAGES) + 4096 - 100, frame, 100);
+    memcpy(at(PAGES) + 4096, frame + 100, 500);
+    tx_desc(0, 0x00, 2, 600, 100, 4096 - 100);
+    tx_desc(1, 0x20, 0, 0, 500, 4096);
+    int msi0 = atomic_load(&t.p.msi[0]);
+    db(txdb, 2);
+    cr_assert_eq(t.got_frames, 1, "the peer got %d frames", t.got_frames);
+    cr_assert_eq(t.got_len, 600);
+    cr_assert_arr_eq(t.got, frame, 600, "the frame changed on the way");
+    uint32_t c;
+    memcpy(&c, at(COUNTERS), 4);
+    cr_assert_eq(gvnic_be32(c), 2, "the event counter says %u descriptors", gvnic_be32(c));
+    cr_assert_gt(atomic_load(&t.p.msi[0]), msi0, "no interrupt on the TX block's vector");
+    /* masked block: no interrupt until ACK|EVENT unmasks it */
+    db(0, GVNIC_IRQ_MASK);
+    tx_desc(2, 0x00, 1, 60, 60, 0);
+    memcpy(at(PAGES), frame, 60);
+    int msi1 = atomic_load(&t.p.msi[0]);
+    db(txdb, 3);
+    cr_assert_eq(t.got_frames, 2);
+    cr_assert_eq(atomic_load(&t.p.msi[0]), msi1, "an interrupt through a masked block");
+    db(0, GVNIC_IRQ_ACK | GVNIC_IRQ_EVENT);
+    cr_assert_gt(atomic_load(&t.p.msi[0]), msi1, "the pending event was lost on unmask");
+    cr_assert_eq(stats().tx_frames, 2);
+}
+
+Test(gvnic_gqi, malformed_transmit_stops_the_queue_and_asks_for_a_reset, .init = setup,
+     .fini = teardown)
+{
+    data_up();
+    uint32_t txdb = queue_db(BUF + 0xC000);
+    tx_desc(0, 0x00, 1, 60, 60, (uint64_t)TXQPL_PAGES * 4096);     /* past the page list */
+    db(txdb, 1);
+    cr_assert_eq(t.got_frames, 0, "a frame from outside the page list went out");
+    cr_assert_eq(stats().tx_bad, 1);
+    cr_assert(rd(GVNIC_REG_DEVICE_STATUS) & GVNIC_DEV_RESET_REQUEST, "no reset requested");
+    cr_assert_gt(atomic_load(&t.p.msi[4]), 0, "no management interrupt");
+    tx_desc(1, 0x00, 1, 60, 60, 0);
+    db(txdb, 2);
+    cr_assert_eq(t.got_frames, 0, "a stopped queue kept sending");
+    /* other malformed shapes, each after a reset */
+    static const struct { uint8_t type, cnt; uint16_t len, seg; } bad[] = {
+        { 0x10, 1, 60, 60 },        /* TSO, not offered */
+        { 0x00, 0, 60, 60 },        /* no descriptors */
+        { 0x00, 1, 10, 10 },        /* shorter than a header */
+        { 0x00, 1, 60, 50 },        /* segments short of the length */
+        { 0x20, 1, 60, 60 },        /* starts with a segment */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        wr(GVNIC_REG_DRIVER_STATUS, GVNIC_DRV_RESET);
+        cr_assert_not(rd(GVNIC_REG_DEVICE_STATUS) & GVNIC_DEV_RESET_REQUEST);
+        data_up();
+        txdb = queue_db(BUF + 0xC000);
+        tx_desc(0, bad[i].type, bad[i].cnt, bad[i].len, bad[i].seg, 0);
+        db(txdb, 1);
+        cr_assert_eq(stats().tx_bad, 2 + i, "case %zu accepted", i);
+    }
+    cr_assert_eq(t.got_frames, 0);
+}
+
+Test(gvnic_gqi, receive_fills_slots_with_pad_and_sequence_numbers, .init = setup,
+     .fini = teardown)
+{
+    data_up();
+    uint32_t rxdb = queue_db(BUF + 0xD000);
+    uint8_t frame[1514];
+    make_frame(frame, sizeof frame, 9);
+    uint8_t mac[6];
+    struct gvnic_device_descriptor dd;
+    struct gvnic_aq_describe d = { .descriptor_addr = gvnic_be64(BUF + 0x9000),
+                                   .descriptor_version = gvnic_be32(1),
+                                   .available_length = gvnic_be32(4096) };
+    cr_assert_eq(CMD(GVNIC_AQ_DESCRIBE_DEVICE, d), GVNIC_AQ_PASSED);
+    memcpy(&dd, at(BUF + 0x9000), sizeof dd);
+    memcpy(mac, dd.mac, 6);
+    memcpy(frame, mac, 6);
+    netback_send(t.peer, frame, 100);
+    cr_assert_eq(stats().rx_no_buffer, 1, "a frame landed with no slot filled");
+    db(rxdb, 8);
+    for (int i = 0; i < 9; i++)
+        netback_send(t.peer, frame, i == 0 ? sizeof frame : 64u + (uint32_t)i);
+    cr_assert_eq(stats().rx_frames, 8);
+    cr_assert_eq(stats().rx_no_buffer, 2, "the 9th frame should find no slot");
+    const uint8_t *d0 = at(RX_DESC);
+    uint16_t len, fs;
+    memcpy(&len, d0 + 60, 2);
+    memcpy(&fs, d0 + 62, 2);
+    cr_assert_eq(gvnic_be16(len), sizeof frame + 2, "length without the 2-byte pad");
+    cr_assert_eq(gvnic_be16(fs) & 7, 1, "the first sequence number is not 1");
+    const uint8_t *data = at(PAGES + TXQPL_PAGES * 4096);
+    cr_assert_arr_eq(data + 2, frame, sizeof frame, "the frame is not 2 bytes into its slot");
+    for (int i = 1; i < 8; i++) {
+        memcpy(&fs, at(RX_DESC) + i * 64 + 62, 2);
+        cr_assert_eq(gvnic_be16(fs) & 7, (unsigned)(i % 7 + 1), "descriptor %d's sequence", i);
+    }
+    cr_assert_gt(atomic_load(&t.p.msi[2]), 0, "no interrupt on the RX block's vector");
+    /* a slot outside the page list: the queue stops, a reset is asked for */
+    uint64_t far = gvnic_be64((uint64_t)RXQPL_PAGES * 4096);
+    memcpy(at(RX_DATA) + 8 * 8, &far, 8);
+    db(rxdb, 9);
+    netback_send(t.peer, frame, 100);
+    cr_assert_eq(stats().rx_bad_slot, 1);
+    cr_assert(rd(GVNIC_REG_DEVICE_STATUS) & GVNIC_DEV_RESET_REQUEST);
+    db(rxdb, 600);                              /* more than the ring */
+    cr_assert_eq(stats().bad_doorbells, 1);
 }
 
 /* ---- the ABI, pinned ---------------------------------------------------------------------- */
