@@ -267,7 +267,7 @@ static bool parse_opts(struct gvnic *g, const char *opts, bool *mac_set, char *e
         !devopts_u64("gvnic", opts, "queues", 2, 1, GVNIC_QUEUES_MAX, &queues, err, errlen) ||
         !devopts_u64("gvnic", opts, "tx_ring", 256, 256, 4096, &tx, err, errlen) ||
         !devopts_u64("gvnic", opts, "rx_ring", 512, 64, GVNIC_RX_PAGES_PER_QPL, &rx, err, errlen) ||
-        !devopts_u64("gvnic", opts, "mtu", 1460, 68, 9000, &mtu, err, errlen) ||
+        !devopts_u64("gvnic", opts, "mtu", 1460, 68, 1500, &mtu, err, errlen) ||
         !devopts_link("gvnic", opts, true, &g->link_up, err, errlen) ||
         !devopts_mac("gvnic", opts, g->mac, mac_set, err, errlen))
         return false;

@@ -69,7 +69,7 @@ struct gvnic_stats {
  *   format=gqi-qpl|dqo-rda  the queue format it offers (gqi-qpl)
  *   queues=N                TX and RX queues, 1..8 (2)
  *   tx_ring=N rx_ring=N     ring entries, powers of two (256, 512)
- *   mtu=N                   68..9000 (1460, GCE's)
+ *   mtu=N                   68..1500 (1460, GCE's; frames on moat's switch stop at 1514)
  *   mac=..., link=up|down   as for virtio-net
  * False + a full sentence in err when an option is invalid or the bus is
  * full. The bus owns it. */

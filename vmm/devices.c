@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "devices.h"
+#include "gvnic.h"
 #include "nvme.h"
 #include "pci.h"
 #include "testdev.h"
@@ -15,6 +16,7 @@ static const struct {
     { "testdev", testdev_create },
     { "nvme", nvme_create },
     { "virtio-net", virtio_net_create },
+    { "gvnic", gvnic_create },
 };
 
 bool device_kind_known(const char *kind)

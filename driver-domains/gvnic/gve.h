@@ -1,0 +1,77 @@
+/*
+ * gve.h — the gVNIC driver domain's state and its three parts:
+ * gve_adminq.c (the admin queue: set-up, one command at a time, status),
+ * gve_main.c (arguments, bring-up, serving Nic) and gve_io.c (the GQI-QPL
+ * data path and the poller). Device layouts: moat/gvnic_abi.h.
+ */
+#ifndef GVE_DRIVER_H
+#define GVE_DRIVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "dd.h"
+#include "moat/gvnic_abi.h"
+
+#define GVE_TX_BUF       2048u          /* one frame per TX buffer in the page list */
+#define GVE_RX_PAD       2u
+#define GVE_BLOCK_TX     0u             /* notification blocks */
+#define GVE_BLOCK_RX     1u
+#define GVE_BLOCKS       2u
+#define GVE_TIMEOUT_NS   (500ul * 1000000ul)
+
+struct gve_cfg {
+    char name[32];
+    uint32_t sessions;
+    uint64_t spin_ns;
+};
+
+struct gve {
+    struct gve_cfg cfg;
+    struct dd_dev *dev;
+    struct dd_bar *regs, *dbs;
+    struct dd_dma aq, page, counters, irq_dbs, tx_ring, rx_desc, rx_data, tx_qpl, rx_qpl,
+        tx_list, rx_list, tx_res, rx_res;
+    uint32_t aq_prod;
+    /* from DESCRIBE_DEVICE */
+    uint8_t mac[6];
+    uint32_t mtu, tx_size, rx_size, n_counters, tx_pages, rx_pages;
+    /* queues */
+    uint32_t tx_db, tx_counter, rx_db, irq_db[GVE_BLOCKS];
+    uint32_t tx_req, tx_done, tx_bufs;      /* descriptors posted / completed */
+    uint32_t tx_published;                  /* last doorbell value */
+    uint32_t rx_head, rx_fill;
+    uint8_t rx_seq;
+    bool tx_blocked, irqs_armed, link_up, live;
+    uint64_t next_check_ns;
+    struct dd_nic *nic;
+    struct dd_irq *irq[GVE_BLOCKS + 1];
+    struct { uint64_t tx_frames, rx_frames, rx_bad, sleeps; } st;
+};
+
+/* Big-endian register access. */
+static inline uint32_t gve_rd(const struct gve *g, uint64_t off)
+{
+    return gvnic_be32(dd_mmio_read32(g->regs, off));
+}
+static inline void gve_wr(const struct gve *g, uint64_t off, uint32_t v)
+{
+    dd_mmio_write32(g->regs, off, gvnic_be32(v));
+}
+
+/* gve_adminq.c: reset the device (driver-status handshake), then set up
+ * the admin queue by base/length. Panics when the device does not obey. */
+void gve_adminq_start(struct gve *g);
+/* Run one command (payload of len bytes); returns its status. */
+uint32_t gve_adminq_run(struct gve *g, uint32_t opcode, const void *payload, uint32_t len);
+/* The same, panicking with what on anything but PASSED. */
+void gve_adminq_ok(struct gve *g, uint32_t opcode, const void *payload, uint32_t len,
+                   const char *what);
+
+/* gve_io.c */
+bool gve_tx(void *ctx, const void *frame, uint32_t len);
+void gve_tx_flush(void *ctx);
+bool gve_poll(void *ctx);
+bool gve_idle(void *ctx);
+void gve_rx_start(struct gve *g);
+
+#endif /* GVE_DRIVER_H */
