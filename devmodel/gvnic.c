@@ -214,13 +214,17 @@ static enum bus_result bar_access(void *dev, unsigned bar, struct bus_access *a)
 }
 
 /* TX runs only inside register accesses (vCPU thread): stopping RX is
- * what is left. */
+ * what is left; then nothing the dead incarnation registered (page lists,
+ * queues, resources) outlives it. */
 static void quiesce(void *dev)
 {
     struct gvnic *g = dev;
+    pthread_mutex_lock(&g->lock);
     pthread_mutex_lock(&g->rx_lock);
     g->quiesced = true;
     pthread_mutex_unlock(&g->rx_lock);
+    gvnic_admin_clear(g);
+    pthread_mutex_unlock(&g->lock);
 }
 
 static void reset(void *dev)

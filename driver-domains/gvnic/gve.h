@@ -23,6 +23,7 @@ struct gve_cfg {
     char name[32];
     uint32_t sessions;
     uint64_t spin_ns;
+    bool wild_qpl;              /* test: a page list naming private RAM */
 };
 
 struct gve {

@@ -15,6 +15,9 @@
  *   name=CAP       cap suffix (default nic0)
  *   sessions=N     client sessions served at once (4)
  *   spin_us=N      keep polling N us after the last work (default 200)
+ *   wild_qpl=1     test: behave as a hostile driver and register a page
+ *                  list whose first page is in private RAM, outside every
+ *                  DMA window (the device must refuse it)
  *
  * Memory: dma= must hold the page lists (the device's tx_pages_per_qpl
  * and one page per RX slot: about 2.3 MiB with the model's defaults) and
@@ -113,6 +116,11 @@ static void page_list(struct gve *g, uint32_t id, uint32_t n, struct dd_dma *pag
         uint64_t be = gvnic_be64(pages->iova + (uint64_t)i * 4096);
         memcpy((uint8_t *)list->va + (uint64_t)i * 8, &be, 8);
     }
+    if (g->cfg.wild_qpl) {
+        uint64_t be = gvnic_be64((uint64_t)(uintptr_t)dd_mem_alloc(4096));
+        memcpy(list->va, &be, 8);
+        dd_log("gvnic: wild_qpl=1: page 0 of list %u is private RAM", id);
+    }
     struct gvnic_aq_register_page_list c = { .page_list_id = gvnic_be32(id),
                                              .num_pages = gvnic_be32(n),
                                              .page_address_list = gvnic_be64(list->iova),
@@ -197,6 +205,7 @@ void domain_main(const char *args)
         dd_panic("gvnic: name= is empty");
     g->cfg.sessions = arg32(args, "sessions", 4, 1, MOAT_SESSION_SLOTS);
     g->cfg.spin_ns = arg32(args, "spin_us", DD_SPIN_US_DEFAULT, 0, 1000000) * (uint64_t)1000;
+    g->cfg.wild_qpl = arg32(args, "wild_qpl", 0, 0, 1) != 0;
     find_device(g);
     bring_up(g);
 

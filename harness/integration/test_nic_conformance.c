@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "control.h"
+#include "gvnic.h"
 #include "moat-netdemo/netpkt.h"
 #include "libmoat_internal.h"
 #include "netback.h"
@@ -58,18 +59,30 @@ static void finish(void)
 
 /* ---- domains and clients ------------------------------------------------------------ */
 
-static struct domain *boot_nic(const char *name, const uint8_t mac[6], const char *dev_extra,
-                               const char *args)
+/* A NIC device kind and the driver domain image that drives it. */
+struct nic_kind {
+    const char *image, *dev;
+};
+static const struct nic_kind VNET = { "vnet", "virtio-net" }, GVNIC = { "gvnic", "gvnic" };
+
+static struct domain *boot_nic_as(const struct nic_kind *k, const char *name, const uint8_t mac[6],
+                                  const char *dev_extra, const char *args)
 {
     char spec[1024];
     snprintf(spec, sizeof spec,
              "name=%s kernel=%s mem=64M dma=16M "
-             "dev=virtio-net:mac=%02x-%02x-%02x-%02x-%02x-%02x%s%s args=\"name=nic0 %s\"", name,
-             tu_guest("vnet"), mac[0], mac[1], mac[2], mac[3], mac[4], mac[5],
+             "dev=%s:mac=%02x-%02x-%02x-%02x-%02x-%02x%s%s args=\"name=nic0 %s\"", name,
+             tu_guest(k->image), k->dev, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5],
              dev_extra[0] ? ":" : "", dev_extra, args);
     struct domain *d = tu_boot(&sup, spec, BOOT_MS, err, sizeof err);
     cr_assert_not_null(d, "boot %s: %s", name, err);
     return d;
+}
+
+static struct domain *boot_nic(const char *name, const uint8_t mac[6], const char *dev_extra,
+                               const char *args)
+{
+    return boot_nic_as(&VNET, name, mac, dev_extra, args);
 }
 
 struct conn {
@@ -181,21 +194,26 @@ static bool stream_step(struct stream *st, int wait_ms)
     return st->got < st->total;
 }
 
-static uint32_t len_sweep(uint32_t seq) { return 60u + seq % (1514u - 60u + 1u); }
+static uint32_t sweep_max = 1514u;     /* the largest frame of a sweep: MTU + 14 */
+static uint32_t len_sweep(uint32_t seq) { return 60u + seq % (sweep_max - 60u + 1u); }
 static uint32_t len_64(uint32_t seq) { (void)seq; return 64u; }
 
 /* ---- the conformance suite, against one shape ------------------------------------------ */
 
-static void conformance(const char *dut_dev, const char *what)
+/* The device under test (nica, of kind k, MTU mtu) against a modern
+ * virtio-net partner (nicb). */
+static void conformance_as(const struct nic_kind *k, const char *dut_dev, const char *what,
+                           uint32_t mtu)
 {
-    boot_nic("nica", MAC_A, dut_dev, "");
+    boot_nic_as(k, "nica", MAC_A, dut_dev, "");
     boot_nic("nicb", MAC_B, "", "");
     struct conn a = nic_open("nica"), b = nic_open("nicb");
 
     /* MAC and link as the cap and the live status report them. */
     cr_assert(!memcmp(a.info.mac, MAC_A, 6), "%s: the cap's MAC is not the device's", what);
-    cr_assert(a.info.mtu == 1500 && a.info.max_frame == 1514, "%s: MTU %u, max frame %u", what,
-              a.info.mtu, a.info.max_frame);
+    cr_assert(a.info.mtu == mtu && a.info.max_frame == mtu + 14u, "%s: MTU %u, max frame %u",
+              what, a.info.mtu, a.info.max_frame);
+    sweep_max = mtu + 14u;
     struct moat_nic_status sa;
     int rc = moat_nic_status(a.s, &sa);
     cr_assert_eq(rc, 0, "%s: status: %s", what, moat_strerror(rc));
@@ -209,8 +227,8 @@ static void conformance(const char *dut_dev, const char *what)
     cr_assert_eq(moat_session_open(b.cap, &(struct moat_session_params){ .entries = 16 }, &idle.s), 0,
                  "%s: a second session on nicb.nic0", what);
 
-    /* Every length 60..1514, both ways, in batches, verified. */
-    uint32_t n = 1514u - 60u + 1u;
+    /* Every length 60..MTU + 14, both ways, in batches, verified. */
+    uint32_t n = sweep_max - 60u + 1u;
     struct stream ab = { &a, &b, MAC_B, MAC_A, 0, 0, n, len_sweep, mono_ns() + 60000000000ull };
     struct stream ba = { &b, &a, MAC_A, MAC_B, 0, 0, n, len_sweep, mono_ns() + 60000000000ull };
     bool more;
@@ -238,6 +256,22 @@ static void conformance(const char *dut_dev, const char *what)
     moat_session_close(idle.s);
     nic_close(&a);
     nic_close(&b);
+    sweep_max = 1514u;
+}
+
+static void conformance(const char *dut_dev, const char *what)
+{
+    conformance_as(&VNET, dut_dev, what, 1500);
+}
+
+Test(nic_conformance, gvnic_gqi_qpl_mtu_1500, .init = start, .fini = finish, .timeout = 240)
+{
+    conformance_as(&GVNIC, "mtu=1500", "gVNIC GQI-QPL, MTU 1500", 1500);
+}
+
+Test(nic_conformance, gvnic_gqi_qpl_mtu_1460, .init = start, .fini = finish, .timeout = 240)
+{
+    conformance_as(&GVNIC, "", "gVNIC GQI-QPL, MTU 1460 (GCE's)", 1460);
 }
 
 Test(nic_conformance, modern, .init = start, .fini = finish, .timeout = 240)
@@ -303,6 +337,32 @@ Test(nic_conformance, million_frames_between_two_domains, .init = start, .fini =
     cr_assert_eq(moat_nic_status(a.s, &sa), 0, "status");
     cr_assert(sa.rx_frames == each && sa.tx_frames == each && sa.rx_dropped == 0,
               "nica's counters: %lu in, %lu out, %lu dropped", (unsigned long)sa.rx_frames,
+              (unsigned long)sa.tx_frames, (unsigned long)sa.rx_dropped);
+    nic_close(&a);
+    nic_close(&b);
+}
+
+Test(nic_conformance, million_frames_between_gvnic_and_virtio_net, .init = start, .fini = finish,
+     .timeout = 600)
+{
+    boot_nic_as(&GVNIC, "nica", MAC_A, "mtu=1500", "");
+    boot_nic("nicb", MAC_B, "", "");
+    struct conn a = nic_open("nica"), b = nic_open("nicb");
+    const uint32_t each = 500000;
+    uint64_t t0 = mono_ns();
+    struct stream ab = { &a, &b, MAC_B, MAC_A, 0, 0, each, len_64, t0 + 480000000000ull };
+    struct stream ba = { &b, &a, MAC_A, MAC_B, 0, 0, each, len_64, t0 + 480000000000ull };
+    bool more;
+    do {
+        more = stream_step(&ab, 1);
+        more |= stream_step(&ba, 1);
+    } while (more);
+    double s = (double)(mono_ns() - t0) / 1e9;
+    fprintf(stderr, "nic_conformance: gVNIC <-> virtio-net: %u frames in %.1f s\n", 2 * each, s);
+    struct moat_nic_status sa;
+    cr_assert_eq(moat_nic_status(a.s, &sa), 0, "status");
+    cr_assert(sa.rx_frames == each && sa.tx_frames == each && sa.rx_dropped == 0,
+              "the gVNIC session: %lu in, %lu out, %lu dropped", (unsigned long)sa.rx_frames,
               (unsigned long)sa.tx_frames, (unsigned long)sa.rx_dropped);
     nic_close(&a);
     nic_close(&b);
@@ -471,6 +531,81 @@ Test(nic_conformance, link_changes_reach_the_cap_legacy, .init = start, .fini = 
 }
 
 /* ---- restart ---------------------------------------------------------------------------- */
+
+static uint64_t gvnic_pages(struct domain *d)
+{
+    struct gvnic_stats gs;
+    cr_assert(gvnic_stats_get(d->pci.slot[1], &gs), "nica's device is not a gVNIC");
+    return gs.pages_registered;
+}
+
+/* A gVNIC domain killed mid-traffic: its device is quiesced (nothing it
+ * registered survives), the new incarnation registers its lists once, and
+ * the session carries on; a stopped domain leaves nothing registered. */
+Test(nic_conformance, gvnic_crash_and_stop_leave_nothing_registered, .init = start,
+     .fini = finish, .timeout = 180)
+{
+    struct domain *da = boot_nic_as(&GVNIC, "nica", MAC_A, "mtu=1500", "");
+    boot_nic("nicb", MAC_B, "", "");
+    struct conn a = nic_open("nica"), b = nic_open("nicb");
+    const uint64_t one = gvnic_pages(da);
+    cr_assert_gt(one, 0, "the driver registered no page list");
+    struct stream ab = { &a, &b, MAC_B, MAC_A, 0, 0, 100, len_sweep, mono_ns() + 30000000000ull };
+    while (stream_step(&ab, 10)) {
+    }
+    struct crash_info why = { .cause = CRASH_INJECTED };
+    snprintf(why.detail, sizeof why.detail, "test: killed mid-traffic");
+    domain_kill(da, &why);
+    cr_assert(supervisor_wait(&sup, da, DOMAIN_STATE_BIT(DOMAIN_READY), BOOT_MS), "no restart");
+    struct moat_nic_status now;
+    int rc = moat_nic_status(a.s, &now);            /* follows the restart */
+    cr_assert_eq(rc, 0, "status after the restart: %s", moat_strerror(rc));
+    struct moat_frame none = { 0 };
+    cr_assert_geq(moat_nic_recv(a.s, &none, 0, 0), 0, "post buffers after the recovery");
+    cr_assert_eq(gvnic_pages(da), one, "%lu pages registered after the restart, one incarnation "
+                 "registers %lu", (unsigned long)gvnic_pages(da), (unsigned long)one);
+    struct stream again = { &a, &b, MAC_B, MAC_A, 0, 0, 200, len_sweep, mono_ns() + 30000000000ull };
+    while (stream_step(&again, 10)) {
+    }
+    nic_close(&a);
+    nic_close(&b);
+    domain_request_stop(da);
+    cr_assert(supervisor_wait(&sup, da, DOMAIN_TERMINAL, BOOT_MS), "nica did not stop");
+    cr_assert_eq(gvnic_pages(da), 0, "page lists left registered after the domain stopped");
+}
+
+/* A hostile gVNIC driver names private RAM in a page list. Under the
+ * default policy the refused DMA (audited by the broker) fail-stops the
+ * domain; under policy=audit the device answers PERMISSION_DENIED and the
+ * driver gives up on its own. Either way nothing outside the windows is
+ * touched. */
+static struct domain *boot_wild(const char *name, const char *policy)
+{
+    char spec[512];
+    snprintf(spec, sizeof spec, "name=%s kernel=%s mem=64M dma=16M restart=never %s dev=gvnic "
+             "args=\"wild_qpl=1\"", name, tu_guest("gvnic"), policy);
+    struct domain_config dc;
+    cr_assert(config_parse_domain(spec, &dc, err, sizeof err), "%s", err);
+    struct domain *d = supervisor_add(&sup, &dc, err, sizeof err);
+    cr_assert_not_null(d, "%s", err);
+    cr_assert(domain_start(d, err, sizeof err), "%s", err);
+    cr_assert(supervisor_wait(&sup, d, DOMAIN_TERMINAL, BOOT_MS), "the hostile driver kept going");
+    cr_assert_eq(tu_state(&sup, d), DOMAIN_CRASHED);
+    cr_assert_geq(DSTAT_GET(d, dma_refused), 1, "no refused DMA was counted");
+    struct gvnic_stats gs;
+    cr_assert(gvnic_stats_get(d->pci.slot[1], &gs));
+    cr_assert_geq(gs.dma_refusals, 1, "the device did not count the refusal");
+    return d;
+}
+
+Test(nic_conformance, gvnic_page_list_outside_the_windows_is_refused, .init = start,
+     .fini = finish, .timeout = 120)
+{
+    struct domain *d = boot_wild("wild", "");
+    cr_assert(strstr(d->crash.detail, "outside every window"), "crash: %s", d->crash.detail);
+    d = boot_wild("wilder", "policy=audit");
+    cr_assert(strstr(d->crash.detail, "REGISTER_PAGE_LIST"), "crash: %s", d->crash.detail);
+}
 
 Test(nic_conformance, a_restarted_nic_domain_serves_again, .init = start, .fini = finish,
      .timeout = 180)

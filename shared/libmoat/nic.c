@@ -185,8 +185,12 @@ static int send_once(struct moat_session *s, const struct moat_frame *frames, si
         q++;
     }
     rc = moat__publish(s, (uint32_t)q);
-    if (rc == 0 && q == 0 && n)
-        moat__idle_check(s);    /* full: is the domain still there? */
+    /* Is the domain still there? (At most one look a millisecond: a
+     * sender that never waits must still learn of a restart, or its
+     * frames go to a dead ring until it fills.) */
+    moat__idle_check(s);
+    if (rc == 0 && s->recovering)
+        return -MOAT_ESTALE;    /* NIC_CALL moves on and sends again */
     return rc < 0 ? rc : (int)q;
 }
 
@@ -206,6 +210,8 @@ static int recv_once(struct moat_session *s, struct moat_frame *frames, size_t m
             rc = refill_rx(s);
         if (rc < 0)
             return rc;
+        if (max == 0)
+            moat__idle_check(s);    /* a zero-size receive looks too */
         if (ns->ready_n || max == 0)
             break;
         if (timeout_ms == 0) {
