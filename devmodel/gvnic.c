@@ -196,7 +196,7 @@ static enum bus_result bar_access(void *dev, unsigned bar, struct bus_access *a)
     else if (bar == GVNIC_BAR_DOORBELLS) {
         ok = a->size == 4 && a->offset % 4 == 0;
         if (ok && a->is_write)
-            gvnic_doorbell(g, (uint32_t)(a->offset / 4), gvnic_be32((uint32_t)a->value));
+            gvnic_doorbell(g, (uint32_t)(a->offset / 4), (uint32_t)a->value);
     } else
         ok = false;
     if (!ok) {

@@ -15,12 +15,15 @@
  * sizes), CONFIGURE/DECONFIGURE_DEVICE_RESOURCES, REGISTER/UNREGISTER_
  * PAGE_LIST, CREATE/DESTROY_TX/RX_QUEUE, SET_DRIVER_PARAMETER (MTU),
  * REPORT_STATS, REPORT_LINK_SPEED, GET_PTYPE_MAP, VERIFY_DRIVER_
- * COMPATIBILITY — and the GQI-QPL data path (gvnic_gqi.c): TX gathered
+ * COMPATIBILITY — and both data paths: GQI-QPL (gvnic_gqi.c: TX gathered
  * from the page list on the doorbell and reported through the queue's
  * event counter, RX into filled slots with the 2-byte pad and sequence
- * numbers, interrupt doorbells with MASK and ACK|EVENT. One RX queue takes
- * every frame (no RSS). The DQO-RDA data path and the driver domain come
- * next; until then the model is not offered as a device kind.
+ * numbers, interrupt doorbells with MASK and ACK|EVENT) and DQO-RDA
+ * (gvnic_dqo.c: TX packets of up to 10 buffers answered on a completion
+ * ring with tags, heads and generation bits, RX into posted buffers with
+ * completions; blocks that disarm when they fire). Interrupts and the
+ * doorbell dispatch: gvnic_irq.c. One RX queue takes every frame (no
+ * RSS).
  *
  * The device joins the switch as port "<domain>.<name>" at creation.
  *

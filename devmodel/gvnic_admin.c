@@ -175,7 +175,7 @@ static uint32_t deconfigure(struct gvnic *g)
 
 /* ---- page lists ------------------------------------------------------------------- */
 
-static struct gvnic_qpl *qpl_find(struct gvnic *g, uint32_t id)
+struct gvnic_qpl *gvnic_qpl_find(struct gvnic *g, uint32_t id)
 {
     for (unsigned i = 0; i < GVNIC_QPL_MAX; i++)
         if (g->qpl[i].used && g->qpl[i].id == id)
@@ -193,7 +193,7 @@ static uint32_t register_qpl(struct gvnic *g, const uint8_t *pl)
         return GVNIC_AQ_UNIMPLEMENTED;              /* RDA formats have no page lists */
     if (id == GVNIC_RAW_ADDRESSING_QPL_ID || n == 0 || (size != 0 && size != GVNIC_PAGE))
         return GVNIC_AQ_INVALID_ARGUMENT;
-    if (qpl_find(g, id))
+    if (gvnic_qpl_find(g, id))
         return GVNIC_AQ_ALREADY_EXISTS;
     uint64_t limit = (uint64_t)g->queues * (GVNIC_TX_PAGES_PER_QPL + GVNIC_RX_PAGES_PER_QPL);
     if (n > GVNIC_RX_PAGES_PER_QPL || g->pages_registered + n > limit)
@@ -238,7 +238,7 @@ static uint32_t unregister_qpl(struct gvnic *g, const uint8_t *pl)
 {
     struct gvnic_aq_unregister_page_list c;
     memcpy(&c, pl, sizeof c);
-    struct gvnic_qpl *q = qpl_find(g, gvnic_be32(c.page_list_id));
+    struct gvnic_qpl *q = gvnic_qpl_find(g, gvnic_be32(c.page_list_id));
     if (!q)
         return GVNIC_AQ_NOT_FOUND;
     if (q->owner >= 0)
@@ -276,7 +276,7 @@ static uint32_t queue_checks(struct gvnic *g, uint32_t q, bool live, uint32_t nt
     if (g->format != GVNIC_FMT_GQI_QPL)
         return qpl_id == GVNIC_RAW_ADDRESSING_QPL_ID ? GVNIC_AQ_PASSED
                                                       : GVNIC_AQ_INVALID_ARGUMENT;
-    struct gvnic_qpl *p = qpl_find(g, qpl_id);
+    struct gvnic_qpl *p = gvnic_qpl_find(g, qpl_id);
     if (!p)
         return GVNIC_AQ_NOT_FOUND;
     if (p->owner >= 0)
@@ -320,7 +320,8 @@ static uint32_t create_tx(struct gvnic *g, const uint8_t *pl)
         return GVNIC_AQ_PERMISSION_DENIED;
     g->txq[q] = (struct gvnic_queue){ .live = true, .ntfy = gvnic_be32(c.ntfy_id),
                                       .qpl_id = gvnic_be32(c.queue_page_list_id), .size = size,
-                                      .ring = ring, .ring2 = comp, .counter = q };
+                                      .ring = ring, .ring2 = comp, .counter = q,
+                                      .size2 = dqo ? comp_size : 0, .gen = true };
     if (qpl)
         qpl->owner = (int)q;
     return GVNIC_AQ_PASSED;
@@ -359,7 +360,7 @@ static uint32_t create_rx(struct gvnic *g, const uint8_t *pl)
     g->rxq[q] = (struct gvnic_queue){ .live = true, .ntfy = gvnic_be32(c.ntfy_id),
                                       .qpl_id = gvnic_be32(c.queue_page_list_id), .size = size,
                                       .ring = desc, .ring2 = data, .packet_buffer_size = buf,
-                                      .seq = 1 };
+                                      .seq = 1, .size2 = dqo ? bufs : 0, .gen = true };
     pthread_mutex_unlock(&g->rx_lock);
     if (qpl)
         qpl->owner = (int)(GVNIC_QUEUES_MAX + q);
@@ -376,7 +377,7 @@ static uint32_t destroy_queue(struct gvnic *g, const uint8_t *pl, bool tx)
     struct gvnic_queue *qu = tx ? &g->txq[q] : &g->rxq[q];
     if (!qu->live)
         return GVNIC_AQ_NOT_FOUND;
-    struct gvnic_qpl *p = g->format == GVNIC_FMT_GQI_QPL ? qpl_find(g, qu->qpl_id) : NULL;
+    struct gvnic_qpl *p = g->format == GVNIC_FMT_GQI_QPL ? gvnic_qpl_find(g, qu->qpl_id) : NULL;
     if (p)
         p->owner = -1;
     pthread_mutex_lock(&g->rx_lock);

@@ -12,7 +12,8 @@
  * writes the frame 2 bytes in (the pad), then the descriptor with its
  * length (pad included) and a sequence number running 1..7, last.
  * Anything malformed stops the queue, counts it and sets the device's
- * reset request (raised on the management vector): the driver resets. */
+ * reset request (raised on the management vector): the driver resets.
+ * Interrupts and the doorbell dispatch: gvnic_irq.c. */
 #include <string.h>
 #include "gvnic_internal.h"
 #include "log.h"
@@ -29,45 +30,6 @@
 #define RX_PAD          2u
 #define RXD_LEN_OFF     60u
 #define RXD_FLAGS_SEQ   62u
-
-/* ---- interrupts ---------------------------------------------------------- */
-
-void gvnic_notify(struct gvnic *g, uint32_t b)
-{
-    if (b >= GVNIC_IRQ_DB_MAX)
-        return;
-    pthread_mutex_lock(&g->irq_lock);
-    bool send = !g->irq_masked[b];
-    if (!send)
-        g->irq_pending[b] = true;
-    pthread_mutex_unlock(&g->irq_lock);
-    if (send)
-        pci_msix_notify(g->f, (uint16_t)(b + (g->msix_base ? 1u : 0u)));
-}
-
-/* Ask the driver for a reset: the status bit and the management vector
- * (the last one, or the first when the blocks start at vector 1). */
-static void management(struct gvnic *g)
-{
-    atomic_store(&g->reset_request, true);
-    pci_msix_notify(g->f, (uint16_t)(g->msix_base ? 0u : g->num_irq_dbs));
-}
-
-static void irq_doorbell(struct gvnic *g, uint32_t b, uint32_t v)
-{
-    pthread_mutex_lock(&g->irq_lock);
-    bool send = false;
-    if (v & GVNIC_IRQ_MASK) {
-        g->irq_masked[b] = true;
-    } else {
-        g->irq_masked[b] = false;       /* 0, or ACK | EVENT after polling */
-        send = g->irq_pending[b];
-        g->irq_pending[b] = false;
-    }
-    pthread_mutex_unlock(&g->irq_lock);
-    if (send)
-        pci_msix_notify(g->f, (uint16_t)(b + (g->msix_base ? 1u : 0u)));
-}
 
 /* ---- page lists -------------------------------------------------------------- */
 
@@ -101,14 +63,6 @@ static bool qpl_copy(struct gvnic *g, const struct gvnic_qpl *q, uint64_t off, v
     return true;
 }
 
-static const struct gvnic_qpl *qpl_of(const struct gvnic *g, uint32_t id)
-{
-    for (unsigned i = 0; i < GVNIC_QPL_MAX; i++)
-        if (g->qpl[i].used && g->qpl[i].id == id)
-            return &g->qpl[i];
-    return NULL;
-}
-
 /* ---- TX ------------------------------------------------------------------------ */
 
 static void tx_fail(struct gvnic *g, struct gvnic_queue *q, uint32_t qi, const char *why)
@@ -117,7 +71,7 @@ static void tx_fail(struct gvnic *g, struct gvnic_queue *q, uint32_t qi, const c
     q->stopped = true;
     log_error(g->f->bus->domain_name, "%s: TX queue %u: %s; the device asks for a reset",
               g->f->name, qi, why);
-    management(g);
+    gvnic_management(g);
 }
 
 /* Gather the packet at q->head (ring mapped at ring); its descriptor
@@ -167,7 +121,7 @@ static const char *tx_gather(struct gvnic *g, const struct gvnic_qpl *qpl,
 static void tx_run(struct gvnic *g, uint32_t qi)
 {
     struct gvnic_queue *q = &g->txq[qi];
-    const struct gvnic_qpl *qpl = qpl_of(g, q->qpl_id);
+    const struct gvnic_qpl *qpl = gvnic_qpl_find(g, q->qpl_id);
     if (q->stopped || !qpl || q->head == q->tail)
         return;
     struct dma_mapping m;
@@ -210,13 +164,12 @@ static void tx_run(struct gvnic *g, uint32_t qi)
 
 /* ---- RX --------------------------------------------------------------------------- */
 
-void gvnic_rx(void *ctx, const void *frame, size_t len)
+void gvnic_gqi_rx(struct gvnic *g, const void *frame, size_t len)
 {
-    struct gvnic *g = ctx;
     pthread_mutex_lock(&g->rx_lock);
     struct gvnic_queue *q = &g->rxq[0];         /* one RX queue takes all (no RSS) */
-    const struct gvnic_qpl *qpl = q->live ? qpl_of(g, q->qpl_id) : NULL;
-    if (g->quiesced || !qpl || q->stopped || g->format != GVNIC_FMT_GQI_QPL) {
+    const struct gvnic_qpl *qpl = q->live ? gvnic_qpl_find(g, q->qpl_id) : NULL;
+    if (g->quiesced || !qpl || q->stopped) {
         pthread_mutex_unlock(&g->rx_lock);
         return;                                 /* not running: the wire drops it */
     }
@@ -248,7 +201,7 @@ void gvnic_rx(void *ctx, const void *frame, size_t len)
                   "page list or unreachable; the device asks for a reset", g->f->name, idx,
                   (unsigned long long)off);
         pthread_mutex_unlock(&g->rx_lock);
-        management(g);
+        gvnic_management(g);
         return;
     }
     memset(d, 0, RXD_FLAGS_SEQ);
@@ -268,22 +221,19 @@ void gvnic_rx(void *ctx, const void *frame, size_t len)
 
 /* ---- doorbells -------------------------------------------------------------------- */
 
-void gvnic_doorbell(struct gvnic *g, uint32_t db, uint32_t v)
+bool gvnic_gqi_doorbell(struct gvnic *g, uint32_t db, uint32_t raw)
 {
-    if (g->configured && db < g->num_irq_dbs) {
-        irq_doorbell(g, db, v);
-        return;
-    }
+    const uint32_t v = gvnic_be32(raw);         /* GQI doorbells are big-endian */
     if (db >= GVNIC_DB_TX_BASE && db - GVNIC_DB_TX_BASE < g->queues &&
         g->txq[db - GVNIC_DB_TX_BASE].live) {
         struct gvnic_queue *q = &g->txq[db - GVNIC_DB_TX_BASE];
         if (v - q->head > q->size) {                /* more than the ring holds */
             tx_fail(g, q, db - GVNIC_DB_TX_BASE, "doorbell past the ring");
-            return;
+            return true;
         }
         q->tail = v;
         tx_run(g, db - GVNIC_DB_TX_BASE);
-        return;
+        return true;
     }
     if (db >= GVNIC_DB_RX_BASE && db - GVNIC_DB_RX_BASE < g->queues &&
         g->rxq[db - GVNIC_DB_RX_BASE].live) {
@@ -297,8 +247,7 @@ void gvnic_doorbell(struct gvnic *g, uint32_t db, uint32_t v)
             GSTAT_INC(g, bad_doorbells);
             pci_refuse(g->f, "RX doorbell fills more slots than the ring has", db, v);
         }
-        return;
+        return true;
     }
-    GSTAT_INC(g, bad_doorbells);
-    pci_refuse(g->f, "write to a doorbell no queue or block owns", db, v);
+    return false;
 }

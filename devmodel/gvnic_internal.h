@@ -46,6 +46,10 @@ struct gvnic_queue {
     uint32_t head;              /* descriptors/slots consumed, free-running */
     uint32_t tail;              /* TX: the doorbell's count; RX: slots filled */
     uint8_t seq;                /* RX: the next descriptor's sequence number, 1..7 */
+    /* DQO: the second ring (TX completions; RX buffer queue) and the
+     * completion ring's position and generation (1 on the first pass). */
+    uint32_t size2, head2;
+    bool gen;
     uint32_t ntfy;
     uint32_t qpl_id;
     uint32_t size;              /* ring entries */
@@ -107,12 +111,26 @@ void gvnic_admin_clear(struct gvnic *g);
 uint32_t gvnic_describe(const struct gvnic *g, uint8_t *out, uint32_t cap);
 const char *gvnic_status_name(uint32_t status);
 
-/* GQI-QPL data path (gvnic_gqi.c). A write to BAR2 doorbell index db with
- * the driver's value (host order); g->lock held. */
-void gvnic_doorbell(struct gvnic *g, uint32_t db, uint32_t value);
-/* The switch's rx callback (ctx is the gvnic). */
+/* The registered page list id, or NULL (gvnic_admin.c). */
+struct gvnic_qpl *gvnic_qpl_find(struct gvnic *g, uint32_t id);
+
+/* gvnic_irq.c: a write to BAR2 doorbell index db (raw, as the driver
+ * wrote it; g->lock held): an interrupt doorbell, or the queue's, by
+ * format. */
+void gvnic_doorbell(struct gvnic *g, uint32_t db, uint32_t raw);
+/* The switch's rx callback (ctx is the gvnic): by format. */
 void gvnic_rx(void *ctx, const void *frame, size_t len);
-/* Raise notification block b's vector (or note it while masked). */
+/* Raise notification block b's vector, or note it while the block is
+ * masked (GQI: until unmasked; DQO: a block masks itself when it fires). */
 void gvnic_notify(struct gvnic *g, uint32_t b);
+/* Ask the driver for a reset: the status bit and the management vector. */
+void gvnic_management(struct gvnic *g);
+
+/* Data paths: a queue doorbell (false: no queue of this format owns db)
+ * and a received frame. gvnic_gqi.c, gvnic_dqo.c. */
+bool gvnic_gqi_doorbell(struct gvnic *g, uint32_t db, uint32_t raw);
+void gvnic_gqi_rx(struct gvnic *g, const void *frame, size_t len);
+bool gvnic_dqo_doorbell(struct gvnic *g, uint32_t db, uint32_t raw);
+void gvnic_dqo_rx(struct gvnic *g, const void *frame, size_t len);
 
 #endif /* MOAT_GVNIC_INTERNAL_H */

@@ -46,7 +46,7 @@ void options_usage(FILE *out)
 "                                poll_us=N     worker polls N us before sleeping (50)\n"
 "                              gvnic           Google Virtual Ethernet (1ae0:0042):\n"
 "                                format=gqi-qpl|dqo-rda  queue format offered (gqi-qpl;\n"
-"                                              dqo-rda: admin queue only, no frames yet)\n"
+"                                              moat's gvnic driver speaks gqi-qpl)\n"
 "                                queues=N      TX and RX queues, 1..8 (2)\n"
 "                                tx_ring=N rx_ring=N  ring entries (256, 512)\n"
 "                                mtu=N         68..1500 (1460, as on GCE)\n"
