@@ -54,15 +54,6 @@ static bool tx_complete(struct gvnic *g, struct gvnic_queue *q, uint32_t qi, uin
     return true;
 }
 
-static void tx_fail(struct gvnic *g, struct gvnic_queue *q, uint32_t qi, const char *why)
-{
-    GSTAT_INC(g, tx_bad);
-    q->stopped = true;
-    log_error(g->f->bus->domain_name, "%s: DQO TX queue %u: %s; the device asks for a reset",
-              g->f->name, qi, why);
-    gvnic_management(g);
-}
-
 /* Gather the packet at q->head: NULL when done (*used descriptors, the
  * last one's tag and report-event in *tag / *re), "" when its end is not
  * posted yet, else what is wrong. */
@@ -107,7 +98,7 @@ static const char *tx_gather(struct gvnic *g, const struct gvnic_queue *q, const
     return "a packet of more than 10 buffers";
 }
 
-static void tx_run(struct gvnic *g, uint32_t qi)
+void gvnic_dqo_tx_run(struct gvnic *g, uint32_t qi)
 {
     struct gvnic_queue *q = &g->txq[qi];
     if (q->stopped)
@@ -117,7 +108,7 @@ static void tx_run(struct gvnic *g, uint32_t qi)
                                       DMA_TO_DEVICE, &m);
     if (!ring) {
         GSTAT_INC(g, dma_refusals);
-        tx_fail(g, q, qi, "its ring is no longer reachable");
+        gvnic_tx_fail(g, q, qi, "its ring is no longer reachable");
         return;
     }
     uint8_t frame[NETBACK_FRAME_MAX];
@@ -130,7 +121,7 @@ static void tx_run(struct gvnic *g, uint32_t qi)
         if (why && !why[0])
             break;
         if (why) {
-            tx_fail(g, q, qi, why);
+            gvnic_tx_fail(g, q, qi, why);
             break;
         }
         if (g->port)
@@ -139,7 +130,7 @@ static void tx_run(struct gvnic *g, uint32_t qi)
         q->head = (q->head + used) % q->size;
         if (!tx_complete(g, q, qi, TXC_PKT, tag) ||
             (re && !tx_complete(g, q, qi, TXC_DESC, (uint16_t)q->head))) {
-            tx_fail(g, q, qi, "its completion ring is not reachable");
+            gvnic_tx_fail(g, q, qi, "its completion ring is not reachable");
             break;
         }
         any = true;
@@ -208,34 +199,4 @@ void gvnic_dqo_rx(struct gvnic *g, const void *frame, size_t len)
     uint32_t ntfy = q->ntfy;
     pthread_mutex_unlock(&g->rx_lock);
     gvnic_notify(g, ntfy);
-}
-
-bool gvnic_dqo_doorbell(struct gvnic *g, uint32_t db, uint32_t v)
-{
-    if (db >= GVNIC_DB_TX_BASE && db - GVNIC_DB_TX_BASE < g->queues &&
-        g->txq[db - GVNIC_DB_TX_BASE].live) {
-        struct gvnic_queue *q = &g->txq[db - GVNIC_DB_TX_BASE];
-        if (v >= q->size) {
-            tx_fail(g, q, db - GVNIC_DB_TX_BASE, "tail index past the ring");
-            return true;
-        }
-        q->tail = v;
-        tx_run(g, db - GVNIC_DB_TX_BASE);
-        return true;
-    }
-    if (db >= GVNIC_DB_RX_BASE && db - GVNIC_DB_RX_BASE < g->queues &&
-        g->rxq[db - GVNIC_DB_RX_BASE].live) {
-        pthread_mutex_lock(&g->rx_lock);
-        struct gvnic_queue *q = &g->rxq[db - GVNIC_DB_RX_BASE];
-        bool bad = v >= q->size2;
-        if (!bad)
-            q->tail = v;
-        pthread_mutex_unlock(&g->rx_lock);
-        if (bad) {
-            GSTAT_INC(g, bad_doorbells);
-            pci_refuse(g->f, "RX buffer-queue tail past the queue", db, v);
-        }
-        return true;
-    }
-    return false;
 }

@@ -65,15 +65,6 @@ static bool qpl_copy(struct gvnic *g, const struct gvnic_qpl *q, uint64_t off, v
 
 /* ---- TX ------------------------------------------------------------------------ */
 
-static void tx_fail(struct gvnic *g, struct gvnic_queue *q, uint32_t qi, const char *why)
-{
-    GSTAT_INC(g, tx_bad);
-    q->stopped = true;
-    log_error(g->f->bus->domain_name, "%s: TX queue %u: %s; the device asks for a reset",
-              g->f->name, qi, why);
-    gvnic_management(g);
-}
-
 /* Gather the packet at q->head (ring mapped at ring); its descriptor
  * count in *used. NULL when done, else what is wrong. */
 static const char *tx_gather(struct gvnic *g, const struct gvnic_qpl *qpl,
@@ -118,7 +109,7 @@ static const char *tx_gather(struct gvnic *g, const struct gvnic_qpl *qpl,
     return NULL;
 }
 
-static void tx_run(struct gvnic *g, uint32_t qi)
+void gvnic_gqi_tx_run(struct gvnic *g, uint32_t qi)
 {
     struct gvnic_queue *q = &g->txq[qi];
     const struct gvnic_qpl *qpl = gvnic_qpl_find(g, q->qpl_id);
@@ -129,7 +120,7 @@ static void tx_run(struct gvnic *g, uint32_t qi)
                                       DMA_TO_DEVICE, &m);
     if (!ring) {
         GSTAT_INC(g, dma_refusals);
-        tx_fail(g, q, qi, "its ring is no longer reachable");
+        gvnic_tx_fail(g, q, qi, "its ring is no longer reachable");
         return;
     }
     uint8_t frame[NETBACK_FRAME_MAX];
@@ -138,7 +129,7 @@ static void tx_run(struct gvnic *g, uint32_t qi)
         uint32_t len, used;
         const char *why = tx_gather(g, qpl, q, ring, frame, &len, &used);
         if (why) {
-            tx_fail(g, q, qi, why);
+            gvnic_tx_fail(g, q, qi, why);
             break;
         }
         if (g->port)
@@ -217,37 +208,4 @@ void gvnic_gqi_rx(struct gvnic *g, const void *frame, size_t len)
     uint32_t ntfy = q->ntfy;
     pthread_mutex_unlock(&g->rx_lock);
     gvnic_notify(g, ntfy);
-}
-
-/* ---- doorbells -------------------------------------------------------------------- */
-
-bool gvnic_gqi_doorbell(struct gvnic *g, uint32_t db, uint32_t raw)
-{
-    const uint32_t v = gvnic_be32(raw);         /* GQI doorbells are big-endian */
-    if (db >= GVNIC_DB_TX_BASE && db - GVNIC_DB_TX_BASE < g->queues &&
-        g->txq[db - GVNIC_DB_TX_BASE].live) {
-        struct gvnic_queue *q = &g->txq[db - GVNIC_DB_TX_BASE];
-        if (v - q->head > q->size) {                /* more than the ring holds */
-            tx_fail(g, q, db - GVNIC_DB_TX_BASE, "doorbell past the ring");
-            return true;
-        }
-        q->tail = v;
-        tx_run(g, db - GVNIC_DB_TX_BASE);
-        return true;
-    }
-    if (db >= GVNIC_DB_RX_BASE && db - GVNIC_DB_RX_BASE < g->queues &&
-        g->rxq[db - GVNIC_DB_RX_BASE].live) {
-        pthread_mutex_lock(&g->rx_lock);
-        struct gvnic_queue *q = &g->rxq[db - GVNIC_DB_RX_BASE];
-        bool bad = v - q->head > q->size;
-        if (!bad)
-            q->tail = v;
-        pthread_mutex_unlock(&g->rx_lock);
-        if (bad) {
-            GSTAT_INC(g, bad_doorbells);
-            pci_refuse(g->f, "RX doorbell fills more slots than the ring has", db, v);
-        }
-        return true;
-    }
-    return false;
 }

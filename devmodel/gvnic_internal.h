@@ -126,11 +126,14 @@ void gvnic_notify(struct gvnic *g, uint32_t b);
 /* Ask the driver for a reset: the status bit and the management vector. */
 void gvnic_management(struct gvnic *g);
 
-/* Data paths: a queue doorbell (false: no queue of this format owns db)
- * and a received frame. gvnic_gqi.c, gvnic_dqo.c. */
-bool gvnic_gqi_doorbell(struct gvnic *g, uint32_t db, uint32_t raw);
+/* A malformed TX queue: stopped, counted, logged, reset requested. */
+void gvnic_tx_fail(struct gvnic *g, struct gvnic_queue *q, uint32_t qi, const char *why);
+
+/* Data paths (gvnic_gqi.c, gvnic_dqo.c): run TX queue qi up to its tail
+ * (g->lock held), and take a received frame. */
+void gvnic_gqi_tx_run(struct gvnic *g, uint32_t qi);
 void gvnic_gqi_rx(struct gvnic *g, const void *frame, size_t len);
-bool gvnic_dqo_doorbell(struct gvnic *g, uint32_t db, uint32_t raw);
+void gvnic_dqo_tx_run(struct gvnic *g, uint32_t qi);
 void gvnic_dqo_rx(struct gvnic *g, const void *frame, size_t len);
 
 #endif /* MOAT_GVNIC_INTERNAL_H */

@@ -7,6 +7,7 @@
  * when it fires and a write with ENABLE re-arms it (raising what came
  * meanwhile); a write without ENABLE disarms it. */
 #include "gvnic_internal.h"
+#include "log.h"
 
 #define DQO_ITR_ENABLE 0x1u
 
@@ -52,18 +53,57 @@ static void irq_doorbell(struct gvnic *g, uint32_t b, uint32_t raw)
         send_block(g, b);
 }
 
+void gvnic_tx_fail(struct gvnic *g, struct gvnic_queue *q, uint32_t qi, const char *why)
+{
+    GSTAT_INC(g, tx_bad);
+    q->stopped = true;
+    log_error(g->f->bus->domain_name, "%s: TX queue %u: %s; the device asks for a reset",
+              g->f->name, qi, why);
+    gvnic_management(g);
+}
+
+/* Queue doorbells. GQI (big-endian) takes free-running counts: TX the
+ * descriptors produced, RX the slots filled. DQO (little-endian) takes
+ * ring indices: TX the descriptor ring's tail, RX the buffer queue's. */
 void gvnic_doorbell(struct gvnic *g, uint32_t db, uint32_t raw)
 {
     if (g->configured && db < g->num_irq_dbs) {
         irq_doorbell(g, db, raw);
         return;
     }
-    bool owned = g->format == GVNIC_FMT_DQO_RDA ? gvnic_dqo_doorbell(g, db, raw)
-                                                : gvnic_gqi_doorbell(g, db, raw);
-    if (!owned) {
-        GSTAT_INC(g, bad_doorbells);
-        pci_refuse(g->f, "write to a doorbell no queue or block owns", db, raw);
+    const bool dqo = g->format == GVNIC_FMT_DQO_RDA;
+    const uint32_t v = dqo ? raw : gvnic_be32(raw);
+    if (db >= GVNIC_DB_TX_BASE && db - GVNIC_DB_TX_BASE < g->queues &&
+        g->txq[db - GVNIC_DB_TX_BASE].live) {
+        uint32_t qi = db - GVNIC_DB_TX_BASE;
+        struct gvnic_queue *q = &g->txq[qi];
+        if (dqo ? v >= q->size : v - q->head > q->size) {
+            gvnic_tx_fail(g, q, qi, "doorbell past the ring");
+            return;
+        }
+        q->tail = v;
+        if (dqo)
+            gvnic_dqo_tx_run(g, qi);
+        else
+            gvnic_gqi_tx_run(g, qi);
+        return;
     }
+    if (db >= GVNIC_DB_RX_BASE && db - GVNIC_DB_RX_BASE < g->queues &&
+        g->rxq[db - GVNIC_DB_RX_BASE].live) {
+        pthread_mutex_lock(&g->rx_lock);
+        struct gvnic_queue *q = &g->rxq[db - GVNIC_DB_RX_BASE];
+        bool bad = dqo ? v >= q->size2 : v - q->head > q->size;
+        if (!bad)
+            q->tail = v;
+        pthread_mutex_unlock(&g->rx_lock);
+        if (bad) {
+            GSTAT_INC(g, bad_doorbells);
+            pci_refuse(g->f, "RX doorbell past what the ring holds", db, v);
+        }
+        return;
+    }
+    GSTAT_INC(g, bad_doorbells);
+    pci_refuse(g->f, "write to a doorbell no queue or block owns", db, raw);
 }
 
 void gvnic_rx(void *ctx, const void *frame, size_t len)
