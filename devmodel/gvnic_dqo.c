@@ -182,7 +182,11 @@ void gvnic_dqo_rx(struct gvnic *g, const void *frame, size_t len)
         gvnic_management(g);
         return;
     }
-    memset(c, 0, RXC_SIZE);
+    /* Every byte but the length/generation word, which goes last: clearing
+     * it first would flip the generation the driver compares, and it would
+     * take a half-written completion for a new one. */
+    memset(c, 0, 4);
+    memset(c + 6, 0, RXC_SIZE - 6);
     c[0] = 1;                                   /* rxdid */
     c[8] = 0x3;                                 /* descriptor done, end of packet */
     put_le16(c + 12, id);

@@ -31,7 +31,8 @@ struct gve {
     struct dd_dev *dev;
     struct dd_bar *regs, *dbs;
     struct dd_dma aq, page, counters, irq_dbs, tx_ring, rx_desc, rx_data, tx_qpl, rx_qpl,
-        tx_list, rx_list, tx_res, rx_res;
+        tx_list, rx_list, tx_res, rx_res, tx_comp;
+    bool dqo;                   /* the device offers DQO-RDA rather than GQI-QPL */
     uint32_t aq_prod;
     /* from DESCRIBE_DEVICE */
     uint8_t mac[6];
@@ -42,6 +43,10 @@ struct gve {
     uint32_t tx_published;                  /* last doorbell value */
     uint32_t rx_head, rx_fill;
     uint8_t rx_seq;
+    /* DQO: the completion rings' heads and generations (0 until the
+     * device's first pass sets 1), the buffer queue's tail */
+    uint32_t txc_head, rxb_tail;
+    bool txc_gen, rxc_gen;
     bool tx_blocked, irqs_armed, link_up, live;
     uint64_t next_check_ns;
     struct dd_nic *nic;
@@ -68,11 +73,29 @@ uint32_t gve_adminq_run(struct gve *g, uint32_t opcode, const void *payload, uin
 void gve_adminq_ok(struct gve *g, uint32_t opcode, const void *payload, uint32_t len,
                    const char *what);
 
-/* gve_io.c */
-bool gve_tx(void *ctx, const void *frame, uint32_t len);
-void gve_tx_flush(void *ctx);
-bool gve_poll(void *ctx);
-bool gve_idle(void *ctx);
-void gve_rx_start(struct gve *g);
+/* The data path of one queue format: gve_io.c (GQI-QPL), gve_dqo.c
+ * (DQO-RDA). queues creates the TX and RX queues (after resources),
+ * start hands the device its RX buffers; tx/tx_flush serve dd_nic; poll
+ * and idle are the run loop's. */
+struct gve_path {
+    const char *name;
+    void (*queues)(struct gve *g);
+    void (*start)(struct gve *g);
+    struct dd_nic_ops nic;
+    bool (*poll)(void *ctx);
+    bool (*idle)(void *ctx);
+};
+extern const struct gve_path gve_gqi_path, gve_dqo_path;
+
+/* Shared by both paths. gve_io.c: a raw doorbell write (the caller puts
+ * it in the format's byte order); the periodic device-status look (a
+ * reset request fail-stops the domain; link changes reach the cap).
+ * gve_main.c: a fresh, zeroed DMA region or a panic naming what it is for;
+ * the doorbell (or counter) index a create command left in its resources
+ * block, checked against BAR2 (or the counters). */
+void gve_db_write(const struct gve *g, uint32_t index, uint32_t raw);
+void gve_check_device(struct gve *g);
+void gve_dma(uint64_t size, struct dd_dma *out, const char *what);
+uint32_t gve_resource(const struct gve *g, const struct dd_dma *res, bool counter);
 
 #endif /* GVE_DRIVER_H */

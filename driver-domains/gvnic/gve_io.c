@@ -1,4 +1,5 @@
-/* gVNIC driver: the GQI-QPL data path and the poller (contract in gve.h).
+/* gVNIC driver: the GQI-QPL queues, data path and poller, and the
+ * helpers both formats share (contract in gve.h).
  *
  * TX: frame k goes into TX buffer k % tx_bufs of the page list (2 KiB
  * each) behind one packet descriptor; the doorbell takes the count of
@@ -15,9 +16,71 @@
 #define RX_REFILL_BATCH 32u
 #define CHECK_NS        (100ull * 1000000u)
 
+void gve_db_write(const struct gve *g, uint32_t index, uint32_t raw)
+{
+    dd_mmio_write32(g->dbs, (uint64_t)index * 4, raw);
+}
+
+/* GQI doorbells are big-endian. */
 static void db_write(const struct gve *g, uint32_t index, uint32_t v)
 {
-    dd_mmio_write32(g->dbs, (uint64_t)index * 4, gvnic_be32(v));
+    gve_db_write(g, index, gvnic_be32(v));
+}
+
+/* A page list of n fresh pages, registered as id. */
+static void page_list(struct gve *g, uint32_t id, uint32_t n, struct dd_dma *pages,
+                      struct dd_dma *list)
+{
+    gve_dma((uint64_t)n * 4096, pages, "a page list");
+    gve_dma((uint64_t)n * 8, list, "a page address list");
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t be = gvnic_be64(pages->iova + (uint64_t)i * 4096);
+        memcpy((uint8_t *)list->va + (uint64_t)i * 8, &be, 8);
+    }
+    if (g->cfg.wild_qpl) {
+        uint64_t be = gvnic_be64((uint64_t)(uintptr_t)dd_mem_alloc(4096));
+        memcpy(list->va, &be, 8);
+        dd_log("gvnic: wild_qpl=1: page 0 of list %u is private RAM", id);
+    }
+    struct gvnic_aq_register_page_list c = { .page_list_id = gvnic_be32(id),
+                                             .num_pages = gvnic_be32(n),
+                                             .page_address_list = gvnic_be64(list->iova),
+                                             .page_size = gvnic_be64(4096) };
+    gve_adminq_ok(g, GVNIC_AQ_REGISTER_PAGE_LIST, &c, sizeof c, "REGISTER_PAGE_LIST");
+}
+
+/* One page list per queue (TX: the device's tx_pages_per_qpl, 2 KiB
+ * buffers; RX: a page per slot), then the two queues. */
+static void gqi_queues(struct gve *g)
+{
+    page_list(g, 0, g->tx_pages, &g->tx_qpl, &g->tx_list);
+    page_list(g, 1, g->rx_size, &g->rx_qpl, &g->rx_list);
+    gve_dma((uint64_t)g->tx_size * 16, &g->tx_ring, "the TX ring");
+    gve_dma((uint64_t)g->rx_size * 64, &g->rx_desc, "the RX descriptor ring");
+    gve_dma((uint64_t)g->rx_size * 8, &g->rx_data, "the RX data slots");
+    gve_dma(64, &g->tx_res, "queue resources");
+    gve_dma(64, &g->rx_res, "queue resources");
+    struct gvnic_aq_create_tx_queue tq = {
+        .queue_id = 0, .queue_resources_addr = gvnic_be64(g->tx_res.iova),
+        .tx_ring_addr = gvnic_be64(g->tx_ring.iova), .queue_page_list_id = 0,
+        .ntfy_id = gvnic_be32(GVE_BLOCK_TX), .tx_ring_size = gvnic_be16((uint16_t)g->tx_size),
+    };
+    gve_adminq_ok(g, GVNIC_AQ_CREATE_TX_QUEUE, &tq, sizeof tq, "CREATE_TX_QUEUE");
+    for (uint32_t i = 0; i < g->rx_size; i++) {        /* slot i: page i */
+        uint64_t be = gvnic_be64((uint64_t)i * 4096);
+        memcpy((uint8_t *)g->rx_data.va + (uint64_t)i * 8, &be, 8);
+    }
+    struct gvnic_aq_create_rx_queue rq = {
+        .queue_id = 0, .index = 0, .ntfy_id = gvnic_be32(GVE_BLOCK_RX),
+        .queue_resources_addr = gvnic_be64(g->rx_res.iova),
+        .rx_desc_ring_addr = gvnic_be64(g->rx_desc.iova),
+        .rx_data_ring_addr = gvnic_be64(g->rx_data.iova), .queue_page_list_id = gvnic_be32(1),
+        .rx_ring_size = gvnic_be16((uint16_t)g->rx_size), .packet_buffer_size = gvnic_be16(2048),
+    };
+    gve_adminq_ok(g, GVNIC_AQ_CREATE_RX_QUEUE, &rq, sizeof rq, "CREATE_RX_QUEUE");
+    g->tx_db = gve_resource(g, &g->tx_res, false);
+    g->tx_counter = gve_resource(g, &g->tx_res, true);
+    g->rx_db = gve_resource(g, &g->rx_res, false);
 }
 
 static uint32_t tx_counter(const struct gve *g)
@@ -26,7 +89,7 @@ static uint32_t tx_counter(const struct gve *g)
     return gvnic_be32(__atomic_load_n(c, __ATOMIC_ACQUIRE));
 }
 
-bool gve_tx(void *ctx, const void *frame, uint32_t len)
+static bool gqi_tx(void *ctx, const void *frame, uint32_t len)
 {
     struct gve *g = ctx;
     if (g->tx_req - g->tx_done >= g->tx_bufs) {
@@ -52,7 +115,7 @@ bool gve_tx(void *ctx, const void *frame, uint32_t len)
     return true;
 }
 
-void gve_tx_flush(void *ctx)
+static void gqi_tx_flush(void *ctx)
 {
     struct gve *g = ctx;
     if (g->tx_published == g->tx_req)
@@ -62,7 +125,7 @@ void gve_tx_flush(void *ctx)
     g->tx_published = g->tx_req;
 }
 
-void gve_rx_start(struct gve *g)
+static void gqi_start(struct gve *g)
 {
     g->rx_seq = 1;
     g->rx_head = 0;
@@ -102,7 +165,7 @@ static uint32_t rx_harvest(struct gve *g)
     return n;
 }
 
-static void check_device(struct gve *g)
+void gve_check_device(struct gve *g)
 {
     uint32_t s = gve_rd(g, GVNIC_REG_DEVICE_STATUS);
     if (s & GVNIC_DEV_RESET_REQUEST)
@@ -116,7 +179,7 @@ static void check_device(struct gve *g)
     }
 }
 
-bool gve_poll(void *ctx)
+static bool gqi_poll(void *ctx)
 {
     struct gve *g = ctx;
     if (!g->live)
@@ -139,16 +202,16 @@ bool gve_poll(void *ctx)
         g->tx_blocked = false;
         dd_nic_tx_ready(g->nic);
     }
-    gve_tx_flush(g);
+    gqi_tx_flush(g);
     uint64_t now = dd_now_ns();
     if (now >= g->next_check_ns) {
         g->next_check_ns = now + CHECK_NS;
-        check_device(g);
+        gve_check_device(g);
     }
     return work;
 }
 
-bool gve_idle(void *ctx)
+static bool gqi_idle(void *ctx)
 {
     struct gve *g = ctx;
     if (!g->live)
@@ -164,3 +227,8 @@ bool gve_idle(void *ctx)
                                              __ATOMIC_ACQUIRE));
     return (fs & 7u) == g->rx_seq || (g->tx_blocked && tx_counter(g) != g->tx_done);
 }
+
+const struct gve_path gve_gqi_path = {
+    .name = "GQI-QPL", .queues = gqi_queues, .start = gqi_start,
+    .nic = { .tx = gqi_tx, .tx_flush = gqi_tx_flush }, .poll = gqi_poll, .idle = gqi_idle,
+};

@@ -274,6 +274,16 @@ Test(nic_conformance, gvnic_gqi_qpl_mtu_1460, .init = start, .fini = finish, .ti
     conformance_as(&GVNIC, "", "gVNIC GQI-QPL, MTU 1460 (GCE's)", 1460);
 }
 
+Test(nic_conformance, gvnic_dqo_rda_mtu_1500, .init = start, .fini = finish, .timeout = 240)
+{
+    conformance_as(&GVNIC, "format=dqo-rda:mtu=1500", "gVNIC DQO-RDA, MTU 1500", 1500);
+}
+
+Test(nic_conformance, gvnic_dqo_rda_mtu_1460, .init = start, .fini = finish, .timeout = 240)
+{
+    conformance_as(&GVNIC, "format=dqo-rda", "gVNIC DQO-RDA, MTU 1460 (GCE's)", 1460);
+}
+
 Test(nic_conformance, modern, .init = start, .fini = finish, .timeout = 240)
 {
     conformance("", "modern");
@@ -342,10 +352,11 @@ Test(nic_conformance, million_frames_between_two_domains, .init = start, .fini =
     nic_close(&b);
 }
 
-Test(nic_conformance, million_frames_between_gvnic_and_virtio_net, .init = start, .fini = finish,
-     .timeout = 600)
+static void gvnic_million(const char *format)
 {
-    boot_nic_as(&GVNIC, "nica", MAC_A, "mtu=1500", "");
+    char dev[64];
+    snprintf(dev, sizeof dev, "format=%s:mtu=1500", format);
+    boot_nic_as(&GVNIC, "nica", MAC_A, dev, "");
     boot_nic("nicb", MAC_B, "", "");
     struct conn a = nic_open("nica"), b = nic_open("nicb");
     const uint32_t each = 500000;
@@ -358,7 +369,8 @@ Test(nic_conformance, million_frames_between_gvnic_and_virtio_net, .init = start
         more |= stream_step(&ba, 1);
     } while (more);
     double s = (double)(mono_ns() - t0) / 1e9;
-    fprintf(stderr, "nic_conformance: gVNIC <-> virtio-net: %u frames in %.1f s\n", 2 * each, s);
+    fprintf(stderr, "nic_conformance: gVNIC (%s) <-> virtio-net: %u frames in %.1f s\n", format,
+            2 * each, s);
     struct moat_nic_status sa;
     cr_assert_eq(moat_nic_status(a.s, &sa), 0, "status");
     cr_assert(sa.rx_frames == each && sa.tx_frames == each && sa.rx_dropped == 0,
@@ -366,6 +378,18 @@ Test(nic_conformance, million_frames_between_gvnic_and_virtio_net, .init = start
               (unsigned long)sa.tx_frames, (unsigned long)sa.rx_dropped);
     nic_close(&a);
     nic_close(&b);
+}
+
+Test(nic_conformance, million_frames_between_gvnic_and_virtio_net, .init = start, .fini = finish,
+     .timeout = 600)
+{
+    gvnic_million("gqi-qpl");
+}
+
+Test(nic_conformance, million_frames_between_gvnic_dqo_and_virtio_net, .init = start,
+     .fini = finish, .timeout = 600)
+{
+    gvnic_million("dqo-rda");
 }
 
 /* ---- the gateway ---------------------------------------------------------------------- */
