@@ -61,6 +61,15 @@ uint64_t dd_arg_u64(const char *args, const char *key, uint64_t fallback)
     return cmdline_get_ulong(args, key, fallback);
 }
 
+uint32_t dd_arg_u32(const char *args, const char *key, uint32_t fallback, uint32_t lo,
+                    uint32_t hi)
+{
+    uint64_t v = dd_arg_u64(args, key, fallback);
+    if (v < lo || v > hi)
+        dd_panic("driver argument %s=%lu is outside %u..%u", key, v, lo, hi);
+    return (uint32_t)v;
+}
+
 uint64_t dd_arg_size(const char *args, const char *key, uint64_t fallback)
 {
     return cmdline_get_size(args, key, fallback);

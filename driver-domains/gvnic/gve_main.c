@@ -30,14 +30,6 @@
 
 static struct gve drv;
 
-static uint32_t arg32(const char *args, const char *key, uint32_t def, uint32_t lo, uint32_t hi)
-{
-    uint64_t v = dd_arg_u64(args, key, def);
-    if (v < lo || v > hi)
-        dd_panic("gvnic: %s=%lu is outside %u..%u", key, v, lo, hi);
-    return (uint32_t)v;
-}
-
 void gve_dma(uint64_t size, struct dd_dma *out, const char *what)
 {
     if (!dd_dma_alloc(size, 0, out))
@@ -166,9 +158,9 @@ void domain_main(const char *args)
         memcpy(g->cfg.name, "nic0", 5);
     if (g->cfg.name[0] == '\0')
         dd_panic("gvnic: name= is empty");
-    g->cfg.sessions = arg32(args, "sessions", 4, 1, MOAT_SESSION_SLOTS);
-    g->cfg.spin_ns = arg32(args, "spin_us", DD_SPIN_US_DEFAULT, 0, 1000000) * (uint64_t)1000;
-    g->cfg.wild_qpl = arg32(args, "wild_qpl", 0, 0, 1) != 0;
+    g->cfg.sessions = dd_arg_u32(args, "sessions", 4, 1, MOAT_SESSION_SLOTS);
+    g->cfg.spin_ns = dd_arg_u32(args, "spin_us", DD_SPIN_US_DEFAULT, 0, 1000000) * (uint64_t)1000;
+    g->cfg.wild_qpl = dd_arg_u32(args, "wild_qpl", 0, 0, 1) != 0;
     find_device(g);
     bring_up(g);
 

@@ -36,6 +36,10 @@ void domain_main(const char *args);
 bool dd_arg(const char *args, const char *key, char *out, size_t len);
 /* Decimal or 0x-hex value of key, or fallback when absent or malformed. */
 uint64_t dd_arg_u64(const char *args, const char *key, uint64_t fallback);
+/* dd_arg_u64 bounded to [lo, hi]; a value outside is a panic naming the
+ * key and the range (a domain misconfigured by its operator). */
+uint32_t dd_arg_u32(const char *args, const char *key, uint32_t fallback, uint32_t lo,
+                    uint32_t hi);
 /* Like dd_arg_u64 with an optional K/M/G suffix: size=64M. */
 uint64_t dd_arg_size(const char *args, const char *key, uint64_t fallback);
 

@@ -41,33 +41,25 @@
 
 static struct nvme_drv drv;
 
-static uint32_t arg32(const char *args, const char *key, uint32_t def, uint32_t lo, uint32_t hi)
-{
-    uint64_t v = dd_arg_u64(args, key, def);
-    if (v < lo || v > hi)
-        dd_panic("nvme: %s=%lu is outside %u..%u", key, v, lo, hi);
-    return (uint32_t)v;
-}
-
 static void parse_args(const char *args, struct nvme_cfg *c)
 {
     if (!dd_arg(args, "name", c->name, sizeof c->name))
         memcpy(c->name, "blk0", 5);
     if (c->name[0] == '\0')
         dd_panic("nvme: name= is empty");
-    c->queues = arg32(args, "queues", 2, 1, NVME_IOQ_MAX);
-    c->qd = arg32(args, "qd", 64, 1, 4095);
-    c->max_bytes = (uint64_t)arg32(args, "max_kib", 128, 1, NVME_XFER_MAX >> 10) << 10;
-    c->timeout_ns = arg32(args, "timeout_ms", 5000, 10, 3600000) * MS;
+    c->queues = dd_arg_u32(args, "queues", 2, 1, NVME_IOQ_MAX);
+    c->qd = dd_arg_u32(args, "qd", 64, 1, 4095);
+    c->max_bytes = (uint64_t)dd_arg_u32(args, "max_kib", 128, 1, NVME_XFER_MAX >> 10) << 10;
+    c->timeout_ns = dd_arg_u32(args, "timeout_ms", 5000, 10, 3600000) * MS;
     c->dbbuf = dd_arg_u64(args, "dbbuf", 1) != 0;
     c->coalesce = dd_arg_u64(args, "coalesce", 1) != 0;
-    c->coal_thr = (uint8_t)arg32(args, "coal_thr", 31, 0, 255);
-    c->coal_time = (uint8_t)arg32(args, "coal_time", 1, 0, 255);
+    c->coal_thr = (uint8_t)dd_arg_u32(args, "coal_thr", 31, 0, 255);
+    c->coal_time = (uint8_t)dd_arg_u32(args, "coal_time", 1, 0, 255);
     c->irq_mask = dd_arg_u64(args, "irq_mask", 1) != 0;
     c->zero_copy = dd_arg_u64(args, "zero_copy", 1) != 0;
-    c->spin_ns = arg32(args, "spin_us", DD_SPIN_US_DEFAULT, 0, 1000000) * (uint64_t)1000;
-    c->stats_ns = arg32(args, "stats_s", 10, 0, 86400) * (uint64_t)1000 * MS;
-    c->sessions = arg32(args, "sessions", 4, 1, MOAT_SESSION_SLOTS);
+    c->spin_ns = dd_arg_u32(args, "spin_us", DD_SPIN_US_DEFAULT, 0, 1000000) * (uint64_t)1000;
+    c->stats_ns = dd_arg_u32(args, "stats_s", 10, 0, 86400) * (uint64_t)1000 * MS;
+    c->sessions = dd_arg_u32(args, "sessions", 4, 1, MOAT_SESSION_SLOTS);
 }
 
 /* The first assigned function that is an NVMe I/O controller. */

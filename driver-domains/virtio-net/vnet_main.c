@@ -34,30 +34,22 @@
 
 static struct vnet drv;
 
-static uint32_t arg32(const char *args, const char *key, uint32_t def, uint32_t lo, uint32_t hi)
-{
-    uint64_t v = dd_arg_u64(args, key, def);
-    if (v < lo || v > hi)
-        dd_panic("virtio-net: %s=%lu is outside %u..%u", key, v, lo, hi);
-    return (uint32_t)v;
-}
-
 static void parse_args(const char *args, struct vnet_cfg *c)
 {
     if (!dd_arg(args, "name", c->name, sizeof c->name))
         memcpy(c->name, "nic0", 5);
     if (c->name[0] == '\0')
         dd_panic("virtio-net: name= is empty");
-    c->rx_bufs = arg32(args, "rx_bufs", 256, 1, VNET_BUFS_MAX);
-    c->tx_bufs = arg32(args, "tx_bufs", 256, 1, VNET_BUFS_MAX);
-    c->wants.event_idx = arg32(args, "event_idx", 1, 0, 1) != 0;
-    c->wants.mrg_rxbuf = arg32(args, "mrg_rxbuf", 1, 0, 1) != 0;
-    c->wants.status = arg32(args, "status", 1, 0, 1) != 0;
-    c->sessions = arg32(args, "sessions", 4, 1, MOAT_SESSION_SLOTS);
-    c->spin_ns = arg32(args, "spin_us", DD_SPIN_US_DEFAULT, 0, 1000000) * (uint64_t)1000;
-    c->stats_ns = arg32(args, "stats_s", 0, 0, 86400) * (uint64_t)1000000000;
-    c->wild_rx = arg32(args, "wild_rx", 0, 0, 1) != 0;
-    c->tx_timeout_ns = arg32(args, "tx_timeout_ms", 500, 10, 600000) * (uint64_t)1000000;
+    c->rx_bufs = dd_arg_u32(args, "rx_bufs", 256, 1, VNET_BUFS_MAX);
+    c->tx_bufs = dd_arg_u32(args, "tx_bufs", 256, 1, VNET_BUFS_MAX);
+    c->wants.event_idx = dd_arg_u32(args, "event_idx", 1, 0, 1) != 0;
+    c->wants.mrg_rxbuf = dd_arg_u32(args, "mrg_rxbuf", 1, 0, 1) != 0;
+    c->wants.status = dd_arg_u32(args, "status", 1, 0, 1) != 0;
+    c->sessions = dd_arg_u32(args, "sessions", 4, 1, MOAT_SESSION_SLOTS);
+    c->spin_ns = dd_arg_u32(args, "spin_us", DD_SPIN_US_DEFAULT, 0, 1000000) * (uint64_t)1000;
+    c->stats_ns = dd_arg_u32(args, "stats_s", 0, 0, 86400) * (uint64_t)1000000000;
+    c->wild_rx = dd_arg_u32(args, "wild_rx", 0, 0, 1) != 0;
+    c->tx_timeout_ns = dd_arg_u32(args, "tx_timeout_ms", 500, 10, 600000) * (uint64_t)1000000;
 }
 
 /* ---- finding the function and its transport ---------------------------------- */
