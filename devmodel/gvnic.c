@@ -36,7 +36,6 @@ static void device_reset(struct gvnic *g, bool is_reset)
     g->aq_bytes = 0;
     g->aq_head = g->aq_events = 0;
     g->version_len = 0;
-    g->mtu = g->mtu_max;
 }
 
 /* ---- the admin queue ------------------------------------------------------- */

@@ -13,9 +13,9 @@
  Implemented: reset (PFN 0 or driver RESET) and the admin queue —
  * DESCRIBE_DEVICE (the configured queue format's option, MTU and buffer
  * sizes), CONFIGURE/DECONFIGURE_DEVICE_RESOURCES, REGISTER/UNREGISTER_
- * PAGE_LIST, CREATE/DESTROY_TX/RX_QUEUE, SET_DRIVER_PARAMETER (MTU),
- * REPORT_STATS, REPORT_LINK_SPEED, GET_PTYPE_MAP, VERIFY_DRIVER_
- * COMPATIBILITY — and both data paths: GQI-QPL (gvnic_gqi.c: TX gathered
+ * PAGE_LIST, CREATE/DESTROY_TX/RX_QUEUE, SET_DRIVER_PARAMETER (MTU,
+ * checked), REPORT_STATS (the buffer checked; no report is written),
+ * REPORT_LINK_SPEED, GET_PTYPE_MAP, VERIFY_DRIVER_COMPATIBILITY — and both data paths: GQI-QPL (gvnic_gqi.c: TX gathered
  * from the page list on the doorbell and reported through the queue's
  * event counter, RX into filled slots with the 2-byte pad and sequence
  * numbers, interrupt doorbells with MASK and ACK|EVENT) and DQO-RDA

@@ -144,7 +144,6 @@ static uint32_t configure(struct gvnic *g, const uint8_t *pl)
     }
     pci_dma_unmap(g->f, &m);
     g->configured = true;
-    g->cfg_format = (enum gvnic_queue_format)c.queue_format;
     g->counter_array = counters;
     g->irq_db_addr = irq;
     g->num_counters = nc;
@@ -169,7 +168,6 @@ static uint32_t deconfigure(struct gvnic *g)
     if (any_queue(g))
         return GVNIC_AQ_FAILED_PRECONDITION;        /* destroy the queues first */
     g->configured = false;
-    g->stats_addr = g->stats_len = 0;
     return GVNIC_AQ_PASSED;
 }
 
@@ -388,6 +386,8 @@ static uint32_t destroy_queue(struct gvnic *g, const uint8_t *pl, bool tx)
 
 /* ---- parameters and reports ---------------------------------------------------------------- */
 
+/* The MTU the driver sets is checked, not kept: the switch bounds every
+ * frame at 1514 bytes either way. */
 static uint32_t set_parameter(struct gvnic *g, const uint8_t *pl)
 {
     struct gvnic_aq_set_driver_parameter c;
@@ -395,28 +395,21 @@ static uint32_t set_parameter(struct gvnic *g, const uint8_t *pl)
     if (gvnic_be32(c.parameter_type) != GVNIC_PARAM_MTU)
         return GVNIC_AQ_UNIMPLEMENTED;
     uint64_t mtu = gvnic_be64(c.parameter_value);
-    if (mtu < 68 || mtu > g->mtu_max)
-        return GVNIC_AQ_OUT_OF_RANGE;
-    g->mtu = (uint32_t)mtu;
-    return GVNIC_AQ_PASSED;
+    return mtu < 68 || mtu > g->mtu_max ? GVNIC_AQ_OUT_OF_RANGE : GVNIC_AQ_PASSED;
 }
 
+/* The report buffer is checked; the model writes no report into it (a
+ * driver treats reports as optional). */
 static uint32_t report_stats(struct gvnic *g, const uint8_t *pl)
 {
     struct gvnic_aq_report_stats c;
     memcpy(&c, pl, sizeof c);
     uint64_t len = gvnic_be64(c.stats_report_len), addr = gvnic_be64(c.stats_report_addr);
-    if (!len && !addr) {                            /* detach */
-        g->stats_addr = g->stats_len = 0;
+    if (!len && !addr)                              /* detach */
         return GVNIC_AQ_PASSED;
-    }
     if (len < 8 || len > (1u << 20))
         return GVNIC_AQ_INVALID_ARGUMENT;
-    if (!dma_reachable(g, addr, len, DMA_BIDIR))
-        return GVNIC_AQ_PERMISSION_DENIED;
-    g->stats_addr = addr;
-    g->stats_len = len;
-    return GVNIC_AQ_PASSED;
+    return dma_reachable(g, addr, len, DMA_BIDIR) ? GVNIC_AQ_PASSED : GVNIC_AQ_PERMISSION_DENIED;
 }
 
 static uint32_t link_speed(struct gvnic *g, const uint8_t *pl)
@@ -493,5 +486,4 @@ void gvnic_admin_clear(struct gvnic *g)
     pthread_mutex_unlock(&g->rx_lock);
     g->pages_registered = 0;
     g->configured = false;
-    g->stats_addr = g->stats_len = 0;
 }

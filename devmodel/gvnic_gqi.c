@@ -116,13 +116,9 @@ void gvnic_gqi_tx_run(struct gvnic *g, uint32_t qi)
     if (q->stopped || !qpl || q->head == q->tail)
         return;
     struct dma_mapping m;
-    const uint8_t *ring = pci_dma_map(g->f, q->ring, (uint64_t)q->size * TXD_SIZE,
-                                      DMA_TO_DEVICE, &m);
-    if (!ring) {
-        GSTAT_INC(g, dma_refusals);
-        gvnic_tx_fail(g, q, qi, "its ring is no longer reachable");
+    const uint8_t *ring = gvnic_tx_ring(g, qi, TXD_SIZE, &m);
+    if (!ring)
         return;
-    }
     uint8_t frame[NETBACK_FRAME_MAX];
     uint32_t sent = 0;
     while (q->head != q->tail) {

@@ -86,11 +86,8 @@ struct gvnic {
     uint32_t version_len;
     /* what the driver configured */
     bool configured;
-    enum gvnic_queue_format cfg_format;
     uint64_t counter_array, irq_db_addr;
     uint32_t num_counters, num_irq_dbs, irq_db_stride, msix_base;
-    uint32_t mtu;
-    uint64_t stats_addr, stats_len;
     struct gvnic_qpl qpl[GVNIC_QPL_MAX];
     uint64_t pages_registered;
     struct gvnic_queue txq[GVNIC_QUEUES_MAX], rxq[GVNIC_QUEUES_MAX];
@@ -128,6 +125,10 @@ void gvnic_management(struct gvnic *g);
 
 /* A malformed TX queue: stopped, counted, logged, reset requested. */
 void gvnic_tx_fail(struct gvnic *g, struct gvnic_queue *q, uint32_t qi, const char *why);
+/* TX queue qi's descriptor ring mapped for reading (release with
+ * pci_dma_unmap), or NULL after failing the queue. */
+const uint8_t *gvnic_tx_ring(struct gvnic *g, uint32_t qi, uint32_t desc_size,
+                             struct dma_mapping *m);
 
 /* Data paths (gvnic_gqi.c, gvnic_dqo.c): run TX queue qi up to its tail
  * (g->lock held), and take a received frame. */

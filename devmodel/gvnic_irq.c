@@ -62,6 +62,19 @@ void gvnic_tx_fail(struct gvnic *g, struct gvnic_queue *q, uint32_t qi, const ch
     gvnic_management(g);
 }
 
+const uint8_t *gvnic_tx_ring(struct gvnic *g, uint32_t qi, uint32_t desc_size,
+                             struct dma_mapping *m)
+{
+    struct gvnic_queue *q = &g->txq[qi];
+    const uint8_t *ring = pci_dma_map(g->f, q->ring, (uint64_t)q->size * desc_size,
+                                      DMA_TO_DEVICE, m);
+    if (!ring) {
+        GSTAT_INC(g, dma_refusals);
+        gvnic_tx_fail(g, q, qi, "its ring is no longer reachable");
+    }
+    return ring;
+}
+
 /* Queue doorbells. GQI (big-endian) takes free-running counts: TX the
  * descriptors produced, RX the slots filled. DQO (little-endian) takes
  * ring indices: TX the descriptor ring's tail, RX the buffer queue's. */

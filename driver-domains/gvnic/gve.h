@@ -51,7 +51,7 @@ struct gve {
     uint64_t next_check_ns;
     struct dd_nic *nic;
     struct dd_irq *irq[GVE_BLOCKS + 1];
-    struct { uint64_t tx_frames, rx_frames, rx_bad, sleeps; } st;
+    uint64_t rx_bad, rx_bad_logged;     /* malformed frames dropped */
 };
 
 /* Big-endian register access. */

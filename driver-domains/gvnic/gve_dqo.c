@@ -96,7 +96,6 @@ static bool dqo_tx(void *ctx, const void *frame, uint32_t len)
     memcpy(d + 12, &buf, 2);                    /* completion tag: the buffer */
     memcpy(d + 14, &size, 2);
     g->tx_req++;
-    g->st.tx_frames++;
     return true;
 }
 
@@ -150,7 +149,7 @@ static uint32_t rx_harvest(struct gve *g)
             dd_panic("gvnic: RX completion names buffer %u, only %u were posted", id,
                      g->rx_size - 1u);
         if ((c[1] & 0x04u) || !(c[8] & 0x02u) || len < 14u || len > g->mtu + 14u)
-            g->st.rx_bad++;                     /* error, multi-part, runt or giant */
+            g->rx_bad++;                     /* error, multi-part, runt or giant */
         else
             dd_nic_rx(g->nic, (const uint8_t *)g->rx_qpl.va + (uint64_t)id * 2048, len);
         rx_post(g, id);                         /* the buffer goes back */
@@ -158,7 +157,6 @@ static uint32_t rx_harvest(struct gve *g)
             g->rx_head = 0;
             g->rxc_gen = !g->rxc_gen;
         }
-        g->st.rx_frames++;
         n++;
     }
     if (g->rxb_tail - g->rx_fill >= RX_BATCH) {
@@ -202,7 +200,6 @@ static bool dqo_idle(void *ctx)
     for (unsigned b = 0; b < GVE_BLOCKS; b++)
         gve_db_write(g, g->irq_db[b], ITR_REARM);
     g->irqs_armed = true;
-    g->st.sleeps++;
     const uint8_t *rc = (const uint8_t *)g->rx_desc.va + (uint64_t)g->rx_head * 32;
     const uint8_t *tc = (const uint8_t *)g->tx_comp.va + (uint64_t)g->txc_head * 8;
     uint16_t lw = __atomic_load_n((const uint16_t *)(const void *)(rc + 4), __ATOMIC_ACQUIRE);

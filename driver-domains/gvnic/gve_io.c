@@ -111,7 +111,6 @@ static bool gqi_tx(void *ctx, const void *frame, uint32_t len)
     memcpy(d + 6, &be_len, 2);                  /* the whole frame in this segment */
     memcpy(d + 8, &be_off, 8);
     g->tx_req++;
-    g->st.tx_frames++;
     return true;
 }
 
@@ -149,12 +148,11 @@ static uint32_t rx_harvest(struct gve *g)
         const uint8_t *frame = (const uint8_t *)g->rx_qpl.va +
                                (uint64_t)(g->rx_head % g->rx_size) * 4096 + GVE_RX_PAD;
         if (len < GVE_RX_PAD + 14u || len > GVE_RX_PAD + g->mtu + 14u || (fs & 0x2000u))
-            g->st.rx_bad++;                     /* runt, giant, or a multi-part frame */
+            g->rx_bad++;                     /* runt, giant, or a multi-part frame */
         else
             dd_nic_rx(g->nic, frame, len - GVE_RX_PAD);
         g->rx_seq = (uint8_t)(g->rx_seq % 7u + 1u);
         g->rx_head++;
-        g->st.rx_frames++;
         n++;
     }
     /* Slots back to the device in batches (each doorbell is an exit). */
@@ -171,6 +169,10 @@ void gve_check_device(struct gve *g)
     if (s & GVNIC_DEV_RESET_REQUEST)
         dd_panic("gvnic: the device asks for a reset (status 0x%x); stopping the domain for "
                  "the supervisor to restart it", s);
+    if (g->rx_bad != g->rx_bad_logged) {
+        dd_log("gvnic: %lu malformed frames from the device dropped so far", g->rx_bad);
+        g->rx_bad_logged = g->rx_bad;
+    }
     bool up = (s & GVNIC_DEV_LINK_UP) != 0;
     if (up != g->link_up) {
         g->link_up = up;
@@ -221,7 +223,6 @@ static bool gqi_idle(void *ctx)
     for (unsigned b = 0; b < GVE_BLOCKS; b++)
         db_write(g, g->irq_db[b], GVNIC_IRQ_ACK | GVNIC_IRQ_EVENT);
     g->irqs_armed = true;
-    g->st.sleeps++;
     const uint8_t *d = (const uint8_t *)g->rx_desc.va + (uint64_t)(g->rx_head % g->rx_size) * 64;
     uint16_t fs = gvnic_be16(__atomic_load_n((const uint16_t *)(const void *)(d + 62),
                                              __ATOMIC_ACQUIRE));

@@ -513,6 +513,18 @@ static void data_up(void)
     }
 }
 
+/* The device's MAC, as DESCRIBE_DEVICE reports it. */
+static void device_mac(uint8_t mac[6])
+{
+    struct gvnic_aq_describe d = { .descriptor_addr = gvnic_be64(BUF + 0x9000),
+                                   .descriptor_version = gvnic_be32(1),
+                                   .available_length = gvnic_be32(4096) };
+    cr_assert_eq(CMD(GVNIC_AQ_DESCRIBE_DEVICE, d), GVNIC_AQ_PASSED);
+    struct gvnic_device_descriptor dd;
+    memcpy(&dd, at(BUF + 0x9000), sizeof dd);
+    memcpy(mac, dd.mac, 6);
+}
+
 static void db(uint32_t index, uint32_t v)
 {
     uint64_t raw = gvnic_be32(v);
@@ -627,13 +639,7 @@ Test(gvnic_gqi, receive_fills_slots_with_pad_and_sequence_numbers, .init = setup
     uint8_t frame[1514];
     make_frame(frame, sizeof frame, 9);
     uint8_t mac[6];
-    struct gvnic_device_descriptor dd;
-    struct gvnic_aq_describe d = { .descriptor_addr = gvnic_be64(BUF + 0x9000),
-                                   .descriptor_version = gvnic_be32(1),
-                                   .available_length = gvnic_be32(4096) };
-    cr_assert_eq(CMD(GVNIC_AQ_DESCRIBE_DEVICE, d), GVNIC_AQ_PASSED);
-    memcpy(&dd, at(BUF + 0x9000), sizeof dd);
-    memcpy(mac, dd.mac, 6);
+    device_mac(mac);
     memcpy(frame, mac, 6);
     netback_send(t.peer, frame, 100);
     cr_assert_eq(stats().rx_no_buffer, 1, "a frame landed with no slot filled");
@@ -756,13 +762,7 @@ Test(gvnic_dqo, receive_fills_posted_buffers_and_interrupts_once_per_arming, .fi
     dqo_up();
     uint32_t rxdb = queue_db(BUF + 0xD000);
     uint8_t mac[6];
-    struct gvnic_device_descriptor dd;
-    struct gvnic_aq_describe d = { .descriptor_addr = gvnic_be64(BUF + 0x9000),
-                                   .descriptor_version = gvnic_be32(1),
-                                   .available_length = gvnic_be32(4096) };
-    cr_assert_eq(CMD(GVNIC_AQ_DESCRIBE_DEVICE, d), GVNIC_AQ_PASSED);
-    memcpy(&dd, at(BUF + 0x9000), sizeof dd);
-    memcpy(mac, dd.mac, 6);
+    device_mac(mac);
     for (uint16_t i = 0; i < 4; i++) {             /* buffers 100..103 */
         uint8_t *b = at(DQ_RXB) + i * 32;
         memset(b, 0, 32);
