@@ -55,6 +55,9 @@
     X(dma_refusals)             /* command buffers the broker refused */             \
     X(resets)                   /* device resets (PFN 0, driver RESET) */            \
     X(pages_registered)         /* QPL pages registered now */                       \
+    X(queues_destroyed)         /* DESTROY_TX/RX_QUEUE that passed */                \
+    X(page_lists_unregistered)  /* UNREGISTER_PAGE_LIST that passed */               \
+    X(deconfigured)             /* DECONFIGURE_DEVICE_RESOURCES that passed */       \
     X(tx_frames) X(rx_frames)                                                         \
     X(tx_bad)                   /* malformed TX descriptors: the device then asks */  \
                                 /* the driver for a reset */                          \

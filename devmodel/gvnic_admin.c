@@ -168,6 +168,7 @@ static uint32_t deconfigure(struct gvnic *g)
     if (any_queue(g))
         return GVNIC_AQ_FAILED_PRECONDITION;        /* destroy the queues first */
     g->configured = false;
+    GSTAT_INC(g, deconfigured);
     return GVNIC_AQ_PASSED;
 }
 
@@ -246,6 +247,7 @@ static uint32_t unregister_qpl(struct gvnic *g, const uint8_t *pl)
     free(q->pages);
     *q = (struct gvnic_qpl){ .owner = -1 };
     pthread_mutex_unlock(&g->rx_lock);
+    GSTAT_INC(g, page_lists_unregistered);
     return GVNIC_AQ_PASSED;
 }
 
@@ -381,6 +383,7 @@ static uint32_t destroy_queue(struct gvnic *g, const uint8_t *pl, bool tx)
     pthread_mutex_lock(&g->rx_lock);
     *qu = (struct gvnic_queue){ 0 };
     pthread_mutex_unlock(&g->rx_lock);
+    GSTAT_INC(g, queues_destroyed);
     return GVNIC_AQ_PASSED;
 }
 

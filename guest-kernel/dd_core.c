@@ -6,6 +6,7 @@
 #include "gk/panic.h"
 #include "gk/platform.h"
 #include "gk/runtime.h"
+#include "gk/stop.h"
 #include "gk/sys.h"
 #include "gk/timer.h"
 
@@ -23,6 +24,7 @@ void dd_boot_mark(enum moat_boot_mark step) { platform_boot_mark(step); }
 void dd_ready(void)
 {
     platform_boot_mark(MOAT_BOOT_CAPS);
+    gk_stop_watch();            /* bring-up is over: a stop may come now */
     sys_ready();
 }
 

@@ -139,6 +139,11 @@ static void answer_info(struct gsession *s, const struct dd_nic *nic, uint64_t t
     serve_stage(s, tag, MOAT_ST_OK, (uint32_t)sizeof *st);
 }
 
+bool nic_send_waiting(struct gsession *s)
+{
+    return drain_txq(s, nic_of(s));
+}
+
 bool nic_take_requests(struct gsession *s)
 {
     struct dd_nic *nic = nic_of(s);

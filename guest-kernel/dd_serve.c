@@ -34,6 +34,7 @@ static struct gsession ses[MOAT_SESSION_SLOTS];
 static struct req_impl pool[REQ_POOL];
 static uint32_t free_head = REQ_POOL, pool_ready;
 static uint64_t table_seen;
+static bool draining;           /* orderly stop: take nothing new */
 static struct dd_serve_stats st;
 
 void *dd_mem_alloc(uint64_t size)
@@ -353,9 +354,11 @@ static bool serve_poll(void *ctx)
         /* Completions the driver staged since the last pass (Nic frames
          * received) go out with this pass's. */
         work |= s->staged != 0;
-        if (!s->closing && !s->broken)
-            work |= serve_caps[s->cap].kind == MOAT_CAP_NIC ? nic_take_requests(s)
-                                                            : blk_take_requests(s);
+        bool nic = serve_caps[s->cap].kind == MOAT_CAP_NIC;
+        if (!s->closing && !s->broken && !draining)
+            work |= nic ? nic_take_requests(s) : blk_take_requests(s);
+        else if (!s->closing && !s->broken && nic)
+            work |= nic_send_waiting(s);
         flush_completions(s);
         if (s->closing && s->owed == 0) {
             release(s);
@@ -366,6 +369,20 @@ static bool serve_poll(void *ctx)
     return work;
 }
 
+void serve_drain_start(void) { draining = true; }
+
+unsigned serve_in_flight(void)
+{
+    unsigned n = 0;
+    for (uint32_t i = 0; i < MOAT_SESSION_SLOTS; i++) {
+        const struct gsession *s = &ses[i];
+        if (!s->active || s->broken)
+            continue;
+        n += serve_caps[s->cap].kind == MOAT_CAP_NIC ? s->nic.txq_n : s->owed;
+    }
+    return n;
+}
+
 /* The domain is going to sleep: ask every client for a kick at its next
  * request, then look once more. */
 static bool serve_idle(void *ctx)
@@ -373,7 +390,8 @@ static bool serve_idle(void *ctx)
     (void)ctx;
     bool work = false;
     for (uint32_t i = 0; i < MOAT_SESSION_SLOTS; i++)
-        if (ses[i].active && !ses[i].closing && !ses[i].broken && !moat_ring_arm(&ses[i].sq))
+        if (ses[i].active && !ses[i].closing && !ses[i].broken && !draining &&
+            !moat_ring_arm(&ses[i].sq))
             work = true;
     return work;
 }

@@ -81,8 +81,16 @@ static inline bool serve_live(const struct gsession *s, uint32_t cap)
     return s->active && !s->closing && !s->broken && s->cap == cap;
 }
 
+/* Orderly stop (gk/stop.h): from now on sessions take no new requests;
+ * what was taken is still answered (Nic frames waiting for the driver are
+ * still sent). In flight: block requests owed and Nic frames not yet sent
+ * (posted receive buffers are not counted: they wait for traffic). */
+void serve_drain_start(void);
+unsigned serve_in_flight(void);
+
 /* dd_nic.c: the Nic protocol's part of the pass. */
 bool nic_take_requests(struct gsession *s);     /* true when it did work */
+bool nic_send_waiting(struct gsession *s);      /* frames the driver had no room for */
 void nic_session_open(struct gsession *s);
 void nic_session_closing(struct gsession *s);   /* cancel posted buffers */
 void nic_pass_end(void);                        /* flush TX batches */

@@ -3,6 +3,7 @@
 #include "gk/fault_inject.h"
 #include "gk/platform.h"
 #include "gk/runtime.h"
+#include "gk/stop.h"
 #include "gk/sys.h"
 #include "gk/timer.h"
 #include "gk/trap.h"
@@ -45,6 +46,7 @@ void gk_run_once(void)
         platform_heartbeat();
     }
     bool work = gk_fault_poll();   /* an injected fault hits mid-work */
+    work |= gk_stop_poll();
     work |= gk_event_dispatch();
     for (unsigned i = 0; i < n_pollers; i++)
         work |= pollers[i].fn(pollers[i].ctx);
@@ -71,6 +73,7 @@ void gk_run_once(void)
 
 _Noreturn void gk_run(void)
 {
+    gk_stop_watch();
     for (;;)
         gk_run_once();
 }

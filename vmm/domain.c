@@ -152,13 +152,50 @@ void domain_kill(struct domain *d, const struct crash_info *why)
     pthread_mutex_unlock(&d->sup->lock);
 }
 
+/* Caller holds sup->lock, d is READY with its VM live: ask the guest for
+ * an orderly stop if its run loop says it honours one. */
+static bool ask_orderly_stop(struct domain *d)
+{
+    struct moat_platform_page *pp = (struct moat_platform_page *)(d->vm.ram +
+                                                                  MOAT_GPA_PLATFORM_PAGE);
+    uint32_t flags = __atomic_load_n(&pp->guest_flags, __ATOMIC_ACQUIRE);  /* a hint */
+    if (!(flags & MOAT_GUEST_F_ORDERLY_STOP))
+        return false;
+    __atomic_store_n(&pp->stop_req, 1u, __ATOMIC_RELEASE);
+    if (d->session_vector)      /* a sleeping guest wakes now, else at its next tick */
+        vm_signal_msi(&d->vm, d->session_vector);
+    d->stop_deadline_ns = monotonic_ns() + (uint64_t)DOMAIN_STOP_GRACE_MS * 1000000u;
+    log_info(d->cfg.name, "orderly stop asked of the driver (forced after %u ms)",
+             DOMAIN_STOP_GRACE_MS);
+    return true;
+}
+
+bool domain_stop_pending(const struct domain *d)
+{
+    return d->stop_deadline_ns && running_locked(d);
+}
+
+bool domain_stop_overdue(struct domain *d, uint64_t now)
+{
+    if (!domain_stop_pending(d) || now < d->stop_deadline_ns)
+        return false;
+    log_error(d->cfg.name, "did not finish its orderly stop within %u ms: stopping it by force",
+              DOMAIN_STOP_GRACE_MS);
+    DSTAT_INC(d, forced_stops);
+    domain_end_post(d, DOMAIN_STOPPED, NULL, 0);
+    return true;
+}
+
 void domain_request_stop(struct domain *d)
 {
     pthread_mutex_lock(&d->sup->lock);
     d->want_down = true;
     if (d->state == DOMAIN_CREATED && !atomic_load(&d->thread_started))
         set_state(d, DOMAIN_STOPPED);
-    else if (running_locked(d))
+    else if (domain_stop_pending(d))
+        ;                       /* already asked; the watchdog holds the deadline */
+    else if (running_locked(d) &&
+             !(d->state == DOMAIN_READY && d->vm_live && ask_orderly_stop(d)))
         domain_end_post(d, DOMAIN_STOPPED, NULL, 0);
     if (d->restarting) {
         d->restarting = false;      /* the domain thread parks instead */
@@ -660,8 +697,17 @@ static void finish_incarnation(struct domain *d, bool built, const char *build_e
             log_error(d->cfg.name, "could not start: %s", build_err);
     } else {
         d->exit_code = code;
-        log_info(d->cfg.name, "stopped (exit code %u)", code);
+        if (d->stop_deadline_ns && t_detect < d->stop_deadline_ns) {
+            DSTAT_INC(d, orderly_stops);
+            log_info(d->cfg.name, "stopped (exit code %u) in an orderly way, %.1f ms after "
+                     "the request", code,
+                     (double)(t_detect - (d->stop_deadline_ns -
+                                          (uint64_t)DOMAIN_STOP_GRACE_MS * 1000000u)) / 1e6);
+        } else {
+            log_info(d->cfg.name, "stopped (exit code %u)", code);
+        }
     }
+    d->stop_deadline_ns = 0;
     set_state(d, st);
     record_cause(d, t_detect);
     decide_restart(d);

@@ -75,6 +75,8 @@ struct domain_stats {
     uint64_t sessions_total;        /* cap sessions ever opened on it */
     uint64_t client_reports;        /* protocol violations clients reported */
     uint64_t yields;                /* YIELD hints: the idle domain gave way */
+    uint64_t orderly_stops;         /* stops the guest finished itself */
+    uint64_t forced_stops;          /* orderly stops it did not finish in time */
 };
 
 #define DOMAIN_CAUSES 4           /* recent ends remembered for status */
@@ -113,6 +115,8 @@ struct domain {
     bool restarting;                /* a new incarnation is decided, not begun */
     uint64_t restart_at_ns;         /* when (restarting) */
     bool want_down;                 /* operator stop: no automatic restart */
+    uint64_t stop_deadline_ns;      /* orderly stop asked of the guest: forced
+                                     * after this (0: none asked) */
     enum domain_cmd cmd;            /* for the domain thread */
     bool breaker_open;
     char breaker_reason[160];
@@ -178,10 +182,21 @@ void domain_kill(struct domain *d, const struct crash_info *why);
  * (it is its vCPU or one of its device workers). */
 void domain_end_post(struct domain *d, enum domain_state st, const struct crash_info *why,
                      uint32_t code);
-/* Operator stop (takes sup->lock): the domain ends STOPPED with code 0 and
- * is not restarted automatically; a pending automatic restart is
- * cancelled. */
+/* Operator stop (takes sup->lock): the domain ends STOPPED and is not
+ * restarted automatically; a pending automatic restart is cancelled. A
+ * READY domain whose run loop honours stop requests (its guest says so in
+ * the platform page) is asked for an orderly stop first: it drains its
+ * sessions, its driver tears the device down, and it exits; the watchdog
+ * forces the stop DOMAIN_STOP_GRACE_MS later if it has not (a hostile
+ * guest gains nothing by ignoring it). Any other domain is stopped at
+ * once. The device is quiesced and the windows scrubbed either way. */
+#define DOMAIN_STOP_GRACE_MS 2000u
 void domain_request_stop(struct domain *d);
+/* Watchdog (sup->lock held): has d's orderly stop outlived its grace
+ * time? Then the stop is forced (logged) and true is returned. */
+bool domain_stop_overdue(struct domain *d, uint64_t now);
+/* sup->lock held: is an orderly stop of d under way? */
+bool domain_stop_pending(const struct domain *d);
 /* Operator restart: end the running incarnation (if any), close the
  * breaker, forget the restart budget, and wait (up to 10 s) until a new
  * incarnation was built. Caller holds no lock. False + err on failure. */

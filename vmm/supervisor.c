@@ -86,6 +86,8 @@ static void *watchdog_thread(void *arg)
         for (size_t i = 0; i < s->n_domains; i++) {
             struct domain *d = s->domains[i];
             struct crash_info why;
+            if (domain_stop_overdue(d, now))
+                continue;
             if (domain_watchdog_check(d, now, &why)) {
                 pthread_mutex_unlock(&s->lock);
                 domain_kill(d, &why);
@@ -221,10 +223,28 @@ void supervisor_interrupt(struct supervisor *s)
     pthread_mutex_unlock(&s->lock);
 }
 
+/* sup->lock held: is some domain still finishing an orderly stop? */
+static bool stops_pending(const struct supervisor *s)
+{
+    for (size_t i = 0; i < s->n_domains; i++)
+        if (domain_stop_pending(s->domains[i]))
+            return true;
+    return false;
+}
+
 void supervisor_stop_all(struct supervisor *s)
 {
     for (size_t i = 0; i < s->n_domains; i++)
         domain_request_stop(s->domains[i]);
+    /* Orderly stops end by themselves or by the watchdog's force: wait for
+     * them (every state change broadcasts), with a backstop in case the
+     * watchdog is gone. Then the joins stop whatever is left at once. */
+    pthread_mutex_lock(&s->lock);
+    struct timespec dl = deadline_after_ms(DOMAIN_STOP_GRACE_MS + 1000u);
+    while (stops_pending(s))
+        if (pthread_cond_timedwait(&s->changed, &s->lock, &dl) == ETIMEDOUT)
+            break;
+    pthread_mutex_unlock(&s->lock);
     for (size_t i = 0; i < s->n_domains; i++)
         domain_join(s->domains[i]);
 }

@@ -67,6 +67,8 @@ static inline void gve_wr(const struct gve *g, uint64_t off, uint32_t v)
 /* gve_adminq.c: reset the device (driver-status handshake), then set up
  * the admin queue by base/length. Panics when the device does not obey. */
 void gve_adminq_start(struct gve *g);
+/* Reset the device, which releases the admin queue (orderly stop). */
+void gve_adminq_release(struct gve *g);
 /* Run one command (payload of len bytes); returns its status. */
 uint32_t gve_adminq_run(struct gve *g, uint32_t opcode, const void *payload, uint32_t len);
 /* The same, panicking with what on anything but PASSED. */

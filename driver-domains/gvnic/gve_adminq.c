@@ -27,6 +27,12 @@ void gve_adminq_start(struct gve *g)
     g->aq_prod = 0;
 }
 
+void gve_adminq_release(struct gve *g)
+{
+    gve_wr(g, GVNIC_REG_DRIVER_STATUS, GVNIC_DRV_RESET);
+    wait_status(g, GVNIC_DEV_IS_RESET, "admin queue release");
+}
+
 uint32_t gve_adminq_run(struct gve *g, uint32_t opcode, const void *payload, uint32_t len)
 {
     if (len > GVNIC_AQ_PAYLOAD_MAX)

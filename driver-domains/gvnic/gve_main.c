@@ -10,7 +10,8 @@
  * and RX, quiet while the domain polls), then the format's queues: one TX
  * and one RX queue (GQI-QPL: a page list each), every RX buffer given.
  * A device that asks for a reset (or stops answering) fail-stops the
- * domain; the supervisor restarts it with a freshly reset device.
+ * domain; the supervisor restarts it with a freshly reset device. An
+ * orderly stop (moatctl stop) undoes bring-up in reverse (teardown).
  *
  * args (all optional):
  *   name=CAP       cap suffix (default nic0)
@@ -151,6 +152,34 @@ static void bring_up(struct gve *g)
     dd_boot_mark(MOAT_BOOT_QUEUES);
 }
 
+/* Orderly stop (dd_stop_hook): sessions are drained; let the device send
+ * what is in its TX ring (bounded), then undo bring-up in reverse, as the
+ * device expects: destroy the queues, unregister the page lists (GQI),
+ * deconfigure the resources, release the admin queue (a reset). Any
+ * failure is a panic: moat quiesces the device either way. */
+static void teardown(void *ctx)
+{
+    struct gve *g = ctx;
+    uint64_t deadline = dd_now_ns() + GVE_TIMEOUT_NS;
+    while (g->tx_done != g->tx_req && dd_now_ns() < deadline)
+        dd_run_once();
+    uint32_t unsent = g->tx_req - g->tx_done;
+    g->live = false;                    /* the pollers leave the device alone */
+    struct gvnic_aq_destroy_queue q = { .queue_id = 0 };
+    gve_adminq_ok(g, GVNIC_AQ_DESTROY_TX_QUEUE, &q, sizeof q, "DESTROY_TX_QUEUE");
+    gve_adminq_ok(g, GVNIC_AQ_DESTROY_RX_QUEUE, &q, sizeof q, "DESTROY_RX_QUEUE");
+    for (uint32_t id = 0; !g->dqo && id < 2; id++) {
+        struct gvnic_aq_unregister_page_list u = { .page_list_id = gvnic_be32(id) };
+        gve_adminq_ok(g, GVNIC_AQ_UNREGISTER_PAGE_LIST, &u, sizeof u, "UNREGISTER_PAGE_LIST");
+    }
+    gve_adminq_ok(g, GVNIC_AQ_DECONFIGURE_DEVICE_RESOURCES, &q, 0,
+                  "DECONFIGURE_DEVICE_RESOURCES");
+    gve_adminq_release(g);
+    dd_log("gvnic: torn down (queues destroyed%s, resources deconfigured, admin queue "
+           "released; %u frame%s left unsent)", g->dqo ? "" : ", page lists unregistered",
+           unsent, unsent == 1 ? "" : "s");
+}
+
 void domain_main(const char *args)
 {
     struct gve *g = &drv;
@@ -181,6 +210,7 @@ void domain_main(const char *args)
            "%u TX buffers, link %s, serving %s", path(g)->name, g->mtu, m[0], m[1], m[2], m[3],
            m[4], m[5],
            g->tx_size, g->rx_size, g->tx_bufs, g->link_up ? "up" : "down", g->cfg.name);
+    dd_stop_hook(teardown, g);
     dd_ready();
     dd_run();
 }

@@ -274,6 +274,16 @@ _Noreturn void dd_panic(const char *fmt, ...) __attribute__((format(printf, 1, 2
 /* Orderly stop with code (0 = success; the restart policy counts any
  * other code as a failure). */
 _Noreturn void dd_exit(uint32_t code);
+/* When moat asks the domain to stop (moatctl stop, moat shutting down)
+ * while it is in dd_run, sessions take no new requests, the loop runs
+ * until the requests in flight are answered, then fn runs once: tear the
+ * device down the way its specification asks (it may run the loop, e.g.
+ * dd_irq_wait; sessions take nothing new) and return. The domain then
+ * exits with code 0; without a hook it just exits. moat forces the stop
+ * if the domain has not exited within its grace time, and quiesces the
+ * device either way: fn is courtesy to the device, never what isolation
+ * relies on. */
+void dd_stop_hook(void (*fn)(void *ctx), void *ctx);
 
 /* ---- injected faults ---------------------------------------------------------- */
 

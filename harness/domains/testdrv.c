@@ -21,12 +21,16 @@
  *                 read back unchanged).
  *   foreign=IOVA  see above
  *   serve=1      announce ready and serve (heartbeat) until stopped
+ *   stop=ignore  (with serve=1) a stop hook that never returns: the run
+ *                loop keeps beating, so only moat's stop grace time ends
+ *                the domain
  *
  * Lines it prints (tests look for them):
  *   testdrv: N copies verified in T us
  *   testdrv: hostile KIND refused with error 0xE
  *   testdrv: private canary intact
  *   testdrv: done
+ *   testdrv: orderly stop (from its stop hook)
  */
 #include "dd.h"
 #include "moat/pci_regs.h"
@@ -37,6 +41,20 @@
 /* The go flag the host sets (through the broker) in the last page of
  * window 0 before a revoked-window copy. */
 #define GO_MAGIC  0x60606060u
+
+static void stop_hook(void *ctx)
+{
+    (void)ctx;
+    dd_log("testdrv: orderly stop");
+}
+
+static void stop_ignore(void *ctx)
+{
+    (void)ctx;
+    dd_log("testdrv: ignoring the stop request");
+    for (;;)
+        dd_run_once();
+}
 
 static struct dd_dev *dev;
 static struct dd_bar *regs;
@@ -202,6 +220,10 @@ void domain_main(const char *args)
     run_copies(dd_arg_u64(args, "copies", 10000), &a, &b);
     run_hostile(args, &a, &b);
     dd_log("testdrv: done");
-    if (dd_arg_u64(args, "serve", 0))
+    if (dd_arg_u64(args, "serve", 0)) {
+        char stop[16] = "";
+        dd_arg(args, "stop", stop, sizeof stop);
+        dd_stop_hook(strcmp(stop, "ignore") ? stop_hook : stop_ignore, NULL);
         dd_run();
+    }
 }

@@ -43,10 +43,8 @@ static struct domain *add(const char *name, const char *spec_extra, const char *
 
 static char *log_of(const struct domain *d)
 {
-    char path[PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/%s.log", sup.log_dir, d->cfg.name);
-    char *s = tu_slurp(path);
-    cr_assert_not_null(s, "cannot read %s", path);
+    char *s = tu_domain_log(&sup, d);
+    cr_assert_not_null(s, "cannot read %s's log in %s", d->cfg.name, sup.log_dir);
     return s;
 }
 

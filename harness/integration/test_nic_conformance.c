@@ -399,9 +399,10 @@ static bool dhcp_matches(const uint8_t *f, size_t len, void *arg)
     return netpkt_dhcp_reply(f, len, m->mac, m->xid, &m->r);
 }
 
-Test(nic_conformance, dhcp_with_the_gateway, .init = start, .fini = finish, .timeout = 120)
+/* A lease from the gateway by hand, then moat-netdemo's whole exchange. */
+static void dhcp_with_the_gateway_over(const struct nic_kind *k, const char *dev)
 {
-    boot_nic("nica", MAC_A, "legacy=1:qsize=4096", "");
+    boot_nic_as(k, "nica", MAC_A, dev, "");
     struct conn a = nic_open("nica");
     uint8_t f[1514];
     uint32_t len;
@@ -437,6 +438,17 @@ Test(nic_conformance, dhcp_with_the_gateway, .init = start, .fini = finish, .tim
     int status = pclose(p);
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "moat-netdemo failed:\n%s", out);
     cr_assert_not_null(strstr(out, "ping: 3/3 answered"), "moat-netdemo output:\n%s", out);
+}
+
+Test(nic_conformance, dhcp_with_the_gateway, .init = start, .fini = finish, .timeout = 120)
+{
+    dhcp_with_the_gateway_over(&VNET, "legacy=1:qsize=4096");
+}
+
+Test(nic_conformance, dhcp_with_the_gateway_over_gvnic, .init = start, .fini = finish,
+     .timeout = 120)
+{
+    dhcp_with_the_gateway_over(&GVNIC, "");
 }
 
 /* ---- pcap ------------------------------------------------------------------------------ */
@@ -537,11 +549,42 @@ Test(nic_conformance, link_changes_reach_the_cap_legacy, .init = start, .fini = 
 
 /* ---- restart ---------------------------------------------------------------------------- */
 
-static uint64_t gvnic_pages(struct domain *d)
+static struct gvnic_stats gvnic_of(struct domain *d)
 {
     struct gvnic_stats gs;
-    cr_assert(gvnic_stats_get(d->pci.slot[1], &gs), "nica's device is not a gVNIC");
-    return gs.pages_registered;
+    cr_assert(gvnic_stats_get(d->pci.slot[1], &gs), "%s's device is not a gVNIC", d->cfg.name);
+    return gs;
+}
+
+static uint64_t gvnic_pages(struct domain *d) { return gvnic_of(d).pages_registered; }
+
+/* Stop d and check the driver undid its bring-up itself, in the device's
+ * own commands (lists: the page lists it registered), before moat
+ * quiesced the device; nothing is left registered. */
+static void orderly_stop_of_gvnic(struct domain *d, uint64_t lists)
+{
+    struct gvnic_stats before = gvnic_of(d);
+    uint64_t orderly = DSTAT_GET(d, orderly_stops);
+    domain_request_stop(d);
+    cr_assert(supervisor_wait(&sup, d, DOMAIN_TERMINAL, BOOT_MS), "%s did not stop", d->cfg.name);
+    cr_assert_eq(tu_state(&sup, d), DOMAIN_STOPPED, "%s ended %s", d->cfg.name,
+                 domain_state_name(tu_state(&sup, d)));
+    cr_assert_eq(DSTAT_GET(d, orderly_stops), orderly + 1,
+                 "the stop was not orderly (forced stops: %lu)",
+                 (unsigned long)DSTAT_GET(d, forced_stops));
+    struct gvnic_stats after = gvnic_of(d);
+    cr_assert_eq(after.queues_destroyed - before.queues_destroyed, 2,
+                 "the driver destroyed %lu queues, it created 2",
+                 (unsigned long)(after.queues_destroyed - before.queues_destroyed));
+    cr_assert_eq(after.page_lists_unregistered - before.page_lists_unregistered, lists,
+                 "the driver unregistered %lu page lists, it registered %lu",
+                 (unsigned long)(after.page_lists_unregistered - before.page_lists_unregistered),
+                 (unsigned long)lists);
+    cr_assert_eq(after.deconfigured - before.deconfigured, 1, "resources not deconfigured");
+    cr_assert_eq(after.aq_failed, before.aq_failed, "a teardown command failed");
+    cr_assert_eq(after.resets - before.resets, 1, "the admin queue was not released (resets %lu)",
+                 (unsigned long)(after.resets - before.resets));
+    cr_assert_eq(after.pages_registered, 0, "page lists left registered after the stop");
 }
 
 /* A gVNIC domain killed mid-traffic: its device is quiesced (nothing it
@@ -581,14 +624,48 @@ Test(nic_conformance, gvnic_crash_and_stop_leave_nothing_registered, .init = sta
     cr_assert_geq(moat_nic_recv(a.s, &none, 0, 0), 0, "post buffers after the recovery");
     cr_assert_eq(gvnic_pages(da), one, "%lu pages registered after the restart, one incarnation "
                  "registers %lu", (unsigned long)gvnic_pages(da), (unsigned long)one);
+    struct gvnic_stats gs = gvnic_of(da);
+    cr_assert(gs.queues_destroyed == 0 && gs.page_lists_unregistered == 0 && gs.deconfigured == 0,
+              "a killed driver cannot have torn its device down; the quiesce must have done it");
     struct stream again = { &a, &b, MAC_B, MAC_A, 0, 0, 200, len_sweep, mono_ns() + 30000000000ull };
     while (stream_step(&again, 10)) {
     }
     nic_close(&a);
     nic_close(&b);
-    domain_request_stop(da);
-    cr_assert(supervisor_wait(&sup, da, DOMAIN_TERMINAL, BOOT_MS), "nica did not stop");
-    cr_assert_eq(gvnic_pages(da), 0, "page lists left registered after the domain stopped");
+    orderly_stop_of_gvnic(da, 2);
+}
+
+/* An orderly stop in the middle of traffic (sessions open, frames on
+ * their way): the sessions drain, the driver tears the device down in
+ * the device's own commands, and the domain ends STOPPED by itself; the
+ * client then learns the cap is down for good. */
+Test(nic_conformance, gvnic_orderly_stop_mid_traffic, .init = start, .fini = finish,
+     .timeout = 180)
+{
+    static const struct { const char *dev; uint64_t lists; } fmt[2] = {
+        { "format=gqi-qpl:mtu=1500", 2 }, { "format=dqo-rda:mtu=1500", 0 } };
+    for (int i = 0; i < 2; i++) {
+        const char *name = i ? "gv1" : "gv0";
+        struct domain *d = boot_nic_as(&GVNIC, name, MAC_A, fmt[i].dev, "");
+        struct domain *v = boot_nic(i ? "vb1" : "vb0", MAC_B, "", "");
+        struct conn a = nic_open(name), b = nic_open(i ? "vb1" : "vb0");
+        struct stream ab = { &a, &b, MAC_B, MAC_A, 0, 0, 2000, len_sweep,
+                             mono_ns() + 30000000000ull };
+        for (int k = 0; k < 20 && stream_step(&ab, 10); k++) {
+        }
+        orderly_stop_of_gvnic(d, fmt[i].lists);
+        uint8_t fr[64];
+        make_frame(fr, sizeof fr, MAC_B, MAC_A, 0);
+        int r = 0;
+        for (int k = 0; k < 100 && r >= 0; k++)
+            r = moat_nic_send(a.s, &(struct moat_frame){ fr, sizeof fr }, 1);
+        cr_assert_eq(r, -MOAT_EDOWN, "a send after the stop: %s", moat_strerror(r));
+        nic_close(&a);
+        nic_close(&b);
+        domain_request_stop(v);
+        cr_assert(supervisor_wait(&sup, v, DOMAIN_TERMINAL, BOOT_MS), "%s did not stop",
+                  v->cfg.name);
+    }
 }
 
 /* A hostile gVNIC driver names private RAM in a page list. Under the

@@ -246,6 +246,44 @@ Test(supervision, an_operator_stop_is_not_followed_by_a_restart, .init = kvm_sta
     cr_assert_eq(d->auto_restarts, 0, "an operator stop was followed by an automatic restart");
 }
 
+/* A serving domain asked to stop finishes by itself: its stop hook runs,
+ * it exits 0 and the stop counts as orderly. One whose hook never returns
+ * (it keeps beating, so the heartbeat watchdog has nothing to say) is
+ * stopped by force once the grace time is up, and ends STOPPED too. */
+Test(supervision, an_operator_stop_is_orderly_and_a_deaf_domain_is_forced, .init = kvm_start,
+     .fini = kvm_finish, .timeout = 120)
+{
+    char spec[512];
+    snprintf(spec, sizeof spec, "name=polite kernel=%s mem=16M dev=testdev dma=2M "
+             "args=\"copies=0 serve=1\"", tu_guest("testdrv"));
+    struct domain *d = boot(spec);
+    domain_request_stop(d);
+    cr_assert(supervisor_wait(&sup, d, DOMAIN_TERMINAL, BOOT_MS), "polite did not stop");
+    cr_assert_eq(tu_state(&sup, d), DOMAIN_STOPPED);
+    cr_assert_eq(DSTAT_GET(d, orderly_stops), 1, "the stop was not orderly");
+    cr_assert_eq(DSTAT_GET(d, forced_stops), 0);
+    char *log = tu_domain_log(&sup, d);
+    cr_assert(log && strstr(log, "testdrv: orderly stop") && strstr(log, "orderly stop requested"),
+              "the stop hook did not run:\n%s", log ? log : "(no log)");
+    free(log);
+
+    snprintf(spec, sizeof spec, "name=deaf kernel=%s mem=16M dev=testdev dma=2M "
+             "args=\"copies=0 serve=1 stop=ignore\"", tu_guest("testdrv"));
+    d = boot(spec);
+    uint64_t t0 = monotonic_ns();
+    domain_request_stop(d);
+    cr_assert(supervisor_wait(&sup, d, DOMAIN_TERMINAL, DOMAIN_STOP_GRACE_MS + BOOT_MS),
+              "deaf was never stopped");
+    uint64_t took_ms = (monotonic_ns() - t0) / 1000000u;
+    cr_assert_eq(tu_state(&sup, d), DOMAIN_STOPPED, "deaf ended %s",
+                 domain_state_name(tu_state(&sup, d)));
+    cr_assert_geq(took_ms, DOMAIN_STOP_GRACE_MS, "forced after %lu ms, before the grace time",
+                  (unsigned long)took_ms);
+    cr_assert_eq(DSTAT_GET(d, forced_stops), 1, "the stop was not counted as forced");
+    cr_assert_eq(DSTAT_GET(d, orderly_stops), 0);
+    cr_assert_eq(d->auto_restarts, 0, "a forced operator stop was followed by a restart");
+}
+
 Test(supervision, restart_never_leaves_a_crashed_domain_down, .init = kvm_start, .fini = kvm_finish,
      .timeout = 120)
 {

@@ -90,6 +90,13 @@ char *tu_slurp(const char *path)
     return buf;
 }
 
+char *tu_domain_log(const struct supervisor *s, const struct domain *d)
+{
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s.log", s->log_dir, d->cfg.name);
+    return tu_slurp(path);
+}
+
 uint64_t tu_wait_heartbeat_past(struct domain *d, uint64_t since, unsigned timeout_ms)
 {
     /* The heartbeat lives in guest memory and signals nothing, so this one

@@ -63,6 +63,8 @@ struct domain *tu_boot(struct supervisor *s, const char *spec, unsigned timeout_
                        char *err, size_t errlen);
 /* Read a whole file into a NUL-terminated heap buffer (NULL on error). */
 char *tu_slurp(const char *path);
+/* d's log (log_dir/NAME.log) so far, as tu_slurp. */
+char *tu_domain_log(const struct supervisor *s, const struct domain *d);
 /* Start build/asan/bin/moat-nbd --wait wait_s exporting cap on nbd_sock;
  * *out reads its stderr. Returns its pid, or -1 with err. */
 pid_t tu_spawn_nbd(const char *ctl_sock, const char *cap, const char *nbd_sock,

@@ -28,6 +28,9 @@
  * them once, at READY, to log where boot time went. Informational only: the
  * VMM keeps a mark only if the marks before it are set and not later.
  *
+ * Orderly stop: stop_req and guest_flags below (no port: the request is a
+ * store and an interrupt, the answer is the EXIT port).
+ *
  * Heartbeat: the guest's run loop increments platform_page.heartbeat in plain
  * shared memory; the VMM's watchdog samples it. No exit per beat.
  *
@@ -140,11 +143,20 @@ struct moat_platform_page {
     uint32_t fault_kind;        /* enum moat_fault */
     uint64_t fault_arg;         /* WILD_DMA_OTHER: an IOVA in another domain's window */
     uint32_t faults;            /* guest writes: what it can raise */
-    uint32_t reserved1;
-    uint64_t reserved2;
+    /* Orderly stop: the VMM sets stop_req to 1 (release) and sends the
+     * session interrupt; a guest that set MOAT_GUEST_F_ORDERLY_STOP in
+     * guest_flags drains its sessions, lets its driver tear the device
+     * down and writes EXIT. The VMM forces the stop after its grace time
+     * whatever the guest does (guest_flags is a hint, never trusted). */
+    uint32_t stop_req;
+    uint32_t guest_flags;       /* guest writes: MOAT_GUEST_F_* */
+    uint32_t reserved2;
     struct moat_crash_record crash;
     uint64_t boot_tsc[MOAT_BOOT_MARKS];  /* guest: TSC at each boot mark, 0 = not passed */
 };
+
+/* platform_page.guest_flags */
+#define MOAT_GUEST_F_ORDERLY_STOP 0x1u  /* the run loop watches stop_req */
 
 _Static_assert(sizeof(struct moat_regs) == 24 * 8, "regs layout is ABI");
 _Static_assert(sizeof(struct moat_platform_page) <= 4096,
