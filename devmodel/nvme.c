@@ -168,6 +168,7 @@ static void ctrl_shutdown(struct nvme_ctrl *c)
         log_error(c->f->bus->domain_name, "%s: flush at shutdown failed: %s", c->f->name,
                   strerror(errno));
     c->csts = (c->csts & ~NVME_CSTS_SHST_MASK) | NVME_CSTS_SHST_DONE;
+    NVME_COUNT(c, shutdowns);
 }
 
 static void cc_write(struct nvme_ctrl *c, uint32_t v)

@@ -77,6 +77,7 @@
     X(invalid_doorbells) /* doorbell writes ignored: no queue, bad value */   \
     X(dma_refusals)     /* maps the broker refused (queues, PRPs, data) */    \
     X(fatal)            /* times CSTS.CFS was set */                          \
+    X(shutdowns)        /* CC.SHN shutdowns completed (image flushed) */      \
     X(irq_sent)         /* MSI-X messages and INTx assertions */              \
     X(irq_skipped)      /* due interrupts not sent: CQ already consumed */    \
     X(irq_retracted)    /* PBA bits cleared: the host drained the CQs while \

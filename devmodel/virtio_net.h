@@ -86,6 +86,7 @@
     X(bad_avail_idx)            /* avail index moved more than the size */    \
     X(dma_refusals)             /* ring or buffer maps the broker refused */  \
     X(needs_reset)              /* times DEVICE_NEEDS_RESET was set */        \
+    X(driver_resets)            /* status 0 written by the driver */          \
     X(queue_stopped)            /* legacy queues stopped by a bad chain */    \
     X(bad_registers)            /* refused register accesses */               \
     X(bad_features)             /* FEATURES_OK refused (unoffered bits) */    \

@@ -171,6 +171,7 @@ static bool features_ok(struct vnet *v)
 static void modern_status_write(struct vnet *v, uint8_t val)
 {
     if (val == 0) {
+        VNET_COUNT(v, driver_resets);
         vnet_device_reset(v);
         return;
     }
@@ -380,6 +381,7 @@ static void legacy_write(struct vnet *v, uint64_t off, uint32_t val)
         break;
     case VIRTIO_LEGACY_STATUS:
         if (val == 0) {
+            VNET_COUNT(v, driver_resets);
             vnet_device_reset(v);
         } else {
             uint8_t old = v->status;

@@ -43,13 +43,19 @@ void nic_session_open(struct gsession *s)
         n->txq = mem_alloc_pages(pages);
 }
 
-void nic_session_closing(struct gsession *s)
+void nic_cancel_posts(struct gsession *s)
 {
     struct nic_session *n = &s->nic;
     for (; n->post_n; n->post_n--) {
         serve_stage(s, n->post[n->post_head].tag, MOAT_ST_CANCELED, 0);
         n->post_head = (n->post_head + 1) % s->entries;
     }
+}
+
+void nic_session_closing(struct gsession *s)
+{
+    struct nic_session *n = &s->nic;
+    nic_cancel_posts(s);
     for (; n->txq_n; n->txq_n--) {     /* never sent: the client learns so */
         serve_stage(s, n->txq[n->txq_head].tag, MOAT_ST_CANCELED, 0);
         n->txq_head = (n->txq_head + 1) % s->entries;
@@ -139,11 +145,6 @@ static void answer_info(struct gsession *s, const struct dd_nic *nic, uint64_t t
     serve_stage(s, tag, MOAT_ST_OK, (uint32_t)sizeof *st);
 }
 
-bool nic_send_waiting(struct gsession *s)
-{
-    return drain_txq(s, nic_of(s));
-}
-
 bool nic_take_requests(struct gsession *s)
 {
     struct dd_nic *nic = nic_of(s);
@@ -177,12 +178,7 @@ bool nic_take_requests(struct gsession *s)
             ns->post_n++;
         }
     }
-    if (n) {
-        bool kick = false;
-        moat_ring_consume(&s->sq, n, &kick);
-        if (kick)
-            *s->doorbell = 1;
-    }
+    serve_consume(s, n);
     return work || n != 0;
 }
 

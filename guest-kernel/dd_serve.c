@@ -195,7 +195,21 @@ bool serve_ring_room(struct gsession *s, uint32_t *avail, uint32_t *space)
         serve_abandon(s, "the client wrote an impossible completion-ring index");
         return false;
     }
+    if (draining && *avail > s->drain_left)
+        *avail = s->drain_left;
     return true;
+}
+
+void serve_consume(struct gsession *s, uint32_t n)
+{
+    if (!n)
+        return;
+    bool kick = false;
+    moat_ring_consume(&s->sq, n, &kick);
+    if (kick)
+        ring_doorbell(s);
+    if (draining)
+        s->drain_left -= n;
 }
 
 void serve_abandon(struct gsession *s, const char *why)
@@ -239,12 +253,7 @@ static bool blk_take_requests(struct gsession *s)
                                                                        : 0 };
         c->ops->submit(c->ctx, &r->pub);
     }
-    if (n) {
-        bool kick = false;
-        moat_ring_consume(&s->sq, n, &kick);
-        if (kick)
-            ring_doorbell(s);
-    }
+    serve_consume(s, n);
     return n != 0;
 }
 
@@ -354,11 +363,9 @@ static bool serve_poll(void *ctx)
         /* Completions the driver staged since the last pass (Nic frames
          * received) go out with this pass's. */
         work |= s->staged != 0;
-        bool nic = serve_caps[s->cap].kind == MOAT_CAP_NIC;
-        if (!s->closing && !s->broken && !draining)
-            work |= nic ? nic_take_requests(s) : blk_take_requests(s);
-        else if (!s->closing && !s->broken && nic)
-            work |= nic_send_waiting(s);
+        if (!s->closing && !s->broken)
+            work |= serve_caps[s->cap].kind == MOAT_CAP_NIC ? nic_take_requests(s)
+                                                            : blk_take_requests(s);
         flush_completions(s);
         if (s->closing && s->owed == 0) {
             release(s);
@@ -369,16 +376,29 @@ static bool serve_poll(void *ctx)
     return work;
 }
 
-void serve_drain_start(void) { draining = true; }
+void serve_drain_start(void)
+{
+    for (uint32_t i = 0; i < MOAT_SESSION_SLOTS; i++) {
+        struct gsession *s = &ses[i];
+        uint32_t space;
+        if (!s->active || s->closing || s->broken)
+            continue;
+        if (!serve_ring_room(s, &s->drain_left, &space))
+            s->drain_left = 0;
+        if (serve_caps[s->cap].kind == MOAT_CAP_NIC)
+            nic_cancel_posts(s);
+    }
+    draining = true;
+}
 
 unsigned serve_in_flight(void)
 {
     unsigned n = 0;
     for (uint32_t i = 0; i < MOAT_SESSION_SLOTS; i++) {
         const struct gsession *s = &ses[i];
-        if (!s->active || s->broken)
+        if (!s->active || s->closing || s->broken)
             continue;
-        n += serve_caps[s->cap].kind == MOAT_CAP_NIC ? s->nic.txq_n : s->owed;
+        n += s->drain_left + (serve_caps[s->cap].kind == MOAT_CAP_NIC ? s->nic.txq_n : s->owed);
     }
     return n;
 }

@@ -52,6 +52,7 @@ struct gsession {
     volatile uint32_t *doorbell;
     uint32_t owed;              /* requests taken whose completion is unpublished */
     uint32_t staged;            /* completions written, not yet published */
+    uint32_t drain_left;        /* orderly stop: queued requests still to take */
     struct nic_session nic;     /* cap kind NIC */
 };
 
@@ -81,18 +82,22 @@ static inline bool serve_live(const struct gsession *s, uint32_t cap)
     return s->active && !s->closing && !s->broken && s->cap == cap;
 }
 
-/* Orderly stop (gk/stop.h): from now on sessions take no new requests;
- * what was taken is still answered (Nic frames waiting for the driver are
- * still sent). In flight: block requests owed and Nic frames not yet sent
- * (posted receive buffers are not counted: they wait for traffic). */
+/* Orderly stop (gk/stop.h): each session takes what its client had queued
+ * when the stop began (drain_left), and nothing after; what was taken is
+ * answered. Nic receive buffers posted are canceled (they would wait for
+ * traffic and hold completion slots frames to send need). In flight: the
+ * queued requests, block requests owed, Nic frames not yet sent. */
 void serve_drain_start(void);
 unsigned serve_in_flight(void);
+/* n requests were taken from s's ring: consume them, kick the client if it
+ * asked, count them against drain_left. */
+void serve_consume(struct gsession *s, uint32_t n);
 
 /* dd_nic.c: the Nic protocol's part of the pass. */
 bool nic_take_requests(struct gsession *s);     /* true when it did work */
-bool nic_send_waiting(struct gsession *s);      /* frames the driver had no room for */
 void nic_session_open(struct gsession *s);
-void nic_session_closing(struct gsession *s);   /* cancel posted buffers */
+void nic_session_closing(struct gsession *s);   /* cancel posted buffers and waiting frames */
+void nic_cancel_posts(struct gsession *s);      /* cancel posted receive buffers */
 void nic_pass_end(void);                        /* flush TX batches */
 
 /* Injected fault (corrupt-session): put the first live session's

@@ -138,6 +138,9 @@ void nvme_ctrl_start(struct nvme_drv *d);
 /* Recover from a stuck or failed controller: take back every outstanding
  * command (nvme_io_requeue), reset, rebuild the queues. why is logged. */
 void nvme_ctrl_recover(struct nvme_drv *d, const char *why);
+/* The orderly stop (dd_stop_hook, ctx = d): delete the I/O queues, then
+ * a normal shutdown (CC.SHN) so the controller makes its data durable. */
+void nvme_ctrl_shutdown(void *ctx);
 
 /* ---- nvme_admin.c ---- */
 /* Run one admin command to completion (the loop runs while it waits);

@@ -128,6 +128,12 @@ bool nvme_sqe_create_sq(struct nvme_sqe *e, uint16_t qid, uint32_t entries, uint
     return true;
 }
 
+void nvme_sqe_delete_queue(struct nvme_sqe *e, bool sq, uint16_t qid)
+{
+    sqe_init(e, sq ? NVME_ADM_DELETE_SQ : NVME_ADM_DELETE_CQ, 0);
+    e->cdw10 = qid;
+}
+
 void nvme_sqe_abort(struct nvme_sqe *e, uint16_t sqid, uint16_t cid)
 {
     sqe_init(e, NVME_ADM_ABORT, 0);

@@ -49,6 +49,8 @@ bool nvme_sqe_create_cq(struct nvme_sqe *e, uint16_t qid, uint32_t entries, uint
                         uint16_t vector);
 bool nvme_sqe_create_sq(struct nvme_sqe *e, uint16_t qid, uint32_t entries, uint64_t iova,
                         uint16_t cqid);
+/* DELETE I/O SQ (sq) or CQ qid. */
+void nvme_sqe_delete_queue(struct nvme_sqe *e, bool sq, uint16_t qid);
 void nvme_sqe_abort(struct nvme_sqe *e, uint16_t sqid, uint16_t cid);
 void nvme_sqe_dbbuf(struct nvme_sqe *e, uint64_t shadow_iova, uint64_t eventidx_iova);
 

@@ -300,3 +300,28 @@ void nvme_ctrl_recover(struct nvme_drv *d, const char *why)
     dd_log("nvme: controller reset done (%lu so far); %u requests to resubmit", d->st.resets,
            nvme_fifo_len(&d->waitq));
 }
+
+void nvme_ctrl_shutdown(void *ctx)
+{
+    struct nvme_drv *d = ctx;
+    /* §7.6.2 (normal shutdown): I/O is drained (the platform answered
+     * every request first); delete every I/O SQ, then the CQs, then set
+     * CC.SHN to 01b and wait for CSTS.SHST 10b. */
+    d->state = NVME_ST_DOWN;            /* the pollers leave the queues alone */
+    struct nvme_sqe e;
+    for (unsigned sq = 1; sq <= 2; sq++)
+        for (uint16_t i = 0; i < d->nq; i++) {
+            nvme_sqe_delete_queue(&e, sq == 1, d->ioq[i].q.qid);
+            admin_ok(d, &e, sq == 1 ? "DELETE I/O SQ" : "DELETE I/O CQ", NULL);
+        }
+    uint32_t cc = dd_mmio_read32(d->regs, NVME_REG_CC);
+    dd_mmio_write32(d->regs, NVME_REG_CC, (cc & ~NVME_CC_SHN_MASK) | NVME_CC_SHN_NORMAL);
+    uint64_t deadline = dd_now_ns() + d->ready_ns;
+    while ((csts(d) & NVME_CSTS_SHST_MASK) != NVME_CSTS_SHST_DONE) {
+        if (dd_now_ns() >= deadline)
+            dd_panic("nvme: shutdown: CSTS.SHST still 0x%x after %lu ms",
+                     (csts(d) & NVME_CSTS_SHST_MASK) >> 2, d->ready_ns / MS);
+        dd_run_once();
+    }
+    dd_log("nvme: controller shut down (%u I/O queue pairs deleted, shutdown complete)", d->nq);
+}

@@ -117,6 +117,7 @@ void domain_main(const char *args)
            (d->geo.flags & MOAT_BLK_F_READONLY) ? ", READ-ONLY (write protected)" : "",
            d->dbbuf ? "shadow + EventIdx" : "MMIO", d->cfg.coalesce ? "on" : "off");
     nvme_fault_hook(d);
+    dd_stop_hook(nvme_ctrl_shutdown, d);
     dd_ready();
     dd_run();
 }

@@ -232,6 +232,25 @@ static void serve(struct vnet *v)
     v->next_stats_ns = now + v->cfg.stats_ns;
 }
 
+/* Orderly stop (dd_stop_hook): sessions are drained; let the device send
+ * what is in the TX queue (bounded), log the final counters, then reset
+ * the device (§3.3.1: the driver resets it before letting go). */
+static void stop(void *ctx)
+{
+    struct vnet *v = ctx;
+    uint64_t deadline = dd_now_ns() + VNET_RESET_NS;
+    while (v->tx_free_top != v->txb.count && dd_now_ns() < deadline)
+        dd_run_once();
+    uint32_t unsent = v->txb.count - v->tx_free_top;
+    v->live = false;
+    vnet_stats_log(v, true);
+    const char *why = reset(&v->tp, v->ops, VNET_RESET_NS);
+    if (why)
+        dd_panic("virtio-net: orderly stop: %s", why);
+    dd_log("virtio-net: device reset for the stop (%u frame%s left unsent)", unsent,
+           unsent == 1 ? "" : "s");
+}
+
 void domain_main(const char *args)
 {
     struct vnet *v = &drv;
@@ -249,6 +268,7 @@ void domain_main(const char *args)
            v->tp.msix ? "MSI-X" : "INTx", m[0], m[1], m[2], m[3], m[4], m[5],
            v->link_up ? "up" : "down", v->cfg.name);
     vnet_fault_hook(v);
+    dd_stop_hook(stop, v);
     dd_ready();
     dd_run();
 }

@@ -656,6 +656,72 @@ Test(blk_conformance, nvme_data_survives_a_domain_restart, .init = start, .fini 
     close_conn(&k);
 }
 
+static struct nvme_stats nvme_of(const struct dut *u)
+{
+    struct nvme_stats st;
+    for (unsigned i = 0; i < PCI_SLOTS_MAX; i++)
+        if (u->d->pci.slot[i] && nvme_stats_get(u->d->pci.slot[i], &st))
+            return st;
+    cr_assert_fail("%s has no NVMe controller", u->name);
+    return st;
+}
+
+/* moatctl stop on a busy NVMe domain: every request the client queued
+ * before the stop is answered (not failed), then the driver deletes its
+ * queues and shuts the controller down (CC.SHN), which flushes the image;
+ * the domain ends by itself, and later requests get EDOWN. */
+Test(blk_conformance, nvme_orderly_stop_answers_queued_requests_and_shuts_down, .init = start,
+     .fini = finish, .timeout = 120)
+{
+    struct dut u = bring_up(&NVME4K, "dut", NULL);
+    struct conn k = must_open(u.cap, 64);
+    enum { N = 32, NB = 4 };
+    static uint8_t buf[N][NB * 4096];
+    struct moat_blk_req q[N];
+    for (int i = 0; i < N; i++) {
+        memset(buf[i], 0x40 + i, sizeof buf[i]);
+        q[i] = (struct moat_blk_req){ .op = MOAT_BLK_WRITE, .lba = (uint64_t)i * NB * 3,
+                                      .blocks = NB, .buf = buf[i], .user_data = (uint64_t)i };
+    }
+    struct nvme_stats before = nvme_of(&u);
+    int rc = moat_blk_submit(k.s, q, N);
+    cr_assert_eq(rc, N, "submit %d writes: %s", N, rc < 0 ? moat_strerror(rc) : "ring full");
+    struct moat_cap *cc = open_control(k.c);
+    rc = moat_stop(cc, "dut");
+    cr_assert_eq(rc, 0, "stop: %s", moat_strerror(rc));
+    int answered = 0;
+    while (answered < N) {
+        struct moat_completion c[N];
+        int m = moat_wait(k.s, c, N, 10000);
+        cr_assert_gt(m, 0, "%d of %d writes queued before the stop were answered: %s", answered,
+                     N, moat_strerror(m));
+        for (int j = 0; j < m; j++)
+            cr_assert_eq(c[j].status, 0, "write %llu queued before the stop failed: %s",
+                         (unsigned long long)c[j].user_data, moat_strerror(c[j].status));
+        answered += m;
+    }
+    cr_assert(supervisor_wait(&sup, u.d, DOMAIN_TERMINAL, BOOT_MS), "dut did not stop");
+    cr_assert_eq(tu_state(&sup, u.d), DOMAIN_STOPPED);
+    cr_assert_eq(DSTAT_GET(u.d, orderly_stops), 1, "the stop was forced");
+    struct nvme_stats after = nvme_of(&u);
+    cr_assert_eq(after.shutdowns - before.shutdowns, 1, "the controller was not shut down");
+    cr_assert_eq(after.err_queue, before.err_queue, "a queue deletion failed");
+    cr_assert_eq(after.io_writes - before.io_writes, N, "%llu writes reached the controller",
+                 (unsigned long long)(after.io_writes - before.io_writes));
+    int fd = open(u.image_path, O_RDONLY | O_CLOEXEC);
+    cr_assert_geq(fd, 0, "open %s", u.image_path);
+    static uint8_t back[NB * 4096];
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(pread(fd, back, sizeof back, (off_t)q[i].lba * 4096), (ssize_t)sizeof back);
+        cr_assert(memcmp(back, buf[i], sizeof back) == 0, "write %d is not in the image", i);
+    }
+    close(fd);
+    rc = moat_blk_read(k.s, 0, 1, back);
+    cr_assert_eq(rc, -MOAT_EDOWN, "a read after the stop: %s", moat_strerror(rc));
+    moat_close(cc);
+    close_conn(&k);
+}
+
 Test(blk_conformance, nvme_swallowed_command_recovered_by_timeout, .init = start,
      .fini = finish, .timeout = 120)
 {

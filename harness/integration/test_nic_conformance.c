@@ -662,9 +662,16 @@ Test(nic_conformance, gvnic_orderly_stop_mid_traffic, .init = start, .fini = fin
         cr_assert_eq(r, -MOAT_EDOWN, "a send after the stop: %s", moat_strerror(r));
         nic_close(&a);
         nic_close(&b);
+        /* The virtio-net driver's orderly stop resets its device. */
+        struct virtio_net_stats vs0, vs1;
+        cr_assert(virtio_net_stats_get(v->pci.slot[1], &vs0));
         domain_request_stop(v);
         cr_assert(supervisor_wait(&sup, v, DOMAIN_TERMINAL, BOOT_MS), "%s did not stop",
                   v->cfg.name);
+        cr_assert_eq(DSTAT_GET(v, orderly_stops), 1, "%s's stop was forced", v->cfg.name);
+        cr_assert(virtio_net_stats_get(v->pci.slot[1], &vs1));
+        cr_assert_eq(vs1.driver_resets - vs0.driver_resets, 1,
+                     "the virtio-net driver did not reset its device when it stopped");
     }
 }
 

@@ -58,6 +58,8 @@
 #define NVME_CC_MPS(c)      (((c) >> 7) & 0xFu)     /* page = 2^(12+MPS) */
 #define NVME_CC_AMS(c)      (((c) >> 11) & 0x7u)    /* 0 = round robin */
 #define NVME_CC_SHN(c)      (((c) >> 14) & 0x3u)    /* 1 normal, 2 abrupt shutdown */
+#define NVME_CC_SHN_NORMAL  (1u << 14)
+#define NVME_CC_SHN_MASK    (3u << 14)
 #define NVME_CC_IOSQES(c)   (((c) >> 16) & 0xFu)    /* 2^n bytes: must be 6 */
 #define NVME_CC_IOCQES(c)   (((c) >> 20) & 0xFu)    /* must be 4 */
 #define NVME_CC_MAKE(mps, iosqes, iocqes) \
