@@ -64,6 +64,12 @@ static inline void gve_wr(const struct gve *g, uint64_t off, uint32_t v)
     dd_mmio_write32(g->regs, off, gvnic_be32(v));
 }
 
+/* gve_main.c: parse args, bring the device up, serve the Nic cap, and
+ * register the pollers and the stop hook: everything but dd_ready and the
+ * run loop (domain_main adds those; the in-process peer of make bench
+ * runs the same with its own loop). */
+void gve_start(struct gve *g, const char *args);
+
 /* gve_adminq.c: reset the device (driver-status handshake), then set up
  * the admin queue by base/length. Panics when the device does not obey. */
 void gve_adminq_start(struct gve *g);

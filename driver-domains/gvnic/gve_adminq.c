@@ -2,7 +2,6 @@
  * exits (~50 us each on PVM hosts): the event counter is polled, not
  * waited on with sleeps, and every command is one doorbell. */
 #include "gve.h"
-#include "gk/kstring.h"
 
 static void wait_status(struct gve *g, uint32_t mask, const char *what)
 {

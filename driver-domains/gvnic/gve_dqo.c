@@ -12,7 +12,6 @@
  * the queue after its frame reached the platform, the tail written in
  * batches. Blocks disarm when they fire: going idle re-arms them. */
 #include "gve.h"
-#include "gk/kstring.h"
 
 #define TXD_PKT_EOP   (0x0Cu | 0x20u)
 #define TXC_PKT       2u

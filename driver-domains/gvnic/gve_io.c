@@ -11,7 +11,6 @@
  * While busy the notification blocks stay masked and the run loop polls;
  * going idle unmasks them (ACK | EVENT) and looks once more. */
 #include "gve.h"
-#include "gk/kstring.h"
 
 #define RX_REFILL_BATCH 32u
 #define CHECK_NS        (100ull * 1000000u)

@@ -26,7 +26,6 @@
  * the rings: dma=8M is plenty.
  */
 #include "gve.h"
-#include "gk/kstring.h"
 #include "moat/pci_regs.h"
 
 static struct gve drv;
@@ -180,9 +179,8 @@ static void teardown(void *ctx)
            unsent, unsent == 1 ? "" : "s");
 }
 
-void domain_main(const char *args)
+void gve_start(struct gve *g, const char *args)
 {
-    struct gve *g = &drv;
     if (!dd_arg(args, "name", g->cfg.name, sizeof g->cfg.name))
         memcpy(g->cfg.name, "nic0", 5);
     if (g->cfg.name[0] == '\0')
@@ -211,6 +209,11 @@ void domain_main(const char *args)
            m[4], m[5],
            g->tx_size, g->rx_size, g->tx_bufs, g->link_up ? "up" : "down", g->cfg.name);
     dd_stop_hook(teardown, g);
+}
+
+void domain_main(const char *args)
+{
+    gve_start(&drv, args);
     dd_ready();
     dd_run();
 }

@@ -8,9 +8,13 @@
  *               driver's own ring code, driver-domains/virtio-net/vnet_ring.c,
  *               over register accesses and broker memory in this process)
  *               through the same switch.
- * Both move frames one way, A → B, with the same number in flight, at
- * 64 B and 1514 B; every received frame's length and sequence number are
- * checked. The ratio isolated / in-process is the price of isolation.
+ * and the same for gVNIC in both queue formats (GQI-QPL, DQO-RDA): the
+ * isolated pair is two gVNIC driver domains, the in-process pair the gVNIC
+ * driver's own sources (driver-domains/gvnic) over the driver API on
+ * in-process models (dd_host.h).
+ * Each pair moves frames one way, A → B, with the same number in flight,
+ * at 64 B and 1514 B; every received frame's length and sequence number
+ * are checked. The ratio isolated / in-process is the price of isolation.
  */
 #define DD_HOST_TEST 1
 #include <stdio.h>
@@ -21,6 +25,9 @@
 #include <unistd.h>
 #include "broker.h"
 #include "control.h"
+#include "dd_host.h"
+#include "gvnic.h"
+#include "../../driver-domains/gvnic/gve.h"
 #include "log.h"
 #include "moat/libmoat.h"
 #include "moat/pci_regs.h"
@@ -38,6 +45,8 @@
                                  * many buffers, so a frame never meets an empty ring */
 #define FRAMES_64   300000u
 #define FRAMES_1514 100000u
+#define GV_FRAMES_64   150000u      /* gVNIC pairs: half as many (two formats) */
+#define GV_FRAMES_1514 50000u
 #define ROUNDS      5u
 
 static const uint8_t MAC_A[6] = { 0x52, 0x54, 0x00, 0xbe, 0x00, 0x0a };
@@ -45,6 +54,13 @@ static const uint8_t MAC_B[6] = { 0x52, 0x54, 0x00, 0xbe, 0x00, 0x0b };
 /* The in-process pair shares the switch with the domains: MACs of its own. */
 static const uint8_t MAC_C[6] = { 0x52, 0x54, 0x00, 0xbe, 0x00, 0x0c };
 static const uint8_t MAC_D[6] = { 0x52, 0x54, 0x00, 0xbe, 0x00, 0x0d };
+/* gVNIC pairs, by format: isolated A, B; in-process A, B. */
+static const uint8_t MAC_GV[2][4][6] = {
+    { { 0x52, 0x54, 0x00, 0xbe, 0x01, 0x0a }, { 0x52, 0x54, 0x00, 0xbe, 0x01, 0x0b },
+      { 0x52, 0x54, 0x00, 0xbe, 0x01, 0x0c }, { 0x52, 0x54, 0x00, 0xbe, 0x01, 0x0d } },
+    { { 0x52, 0x54, 0x00, 0xbe, 0x02, 0x0a }, { 0x52, 0x54, 0x00, 0xbe, 0x02, 0x0b },
+      { 0x52, 0x54, 0x00, 0xbe, 0x02, 0x0c }, { 0x52, 0x54, 0x00, 0xbe, 0x02, 0x0d } },
+};
 
 static double now_s(void)
 {
@@ -95,6 +111,7 @@ struct iso {
     struct moat_client *c;
     struct moat_session *a, *b;
     struct domain *da, *db;
+    const uint8_t *mac_a, *mac_b;
 };
 
 /* What the isolated path did, summed over both domains (see iso_print). */
@@ -161,7 +178,7 @@ static double iso_run(struct iso *x, uint32_t len, uint32_t n)
     while (got < n) {
         uint32_t k = 0;
         while (k < 32 && sent + k < n && sent + k - got < WINDOW) {
-            make_frame(tx[k], len, MAC_B, MAC_A, sent + k);
+            make_frame(tx[k], len, x->mac_b, x->mac_a, sent + k);
             tf[k] = (struct moat_frame){ tx[k], len };
             k++;
         }
@@ -370,7 +387,185 @@ static double inproc_run(struct hnic *a, struct hnic *b, uint32_t len, uint32_t 
     return n / (now_s() - t0);
 }
 
+/* ---- in-process gVNIC: the driver's own sources over dd_host ------------------------ */
+
+struct gvh {
+    struct dd_host h;
+    struct gve g;
+    const struct gve_path *path;
+    const uint8_t *mac;
+    uint32_t got, want_len;     /* receiver: frames checked, their length */
+};
+
+static void gv_rx(void *ctx, const void *frame, uint32_t len)
+{
+    struct gvh *b = ctx;
+    check_frame(frame, len, b->want_len, b->got++);
+}
+
+static void gv_setup(struct gvh *x, const char *name, const uint8_t mac[6], const char *format)
+{
+    char opts[160], err[256];
+    dd_host_init(&x->h, name, 16u << 20);
+    snprintf(opts, sizeof opts, "format=%s:mtu=1500:mac=%02x-%02x-%02x-%02x-%02x-%02x", format,
+             mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+    if (!gvnic_create(&x->h.bus, "gvnic0", 17, opts, err, sizeof err))
+        die("gvnic_create", err);
+    dd_host_use(&x->h);
+    gve_start(&x->g, "name=nic0");
+    x->path = x->g.dqo ? &gve_dqo_path : &gve_gqi_path;
+    x->mac = mac;
+    x->h.on_rx = gv_rx;
+    x->h.rx_ctx = x;
+}
+
+static double gv_run(struct gvh *a, struct gvh *b, uint32_t len, uint32_t n)
+{
+    static uint8_t f[1514];
+    uint32_t sent = 0;
+    b->got = 0;
+    b->want_len = len;
+    double t0 = now_s(), deadline = t0 + 60;
+    while (b->got < n) {
+        dd_host_use(&a->h);
+        bool took = false;
+        while (sent < n && sent - b->got < WINDOW) {
+            make_frame(f, len, b->mac, a->mac, sent);
+            if (!a->path->nic.tx(&a->g, f, len))
+                break;                          /* no room: its poll reclaims */
+            sent++;
+            took = true;
+        }
+        if (took)
+            a->path->nic.tx_flush(&a->g);
+        dd_host_poll(&a->h);
+        dd_host_poll(&b->h);
+        if (now_s() > deadline)
+            die("in-process gVNIC run", "stalled");
+    }
+    return n / (now_s() - t0);
+}
+
 /* ---- the run ----------------------------------------------------------------------------- */
+
+/* One row pair of the table: an isolated pair of domains and the same
+ * device model driven in-process, measured in alternating rounds. */
+struct pair {
+    const char *what;           /* for the log */
+    const char *key;            /* record name prefix */
+    const char *inproc_key;
+    struct iso x;
+    double (*inproc)(struct pair *p, uint32_t len, uint32_t n);
+    struct hnic *ha, *hb;       /* virtio-net in-process pair */
+    struct gvh *ga, *gb;        /* gVNIC in-process pair */
+    uint32_t frames[2];
+    double in[2][ROUNDS], iso[2][ROUNDS], ratio[2][ROUNDS];
+    struct bench_cpu cost[2][2];        /* [size][in-process, isolated] summed */
+    struct iso_counts counts[2];
+};
+
+static double vnet_inproc(struct pair *p, uint32_t len, uint32_t n)
+{
+    diag_rx = p->hb->f;
+    double r = inproc_run(p->ha, p->hb, len, n);
+    diag_rx = NULL;
+    return r;
+}
+
+static double gvnic_inproc(struct pair *p, uint32_t len, uint32_t n)
+{
+    return gv_run(p->ga, p->gb, len, n);
+}
+
+static struct domain *boot_nic_domain(struct supervisor *sup, const char *name,
+                                      const char *image, const char *dev, const uint8_t *mac)
+{
+    char spec[1024];
+    snprintf(spec, sizeof spec, "name=%s kernel=%s/guest/%s.elf mem=64M dma=16M "
+             "dev=%s:mac=%02x-%02x-%02x-%02x-%02x-%02x args=\"name=nic0\"", name,
+             MOAT_BUILD_DIR, image, dev, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+    return bench_boot_domain(sup, spec);
+}
+
+static void pair_open(struct pair *p, struct moat_client *c)
+{
+    char cap[64];
+    p->x.c = c;
+    snprintf(cap, sizeof cap, "%s.nic0", p->x.da->cfg.name);
+    p->x.a = open_nic(c, cap);
+    snprintf(cap, sizeof cap, "%s.nic0", p->x.db->cfg.name);
+    p->x.b = open_nic(c, cap);
+}
+
+static void pair_round(struct pair *p, unsigned r)
+{
+    static const uint32_t lens[2] = { 64, 1514 };
+    for (int z = 0; z < 2; z++) {
+        struct bench_cpu c0 = bench_cpu_now();
+        p->in[z][r] = p->inproc(p, lens[z], p->frames[z]);
+        struct bench_cpu c1 = bench_cpu_now();
+        struct iso_counts k0 = iso_counts_now(&p->x);
+        p->iso[z][r] = iso_run(&p->x, lens[z], p->frames[z]);
+        struct iso_counts k1 = iso_counts_now(&p->x);
+        struct bench_cpu c2 = bench_cpu_now();
+        iso_counts_add(&p->counts[z], &k0, &k1);
+        p->cost[z][0].cpu_s += c1.cpu_s - c0.cpu_s;
+        p->cost[z][0].switches += c1.switches - c0.switches;
+        p->cost[z][1].cpu_s += c2.cpu_s - c1.cpu_s;
+        p->cost[z][1].switches += c2.switches - c1.switches;
+        p->ratio[z][r] = p->iso[z][r] / p->in[z][r];
+        fprintf(stderr, "bench_nic: round %u, %s, %u B: isolated %.0f, in-process %.0f "
+                "frames/s (%.2f)\n", r + 1, p->what, lens[z], p->iso[z][r], p->in[z][r],
+                p->ratio[z][r]);
+    }
+}
+
+/* Print the pair's summary and append its records. */
+static size_t pair_report(struct pair *p, bool virtio, struct bench_record *rec)
+{
+    static const uint32_t lens[2] = { 64, 1514 };
+    static char names[2][6][2][64];
+    static int calls;
+    char (*nm)[2][64] = names[calls++];
+    size_t n = 0;
+    for (int z = 0; z < 2; z++) {
+        struct bench_spread sr = bench_spread(p->ratio[z], ROUNDS);
+        struct bench_spread si = bench_spread(p->iso[z], ROUNDS);
+        double frames = (double)p->frames[z] * ROUNDS;
+        double cpu_in = p->cost[z][0].cpu_s * 1e6 / frames;
+        double cpu_iso = p->cost[z][1].cpu_s * 1e6 / frames;
+        fprintf(stderr, "bench_nic: %s, %u B: isolated / in-process median %.2f (range "
+                "%.2f-%.2f); per frame: in-process %.2f us CPU, %.4f context switches; isolated "
+                "%.2f us CPU, %.4f context switches\n", p->what, lens[z], sr.median, sr.lo, sr.hi,
+                cpu_in, p->cost[z][0].switches / frames, cpu_iso,
+                p->cost[z][1].switches / frames);
+        const struct iso_counts *k = &p->counts[z];
+        fprintf(stderr, "bench_nic: %s, %u B isolated, per frame over both domains: ", p->what,
+                lens[z]);
+        if (virtio)
+            fprintf(stderr, "%.4f notifies reached the models, %.4f model worker wake-ups, "
+                    "%.4f interrupts, ", k->notifies / frames, k->wakeups / frames,
+                    k->irqs / frames);
+        fprintf(stderr, "vCPU exits %.4f MMIO (%.4f of them YIELD hints) %.4f PIO; client "
+                "%.4f kicks %.4f sleeps\n", k->exits_mmio / frames, k->yields / frames,
+                k->exits_io / frames, k->kicks / frames, k->waits / frames);
+        /* The ratio's median is the figure (the values are the rounds' medians). */
+        double peer = si.median / sr.median;
+        const double bits = (double)lens[z] * 8 / 1e6;
+        snprintf(nm[3 * z][0], 64, "%s_%uB_frames_per_s", p->key, lens[z]);
+        snprintf(nm[3 * z][1], 64, "%s_%uB_frames_per_s", p->inproc_key, lens[z]);
+        snprintf(nm[3 * z + 1][0], 64, "%s_%uB_mbit_per_s", p->key, lens[z]);
+        snprintf(nm[3 * z + 1][1], 64, "%s_%uB_mbit_per_s", p->inproc_key, lens[z]);
+        snprintf(nm[3 * z + 2][0], 64, "%s_%uB_cpu_us_per_frame", p->key, lens[z]);
+        snprintf(nm[3 * z + 2][1], 64, "%s_%uB_cpu_us_per_frame", p->inproc_key, lens[z]);
+        rec[n++] = (struct bench_record){ nm[3 * z][0], si.median, "fps", nm[3 * z][1], peer };
+        rec[n++] = (struct bench_record){ nm[3 * z + 1][0], si.median * bits, "Mbit/s",
+                                          nm[3 * z + 1][1], peer * bits };
+        rec[n++] = (struct bench_record){ nm[3 * z + 2][0], cpu_iso, "us", nm[3 * z + 2][1],
+                                          cpu_in };
+    }
+    return n;
+}
 
 int main(int argc, char **argv)
 {
@@ -386,6 +581,13 @@ int main(int argc, char **argv)
     static struct hnic ha, hb;
     h_setup(&ha, "inproc-a", MAC_C);
     h_setup(&hb, "inproc-b", MAC_D);
+    static struct gvh gv[2][2];
+    static const char *const formats[2] = { "gqi-qpl", "dqo-rda" };
+    static const char *const gv_names[2][2] = { { "inproc-gqi-a", "inproc-gqi-b" },
+                                                { "inproc-dqo-a", "inproc-dqo-b" } };
+    for (int f = 0; f < 2; f++)
+        for (int i = 0; i < 2; i++)
+            gv_setup(&gv[f][i], gv_names[f][i], MAC_GV[f][2 + i], formats[f]);
 
     static struct moat_config cfg;
     static struct supervisor sup;
@@ -397,99 +599,58 @@ int main(int argc, char **argv)
     if (!supervisor_init(&sup, &cfg, err, sizeof err) ||
         !control_start(&ctl, &sup, SOCK, err, sizeof err))
         die("moat", err);
-    const uint8_t *macs[2] = { MAC_A, MAC_B };
-    const char *names[2] = { "bnica", "bnicb" };
-    struct domain *doms[2];
-    for (int i = 0; i < 2; i++) {
-        char spec[1024];
-        snprintf(spec, sizeof spec, "name=%s kernel=%s/guest/vnet.elf mem=64M dma=16M "
-                 "dev=virtio-net:mac=%02x-%02x-%02x-%02x-%02x-%02x args=\"name=nic0\"", names[i],
-                 MOAT_BUILD_DIR, macs[i][0], macs[i][1], macs[i][2], macs[i][3], macs[i][4],
-                 macs[i][5]);
-        doms[i] = bench_boot_domain(&sup, spec);
+
+    static struct pair pairs[3] = {
+        { .what = "virtio-net", .key = "nic", .inproc_key = "inproc",
+          .inproc = vnet_inproc, .frames = { FRAMES_64, FRAMES_1514 } },
+        { .what = "gVNIC GQI-QPL", .key = "gvnic_gqi", .inproc_key = "inproc_gvnic_gqi",
+          .inproc = gvnic_inproc, .frames = { GV_FRAMES_64, GV_FRAMES_1514 } },
+        { .what = "gVNIC DQO-RDA", .key = "gvnic_dqo", .inproc_key = "inproc_gvnic_dqo",
+          .inproc = gvnic_inproc, .frames = { GV_FRAMES_64, GV_FRAMES_1514 } },
+    };
+    pairs[0].ha = &ha;
+    pairs[0].hb = &hb;
+    pairs[0].x = (struct iso){ .da = boot_nic_domain(&sup, "bnica", "vnet", "virtio-net", MAC_A),
+                               .db = boot_nic_domain(&sup, "bnicb", "vnet", "virtio-net", MAC_B),
+                               .mac_a = MAC_A, .mac_b = MAC_B };
+    static const char *const iso_names[2][2] = { { "bgqia", "bgqib" }, { "bdqoa", "bdqob" } };
+    for (int f = 0; f < 2; f++) {
+        struct pair *p = &pairs[1 + f];
+        char dev[64];
+        snprintf(dev, sizeof dev, "gvnic:format=%s:mtu=1500", formats[f]);
+        p->ga = &gv[f][0];
+        p->gb = &gv[f][1];
+        p->x = (struct iso){ .da = boot_nic_domain(&sup, iso_names[f][0], "gvnic", dev,
+                                                   MAC_GV[f][0]),
+                             .db = boot_nic_domain(&sup, iso_names[f][1], "gvnic", dev,
+                                                   MAC_GV[f][1]),
+                             .mac_a = MAC_GV[f][0], .mac_b = MAC_GV[f][1] };
     }
-    struct iso x = { .da = doms[0], .db = doms[1] };
-    int rc = moat_connect(SOCK, &x.c);
+    struct moat_client *c;
+    int rc = moat_connect(SOCK, &c);
     if (rc)
         die("connect", moat_strerror(rc));
-    x.a = open_nic(x.c, "bnica.nic0");
-    x.b = open_nic(x.c, "bnicb.nic0");
-
-    static const struct { uint32_t len, frames; } sizes[2] = { { 64, FRAMES_64 },
-                                                                { 1514, FRAMES_1514 } };
-    double in[2][ROUNDS], iso[2][ROUNDS], ratio[2][ROUNDS];
-    struct bench_cpu cost[2][2];                /* [size][in-process, isolated] summed */
-    memset(cost, 0, sizeof cost);
-    struct iso_counts counts[2];
-    memset(counts, 0, sizeof counts);
-    diag_rx = hb.f;
-    inproc_run(&ha, &hb, 64, FRAMES_64 / 10);           /* warm up */
-    diag_rx = NULL;
-    iso_run(&x, 64, FRAMES_64 / 10);
-    for (unsigned r = 0; r < ROUNDS; r++) {
-        for (int z = 0; z < 2; z++) {
-            struct bench_cpu c0 = bench_cpu_now();
-            diag_rx = hb.f;
-            in[z][r] = inproc_run(&ha, &hb, sizes[z].len, sizes[z].frames);
-            diag_rx = NULL;
-            struct bench_cpu c1 = bench_cpu_now();
-            struct iso_counts k0 = iso_counts_now(&x);
-            iso[z][r] = iso_run(&x, sizes[z].len, sizes[z].frames);
-            struct iso_counts k1 = iso_counts_now(&x);
-            struct bench_cpu c2 = bench_cpu_now();
-            iso_counts_add(&counts[z], &k0, &k1);
-            cost[z][0].cpu_s += c1.cpu_s - c0.cpu_s;
-            cost[z][0].switches += c1.switches - c0.switches;
-            cost[z][1].cpu_s += c2.cpu_s - c1.cpu_s;
-            cost[z][1].switches += c2.switches - c1.switches;
-            ratio[z][r] = iso[z][r] / in[z][r];
-            fprintf(stderr, "bench_nic: round %u, %u B: isolated %.0f, in-process %.0f frames/s "
-                    "(%.2f)\n", r + 1, sizes[z].len, iso[z][r], in[z][r], ratio[z][r]);
-        }
+    for (int i = 0; i < 3; i++) {
+        pair_open(&pairs[i], c);
+        pairs[i].inproc(&pairs[i], 64, pairs[i].frames[0] / 10);       /* warm up */
+        iso_run(&pairs[i].x, 64, pairs[i].frames[0] / 10);
     }
-    moat_disconnect(x.c);
+    for (unsigned r = 0; r < ROUNDS; r++)
+        for (int i = 0; i < 3; i++)
+            pair_round(&pairs[i], r);
+    moat_disconnect(c);
     h_fini(&ha);                /* before the switch they are ports of goes */
     h_fini(&hb);
+    for (int f = 0; f < 2; f++)
+        for (int i = 0; i < 2; i++)
+            dd_host_fini(&gv[f][i].h);
     control_stop(&ctl);
     supervisor_fini(&sup);
     netback_shutdown();
 
-    struct bench_spread sr[2], si[2], sn[2];
-    for (int z = 0; z < 2; z++) {
-        sr[z] = bench_spread(ratio[z], ROUNDS);
-        si[z] = bench_spread(iso[z], ROUNDS);
-        sn[z] = bench_spread(in[z], ROUNDS);
-        double n = (double)sizes[z].frames * ROUNDS;
-        fprintf(stderr, "bench_nic: %u B: isolated / in-process median %.2f (range %.2f-%.2f); "
-                "per frame: in-process %.2f us CPU, %.4f context switches; isolated %.2f us "
-                "CPU, %.4f context switches\n", sizes[z].len, sr[z].median, sr[z].lo, sr[z].hi,
-                cost[z][0].cpu_s * 1e6 / n, cost[z][0].switches / n, cost[z][1].cpu_s * 1e6 / n,
-                cost[z][1].switches / n);
-        const struct iso_counts *k = &counts[z];
-        fprintf(stderr, "bench_nic: %u B isolated, per frame over both domains: %.4f "
-                "notifies reached the models, %.4f model worker wake-ups, %.4f interrupts, "
-                "vCPU exits %.4f MMIO (%.4f of them YIELD hints) %.4f PIO; client %.4f kicks "
-                "%.4f sleeps\n", sizes[z].len,
-                k->notifies / n, k->wakeups / n, k->irqs / n, k->exits_mmio / n, k->yields / n,
-                k->exits_io / n,
-                k->kicks / n, k->waits / n);
-    }
-    /* The ratio's median is the figure (the values are the rounds' medians). */
-    struct bench_record rec[] = {
-        { "nic_64B_frames_per_s", si[0].median, "fps", "inproc_64B_frames_per_s",
-          si[0].median / sr[0].median },
-        { "nic_64B_mbit_per_s", si[0].median * 64 * 8 / 1e6, "Mbit/s", "inproc_64B_mbit_per_s",
-          si[0].median / sr[0].median * 64 * 8 / 1e6 },
-        { "nic_1514B_frames_per_s", si[1].median, "fps", "inproc_1514B_frames_per_s",
-          si[1].median / sr[1].median },
-        { "nic_1514B_mbit_per_s", si[1].median * 1514 * 8 / 1e6, "Mbit/s",
-          "inproc_1514B_mbit_per_s", si[1].median / sr[1].median * 1514 * 8 / 1e6 },
-        { "nic_64B_cpu_us_per_frame", cost[0][1].cpu_s * 1e6 / ((double)FRAMES_64 * ROUNDS), "us",
-          "inproc_64B_cpu_us_per_frame", cost[0][0].cpu_s * 1e6 / ((double)FRAMES_64 * ROUNDS) },
-        { "nic_1514B_cpu_us_per_frame", cost[1][1].cpu_s * 1e6 / ((double)FRAMES_1514 * ROUNDS),
-          "us", "inproc_1514B_cpu_us_per_frame",
-          cost[1][0].cpu_s * 1e6 / ((double)FRAMES_1514 * ROUNDS) },
-    };
-    (void)sn;
-    return bench_write(argv[1], rec, sizeof rec / sizeof rec[0]) ? 0 : 1;
+    struct bench_record rec[18];
+    size_t n = 0;
+    for (int i = 0; i < 3; i++)
+        n += pair_report(&pairs[i], i == 0, rec + n);
+    return bench_write(argv[1], rec, n) ? 0 : 1;
 }
