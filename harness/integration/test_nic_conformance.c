@@ -585,6 +585,9 @@ static void orderly_stop_of_gvnic(struct domain *d, uint64_t lists)
     cr_assert_eq(after.resets - before.resets, 1, "the admin queue was not released (resets %lu)",
                  (unsigned long)(after.resets - before.resets));
     cr_assert_eq(after.pages_registered, 0, "page lists left registered after the stop");
+    struct broker_account acc = broker_account(&sup.broker, d->id);
+    cr_assert_eq(acc.windows, 0, "%u DMA windows (%llu bytes) left after the stop", acc.windows,
+                 (unsigned long long)acc.bytes);
 }
 
 /* A gVNIC domain killed mid-traffic: its device is quiesced (nothing it
@@ -696,6 +699,10 @@ static struct domain *boot_wild(const char *name, const char *policy)
     struct gvnic_stats gs;
     cr_assert(gvnic_stats_get(d->pci.slot[1], &gs));
     cr_assert_geq(gs.dma_refusals, 1, "the device did not count the refusal");
+    /* A crash in the middle of bring-up leaves the device reset: nothing
+     * registered, no window. */
+    cr_assert_eq(gs.pages_registered, 0, "page lists left registered after the crash");
+    cr_assert_eq(broker_account(&sup.broker, d->id).windows, 0, "windows left after the crash");
     return d;
 }
 
