@@ -294,13 +294,18 @@ void dd_spin_set(uint64_t ns) { (void)ns; }
 void dd_boot_mark(enum moat_boot_mark step) { (void)step; }
 void dd_stop_hook(void (*fn)(void *ctx), void *ctx) { (void)fn, (void)ctx; }
 
+static void vsay(const char *what, const char *fmt, va_list ap)
+{
+    fprintf(stderr, "dd_host %s: %s", cur ? cur->name : "-", what);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
 void dd_log(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "dd_host %s: ", cur ? cur->name : "-");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsay("", fmt, ap);
     va_end(ap);
 }
 
@@ -308,9 +313,7 @@ void dd_panic(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "dd_host %s: driver panic: ", cur ? cur->name : "-");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsay("driver panic: ", fmt, ap);
     va_end(ap);
     exit(1);
 }

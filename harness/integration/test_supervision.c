@@ -33,6 +33,15 @@ static struct domain *boot_ramblk(const char *name, const char *extra)
     return boot(spec);
 }
 
+/* testdrv with no copies, serving until stopped. */
+static struct domain *boot_testdrv(const char *name, const char *extra, const char *args)
+{
+    char spec[512];
+    snprintf(spec, sizeof spec, "name=%s kernel=%s mem=16M dev=testdev dma=2M %s "
+             "args=\"copies=0 serve=1 %s\"", name, tu_guest("testdrv"), extra, args);
+    return boot(spec);
+}
+
 static struct moat_cap *control_of(struct moat_client **c)
 {
     cr_assert_eq(moat_connect(sock, c), 0, "connect to %s", sock);
@@ -253,10 +262,7 @@ Test(supervision, an_operator_stop_is_not_followed_by_a_restart, .init = kvm_sta
 Test(supervision, an_operator_stop_is_orderly_and_a_deaf_domain_is_forced, .init = kvm_start,
      .fini = kvm_finish, .timeout = 120)
 {
-    char spec[512];
-    snprintf(spec, sizeof spec, "name=polite kernel=%s mem=16M dev=testdev dma=2M "
-             "args=\"copies=0 serve=1\"", tu_guest("testdrv"));
-    struct domain *d = boot(spec);
+    struct domain *d = boot_testdrv("polite", "", "");
     domain_request_stop(d);
     cr_assert(supervisor_wait(&sup, d, DOMAIN_TERMINAL, BOOT_MS), "polite did not stop");
     cr_assert_eq(tu_state(&sup, d), DOMAIN_STOPPED);
@@ -267,9 +273,7 @@ Test(supervision, an_operator_stop_is_orderly_and_a_deaf_domain_is_forced, .init
               "the stop hook did not run:\n%s", log ? log : "(no log)");
     free(log);
 
-    snprintf(spec, sizeof spec, "name=deaf kernel=%s mem=16M dev=testdev dma=2M "
-             "args=\"copies=0 serve=1 stop=ignore\"", tu_guest("testdrv"));
-    d = boot(spec);
+    d = boot_testdrv("deaf", "", "stop=ignore");
     uint64_t t0 = monotonic_ns();
     domain_request_stop(d);
     cr_assert(supervisor_wait(&sup, d, DOMAIN_TERMINAL, DOMAIN_STOP_GRACE_MS + BOOT_MS),
@@ -497,10 +501,7 @@ static bool ready_inc2(const struct domain *d)
 Test(supervision, an_old_incarnations_dma_is_refused_after_a_restart, .init = kvm_start,
      .fini = kvm_finish, .timeout = 60)
 {
-    char spec[512];
-    snprintf(spec, sizeof spec, "name=drv kernel=%s dev=testdev dma=2M restart=on-failure "
-             "args=\"copies=0 serve=1\"", tu_guest("testdrv"));
-    struct domain *d = boot(spec);
+    struct domain *d = boot_testdrv("drv", "restart=on-failure", "");
     uint64_t iova = d->win_info[0].iova;
     struct dma_handle old = d->win[0];
     struct dma_mapping m;
