@@ -10,7 +10,8 @@
 #include <string.h>
 #include <time.h>
 #include "moat/libmoat.h"
-#include "netpkt.h"
+#include "moatnet/dhcp.h"
+#include "moatnet/netpkt.h"
 
 #define STEP_MS 2000
 
@@ -89,13 +90,6 @@ static int await(struct demo *d, match_fn match, void *out)
     }
 }
 
-struct dhcp_wait { uint32_t xid; struct netpkt_dhcp_reply r; };
-static bool is_dhcp(struct demo *d, const uint8_t *f, size_t len, void *out)
-{
-    struct dhcp_wait *w = out;
-    return netpkt_dhcp_reply(f, len, d->info.mac, w->xid, &w->r);
-}
-
 static bool is_arp(struct demo *d, const uint8_t *f, size_t len, void *out)
 {
     (void)out;
@@ -109,37 +103,27 @@ static bool is_pong(struct demo *d, const uint8_t *f, size_t len, void *out)
            seq == *(uint16_t *)out;
 }
 
+static void print_offer(const struct netpkt_dhcp_reply *r, void *ctx)
+{
+    (void)ctx;
+    char a[16], b[16];
+    printf("dhcp: offer %s from %s\n", netpkt_ip_str(r->yiaddr, a), netpkt_ip_str(r->server_id, b));
+}
+
 static int dhcp(struct demo *d)
 {
-    uint8_t f[NETPKT_FRAME_MAX];
-    struct dhcp_wait w = { .xid = (uint32_t)now_ns() };
-    size_t len = netpkt_dhcp_client(f, sizeof f, NETPKT_DHCP_DISCOVER, d->info.mac, w.xid, 0, 0);
-    int rc = send1(d, f, len);
-    if (rc == 0)
-        rc = await(d, is_dhcp, &w);
-    if (rc == 0 && w.r.type != NETPKT_DHCP_OFFER)
-        rc = -MOAT_EPROTO;
+    struct dhcp_lease l;
+    int rc = dhcp_obtain(d->s, d->info.mac, STEP_MS, 1, print_offer, NULL, &l);
     if (rc) {
-        fprintf(stderr, "moat-netdemo: no DHCP offer: %s\n", moat_strerror(rc));
+        fprintf(stderr, "moat-netdemo: no DHCP lease: %s\n", rc == -MOAT_EPROTO
+                ? "the server answered with a NAK or an unexpected message" : moat_strerror(rc));
         return rc;
     }
+    d->ip = l.ip;
+    d->gw_ip = l.router;
     char a[16], b[16];
-    printf("dhcp: offer %s from %s\n", netpkt_ip_str(w.r.yiaddr, a), netpkt_ip_str(w.r.server_id, b));
-    uint32_t offered = w.r.yiaddr, server = w.r.server_id;
-    len = netpkt_dhcp_client(f, sizeof f, NETPKT_DHCP_REQUEST, d->info.mac, w.xid, offered, server);
-    rc = send1(d, f, len);
-    if (rc == 0)
-        rc = await(d, is_dhcp, &w);
-    if (rc == 0 && w.r.type != NETPKT_DHCP_ACK)
-        rc = -MOAT_EPROTO;
-    if (rc) {
-        fprintf(stderr, "moat-netdemo: the DHCP request was not acknowledged: %s\n", moat_strerror(rc));
-        return rc;
-    }
-    d->ip = w.r.yiaddr;
-    d->gw_ip = w.r.router ? w.r.router : server;
     printf("dhcp: bound to %s, gateway %s, lease %u s\n", netpkt_ip_str(d->ip, a),
-           netpkt_ip_str(d->gw_ip, b), w.r.lease_s);
+           netpkt_ip_str(d->gw_ip, b), l.lease_s);
     return 0;
 }
 

@@ -4,7 +4,7 @@
  * replies they look for and refuse truncated, corrupted or foreign ones. */
 #include <criterion/criterion.h>
 #include <string.h>
-#include "moat-netdemo/netpkt.h"
+#include "moatnet/netpkt.h"
 
 static const uint8_t MAC[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
 static const uint8_t GWMAC[6] = { 0x52, 0x55, 0x0a, 0x00, 0x02, 0x02 };

@@ -194,7 +194,8 @@ static int send_once(struct moat_session *s, const struct moat_frame *frames, si
     return rc < 0 ? rc : (int)q;
 }
 
-static int recv_once(struct moat_session *s, struct moat_frame *frames, size_t max,
+/* fd >= 0: also return 0 as soon as it is readable. */
+static int recv_once(struct moat_session *s, int fd, struct moat_frame *frames, size_t max,
                      int timeout_ms)
 {
     struct moat_nic_state *ns = &s->nic;
@@ -218,9 +219,11 @@ static int recv_once(struct moat_session *s, struct moat_frame *frames, size_t m
             moat__idle_check(s);
             return s->recovering ? -MOAT_ESTALE : 0;
         }
-        rc = moat__session_block(s, deadline);
+        rc = fd < 0 ? moat__session_block(s, deadline) : moat__session_block_fd(s, fd, deadline);
         if (rc < 0)
             return rc;
+        if (rc == 1)
+            return 0;               /* fd is readable */
     }
     size_t got = 0;
     for (; got < max && ns->ready_n; got++) {
@@ -293,7 +296,15 @@ int moat_nic_send(struct moat_session *s, const struct moat_frame *frames, size_
 
 int moat_nic_recv(struct moat_session *s, struct moat_frame *frames, size_t max, int timeout_ms)
 {
-    NIC_CALL(s, recv_once(s, frames, max, timeout_ms));
+    NIC_CALL(s, recv_once(s, -1, frames, max, timeout_ms));
+}
+
+int moat_nic_recv_fd(struct moat_session *s, int fd, struct moat_frame *frames, size_t max,
+                     int timeout_ms)
+{
+    if (fd < 0)
+        return -MOAT_EINVAL;
+    NIC_CALL(s, recv_once(s, fd, frames, max, timeout_ms));
 }
 
 int moat_nic_status(struct moat_session *s, struct moat_nic_status *out)

@@ -191,6 +191,10 @@ int moat_nic_send(struct moat_session *s, const struct moat_frame *frames, size_
  * frame's real length). Returns how many (0 only when timeout_ms is 0),
  * or -MOAT_ETIMEDOUT / -MOAT_E*. Needs READ. */
 int moat_nic_recv(struct moat_session *s, struct moat_frame *frames, size_t max, int timeout_ms);
+/* For event loops: like moat_nic_recv, but also returns 0 as soon as fd
+ * (yours: an eventfd, a socket) is readable. */
+int moat_nic_recv_fd(struct moat_session *s, int fd, struct moat_frame *frames, size_t max,
+                     int timeout_ms);
 /* Live link state and this session's counters (a request to the domain;
  * frames that arrive meanwhile stay queued for moat_nic_recv). */
 int moat_nic_status(struct moat_session *s, struct moat_nic_status *out);
