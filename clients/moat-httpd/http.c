@@ -57,8 +57,8 @@ int http_parse(const char *buf, size_t len, struct http_request *req, size_t *he
     *head_len = (size_t)(end - buf) + 4;
     /* Request line: METHOD SP TARGET SP HTTP/1.x CRLF */
     const char *eol = memchr(buf, '\r', (size_t)(end - buf) + 1);
-    if (!eol || eol[1] != '\n')
-        return 400;
+    if (!eol || eol[1] != '\n' || memchr(buf, '\n', (size_t)(eol - buf)))
+        return 400;             /* lines end in CRLF, never a bare LF */
     const char *sp1 = memchr(buf, ' ', (size_t)(eol - buf));
     if (!sp1)
         return 400;
@@ -120,7 +120,7 @@ int http_parse(const char *buf, size_t len, struct http_request *req, size_t *he
                 return 400;
         }
         for (const char *p = l; p < le; p++)
-            if (*p == '\0')
+            if (*p == '\0' || *p == '\n')
                 return 400;
         l = le + 2;
     }

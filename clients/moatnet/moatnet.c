@@ -1,6 +1,7 @@
 /* TCP/IP over a Nic cap: lwIP netif, pump thread, address (contract in
- * moatnet.h). Lock order: lwIP's core lock may be held when mn.lock is
- * taken (link_out runs under it); never the other way round. */
+ * moatnet.h). Lock order: lwIP's core lock, then mn.lock (link_out runs
+ * under the core lock, and so does received-frame input in the pump);
+ * never the other way round. */
 #include "moatnet.h"
 #include <errno.h>
 #include <pthread.h>
@@ -27,6 +28,7 @@
 #define LOOK_NS         1000000000ull   /* link state and recoveries: once a second */
 #define RENEW_RETRY_NS  (60ull * 1000000000ull)
 #define TXQ_DEFAULT     512u
+#define SESSION_ENTRIES 1024u
 
 static struct {
     struct moat_client *c;
@@ -220,7 +222,7 @@ static void deliver(const uint8_t *f, uint32_t len)
     if (!p)
         return;
     pbuf_take(p, f, (u16_t)len);
-    if (mn.nif.input(p, &mn.nif) != ERR_OK)
+    if (mn.nif.input(p, &mn.nif) != ERR_OK)     /* core lock held: no queue between */
         pbuf_free(p);
 }
 
@@ -254,9 +256,16 @@ static void *pump(void *arg)
             if (read(mn.evfd, &v, sizeof v) < 0 && errno != EAGAIN)
                 say("cannot read the wake-up: %s", strerror(errno));
         }
-        for (int i = 0; i < n; i++)
-            if (fr[i].len <= sizeof rx[i])
-                deliver(rx[i], fr[i].len);
+        if (n > 0) {
+            /* Straight into lwIP under its core lock, the batch at once:
+             * posting each frame to the tcpip thread's mailbox instead
+             * loses frames to a full mailbox under load. */
+            LOCK_TCPIP_CORE();
+            for (int i = 0; i < n; i++)
+                if (fr[i].len <= sizeof rx[i])
+                    deliver(rx[i], fr[i].len);
+            UNLOCK_TCPIP_CORE();
+        }
         uint64_t now = now_ns();
         if (now >= next_look) {
             next_look = now + LOOK_NS;
@@ -294,7 +303,10 @@ int moatnet_start(const struct moatnet_config *cfg, struct moatnet_info *out, ch
     if (rc)
         return fail(rc, err, errlen, "cannot open %s: %s (is moat running with that cap? "
                     "try moatctl list)", cfg->cap, moat_strerror(rc));
-    if ((rc = moat_nic_info(mn.cap, &mn.info)) || (rc = moat_session_open(mn.cap, NULL, &mn.s)))
+    /* Deep rings: half the entries are receive buffers, and a burst of
+     * ACKs and requests from many connections must find one posted. */
+    struct moat_session_params sp = { .entries = SESSION_ENTRIES };
+    if ((rc = moat_nic_info(mn.cap, &mn.info)) || (rc = moat_session_open(mn.cap, &sp, &mn.s)))
         return fail(rc, err, errlen, "cannot open a session on %s: %s", cfg->cap,
                     moat_strerror(rc));
     if (cfg->static_ip) {
@@ -319,7 +331,7 @@ int moatnet_start(const struct moatnet_config *cfg, struct moatnet_info *out, ch
     sem_destroy(&ready);
     ip4_addr_t ip = ip4(mn.lease.ip), mask = ip4(mn.lease.mask), gw = ip4(mn.lease.router);
     LOCK_TCPIP_CORE();
-    bool added = netif_add(&mn.nif, &ip, &mask, &gw, NULL, nif_init, tcpip_input) != NULL;
+    bool added = netif_add(&mn.nif, &ip, &mask, &gw, NULL, nif_init, ethernet_input) != NULL;
     if (added) {
         netif_set_default(&mn.nif);
         netif_set_up(&mn.nif);

@@ -179,8 +179,7 @@ void tu_client_close(struct moat_session *s, struct moat_cap *cap, struct moat_c
         moat_disconnect(c);
 }
 
-pid_t tu_spawn_nbd(const char *ctl_sock, const char *cap, const char *nbd_sock,
-                   unsigned wait_s, FILE **out, char *err, size_t errlen)
+pid_t tu_spawn(char *const argv[], FILE **out, char *err, size_t errlen)
 {
     int pipefd[2];
     if (pipe(pipefd) != 0) {
@@ -190,16 +189,14 @@ pid_t tu_spawn_nbd(const char *ctl_sock, const char *cap, const char *nbd_sock,
     pid_t pid = fork();
     if (pid < 0) {
         snprintf(err, errlen, "fork: %s", strerror(errno));
+        close(pipefd[0]);
+        close(pipefd[1]);
         return -1;
     }
     if (pid == 0) {
         dup2(pipefd[1], STDERR_FILENO);
         close(pipefd[0]);
-        char bin[PATH_MAX], wait_arg[16];
-        snprintf(bin, sizeof bin, "%s/asan/bin/moat-nbd", MOAT_BUILD_DIR);
-        snprintf(wait_arg, sizeof wait_arg, "%u", wait_s);
-        execl(bin, bin, "--socket", ctl_sock, "--cap", cap, "--unix", nbd_sock, "--wait",
-              wait_arg, (char *)NULL);
+        execv(argv[0], argv);
         _exit(127);
     }
     close(pipefd[1]);
@@ -207,25 +204,45 @@ pid_t tu_spawn_nbd(const char *ctl_sock, const char *cap, const char *nbd_sock,
     return pid;
 }
 
-bool tu_nbd_wait_serving(FILE *f, const char *cap, char *err, size_t errlen)
+bool tu_wait_line(FILE *f, const char *needle, char *line, size_t len)
 {
-    char line[512] = "", want[96];
-    snprintf(want, sizeof want, "serving cap %s", cap);
-    bool serving = false;
-    while (!serving && fgets(line, sizeof line, f))
-        serving = strstr(line, want) != NULL;
-    if (!serving) {
-        snprintf(err, errlen, "moat-nbd did not start serving (last line: %s)", line);
+    bool found = false;
+    line[0] = '\0';
+    while (!found && fgets(line, (int)len, f))
+        found = strstr(line, needle) != NULL;
+    if (!found) {
         fclose(f);
         return false;
     }
     if (fork() == 0) {      /* keep draining its stderr so it never blocks */
-        while (fgets(line, sizeof line, f))
-            fputs(line, stderr);
+        char l[512];
+        while (fgets(l, sizeof l, f))
+            fputs(l, stderr);
         _exit(0);
     }
     fclose(f);
     return true;
+}
+
+pid_t tu_spawn_nbd(const char *ctl_sock, const char *cap, const char *nbd_sock,
+                   unsigned wait_s, FILE **out, char *err, size_t errlen)
+{
+    char bin[PATH_MAX], wait_arg[16];
+    snprintf(bin, sizeof bin, "%s/asan/bin/moat-nbd", MOAT_BUILD_DIR);
+    snprintf(wait_arg, sizeof wait_arg, "%u", wait_s);
+    char *const argv[] = { bin, "--socket", (char *)ctl_sock, "--cap", (char *)cap, "--unix",
+                           (char *)nbd_sock, "--wait", wait_arg, NULL };
+    return tu_spawn(argv, out, err, errlen);
+}
+
+bool tu_nbd_wait_serving(FILE *f, const char *cap, char *err, size_t errlen)
+{
+    char line[512], want[96];
+    snprintf(want, sizeof want, "serving cap %s", cap);
+    if (tu_wait_line(f, want, line, sizeof line))
+        return true;
+    snprintf(err, errlen, "moat-nbd did not start serving (last line: %s)", line);
+    return false;
 }
 
 pid_t tu_start_nbd(const char *ctl_sock, const char *cap, const char *nbd_sock, char *err,

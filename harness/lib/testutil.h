@@ -65,6 +65,13 @@ struct domain *tu_boot(struct supervisor *s, const char *spec, unsigned timeout_
 char *tu_slurp(const char *path);
 /* d's log (log_dir/NAME.log) so far, as tu_slurp. */
 char *tu_domain_log(const struct supervisor *s, const struct domain *d);
+/* Start argv[0] (a path) with argv; *out reads its stderr. Its pid, or
+ * -1 with err. */
+pid_t tu_spawn(char *const argv[], FILE **out, char *err, size_t errlen);
+/* Read f until a line containing needle (copied to line): then a child
+ * keeps copying the rest to our stderr (so the writer never blocks) and
+ * f is closed. False (f closed, line the last one read) at EOF. */
+bool tu_wait_line(FILE *f, const char *needle, char *line, size_t len);
 /* Start build/asan/bin/moat-nbd --wait wait_s exporting cap on nbd_sock;
  * *out reads its stderr. Returns its pid, or -1 with err. */
 pid_t tu_spawn_nbd(const char *ctl_sock, const char *cap, const char *nbd_sock,

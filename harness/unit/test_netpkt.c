@@ -1,4 +1,4 @@
-/* The client packet module (clients/moat-netdemo/netpkt.c): the Internet
+/* The client packet module (clients/moatnet/netpkt.c): the Internet
  * checksum against RFC 1071's worked example, ARP/DHCP/ICMP frames laid
  * out byte for byte as the RFCs say, and parsers that accept exactly the
  * replies they look for and refuse truncated, corrupted or foreign ones. */
