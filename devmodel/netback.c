@@ -13,6 +13,7 @@
  * replies, or a device that answers at once) are copied to a thread-local
  * queue and sent when the outermost netback_send has finished delivering.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -22,6 +23,7 @@
 #include <time.h>
 #include "log.h"
 #include "net_gateway.h"
+#include "net_hostfwd.h"
 #include "net_pcap.h"
 #include "net_tap.h"
 #include "netback.h"
@@ -82,6 +84,7 @@ struct netback {
     struct net_gateway *gw;
     struct netback_port *gw_port;
     struct net_tap *tap;
+    struct net_hostfwd *hostfwd;
     struct net_pcap *pcaps[NETBACK_PCAPS_MAX];  /* cfg.pcap[i] */
     struct {
 #define X(f) _Atomic uint64_t f;
@@ -154,6 +157,71 @@ bool netback_parse_subnet(const char *s, struct netback_config *cfg, char *err, 
     }
     cfg->net = net;
     cfg->prefix = prefix;
+    return true;
+}
+
+/* "[A.B.C.D]:PORT" from s[0..len); *given says whether the address was. */
+static bool parse_endpoint(const char *s, size_t len, uint32_t *ip, bool *given, uint16_t *port)
+{
+    const char *colon = memchr(s, ':', len);
+    if (!colon)
+        return false;
+    char a[16];
+    size_t al = (size_t)(colon - s);
+    *ip = 0;
+    *given = al != 0;
+    if (al) {
+        struct in_addr in;
+        if (al >= sizeof a)
+            return false;
+        memcpy(a, s, al);
+        a[al] = '\0';
+        if (inet_pton(AF_INET, a, &in) != 1)
+            return false;
+        *ip = ntohl(in.s_addr);
+    }
+    unsigned long v = 0;
+    size_t pl = len - al - 1;
+    if (pl == 0 || pl > 5)
+        return false;
+    for (size_t i = 0; i < pl; i++) {
+        char c = colon[1 + i];
+        if (c < '0' || c > '9')
+            return false;
+        v = v * 10 + (unsigned long)(c - '0');
+    }
+    if (v == 0 || v > 65535)
+        return false;
+    *port = (uint16_t)v;
+    return true;
+}
+
+bool netback_parse_hostfwd(const char *s, struct netback_config *cfg, char *err, size_t errlen)
+{
+    struct netback_hostfwd r;
+    bool host_given, guest_given;
+    const char *dash = strncmp(s, "tcp:", 4) ? NULL : strchr(s + 4, '-');
+    if (!dash ||
+        !parse_endpoint(s + 4, (size_t)(dash - s - 4), &r.host_ip, &host_given, &r.host_port) ||
+        !parse_endpoint(dash + 1, strlen(dash + 1), &r.guest_ip, &guest_given, &r.guest_port) ||
+        (guest_given && !r.guest_ip)) {
+        snprintf(err, errlen, "'%s': give tcp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT, e.g. "
+                 "tcp:127.0.0.1:8080-:80 (an empty host address is 127.0.0.1, an empty guest "
+                 "address the first DHCP lease; ports 1..65535)", s);
+        return false;
+    }
+    if (!host_given)
+        r.host_ip = 0x7f000001u;
+    for (unsigned i = 0; i < cfg->n_fwd; i++)
+        if (cfg->fwd[i].host_ip == r.host_ip && cfg->fwd[i].host_port == r.host_port) {
+            snprintf(err, errlen, "'%s': host port %u is already forwarded", s, r.host_port);
+            return false;
+        }
+    if (cfg->n_fwd >= NETBACK_FWDS_MAX) {
+        snprintf(err, errlen, "'%s': at most %u host forwards", s, NETBACK_FWDS_MAX);
+        return false;
+    }
+    cfg->fwd[cfg->n_fwd++] = r;
     return true;
 }
 
@@ -645,6 +713,8 @@ static void nb_destroy(struct netback *nb)
 {
     if (!nb)
         return;
+    net_hostfwd_stop(nb->hostfwd);
+    nb->hostfwd = NULL;
     net_tap_close(nb->tap);
     nb->tap = NULL;
     netback_port_remove(nb->gw_port);
@@ -702,6 +772,12 @@ static struct netback *nb_create(const struct netback_config *cfg, char *err, si
     if (cfg->tap[0]) {
         nb->tap = net_tap_open(nb, cfg->tap, err, errlen);
         if (!nb->tap)
+            goto fail;
+    }
+    if (cfg->n_fwd) {
+        nb->hostfwd = net_hostfwd_start(nb, cfg->net, mask, cfg->fwd, cfg->n_fwd,
+                                        netback_dhcp_first(nb), err, errlen);
+        if (!nb->hostfwd)
             goto fail;
     }
     uint32_t gw = netback_gateway_ip(nb);

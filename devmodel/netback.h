@@ -36,6 +36,9 @@
  * when full, and is forgotten when its port is removed. Group (multicast,
  * broadcast) and all-zero source MACs are never learned.
  *
+ * Host port forwards (net_hostfwd.h): a TCP endpoint of its own, port
+ * "hostfwd" at NET + 3, carries host connections to guests.
+ *
  * pcap: classic libpcap files (LINKTYPE_ETHERNET, microsecond stamps), one
  * record per frame the port sent or received, flushed per record so the
  * file is readable while moat runs.
@@ -51,6 +54,15 @@
 #define NETBACK_PORT_NAME_MAX  48u
 #define NETBACK_FRAME_MAX      1514u    /* ETH_FRAME_MAX: no jumbo frames */
 #define NETBACK_PCAPS_MAX      8u
+#define NETBACK_FWDS_MAX       8u
+
+/* A host port forward (net_hostfwd.h): connections to host_ip:host_port
+ * are carried to guest_ip:guest_port (0: the first DHCP lease). Host
+ * byte order. */
+struct netback_hostfwd {
+    uint32_t host_ip, guest_ip;
+    uint16_t host_port, guest_port;
+};
 
 struct netback_config {
     uint32_t net;               /* IPv4 subnet, host byte order (10.0.2.0) */
@@ -65,6 +77,8 @@ struct netback_config {
     unsigned n_pcap;
     uint32_t mac_age_ms;        /* learned MACs expire after this long idle;
                                  * 0 = NETBACK_MAC_AGE_MS */
+    struct netback_hostfwd fwd[NETBACK_FWDS_MAX];
+    unsigned n_fwd;
 };
 
 #define NETBACK_MAC_AGE_MS     300000u
@@ -79,6 +93,11 @@ bool netback_parse_subnet(const char *s, struct netback_config *cfg, char *err, 
 /* Parse "PORT=FILE" and append it to cfg; false + err when malformed,
  * full, or when the port or the file is already captured. */
 bool netback_parse_pcap(const char *s, struct netback_config *cfg, char *err, size_t errlen);
+/* Parse "tcp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT" (QEMU's hostfwd
+ * syntax; an empty HOSTADDR is 127.0.0.1, an empty GUESTADDR the first
+ * DHCP lease) and append it to cfg; false + err when malformed, full, or
+ * when the host address and port are already forwarded. */
+bool netback_parse_hostfwd(const char *s, struct netback_config *cfg, char *err, size_t errlen);
 
 struct netback;
 struct netback_port;

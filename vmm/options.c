@@ -104,6 +104,13 @@ void options_usage(FILE *out)
 "      --pcap PORT=FILE    capture what port PORT sends and receives to the pcap\n"
 "                          FILE; PORT is DOMAIN.DEVICE (vnet0.virtio-net0),\n"
 "                          gateway or tap; repeatable, at most 8\n"
+"      --hostfwd tcp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT\n"
+"                          forward a host TCP port into the subnet, like QEMU's\n"
+"                          hostfwd: tcp:127.0.0.1:8080-:80 makes\n"
+"                          curl http://127.0.0.1:8080/ reach port 80 of the first\n"
+"                          DHCP lease (.15); an empty HOSTADDR is 127.0.0.1 (say\n"
+"                          0.0.0.0 to expose it); connections reach the guest\n"
+"                          from .3; repeatable, at most 8\n"
 "\n"
 "  -q, --quiet             only errors on stderr\n"
 "  -h, --help              show this help and exit\n"
@@ -123,13 +130,15 @@ void options_usage(FILE *out)
 "  moat --control /tmp/m.sock -d 'name=ram0 kernel=build/guest/ramblk.elf mem=96M'\n"
 "  moat -d 'name=nvme0 kernel=build/guest/nvme.elf mem=64M dma=32M dev=nvme:image=disk.img'\n"
 "    then: moatctl --socket /tmp/m.sock list\n"
-"  moat --net 192.168.7.0/24 --pcap gateway=gw.pcap -d 'name=demo0 kernel=build/guest/demo.elf'\n",
+"  moat --net 192.168.7.0/24 --pcap gateway=gw.pcap -d 'name=demo0 kernel=build/guest/demo.elf'\n"
+"  moat --hostfwd tcp:127.0.0.1:8080-:80 -d 'name=vnet0 kernel=build/guest/vnet.elf dev=virtio-net'\n"
+"    then: moat-httpd --root www vnet0.nic0; curl http://127.0.0.1:8080/\n",
         out);
 }
 
 enum { OPT_CONSOLE = 256, OPT_LOG_DIR, OPT_WATCHDOG, OPT_BOOT_TIMEOUT, OPT_UNTIL_READY,
        OPT_TIMEOUT, OPT_CONTROL, OPT_NO_CONTROL, OPT_STAY, OPT_NET, OPT_NO_GATEWAY, OPT_TAP,
-       OPT_PCAP };
+       OPT_PCAP, OPT_HOSTFWD };
 
 static bool parse_ms(const char *s, uint32_t min, uint32_t *out)
 {
@@ -159,7 +168,7 @@ bool options_net_given(const struct netback_config *net)
     struct netback_config d;
     netback_config_default(&d);
     return net->net != d.net || net->prefix != d.prefix || net->no_gateway || net->tap[0] ||
-           net->n_pcap;
+           net->n_pcap || net->n_fwd;
 }
 
 enum options_result options_parse(int argc, char **argv, struct moat_config *cfg,
@@ -182,6 +191,7 @@ enum options_result options_parse(int argc, char **argv, struct moat_config *cfg
         { "no-gateway", no_argument, NULL, OPT_NO_GATEWAY },
         { "tap", required_argument, NULL, OPT_TAP },
         { "pcap", required_argument, NULL, OPT_PCAP },
+        { "hostfwd", required_argument, NULL, OPT_HOSTFWD },
         { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -252,6 +262,12 @@ enum options_result options_parse(int argc, char **argv, struct moat_config *cfg
         case OPT_PCAP:
             if (!netback_parse_pcap(optarg, net, why, sizeof why)) {
                 snprintf(err, errlen, "--pcap: %s", why);
+                return OPTIONS_ERROR;
+            }
+            break;
+        case OPT_HOSTFWD:
+            if (!netback_parse_hostfwd(optarg, net, why, sizeof why)) {
+                snprintf(err, errlen, "--hostfwd: %s", why);
                 return OPTIONS_ERROR;
             }
             break;

@@ -212,7 +212,7 @@ static void deliver(const uint8_t *f, uint32_t len)
 {
     if (renewal_answer(f, len))
         return;
-    struct pbuf *p = pbuf_alloc(PBUF_RAW, (u16_t)len, PBUF_POOL);
+    struct pbuf *p = pbuf_alloc(PBUF_RAW, (u16_t)len, PBUF_RAM);   /* not PBUF_POOL: see moatnet.h */
     pthread_mutex_lock(&mn.lock);
     if (p)
         mn.st.rx_frames++;

@@ -20,6 +20,10 @@
  * The pump also follows the cap's link state (netif link up/down) and
  * renews the DHCP lease at half its time.
  *
+ * Received frames go to lwIP in PBUF_RAM buffers, never PBUF_POOL: Debian's
+ * liblwip hands out pool buffers smaller than the length they claim for a
+ * full-size frame (ASan caught pbuf_take writing 1514 bytes into 616).
+ *
  * A restart of the NIC domain is invisible here: the session follows the
  * cap to the new incarnation by itself (libmoat); frames in flight are
  * lost and TCP retransmits them.

@@ -4,7 +4,8 @@
  * namespace of its own, where ping and curl talk to moat-httpd through the
  * Linux stack. For the virtio-net modern domain, the legacy domain with
  * 4096-entry queues and the gVNIC domain: moat-httpd takes a DHCP lease
- * from the gateway; ping answers; a 10 MiB download is sha256-identical;
+ * from the gateway; ping answers; a 10 MiB download is sha256-identical,
+ * through the namespace and through moat's host port forward (--hostfwd);
  * 50 concurrent downloads all complete; a 64 MiB download survives two
  * restarts of the NIC domain mid-transfer, sha256-identical; a client too
  * slow with its request gets 408.
@@ -35,6 +36,7 @@ static char err[512];
 static char sock[PATH_MAX];
 
 static char ns[32], tap[16], www[PATH_MAX], out_dir[PATH_MAX];
+static unsigned fwd_port;           /* 127.0.0.1:fwd_port -> the first lease, port 80 */
 static pid_t httpd = -1;
 
 static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -115,6 +117,10 @@ static void start(void)
     struct netback_config nb;
     netback_config_default(&nb);
     snprintf(nb.tap, sizeof nb.tap, "%s", tap);
+    fwd_port = 20000u + (unsigned)getpid() % 20000u;
+    char rule[64];
+    snprintf(rule, sizeof rule, "tcp:127.0.0.1:%u-:80", fwd_port);
+    cr_assert(netback_parse_hostfwd(rule, &nb, err, sizeof err), "%s", err);
     cr_assert(netback_setup(&nb, err, sizeof err), "netback: %s", err);
     cr_assert(tu_moat_start(&sup, &ctl, NULL, sock, sizeof sock, err, sizeof err), "%s", err);
     cr_assert_eq(sh("ip netns add %s && ip link set %s netns %s && "
@@ -207,6 +213,13 @@ static void apps_over(const char *image, const char *dev)
     snprintf(out, sizeof out, "%s/big", out_dir);
     curl_ok(ip, "big.bin", out, "");
     same_file(out, "big.bin", "10 MiB through TAP");
+
+    /* The same from the host itself, through moat's host port forward
+     * (no namespace, no root needed for this part). */
+    snprintf(out, sizeof out, "%s/big-fwd", out_dir);
+    int rc = sh("curl -sS -m 120 -o '%s' http://127.0.0.1:%u/big.bin", out, fwd_port);
+    cr_assert_eq(rc, 0, "curl through the host forward 127.0.0.1:%u exited %d", fwd_port, rc);
+    same_file(out, "big.bin", "10 MiB through the host forward");
 
     cr_assert_eq(sh("cd '%s' && for i in $(seq 50); do ip netns exec %s curl -sS -m 120 "
                     "-o c$i http://%s/small.bin & done; wait", out_dir, ns, ip), 0);

@@ -1088,6 +1088,38 @@ Test(netback_config, pcap_specs)
     cr_assert_eq(c.n_pcap, NETBACK_PCAPS_MAX);
 }
 
+Test(netback_config, hostfwd_specs)
+{
+    struct netback_config c;
+    netback_config_default(&c);
+    cr_assert(netback_parse_hostfwd("tcp:127.0.0.1:8080-:80", &c, err, sizeof err), "%s", err);
+    cr_assert(c.n_fwd == 1 && c.fwd[0].host_ip == 0x7f000001u && c.fwd[0].host_port == 8080 &&
+              c.fwd[0].guest_ip == 0 && c.fwd[0].guest_port == 80,
+              "parsed %#x:%u -> %#x:%u", c.fwd[0].host_ip, c.fwd[0].host_port,
+              c.fwd[0].guest_ip, c.fwd[0].guest_port);
+    cr_assert(netback_parse_hostfwd("tcp::2222-10.0.2.16:22", &c, err, sizeof err), "%s", err);
+    cr_assert(c.fwd[1].host_ip == 0x7f000001u && c.fwd[1].guest_ip == 0x0a000210u,
+              "an empty host address is 127.0.0.1 (not every interface)");
+    cr_assert(netback_parse_hostfwd("tcp:0.0.0.0:9000-:90", &c, err, sizeof err), "%s", err);
+    cr_assert_eq(c.fwd[2].host_ip, 0u, "0.0.0.0 stays every interface when asked for");
+    const char *bad[] = { "", "udp:127.0.0.1:53-:53", "tcp:8080-:80", "tcp:127.0.0.1:8080",
+                          "tcp:127.0.0.1:0-:80", "tcp:127.0.0.1:65536-:80", "tcp::80-:x",
+                          "tcp:1.2.3:80-:80", "tcp::80-:", "tcp::123456-:80" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_assert_not(netback_parse_hostfwd(bad[i], &c, err, sizeof err), "'%s' accepted", bad[i]);
+        cr_assert(strstr(err, "tcp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT"), "%s", err);
+    }
+    cr_assert_not(netback_parse_hostfwd("tcp::8080-:81", &c, err, sizeof err));
+    cr_assert(strstr(err, "already forwarded"), "%s", err);
+    for (unsigned i = c.n_fwd; i < NETBACK_FWDS_MAX; i++) {
+        char s[64];
+        snprintf(s, sizeof s, "tcp::%u-:80", 10000 + i);
+        cr_assert(netback_parse_hostfwd(s, &c, err, sizeof err), "%s", err);
+    }
+    cr_assert_not(netback_parse_hostfwd("tcp::11111-:80", &c, err, sizeof err));
+    cr_assert(strstr(err, "at most"), "%s", err);
+}
+
 Test(netback_config, first_use_creates_the_default_switch)
 {
     struct netback *nb = netback_get();     /* no netback_setup */
