@@ -36,6 +36,7 @@ static struct {
     struct moat_session *s;
     struct moat_nic_info info;
     char cap_name[64];
+    struct moatnet_link link;   /* the session's, or the caller's */
     struct netif nif;
     pthread_t pump;
     bool started;
@@ -144,7 +145,7 @@ static void send_queued(void)
     if (!k)
         return;
     /* The slots stay ours until popped: lwIP only writes free ones. */
-    int rc = moat_nic_send(mn.s, fr, k);
+    int rc = mn.link.send(mn.link.ctx, fr, k);
     if (rc < 0) {
         say("send: %s (%u frames dropped)", moat_strerror(rc), k);
         rc = (int)k;
@@ -240,8 +241,7 @@ static void *pump(void *arg)
         pthread_mutex_lock(&mn.lock);
         bool backlog = mn.txq.n != 0;
         pthread_mutex_unlock(&mn.lock);
-        int n = backlog ? moat_nic_recv(mn.s, fr, BATCH, 0)
-                        : moat_nic_recv_fd(mn.s, mn.evfd, fr, BATCH, 100);
+        int n = mn.link.recv(mn.link.ctx, mn.evfd, fr, BATCH, backlog ? 0 : 100);
         if (n < 0 && n != -MOAT_ETIMEDOUT) {
             if (n != last_err)
                 say("error: receive: %s; retrying", moat_strerror(n));
@@ -267,13 +267,27 @@ static void *pump(void *arg)
             UNLOCK_TCPIP_CORE();
         }
         uint64_t now = now_ns();
-        if (now >= next_look) {
+        if (mn.s && now >= next_look) {
             next_look = now + LOOK_NS;
             look_around();
             renew_if_due(now);
         }
     }
     return NULL;
+}
+
+/* ---- the session as a link ----------------------------------------------------------------- */
+
+static int session_send(void *ctx, const struct moat_frame *f, size_t n)
+{
+    return moat_nic_send(ctx, f, n);
+}
+
+static int session_recv(void *ctx, int wake_fd, struct moat_frame *f, size_t max,
+                        int timeout_ms)
+{
+    return timeout_ms ? moat_nic_recv_fd(ctx, wake_fd, f, max, timeout_ms)
+                      : moat_nic_recv(ctx, f, max, 0);
 }
 
 /* ---- start and stop ------------------------------------------------------------------------ */
@@ -292,6 +306,9 @@ static int fail(int rc, char *err, size_t errlen, const char *fmt, ...)
     return rc;
 }
 
+static int bring_up(const struct moatnet_config *cfg, struct moatnet_info *out, char *err,
+                    size_t errlen);
+
 int moatnet_start(const struct moatnet_config *cfg, struct moatnet_info *out, char *err,
                   size_t errlen)
 {
@@ -309,6 +326,9 @@ int moatnet_start(const struct moatnet_config *cfg, struct moatnet_info *out, ch
     if ((rc = moat_nic_info(mn.cap, &mn.info)) || (rc = moat_session_open(mn.cap, &sp, &mn.s)))
         return fail(rc, err, errlen, "cannot open a session on %s: %s", cfg->cap,
                     moat_strerror(rc));
+    mn.link = (struct moatnet_link){ .ctx = mn.s, .send = session_send, .recv = session_recv,
+                                     .mtu = mn.info.mtu };
+    memcpy(mn.link.mac, mn.info.mac, 6);
     if (cfg->static_ip) {
         mn.lease = (struct dhcp_lease){ .ip = cfg->ip, .mask = cfg->mask, .router = cfg->gw };
     } else {
@@ -320,6 +340,30 @@ int moatnet_start(const struct moatnet_config *cfg, struct moatnet_info *out, ch
         mn.dhcp = true;
         mn.renew_at_ns = now_ns() + (uint64_t)mn.lease.lease_s * 500000000ull;
     }
+    return bring_up(cfg, out, err, errlen);
+}
+
+int moatnet_start_link(const struct moatnet_config *cfg, const struct moatnet_link *link,
+                       struct moatnet_info *out, char *err, size_t errlen)
+{
+    if (mn.started || mn.c)
+        return fail(-MOAT_EBUSY, err, errlen, "moatnet runs once per process (one lwIP)");
+    if (!cfg->static_ip)
+        return fail(-MOAT_EINVAL, err, errlen, "a link of your own needs a static address");
+    snprintf(mn.cap_name, sizeof mn.cap_name, "%s", cfg->cap ? cfg->cap : "link");
+    mn.link = *link;
+    mn.info.mtu = link->mtu;
+    memcpy(mn.info.mac, link->mac, 6);
+    mn.lease = (struct dhcp_lease){ .ip = cfg->ip, .mask = cfg->mask, .router = cfg->gw };
+    mn.link_up = true;
+    return bring_up(cfg, out, err, errlen);
+}
+
+/* lwIP on the link: the queue, the tcpip thread, the interface, the pump. */
+static int bring_up(const struct moatnet_config *cfg, struct moatnet_info *out, char *err,
+                    size_t errlen)
+{
+    int rc;
     if (!frameq_init(&mn.txq, cfg->txq_frames ? cfg->txq_frames : TXQ_DEFAULT) ||
         (mn.evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
         return fail(-MOAT_ENOMEM, err, errlen, "out of memory or file descriptors");
@@ -335,11 +379,14 @@ int moatnet_start(const struct moatnet_config *cfg, struct moatnet_info *out, ch
     if (added) {
         netif_set_default(&mn.nif);
         netif_set_up(&mn.nif);
+        if (mn.link_up)
+            netif_set_link_up(&mn.nif);
     }
     UNLOCK_TCPIP_CORE();
     if (!added)
         return fail(-MOAT_EIO, err, errlen, "lwIP refused the interface");
-    look_around();              /* the link state, before the pump takes the session */
+    if (mn.s)
+        look_around();          /* the link state, before the pump takes the session */
     atomic_store(&mn.stop, false);
     if ((rc = pthread_create(&mn.pump, NULL, pump, NULL)) != 0)
         return fail(-MOAT_ENOMEM, err, errlen, "cannot start the pump thread: %s", strerror(rc));

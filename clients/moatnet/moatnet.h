@@ -64,6 +64,25 @@ struct moatnet_stats {
  * process. */
 int moatnet_start(const struct moatnet_config *cfg, struct moatnet_info *out, char *err,
                   size_t errlen);
+
+/* Frames from somewhere other than a Nic session: make bench's in-process
+ * peer runs the same app over a driver in its own process. The pump is
+ * the only caller of both functions. */
+struct moat_frame;
+struct moatnet_link {
+    void *ctx;
+    /* Take up to n frames to send (copied): how many, or -MOAT_E*. */
+    int (*send)(void *ctx, const struct moat_frame *f, size_t n);
+    /* Like moat_nic_recv_fd: frames received (their lengths set), 0 as
+     * soon as wake_fd is readable, -MOAT_ETIMEDOUT, or -MOAT_E*. */
+    int (*recv)(void *ctx, int wake_fd, struct moat_frame *f, size_t max, int timeout_ms);
+    uint8_t mac[6];
+    uint16_t mtu;
+};
+/* moatnet_start over link instead of a cap (cfg: static_ip and txq_frames;
+ * no DHCP, no link state). */
+int moatnet_start_link(const struct moatnet_config *cfg, const struct moatnet_link *link,
+                       struct moatnet_info *out, char *err, size_t errlen);
 void moatnet_stats(struct moatnet_stats *out);
 /* Stop the pump and close the session (lwIP itself cannot be stopped:
  * call this at exit). */

@@ -101,6 +101,12 @@ struct vnet {
     struct vnet_stats st, st_logged;
 };
 
+/* ---- vnet_main.c ---- */
+/* Parse args, find the function, bring it up, serve the Nic cap, register
+ * the pollers and hooks: everything but dd_ready and the run loop
+ * (domain_main adds those; make bench's in-process peer runs its own). */
+void vnet_start(struct vnet *v, const char *args);
+
 /* ---- vnet_io.c ---- */
 /* dd_nic_ops.tx / .tx_flush; ctx is the vnet. */
 bool vnet_tx(void *ctx, const void *frame, uint32_t len);

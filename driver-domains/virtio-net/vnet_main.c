@@ -251,9 +251,8 @@ static void stop(void *ctx)
            unsent == 1 ? "" : "s");
 }
 
-void domain_main(const char *args)
+void vnet_start(struct vnet *v, const char *args)
 {
-    struct vnet *v = &drv;
     parse_args(args, &v->cfg);
     find_device(v);
     bring_up(v);
@@ -269,6 +268,11 @@ void domain_main(const char *args)
            v->link_up ? "up" : "down", v->cfg.name);
     vnet_fault_hook(v);
     dd_stop_hook(stop, v);
+}
+
+void domain_main(const char *args)
+{
+    vnet_start(&drv, args);
     dd_ready();
     dd_run();
 }

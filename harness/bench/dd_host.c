@@ -5,11 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 #include "dd.h"
 #include "moat/pci_regs.h"
 
 #define HOST_WINDOW_IOVA 0x100000000ull
+#define HOST_MSI_VECTOR0 32u        /* entry n sends vector 32 + n (models check the range) */
 
 static struct dd_host *cur;
 
@@ -24,8 +27,13 @@ static struct dd_host *current(const char *call)
 
 static bool h_msi(void *ctx, uint64_t addr, uint32_t data)
 {
-    (void)ctx, (void)addr, (void)data;
-    return true;                /* polled: interrupts go nowhere */
+    struct dd_host *h = ctx;
+    (void)addr;
+    uint32_t entry = data - HOST_MSI_VECTOR0;
+    if (entry < sizeof h->irq / sizeof h->irq[0])
+        h->irq[entry].count++;
+    uint64_t one = 1;
+    return write(h->irq_fd, &one, sizeof one) == sizeof one;
 }
 static void h_intx(void *ctx, uint32_t gsi, bool level) { (void)ctx, (void)gsi, (void)level; }
 static void h_refused(void *ctx, const char *dev, const char *what, uint64_t addr, uint64_t v)
@@ -57,6 +65,11 @@ void dd_host_init(struct dd_host *h, const char *name, uint64_t window_bytes)
         fprintf(stderr, "dd_host %s: %s\n", name, err);
         exit(1);
     }
+    h->irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (h->irq_fd < 0) {
+        fprintf(stderr, "dd_host %s: no eventfd\n", name);
+        exit(1);
+    }
     pci_bus_init(&h->bus, name, 1, &h->br, &plat);
     h->mem = broker_dma_map(&h->br, 1, "dd_host", HOST_WINDOW_IOVA, window_bytes, DMA_BIDIR,
                             &h->wm);
@@ -79,9 +92,21 @@ bool dd_host_poll(struct dd_host *h)
     return work;
 }
 
+bool dd_host_idle(struct dd_host *h)
+{
+    struct dd_host *was = cur;
+    cur = h;
+    bool work = false;
+    for (unsigned i = 0; i < h->n_idle; i++)
+        work |= h->idle[i].fn(h->idle[i].ctx);
+    cur = was;
+    return work;
+}
+
 void dd_host_fini(struct dd_host *h)
 {
     pci_bus_fini(&h->bus);
+    close(h->irq_fd);
     broker_dma_unmap(&h->br, &h->wm);
     broker_fini(&h->br);
     if (cur == h)
@@ -160,6 +185,41 @@ struct dd_dev *dd_dev_find(uint16_t vendor, uint16_t device, unsigned nth)
     return NULL;
 }
 
+uint8_t dd_cfg_read8(const struct dd_dev *d, uint32_t off) { return (uint8_t)pci_cfg_read(d->f, off, 1); }
+uint16_t dd_cfg_read16(const struct dd_dev *d, uint32_t off) { return (uint16_t)pci_cfg_read(d->f, off, 2); }
+uint32_t dd_cfg_read32(const struct dd_dev *d, uint32_t off) { return pci_cfg_read(d->f, off, 4); }
+
+static void cfg_write(struct dd_dev *d, uint32_t off, uint32_t size, uint32_t v)
+{
+    if (!pci_cfg_write(d->f, off, size, v))
+        dd_panic("dd_host: config write of %#x at %#x refused", v, off);
+}
+void dd_cfg_write8(struct dd_dev *d, uint32_t off, uint8_t v) { cfg_write(d, off, 1, v); }
+void dd_cfg_write16(struct dd_dev *d, uint32_t off, uint16_t v) { cfg_write(d, off, 2, v); }
+void dd_cfg_write32(struct dd_dev *d, uint32_t off, uint32_t v) { cfg_write(d, off, 4, v); }
+
+uint32_t dd_cap_find(const struct dd_dev *d, uint8_t id, uint32_t after)
+{
+    if (!(dd_cfg_read16(d, PCI_STATUS) & PCI_STATUS_CAP_LIST))
+        return 0;
+    bool past = after == 0;
+    for (uint32_t off = dd_cfg_read8(d, PCI_CAP_PTR) & ~3u, n = 0; off && n < 48; n++) {
+        if (past && dd_cfg_read8(d, off) == id)
+            return off;
+        past |= off == after;
+        off = dd_cfg_read8(d, off + 1) & ~3u;
+    }
+    return 0;
+}
+
+void dd_dev_info(const struct dd_dev *d, struct dd_dev_info *out)
+{
+    *out = (struct dd_dev_info){ .vendor = dd_cfg_read16(d, 0), .device = dd_cfg_read16(d, 2),
+                                 .class_code = dd_cfg_read32(d, 8) >> 8,
+                                 .revision = dd_cfg_read8(d, 8), .dev = d->f->slot };
+    snprintf(out->name, sizeof out->name, "%s", d->f->name);
+}
+
 void dd_cmd_set(struct dd_dev *d, uint16_t bits)
 {
     uint16_t cmd;
@@ -203,6 +263,25 @@ void dd_mmio_write16(const struct dd_bar *b, uint64_t off, uint16_t v) { bar_acc
 void dd_mmio_write32(const struct dd_bar *b, uint64_t off, uint32_t v) { bar_access(b, off, 4, true, v); }
 void dd_mmio_write64(const struct dd_bar *b, uint64_t off, uint64_t v) { bar_access(b, off, 8, true, v); }
 
+static uint32_t io_access(const struct dd_bar *b, uint32_t off, uint32_t size, bool write,
+                          uint32_t v)
+{
+    if ((uint64_t)off + size > dd_bar_size(b) || !dd_bar_is_io(b))
+        dd_panic("dd_host: I/O BAR%u access of %u bytes at %#x", b->n, size, off);
+    struct bus_access a = { .addr = b->f->bar[b->n].base + off, .size = size,
+                            .is_write = write, .value = v };
+    if (pci_pio_access(&b->h->bus, &a) != BUS_OK)
+        dd_panic("dd_host: I/O BAR%u access at %#x was not handled", b->n, off);
+    return (uint32_t)a.value;
+}
+
+uint8_t dd_io_read8(const struct dd_bar *b, uint32_t off) { return (uint8_t)io_access(b, off, 1, false, 0); }
+uint16_t dd_io_read16(const struct dd_bar *b, uint32_t off) { return (uint16_t)io_access(b, off, 2, false, 0); }
+uint32_t dd_io_read32(const struct dd_bar *b, uint32_t off) { return io_access(b, off, 4, false, 0); }
+void dd_io_write8(const struct dd_bar *b, uint32_t off, uint8_t v) { io_access(b, off, 1, true, v); }
+void dd_io_write16(const struct dd_bar *b, uint32_t off, uint16_t v) { io_access(b, off, 2, true, v); }
+void dd_io_write32(const struct dd_bar *b, uint32_t off, uint32_t v) { io_access(b, off, 4, true, v); }
+
 /* ---- DMA, memory, interrupts --------------------------------------------------------- */
 
 bool dd_dma_alloc(uint64_t size, uint64_t align, struct dd_dma *out)
@@ -219,6 +298,18 @@ bool dd_dma_alloc(uint64_t size, uint64_t align, struct dd_dma *out)
     return true;
 }
 
+unsigned dd_dma_window_count(void) { return 1; }
+
+bool dd_dma_window(unsigned i, uint64_t *iova, uint64_t *size)
+{
+    struct dd_host *h = current("dd_dma_window");
+    if (i != 0)
+        return false;
+    *iova = HOST_WINDOW_IOVA;
+    *size = h->wm.len;
+    return true;
+}
+
 void *dd_mem_alloc(uint64_t size)
 {
     void *p = aligned_alloc(4096, (size + 4095) & ~4095ull);
@@ -228,22 +319,50 @@ void *dd_mem_alloc(uint64_t size)
     return p;           /* kept for the life of the process, like a domain's */
 }
 
+/* Entry `entry` routed to the host's irq_fd (fn is not called: the
+ * caller's loop polls after a wake-up). */
 struct dd_irq *dd_irq_msix(struct dd_dev *d, unsigned entry, dd_irq_fn fn, void *ctx)
 {
     (void)fn, (void)ctx;
-    if (entry >= sizeof d->h->irq / sizeof d->h->irq[0])
-        dd_panic("dd_host: MSI-X entry %u", entry);
-    return &d->h->irq[entry];
+    uint32_t cap = dd_cap_find(d, PCI_CAP_ID_MSIX, 0);
+    if (!cap || entry >= sizeof d->h->irq / sizeof d->h->irq[0])
+        dd_panic("dd_host: no MSI-X capability or entry %u out of range", entry);
+    uint16_t ctrl = dd_cfg_read16(d, cap + PCI_MSIX_CTRL);
+    uint32_t t = dd_cfg_read32(d, cap + PCI_MSIX_TABLE);
+    struct dd_irq *irq = &d->h->irq[entry];
+    irq->dev = d;
+    irq->bar = t & PCI_MSIX_BIR_MASK;
+    irq->table_off = (t & ~PCI_MSIX_BIR_MASK) + (uint64_t)entry * PCI_MSIX_ENTRY_SIZE;
+    const struct dd_bar *bar = dd_bar(d, irq->bar);
+    if (!bar)
+        dd_panic("dd_host: the MSI-X table BAR is missing");
+    dd_mmio_write32(bar, irq->table_off + PCI_MSIX_ENTRY_CTRL, PCI_MSIX_ENTRY_MASKED);
+    dd_mmio_write32(bar, irq->table_off + PCI_MSIX_ENTRY_ADDR_LO, PCI_MSI_ADDR_BASE);
+    dd_mmio_write32(bar, irq->table_off + PCI_MSIX_ENTRY_ADDR_HI, 0);
+    dd_mmio_write32(bar, irq->table_off + PCI_MSIX_ENTRY_DATA, HOST_MSI_VECTOR0 + entry);
+    dd_mmio_write32(bar, irq->table_off + PCI_MSIX_ENTRY_CTRL, 0);
+    cfg_write(d, cap + PCI_MSIX_CTRL, 2,
+              (uint16_t)((ctrl & ~PCI_MSIX_CTRL_MASKALL) | PCI_MSIX_CTRL_ENABLE));
+    return irq;
 }
+
+struct dd_irq *dd_irq_intx(struct dd_dev *d, dd_irq_fn fn, void *ctx)
+{
+    (void)d, (void)fn, (void)ctx;
+    dd_panic("dd_host: INTx is not routed in process (use MSI-X)");
+}
+
+void dd_irq_ack(struct dd_irq *irq) { (void)irq; }
+uint64_t dd_irq_count(const struct dd_irq *irq) { return irq->count; }
 
 /* ---- Nic ------------------------------------------------------------------------------ */
 
 struct dd_nic *dd_nic_serve(const char *name, const struct moat_nic_info *info,
                             const struct dd_nic_ops *ops, void *ctx)
 {
-    (void)name, (void)info;
+    (void)name;
     struct dd_host *h = current("dd_nic_serve");
-    h->nic = (struct dd_nic){ .h = h, .ops = ops, .ctx = ctx, .link_up = true };
+    h->nic = (struct dd_nic){ .h = h, .ops = ops, .ctx = ctx, .info = *info, .link_up = true };
     h->nic_served = true;
     return &h->nic;
 }
@@ -278,8 +397,12 @@ bool dd_poll_add(bool (*fn)(void *ctx), void *ctx)
 
 bool dd_idle_add(bool (*fn)(void *ctx), void *ctx)
 {
-    (void)fn, (void)ctx;
-    return true;                /* never idle: the caller polls */
+    struct dd_host *h = current("dd_idle_add");
+    if (h->n_idle == DD_HOST_POLLERS)
+        return false;
+    h->idle[h->n_idle].fn = fn;
+    h->idle[h->n_idle++].ctx = ctx;
+    return true;
 }
 
 void dd_run_once(void) { dd_host_poll(current("dd_run_once")); }
@@ -293,6 +416,13 @@ _Noreturn void dd_run(void)
 void dd_spin_set(uint64_t ns) { (void)ns; }
 void dd_boot_mark(enum moat_boot_mark step) { (void)step; }
 void dd_stop_hook(void (*fn)(void *ctx), void *ctx) { (void)fn, (void)ctx; }
+void dd_fault_hook(dd_fault_fn fn, void *ctx, uint32_t kinds) { (void)fn, (void)ctx, (void)kinds; }
+
+_Noreturn void dd_exit(uint32_t code)
+{
+    fprintf(stderr, "dd_host %s: the driver exited with code %u\n", cur ? cur->name : "-", code);
+    exit(code ? 1 : 0);
+}
 
 static void vsay(const char *what, const char *fmt, va_list ap)
 {

@@ -10,7 +10,10 @@
  * and the Nic it serves (frames it receives go to on_rx). Several may
  * coexist; dd_host_use picks the one the next driver calls act on (the
  * API has no handle for DMA allocation and registration). Interrupts are
- * routed nowhere: the caller polls (dd_host_poll). A driver panic, a
+ * MSI-X messages count on the entry's dd_irq and make irq_fd (an
+ * eventfd) readable, so a caller can sleep the way a domain does:
+ * dd_host_poll, then dd_host_idle (the driver arms its interrupts), then
+ * poll irq_fd. A driver panic, a
  * refused register access or a refused DMA ends the process with the
  * reason. Single-threaded: call a host's driver only from one thread.
  */
@@ -20,6 +23,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "broker.h"
+#include "moat/session_abi.h"
 #include "pci.h"
 
 #define DD_HOST_POLLERS 4
@@ -28,11 +32,17 @@ struct dd_host;
 
 struct dd_dev { struct dd_host *h; struct pci_func *f; };
 struct dd_bar { struct dd_host *h; struct pci_func *f; unsigned n; };
-struct dd_irq { uint64_t count; };
+struct dd_irq {
+    struct dd_dev *dev;
+    uint64_t table_off;         /* the entry in the MSI-X table's BAR */
+    unsigned bar;
+    _Atomic uint64_t count;
+};
 struct dd_nic {
     struct dd_host *h;
     const struct dd_nic_ops *ops;
     void *ctx;
+    struct moat_nic_info info;  /* as the driver registered it */
     bool link_up;
     uint64_t tx_ready;          /* dd_nic_tx_ready calls */
 };
@@ -49,8 +59,9 @@ struct dd_host {
     struct dd_irq irq[64];
     struct dd_nic nic;
     bool nic_served;
-    struct { bool (*fn)(void *); void *ctx; } poll[DD_HOST_POLLERS];
-    unsigned n_poll;
+    struct { bool (*fn)(void *); void *ctx; } poll[DD_HOST_POLLERS], idle[DD_HOST_POLLERS];
+    unsigned n_poll, n_idle;
+    int irq_fd;                 /* eventfd: an MSI-X message arrived */
     void (*on_rx)(void *ctx, const void *frame, uint32_t len);
     void *rx_ctx;
 };
@@ -62,6 +73,9 @@ void dd_host_init(struct dd_host *h, const char *name, uint64_t window_bytes);
 void dd_host_use(struct dd_host *h);
 /* Run h's pollers once; true if one did work. */
 bool dd_host_poll(struct dd_host *h);
+/* Run h's idle hooks (they arm the driver's interrupts); true if one saw
+ * work after all (poll again instead of sleeping). */
+bool dd_host_idle(struct dd_host *h);
 /* The bus first (its devices are ports of a switch that may outlive h),
  * then the window and the broker. */
 void dd_host_fini(struct dd_host *h);
