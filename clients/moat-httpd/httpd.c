@@ -15,6 +15,8 @@
 #include "httpd.h"
 #include "lwip/sockets.h"
 
+#define CLOSE_WAIT_MS 2000
+
 static const struct httpd_config *cfg;
 static atomic_uint conns;
 
@@ -122,6 +124,22 @@ static int serve_file(int cfd, const struct http_request *req, off_t *sent)
     return 200;
 }
 
+/* Close once the client has: whoever closes first keeps the connection in
+ * TIME_WAIT for two minutes, and lwIP (unlike Linux, RFC 6191) answers a
+ * new SYN that meets a TIME_WAIT with an ACK rather than a connection, so
+ * a busy server that closed first would stop taking clients whose port
+ * comes round again. HTTP clients close once they have the body
+ * (Content-Length); one that does not within CLOSE_WAIT_MS is closed on. */
+static void close_after_client(int fd)
+{
+    struct timeval tv = { .tv_sec = CLOSE_WAIT_MS / 1000, .tv_usec = CLOSE_WAIT_MS % 1000 * 1000 };
+    lwip_setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char sink[512];
+    while (lwip_recv(fd, sink, sizeof sink, 0) > 0) {
+    }
+    lwip_close(fd);
+}
+
 static void *conn_main(void *arg)
 {
     struct conn *c = arg;
@@ -137,8 +155,7 @@ static void *conn_main(void *arg)
         fprintf(stderr, "moat-httpd: %s %s %s %d %lld bytes in %.3f s\n", c->peer,
                 status == 405 || !req.path[0] ? "-" : req.method == HTTP_HEAD ? "HEAD" : "GET",
                 req.path[0] ? req.path : "-", status, (long long)sent, now_s() - t0);
-    lwip_shutdown(c->fd, SHUT_RDWR);
-    lwip_close(c->fd);
+    close_after_client(c->fd);
     free(c);
     atomic_fetch_sub(&conns, 1);
     return NULL;

@@ -33,6 +33,7 @@ static void usage(FILE *f)
             "      --gw A.B.C.D       the static address's gateway\n"
             "  -m, --max-conns N      connections served at once; more get 503 (default 64)\n"
             "  -t, --timeout-ms N     time a client has to send its request (default 10000)\n"
+            "  -q, --quiet            no line per request\n"
             "  -h, --help             this text\n\n"
             "Reach it from the host through moat's TAP port (moat --tap IFNAME) or a host\n"
             "port forward (see README). Exit status: 1 cannot start, 2 usage.\n");
@@ -79,6 +80,7 @@ int main(int argc, char **argv)
         { "ip", required_argument, NULL, 'I' }, { "gw", required_argument, NULL, 'G' },
         { "max-conns", required_argument, NULL, 'm' },
         { "timeout-ms", required_argument, NULL, 't' }, { "help", no_argument, NULL, 'h' },
+        { "quiet", no_argument, NULL, 'q' },
         { NULL, 0, NULL, 0 },
     };
     struct moatnet_config cfg = { 0 };
@@ -87,7 +89,7 @@ int main(int argc, char **argv)
     int o;
     uint32_t prefix = 24;
     bool have_gw = false;
-    while ((o = getopt_long(argc, argv, "r:p:s:w:m:t:h", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "r:p:s:w:m:t:qh", opts, NULL)) != -1) {
         switch (o) {
         case 'r': root = optarg; break;
         case 'p': hc.port = number("--port", optarg, 1, 65535); break;
@@ -109,6 +111,7 @@ int main(int argc, char **argv)
             }
             have_gw = true;
             break;
+        case 'q': hc.quiet = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
