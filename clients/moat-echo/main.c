@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "lwip/sockets.h"
+#include "cliutil/cli.h"
 #include "moat/libmoat.h"
 #include "moatnet/moatnet.h"
 
@@ -70,13 +71,7 @@ static void usage(FILE *f)
 
 static unsigned number(const char *opt, const char *v, unsigned lo, unsigned hi)
 {
-    char *end;
-    unsigned long n = strtoul(v, &end, 10);
-    if (!*v || *end || n < lo || n > hi) {
-        fprintf(stderr, "moat-echo: %s %s: expected a number in %u..%u\n", opt, v, lo, hi);
-        exit(2);
-    }
-    return (unsigned)n;
+    return cli_uint("moat-echo", opt, v, lo, hi);
 }
 
 int main(int argc, char **argv)

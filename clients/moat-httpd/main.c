@@ -13,6 +13,7 @@
 #include <string.h>
 #include "httpd.h"
 #include "lwip/sockets.h"
+#include "cliutil/cli.h"
 #include "moat/libmoat.h"
 #include "moatnet/moatnet.h"
 
@@ -63,13 +64,7 @@ static bool parse_ip(const char *s, uint32_t *ip, uint32_t *prefix)
 
 static unsigned number(const char *opt, const char *v, unsigned lo, unsigned hi)
 {
-    char *end;
-    unsigned long n = strtoul(v, &end, 10);
-    if (!*v || *end || n < lo || n > hi) {
-        fprintf(stderr, "moat-httpd: %s %s: expected a number in %u..%u\n", opt, v, lo, hi);
-        exit(2);
-    }
-    return (unsigned)n;
+    return cli_uint("moat-httpd", opt, v, lo, hi);
 }
 
 int main(int argc, char **argv)

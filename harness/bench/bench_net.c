@@ -48,17 +48,11 @@
 
 static char www[PATH_MAX];
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+static double now_s(void) { return bench_now_s(); }
 
 static _Noreturn void die(const char *what, const char *why)
 {
-    fprintf(stderr, "bench_net: %s: %s\n", what, why);
-    exit(1);
+    bench_die("bench_net", what, why);
 }
 
 static int sh(const char *cmd)

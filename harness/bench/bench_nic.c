@@ -62,17 +62,11 @@ static const uint8_t MAC_GV[2][4][6] = {
       { 0x52, 0x54, 0x00, 0xbe, 0x02, 0x0c }, { 0x52, 0x54, 0x00, 0xbe, 0x02, 0x0d } },
 };
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+static double now_s(void) { return bench_now_s(); }
 
 static _Noreturn void die(const char *what, const char *why)
 {
-    fprintf(stderr, "bench_nic: %s: %s\n", what, why);
-    exit(1);
+    bench_die("bench_nic", what, why);
 }
 
 static void make_frame(uint8_t *f, uint32_t len, const uint8_t *dst, const uint8_t *src,

@@ -41,12 +41,7 @@
 #define SEQ_BYTES (2ull << 30)  /* per sequential figure */
 #define ROUNDS    5u
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+static double now_s(void) { return bench_now_s(); }
 
 static uint64_t rng = 88172645463325252ull;
 static uint64_t next_rand(void)

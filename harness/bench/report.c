@@ -6,6 +6,7 @@
 #include <string.h>
 #include <fcntl.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 #include "config.h"
 #include "log.h"
@@ -118,4 +119,17 @@ int bench_random_file(const char *path, uint64_t bytes)
         }
     }
     return fd;
+}
+
+double bench_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+_Noreturn void bench_die(const char *prog, const char *what, const char *why)
+{
+    fprintf(stderr, "%s: %s: %s\n", prog, what, why);
+    exit(1);
 }

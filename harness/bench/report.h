@@ -48,6 +48,12 @@ struct bench_cpu {
 };
 struct bench_cpu bench_cpu_now(void);
 
+/* CLOCK_MONOTONIC in seconds. */
+double bench_now_s(void);
+/* "PROG: what: why" on stderr, then exit(1) (benchmarks stop at the first
+ * thing that goes wrong). */
+_Noreturn void bench_die(const char *prog, const char *what, const char *why);
+
 struct supervisor;
 struct domain;
 /* Add and start the domain spec describes on sup and wait for it to be
