@@ -80,7 +80,9 @@ static void print_help(FILE *out)
 "                        reports, control actions); N from 1 to 128, default 20\n"
 "  restart DOMAIN        end DOMAIN and start a fresh incarnation (admin); also\n"
 "                        closes an open breaker and clears the restart budget\n"
-"  stop DOMAIN           stop DOMAIN (admin)\n"
+"  stop DOMAIN           stop DOMAIN for good (admin): it finishes what its\n"
+"                        clients queued and puts its device down, or is\n"
+"                        stopped by force after 2 s\n"
 "  inject DOMAIN FAULT   inject FAULT into DOMAIN (admin); FAULT is one of:\n",
         out);
     for (uint32_t k = 1; k <= MOAT_FAULT_MAX; k++)
