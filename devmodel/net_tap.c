@@ -28,7 +28,8 @@ struct net_tap {
     pthread_t reader;
     bool started;
     atomic_flag logged;         /* the first I/O error was logged */
-    _Atomic uint64_t in, out, errors;
+    atomic_flag down_logged;    /* the first write to a down interface was */
+    _Atomic uint64_t in, out, errors, down;
 };
 
 static void tap_error(struct net_tap *t, const char *what, int e)
@@ -75,10 +76,18 @@ static void tap_rx(void *ctx, const void *frame, size_t len)
 {
     struct net_tap *t = ctx;
     ssize_t w = write(t->fd, frame, len);
-    if (w == (ssize_t)len)
+    if (w == (ssize_t)len) {
         atomic_fetch_add_explicit(&t->out, 1, memory_order_relaxed);
-    else
+    } else if (w < 0 && errno == EIO) {
+        /* The interface is down (not up yet, or moved to a namespace and
+         * not brought up there): a dropped frame, not a fault. */
+        atomic_fetch_add_explicit(&t->down, 1, memory_order_relaxed);
+        if (!atomic_flag_test_and_set(&t->down_logged))
+            log_info(TAP_LOG, "TAP %s is down: frames for the host are dropped (counted as "
+                     "tap_down) until `ip link set %s up`", t->name, t->name);
+    } else {
         tap_error(t, "write", w < 0 ? errno : EIO);
+    }
 }
 
 /* Host -> switch, until the wake eventfd fires. */
@@ -183,4 +192,5 @@ void net_tap_counters(const struct net_tap *t, struct net_tap_counters *out)
     out->in = atomic_load_explicit(&t->in, memory_order_relaxed);
     out->out = atomic_load_explicit(&t->out, memory_order_relaxed);
     out->errors = atomic_load_explicit(&t->errors, memory_order_relaxed);
+    out->down = atomic_load_explicit(&t->down, memory_order_relaxed);
 }

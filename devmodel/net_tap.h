@@ -12,6 +12,8 @@
  *
  * Errors: open failures return NULL and a full sentence in err; I/O
  * errors while running are counted (tap_errors) and the first is logged.
+ * Frames for the host while the interface is down are dropped and counted
+ * (tap_down), the first with a line saying how to bring it up.
  */
 #ifndef MOAT_NET_TAP_H
 #define MOAT_NET_TAP_H
@@ -38,6 +40,7 @@ struct net_tap_counters {
     uint64_t in;                /* frames read from the host and sent into the switch */
     uint64_t out;               /* frames written to the host */
     uint64_t errors;            /* failed reads and writes */
+    uint64_t down;              /* frames dropped: the interface was down */
 };
 void net_tap_counters(const struct net_tap *t, struct net_tap_counters *out);
 

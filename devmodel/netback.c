@@ -665,6 +665,7 @@ void netback_stats(const struct netback *nb, struct netback_stats *out)
         out->tap_in = c.in;
         out->tap_out = c.out;
         out->tap_errors = c.errors;
+        out->tap_down = c.down;
     }
 }
 

@@ -160,7 +160,7 @@ struct netback_stats {
                                              * included) it did not answer: malformed,
                                              * for another address, unsupported */
     uint64_t pcap_records, pcap_errors;
-    uint64_t tap_in, tap_out, tap_errors;
+    uint64_t tap_in, tap_out, tap_errors, tap_down;
     uint64_t mac_learned;                   /* new MAC table entries */
     uint64_t mac_moves;                     /* a live MAC seen on another port */
     uint64_t deferred_dropped;              /* sends from rx callbacks over the limit */

@@ -1243,6 +1243,37 @@ Test(netback_tap, frames_cross_between_the_switch_and_the_host, .timeout = 30)
     netback_port_remove(p);
 }
 
+/* A TAP interface that is not up yet (or was just moved into a namespace)
+ * makes writes fail with EIO: a dropped frame, counted as tap_down, not
+ * an error. */
+Test(netback_tap, frames_for_a_down_interface_are_counted_drops, .timeout = 30)
+{
+    char name[16];
+    snprintf(name, sizeof name, "moatd%d", (int)(getpid() % 100000));
+    struct netback_config cfg;
+    netback_config_default(&cfg);
+    cfg.no_gateway = true;
+    snprintf(cfg.tap, sizeof cfg.tap, "%s", name);
+    if (!netback_setup(&cfg, err, sizeof err)) {
+        fprintf(stderr, "SKIPPED: cannot open /dev/net/tun (%s)\n", err);
+        cr_skip_test("SKIPPED: cannot open /dev/net/tun (%s)", err);
+    }
+    struct netback_port *p = netback_port_add(netback_get(), "p0", NULL, tap_test_rx, NULL,
+                                              err, sizeof err);
+    cr_assert_not_null(p, "%s", err);
+    uint8_t mac[6], f[200];
+    mkmac(mac, 0);
+    mkframe(f, BCAST, mac, ETH_TEST, 120);
+    for (int i = 0; i < 3; i++)
+        cr_assert(netback_send(p, f, 120));
+    struct netback_stats st;
+    netback_stats(netback_get(), &st);
+    cr_assert_eq(st.tap_down, 3, "%lu frames counted down, want 3", (unsigned long)st.tap_down);
+    cr_assert_eq(st.tap_errors, 0, "a down interface counted as %lu errors",
+                 (unsigned long)st.tap_errors);
+    netback_port_remove(p);
+}
+
 Test(netback_tap, a_missing_device_gives_a_full_sentence)
 {
     char e[512];
