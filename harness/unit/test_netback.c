@@ -1173,10 +1173,11 @@ static void tap_test_rx(void *ctx, const void *frame, size_t len)
     pthread_mutex_unlock(&tapw.lock);
 }
 
-Test(netback_tap, frames_cross_between_the_switch_and_the_host, .timeout = 30)
+/* A switch with no gateway whose TAP port is a fresh interface named
+ * PREFIX<pid> (down); SKIPPED (said loudly) without /dev/net/tun rights. */
+static void tap_switch(const char *prefix, char name[16])
 {
-    char name[16];
-    snprintf(name, sizeof name, "moatt%d", (int)(getpid() % 100000));
+    snprintf(name, 16, "%s%d", prefix, (int)(getpid() % 100000));
     struct netback_config cfg;
     netback_config_default(&cfg);
     cfg.no_gateway = true;
@@ -1185,6 +1186,12 @@ Test(netback_tap, frames_cross_between_the_switch_and_the_host, .timeout = 30)
         fprintf(stderr, "SKIPPED: cannot open /dev/net/tun (%s)\n", err);
         cr_skip_test("SKIPPED: cannot open /dev/net/tun (%s)", err);
     }
+}
+
+Test(netback_tap, frames_cross_between_the_switch_and_the_host, .timeout = 30)
+{
+    char name[16];
+    tap_switch("moatt", name);
     /* Bring the interface up and listen on it like a host program. */
     int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     cr_assert_geq(s, 0);
@@ -1249,15 +1256,7 @@ Test(netback_tap, frames_cross_between_the_switch_and_the_host, .timeout = 30)
 Test(netback_tap, frames_for_a_down_interface_are_counted_drops, .timeout = 30)
 {
     char name[16];
-    snprintf(name, sizeof name, "moatd%d", (int)(getpid() % 100000));
-    struct netback_config cfg;
-    netback_config_default(&cfg);
-    cfg.no_gateway = true;
-    snprintf(cfg.tap, sizeof cfg.tap, "%s", name);
-    if (!netback_setup(&cfg, err, sizeof err)) {
-        fprintf(stderr, "SKIPPED: cannot open /dev/net/tun (%s)\n", err);
-        cr_skip_test("SKIPPED: cannot open /dev/net/tun (%s)", err);
-    }
+    tap_switch("moatd", name);
     struct netback_port *p = netback_port_add(netback_get(), "p0", NULL, tap_test_rx, NULL,
                                               err, sizeof err);
     cr_assert_not_null(p, "%s", err);
