@@ -103,6 +103,10 @@ extern const struct gve_path gve_gqi_path, gve_dqo_path;
  * block, checked against BAR2 (or the counters). */
 void gve_db_write(const struct gve *g, uint32_t index, uint32_t raw);
 void gve_check_device(struct gve *g);
+/* The end of both formats' poll pass: tell the platform the device has
+ * room again (after a refusal), flush the TX batch, and look at the device
+ * status every 100 ms. */
+void gve_poll_end(struct gve *g, void (*tx_flush)(void *ctx));
 void gve_dma(uint64_t size, struct dd_dma *out, const char *what);
 uint32_t gve_resource(const struct gve *g, const struct dd_dma *res, bool counter);
 

@@ -17,7 +17,6 @@
 #define TXC_PKT       2u
 #define RX_BATCH      32u
 #define ITR_REARM     0x19u             /* enable, no interval update */
-#define CHECK_NS      (100ull * 1000000u)
 
 static uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 
@@ -174,16 +173,7 @@ static bool dqo_poll(void *ctx)
     g->irqs_armed = false;      /* a block that fired disarmed itself */
     bool work = rx_harvest(g) != 0;
     work |= tx_reap(g) != 0;
-    if (g->tx_blocked && g->tx_req - g->tx_done < g->tx_bufs) {
-        g->tx_blocked = false;
-        dd_nic_tx_ready(g->nic);
-    }
-    dqo_tx_flush(g);
-    uint64_t now = dd_now_ns();
-    if (now >= g->next_check_ns) {
-        g->next_check_ns = now + CHECK_NS;
-        gve_check_device(g);
-    }
+    gve_poll_end(g, dqo_tx_flush);
     return work;
 }
 

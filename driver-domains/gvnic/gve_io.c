@@ -162,6 +162,20 @@ static uint32_t rx_harvest(struct gve *g)
     return n;
 }
 
+void gve_poll_end(struct gve *g, void (*tx_flush)(void *ctx))
+{
+    if (g->tx_blocked && g->tx_req - g->tx_done < g->tx_bufs) {
+        g->tx_blocked = false;
+        dd_nic_tx_ready(g->nic);
+    }
+    tx_flush(g);
+    uint64_t now = dd_now_ns();
+    if (now >= g->next_check_ns) {
+        g->next_check_ns = now + CHECK_NS;
+        gve_check_device(g);
+    }
+}
+
 void gve_check_device(struct gve *g)
 {
     uint32_t s = gve_rd(g, GVNIC_REG_DEVICE_STATUS);
@@ -199,16 +213,7 @@ static bool gqi_poll(void *ctx)
         g->tx_done = done;
         work = true;
     }
-    if (g->tx_blocked && g->tx_req - g->tx_done < g->tx_bufs) {
-        g->tx_blocked = false;
-        dd_nic_tx_ready(g->nic);
-    }
-    gqi_tx_flush(g);
-    uint64_t now = dd_now_ns();
-    if (now >= g->next_check_ns) {
-        g->next_check_ns = now + CHECK_NS;
-        gve_check_device(g);
-    }
+    gve_poll_end(g, gqi_tx_flush);
     return work;
 }
 
