@@ -16,11 +16,12 @@
  * counted). A guest that does not accept within 5 s closes the host
  * connection (counted as refused, logged once per forward per minute).
  *
- * Locks: the hostfwd port's rx runs under its delivery mutex and takes
- * lwIP's core lock to hand the frame in; lwIP sends (core lock held) into
- * the switch, whose sends from inside a delivery are deferred. So: the
- * delivery mutex, then the core lock, then the switch's locks; h->lock
- * (the connection table) is a leaf.
+ * Locks, in order: h->lock (the connection table; stop and a connection
+ * that finds the stop begun shut lwIP sockets under it), the hostfwd
+ * port's delivery mutex (its rx hands the frame in under the next), lwIP's
+ * core lock (lwIP sends into the switch with it held; the switch defers
+ * sends made inside a delivery), then the switch's own locks. Nothing
+ * takes h->lock under the core lock or a delivery mutex.
  */
 #ifndef MOAT_NET_HOSTFWD_H
 #define MOAT_NET_HOSTFWD_H

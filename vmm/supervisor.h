@@ -14,7 +14,9 @@
  * Leaf locks, held only for a copy or a counter and never while taking
  * another: domain end box (domain.h), device model locks below their own
  * documented order (pci irq_lock, NVMe/virtio-net queue locks, gVNIC's
- * lock -> rx_lock -> irq_lock in gvnic_internal.h), netback locks, the log.
+ * lock -> rx_lock -> irq_lock in gvnic_internal.h), netback locks (the
+ * host forward's connection lock, its port's delivery mutex and lwIP's
+ * core lock come before them, in that order: net_hostfwd.h), the log.
  * Rules (DESIGN §6): none of 1-5 is held across a thread join, a device
  * quiesce, a revoke's wait for device access, or a scrub; device workers
  * never take 1 or 2 (a policy kill is domain_end_post, a message); a
