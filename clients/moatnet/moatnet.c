@@ -88,8 +88,12 @@ static err_t link_out(struct netif *n, struct pbuf *p)
     } else {
         mn.st.tx_queue_full++;
     }
+    /* Only the first frame of a backlog wakes the pump: it sleeps only
+     * after seeing the queue empty (under this lock), and sends everything
+     * queued before it looks again. */
+    bool wake = dst && mn.txq.n == 1;
     pthread_mutex_unlock(&mn.lock);
-    if (dst) {
+    if (wake) {
         uint64_t one = 1;
         if (write(mn.evfd, &one, sizeof one) < 0 && errno != EAGAIN)
             say("cannot wake the pump: %s", strerror(errno));
