@@ -14,7 +14,6 @@
  * Anything malformed stops the queue and asks the driver for a reset. */
 #include <string.h>
 #include "gvnic_internal.h"
-#include "log.h"
 #include "netback.h"
 
 #define TXD_SIZE      16u
@@ -171,9 +170,8 @@ void gvnic_dqo_rx(struct gvnic *g, const void *frame, size_t len)
     if (!c) {
         GSTAT_INC(g, rx_bad_slot);
         q->stopped = true;
-        log_error(g->f->bus->domain_name, "%s: DQO RX buffer %u (id %u, 0x%llx) is outside the "
-                  "windows or its completion ring is; the device asks for a reset", g->f->name,
-                  q->head2, id, (unsigned long long)addr);
+        pci_guest_error(g->f, PCI_GERR_FATAL, "DQO RX buffer or completion ring outside the "
+                        "windows: the device asks for a reset", id, addr);
         pthread_mutex_unlock(&g->rx_lock);
         gvnic_management(g);
         return;

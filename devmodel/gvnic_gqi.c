@@ -16,7 +16,6 @@
  * Interrupts and the doorbell dispatch: gvnic_irq.c. */
 #include <string.h>
 #include "gvnic_internal.h"
-#include "log.h"
 #include "netback.h"
 
 #define TXD_SIZE        16u
@@ -184,9 +183,8 @@ void gvnic_gqi_rx(struct gvnic *g, const void *frame, size_t len)
     if (!d) {
         GSTAT_INC(g, rx_bad_slot);
         q->stopped = true;
-        log_error(g->f->bus->domain_name, "%s: RX slot %u (offset 0x%llx) is outside its "
-                  "page list or unreachable; the device asks for a reset", g->f->name, idx,
-                  (unsigned long long)off);
+        pci_guest_error(g->f, PCI_GERR_FATAL, "RX slot outside its page list or unreachable: "
+                        "the device asks for a reset", idx, off);
         pthread_mutex_unlock(&g->rx_lock);
         gvnic_management(g);
         return;

@@ -7,7 +7,6 @@
  * when it fires and a write with ENABLE re-arms it (raising what came
  * meanwhile); a write without ENABLE disarms it. */
 #include "gvnic_internal.h"
-#include "log.h"
 
 #define DQO_ITR_ENABLE 0x1u
 
@@ -57,8 +56,7 @@ void gvnic_tx_fail(struct gvnic *g, struct gvnic_queue *q, uint32_t qi, const ch
 {
     GSTAT_INC(g, tx_bad);
     q->stopped = true;
-    log_error(g->f->bus->domain_name, "%s: TX queue %u: %s; the device asks for a reset",
-              g->f->name, qi, why);
+    pci_guest_error(g->f, PCI_GERR_FATAL, why, qi, 0);
     gvnic_management(g);
 }
 

@@ -49,7 +49,21 @@ void nvme_fatal(struct nvme_ctrl *c, const char *why)
         return;
     c->csts |= NVME_CSTS_CFS;
     NVME_COUNT(c, fatal);
-    log_error(c->f->bus->domain_name, "%s: controller fatal status: %s", c->f->name, why);
+    pci_guest_error(c->f, PCI_GERR_FATAL, why, c->asq, c->acq);
+}
+
+void nvme_fatal_dma(struct nvme_ctrl *c, const char *what, const struct dma_mapping *m)
+{
+    char why[128];
+    NVME_COUNT(c, dma_refusals);
+    /* Name the real cause: pci_dma_map refuses before the broker when bus
+     * mastering is off. */
+    if (!(pci_command(c->f) & PCI_CMD_MASTER))
+        snprintf(why, sizeof why, "%s not reachable: bus mastering is disabled", what);
+    else
+        snprintf(why, sizeof why, "%s refused by the broker: %s", what,
+                 broker_refusal_name(m->refusal));
+    nvme_fatal(c, why);
 }
 
 void nvme_count_status(struct nvme_ctrl *c, uint16_t status)
@@ -275,13 +289,20 @@ static void reg_write(struct nvme_ctrl *c, uint64_t off, uint32_t size, uint64_t
  * take (controller not ready, no such queue, value outside the queue, a
  * CQ head past the entries posted) is a driver bug the device survives:
  * counted, ignored. */
+static void bad_doorbell(struct nvme_ctrl *c, const char *why, uint32_t idx, uint32_t v)
+{
+    NVME_COUNT(c, invalid_doorbells);
+    pci_guest_error(c->f, PCI_GERR_DOORBELL, why, idx, v);
+}
+
 static void doorbell_write(struct nvme_ctrl *c, uint64_t off, uint32_t v)
 {
     uint32_t idx = (uint32_t)(off - NVME_REG_DBS) / 4u, qid = idx / 2u;
     bool is_cq = idx & 1u;
     bool ready = (c->csts & NVME_CSTS_RDY) && !(c->csts & NVME_CSTS_CFS) && !c->quiesced;
     if (!ready || qid >= NVME_NQ || !(is_cq ? c->cq[qid].live : c->sq[qid].live)) {
-        NVME_COUNT(c, invalid_doorbells);
+        bad_doorbell(c, ready ? "doorbell of a queue that does not exist"
+                              : "doorbell while the controller is not ready", idx, v);
         return;
     }
     if (qid > 0)
@@ -290,7 +311,7 @@ static void doorbell_write(struct nvme_ctrl *c, uint64_t off, uint32_t v)
         struct nvme_cq *cq = &c->cq[qid];
         if (v >= cq->size ||
             nvme_ring_dist(cq->head, v, cq->size) > nvme_ring_dist(cq->head, cq->tail, cq->size)) {
-            NVME_COUNT(c, invalid_doorbells);
+            bad_doorbell(c, "CQ head doorbell outside the queue or past what was posted", idx, v);
             return;
         }
         cq->head = v;
@@ -305,7 +326,7 @@ static void doorbell_write(struct nvme_ctrl *c, uint64_t off, uint32_t v)
     }
     struct nvme_sq *sq = &c->sq[qid];
     if (v >= sq->size) {
-        NVME_COUNT(c, invalid_doorbells);
+        bad_doorbell(c, "SQ tail doorbell outside the queue", idx, v);
         return;
     }
     sq->tail = v;
@@ -324,8 +345,7 @@ bool nvme_dbbuf_read(struct nvme_ctrl *c)
     struct dma_mapping m;
     const uint32_t *db = pci_dma_map(c->f, c->dbs, NVME_PAGE_SIZE, DMA_TO_DEVICE, &m);
     if (!db) {
-        NVME_COUNT(c, dma_refusals);
-        nvme_fatal(c, "shadow doorbell page refused by the broker");
+        nvme_fatal_dma(c, "shadow doorbell page", &m);
         return false;
     }
     for (uint16_t q = 1; q < NVME_NQ; q++) {
@@ -340,7 +360,7 @@ bool nvme_dbbuf_read(struct nvme_ctrl *c)
                 NVME_COUNT(c, shadow_doorbells);
             } else if (t != sq->rejected) {
                 sq->rejected = t;
-                NVME_COUNT(c, invalid_doorbells);
+                bad_doorbell(c, "shadow SQ tail outside the queue", 2u * q, t);
             }
         }
         uint32_t h = cq->live ? __atomic_load_n(&db[NVME_DBBUF_SLOT(2u * q + 1u, 0)],
@@ -352,7 +372,8 @@ bool nvme_dbbuf_read(struct nvme_ctrl *c)
                 cq->head = h;
             } else if (h != cq->rejected) {
                 cq->rejected = h;
-                NVME_COUNT(c, invalid_doorbells);
+                bad_doorbell(c, "shadow CQ head outside the queue or past what was posted",
+                             2u * q + 1u, h);
             }
         }
     }
@@ -386,8 +407,7 @@ bool nvme_dbbuf_publish(struct nvme_ctrl *c, bool sleeping)
     struct dma_mapping m;
     uint32_t *ei = pci_dma_map(c->f, c->eis, NVME_PAGE_SIZE, DMA_FROM_DEVICE, &m);
     if (!ei) {
-        NVME_COUNT(c, dma_refusals);
-        nvme_fatal(c, "EventIdx page refused by the broker");
+        nvme_fatal_dma(c, "EventIdx page", &m);
         return false;
     }
     for (uint16_t q = 1; q < NVME_NQ; q++) {

@@ -368,8 +368,7 @@ void nvme_admin_process(struct nvme_ctrl *c)
         const void *p = pci_dma_map(c->f, sq->base + (uint64_t)sq->head * 64u, 64, DMA_TO_DEVICE,
                                     &m);
         if (!p) {
-            NVME_COUNT(c, dma_refusals);
-            nvme_fatal(c, "admin submission queue memory refused by the broker");
+            nvme_fatal_dma(c, "admin submission queue memory", &m);
             return;
         }
         memcpy(&cmd, p, sizeof cmd);    /* copy first: the host may rewrite it */

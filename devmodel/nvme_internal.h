@@ -149,8 +149,12 @@ struct nvme_ctrl {
 
 /* ---- nvme.c ---- */
 /* Set CSTS.CFS (lock held): the controller stops processing until the host
- * disables it. why goes to the log. */
+ * disables it. why goes to the platform (pci_guest_error: counted,
+ * audited, logged at a limited rate). */
 void nvme_fatal(struct nvme_ctrl *c, const char *why);
+/* nvme_fatal for queue memory a map refused (m from the failed
+ * pci_dma_map): counts the refusal and names its cause. */
+void nvme_fatal_dma(struct nvme_ctrl *c, const char *what, const struct dma_mapping *m);
 /* Count a completion status in the stats (any thread). */
 void nvme_count_status(struct nvme_ctrl *c, uint16_t status);
 /* CLOCK_MONOTONIC in nanoseconds. */

@@ -56,10 +56,24 @@ struct xfer {
 static uint16_t xfer_map(struct nvme_ctrl *c, struct xfer *x, uint64_t prp1, uint64_t prp2,
                          uint64_t len, enum dma_dir dir)
 {
-    struct nvme_prp_req req = { .prp1 = prp1, .prp2 = prp2, .len = len, .page = NVME_PAGE_SIZE };
+    struct nvme_prp_seg wrapped;
+    struct nvme_prp_req req = { .prp1 = prp1, .prp2 = prp2, .len = len, .page = NVME_PAGE_SIZE,
+                                .wrapped = &wrapped };
     unsigned n;
-    uint16_t st = prp_status(nvme_prp_walk(&req, prp_list_read, c, x->seg, NVME_SEGS_MAX, &n));
+    enum nvme_prp_result res = nvme_prp_walk(&req, prp_list_read, c, x->seg, NVME_SEGS_MAX, &n);
     x->n = 0;
+    if (res == NVME_PRP_OVERFLOW) {
+        /* Refused like every address outside a window: through the broker,
+         * which counts and audits it (and the domain's policy applies). */
+        struct dma_mapping m;
+        if (pci_dma_map(c->f, wrapped.iova, wrapped.len, dir, &m))
+            pci_dma_unmap(c->f, &m);    /* cannot happen: a wrapping range */
+        NVME_COUNT(c, dma_refusals);
+        return NVME_SC_DATA_XFER_ERROR;
+    }
+    uint16_t st = prp_status(res);
+    if (st == NVME_SC_INVALID_PRP_OFFSET)
+        pci_guest_error(c->f, PCI_GERR_COMMAND, "PRP entry with an invalid offset", prp1, prp2);
     if (st != NVME_SC_SUCCESS)
         return st;
     for (unsigned i = 0; i < n; i++) {
@@ -362,8 +376,7 @@ bool nvme_cq_post(struct nvme_ctrl *c, uint16_t sqid, const struct nvme_result *
     struct dma_mapping m;
     uint8_t *ring = pci_dma_map(c->f, cq->base, (uint64_t)cq->size * 16u, DMA_FROM_DEVICE, &m);
     if (!ring) {
-        NVME_COUNT(c, dma_refusals);
-        nvme_fatal(c, "completion queue memory refused by the broker");
+        nvme_fatal_dma(c, "completion queue memory", &m);
         return false;
     }
     unsigned posted = 0;
@@ -499,8 +512,7 @@ static bool sq_process(struct nvme_ctrl *c, uint16_t qid)
     struct dma_mapping m;
     const uint8_t *ring = pci_dma_map(c->f, sq->base, (uint64_t)sq->size * 64u, DMA_TO_DEVICE, &m);
     if (!ring) {
-        NVME_COUNT(c, dma_refusals);
-        nvme_fatal(c, "submission queue memory refused by the broker");
+        nvme_fatal_dma(c, "submission queue memory", &m);
         return false;
     }
     /* Copy before looking: the host may rewrite its ring at any time. */

@@ -11,6 +11,7 @@
 struct walk {
     struct nvme_prp_seg *segs;
     unsigned max, n;
+    struct nvme_prp_seg *wrapped;
 };
 
 /* Append [iova, iova + len), merging with the previous segment when it
@@ -18,8 +19,11 @@ struct walk {
 static enum nvme_prp_result add_seg(struct walk *w, uint64_t iova, uint64_t len)
 {
     uint64_t end;
-    if (__builtin_add_overflow(iova, len, &end))
+    if (__builtin_add_overflow(iova, len, &end)) {
+        if (w->wrapped)
+            *w->wrapped = (struct nvme_prp_seg){ .iova = iova, .len = len };
         return NVME_PRP_OVERFLOW;
+    }
     if (w->n > 0) {
         struct nvme_prp_seg *last = &w->segs[w->n - 1];
         if (last->iova + last->len == iova) {   /* cannot wrap: checked when added */
@@ -84,7 +88,7 @@ enum nvme_prp_result nvme_prp_walk(const struct nvme_prp_req *r, nvme_prp_read_f
                                    void *ctx, struct nvme_prp_seg *segs, unsigned max,
                                    unsigned *nseg)
 {
-    struct walk w = { .segs = segs, .max = max, .n = 0 };
+    struct walk w = { .segs = segs, .max = max, .n = 0, .wrapped = r->wrapped };
     uint32_t page = r->page;
     *nseg = 0;
     if (page < 4096 || (page & (page - 1)))

@@ -48,6 +48,10 @@ struct nvme_prp_req {
     uint64_t prp1, prp2;
     uint64_t len;           /* bytes to transfer; 0 gives no segment */
     uint32_t page;          /* memory page size (CC.MPS), a power of two */
+    /* Optional (may be NULL): on NVME_PRP_OVERFLOW, the range that wraps,
+     * so the caller can take it to the broker (whose accounting audits
+     * every refused address) instead of refusing it silently. */
+    struct nvme_prp_seg *wrapped;
 };
 
 /* Walk r into segs[0..max), merging contiguous pages; *nseg = count.

@@ -21,7 +21,27 @@ void pci_refuse(struct pci_func *f, const char *what, uint64_t addr, uint64_t va
         b->plat.refused(b->plat.ctx, f->name, what, addr, value);
 }
 
-uint16_t pci_command(const struct pci_func *f) { return get16(f->cfg + PCI_COMMAND); }
+void pci_guest_error(struct pci_func *f, enum pci_guest_error kind, const char *what,
+                     uint64_t a, uint64_t b)
+{
+    struct pci_bus *bus = f->bus;
+    if ((unsigned)kind >= PCI_GERR_KINDS)
+        kind = PCI_GERR_COMMAND;
+    __atomic_fetch_add(&bus->stats.guest_errors[kind], 1, __ATOMIC_RELAXED);
+    if (bus->plat.guest_error)
+        bus->plat.guest_error(bus->plat.ctx, f->name, kind, what, a, b);
+}
+
+uint16_t pci_command(const struct pci_func *f)
+{
+    return __atomic_load_n(&f->command, __ATOMIC_ACQUIRE);
+}
+
+/* Publish the command register to other threads (irq_lock held). */
+static void command_sync(struct pci_func *f)
+{
+    __atomic_store_n(&f->command, get16(f->cfg + PCI_COMMAND), __ATOMIC_RELEASE);
+}
 
 bool pci_msix_enabled(const struct pci_func *f)
 {
@@ -138,6 +158,7 @@ void pci_bus_reset(struct pci_bus *b)
             f->ops->reset(f->dev);
         pthread_mutex_lock(&b->irq_lock);
         put16(f->cfg + PCI_COMMAND, 0);
+        command_sync(f);
         put16(f->cfg + PCI_STATUS, get16(f->cfg + PCI_STATUS) & PCI_STATUS_CAP_LIST);
         f->cfg[PCI_INT_LINE] = f->intx_gsi == MOAT_NO_GSI ? 0xFF : (uint8_t)f->intx_gsi;
         if (f->msix.cap) {
@@ -438,11 +459,11 @@ static void msix_deliver(struct pci_func *f, uint16_t n)
      * a message the interrupt remapping of a real IOMMU would block. */
     if ((addr & ~0xFF000ull) != PCI_MSI_ADDR_BASE || (data & ~PCI_MSI_DATA_VECTOR_MASK) ||
         (data & PCI_MSI_DATA_VECTOR_MASK) < 16) {
-        b->stats.msi_bad_message++;
+        PCI_COUNT(b, msi_bad_message);
         pci_refuse(f, "MSI-X message with an invalid address or data", addr, data);
         return;
     }
-    b->stats.msi_sent++;
+    PCI_COUNT(b, msi_sent);
     if (b->plat.msi)
         b->plat.msi(b->plat.ctx, addr, data);
 }
@@ -482,12 +503,12 @@ bool pci_msix_notify(struct pci_func *f, uint16_t n)
     pthread_mutex_lock(&f->bus->irq_lock);
     bool ok = pci_msix_enabled(f);
     if (ok && n >= f->msix.entries) {   /* e.g. a vector number the driver chose */
-        f->bus->stats.msi_bad_message++;
+        PCI_COUNT(f->bus, msi_bad_message);
         pci_refuse(f, "MSI-X entry beyond the table", n, f->msix.entries);
         ok = false;
     } else if (ok && (msix_func_masked(f) || entry_masked(f, n))) {
         f->msix.pending[n / 64] |= 1ull << (n % 64);
-        f->bus->stats.msi_pended++;
+        PCI_COUNT(f->bus, msi_pended);
     } else if (ok) {
         msix_deliver(f, n);
     }
@@ -508,7 +529,7 @@ static bool msix_access(struct pci_func *f, unsigned bar, struct bus_access *a)
         return false;
     uint64_t off = a->offset - (in_table ? m->table_off : m->pba_off);
     if ((a->size != 4 && a->size != 8) || off % a->size) {
-        f->bus->stats.msix_bad_access++;
+        PCI_COUNT(f->bus, msix_bad_access);
         pci_refuse(f, in_table ? "MSI-X table access not a naturally aligned dword or qword"
                             : "MSI-X PBA access not a naturally aligned dword or qword",
                 a->addr, a->size);
@@ -517,7 +538,7 @@ static bool msix_access(struct pci_func *f, unsigned bar, struct bus_access *a)
     }
     if (in_pba) {
         if (a->is_write) {
-            f->bus->stats.msix_bad_access++;
+            PCI_COUNT(f->bus, msix_bad_access);
             pci_refuse(f, "write to the read-only MSI-X PBA", a->addr, a->value);
         } else {
             uint64_t q = m->pending[off / 8];
@@ -567,7 +588,7 @@ void pci_intx_set(struct pci_func *f, bool level)
 uint32_t pci_cfg_read(struct pci_func *f, uint32_t off, uint32_t size)
 {
     if ((size != 1 && size != 2 && size != 4) || off % size || off >= PCI_CFG_SIZE) {
-        f->bus->stats.cfg_bad_access++;
+        PCI_COUNT(f->bus, cfg_bad_access);
         pci_refuse(f, "config read not naturally aligned inside 4 KiB", off, size);
         return 0xFFFFFFFFu;
     }
@@ -580,7 +601,7 @@ uint32_t pci_cfg_read(struct pci_func *f, uint32_t off, uint32_t size)
 bool pci_cfg_write(struct pci_func *f, uint32_t off, uint32_t size, uint32_t value)
 {
     if ((size != 1 && size != 2 && size != 4) || off % size || off >= PCI_CFG_SIZE) {
-        f->bus->stats.cfg_bad_access++;
+        PCI_COUNT(f->bus, cfg_bad_access);
         pci_refuse(f, "config write not naturally aligned inside 4 KiB", off, size);
         return false;
     }
@@ -589,7 +610,7 @@ bool pci_cfg_write(struct pci_func *f, uint32_t off, uint32_t size, uint32_t val
         if (size != 4)
             pci_refuse(f, "BAR write narrower than 32 bits", off, value);
         if (!ok)
-            f->bus->stats.cfg_refused++;
+            PCI_COUNT(f->bus, cfg_refused);
         return ok;
     }
     if (off == 0x30 && size == 4)   /* no expansion ROM: hardwired zero */
@@ -602,7 +623,7 @@ bool pci_cfg_write(struct pci_func *f, uint32_t off, uint32_t size, uint32_t val
         if (off + i == PCI_STATUS || off + i == PCI_STATUS + 1)
             ro = 0;
         if ((v ^ f->cfg[off + i]) & ro) {
-            f->bus->stats.cfg_refused++;
+            PCI_COUNT(f->bus, cfg_refused);
             pci_refuse(f, "config write would change read-only bits", off, value);
             return false;
         }
@@ -615,6 +636,7 @@ bool pci_cfg_write(struct pci_func *f, uint32_t off, uint32_t size, uint32_t val
         *c = (uint8_t)((*c & ~f->wmask[off + i]) | (v & f->wmask[off + i]));
         *c = (uint8_t)(*c & ~(v & f->w1c[off + i]));
     }
+    command_sync(f);
     if (f->msix.cap && (pci_msix_enabled(f) != msix_was || msix_func_masked(f) != masked_was))
         msix_flush_pending(f);
     intx_update(f);
@@ -651,7 +673,7 @@ static enum bus_result bar_dispatch(struct pci_bus *b, bool mem, struct bus_acce
                 a->addr - bar->base >= bar->size || a->size > bar->size - (a->addr - bar->base))
                 continue;
             if (!(pci_command(f) & (mem ? PCI_CMD_MEM : PCI_CMD_IO))) {
-                b->stats.bar_decode_off++;
+                PCI_COUNT(b, bar_decode_off);
                 a->value = a->is_write ? a->value : ~0ull;
                 return BUS_OK;
             }
@@ -691,14 +713,15 @@ void *pci_dma_map(struct pci_func *f, uint64_t iova, uint64_t len, enum dma_dir 
     struct pci_bus *b = f->bus;
     memset(m, 0, sizeof *m);
     if (!(pci_command(f) & PCI_CMD_MASTER)) {
-        __atomic_fetch_add(&b->stats.dma_master_off, 1, __ATOMIC_RELAXED);   /* any thread */
-        pci_refuse(f, "DMA attempted while bus mastering is disabled", iova, len);
+        PCI_COUNT(b, dma_master_off);   /* any thread */
+        pci_refuse(f, "device DMA refused: bus mastering is disabled (PCI command register)",
+                   iova, len);
         return NULL;
     }
     void *p = b->broker ? broker_dma_map(b->broker, b->domain_id, f->name, iova, len, dir, m)
                         : NULL;
     if (!p) {
-        __atomic_fetch_add(&b->stats.dma_refused, 1, __ATOMIC_RELAXED);
+        PCI_COUNT(b, dma_refused);
         if (b->plat.dma_refused)
             b->plat.dma_refused(b->plat.ctx, f->name, iova, len,
                                 b->broker ? m->refusal : BR_OUT_OF_WINDOW);

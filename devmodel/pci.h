@@ -53,6 +53,14 @@
 
 enum pci_bar_kind { PCI_BAR_NONE, PCI_BAR_MEM32, PCI_BAR_MEM64, PCI_BAR_IOPORT };
 
+/* Driver input a device model refused (pci_guest_error). */
+enum pci_guest_error {
+    PCI_GERR_DOORBELL,          /* a doorbell write naming no queue or a bad index */
+    PCI_GERR_COMMAND,           /* a malformed command, descriptor or queue setup */
+    PCI_GERR_FATAL,             /* the driver put the device in a fatal state */
+    PCI_GERR_KINDS
+};
+
 /* What a device model provides. bar_access gets a->offset inside the BAR;
  * returning BUS_VIOLATION fail-stops the domain. */
 struct pci_device_ops {
@@ -77,9 +85,12 @@ struct pci_platform_ops {
     /* A hostile or invalid access was refused and counted. */
     void (*refused)(void *ctx, const char *device, const char *what, uint64_t addr,
                     uint64_t value);
-    /* A device DMA was refused by the broker (already audited there). */
+    /* A device DMA was refused by the broker. */
     void (*dma_refused)(void *ctx, const char *device, uint64_t iova, uint64_t len,
                         enum broker_refusal why);
+    /* A device model refused driver input (pci_guest_error). May be NULL. */
+    void (*guest_error)(void *ctx, const char *device, enum pci_guest_error kind,
+                        const char *what, uint64_t a, uint64_t b);
     /* Attach/detach an eventfd signalled in-kernel by len-byte guest writes
      * to MMIO address addr, or to I/O port addr when pio (a doorbell that
      * needs no exit). May be NULL. */
@@ -105,6 +116,11 @@ struct pci_msix {
     uint64_t *pending;          /* entries bits */
 };
 
+/* Counters: bumped with relaxed atomics (PCI_COUNT) from the vCPU thread
+ * and device workers, read with PCI_STAT by others. */
+#define PCI_COUNT(b, field) __atomic_fetch_add(&(b)->stats.field, 1, __ATOMIC_RELAXED)
+#define PCI_STAT(b, field)  __atomic_load_n(&(b)->stats.field, __ATOMIC_RELAXED)
+
 struct pci_stats {
     uint64_t cfg_refused;       /* protected or invalid config writes */
     uint64_t cfg_bad_access;    /* misaligned / out-of-range ECAM accesses */
@@ -113,6 +129,7 @@ struct pci_stats {
     uint64_t msi_bad_message;   /* unmasked vector with an invalid address/data */
     uint64_t msi_sent, msi_pended;
     uint64_t dma_refused, dma_master_off;
+    uint64_t guest_errors[PCI_GERR_KINDS];
 };
 
 struct pci_bus;
@@ -122,6 +139,11 @@ struct pci_func {
     uint8_t slot;
     char name[PCI_NAME_MAX];
     uint8_t cfg[PCI_CFG_SIZE], wmask[PCI_CFG_SIZE], w1c[PCI_CFG_SIZE];
+    /* The command register as device workers see it (pci_command): stored
+     * with release under irq_lock by every config write and reset, read
+     * with acquire. A DMA that starts after the write clearing bus master
+     * has returned is refused; maps already made finish (as in PCIe). */
+    uint16_t command;
     uint16_t cap_tail;          /* offset of the last capability, 0 = none */
     uint16_t cap_free;          /* next free config byte for capabilities */
     struct pci_bar bar[PCI_BARS];
@@ -228,6 +250,14 @@ bool pci_ioeventfd_move(struct pci_func *f, unsigned bar, uint64_t old_base, uin
 /* A model refuses a hostile or invalid access (e.g. a register of the wrong
  * width): reported to the platform, which counts it and applies policy. */
 void pci_refuse(struct pci_func *f, const char *what, uint64_t addr, uint64_t value);
+/* Driver input the model refused and answered as the device would (an
+ * ignored doorbell, an error status, a fatal state): counted here in
+ * stats.guest_errors, and passed to the platform, which counts, audits
+ * and rate-limits it per domain and treats a storm of fatal states as a
+ * policy violation. Any thread. what is a fixed description; a and b
+ * are the values involved (register offset, address, ...). */
+void pci_guest_error(struct pci_func *f, enum pci_guest_error kind, const char *what,
+                     uint64_t a, uint64_t b);
 
 /* Config access as the ECAM handler performs it (offset inside the
  * function's 4 KiB); for tests and bare-mode reuse. Writes return false

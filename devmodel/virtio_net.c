@@ -13,11 +13,6 @@
 
 static const struct pci_device_ops vnet_ops;
 
-static const char *queue_name(unsigned qi)
-{
-    return qi == VIRTIO_NET_Q_RX ? "receive" : "transmit";
-}
-
 /* ---- interrupts (virtio 1.2 §4.1.4.5, §4.1.5.4) --------------------------- */
 
 static bool msix_on(struct vnet *v)
@@ -103,20 +98,19 @@ void vnet_fail(struct vnet *v, unsigned qi, enum virtq_err e)
         VNET_COUNT(v, bad_chains);
         break;
     }
-    const char *dom = v->f->bus->domain_name;
     if (v->legacy) {
         if (atomic_exchange(&v->q[qi].stopped, true))
             return;
         VNET_COUNT(v, queue_stopped);
-        log_error(dom, "%s: %s queue stopped until the driver resets the device: %s",
-                  v->f->name, queue_name(qi), virtq_err_name(e));
+        pci_guest_error(v->f, PCI_GERR_FATAL, qi == VIRTIO_NET_Q_RX ? "receive queue stopped until reset"
+                                                      : "transmit queue stopped until reset",
+                        qi, (uint64_t)e);
         return;
     }
     if (atomic_exchange(&v->needs_reset, true))
         return;
     VNET_COUNT(v, needs_reset);
-    log_error(dom, "%s: device needs reset (%s queue: %s)", v->f->name, queue_name(qi),
-              virtq_err_name(e));
+    pci_guest_error(v->f, PCI_GERR_FATAL, virtq_err_name(e), qi, (uint64_t)e);
     vnet_irq_config(v);     /* §2.1.2: tell a live driver */
 }
 

@@ -4,7 +4,6 @@
  * function they live in (contract in virtio_net.h). */
 #include <stdio.h>
 #include <string.h>
-#include "log.h"
 #include "virtio_net_internal.h"
 
 static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
@@ -71,8 +70,7 @@ static void refuse(struct vnet *v, struct bus_access *a, const char *what)
 static void bad_value(struct vnet *v, const char *what, uint64_t value)
 {
     VNET_COUNT(v, bad_queue_config);
-    log_error(v->f->bus->domain_name, "%s: ignored: %s (value %#llx)", v->f->name, what,
-              (unsigned long long)value);
+    pci_guest_error(v->f, PCI_GERR_COMMAND, what, value, 0);
 }
 
 /* The selected queue, NULL when queue_select names none. */
@@ -161,10 +159,10 @@ static bool features_ok(struct vnet *v)
         return true;
     }
     VNET_COUNT(v, bad_features);
-    log_error(v->f->bus->domain_name, "%s: FEATURES_OK refused: the driver accepted %#llx%s "
-              "of the offered %#llx%s", v->f->name, (unsigned long long)v->driver_features,
-              v->unknown_features ? " (and bits above 63)" : "", (unsigned long long)v->offered,
-              extra || v->unknown_features ? "" : " without VERSION_1");
+    pci_guest_error(v->f, PCI_GERR_COMMAND,
+                    extra || v->unknown_features ? "FEATURES_OK refused: unoffered features"
+                                                 : "FEATURES_OK refused: no VERSION_1",
+                    v->driver_features, v->offered);
     return false;
 }
 
@@ -363,8 +361,8 @@ static void legacy_write(struct vnet *v, uint64_t off, uint32_t val)
         }
         if (val & ~(uint32_t)v->offered) {
             VNET_COUNT(v, bad_features);
-            log_error(v->f->bus->domain_name, "%s: the driver accepted unoffered features "
-                      "%#x; they are ignored", v->f->name, val & ~(uint32_t)v->offered);
+            pci_guest_error(v->f, PCI_GERR_COMMAND, "unoffered features accepted (ignored)",
+                            val, v->offered);
         }
         v->driver_features = val;
         v->features = val & v->offered;

@@ -1,7 +1,6 @@
 /* Capability service: caps, sessions, client reports (contract in capsvc.h). */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -74,51 +73,7 @@ void capsvc_fini(struct capsvc *cs)
     pthread_mutex_destroy(&cs->lock);
 }
 
-/* ---- audit and events (capsvc.lock held unless said) ------------------------ */
-
-static void audit_locked(struct capsvc *cs, const char *source, const char *domain,
-                         const char *fmt, va_list ap)
-{
-    struct moat_audit_rec *r = &cs->audit[cs->audit_seq % CAPSVC_AUDIT_RING];
-    memset(r, 0, sizeof *r);
-    r->seq = cs->audit_seq++;
-    snprintf(r->source, sizeof r->source, "%s", source);
-    snprintf(r->domain, sizeof r->domain, "%s", domain ? domain : "");
-    vsnprintf(r->text, sizeof r->text, fmt, ap);
-}
-
-void capsvc_audit(struct capsvc *cs, const char *source, const char *domain,
-                  const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    pthread_mutex_lock(&cs->lock);
-    audit_locked(cs, source, domain, fmt, ap);
-    pthread_mutex_unlock(&cs->lock);
-    va_end(ap);
-}
-
-static void audit_l(struct capsvc *cs, const char *source, const char *domain,
-                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static void audit_l(struct capsvc *cs, const char *source, const char *domain,
-                    const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    audit_locked(cs, source, domain, fmt, ap);
-    va_end(ap);
-}
-
-uint32_t capsvc_audit_read(struct capsvc *cs, struct moat_audit_rec *out, uint32_t max)
-{
-    pthread_mutex_lock(&cs->lock);
-    uint64_t have = cs->audit_seq < CAPSVC_AUDIT_RING ? cs->audit_seq : CAPSVC_AUDIT_RING;
-    uint32_t n = have < max ? (uint32_t)have : max;
-    for (uint32_t i = 0; i < n; i++)
-        out[i] = cs->audit[(cs->audit_seq - n + i) % CAPSVC_AUDIT_RING];
-    pthread_mutex_unlock(&cs->lock);
-    return n;
-}
+/* ---- events (capsvc.lock held unless said) -------------------------------- */
 
 static void queue_event(struct capsvc *cs, uint32_t client, const struct moat_event_msg *m)
 {
@@ -200,8 +155,8 @@ int capsvc_register(struct capsvc *cs, struct domain *d, uint64_t gpa)
                           reg.kind == MOAT_CAP_NIC ? (const void *)&reg.nic : (const void *)&reg.blk,
                           reg.vector);
     if (rc < 0) {
-        audit_l(cs, "control", d->cfg.name, "cap registration of '%s' refused: %s", suffix,
-                moat_err_name(-rc));
+        audit_record(&cs->sup->audit, d->id, MOAT_AUDIT_CONTROL,
+                     "cap registration of '%s' refused: %s", suffix, moat_err_name(-rc));
     }
     pthread_mutex_unlock(&cs->lock);
     if (rc < 0) {
@@ -638,8 +593,8 @@ int capsvc_report(struct capsvc *cs, uint32_t client, const char *who, uint32_t 
         /* Clients are not trusted either: a report is counted and audited
          * against the domain, never acted on by itself. */
         DSTAT_INC(s->d, client_reports);
-        audit_l(cs, "client", s->d->cfg.name, "%s reports session %u: %s", who, session_id,
-                reason);
+        audit_record(&cs->sup->audit, s->d->id, MOAT_AUDIT_CLIENT, "%s reports session %u: %s",
+                     who, session_id, reason);
         log_error(s->d->cfg.name, "client report (%s, session %u): %s", who, session_id, reason);
     }
     pthread_mutex_unlock(&cs->lock);

@@ -1,6 +1,6 @@
 /*
  * capsvc.h — the capability service: the cap table, the sessions between
- * clients and serving domains, and the audit of what clients report. The
+ * clients and serving domains (what clients report is audited). The
  * control server (control.h) is its socket front-end; domains reach it
  * through platform ports (cap registration, session release).
  *
@@ -46,7 +46,6 @@ struct supervisor;
 #define CAPSVC_SESSIONS_MAX         128u
 #define CAPSVC_SESSIONS_PER_CLIENT  16u
 #define CAPSVC_MEM_PER_CLIENT       (512ull << 20)
-#define CAPSVC_AUDIT_RING           256u
 #define CAPSVC_EVENTS_MAX           256u
 #define CAPSVC_SESSION_GSI          24u     /* first GSI above the IOAPIC pins */
 #define CAPSVC_VM_SLOT_FIRST        16u     /* KVM memslots of session slots */
@@ -81,8 +80,6 @@ struct capsvc {
     struct cap_table caps;
     struct session ses[CAPSVC_SESSIONS_MAX];
     uint32_t next_session_id;
-    struct moat_audit_rec audit[CAPSVC_AUDIT_RING];
-    uint64_t audit_seq;
     struct capsvc_event ev[CAPSVC_EVENTS_MAX];
     uint32_t ev_head, ev_count;
     uint64_t ev_dropped;
@@ -147,10 +144,5 @@ int capsvc_report(struct capsvc *cs, uint32_t client, const char *who, uint32_t 
 void capsvc_client_gone(struct capsvc *cs, uint32_t client);
 /* Dequeue up to max events (oldest first). */
 uint32_t capsvc_take_events(struct capsvc *cs, struct capsvc_event *out, uint32_t max);
-/* Add an audit record (takes capsvc.lock). */
-void capsvc_audit(struct capsvc *cs, const char *source, const char *domain,
-                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-/* Copy the newest records (up to max, oldest first); returns the count. */
-uint32_t capsvc_audit_read(struct capsvc *cs, struct moat_audit_rec *out, uint32_t max);
 
 #endif /* MOAT_CAPSVC_H */

@@ -325,6 +325,22 @@ static void domain_stats_of(struct supervisor *sup, struct domain *d, struct moa
     o->platform_refused = DSTAT_GET(d, platform_refused);
     o->pci_refused = DSTAT_GET(d, pci_refused);
     o->dma_refused = DSTAT_GET(d, dma_refused);
+    o->cfg_refused = PCI_STAT(&d->pci, cfg_refused);
+    o->cfg_bad_access = PCI_STAT(&d->pci, cfg_bad_access);
+    o->msix_bad_access = PCI_STAT(&d->pci, msix_bad_access);
+    o->msi_bad_message = PCI_STAT(&d->pci, msi_bad_message);
+    o->bar_decode_off = PCI_STAT(&d->pci, bar_decode_off);
+    o->dma_master_off = PCI_STAT(&d->pci, dma_master_off);
+    o->bad_doorbells = DSTAT_GET(d, bad_doorbells);
+    o->bad_commands = DSTAT_GET(d, bad_commands);
+    o->device_fatal = DSTAT_GET(d, device_fatal);
+    struct moat_audit_sum sum[MOAT_AUDIT_SUM_MAX];
+    uint32_t ns = audit_summary(&sup->audit, sum, MOAT_AUDIT_SUM_MAX);
+    for (uint32_t i = 0; i < ns; i++)
+        if (strcmp(sum[i].domain, d->cfg.name) == 0) {
+            o->audit_records = sum[i].written;
+            o->audit_dropped = sum[i].dropped;
+        }
     struct broker_account acct = broker_account(&sup->broker, d->id);
     o->dma_bytes = acct.bytes;
     o->dma_windows = acct.windows;
@@ -332,32 +348,6 @@ static void domain_stats_of(struct supervisor *sup, struct domain *d, struct moa
     o->sessions_total = DSTAT_GET(d, sessions_total);
     o->client_reports = DSTAT_GET(d, client_reports);
     o->restarts = d->restarts;
-}
-
-/* DMA refusals from the broker and the capsvc records, newest last. */
-static uint32_t collect_audit(struct supervisor *sup, struct moat_audit_rec *out, uint32_t max)
-{
-    uint32_t half = max / 2, n = 0;
-    static struct broker_audit ba[MOAT_AUDIT_MAX];
-    uint64_t seq = broker_audit_seq(&sup->broker);
-    uint64_t since = seq > half ? seq - half : 0;
-    size_t nb = broker_audit_read(&sup->broker, since, ba, half);
-    pthread_mutex_lock(&sup->lock);     /* once, for the domain names */
-    for (size_t i = 0; i < nb; i++, n++) {
-        struct moat_audit_rec *r = &out[n];
-        memset(r, 0, sizeof *r);
-        r->seq = ba[i].seq;
-        snprintf(r->source, sizeof r->source, "dma");
-        for (size_t k = 0; k < sup->n_domains; k++)
-            if (sup->domains[k]->id == ba[i].domain)
-                snprintf(r->domain, sizeof r->domain, "%s", sup->domains[k]->cfg.name);
-        snprintf(r->text, sizeof r->text, "%.16s: %llu bytes at IOVA 0x%llx refused: %s",
-                 ba[i].device, (unsigned long long)ba[i].len, (unsigned long long)ba[i].addr,
-                 broker_refusal_name(ba[i].reason));
-    }
-    pthread_mutex_unlock(&sup->lock);
-    n += capsvc_audit_read(&sup->caps, out + n, max - n);
-    return n;
 }
 
 static void handle_control(struct control *c, struct control_client *cl,
@@ -397,8 +387,24 @@ static void handle_control(struct control *c, struct control_client *cl,
         } out;
         uint32_t max = q->arg == 0 || q->arg > MOAT_AUDIT_MAX ? MOAT_AUDIT_MAX : q->arg;
         memset(&out, 0, sizeof out);
-        out.r.n = collect_audit(sup, out.r.rec, max);
+        if (!str_ok(q->name, sizeof q->name)) {
+            reply(cl, h, -MOAT_EINVAL, NULL, 0);
+            return;
+        }
+        out.r.n = audit_read(&sup->audit, q->name, out.r.rec, max);
         reply(cl, h, 0, &out, (uint32_t)(sizeof out.r + out.r.n * sizeof out.r.rec[0]));
+        return;
+    }
+    if (h->type == MOAT_MSG_AUDIT_SUM) {
+        static union {
+            struct moat_audit_sum_reply r;
+            char buf[sizeof(struct moat_audit_sum_reply) +
+                     MOAT_AUDIT_SUM_MAX * sizeof(struct moat_audit_sum)];
+        } out;
+        _Static_assert(sizeof out <= MOAT_CTL_MSG_MAX, "every trail's counts fit one reply");
+        memset(&out, 0, sizeof out);
+        out.r.n = audit_summary(&sup->audit, out.r.sum, MOAT_AUDIT_SUM_MAX);
+        reply(cl, h, 0, &out, (uint32_t)(sizeof out.r + out.r.n * sizeof out.r.sum[0]));
         return;
     }
     if (!str_ok(q->name, sizeof q->name)) {
@@ -426,21 +432,21 @@ static void handle_control(struct control *c, struct control_client *cl,
     switch (h->type) {
     case MOAT_MSG_RESTART:
         log_info(d->cfg.name, "restart requested by client %u (%s)", cl->id, who);
-        capsvc_audit(&sup->caps, "control", d->cfg.name, "restart by %s", who);
+        audit_record(&sup->audit, d->id, MOAT_AUDIT_CONTROL, "restart by %s", who);
         rc = domain_restart(d, err, sizeof err) ? 0 : -MOAT_EIO;
         if (rc < 0)
             log_error(d->cfg.name, "restart failed: %s", err);
         break;
     case MOAT_MSG_STOP:
         log_info(d->cfg.name, "stop requested by client %u (%s)", cl->id, who);
-        capsvc_audit(&sup->caps, "control", d->cfg.name, "stop by %s", who);
+        audit_record(&sup->audit, d->id, MOAT_AUDIT_CONTROL, "stop by %s", who);
         domain_request_stop(d);
         break;
     case MOAT_MSG_INJECT: {
         char why[200];
         rc = domain_inject(d, q->arg, who, why, sizeof why);
         if (rc == 0)
-            capsvc_audit(&sup->caps, "control", d->cfg.name, "fault '%s' injected by %s",
+            audit_record(&sup->audit, d->id, MOAT_AUDIT_CONTROL, "fault '%s' injected by %s",
                          moat_fault_name(q->arg), who);
         else
             log_error(d->cfg.name, "fault injection by %s refused: %s", who, why);
@@ -467,6 +473,7 @@ static size_t request_len(uint16_t type)
     case MOAT_MSG_DOMAINS:
     case MOAT_MSG_STATS:
     case MOAT_MSG_AUDIT:
+    case MOAT_MSG_AUDIT_SUM:
     case MOAT_MSG_RESTART:
     case MOAT_MSG_STOP:
     case MOAT_MSG_INJECT:        return sizeof(struct moat_ctl_req);

@@ -58,6 +58,9 @@ static bool should_log(uint64_t count)
     return count <= 8 || (count & (count - 1)) == 0;
 }
 
+/* One record in this domain's audit trail (any thread). */
+#define AUDIT(d, kind, ...) audit_record(&(d)->sup->audit, (d)->id, (kind), __VA_ARGS__)
+
 /* Caller holds sup->lock. */
 static void set_state(struct domain *d, enum domain_state to)
 {
@@ -260,6 +263,8 @@ static void plat_ready(void *ctx)
                  (unsigned long long)d->boot_exits);
     } else {
         DSTAT_INC(d, platform_refused);
+        AUDIT(d, MOAT_AUDIT_PLATFORM, "READY announced again while %s; ignored",
+              domain_state_name(d->state));
         log_error(d->cfg.name, "READY announced again while %s; ignored",
                   domain_state_name(d->state));
     }
@@ -302,6 +307,8 @@ static void plat_refused(void *ctx, const char *why, uint64_t port, uint64_t val
 {
     struct domain *d = ctx;
     uint64_t refused = DSTAT_INC(d, platform_refused);
+    AUDIT(d, MOAT_AUDIT_PLATFORM, "%s (port 0x%llx, value 0x%llx)", why,
+          (unsigned long long)port, (unsigned long long)value);
     if (should_log(refused))
         log_error(d->cfg.name, "refused platform access: %s (port 0x%llx, value 0x%llx; %llu refused so far)",
                   why, (unsigned long long)port, (unsigned long long)value,
@@ -323,8 +330,10 @@ static void plat_cap_register(void *ctx, uint32_t gpa)
     if (rc == 0)
         d->served_caps = true;      /* a driver domain: restart=on-failure by default */
     pthread_mutex_unlock(&d->sup->lock);
-    if (rc < 0)
+    if (rc < 0) {
         DSTAT_INC(d, platform_refused);
+        AUDIT(d, MOAT_AUDIT_PLATFORM, "cap registration refused: %s", moat_err_name(-rc));
+    }
     plat_set_result(d, rc);
 }
 
@@ -343,6 +352,8 @@ static void plat_session_release(void *ctx, uint32_t slot)
     }
     if (rc < 0) {
         DSTAT_INC(d, platform_refused);
+        AUDIT(d, MOAT_AUDIT_PLATFORM, "release of session slot %u refused: it is not closing",
+              slot);
         log_error(d->cfg.name, "refused release of session slot %u: it is not closing", slot);
     }
     plat_set_result(d, rc);
@@ -375,6 +386,7 @@ static void policy_kill(struct domain *d, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(ci.detail, sizeof ci.detail, fmt, ap);
     va_end(ap);
+    AUDIT(d, MOAT_AUDIT_POLICY, "fail-stop: %s", ci.detail);
     /* Device workers get here too: a message, never a wait (domain.h). */
     domain_end_post(d, DOMAIN_CRASHED, &ci, 0);
 }
@@ -406,6 +418,8 @@ static void pci_refused(void *ctx, const char *device, const char *what, uint64_
 {
     struct domain *d = ctx;
     uint64_t n = __atomic_add_fetch(&d->stats.pci_refused, 1, __ATOMIC_RELAXED);
+    AUDIT(d, MOAT_AUDIT_PCI, "%s: %s (0x%llx, value 0x%llx)", device, what,
+          (unsigned long long)addr, (unsigned long long)value);
     if (!d->cfg.policy_audit) {
         policy_kill(d, "%s: %s (0x%llx, value 0x%llx)", device, what,
                     (unsigned long long)addr, (unsigned long long)value);
@@ -422,6 +436,8 @@ static void pci_dma_refused(void *ctx, const char *device, uint64_t iova, uint64
 {
     struct domain *d = ctx;
     uint64_t n = __atomic_add_fetch(&d->stats.dma_refused, 1, __ATOMIC_RELAXED);
+    AUDIT(d, MOAT_AUDIT_DMA, "%s: %llu bytes at IOVA 0x%llx refused: %s", device,
+          (unsigned long long)len, (unsigned long long)iova, broker_refusal_name(why));
     if (!d->cfg.policy_audit) {
         policy_kill(d, "%s: DMA of %llu bytes at IOVA 0x%llx refused: %s", device,
                     (unsigned long long)len, (unsigned long long)iova, broker_refusal_name(why));
@@ -433,9 +449,50 @@ static void pci_dma_refused(void *ctx, const char *device, uint64_t iova, uint64
                   (unsigned long long)iova, broker_refusal_name(why), (unsigned long long)n);
 }
 
+static void pci_guest_error_hook(void *ctx, const char *device, enum pci_guest_error kind,
+                                 const char *what, uint64_t a, uint64_t b)
+{
+    struct domain *d = ctx;
+    static const char *const kind_name[PCI_GERR_KINDS] = {
+        [PCI_GERR_DOORBELL] = "invalid doorbell", [PCI_GERR_COMMAND] = "malformed command",
+        [PCI_GERR_FATAL] = "fatal device state",
+    };
+    uint64_t n;
+    switch (kind) {
+    case PCI_GERR_DOORBELL: n = DSTAT_INC(d, bad_doorbells); break;
+    case PCI_GERR_FATAL:    n = DSTAT_INC(d, device_fatal); break;
+    case PCI_GERR_COMMAND:
+    case PCI_GERR_KINDS:
+    default:                n = DSTAT_INC(d, bad_commands); kind = PCI_GERR_COMMAND; break;
+    }
+    AUDIT(d, kind == PCI_GERR_FATAL ? MOAT_AUDIT_FATAL : MOAT_AUDIT_DEVICE,
+          "%s: %s: %s (0x%llx, 0x%llx)", device, kind_name[kind], what,
+          (unsigned long long)a, (unsigned long long)b);
+    if (should_log(n))
+        log_error(d->cfg.name, "%s: %s: %s (0x%llx, 0x%llx; %llu so far)", device,
+                  kind_name[kind], what, (unsigned long long)a, (unsigned long long)b,
+                  (unsigned long long)n);
+    /* A storm of fatal states: the driver resets its device into the same
+     * fault over and over (a policy violation, not a bug it survives). */
+    uint64_t in_window;
+    if (kind != PCI_GERR_FATAL ||
+        !storm_hit(&d->fatal_storm, monotonic_ns(), DOMAIN_FATAL_STORM_MS * 1000000ull,
+                   DOMAIN_FATAL_STORM, &in_window))
+        return;
+    if (!d->cfg.policy_audit) {
+        policy_kill(d, "%s: a storm of fatal device states (%llu within %u ms; last: %s)",
+                    device, (unsigned long long)in_window, DOMAIN_FATAL_STORM_MS, what);
+    } else if (in_window == DOMAIN_FATAL_STORM) {   /* once per window */
+        DSTAT_INC(d, pci_refused);
+        AUDIT(d, MOAT_AUDIT_POLICY, "%s: a storm of fatal device states (%u within %u ms): "
+              "kept running under policy=audit", device, DOMAIN_FATAL_STORM,
+              DOMAIN_FATAL_STORM_MS);
+    }
+}
+
 static const struct pci_platform_ops pci_plat_ops = {
     .msi = pci_msi, .intx = pci_intx, .refused = pci_refused, .dma_refused = pci_dma_refused,
-    .ioeventfd = plat_ioeventfd,
+    .guest_error = pci_guest_error_hook, .ioeventfd = plat_ioeventfd,
 };
 
 static void handle_io(struct domain *d, struct kvm_run *run)

@@ -44,6 +44,7 @@
 #include "pci.h"
 #include "platform_dev.h"
 #include "restart_policy.h"
+#include "storm.h"
 #include "uart_8250.h"
 #include "vm.h"
 
@@ -75,6 +76,9 @@ struct domain_stats {
     uint64_t sessions_total;        /* cap sessions ever opened on it */
     uint64_t client_reports;        /* protocol violations clients reported */
     uint64_t yields;                /* YIELD hints: the idle domain gave way */
+    uint64_t bad_doorbells;         /* doorbell writes the device ignored */
+    uint64_t bad_commands;          /* malformed commands/descriptors refused */
+    uint64_t device_fatal;          /* fatal device states the driver caused */
     uint64_t orderly_stops;         /* stops the guest finished itself */
     uint64_t forced_stops;          /* orderly stops it did not finish in time */
 };
@@ -125,6 +129,9 @@ struct domain {
     uint32_t n_causes;
     bool served_caps;               /* some incarnation registered a cap */
     bool crash_loop;                /* inject crash-loop: kill it at every ready */
+    /* Fatal device states in the current storm window (device workers and
+     * the vCPU thread report them). */
+    struct storm fatal_storm;
     bool vm_live;                   /* the VM may be touched (see above) */
     uint32_t session_vector;        /* set by its first cap registration */
     uint32_t slots_draining;        /* session slots released, data window not yet revoked */
@@ -191,6 +198,11 @@ void domain_end_post(struct domain *d, enum domain_state st, const struct crash_
  * guest gains nothing by ignoring it). Any other domain is stopped at
  * once. The device is quiesced and the windows scrubbed either way. */
 #define DOMAIN_STOP_GRACE_MS 2000u
+/* DOMAIN_FATAL_STORM fatal device states within DOMAIN_FATAL_STORM_MS are
+ * a policy violation (fail-stop; audited once per window under
+ * policy=audit): a driver resetting its device into the same fault. */
+#define DOMAIN_FATAL_STORM    16u
+#define DOMAIN_FATAL_STORM_MS 1000u
 void domain_request_stop(struct domain *d);
 /* Watchdog (sup->lock held): has d's orderly stop outlived its grace
  * time? Then the stop is forced (logged) and true is returned. */

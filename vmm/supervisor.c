@@ -119,6 +119,7 @@ bool supervisor_init(struct supervisor *s, const struct moat_config *cfg,
         kvm_host_close(&s->host);
         return false;
     }
+    audit_init(&s->audit);
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->vms.lock, NULL);
     broker_init(&s->broker, MOAT_DMA_QUOTA_BYTES,
@@ -134,6 +135,7 @@ bool supervisor_init(struct supervisor *s, const struct moat_config *cfg,
         snprintf(err, errlen, "cannot start watchdog thread: %s", strerror(rc));
         broker_fini(&s->broker);
         capsvc_fini(&s->caps);
+        audit_fini(&s->audit);
         kvm_host_close(&s->host);
         return false;
     }
@@ -157,6 +159,7 @@ struct domain *supervisor_add(struct supervisor *s, const struct domain_config *
         free(d);
         return NULL;
     }
+    audit_name(&s->audit, d->id, d->cfg.name);
     pthread_mutex_lock(&s->lock);
     s->next_id++;
     s->domains[s->n_domains++] = d;
@@ -267,6 +270,7 @@ void supervisor_fini(struct supervisor *s)
     s->n_domains = 0;
     capsvc_fini(&s->caps);
     broker_fini(&s->broker);
+    audit_fini(&s->audit);
     pthread_mutex_destroy(&s->vms.lock);
     kvm_host_close(&s->host);
     pthread_cond_destroy(&s->changed);

@@ -16,7 +16,8 @@
  * documented order (pci irq_lock, NVMe/virtio-net queue locks, gVNIC's
  * lock -> rx_lock -> irq_lock in gvnic_internal.h), netback locks (the
  * host forward's connection lock, its port's delivery mutex and lwIP's
- * core lock come before them, in that order: net_hostfwd.h), the log.
+ * core lock come before them, in that order: net_hostfwd.h), the log,
+ * each audit trail (audit.h).
  * Rules (DESIGN §6): none of 1-5 is held across a thread join, a device
  * quiesce, a revoke's wait for device access, or a scrub; device workers
  * never take 1 or 2 (a policy kill is domain_end_post, a message); a
@@ -32,6 +33,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include "audit.h"
 #include "broker.h"
 #include "capsvc.h"
 #include "config.h"
@@ -55,6 +57,8 @@ struct supervisor {
     /* The DMA broker owns every window; it installs them as memslots in a
      * domain's VM through the registry below (vms.lock, last in the order). */
     struct broker broker;
+    /* Every domain's audit trail (leaf locks, one per trail). */
+    struct audit audit;
     /* Caps and sessions (capsvc.lock: second in the order). */
     struct capsvc caps;
     struct {

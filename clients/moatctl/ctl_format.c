@@ -7,7 +7,7 @@
 /* A cell holds at most a crash cause and detail ("cause: detail"), the
  * longest thing a row shows. */
 #define CELL_MAX 256u
-#define COLS_MAX 9u
+#define COLS_MAX 11u
 _Static_assert(24u + 2u + MOAT_DETAIL_MAX <= CELL_MAX, "crash cell fits");
 
 static int done(FILE *out)
@@ -506,12 +506,23 @@ static const struct stat_field {
     STAT(platform_refused, "platform port accesses refused"),
     STAT(pci_refused, "PCI config, BAR or MSI-X accesses refused"),
     STAT(dma_refused, "device DMAs refused by the broker"),
+    STAT(cfg_refused, "config writes refused (read-only bits, BAR moves)"),
+    STAT(cfg_bad_access, "config accesses of a wrong width or offset"),
+    STAT(msix_bad_access, "MSI-X table or PBA accesses refused"),
+    STAT(msi_bad_message, "MSI-X messages refused (bad address or vector)"),
+    STAT(bar_decode_off, "BAR accesses with decoding off (ignored)"),
+    STAT(dma_master_off, "device DMAs refused: bus mastering off"),
+    STAT(bad_doorbells, "doorbell writes the device ignored"),
+    STAT(bad_commands, "malformed commands or descriptors refused"),
+    STAT(device_fatal, "fatal device states the driver caused"),
     STAT(dma_bytes, "DMA bytes"),
     STAT(dma_windows, "DMA windows"),
     STAT(sessions_open, "cap sessions open now"),
     STAT(sessions_total, "cap sessions opened in all"),
     STAT(client_reports, "protocol violations reported by clients"),
     STAT(restarts, "restarts"),
+    STAT(audit_records, "audit records written"),
+    STAT(audit_dropped, "audit records no longer kept (trail full)"),
 #undef STAT
 };
 #define N_STAT_FIELDS (sizeof stat_fields / sizeof stat_fields[0])
@@ -564,7 +575,42 @@ static void audit_row(const void *rows, size_t i, char (*cells)[CELL_MAX])
     cell_str(cells[3], r->text, sizeof r->text);
 }
 
-int ctl_print_audit(FILE *out, enum ctl_style st, const struct moat_audit_rec *r, size_t n)
+static const char *const audit_kind_key[MOAT_AUDIT_KINDS] = {
+    [MOAT_AUDIT_DMA] = "dma", [MOAT_AUDIT_PCI] = "pci", [MOAT_AUDIT_PLATFORM] = "platform",
+    [MOAT_AUDIT_DEVICE] = "device", [MOAT_AUDIT_FATAL] = "fatal", [MOAT_AUDIT_POLICY] = "policy",
+    [MOAT_AUDIT_CLIENT] = "client", [MOAT_AUDIT_CONTROL] = "control",
+};
+
+static void audit_sum_row(const void *rows, size_t i, char (*cells)[CELL_MAX])
+{
+    const struct moat_audit_sum *s = (const struct moat_audit_sum *)rows + i;
+    if (s->domain[0])
+        cell_str(cells[0], s->domain, sizeof s->domain);
+    else
+        snprintf(cells[0], CELL_MAX, "(moat)");
+    snprintf(cells[1], CELL_MAX, "%" PRIu64, s->written);
+    snprintf(cells[2], CELL_MAX, "%" PRIu64, s->dropped);
+    for (unsigned k = 0; k < MOAT_AUDIT_KINDS; k++)
+        snprintf(cells[3 + k], CELL_MAX, "%" PRIu64, s->by_kind[k]);
+}
+
+static void audit_sum_json(FILE *out, const struct moat_audit_sum *sum, size_t nsum)
+{
+    fputs(",\"summary\":[", out);
+    for (size_t i = 0; i < nsum; i++) {
+        fputs(i ? ",{" : "{", out);
+        json_kstr(out, true, "domain", sum[i].domain, sizeof sum[i].domain);
+        json_ku64(out, false, "records", sum[i].written);
+        json_ku64(out, false, "dropped", sum[i].dropped);
+        for (unsigned k = 0; k < MOAT_AUDIT_KINDS; k++)
+            json_ku64(out, false, audit_kind_key[k], sum[i].by_kind[k]);
+        fputc('}', out);
+    }
+    fputc(']', out);
+}
+
+int ctl_print_audit(FILE *out, enum ctl_style st, const struct moat_audit_rec *r, size_t n,
+                    const struct moat_audit_sum *sum, size_t nsum)
 {
     if (st == CTL_JSON) {
         fputs("{\"audit\":[", out);
@@ -576,8 +622,21 @@ int ctl_print_audit(FILE *out, enum ctl_style st, const struct moat_audit_rec *r
             json_kstr(out, false, "text", r[i].text, sizeof r[i].text);
             fputc('}', out);
         }
-        fputs("]}\n", out);
+        fputc(']', out);
+        if (nsum)
+            audit_sum_json(out, sum, nsum);
+        fputs("}\n", out);
         return done(out);
+    }
+    if (nsum) {
+        static const struct column scols[3 + MOAT_AUDIT_KINDS] = {
+            { "DOMAIN", false }, { "RECORDS", true }, { "DROPPED", true },
+            { "DMA", true }, { "PCI", true }, { "PLATFORM", true }, { "DEVICE", true },
+            { "FATAL", true }, { "POLICY", true }, { "CLIENT", true }, { "CONTROL", true },
+        };
+        _Static_assert(MOAT_AUDIT_KINDS == 8, "a column per audit kind");
+        print_table(out, scols, sizeof scols / sizeof scols[0], sum, nsum, audit_sum_row);
+        fputc('\n', out);
     }
     if (n == 0) {
         fputs("no audit records\n", out);

@@ -56,8 +56,11 @@ int ctl_print_domains(FILE *out, enum ctl_style st, const struct moat_domain_sta
 int ctl_print_stats(FILE *out, enum ctl_style st, const struct moat_domain_stats *s);
 
 /* Audit records (moat_audit), in the order given: SEQ SOURCE DOMAIN TEXT.
- * n == 0 prints "no audit records". */
-int ctl_print_audit(FILE *out, enum ctl_style st, const struct moat_audit_rec *r, size_t n);
+ * n == 0 prints "no audit records". When nsum > 0, each domain's trail
+ * counts come first (DOMAIN RECORDS DROPPED and one column per kind; in
+ * JSON a "summary" array beside "audit"). */
+int ctl_print_audit(FILE *out, enum ctl_style st, const struct moat_audit_rec *r, size_t n,
+                    const struct moat_audit_sum *sum, size_t nsum);
 
 /* The result of a change: "restart nvme0: ok" or, with fault (may be NULL),
  * "inject kill nvme0: ok"; JSON {"ok":true,"domain":...,"action":...}.

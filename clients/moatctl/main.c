@@ -74,10 +74,17 @@ static void print_help(FILE *out)
 "                        policy, the restart budget used, the breaker (open:\n"
 "                        the domain stays down, with the reason) and why its\n"
 "                        last incarnations ended\n"
-"  stats DOMAIN          DOMAIN's counters: exits, MSIs, refused accesses and\n"
-"                        DMAs, DMA windows, sessions, client reports, restarts\n"
-"  audit [-n N]          the last N audit records (refused DMAs, client\n"
-"                        reports, control actions); N from 1 to 128, default 20\n"
+"  stats DOMAIN          DOMAIN's counters: exits, MSIs, every kind of refused\n"
+"                        access, DMA, doorbell and command, fatal device\n"
+"                        states, DMA windows, sessions, client reports,\n"
+"                        restarts, audit records written and dropped\n"
+"  audit [DOMAIN] [-n N] each domain's audit counts (records, dropped, by\n"
+"                        kind), then the last N records of every domain (each\n"
+"                        domain gets its share, so one cannot crowd out the\n"
+"                        others) or of DOMAIN: refused DMAs, PCI and platform\n"
+"                        accesses, invalid doorbells, malformed commands,\n"
+"                        fatal device states, policy kills, client reports,\n"
+"                        control actions; N from 1 to 128, default 20\n"
 "  restart DOMAIN        end DOMAIN and start a fresh incarnation (admin); also\n"
 "                        closes an open breaker and clears the restart budget\n"
 "  stop DOMAIN           stop DOMAIN for good (admin): it finishes what its\n"
@@ -96,7 +103,7 @@ static void print_help(FILE *out)
 "                        set, else /tmp/moat-$UID/moat.sock\n"
 "      --json            print one JSON document instead of a table:\n"
 "                        {\"caps\":[...]}, {\"domains\":[...]}, {\"stats\":{...}},\n"
-"                        {\"audit\":[...]}; restart, stop and inject print\n"
+"                        {\"audit\":[...],\"summary\":[...]}; restart, stop and inject print\n"
 "                        {\"ok\":true,\"domain\":...,\"action\":...}\n"
 "  -n N                  (audit) how many records to show\n"
 "  -h, --help            show this help and exit\n"
@@ -115,6 +122,7 @@ static void print_help(FILE *out)
 "  moatctl --json status nvme0 | jq -r '.domains[0].state'\n"
 "  moatctl stats nvme0\n"
 "  moatctl audit -n 50\n"
+"  moatctl audit nvme0\n"
 "  moatctl --socket /tmp/moat.sock restart nvme0\n"
 "  moatctl inject nvme0 kill\n",
         out);
@@ -321,13 +329,28 @@ static int cmd_audit(struct ctx *cx)
     if (!rec)
         return report(cx, "audit", NULL, -MOAT_ENOMEM, 0);
     errno = 0;
-    int n = moat_audit(cx->ctl, rec, max);
-    if (n < 0) {
+    const char *dom = cx->inv->arg[0];
+    int n = moat_audit_of(cx->ctl, dom, rec, max);
+    static struct moat_audit_sum sum[MOAT_AUDIT_SUM_MAX];
+    int ns = n < 0 ? n : moat_audit_summary(cx->ctl, sum, MOAT_AUDIT_SUM_MAX);
+    if (n < 0 || ns < 0) {
         free(rec);
-        return report(cx, "audit", NULL, n, errno);
+        return report(cx, "audit", dom, n < 0 ? n : ns, errno);
+    }
+    size_t nsum = (size_t)ns < MOAT_AUDIT_SUM_MAX ? (size_t)ns : MOAT_AUDIT_SUM_MAX;
+    if (dom) {          /* only that domain's counts */
+        size_t k = 0;
+        for (size_t i = 0; i < nsum; i++)
+            if (strncmp(sum[i].domain, dom, sizeof sum[i].domain) == 0)
+                sum[k++] = sum[i];
+        nsum = k;
+        if (nsum == 0) {
+            free(rec);
+            return report(cx, "audit", dom, -MOAT_ENOENT, 0);
+        }
     }
     /* n counts every record moat holds; only max were copied. */
-    int r = ctl_print_audit(stdout, cx->style, rec, (size_t)n < max ? (size_t)n : max);
+    int r = ctl_print_audit(stdout, cx->style, rec, (size_t)n < max ? (size_t)n : max, sum, nsum);
     free(rec);
     return r < 0 ? CTL_EXIT_FAILED : CTL_EXIT_OK;
 }
@@ -375,7 +398,7 @@ static const struct command commands[] = {
     { "list",    { NULL, NULL },         0, 0, false, cmd_list },
     { "status",  { "DOMAIN", NULL },     0, 1, false, cmd_status },
     { "stats",   { "DOMAIN", NULL },     1, 1, false, cmd_stats },
-    { "audit",   { NULL, NULL },         0, 0, false, cmd_audit },
+    { "audit",   { "DOMAIN", NULL },     0, 1, false, cmd_audit },
     { "restart", { "DOMAIN", NULL },     1, 1, true,  cmd_restart },
     { "stop",    { "DOMAIN", NULL },     1, 1, true,  cmd_stop },
     { "inject",  { "DOMAIN", "FAULT" },  2, 2, true,  cmd_inject },

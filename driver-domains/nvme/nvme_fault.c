@@ -34,6 +34,20 @@ static bool submit_read(struct nvme_drv *d, uint64_t prp1, uint64_t prp2, uint32
     return true;
 }
 
+/* Reset the controller and enable it on a misaligned admin SQ, which
+ * the controller answers with a fatal status (CSTS.CFS), times times. */
+static bool fatal_storm(struct nvme_drv *d, unsigned times)
+{
+    for (unsigned i = 0; i < times; i++) {
+        uint32_t cc = dd_mmio_read32(d->regs, NVME_REG_CC);
+        dd_mmio_write32(d->regs, NVME_REG_CC, cc & ~NVME_CC_EN);
+        dd_mmio_write64(d->regs, NVME_REG_ASQ, d->asq.iova | 0x100u);
+        dd_mmio_write32(d->regs, NVME_REG_CC, cc | NVME_CC_EN);
+        (void)dd_mmio_read32(d->regs, NVME_REG_CSTS);
+    }
+    return true;
+}
+
 static bool nvme_fault(void *ctx, uint32_t kind, uint64_t arg)
 {
     struct nvme_drv *d = ctx;
@@ -59,6 +73,8 @@ static bool nvme_fault(void *ctx, uint32_t kind, uint64_t arg)
         dd_mmio_write32(d->regs, NVME_SQ_TDBL(q->q.qid, d->dstrd), bad);
         return true;
     }
+    case MOAT_FAULT_FATAL_STORM:
+        return fatal_storm(d, 64);
     case MOAT_FAULT_EXIT_DMA:
         /* A read into our own bounce buffer, then leave at once. */
         if (!submit_read(d, d->ioq[0].io[0].bounce_iova, 0, 4096))

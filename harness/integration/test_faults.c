@@ -196,6 +196,7 @@ Test(faults, nvme_every_kind, .init = kvm_start, .fini = kvm_finish, .timeout = 
         POLICY("DMA"),                                          /* wild-dma-end */
         { MOAT_FAULT_CORRUPT_DEVICE, SURVIVES, CRASH_NONE, NULL },
         { MOAT_FAULT_EXIT_DMA, ENDS_EXIT_1, CRASH_NONE, NULL },
+        { MOAT_FAULT_FATAL_STORM, ENDS_CRASHED, CRASH_POLICY, "storm of fatal device states" },
     };
     struct fault_case all[sizeof cases / sizeof cases[0]];
     memcpy(all, cases, sizeof cases);
@@ -206,8 +207,78 @@ Test(faults, nvme_every_kind, .init = kvm_start, .fini = kvm_finish, .timeout = 
     run_cases(d, "nv", kernel_cases, sizeof kernel_cases / sizeof kernel_cases[0], s, true);
     /* The refusals were audited against nv, not against the domain aimed at. */
     cr_assert_geq(sup.broker.dom[d->id].acct.refusals, 3, "nv's wild DMAs were not audited");
+    struct moat_audit_sum sum[MOAT_AUDIT_SUM_MAX];
+    uint32_t ns = audit_summary(&sup.audit, sum, MOAT_AUDIT_SUM_MAX);
+    const struct moat_audit_sum *nv = NULL;
+    for (uint32_t i = 0; i < ns; i++)
+        if (strcmp(sum[i].domain, "nv") == 0)
+            nv = &sum[i];
+    cr_assert_not_null(nv, "nv has no audit trail");
+    cr_assert_geq(nv->by_kind[MOAT_AUDIT_DMA], 3, "nv's wild DMAs: %llu DMA audit records",
+                  (unsigned long long)nv->by_kind[MOAT_AUDIT_DMA]);
+    cr_assert_geq(nv->by_kind[MOAT_AUDIT_FATAL], DOMAIN_FATAL_STORM,
+                  "the fatal storm left %llu fatal records",
+                  (unsigned long long)nv->by_kind[MOAT_AUDIT_FATAL]);
+    cr_assert_geq(nv->by_kind[MOAT_AUDIT_POLICY], 4, "policy kills: %llu audit records",
+                  (unsigned long long)nv->by_kind[MOAT_AUDIT_POLICY]);
     moat_session_close(s);
     tu_client_close(NULL, cap, c);
+}
+
+/* policy=audit: a storm of fatal controller states is counted, audited
+ * once per window as a policy violation, and does not end the domain; the
+ * log stays within its rate limit; the stats show every kind. */
+Test(faults, nvme_fatal_storm_under_audit_policy, .init = kvm_start, .fini = kvm_finish,
+     .timeout = 120)
+{
+    char img[PATH_MAX], spec[PATH_MAX + 256];
+    snprintf(img, sizeof img, "%s/s.img", tu_tmpdir());
+    int fd = open(img, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(ftruncate(fd, 4 << 20), 0);
+    close(fd);
+    snprintf(spec, sizeof spec, "name=nva kernel=%s mem=64M dma=16M policy=audit "
+             "dev=nvme:image=%s", tu_guest("nvme"), img);
+    struct domain *d = tu_boot(&sup, spec, BOOT_MS, err, sizeof err);
+    cr_assert_not_null(d, "%s", err);
+    struct moat_client *c;
+    cr_assert_eq(moat_connect(sock, &c), 0);
+    struct moat_cap *cc;
+    cr_assert_eq(moat_open(c, "control", MOAT_RIGHT_READ | MOAT_RIGHT_ADMIN, &cc), 0);
+    pthread_mutex_lock(&sup.lock);
+    uint32_t inc = d->incarnation;
+    pthread_mutex_unlock(&sup.lock);
+    int rc = moat_inject(cc, "nva", MOAT_FAULT_FATAL_STORM);
+    cr_assert_eq(rc, 0, "inject fatal-storm: %s", moat_strerror(rc));
+    /* The driver runs the fault from its loop: follow its heartbeat until
+     * the 64th fatal state is counted (or 5 s). */
+    struct moat_domain_stats st;
+    uint64_t hb = 0;
+    for (int tries = 0; tries < 25; tries++) {
+        cr_assert_eq(moat_domain_stats(cc, "nva", &st), 0);
+        if (st.device_fatal >= 64)
+            break;
+        hb = tu_wait_heartbeat_past(d, hb, 200);
+    }
+    cr_assert_eq(st.device_fatal, 64, "device_fatal %llu, want the 64 the driver caused",
+                 (unsigned long long)st.device_fatal);
+    cr_assert_geq(st.audit_records, 64, "audit records %llu", (unsigned long long)st.audit_records);
+    cr_assert_gt(st.audit_dropped, 0, "64+ records in a trail of %u: none dropped?",
+                 AUDIT_PER_DOMAIN);
+    static struct moat_audit_rec rec[MOAT_AUDIT_MAX];
+    int n = moat_audit_of(cc, "nva", rec, MOAT_AUDIT_MAX);
+    cr_assert_eq(n, (int)AUDIT_PER_DOMAIN, "nva's trail holds %d records", n);
+    bool storm = false;
+    for (int i = 0; i < n; i++) {
+        cr_assert_str_eq(rec[i].domain, "nva");
+        storm |= strcmp(rec[i].source, "policy") == 0 && strstr(rec[i].text, "kept running");
+    }
+    cr_assert(storm, "no policy record for the storm among nva's newest records");
+    pthread_mutex_lock(&sup.lock);
+    cr_assert_eq(d->incarnation, inc, "policy=audit ended the domain");
+    cr_assert_eq(d->state, DOMAIN_READY, "nva is %s", domain_state_name(d->state));
+    pthread_mutex_unlock(&sup.lock);
+    tu_client_close(NULL, cc, c);
 }
 
 static void vnet_device_kinds(const char *dev, const struct fault_case *cases, size_t n)

@@ -33,6 +33,10 @@ struct fake_platform {
     _Atomic int msi[FAKE_VECTORS_MAX], msi_bad;
     _Atomic int intx_level, intx_calls;
     _Atomic int refused, dma_refused;
+    _Atomic int guest_error[PCI_GERR_KINDS];   /* bumped after last_guest_error is set */
+    pthread_mutex_t text_lock;          /* last_guest_error (workers report too) */
+    char last_guest_error[160];
+    _Atomic int last_dma_why;           /* enum broker_refusal of the last refusal */
     char last_refused[160];
     bool ioev_accept;           /* does the platform take ioeventfds? */
     int ioev_calls;
@@ -76,8 +80,22 @@ static void fake_dma_refused(void *ctx, const char *device, uint64_t iova, uint6
     (void)device;
     (void)iova;
     (void)len;
-    (void)why;
+    atomic_store(&p->last_dma_why, (int)why);
     atomic_fetch_add(&p->dma_refused, 1);
+}
+
+static void fake_guest_error(void *ctx, const char *device, enum pci_guest_error kind,
+                             const char *what, uint64_t a, uint64_t b)
+{
+    struct fake_platform *p = ctx;
+    (void)device;
+    (void)a;
+    (void)b;
+    pthread_mutex_lock(&p->text_lock);
+    snprintf(p->last_guest_error, sizeof p->last_guest_error, "%s", what);
+    pthread_mutex_unlock(&p->text_lock);
+    if ((unsigned)kind < PCI_GERR_KINDS)
+        atomic_fetch_add(&p->guest_error[kind], 1);
 }
 
 static bool fake_ioeventfd(void *ctx, bool pio, uint64_t addr, uint32_t len, int fd, bool assign)
@@ -92,6 +110,7 @@ static bool fake_ioeventfd(void *ctx, bool pio, uint64_t addr, uint32_t len, int
 static inline void fake_platform_init(struct fake_platform *p, uint32_t msi_data0, uint32_t vectors)
 {
     memset(p, 0, sizeof *p);
+    pthread_mutex_init(&p->text_lock, NULL);
     p->msi_data0 = msi_data0;
     p->vectors = vectors < FAKE_VECTORS_MAX ? vectors : FAKE_VECTORS_MAX;
 }
@@ -100,7 +119,15 @@ static inline struct pci_platform_ops fake_platform_ops(struct fake_platform *p)
 {
     return (struct pci_platform_ops){ .msi = fake_msi, .intx = fake_intx,
                                       .refused = fake_refused, .dma_refused = fake_dma_refused,
-                                      .ioeventfd = fake_ioeventfd, .ctx = p };
+                                      .guest_error = fake_guest_error, .ioeventfd = fake_ioeventfd, .ctx = p };
+}
+
+/* The text of the last guest error reported (copied into out). */
+static inline void fake_last_guest_error(struct fake_platform *p, char *out, size_t len)
+{
+    pthread_mutex_lock(&p->text_lock);
+    snprintf(out, len, "%s", p->last_guest_error);
+    pthread_mutex_unlock(&p->text_lock);
 }
 
 #endif /* MOAT_FAKE_PLATFORM_H */

@@ -314,7 +314,7 @@ Test(moatctl_format, empty_lists_say_so)
     t = mem_close(&m);
     cr_assert_str_eq(t, "no domains\n", "zero domains should print a clear line, got '%s'", t);
     free(t);
-    ctl_print_audit(mem_open(&m), CTL_HUMAN, NULL, 0);
+    ctl_print_audit(mem_open(&m), CTL_HUMAN, NULL, 0, NULL, 0);
     t = mem_close(&m);
     cr_assert_str_eq(t, "no audit records\n", "zero records should print a clear line, got '%s'",
                      t);
@@ -335,7 +335,7 @@ Test(moatctl_format, empty_lists_json)
     assert_json(j);
     cr_assert_str_eq(jq_r(j, ".domains|length"), "0", "zero domains is an empty array: %s", j);
     free(j);
-    ctl_print_audit(mem_open(&m), CTL_JSON, NULL, 0);
+    ctl_print_audit(mem_open(&m), CTL_JSON, NULL, 0, NULL, 0);
     j = mem_close(&m);
     assert_json(j);
     cr_assert_str_eq(jq_r(j, ".audit|length"), "0", "zero records is an empty array: %s", j);
@@ -501,7 +501,7 @@ Test(moatctl_format, hostile_strings_human_neutralised)
     SET(r.source, "dma\n");
     SET(r.domain, "x\x1b");
     SET(r.text, "refused\tDMA\n");
-    ctl_print_audit(mem_open(&m), CTL_HUMAN, &r, 1);
+    ctl_print_audit(mem_open(&m), CTL_HUMAN, &r, 1, NULL, 0);
     t = mem_close(&m);
     assert_printable(t);
     cr_assert_not_null(strstr(t, "refused?DMA?"), "audit text neutralised:\n%s", t);
@@ -531,13 +531,13 @@ Test(moatctl_format, unterminated_fields_bounded)
     cr_assert_not_null(r);
     memset(r, 'T', sizeof *r);
     r->seq = 7;
-    ctl_print_audit(mem_open(&m), CTL_HUMAN, r, 1);
+    ctl_print_audit(mem_open(&m), CTL_HUMAN, r, 1, NULL, 0);
     t = mem_close(&m);
     cr_assert_not_null(strstr(t, "TTTT"), "unterminated text still printed:\n%s", t);
     free(t);
 
     if (have_jq()) {
-        ctl_print_audit(mem_open(&m), CTL_JSON, r, 1);
+        ctl_print_audit(mem_open(&m), CTL_JSON, r, 1, NULL, 0);
         char *j = mem_close(&m);
         assert_json(j);
         cr_assert_str_eq(jq_r(j, ".audit[0].text|length"), "160",
@@ -573,7 +573,7 @@ Test(moatctl_format, invalid_utf8_stays_valid_json)
     SET(r.domain, "caf\xc3\xa9");                                   /* valid: kept */
     SET(r.text, "bad \xff \xc3 \xc0\xaf \xed\xa0\x80 \xf4\x90\x80\x80 end");
     struct mem m;
-    ctl_print_audit(mem_open(&m), CTL_JSON, &r, 1);
+    ctl_print_audit(mem_open(&m), CTL_JSON, &r, 1, NULL, 0);
     char *j = mem_close(&m);
     assert_json(j);
     cr_assert_str_eq(jq_r(j, ".audit[0].domain"), "caf\xc3\xa9", "valid UTF-8 passes through");
@@ -582,7 +582,7 @@ Test(moatctl_format, invalid_utf8_stays_valid_json)
     cr_assert_not_null(strstr(j, "\\ufffd"), "invalid bytes become \\ufffd: %s", j);
     free(j);
 
-    ctl_print_audit(mem_open(&m), CTL_HUMAN, &r, 1);
+    ctl_print_audit(mem_open(&m), CTL_HUMAN, &r, 1, NULL, 0);
     char *t = mem_close(&m);
     assert_printable(t);
     cr_assert_not_null(strstr(t, "caf??"), "non-ASCII is '?' in tables:\n%s", t);
@@ -609,6 +609,17 @@ static struct moat_domain_stats sample_stats(void)
     s.sessions_total = 9;
     s.client_reports = 3;
     s.restarts = UINT64_MAX;
+    s.cfg_refused = 201;
+    s.cfg_bad_access = 202;
+    s.msix_bad_access = 203;
+    s.msi_bad_message = 204;
+    s.bar_decode_off = 205;
+    s.dma_master_off = 206;
+    s.bad_doorbells = 207;
+    s.bad_commands = 208;
+    s.device_fatal = 209;
+    s.audit_records = 210;
+    s.audit_dropped = 211;
     return s;
 }
 
@@ -621,7 +632,7 @@ Test(moatctl_format, stats_json)
     char *j = mem_close(&m);
     assert_json(j);
     cr_assert_str_eq(jq_r(j, ".stats.domain"), "ram0", "stats name the domain");
-    cr_assert_str_eq(jq_r(j, ".stats|keys|length"), "14", "domain and 13 counters: %s", j);
+    cr_assert_str_eq(jq_r(j, ".stats|keys|length"), "25", "domain and 24 counters: %s", j);
     static const struct { const char *filter, *want; } f[] = {
         { ".stats.exits_io", "101" }, { ".stats.exits_mmio", "102" },
         { ".stats.exits_intr", "103" }, { ".stats.msi_sent", "104" },
@@ -629,6 +640,12 @@ Test(moatctl_format, stats_json)
         { ".stats.dma_refused", "107" }, { ".stats.dma_bytes", "4194304" },
         { ".stats.dma_windows", "2" }, { ".stats.sessions_open", "1" },
         { ".stats.sessions_total", "9" }, { ".stats.client_reports", "3" },
+        { ".stats.cfg_refused", "201" }, { ".stats.cfg_bad_access", "202" },
+        { ".stats.msix_bad_access", "203" }, { ".stats.msi_bad_message", "204" },
+        { ".stats.bar_decode_off", "205" }, { ".stats.dma_master_off", "206" },
+        { ".stats.bad_doorbells", "207" }, { ".stats.bad_commands", "208" },
+        { ".stats.device_fatal", "209" }, { ".stats.audit_records", "210" },
+        { ".stats.audit_dropped", "211" },
     };
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
         char q[64];
@@ -652,12 +669,12 @@ Test(moatctl_format, stats_human)
     line(t, 1, hdr, sizeof hdr);
     cr_assert(!strncmp(hdr, "COUNTER", 7) && strstr(hdr, "VALUE") && strstr(hdr, "MEANING"),
               "header COUNTER VALUE MEANING expected: %s", hdr);
-    cr_assert_eq(count_lines(t), 2 + 13, "one line per counter expected:\n%s", t);
+    cr_assert_eq(count_lines(t), 2 + 24, "one line per counter expected:\n%s", t);
     line(t, 2, row, sizeof row);
     cr_assert(!strncmp(row, "exits_io", 8) && strstr(row, " 101 "), "exits_io row: %s", row);
     /* VALUE is right-aligned: every value ends where the header word ends. */
     size_t end = (size_t)(strstr(hdr, "VALUE") - hdr) + strlen("VALUE");
-    for (int i = 2; i < 15; i++) {
+    for (int i = 2; i < 2 + 24; i++) {
         line(t, i, row, sizeof row);
         cr_assert(row[end - 1] >= '0' && row[end - 1] <= '9' && row[end] == ' ',
                   "value of row %d should end under VALUE:\n%s", i, t);
@@ -678,7 +695,7 @@ Test(moatctl_format, audit_json_and_human)
     SET(r[1].source, "control");
     SET(r[1].text, "restart ram0 by uid 1000");
     struct mem m;
-    ctl_print_audit(mem_open(&m), CTL_HUMAN, r, 2);
+    ctl_print_audit(mem_open(&m), CTL_HUMAN, r, 2, NULL, 0);
     char *t = mem_close(&m);
     char hdr[512], r0[512], r1[512];
     cr_assert_eq(count_lines(t), 3, "a header and one line per record:\n%s", t);
@@ -694,7 +711,7 @@ Test(moatctl_format, audit_json_and_human)
     free(t);
 
     NEED_JQ();
-    ctl_print_audit(mem_open(&m), CTL_JSON, r, 2);
+    ctl_print_audit(mem_open(&m), CTL_JSON, r, 2, NULL, 0);
     char *j = mem_close(&m);
     assert_json(j);
     cr_assert_str_eq(jq_r(j, ".audit|length"), "2", "both records");
@@ -799,5 +816,50 @@ Test(moatctl_format, unknown_kinds_and_states_and_big_numbers)
     cr_assert_str_eq(jq_r(j, ".caps[0].kind"), "kind-9", "unknown kind named by number");
     cr_assert_not_null(strstr(j, "\"generation\":18446744073709551615"),
                        "generation printed as an exact integer: %s", j);
+    free(j);
+}
+
+Test(moatctl_format, audit_summary_json_and_human)
+{
+    struct moat_audit_sum s[2];
+    memset(s, 0, sizeof s);
+    SET(s[0].domain, "nvme0");
+    s[0].written = 5000;
+    s[0].dropped = 4936;
+    s[0].by_kind[MOAT_AUDIT_FATAL] = 4990;
+    s[0].by_kind[MOAT_AUDIT_POLICY] = 10;
+    s[1].written = 1;                       /* moat's own trail: no domain */
+    s[1].by_kind[MOAT_AUDIT_CONTROL] = 1;
+    struct moat_audit_rec r;
+    memset(&r, 0, sizeof r);
+    r.seq = 7;
+    SET(r.source, "fatal");
+    SET(r.domain, "nvme0");
+    SET(r.text, "nvme0: fatal device state: ASQ/ACQ zero or not page aligned");
+    struct mem m;
+    ctl_print_audit(mem_open(&m), CTL_HUMAN, &r, 1, s, 2);
+    char *t = mem_close(&m);
+    char hdr[512], r0[512], r1[512];
+    line(t, 0, hdr, sizeof hdr);
+    line(t, 1, r0, sizeof r0);
+    line(t, 2, r1, sizeof r1);
+    assert_column(hdr, "DOMAIN", r0, "nvme0");
+    assert_column(hdr, "DOMAIN", r1, "(moat)");
+    cr_assert(strstr(hdr, "RECORDS") && strstr(hdr, "DROPPED") && strstr(hdr, "FATAL") &&
+              strstr(hdr, "POLICY") && strstr(hdr, "CONTROL"), "summary header: %s", hdr);
+    cr_assert(strstr(r0, " 5000 ") && strstr(r0, " 4936 ") && strstr(r0, " 4990 "),
+              "nvme0's counts: %s", r0);
+    cr_assert_eq(count_lines(t), 3 + 1 + 2, "summary (3), a blank line, records (2):\n%s", t);
+    free(t);
+
+    NEED_JQ();
+    ctl_print_audit(mem_open(&m), CTL_JSON, &r, 1, s, 2);
+    char *j = mem_close(&m);
+    assert_json(j);
+    cr_assert_str_eq(jq_r(j, ".audit|length"), "1", "one record: %s", j);
+    cr_assert_str_eq(jq_r(j, ".summary|length"), "2", "two trails: %s", j);
+    cr_assert_str_eq(jq_r(j, ".summary[0].dropped|tostring"), "4936", "dropped: %s", j);
+    cr_assert_str_eq(jq_r(j, ".summary[0].fatal|tostring"), "4990", "by kind: %s", j);
+    cr_assert_str_eq(jq_r(j, ".summary[1].domain"), "", "moat's trail: %s", j);
     free(j);
 }

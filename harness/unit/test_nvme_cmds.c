@@ -551,6 +551,53 @@ Test(nvme_io, stalled_command_waits_for_abort)
     io(&q, cmd_rw(NVME_IO_READ, 1, 1, FX_DATA, 0), NVME_SC_SUCCESS, "the retried READ 2");
 }
 
+/* Outside defect report: a PRP whose address + length wraps 2^64 was
+ * refused before the broker saw it, so it was never counted or audited. */
+Test(nvme_io, wrapping_prp_is_refused_through_the_broker_and_audited)
+{
+    struct fx_queue q = start("", false);
+    int refused = atomic_load(&fx.p.dma_refused);
+    uint64_t refusals = broker_account(&fx.br, FX_DOM).refusals;
+    /* PRP1's page ends exactly at 2^64: the walker's sum wraps to 0 and it
+     * stops; the broker, counting to the last byte, finds it in no window
+     * (a range the broker calls wrapping cannot come from page-bounded
+     * PRPs). Either way the refusal is the broker's, counted and audited. */
+    io(&q, cmd_rw(NVME_IO_READ, 0, 1, 0xFFFFFFFFFFFFFF00ull, 0), NVME_SC_DATA_XFER_ERROR,
+       "READ of 512 bytes from 256 bytes below 2^64 (PRP1 + length wraps)");
+    cr_assert_eq(atomic_load(&fx.p.last_dma_why), BR_OUT_OF_WINDOW, "refusal reason %s",
+                 broker_refusal_name(atomic_load(&fx.p.last_dma_why)));
+    io(&q, cmd_rw(NVME_IO_WRITE, 0, 16, FX_DATA, 0xFFFFFFFFFFFFF000ull), NVME_SC_DATA_XFER_ERROR,
+       "WRITE of 8 KiB whose PRP2 page ends at 2^64");
+    cr_assert_eq(atomic_load(&fx.p.dma_refused), refused + 2,
+                 "the platform saw %d refused DMAs, want 2 (policy and audit act there)",
+                 atomic_load(&fx.p.dma_refused) - refused);
+    cr_assert_eq(broker_account(&fx.br, FX_DOM).refusals, refusals + 2,
+                 "the broker's accounting counted %llu of the 2 wrapping PRPs",
+                 (unsigned long long)(broker_account(&fx.br, FX_DOM).refusals - refusals));
+    struct broker_audit a[4];
+    size_t n = broker_audit_read(&fx.br, broker_audit_seq(&fx.br) - 1, a, 4);
+    cr_assert_eq(n, 1, "no broker audit record for the PRP ending at 2^64");
+    cr_assert_eq(a[0].addr, 0xFFFFFFFFFFFFF000ull, "audited address %#llx",
+                 (unsigned long long)a[0].addr);
+}
+
+/* Outside defect report: with bus mastering off, the fatal status said the
+ * broker had refused the queue memory. It names the real cause now. */
+Test(nvme_io, dma_with_bus_mastering_off_names_the_cause)
+{
+    fx_setup("");
+    fx_enable(16, 16);
+    cr_assert(pci_cfg_write(fx.f, PCI_COMMAND, 2, PCI_CMD_MEM), "clear bus master");
+    q_put(&fx.adm, (struct nvme_sqe){ .opc = NVME_ADM_IDENTIFY, .prp1 = FX_BUF,
+                                       .cdw10 = NVME_CNS_CONTROLLER }, true);
+    cr_assert(reg_rd(NVME_REG_CSTS, 4) & NVME_CSTS_CFS, "admin SQ unreachable but no CFS");
+    cr_assert_eq(atomic_load(&fx.p.guest_error[PCI_GERR_FATAL]), 1, "fatal states reported");
+    char why[160];
+    fake_last_guest_error(&fx.p, why, sizeof why);
+    cr_assert(strstr(why, "bus mastering is disabled") && !strstr(why, "broker"),
+              "fatal reason '%s' does not name bus mastering", why);
+}
+
 Test(nvme_io, refused_completion_memory_is_fatal)
 {
     struct dma_handle h;
@@ -571,6 +618,10 @@ Test(nvme_io, refused_completion_memory_is_fatal)
     while (!(reg_rd(NVME_REG_CSTS, 4) & NVME_CSTS_CFS))
         cr_assert(fx_now_ms() < end, "CSTS.CFS not set after the CQ's window was revoked");
     cr_assert_eq(fx_stats().fatal, 1, "fatal count");
+    char why[160];
+    fake_last_guest_error(&fx.p, why, sizeof why);
+    cr_assert(strstr(why, "completion queue memory refused by the broker: "),
+              "fatal reason '%s' does not say the broker refused the CQ and why", why);
     reg_wr(NVME_REG_CC, 4, FX_CC_IO);
     cr_assert_eq(reg_rd(NVME_REG_CSTS, 4), 0, "CC.EN = 0 must clear CFS");
 }

@@ -102,6 +102,9 @@ Test(nvme_regs, bad_admin_queue_config_is_fatal_not_ready)
         cr_assert_eq(reg_rd(NVME_REG_CSTS, 4), 0, "%s: CC.EN = 0 must clear CFS", bad[i].what);
     }
     cr_assert_eq(fx_stats().fatal, 5, "fatal count %lu, want 5", (unsigned long)fx_stats().fatal);
+    cr_assert_eq(atomic_load(&fx.p.guest_error[PCI_GERR_FATAL]), 5,
+                 "the platform was told of %d fatal states, want 5 (counted and audited there)",
+                 atomic_load(&fx.p.guest_error[PCI_GERR_FATAL]));
     cr_assert_geq(atomic_load(&fx.p.dma_refused), 1, "the out-of-window ASQ was not refused by DMA");
     uint32_t csts = fx_try_enable(NVME_AQA_MAKE(4096, 4096), FX_ASQ, FX_ACQ + 0x40000);
     cr_assert_eq(csts, NVME_CSTS_RDY, "4096-entry admin queues: CSTS %#x, want RDY", csts);
@@ -273,6 +276,9 @@ Test(nvme_admin, invalid_doorbells_are_counted_not_refused)
     reg_wr(NVME_SQ_TDBL(9, 0), 4, 0);                   /* beyond every queue */
     cr_assert_eq(fx_stats().invalid_doorbells, 5, "invalid doorbells counted %lu, want 5",
                  (unsigned long)fx_stats().invalid_doorbells);
+    cr_assert_eq(atomic_load(&fx.p.guest_error[PCI_GERR_DOORBELL]), 5,
+                 "the platform was told of %d invalid doorbells, want 5 (moatctl stats shows "
+                 "them)", atomic_load(&fx.p.guest_error[PCI_GERR_DOORBELL]));
     cr_assert_eq(atomic_load(&fx.p.refused), 0, "a bad doorbell value is not a hostile access: %s",
                  fx.p.last_refused);
     adm_expect((struct nvme_sqe){ .opc = NVME_ADM_IDENTIFY, .prp1 = FX_BUF,

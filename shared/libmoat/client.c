@@ -369,11 +369,24 @@ int moat_domain_stats(struct moat_cap *ctl, const char *domain, struct moat_doma
                                    NULL, 0);
 }
 
-int moat_audit(struct moat_cap *ctl, struct moat_audit_rec *out, size_t max)
+int moat_audit_of(struct moat_cap *ctl, const char *domain, struct moat_audit_rec *out,
+                  size_t max)
 {
     struct moat_ctl_req q;
-    ctl_req(ctl, NULL, max > MOAT_AUDIT_MAX ? MOAT_AUDIT_MAX : (uint32_t)max, &q);
-    return counted_reply(ctl->c, MOAT_MSG_AUDIT, &q, sizeof q, sizeof *out, out, max);
+    int rc = ctl_req(ctl, domain, max > MOAT_AUDIT_MAX ? MOAT_AUDIT_MAX : (uint32_t)max, &q);
+    return rc < 0 ? rc : counted_reply(ctl->c, MOAT_MSG_AUDIT, &q, sizeof q, sizeof *out, out, max);
+}
+
+int moat_audit(struct moat_cap *ctl, struct moat_audit_rec *out, size_t max)
+{
+    return moat_audit_of(ctl, NULL, out, max);
+}
+
+int moat_audit_summary(struct moat_cap *ctl, struct moat_audit_sum *out, size_t max)
+{
+    struct moat_ctl_req q;
+    ctl_req(ctl, NULL, 0, &q);
+    return counted_reply(ctl->c, MOAT_MSG_AUDIT_SUM, &q, sizeof q, sizeof *out, out, max);
 }
 
 static int ctl_action(struct moat_cap *ctl, uint16_t type, const char *domain, uint32_t arg)

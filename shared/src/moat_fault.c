@@ -22,6 +22,8 @@ static const struct { const char *name, *what; } faults[MOAT_FAULT_MAX + 1] = {
     [MOAT_FAULT_EXIT_DMA] = { "exit-dma", "the driver exits (code 1) with DMA in flight" },
     [MOAT_FAULT_CRASH_LOOP] = { "crash-loop",
                                 "kill it, and again each time it is ready, until the breaker opens" },
+    [MOAT_FAULT_FATAL_STORM] = { "fatal-storm",
+                                 "the driver resets its device into a fatal state, 64 times" },
 };
 
 const char *moat_fault_name(uint32_t kind)

@@ -68,7 +68,8 @@ enum moat_msg_type {
     MOAT_MSG_STOP          = 12,    /* Control (admin) */
     MOAT_MSG_INJECT        = 13,    /* Control (admin) */
     MOAT_MSG_EVENT         = 14,    /* server -> client, seq 0 */
-    MOAT_MSG_TYPE_MAX      = 14,
+    MOAT_MSG_AUDIT_SUM     = 15,    /* Control: audit counts of every domain */
+    MOAT_MSG_TYPE_MAX      = 15,
 };
 
 struct moat_msg_hdr {
@@ -167,19 +168,50 @@ struct moat_domain_stats {
     char name[MOAT_NAME_LEN];
     uint64_t exits_io, exits_mmio, exits_intr;
     uint64_t msi_sent, platform_refused, pci_refused, dma_refused;
+    /* refusals by kind (pci_refused and dma_refused are their totals) */
+    uint64_t cfg_refused, cfg_bad_access, msix_bad_access, msi_bad_message;
+    uint64_t bar_decode_off, dma_master_off;
+    uint64_t bad_doorbells, bad_commands, device_fatal;
     uint64_t dma_bytes, dma_windows;
     uint64_t sessions_open, sessions_total, client_reports;
     uint64_t restarts;
+    uint64_t audit_records, audit_dropped;  /* its audit trail */
+};
+
+/* What an audit record is about. Each domain's trail counts its records
+ * by kind (moat_audit_sum). */
+enum moat_audit_kind {
+    MOAT_AUDIT_DMA,         /* device DMA refused by the broker */
+    MOAT_AUDIT_PCI,         /* PCI policy: config, BAR or MSI-X access refused */
+    MOAT_AUDIT_PLATFORM,    /* platform port access refused */
+    MOAT_AUDIT_DEVICE,      /* a device refused driver input (doorbell, command) */
+    MOAT_AUDIT_FATAL,       /* the driver put its device in a fatal state */
+    MOAT_AUDIT_POLICY,      /* a policy violation ended the incarnation */
+    MOAT_AUDIT_CLIENT,      /* a client reported the domain */
+    MOAT_AUDIT_CONTROL,     /* an operator action or a cap refusal */
+    MOAT_AUDIT_KINDS
 };
 
 struct moat_audit_rec {
-    uint64_t seq;
-    char source[16];            /* "dma", "client", "control" */
-    char domain[MOAT_NAME_LEN];
+    uint64_t seq;               /* order across all domains */
+    char source[16];            /* the kind's name: "dma", "pci", ... */
+    char domain[MOAT_NAME_LEN]; /* "" for moat itself */
     char text[MOAT_DETAIL_MAX];
 };
 #define MOAT_AUDIT_MAX 128u
+/* AUDIT: moat_ctl_req.name selects one domain's trail ("" = every trail,
+ * each giving at most its share of arg records); arg = how many (0: max). */
 struct moat_audit_reply { uint32_t n; uint32_t reserved; struct moat_audit_rec rec[]; };
+
+/* AUDIT_SUM: one entry per domain (and one for moat) with records. */
+struct moat_audit_sum {
+    char domain[MOAT_NAME_LEN];
+    uint64_t written;           /* records ever written to its trail */
+    uint64_t dropped;           /* of those, no longer kept (the trail is bounded) */
+    uint64_t by_kind[MOAT_AUDIT_KINDS];
+};
+#define MOAT_AUDIT_SUM_MAX 64u
+struct moat_audit_sum_reply { uint32_t n; uint32_t reserved; struct moat_audit_sum sum[]; };
 
 /* INJECT faults (arg of moat_ctl_req): enum moat_fault in moat/platform_abi.h. */
 

@@ -206,7 +206,14 @@ uint32_t moat_nic_tx_inflight(const struct moat_session *s);
 /* Return counts like moat_list. */
 int moat_domains(struct moat_cap *ctl, struct moat_domain_status *out, size_t max);
 int moat_domain_stats(struct moat_cap *ctl, const char *domain, struct moat_domain_stats *out);
+/* The newest audit records of every domain (each domain's trail gives at
+ * most its share of max, so one domain cannot crowd out the others), or
+ * of one domain with moat_audit_of (domain NULL: all). */
 int moat_audit(struct moat_cap *ctl, struct moat_audit_rec *out, size_t max);
+int moat_audit_of(struct moat_cap *ctl, const char *domain, struct moat_audit_rec *out,
+                  size_t max);
+/* Per-domain audit counts: records written, dropped, by kind. */
+int moat_audit_summary(struct moat_cap *ctl, struct moat_audit_sum *out, size_t max);
 int moat_restart(struct moat_cap *ctl, const char *domain);
 int moat_stop(struct moat_cap *ctl, const char *domain);
 int moat_inject(struct moat_cap *ctl, const char *domain, uint32_t fault);

@@ -99,7 +99,8 @@ enum moat_fault {
     MOAT_FAULT_CORRUPT_DEVICE  = 11,  /* driver: a device ring index */
     MOAT_FAULT_EXIT_DMA        = 12,  /* driver: exit (code 1) with DMA in flight */
     MOAT_FAULT_CRASH_LOOP      = 13,  /* VMM: crash again right after every restart */
-    MOAT_FAULT_MAX             = 13,
+    MOAT_FAULT_FATAL_STORM     = 14,  /* driver: reset its device into a fatal state, 64 times */
+    MOAT_FAULT_MAX             = 14,
 };
 #define MOAT_FAULT_BIT(k) (1u << (k))
 /* Raised by every guest kernel whatever its driver. */
@@ -111,7 +112,7 @@ enum moat_fault {
 #define MOAT_FAULTS_DRIVER                                                             \
     (MOAT_FAULT_BIT(MOAT_FAULT_WILD_DMA_PRIVATE) | MOAT_FAULT_BIT(MOAT_FAULT_WILD_DMA_OTHER) | \
      MOAT_FAULT_BIT(MOAT_FAULT_WILD_DMA_END) | MOAT_FAULT_BIT(MOAT_FAULT_CORRUPT_DEVICE) |     \
-     MOAT_FAULT_BIT(MOAT_FAULT_EXIT_DMA))
+     MOAT_FAULT_BIT(MOAT_FAULT_EXIT_DMA) | MOAT_FAULT_BIT(MOAT_FAULT_FATAL_STORM))
 /* "wild-dma-other" and what it does; "unknown" outside 1..MOAT_FAULT_MAX. */
 const char *moat_fault_name(uint32_t kind);
 const char *moat_fault_what(uint32_t kind);
