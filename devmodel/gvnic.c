@@ -78,8 +78,7 @@ static void aq_doorbell(struct gvnic *g, uint32_t tail)
         GSTAT_INC(g, aq_commands);
         if (st != GVNIC_AQ_PASSED) {
             GSTAT_INC(g, aq_failed);
-            log_info(g->f->bus->domain_name, "%s: admin command 0x%x: %s", g->f->name,
-                     gvnic_be32(op), gvnic_status_name(st));
+            pci_guest_error(g->f, PCI_GERR_COMMAND, gvnic_status_name(st), gvnic_be32(op), st);
         }
         uint32_t be = gvnic_be32(st);
         memcpy(e + 4, &be, sizeof be);

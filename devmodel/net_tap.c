@@ -121,9 +121,11 @@ static void *tap_reader(void *arg)
                 tap_error(t, "read", errno);
             continue;
         }
-        /* Over-long or runt frames are refused and counted by the switch. */
-        if (netback_send(t->port, buf, (size_t)n))
-            atomic_fetch_add_explicit(&t->in, 1, memory_order_relaxed);
+        /* Counted before the switch delivers it (whoever receives it sees
+         * the count); over-long or runt frames are refused and counted by
+         * the switch. */
+        atomic_fetch_add_explicit(&t->in, 1, memory_order_relaxed);
+        (void)netback_send(t->port, buf, (size_t)n);
     }
     free(buf);
     return NULL;

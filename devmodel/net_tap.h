@@ -37,7 +37,7 @@ struct net_tap *net_tap_open(struct netback *nb, const char *ifname, char *err, 
 void net_tap_close(struct net_tap *t);
 
 struct net_tap_counters {
-    uint64_t in;                /* frames read from the host and sent into the switch */
+    uint64_t in;                /* frames read from the host and offered to the switch */
     uint64_t out;               /* frames written to the host */
     uint64_t errors;            /* failed reads and writes */
     uint64_t down;              /* frames dropped: the interface was down */

@@ -261,7 +261,7 @@ static bool blk_take_requests(struct gsession *s)
 
 static const volatile struct moat_session_table *table(void)
 {
-    return (const volatile struct moat_session_table *)(uintptr_t)MOAT_GPA_SESSION_TABLE;
+    return (const volatile struct moat_session_table *)gk_gpa_ptr(MOAT_GPA_SESSION_TABLE);
 }
 
 static void read_slot(uint32_t i, struct moat_session_slot *out)
@@ -284,14 +284,18 @@ static void attach(uint32_t i, const struct moat_session_slot *v)
 {
     struct gsession *s = &ses[i];
     uint64_t base = MOAT_GPA_SESSION_BASE + (uint64_t)i * MOAT_SESSION_SPAN;
-    uint8_t *m = (uint8_t *)(uintptr_t)base;
+    uint8_t *m = gk_gpa_ptr(base);
     bool ok = v->gpa == base && v->size <= MOAT_SESSION_SPAN && v->cap_index < n_caps &&
               v->sq_entries == v->cq_entries && pow2(v->sq_entries) &&
               v->sq_entries <= MOAT_SESSION_ENTRIES_MAX && v->sq_off < v->cq_off &&
               v->cq_off < v->data_off && v->data_off <= v->size &&
               v->data_size <= v->size - v->data_off &&
               v->doorbell_gpa == MOAT_GPA_SESSION_DOORBELL + 4ull * i;
-    *s = (struct gsession){ .slot = i, .id = v->session_id };
+    /* A Nic session's FIFOs are allocated once per slot (nic_session_open):
+     * keep them, or every session opened on a reused slot leaks pages
+     * until the domain runs out of memory. */
+    struct nic_session nic_keep = { .post = s->nic.post, .txq = s->nic.txq };
+    *s = (struct gsession){ .slot = i, .id = v->session_id, .nic = nic_keep };
     ok = ok && moat_ring_attach(&s->sq, m + v->sq_off, v->cq_off - v->sq_off, v->sq_entries,
                                 sizeof(struct moat_sqe), MOAT_RING_CONSUMER) == MOAT_RING_OK &&
          moat_ring_attach(&s->cq, m + v->cq_off, v->data_off - v->cq_off, v->cq_entries,
@@ -309,13 +313,28 @@ static void attach(uint32_t i, const struct moat_session_slot *v)
     s->data = m + v->data_off;
     s->data_size = v->data_size;
     s->data_iova = (v->flags & MOAT_SLOT_DATA_DMA) ? v->gpa + v->data_off : 0;
-    s->doorbell = (volatile uint32_t *)(uintptr_t)v->doorbell_gpa;
+    s->doorbell = (volatile uint32_t *)gk_gpa_ptr(v->doorbell_gpa);
     st.sessions_opened++;
     if (serve_caps[s->cap].kind == MOAT_CAP_NIC)
         nic_session_open(s);
     dd_log("session %u open (slot %u, %u entries, %lu KiB data%s, %s)", s->id, i, s->entries,
            s->data_size >> 10, s->data_iova ? " DMA-reachable" : "",
            (s->rights & MOAT_RIGHT_WRITE) ? "read-write" : "read-only");
+}
+
+/* A session closed before this domain served it (opened and closed
+ * between two looks at the table, or refused at attach): nothing is owed,
+ * give the slot back at once, or moat waits for its release forever and
+ * the slot is lost. */
+static void release_unserved(uint32_t i, uint32_t id)
+{
+    static uint64_t tried[MOAT_SESSION_SLOTS];  /* once per session: no retry loop */
+    if (tried[i] == (1ull << 32 | id))
+        return;
+    tried[i] = 1ull << 32 | id;
+    int64_t rc = sys_session_release(i);
+    dd_log("session %u closed before it was served; slot %u %s", id, i,
+           rc < 0 ? "not released" : "released");
 }
 
 static void scan_table(void)
@@ -331,7 +350,8 @@ static void scan_table(void)
             s->closing = true;
             if (serve_caps[s->cap].kind == MOAT_CAP_NIC)
                 nic_session_closing(s);
-        }
+        } else if (v.state == MOAT_SLOT_CLOSING && !s->active)
+            release_unserved(i, v.session_id);
     }
 }
 

@@ -6,7 +6,8 @@
  * One run-loop poller (serve_poll in dd_serve.c) owns every session: it
  * scans the table, lets the cap's protocol take requests, publishes staged
  * completions once per pass (one doorbell when the client asked for one)
- * and releases closing sessions once nothing is owed.
+ * and releases closing sessions once nothing is owed (at once those it
+ * never served: closed before it looked, or refused at attach).
  */
 #ifndef GK_DD_SESSION_H
 #define GK_DD_SESSION_H

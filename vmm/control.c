@@ -617,7 +617,7 @@ static void client_readable(struct control *c, struct control_client *cl)
         in.h.magic != MOAT_CTL_MAGIC || in.h.len != (size_t)n - sizeof in.h ||
         in.h.seq == 0 || request_len(in.h.type) != in.h.len) {
         cl->refused++;
-        log_error(NULL, "control: client %u sent a malformed message (%zd bytes, type %u); refused",
+        log_error("control", "client %u sent a malformed message (%zd bytes, type %u); refused",
                   cl->id, n, (size_t)n >= sizeof in.h ? in.h.type : 0u);
         if ((size_t)n >= sizeof in.h && in.h.magic == MOAT_CTL_MAGIC)
             send_msg(cl, in.h.type, in.h.seq, -MOAT_EINVAL, NULL, 0, NULL, 0);

@@ -1032,7 +1032,8 @@ static int take_request(struct conn *c)
         if (slot_buf(c, s, len) < 0)
             return fail(c, -MOAT_ENOMEM, "out of memory for a %u-byte WRITE", len);
         size_t have = c->rlen - c->rpos < len ? c->rlen - c->rpos : len;
-        memcpy(s->buf, c->rbuf + c->rpos, have);
+        if (have)               /* a 0-byte WRITE has no buffer: memcpy(NULL, ..., 0) is UB */
+            memcpy(s->buf, c->rbuf + c->rpos, have);
         c->rpos += have;
         if (have < len) {
             int rc = recv_msg(c, s->buf + have, len - have, "WRITE data");

@@ -23,7 +23,7 @@
 #ifdef DD_HOST_TEST
 #include <string.h>
 #else
-#include "gk/kstring.h"
+#include "dd_kstring.h"
 #endif
 
 /* ---- entry ------------------------------------------------------------------ */

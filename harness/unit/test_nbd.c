@@ -1341,6 +1341,31 @@ Test(nbd, backend_errors_map_to_nbd_errors)
     cr_assert_eq(S.last_st.errors, 8 * 4);
 }
 
+/* fuzz_nbd regression (harness/fuzz/regress/fuzz_nbd/write-zero-length-null-
+ * memcpy): a 0-byte WRITE as a fresh slot's first request has no payload
+ * buffer; copying its 0 payload bytes out of the read-ahead passed NULL to
+ * memcpy (undefined behaviour, caught by UBSan). It must simply succeed,
+ * touch nothing, and keep the connection in step. */
+Test(nbd, write_zero_length_null_memcpy)
+{
+    srv_start((struct disk_opts){ 0 });
+    int fd = cl_open(NULL);
+    cr_assert_eq(cl_write(fd, 0, 0, NULL, 0), 0);
+    cr_assert_eq(cl_write(fd, 0, 3, NULL, 0), 0);
+    cr_assert_eq(cl_write(fd, 0, SIZE, NULL, 0), 0);
+    cr_assert_eq(atomic_load(&S.mem.writes), 0);
+    uint8_t p[700];
+    fill_pattern(p, sizeof p, 9);
+    cr_assert_eq(cl_write(fd, 0, 100, p, sizeof p), 0);
+    check_read_matches(fd, 0, 1024);
+    cl_disc(fd);
+    srv_wait_done(1);
+    cr_assert_eq(S.last_rc, 0, "server: %s", S.last_err);
+    cr_assert_eq(S.last_st.writes, 4);
+    cr_assert_eq(S.last_st.errors, 0);
+    cr_assert_eq(S.last_st.bytes_written, sizeof p);
+}
+
 Test(nbd, disc_ends_cleanly_with_stats)
 {
     srv_start((struct disk_opts){ 0 });

@@ -1244,8 +1244,11 @@ Test(netback_tap, frames_cross_between_the_switch_and_the_host, .timeout = 30)
     cr_assert_geq(got_n, 1, "the frame the host sent on %s never reached the switch", name);
     cr_assert(tapw.len == 90 && !memcmp(tapw.frame, f, 90), "the switch got different bytes");
     struct netback_stats st = nbstats();
-    cr_assert_geq(st.tap_out, 1);
-    cr_assert_geq(st.tap_in, 1);
+    cr_assert_geq(st.tap_out, 1, "tap_out %llu", (unsigned long long)st.tap_out);
+    cr_assert_geq(st.tap_in, 1, "tap_in %llu (tap_out %llu, errors %llu, down %llu; switch got %u "
+                  "frames, the last %u bytes)", (unsigned long long)st.tap_in,
+                  (unsigned long long)st.tap_out, (unsigned long long)st.tap_errors,
+                  (unsigned long long)st.tap_down, got_n, tapw.len);
     close(ps);
     netback_port_remove(p);
 }

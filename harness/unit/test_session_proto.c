@@ -1397,3 +1397,67 @@ Test(session_proto, attach_refuses_bad_layouts)
                  moat_session_max_blocks(s));
     moat__session_detach(s);
 }
+
+/* ===================================================================================
+ * Nic completions (shared/libmoat/nic.c)
+ * =================================================================================== */
+
+/* Replace the session with a Nic session of 8 entries (MTU 1500). */
+static void open_nic_session(void)
+{
+    fixture_close();
+    layout(8, 8 * 2048, &F.l);
+    F.mem = aligned_alloc(PAGE_SZ, F.l.size);
+    cr_assert_not_null(F.mem);
+    memset(F.mem, 0, F.l.size);
+    cr_assert_eq(moat_ring_format(F.mem + F.l.sq_off, F.l.cq_off - F.l.sq_off, 8,
+                                  sizeof(struct moat_sqe)), MOAT_RING_OK);
+    cr_assert_eq(moat_ring_format(F.mem + F.l.cq_off, F.l.data_off - F.l.cq_off, 8,
+                                  sizeof(struct moat_cqe)), MOAT_RING_OK);
+    F.kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    F.notify = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    cr_assert(F.kick >= 0 && F.notify >= 0, "eventfd: %s", strerror(errno));
+    struct moat_nic_info info = { .mac = { 2, 0, 0, 0, 0, 1 }, .mtu = 1500, .max_frame = 1514,
+                                  .queues = 1 };
+    cr_assert_eq(moat__session_attach_nic(F.mem, &F.l, F.kick, F.notify, &info, RW, &F.s), 0);
+    cr_assert_eq(moat_ring_attach(&F.sq, F.mem + F.l.sq_off, F.l.cq_off - F.l.sq_off, 8,
+                                  sizeof(struct moat_sqe), MOAT_RING_CONSUMER), MOAT_RING_OK);
+    cr_assert_eq(moat_ring_attach(&F.cq, F.mem + F.l.cq_off, F.l.data_off - F.l.cq_off, 8,
+                                  sizeof(struct moat_cqe), MOAT_RING_PRODUCER), MOAT_RING_OK);
+}
+
+/* Found by fuzz_libmoat_cq (harness/fuzz/regress/fuzz_libmoat_cq/nic-rx-completed-twice):
+ * a received frame waiting for moat_nic_recv kept its slot "outstanding",
+ * so a second completion for the same RX tag was accepted: the slot was
+ * queued twice, the frame delivered twice, the slot freed twice (two later
+ * requests then shared one buffer, and the free list could overflow). */
+Test(session_proto, nic_rx_completed_twice_fails_the_session)
+{
+    open_nic_session();
+    uint8_t buf[4][1514];
+    struct moat_frame fr[4];
+    for (int i = 0; i < 4; i++)
+        fr[i] = (struct moat_frame){ .data = buf[i], .len = sizeof buf[i] };
+    cr_assert_eq(moat_nic_recv(F.s, fr, 1, 0), 0, "nothing received yet");
+    struct moat_sqe rx[4];
+    dom_take(rx, 4);            /* entries / 2 receive buffers posted */
+    cr_assert_eq(rx[0].op, MOAT_NIC_RX);
+    memset(F.mem + F.l.data_off + rx[0].buf_off, 0xAB, 60);
+    dom_complete(rx[0].tag, MOAT_ST_OK, 60);
+    cr_assert_eq(moat_nic_recv(F.s, fr, 0, 0), 0, "a zero-size receive takes nothing");
+    /* The frame waits in its slot; the domain completes the same RX again. */
+    dom_complete(rx[0].tag, MOAT_ST_OK, 60);
+    int rc = moat_nic_recv(F.s, fr, 4, 0);
+    cr_assert_eq(rc, -MOAT_EPROTO, "a second completion for a received frame must fail the "
+                 "session, got %d", rc);
+    cr_assert_eq(stats().malformed, 1u);
+    /* The same in one batch. */
+    open_nic_session();
+    cr_assert_eq(moat_nic_recv(F.s, fr, 1, 0), 0);
+    dom_take(rx, 4);
+    dom_complete(rx[1].tag, MOAT_ST_OK, 60);
+    dom_complete(rx[1].tag, MOAT_ST_OK, 60);
+    rc = moat_nic_recv(F.s, fr, 4, 0);
+    cr_assert_eq(rc, -MOAT_EPROTO, "a completion twice in one batch must fail the session, "
+                 "got %d", rc);
+}

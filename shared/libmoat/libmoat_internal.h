@@ -36,6 +36,8 @@ struct moat_cap {
 /* One request slot: tag = gen << 32 | index. */
 struct moat_slot {
     bool busy;
+    bool arrived;               /* Nic RX: completed, its frame waits in the slot for
+                                 * moat_nic_recv (busy, but no longer outstanding) */
     uint16_t op;
     uint32_t blocks;
     uint32_t gen;

@@ -1,8 +1,9 @@
 /* libmoat: the Nic protocol over a session (contract in moat/libmoat.h,
  * wire format in moat/session_abi.h). Every completion the domain writes is
  * checked before anything is done with it: its tag must name an
- * outstanding request, its status must be one that request can end with,
- * and its length must fit (a TX echoes its length, an RX frame is
+ * outstanding request (a received frame not yet taken by moat_nic_recv
+ * no longer is, though its slot stays in use), its status must be one
+ * that request can end with, and its length must fit (a TX echoes its length, an RX frame is
  * 14..max_frame, an INFO answer is exactly a moat_nic_status). */
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,7 @@ static uint32_t put(struct moat_session *s, uint32_t i, uint16_t op, uint32_t le
     uint32_t idx = s->free_idx[--s->n_free];
     struct moat_slot *sl = &s->slot[idx];
     sl->busy = true;
+    sl->arrived = false;
     sl->op = op;
     sl->blocks = len;
     sl->gen = sl->gen + 1 ? sl->gen + 1 : 1;
@@ -101,7 +103,9 @@ static int reap(struct moat_session *s)
         memcpy(&e, moat_ring_peek(&s->cq, used), sizeof e);    /* one copy, then check */
         uint32_t idx = (uint32_t)e.tag, gen = (uint32_t)(e.tag >> 32);
         struct moat_slot *sl = idx < s->layout.entries ? &s->slot[idx] : NULL;
-        if (!sl || !sl->busy || sl->gen != gen) {
+        /* A received frame not yet taken is no longer outstanding: a
+         * second completion for it would queue its slot twice. */
+        if (!sl || !sl->busy || sl->arrived || sl->gen != gen) {
             moat__malformed(s, "Nic completion for tag 0x%llx, which is not outstanding",
                             (unsigned long long)e.tag);
             return s->err;
@@ -135,6 +139,7 @@ static int reap(struct moat_session *s)
                 n->ready[(n->ready_head + n->ready_n) % s->layout.entries] =
                     (struct moat_nic_rx){ .idx = idx, .len = e.len };
                 n->ready_n++;
+                sl->arrived = true;
                 keep = true;
             }
         } else if (ok) {
@@ -234,6 +239,7 @@ static int recv_once(struct moat_session *s, int fd, struct moat_frame *frames, 
         memcpy(frames[got].data, slot_buf(s, r.idx), copy);
         frames[got].len = r.len;
         s->slot[r.idx].busy = false;
+        s->slot[r.idx].arrived = false;
         s->free_idx[s->n_free++] = r.idx;
     }
     int rc = refill_rx(s);

@@ -1,17 +1,8 @@
-/* gk/kstring.h — the few libc string functions the kernel (and the compiler)
- * needs; freestanding implementations in string.c. */
+/* gk/kstring.h — the kernel's string functions: the driver API's set
+ * (dd_kstring.h), one declaration for both. */
 #ifndef GK_KSTRING_H
 #define GK_KSTRING_H
 
-#include <stddef.h>
-
-void *memset(void *d, int c, size_t n);
-void *memcpy(void *restrict d, const void *restrict s, size_t n);
-void *memmove(void *d, const void *s, size_t n);
-int memcmp(const void *a, const void *b, size_t n);
-size_t strlen(const char *s);
-size_t strnlen(const char *s, size_t max);
-int strcmp(const char *a, const char *b);
-int strncmp(const char *a, const char *b, size_t n);
+#include "dd_kstring.h"
 
 #endif /* GK_KSTRING_H */
