@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "log.h"
+#include "clock.h"
 
 static bool quiet;
 
@@ -24,19 +25,12 @@ static pthread_mutex_t limit_lock = PTHREAD_MUTEX_INITIALIZER;     /* leaf */
 static struct bucket buckets[LOG_DOMAINS_MAX];
 static uint64_t limit_total;
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* May a line of domain go out now? *gone: lines of it suppressed since its
  * last line (to be reported first). */
 static bool limit_pass(const char *domain, uint64_t *gone)
 {
     *gone = 0;
-    uint64_t now = now_ns();
+    uint64_t now = clock_mono_ns();
     pthread_mutex_lock(&limit_lock);
     struct bucket *b = NULL, *free_b = NULL, *oldest = &buckets[0];
     for (unsigned i = 0; i < LOG_DOMAINS_MAX && !b; i++) {

@@ -15,6 +15,7 @@
 #include <string.h>
 #include "gvnic_internal.h"
 #include "netback.h"
+#include "byteorder.h"
 
 #define TXD_SIZE      16u
 #define TXD_DTYPE_PKT 0x0Cu
@@ -27,8 +28,6 @@
 #define RXB_SIZE      32u
 #define RXC_SIZE      32u
 
-static uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
-static void put_le16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
 
 /* Write one 8-byte TX completion (the generation word last). */
 static bool tx_complete(struct gvnic *g, struct gvnic_queue *q, uint32_t qi, uint32_t type,
@@ -70,7 +69,7 @@ static const char *tx_gather(struct gvnic *g, const struct gvnic_queue *q, const
             return "not a packet descriptor (context descriptors and TSO were not offered)";
         uint64_t addr;
         memcpy(&addr, d, 8);
-        uint32_t size = le16(d + 14) & 0x3FFFu;
+        uint32_t size = get_le16(d + 14) & 0x3FFFu;
         if (size > NETBACK_FRAME_MAX - got)
             return "a packet longer than 1514 bytes";
         struct dma_mapping m;
@@ -89,7 +88,7 @@ static const char *tx_gather(struct gvnic *g, const struct gvnic_queue *q, const
                 return "a packet shorter than an Ethernet header";
             *len = got;
             *used = i + 1;
-            *tag = le16(d + 12);
+            *tag = get_le16(d + 12);
             *re = (d[8] & TXD_RE) != 0;
             return NULL;
         }
@@ -154,7 +153,7 @@ void gvnic_dqo_rx(struct gvnic *g, const void *frame, size_t len)
     uint16_t id = 0;
     uint64_t addr = 0;
     if (b) {
-        id = le16(b);
+        id = get_le16(b);
         memcpy(&addr, b + 8, 8);
         pci_dma_unmap(g->f, &m);
     }

@@ -23,6 +23,7 @@
 #include "lwip/tcpip.h"
 #include "net_gateway.h"
 #include "netif/ethernet.h"
+#include "clock.h"
 
 #define HF_LOG "net"
 #define REFUSAL_LOG_NS (60ull * 1000000000ull)
@@ -195,9 +196,7 @@ static void *conn_main(void *arg)
     pthread_mutex_unlock(&h->lock);
     if (c->gfd < 0) {
         COUNT_N(refused, 1);
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+        uint64_t now = clock_mono_ns();
         pthread_mutex_lock(&h->lock);
         struct fwd *f = (struct fwd *)c->f;
         bool say = now - f->refused_logged_ns >= REFUSAL_LOG_NS || !f->refused_logged_ns;

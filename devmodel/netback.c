@@ -1,5 +1,7 @@
 /* The network backend's L2 switch (contract in netback.h; the gateway is
- * net_gateway.c, capture net_pcap.c, the host TAP port net_tap.c).
+ * net_gateway.c, capture net_pcap.c, the host TAP port net_tap.c). Over
+ * 600 lines: the switch (ports, MAC learning, flooding, deferred delivery)
+ * and its configuration parsers; the parsers are candidates to move out.
  *
  * Locking. nb->lock guards the port array, the MAC table and every port's
  * busy count; it is held only to decide where a frame goes, never across
@@ -27,6 +29,7 @@
 #include "net_pcap.h"
 #include "net_tap.h"
 #include "netback.h"
+#include "clock.h"
 
 #define NB_LOG          "net"
 #define ETH_HLEN        14u
@@ -269,13 +272,6 @@ bool netback_parse_pcap(const char *s, struct netback_config *cfg, char *err, si
 
 /* ---- MAC table ---------------------------------------------------------- */
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static bool mac_is_group(const uint8_t *mac)
 {
     return mac[0] & 1u;     /* I/G bit: multicast, broadcast included */
@@ -404,7 +400,7 @@ static bool send_now(struct netback_port *p, const uint8_t *frame, size_t len)
     bool flood = !unicast;
 
     pthread_mutex_lock(&nb->lock);
-    uint64_t now = now_ns();
+    uint64_t now = clock_mono_ns();
     if (atomic_load(&p->removed)) {
         pthread_mutex_unlock(&nb->lock);
         return false;
@@ -592,7 +588,7 @@ static struct netback_port *port_join(struct netback *nb, const char *name, cons
         if (nb->pcaps[i] && !strcmp(nb->cfg.pcap[i].port, name))
             p->pcap = nb->pcaps[i];
     if (mac)
-        mac_learn(nb, mac, p, now_ns());
+        mac_learn(nb, mac, p, clock_mono_ns());
     nb->ports[nb->n_ports++] = p;
     pthread_mutex_unlock(&nb->lock);
 

@@ -1,7 +1,8 @@
 /* NVMe controller model: PCI function, options, the BAR0 register file,
  * doorbells (MMIO, shadow doorbells + EventIdx, ioeventfds) and the
  * controller lifecycle (contract in nvme.h; admin commands in
- * nvme_admin.c, I/O in nvme_io.c). */
+ * nvme_admin.c, I/O in nvme_io.c). Over 600 lines: the register file and
+ * the doorbell kinds (MMIO, shadow, ioeventfd) act on one queue state. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -35,13 +36,6 @@ _Static_assert(NVME_CQ_HDBL(NVME_QUEUES_MAX, 0) + 4 <= NVME_BAR0_SIZE, "doorbell
 #define NVME_AQA_RESERVED 0xF000F000u   /* AQA bits 15:12 and 31:28 */
 
 static const struct pci_device_ops nvme_ops;
-
-uint64_t nvme_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 void nvme_fatal(struct nvme_ctrl *c, const char *why)
 {
@@ -321,7 +315,7 @@ static void doorbell_write(struct nvme_ctrl *c, uint64_t off, uint32_t v)
             nvme_worker_kick(c);
         /* INTx follows the CQs; a message pended while the host polled
          * with the vector masked is taken back once it drained them. */
-        nvme_irq_flush(c, nvme_now_ns(), NULL);
+        nvme_irq_flush(c, clock_mono_ns(), NULL);
         return;
     }
     struct nvme_sq *sq = &c->sq[qid];
@@ -627,6 +621,7 @@ bool nvme_create(struct pci_bus *bus, const char *name, uint32_t gsi, const char
         ctrl_free(c);
         return false;
     }
+    nvme_worker_init(c);
     struct pci_func *f = pci_func_add(bus, name, NVME_MOAT_VENDOR, NVME_MOAT_DEVICE,
                                       NVME_PCI_CLASS, gsi, &nvme_ops, c);
     if (!f) {

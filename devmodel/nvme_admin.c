@@ -4,19 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 #include "nvme_internal.h"
+#include "byteorder.h"
 
-static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
-static void put32(uint8_t *p, uint32_t v)
-{
-    put16(p, (uint16_t)v);
-    put16(p + 2, (uint16_t)(v >> 16));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    put32(p, (uint32_t)v);
-    put32(p + 4, (uint32_t)(v >> 32));
-}
 
 /* ASCII field of n bytes, space padded, not NUL terminated. */
 static void put_ascii(uint8_t *p, size_t n, const char *s)
@@ -32,33 +21,33 @@ static void identify_controller(const struct nvme_ctrl *c, uint8_t *d)
 {
     char sn[21];
     snprintf(sn, sizeof sn, "MOAT-%s", c->f->name);
-    put16(d + NVME_IDC_VID, NVME_MOAT_VENDOR);
-    put16(d + NVME_IDC_SSVID, NVME_MOAT_VENDOR);
+    put_le16(d + NVME_IDC_VID, NVME_MOAT_VENDOR);
+    put_le16(d + NVME_IDC_SSVID, NVME_MOAT_VENDOR);
     put_ascii(d + NVME_IDC_SN, 20, sn);
     put_ascii(d + NVME_IDC_MN, 40, "moat NVMe controller model");
     put_ascii(d + NVME_IDC_FR, 8, "1.0");
     d[NVME_IDC_MDTS] = (uint8_t)c->mdts;
-    put16(d + NVME_IDC_CNTLID, 0);
-    put32(d + NVME_IDC_VER, NVME_VS_1_4);
-    put16(d + NVME_IDC_OACS, NVME_OACS_DBBUF);
+    put_le16(d + NVME_IDC_CNTLID, 0);
+    put_le32(d + NVME_IDC_VER, NVME_VS_1_4);
+    put_le16(d + NVME_IDC_OACS, NVME_OACS_DBBUF);
     d[NVME_IDC_ACL] = NVME_ACL;
     d[NVME_IDC_AERL] = NVME_AERL;
     d[NVME_IDC_SQES] = 0x66;        /* 64-byte SQEs, required and maximum */
     d[NVME_IDC_CQES] = 0x44;        /* 16-byte CQEs */
-    put16(d + NVME_IDC_MAXCMD, (uint16_t)c->mqes);
-    put32(d + NVME_IDC_NN, 1);
-    put16(d + NVME_IDC_ONCS, NVME_ONCS_DSM | NVME_ONCS_WZ);
+    put_le16(d + NVME_IDC_MAXCMD, (uint16_t)c->mqes);
+    put_le32(d + NVME_IDC_NN, 1);
+    put_le16(d + NVME_IDC_ONCS, NVME_ONCS_DSM | NVME_ONCS_WZ);
     d[NVME_IDC_VWC] = 1;
 }
 
 static void identify_namespace(const struct nvme_ctrl *c, uint8_t *d)
 {
-    put64(d + NVME_IDNS_NSZE, c->nsze);
-    put64(d + NVME_IDNS_NCAP, c->nsze);
-    put64(d + NVME_IDNS_NUSE, c->nsze);
+    put_le64(d + NVME_IDNS_NSZE, c->nsze);
+    put_le64(d + NVME_IDNS_NCAP, c->nsze);
+    put_le64(d + NVME_IDNS_NUSE, c->nsze);
     d[NVME_IDNS_NLBAF] = 0;         /* one format ... */
     d[NVME_IDNS_FLBAS] = 0;         /* ... in use */
-    put32(d + NVME_IDNS_LBAF0, c->lba_shift << 16);   /* LBADS, no metadata */
+    put_le32(d + NVME_IDNS_LBAF0, c->lba_shift << 16);   /* LBADS, no metadata */
 }
 
 static uint16_t identify(struct nvme_ctrl *c, const struct nvme_sqe *cmd)
@@ -77,7 +66,7 @@ static uint16_t identify(struct nvme_ctrl *c, const struct nvme_sqe *cmd)
         if (cmd->nsid >= 0xFFFFFFFEu)
             return NVME_SC_INVALID_NS;
         if (cmd->nsid < 1)
-            put32(d, 1);
+            put_le32(d, 1);
         break;
     default:
         return NVME_SC_INVALID_FIELD;
@@ -257,7 +246,7 @@ static uint16_t get_log_page(struct nvme_ctrl *c, const struct nvme_sqe *cmd)
     if (numd * 4u > sizeof d || cmd->cdw12 || cmd->cdw13)  /* no offsets (LPA bit 2 = 0) */
         return NVME_SC_INVALID_FIELD;
     if (lid == NVME_LOG_SMART)
-        put16(d + NVME_SMART_TEMP, 300);   /* kelvin: a cool 27 °C */
+        put_le16(d + NVME_SMART_TEMP, 300);   /* kelvin: a cool 27 °C */
     return nvme_xfer(c, cmd->prp1, cmd->prp2, d, numd * 4u, DMA_FROM_DEVICE);
 }
 

@@ -29,6 +29,8 @@
 #include "nvme.h"
 #include "image_map.h"
 #include "pci.h"
+#include "clock.h"
+#include "dev_worker.h"
 
 #define NVME_NQ          (NVME_QUEUES_MAX + 1u)   /* queue ids 0 (admin) .. 16 */
 #define NVME_IO_BATCH    16u    /* commands fetched from one SQ per pass */
@@ -138,8 +140,8 @@ struct nvme_ctrl {
     uint16_t stall_sqid, stall_cid;
 
     /* ---- worker ---- */
-    pthread_t worker;
-    bool worker_running, stop, worker_busy;
+    struct dev_worker w;
+    bool worker_busy;
     uint32_t hold;          /* waiters for idle: start no new batch */
     uint32_t rr;            /* round-robin start among the I/O SQs */
     int efd;                /* eventfd: doorbells wake the worker */
@@ -157,8 +159,6 @@ void nvme_fatal(struct nvme_ctrl *c, const char *why);
 void nvme_fatal_dma(struct nvme_ctrl *c, const char *what, const struct dma_mapping *m);
 /* Count a completion status in the stats (any thread). */
 void nvme_count_status(struct nvme_ctrl *c, uint16_t status);
-/* CLOCK_MONOTONIC in nanoseconds. */
-uint64_t nvme_now_ns(void);
 /* Entries between from and to on a ring of size entries. */
 static inline uint32_t nvme_ring_dist(uint32_t from, uint32_t to, uint32_t size)
 {
@@ -181,6 +181,8 @@ void nvme_sq_ioeventfd(struct nvme_ctrl *c, uint16_t qid, bool assign);
 void nvme_admin_process(struct nvme_ctrl *c);
 
 /* ---- nvme_io.c ---- */
+/* Bind the worker skeleton to c (once, after the eventfd exists). */
+void nvme_worker_init(struct nvme_ctrl *c);
 /* Start / stop the worker (lock held; stop drops it while joining). */
 bool nvme_worker_start(struct nvme_ctrl *c);
 void nvme_worker_stop(struct nvme_ctrl *c);

@@ -1,6 +1,8 @@
 /* NVMe I/O path: PRP transfers, the NVM command set, completion posting,
  * interrupts and coalescing, and the worker thread that serves the I/O
- * queues (contract in nvme_internal.h). */
+ * queues (contract in nvme_internal.h). Over 600 lines: transfers,
+ * commands, completions and interrupt coalescing are one pipeline under
+ * one lock. */
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -407,7 +409,7 @@ bool nvme_cq_post(struct nvme_ctrl *c, uint16_t sqid, const struct nvme_result *
     }
     struct nvme_vec *vec = &c->vec[cq->vector];
     if (!vec->pending)
-        vec->first_ns = nvme_now_ns();
+        vec->first_ns = clock_mono_ns();
     vec->pending += posted;
     if (sq->cqid == 0)      /* coalescing applies to I/O queues only */
         msix_send(c, cq->vector);
@@ -487,7 +489,7 @@ bool nvme_stall_complete(struct nvme_ctrl *c, uint16_t sqid, uint16_t cid, uint1
     c->cq[c->sq[sqid].cqid].reserved--;
     struct nvme_result r = { .cid = cid, .status = status };
     nvme_cq_post(c, sqid, &r, 1);
-    nvme_irq_flush(c, nvme_now_ns(), NULL);
+    nvme_irq_flush(c, clock_mono_ns(), NULL);
     nvme_worker_kick(c);    /* its coalescing deadline may have changed */
     return true;
 }
@@ -548,7 +550,7 @@ static bool io_pass(struct nvme_ctrl *c)
     bool progress = false;
     if (c->dbbuf && !nvme_dbbuf_read(c))
         return false;
-    for (uint32_t i = 0; i < c->nq && !c->stop && !(c->csts & NVME_CSTS_CFS); i++) {
+    for (uint32_t i = 0; i < c->nq && !c->w.stop && !(c->csts & NVME_CSTS_CFS); i++) {
         uint16_t q = (uint16_t)(1u + (c->rr + i) % c->nq);
         if (c->sq[q].live && sq_process(c, q))
             progress = true;
@@ -587,84 +589,44 @@ static bool arm_sleep(struct nvme_ctrl *c)
     return nvme_dbbuf_read(c) && !work_pending(c);
 }
 
-static void worker_sleep(struct nvme_ctrl *c, uint64_t deadline, uint64_t now)
+static bool worker_pass(void *dev, uint64_t *deadline_ns)
 {
-    struct pollfd p = { .fd = c->efd, .events = POLLIN };
-    struct timespec ts, *tp = NULL;
-    if (deadline) {
-        uint64_t d = deadline > now ? deadline - now : 0;
-        ts = (struct timespec){ .tv_sec = (time_t)(d / 1000000000u),
-                                .tv_nsec = (long)(d % 1000000000u) };
-        tp = &ts;
-    }
-    if (ppoll(&p, 1, tp, NULL) > 0) {
-        uint64_t v;
-        ssize_t r = read(c->efd, &v, sizeof v);     /* reset the counter */
-        (void)r;
-    }
+    struct nvme_ctrl *c = dev;
+    bool progress = io_pass(c);
+    nvme_irq_flush(c, clock_mono_ns(), deadline_ns);    /* after the pass's completions */
+    return progress;
 }
 
-static void *worker_main(void *arg)
+static bool worker_arm(void *dev) { return arm_sleep(dev); }
+
+static bool worker_halted(void *dev)
 {
-    struct nvme_ctrl *c = arg;
-    pthread_mutex_lock(&c->lock);
-    uint64_t busy_at = nvme_now_ns();
-    while (!c->stop && !(c->csts & NVME_CSTS_CFS)) {
-        bool progress = io_pass(c);
-        uint64_t now = nvme_now_ns(), deadline;
-        nvme_irq_flush(c, now, &deadline);
-        if (progress) {
-            busy_at = now;
-            continue;
-        }
-        if (now - busy_at < (uint64_t)c->poll_us * 1000u) {   /* spin a little first */
-            pthread_mutex_unlock(&c->lock);
-            sched_yield();
-            pthread_mutex_lock(&c->lock);
-            continue;
-        }
-        if (c->stop || (c->csts & NVME_CSTS_CFS) || !arm_sleep(c)) {
-            busy_at = nvme_now_ns();
-            continue;
-        }
-        pthread_mutex_unlock(&c->lock);
-        worker_sleep(c, deadline, now);
-        pthread_mutex_lock(&c->lock);
-        NVME_COUNT(c, worker_wakeups);
-        busy_at = nvme_now_ns();
-    }
-    pthread_mutex_unlock(&c->lock);
-    return NULL;
+    const struct nvme_ctrl *c = dev;
+    return c->csts & NVME_CSTS_CFS;
 }
 
-void nvme_worker_kick(struct nvme_ctrl *c)
+static void worker_woke(void *dev)
 {
-    uint64_t one = 1;
-    ssize_t r = write(c->efd, &one, sizeof one);    /* EAGAIN: already signalled */
-    (void)r;
+    struct nvme_ctrl *c = dev;
+    NVME_COUNT(c, worker_wakeups);
 }
 
-bool nvme_worker_start(struct nvme_ctrl *c)
+static const struct dev_worker_ops worker_ops = {
+    .pass = worker_pass, .arm = worker_arm, .halted = worker_halted, .woke = worker_woke,
+};
+
+void nvme_worker_init(struct nvme_ctrl *c)
 {
-    if (c->worker_running)
-        return true;
-    c->stop = false;
-    if (!pci_worker_start(c->f, &c->worker, worker_main, c, "nvme"))
-        return false;
-    c->worker_running = true;
-    return true;
+    dev_worker_init(&c->w, &worker_ops, c, &c->lock, c->efd, &c->poll_us);
 }
+
+void nvme_worker_kick(struct nvme_ctrl *c) { dev_worker_kick(&c->w); }
+
+bool nvme_worker_start(struct nvme_ctrl *c) { return dev_worker_start(&c->w, c->f, "nvme"); }
 
 void nvme_worker_stop(struct nvme_ctrl *c)
 {
-    if (!c->worker_running)
-        return;
-    c->stop = true;
-    nvme_worker_kick(c);
-    pthread_mutex_unlock(&c->lock);     /* the worker needs it to finish its batch */
-    pthread_join(c->worker, NULL);
-    pthread_mutex_lock(&c->lock);
-    c->worker_running = false;
+    dev_worker_stop(&c->w);
     c->worker_busy = false;
 }
 

@@ -1,16 +1,15 @@
 /* PCI host bridge, configuration space, BAR decode and MSI-X (contract in
- * pci.h). */
+ * pci.h). Over 600 lines: config space, BAR decode and MSI-X share the
+ * function's state and one lock; apart they would need it exported. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "moat/layout.h"
 #include "pci.h"
+#include "byteorder.h"
 
 /* ---- small helpers -------------------------------------------------------- */
 
-static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
-static void put32(uint8_t *p, uint32_t v) { put16(p, (uint16_t)v); put16(p + 2, (uint16_t)(v >> 16)); }
-static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 
 static bool is_mem(enum pci_bar_kind k) { return k == PCI_BAR_MEM32 || k == PCI_BAR_MEM64; }
 
@@ -40,17 +39,17 @@ uint16_t pci_command(const struct pci_func *f)
 /* Publish the command register to other threads (irq_lock held). */
 static void command_sync(struct pci_func *f)
 {
-    __atomic_store_n(&f->command, get16(f->cfg + PCI_COMMAND), __ATOMIC_RELEASE);
+    __atomic_store_n(&f->command, get_le16(f->cfg + PCI_COMMAND), __ATOMIC_RELEASE);
 }
 
 bool pci_msix_enabled(const struct pci_func *f)
 {
-    return f->msix.cap && (get16(f->cfg + f->msix.cap + PCI_MSIX_CTRL) & PCI_MSIX_CTRL_ENABLE);
+    return f->msix.cap && (get_le16(f->cfg + f->msix.cap + PCI_MSIX_CTRL) & PCI_MSIX_CTRL_ENABLE);
 }
 
 static bool msix_func_masked(const struct pci_func *f)
 {
-    return get16(f->cfg + f->msix.cap + PCI_MSIX_CTRL) & PCI_MSIX_CTRL_MASKALL;
+    return get_le16(f->cfg + f->msix.cap + PCI_MSIX_CTRL) & PCI_MSIX_CTRL_MASKALL;
 }
 
 static void bar_sync(struct pci_func *f);
@@ -65,19 +64,19 @@ static void func_init(struct pci_func *f, struct pci_bus *b, uint8_t slot, const
     f->slot = slot;
     snprintf(f->name, sizeof f->name, "%s", name);
     f->intx_gsi = gsi;
-    put16(f->cfg + PCI_VENDOR_ID, vendor);
-    put16(f->cfg + PCI_DEVICE_ID, device);
+    put_le16(f->cfg + PCI_VENDOR_ID, vendor);
+    put_le16(f->cfg + PCI_DEVICE_ID, device);
     f->cfg[PCI_REVISION_ID] = 1;
     f->cfg[PCI_PROG_IF] = (uint8_t)class_code;
     f->cfg[PCI_SUBCLASS] = (uint8_t)(class_code >> 8);
     f->cfg[PCI_CLASS] = (uint8_t)(class_code >> 16);
-    put16(f->cfg + PCI_SUBSYS_VENDOR, vendor);
-    put16(f->cfg + PCI_SUBSYS_ID, device);
+    put_le16(f->cfg + PCI_SUBSYS_VENDOR, vendor);
+    put_le16(f->cfg + PCI_SUBSYS_ID, device);
     f->cfg[PCI_INT_LINE] = gsi == MOAT_NO_GSI ? 0xFF : (uint8_t)gsi;
     f->cfg[PCI_INT_PIN] = gsi == MOAT_NO_GSI ? 0 : 1;
-    put16(f->wmask + PCI_COMMAND, PCI_CMD_IO | PCI_CMD_MEM | PCI_CMD_MASTER | PCI_CMD_PARITY |
+    put_le16(f->wmask + PCI_COMMAND, PCI_CMD_IO | PCI_CMD_MEM | PCI_CMD_MASTER | PCI_CMD_PARITY |
                                   PCI_CMD_SERR | PCI_CMD_INTX_DISABLE);
-    put16(f->w1c + PCI_STATUS, PCI_STATUS_ERRORS);
+    put_le16(f->w1c + PCI_STATUS, PCI_STATUS_ERRORS);
     f->wmask[PCI_INT_LINE] = 0xFF;
     f->cap_free = PCI_CAP_START;
 }
@@ -157,12 +156,12 @@ void pci_bus_reset(struct pci_bus *b)
         if (f->ops && f->ops->reset)
             f->ops->reset(f->dev);
         pthread_mutex_lock(&b->irq_lock);
-        put16(f->cfg + PCI_COMMAND, 0);
+        put_le16(f->cfg + PCI_COMMAND, 0);
         command_sync(f);
-        put16(f->cfg + PCI_STATUS, get16(f->cfg + PCI_STATUS) & PCI_STATUS_CAP_LIST);
+        put_le16(f->cfg + PCI_STATUS, get_le16(f->cfg + PCI_STATUS) & PCI_STATUS_CAP_LIST);
         f->cfg[PCI_INT_LINE] = f->intx_gsi == MOAT_NO_GSI ? 0xFF : (uint8_t)f->intx_gsi;
         if (f->msix.cap) {
-            put16(f->cfg + f->msix.cap + PCI_MSIX_CTRL, (uint16_t)(f->msix.entries - 1));
+            put_le16(f->cfg + f->msix.cap + PCI_MSIX_CTRL, (uint16_t)(f->msix.entries - 1));
             for (unsigned i = 0; i < f->msix.entries; i++) {
                 memset(&f->msix.table[i * 4], 0, 12);
                 f->msix.table[i * 4 + 3] = PCI_MSIX_ENTRY_MASKED;
@@ -259,7 +258,7 @@ static void bar_sync(struct pci_func *f)
                 PCI_BAR_IO;
             break;
         }
-        put32(f->cfg + PCI_BAR_REG(n), v);
+        put_le32(f->cfg + PCI_BAR_REG(n), v);
     }
 }
 
@@ -372,8 +371,8 @@ void pci_func_describe(const struct pci_func *f, struct moat_device_info *out)
     out->bus = 0;
     out->dev = f->slot;
     out->fn = 0;
-    out->vendor = get16(f->cfg + PCI_VENDOR_ID);
-    out->device = get16(f->cfg + PCI_DEVICE_ID);
+    out->vendor = get_le16(f->cfg + PCI_VENDOR_ID);
+    out->device = get_le16(f->cfg + PCI_DEVICE_ID);
     out->intx_gsi = f->intx_gsi;
     snprintf(out->name, sizeof out->name, "%s", f->name);
     for (unsigned n = 0; n < PCI_BARS; n++) {
@@ -403,7 +402,7 @@ uint16_t pci_cap_add(struct pci_func *f, uint8_t id, const void *body, uint8_t l
         f->cfg[f->cap_tail + 1] = (uint8_t)off;
     else
         f->cfg[PCI_CAP_PTR] = (uint8_t)off;
-    put16(f->cfg + PCI_STATUS, get16(f->cfg + PCI_STATUS) | PCI_STATUS_CAP_LIST);
+    put_le16(f->cfg + PCI_STATUS, get_le16(f->cfg + PCI_STATUS) | PCI_STATUS_CAP_LIST);
     f->cap_tail = (uint16_t)off;
     f->cap_free = (uint16_t)(off + total);
     return (uint16_t)off;
@@ -424,9 +423,9 @@ bool pci_msix_add(struct pci_func *f, uint16_t n, unsigned table_bar, uint32_t t
     uint32_t *table = calloc(n, PCI_MSIX_ENTRY_SIZE);
     uint64_t *pending = calloc((n + 63u) / 64u, sizeof *pending);
     uint8_t body[PCI_MSIX_CAP_LEN - 2];
-    put16(body, (uint16_t)(n - 1));
-    put32(body + 2, table_off | table_bar);
-    put32(body + 6, pba_off | pba_bar);
+    put_le16(body, (uint16_t)(n - 1));
+    put_le32(body + 2, table_off | table_bar);
+    put_le32(body + 6, pba_off | pba_bar);
     uint16_t cap = table && pending ? pci_cap_add(f, PCI_CAP_ID_MSIX, body, sizeof body) : 0;
     if (!cap) {
         free(table);
@@ -576,8 +575,8 @@ static void intx_update(struct pci_func *f)
 void pci_intx_set(struct pci_func *f, bool level)
 {
     pthread_mutex_lock(&f->bus->irq_lock);
-    uint16_t st = get16(f->cfg + PCI_STATUS);
-    put16(f->cfg + PCI_STATUS, level ? (st | PCI_STATUS_INTX) : (st & ~PCI_STATUS_INTX));
+    uint16_t st = get_le16(f->cfg + PCI_STATUS);
+    put_le16(f->cfg + PCI_STATUS, level ? (st | PCI_STATUS_INTX) : (st & ~PCI_STATUS_INTX));
     f->intx_level = level;
     intx_update(f);
     pthread_mutex_unlock(&f->bus->irq_lock);

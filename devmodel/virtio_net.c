@@ -297,6 +297,7 @@ bool virtio_net_create(struct pci_bus *bus, const char *name, uint32_t gsi, cons
         vnet_free(v);
         return false;
     }
+    vnet_worker_init(v);
     int n = snprintf(v->port_name, sizeof v->port_name, "%s.%s", bus->domain_name, name);
     if (n < 0 || (size_t)n >= sizeof v->port_name) {
         snprintf(err, errlen, "dev=virtio-net: switch port name %s.%s is longer than %u bytes",

@@ -42,6 +42,7 @@
 #include "pci.h"
 #include "virtio_net.h"
 #include "virtq.h"
+#include "dev_worker.h"
 
 #define VNET_NQ           2u        /* queue 0 receive, queue 1 transmit */
 #define VNET_TX_BATCH     64u       /* chains per worker pass */
@@ -106,8 +107,7 @@ struct vnet {
     uint16_t queue_vector[VNET_NQ];
 
     /* ---- worker (lock) ---- */
-    pthread_t worker;
-    bool worker_running, stop;
+    struct dev_worker w;
 
     struct vnet_counters st;
 };
@@ -147,6 +147,8 @@ void vnet_bar_moved(void *dev, unsigned bar, uint64_t old_base, uint64_t new_bas
 /* ---- virtio_net_io.c ---- */
 /* Point v->mem at pci_dma_map / pci_dma_unmap of v's function. */
 void vnet_mem_init(struct vnet *v);
+/* Bind the worker skeleton to v (once, after the eventfd exists). */
+void vnet_worker_init(struct vnet *v);
 /* Start / stop the worker (lock held; stop drops it while joining, so
  * never call it with rx_lock held). */
 bool vnet_worker_start(struct vnet *v);

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "virtio_net_internal.h"
+#include "clock.h"
 
 /* ---- guest memory ------------------------------------------------------- */
 
@@ -30,13 +31,6 @@ static void vnet_unmap(void *ctx, struct dma_mapping *m)
 void vnet_mem_init(struct vnet *v)
 {
     v->mem = (struct virtq_mem){ .map = vnet_map, .unmap = vnet_unmap, .ctx = v };
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 /* Publish queue qi's used entries and interrupt if the driver wants it. */
@@ -123,75 +117,34 @@ static bool tx_rearm(struct vnet *v)
 
 /* ---- the worker --------------------------------------------------------- */
 
-static void worker_sleep(struct vnet *v)
+static bool worker_pass(void *dev, uint64_t *deadline_ns)
 {
-    struct pollfd p = { .fd = v->efd, .events = POLLIN };
-    if (poll(&p, 1, -1) > 0) {
-        uint64_t n;
-        ssize_t r = read(v->efd, &n, sizeof n);     /* reset the counter */
-        (void)r;
-    }
+    (void)deadline_ns;      /* no timed work */
+    return tx_pass(dev);
 }
 
-static void *worker_main(void *arg)
+static bool worker_arm(void *dev) { return !tx_rearm(dev); }
+
+static void worker_woke(void *dev)
 {
-    struct vnet *v = arg;
-    pthread_mutex_lock(&v->lock);
-    uint64_t busy_at = now_ns();
-    while (!v->stop) {
-        if (tx_pass(v)) {
-            busy_at = now_ns();
-            continue;
-        }
-        if (now_ns() - busy_at < (uint64_t)v->poll_us * 1000u) {  /* poll a little first */
-            pthread_mutex_unlock(&v->lock);
-            sched_yield();
-            pthread_mutex_lock(&v->lock);
-            continue;
-        }
-        if (v->stop || tx_rearm(v)) {
-            busy_at = now_ns();
-            continue;
-        }
-        pthread_mutex_unlock(&v->lock);
-        worker_sleep(v);
-        pthread_mutex_lock(&v->lock);
-        VNET_COUNT(v, worker_wakeups);
-        busy_at = now_ns();
-    }
-    pthread_mutex_unlock(&v->lock);
-    return NULL;
+    struct vnet *v = dev;
+    VNET_COUNT(v, worker_wakeups);
 }
 
-void vnet_worker_kick(struct vnet *v)
+static const struct dev_worker_ops worker_ops = {
+    .pass = worker_pass, .arm = worker_arm, .woke = worker_woke,
+};
+
+void vnet_worker_init(struct vnet *v)
 {
-    uint64_t one = 1;
-    ssize_t r = write(v->efd, &one, sizeof one);    /* EAGAIN: already signalled */
-    (void)r;
+    dev_worker_init(&v->w, &worker_ops, v, &v->lock, v->efd, &v->poll_us);
 }
 
-bool vnet_worker_start(struct vnet *v)
-{
-    if (v->worker_running)
-        return true;
-    v->stop = false;
-    if (!pci_worker_start(v->f, &v->worker, worker_main, v, "vnet"))
-        return false;
-    v->worker_running = true;
-    return true;
-}
+void vnet_worker_kick(struct vnet *v) { dev_worker_kick(&v->w); }
 
-void vnet_worker_stop(struct vnet *v)
-{
-    if (!v->worker_running)
-        return;
-    v->stop = true;
-    vnet_worker_kick(v);
-    pthread_mutex_unlock(&v->lock);     /* it needs the lock to finish its pass */
-    pthread_join(v->worker, NULL);
-    pthread_mutex_lock(&v->lock);
-    v->worker_running = false;
-}
+bool vnet_worker_start(struct vnet *v) { return dev_worker_start(&v->w, v->f, "vnet"); }
+
+void vnet_worker_stop(struct vnet *v) { dev_worker_stop(&v->w); }
 
 /* ---- receive ------------------------------------------------------------ */
 

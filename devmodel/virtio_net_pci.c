@@ -5,9 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 #include "virtio_net_internal.h"
+#include "byteorder.h"
 
-static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
-static void put32(uint8_t *p, uint32_t v) { put16(p, (uint16_t)v); put16(p + 2, (uint16_t)(v >> 16)); }
 
 /* One register: offset, width in bytes, writable. Every access must match
  * a register exactly (deny by default). */
@@ -83,9 +82,9 @@ static struct vnet_queue *sel_queue(struct vnet *v)
 static void cfg_bytes(const struct vnet *v, uint8_t out[VIRTIO_NET_CFG_SIZE])
 {
     memcpy(out + VIRTIO_NET_CFG_MAC, v->mac, 6);
-    put16(out + VIRTIO_NET_CFG_STATUS, v->net_status);
-    put16(out + VIRTIO_NET_CFG_MAX_PAIRS, 1);
-    put16(out + VIRTIO_NET_CFG_MTU, ETH_MTU);
+    put_le16(out + VIRTIO_NET_CFG_STATUS, v->net_status);
+    put_le16(out + VIRTIO_NET_CFG_MAX_PAIRS, 1);
+    put_le16(out + VIRTIO_NET_CFG_MTU, ETH_MTU);
 }
 
 /* Read size bytes of device config at off, or refuse when the access is
@@ -472,10 +471,10 @@ static bool vendor_cap(struct pci_func *f, uint8_t type, uint32_t off, uint32_t 
     cap[VIRTIO_PCI_CAP_CAPLEN] = cap_len;
     cap[VIRTIO_PCI_CAP_CFG_TYPE] = type;
     cap[VIRTIO_PCI_CAP_BAR] = VNET_BAR_MODERN;
-    put32(cap + VIRTIO_PCI_CAP_OFFSET, off);
-    put32(cap + VIRTIO_PCI_CAP_LENGTH, len);
+    put_le32(cap + VIRTIO_PCI_CAP_OFFSET, off);
+    put_le32(cap + VIRTIO_PCI_CAP_LENGTH, len);
     if (notify)
-        put32(cap + VIRTIO_PCI_CAP_MULTIPLIER, VNET_NOTIFY_MULT);
+        put_le32(cap + VIRTIO_PCI_CAP_MULTIPLIER, VNET_NOTIFY_MULT);
     /* pci_cap_add writes the ID and next pointer (bytes 0-1) itself. */
     return pci_cap_add(f, PCI_CAP_ID_VENDOR, cap + 2, (uint8_t)(cap_len - 2u)) != 0;
 }
@@ -486,8 +485,8 @@ bool vnet_pci_setup(struct vnet *v)
     if (v->legacy) {
         /* Legacy identity (§4.1.2.3): revision 0, subsystem = device type. */
         f->cfg[PCI_REVISION_ID] = 0;
-        put16(f->cfg + PCI_SUBSYS_VENDOR, VIRTIO_PCI_VENDOR);
-        put16(f->cfg + PCI_SUBSYS_ID, VIRTIO_ID_NET);
+        put_le16(f->cfg + PCI_SUBSYS_VENDOR, VIRTIO_PCI_VENDOR);
+        put_le16(f->cfg + PCI_SUBSYS_ID, VIRTIO_ID_NET);
         return pci_bar_add(f, VNET_BAR_LEGACY, PCI_BAR_IOPORT, VNET_LEGACY_BAR_SIZE);
     }
     f->cfg[PCI_REVISION_ID] = 1;    /* §4.1.2.1: modern devices have revision >= 1 */

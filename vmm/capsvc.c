@@ -1,4 +1,6 @@
-/* Capability service: caps, sessions, client reports (contract in capsvc.h). */
+/* Capability service: caps, sessions, client reports (contract in capsvc.h).
+ * Over 600 lines: a session's life (open, attach to a domain slot,
+ * revoke, release) crosses caps, domains and clients under one lock. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>

@@ -11,16 +11,9 @@
 
 #define WATCHDOG_PERIOD_MS 20u
 
-uint64_t monotonic_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static struct timespec deadline_after_ms(unsigned ms)
 {
-    uint64_t t = monotonic_ns() + (uint64_t)ms * 1000000ull;
+    uint64_t t = clock_mono_ns() + (uint64_t)ms * 1000000ull;
     return (struct timespec){ .tv_sec = (time_t)(t / 1000000000ull),
                               .tv_nsec = (long)(t % 1000000000ull) };
 }
@@ -82,7 +75,7 @@ static void *watchdog_thread(void *arg)
     struct supervisor *s = arg;
     pthread_mutex_lock(&s->lock);
     while (!s->shutting_down) {
-        uint64_t now = monotonic_ns();
+        uint64_t now = clock_mono_ns();
         for (size_t i = 0; i < s->n_domains; i++) {
             struct domain *d = s->domains[i];
             struct crash_info why;

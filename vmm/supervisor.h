@@ -35,6 +35,7 @@
 #include <stdbool.h>
 #include "audit.h"
 #include "broker.h"
+#include "clock.h"
 #include "capsvc.h"
 #include "config.h"
 #include "domain.h"
@@ -69,7 +70,6 @@ struct supervisor {
 
 #define MOAT_DMA_QUOTA_BYTES (1ull << 30)   /* per domain */
 
-uint64_t monotonic_ns(void);
 
 bool supervisor_init(struct supervisor *s, const struct moat_config *cfg,
                      char *err, size_t errlen);

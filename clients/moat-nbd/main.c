@@ -1,5 +1,6 @@
 /* moat-nbd: export a moat BlockDevice cap to standard NBD clients. The
- * protocol is nbd_server.c; this file is libmoat, sockets and threads.
+ * protocol is nbd_server.c; this file is libmoat, sockets and threads
+ * (over 600 lines: options, listening, the per-connection backend).
  *
  * At start one moat connection checks the cap; each NBD client then gets
  * its own thread with its own moat connection, handle and session

@@ -1,5 +1,7 @@
 /* NBD protocol engine (contract in nbd_server.h). Wire facts cite the NBD
- * spec, doc/proto.md of NetworkBlockDevice/nbd, as [proto §section]. */
+ * spec, doc/proto.md of NetworkBlockDevice/nbd, as [proto §section].
+ * Over 600 lines: one protocol, handshake and pipelined transmission,
+ * whose request slots both phases share. */
 #include <errno.h>
 #include <poll.h>
 #include <stdarg.h>

@@ -1,4 +1,5 @@
-/* moatctl output: human tables and JSON (contract in ctl_format.h). */
+/* moatctl output: human tables and JSON (contract in ctl_format.h). Over
+ * 600 lines: one printer per reply kind, each in two styles. */
 #include <inttypes.h>
 #include <stdbool.h>
 #include <string.h>

@@ -239,7 +239,7 @@ static const uint32_t *shadow_page(const struct nvme_ctrl *c)
 /* Lock held: may the worker still change queue state on its own? */
 static bool busy(const struct nvme_ctrl *c)
 {
-    if (!c->worker_running || c->stop || (c->csts & NVME_CSTS_CFS))
+    if (!c->w.running || c->w.stop || (c->csts & NVME_CSTS_CFS))
         return false;
     if (c->worker_busy)
         return true;

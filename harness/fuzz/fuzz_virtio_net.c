@@ -222,7 +222,7 @@ bad:
 static void sync_worker(void)
 {
     pthread_mutex_lock(&v->lock);
-    if (!v->worker_running) {
+    if (!v->w.running) {
         pthread_mutex_unlock(&v->lock);
         return;
     }

@@ -102,9 +102,9 @@ uint64_t tu_wait_heartbeat_past(struct domain *d, uint64_t since, unsigned timeo
     /* The heartbeat lives in guest memory and signals nothing, so this one
      * helper samples it; each sample waits on the supervisor's condition
      * variable (woken by any state change) for at most one guest tick. */
-    uint64_t deadline = monotonic_ns() + (uint64_t)timeout_ms * 1000000u;
+    uint64_t deadline = clock_mono_ns() + (uint64_t)timeout_ms * 1000000u;
     uint64_t hb;
-    while ((hb = domain_heartbeat(d)) <= since && monotonic_ns() < deadline)
+    while ((hb = domain_heartbeat(d)) <= since && clock_mono_ns() < deadline)
         supervisor_wait(d->sup, d, DOMAIN_TERMINAL, 10);
     return hb;
 }
@@ -120,7 +120,7 @@ enum domain_state tu_state(struct supervisor *s, struct domain *d)
 bool tu_wait_until(struct supervisor *s, struct domain *d, bool (*pred)(const struct domain *),
                    unsigned timeout_ms)
 {
-    uint64_t t = monotonic_ns() + (uint64_t)timeout_ms * 1000000u;
+    uint64_t t = clock_mono_ns() + (uint64_t)timeout_ms * 1000000u;
     struct timespec dl = { .tv_sec = (time_t)(t / 1000000000u), .tv_nsec = (long)(t % 1000000000u) };
     pthread_mutex_lock(&s->lock);
     bool ok;

@@ -1,6 +1,7 @@
 /* libmoat: sessions and the block protocol over them (contract in
  * moat/libmoat.h). Every completion the domain writes is checked before
- * anything is done with it. */
+ * anything is done with it. Over 600 lines: attach, recovery after a
+ * restart and the block protocol share the session's slots. */
 #include <errno.h>
 #include <poll.h>
 #include <sched.h>
