@@ -1,7 +1,8 @@
 /* Command-line helpers for the client tools (contract in cli.h). */
-#include "cli.h"
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
+#include "cli.h"
 
 unsigned cli_uint(const char *prog, const char *opt, const char *v, unsigned lo, unsigned hi)
 {
@@ -12,4 +13,11 @@ unsigned cli_uint(const char *prog, const char *opt, const char *v, unsigned lo,
         exit(2);
     }
     return (unsigned)n;
+}
+
+uint64_t cli_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "moat/libmoat.h"
+#include "cliutil/cli.h"
 
 #define QD 16u
 
@@ -26,13 +27,6 @@ struct demo {
     struct moat_blk_geometry geo;
     uint32_t chunk;             /* blocks per request */
 };
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* The pattern of block lba: every 8 bytes name the block, the offset and
  * this run's seed, so stale data from an earlier run never verifies. */
@@ -150,11 +144,11 @@ static int phase(struct demo *d, const char *name, uint16_t op, uint64_t blocks,
 {
     printf("%s %" PRIu64 " MiB ...\n", name, blocks * d->geo.block_size >> 20);
     fflush(stdout);
-    uint64_t t0 = now_ns();
+    uint64_t t0 = cli_now_ns();
     int rc = stream(d, op, blocks, bad);
     if (rc == 0 && op == MOAT_BLK_WRITE)
         rc = moat_blk_flush(d->s);
-    double s = (double)(now_ns() - t0) / 1e9;
+    double s = (double)(cli_now_ns() - t0) / 1e9;
     if (rc) {
         fprintf(stderr, "moat-blkdemo: %s failed: %s\n", name, moat_strerror(rc));
         return rc;
@@ -200,7 +194,7 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    d.seed = (uint32_t)(now_ns() ^ (uint64_t)getpid());
+    d.seed = (uint32_t)(cli_now_ns() ^ (uint64_t)getpid());
     if (open_cap(&d)) {
         if (d.c)
             moat_disconnect(d.c);

@@ -14,6 +14,7 @@
 #include "http.h"
 #include "httpd.h"
 #include "lwip/sockets.h"
+#include "cliutil/cli.h"
 
 #define CLOSE_WAIT_MS 2000
 
@@ -24,13 +25,6 @@ struct conn {
     int fd;
     char peer[INET_ADDRSTRLEN];
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static bool send_all(int fd, const void *buf, size_t len)
 {
@@ -143,7 +137,7 @@ static void close_after_client(int fd)
 static void *conn_main(void *arg)
 {
     struct conn *c = arg;
-    double t0 = now_s();
+    double t0 = ((double)cli_now_ns() / 1e9);
     struct http_request req = { .path = "" };
     off_t sent = 0;
     int status = read_request(c->fd, &req);
@@ -154,7 +148,7 @@ static void *conn_main(void *arg)
     if (status > 0 && !cfg->quiet)
         fprintf(stderr, "moat-httpd: %s %s %s %d %lld bytes in %.3f s\n", c->peer,
                 status == 405 || !req.path[0] ? "-" : req.method == HTTP_HEAD ? "HEAD" : "GET",
-                req.path[0] ? req.path : "-", status, (long long)sent, now_s() - t0);
+                req.path[0] ? req.path : "-", status, (long long)sent, ((double)cli_now_ns() / 1e9) - t0);
     close_after_client(c->fd);
     free(c);
     atomic_fetch_sub(&conns, 1);

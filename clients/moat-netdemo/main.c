@@ -12,6 +12,7 @@
 #include "moat/libmoat.h"
 #include "moatnet/dhcp.h"
 #include "moatnet/netpkt.h"
+#include "cliutil/cli.h"
 
 #define STEP_MS 2000
 
@@ -25,13 +26,6 @@ struct demo {
     uint32_t ip, gw_ip;
     uint8_t gw_mac[6];
 };
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void usage(FILE *f)
 {
@@ -75,10 +69,10 @@ static int send1(struct demo *d, const uint8_t *f, size_t len)
 typedef bool (*match_fn)(struct demo *d, const uint8_t *f, size_t len, void *out);
 static int await(struct demo *d, match_fn match, void *out)
 {
-    uint64_t deadline = now_ns() + STEP_MS * 1000000ull;
+    uint64_t deadline = cli_now_ns() + STEP_MS * 1000000ull;
     static uint8_t buf[NETPKT_FRAME_MAX];
     for (;;) {
-        uint64_t t = now_ns();
+        uint64_t t = cli_now_ns();
         if (t >= deadline)
             return -MOAT_ETIMEDOUT;
         struct moat_frame fr = { .data = buf, .len = sizeof buf };
@@ -153,14 +147,14 @@ static int ping(struct demo *d)
     for (uint16_t seq = 1; seq <= d->count; seq++) {
         size_t len = netpkt_icmp_echo(f, sizeof f, d->info.mac, d->gw_mac, d->ip, d->gw_ip,
                                       0x6d74, seq, payload, sizeof payload);
-        uint64_t t0 = now_ns();
+        uint64_t t0 = cli_now_ns();
         int rc = send1(d, f, len);
         if (rc == 0)
             rc = await(d, is_pong, &seq);
         if (rc == 0) {
             answered++;
             printf("ping: reply from %s seq=%u time=%.1f us\n", netpkt_ip_str(d->gw_ip, a), seq,
-                   (double)(now_ns() - t0) / 1000.0);
+                   (double)(cli_now_ns() - t0) / 1000.0);
         } else {
             printf("ping: seq=%u no reply: %s\n", seq, moat_strerror(rc));
         }

@@ -1,13 +1,7 @@
 /* A DHCP client exchange over a Nic session (contract in dhcp.h). */
 #include "dhcp.h"
 #include <time.h>
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+#include "cliutil/cli.h"
 
 /* Send one client message and wait step_ms for the server's answer to it. */
 static int step(struct moat_session *s, const uint8_t mac[6], enum netpkt_dhcp_type type,
@@ -20,9 +14,9 @@ static int step(struct moat_session *s, const uint8_t mac[6], enum netpkt_dhcp_t
     int rc = moat_nic_send(s, &fr, 1);
     if (rc < 0)
         return rc;
-    uint64_t deadline = now_ns() + (uint64_t)step_ms * 1000000u;
+    uint64_t deadline = cli_now_ns() + (uint64_t)step_ms * 1000000u;
     for (;;) {
-        uint64_t t = now_ns();
+        uint64_t t = cli_now_ns();
         if (t >= deadline)
             return -MOAT_ETIMEDOUT;
         fr = (struct moat_frame){ .data = f, .len = sizeof f };
@@ -50,7 +44,7 @@ int dhcp_obtain(struct moat_session *s, const uint8_t mac[6], unsigned step_ms, 
                 struct dhcp_lease *out)
 {
     struct netpkt_dhcp_reply r;
-    uint32_t xid = (uint32_t)now_ns() ^ (uint32_t)(mac[4] << 8 | mac[5]);
+    uint32_t xid = (uint32_t)cli_now_ns() ^ (uint32_t)(mac[4] << 8 | mac[5]);
     int rc = step_retried(s, mac, NETPKT_DHCP_DISCOVER, xid, 0, 0, step_ms, tries, &r);
     if (rc)
         return rc;

@@ -23,6 +23,7 @@
 #include "moat/libmoat.h"
 #include "netif/ethernet.h"
 #include "netpkt.h"
+#include "cliutil/cli.h"
 
 #define BATCH           32u
 #define LOOK_NS         1000000000ull   /* link state and recoveries: once a second */
@@ -49,13 +50,6 @@ static struct {
     struct dhcp_lease lease;
     uint64_t renew_at_ns, renew_xid, recoveries_seen;
 } mn = { .lock = PTHREAD_MUTEX_INITIALIZER, .evfd = -1 };
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void say(const char *fmt, ...)
@@ -168,7 +162,7 @@ static bool renewal_answer(const uint8_t *f, uint32_t len)
     mn.renew_xid = 0;
     if (r.type == NETPKT_DHCP_ACK && r.yiaddr == mn.lease.ip) {
         mn.lease.lease_s = r.lease_s;
-        mn.renew_at_ns = now_ns() + (uint64_t)r.lease_s * 500000000ull;
+        mn.renew_at_ns = cli_now_ns() + (uint64_t)r.lease_s * 500000000ull;
         pthread_mutex_lock(&mn.lock);
         mn.st.dhcp_renewals++;
         pthread_mutex_unlock(&mn.lock);
@@ -176,7 +170,7 @@ static bool renewal_answer(const uint8_t *f, uint32_t len)
         say("error: the gateway refused to renew the lease of %u.%u.%u.%u; keeping it and "
             "asking again in 60 s", mn.lease.ip >> 24, mn.lease.ip >> 16 & 255,
             mn.lease.ip >> 8 & 255, mn.lease.ip & 255);
-        mn.renew_at_ns = now_ns() + RENEW_RETRY_NS;
+        mn.renew_at_ns = cli_now_ns() + RENEW_RETRY_NS;
     }
     return true;
 }
@@ -270,7 +264,7 @@ static void *pump(void *arg)
                     deliver(rx[i], fr[i].len);
             UNLOCK_TCPIP_CORE();
         }
-        uint64_t now = now_ns();
+        uint64_t now = cli_now_ns();
         if (mn.s && now >= next_look) {
             next_look = now + LOOK_NS;
             look_around();
@@ -342,7 +336,7 @@ int moatnet_start(const struct moatnet_config *cfg, struct moatnet_info *out, ch
                         rc == -MOAT_EPROTO ? "the server answered with a NAK or an unexpected "
                                              "message" : moat_strerror(rc));
         mn.dhcp = true;
-        mn.renew_at_ns = now_ns() + (uint64_t)mn.lease.lease_s * 500000000ull;
+        mn.renew_at_ns = cli_now_ns() + (uint64_t)mn.lease.lease_s * 500000000ull;
     }
     return bring_up(cfg, out, err, errlen);
 }
