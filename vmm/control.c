@@ -462,7 +462,7 @@ static void handle_control(struct control *c, struct control_client *cl,
 }
 
 /* Payload size each request type must have. */
-static size_t request_len(uint16_t type)
+size_t control_request_len(uint16_t type)
 {
     switch (type) {
     case MOAT_MSG_HELLO:         return sizeof(struct moat_hello_req);
@@ -617,7 +617,7 @@ static void client_readable(struct control *c, struct control_client *cl)
             }
     if ((size_t)n < sizeof in.h || (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
         in.h.magic != MOAT_CTL_MAGIC || in.h.len != (size_t)n - sizeof in.h ||
-        in.h.seq == 0 || request_len(in.h.type) != in.h.len) {
+        in.h.seq == 0 || control_request_len(in.h.type) != in.h.len) {
         cl->refused++;
         log_error("control", "client %u sent a malformed message (%zd bytes, type %u); refused",
                   cl->id, n, (size_t)n >= sizeof in.h ? in.h.type : 0u);

@@ -19,6 +19,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct supervisor;
@@ -69,5 +70,8 @@ bool control_start(struct control *c, struct supervisor *sup, const char *path,
                    char *err, size_t errlen);
 /* Stop serving, close every connection, remove the socket. */
 void control_stop(struct control *c);
+/* The payload size a request of type must have; SIZE_MAX for a type no
+ * client may send. */
+size_t control_request_len(uint16_t type);
 
 #endif /* MOAT_CONTROL_H */

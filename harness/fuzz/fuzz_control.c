@@ -28,6 +28,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,12 +50,11 @@ static struct supervisor sup;
 static struct control ctl;
 static char sock_path[108];
 
-static void fail(const char *why, int line)
-{
-    fprintf(stderr, "fuzz_control: %s (line %d)\n", why, line);
-    abort();
-}
-#define CHECK(c, why) do { if (!(c)) fail(why, __LINE__); } while (0)
+#define CHECK(c, why)                                                             \
+    do {                                                                          \
+        if (!(c))                                                                 \
+            FZ_FAIL("%s", why);                                                   \
+    } while (0)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -79,18 +79,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
+/* The size the type wants; a type no client may send gets a ctl_req's. */
 static size_t payload_len(uint16_t type)
 {
-    switch (type) {
-    case MOAT_MSG_HELLO:         return sizeof(struct moat_hello_req);
-    case MOAT_MSG_LIST_CAPS:     return 0;
-    case MOAT_MSG_OPEN:          return sizeof(struct moat_open_req);
-    case MOAT_MSG_CLOSE:         return sizeof(struct moat_close_req);
-    case MOAT_MSG_OPEN_SESSION:  return sizeof(struct moat_session_req);
-    case MOAT_MSG_CLOSE_SESSION: return sizeof(struct moat_session_close_req);
-    case MOAT_MSG_REPORT:        return sizeof(struct moat_report_req);
-    default:                     return sizeof(struct moat_ctl_req);
-    }
+    size_t n = control_request_len(type);
+    return n == SIZE_MAX ? sizeof(struct moat_ctl_req) : n;
 }
 
 /* Wait for the reply to (type, seq). False when the server hung up. */

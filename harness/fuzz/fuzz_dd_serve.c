@@ -96,17 +96,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(c)                                                                   \
-    do {                                                                           \
-        if (!(c))                                                                  \
-            fail_at(__LINE__, #c);                                                 \
-    } while (0)
-
-static void fail_at(int line, const char *what)
-{
-    fprintf(stderr, "fuzz_dd_serve: invariant violated at line %d: %s\n", line, what);
-    abort();
-}
+#define CHECK(c) FZ_CHECK(c)
 
 #define PAGE_SZ 4096ull
 #define SESS_MAX 3u
@@ -140,7 +130,7 @@ void *gk_gpa_ptr(uint64_t gpa)
         CHECK(g_win[i] && off <= g_win_size[i]);
         return g_win[i] + off;
     }
-    fail_at(__LINE__, "guest-physical address outside anything mapped");
+    FZ_FAIL("guest-physical address outside anything mapped");
     return NULL;
 }
 
@@ -168,7 +158,7 @@ int64_t sys_call3(uint64_t nr, uint64_t a, uint64_t b, uint64_t c)
         return 0;
     }
     default:
-        fail_at(__LINE__, "unexpected system call");
+        FZ_FAIL("unexpected system call");
         return -SYS_ENOSYS;
     }
 }

@@ -101,8 +101,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define DQO_BUFS  192u
 #define OPS_MAX   256u
 
-#define FATAL(...) do { fprintf(stderr, "fuzz_gvnic: " __VA_ARGS__); fputc('\n', stderr); \
-                        abort(); } while (0)
+#define FATAL(...) FZ_FAIL(__VA_ARGS__)
 
 static const uint8_t peer_mac[6] = { 0x02, 0, 0, 0, 0, 0x99 };
 

@@ -2,13 +2,18 @@
  * fuzz_input.h — reading a libFuzzer input as a stream of typed values
  * (the C counterpart of LLVM's FuzzedDataProvider). Reads past the end
  * give zeros, so every target consumes any input without a bounds case of
- * its own. Header-only; used by harness/fuzz/fuzz_*.c.
+ * its own; and how a target reports a broken invariant (FZ_CHECK,
+ * FZ_FAIL: file, line and why on stderr, then abort, which libFuzzer
+ * reports as a crash and saves the input). Header-only; used by
+ * harness/fuzz/fuzz_*.c.
  */
 #ifndef MOAT_FUZZ_INPUT_H
 #define MOAT_FUZZ_INPUT_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 struct fz {
@@ -70,5 +75,19 @@ static inline uint32_t fz_below(struct fz *f, uint32_t n)
 {
     return n ? fz_u32(f) % n : 0;
 }
+
+/* A broken invariant: "FILE:LINE: invariant violated: WHY", then abort. */
+#define FZ_FAIL(...)                                                              \
+    do {                                                                          \
+        fprintf(stderr, "%s:%d: invariant violated: ", __FILE__, __LINE__);       \
+        fprintf(stderr, __VA_ARGS__);                                             \
+        fputc('\n', stderr);                                                      \
+        abort();                                                                  \
+    } while (0)
+#define FZ_CHECK(cond)                                                            \
+    do {                                                                          \
+        if (!(cond))                                                              \
+            FZ_FAIL("%s", #cond);                                                 \
+    } while (0)
 
 #endif /* MOAT_FUZZ_INPUT_H */

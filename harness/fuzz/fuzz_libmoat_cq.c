@@ -75,18 +75,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(c)                                                                   \
-    do {                                                                           \
-        if (!(c))                                                                  \
-            fail_at(__LINE__, #c);                                                 \
-    } while (0)
-
-#include <stdio.h>
-static void fail_at(int line, const char *what)
-{
-    fprintf(stderr, "fuzz_libmoat_cq: invariant violated at line %d: %s\n", line, what);
-    abort();
-}
+#define CHECK(c) FZ_CHECK(c)
 
 #define PAGE_SZ 4096ull
 #define BS 512u

@@ -84,7 +84,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(x) do { if (!(x)) abort(); } while (0)
+#define CHECK(x) FZ_CHECK(x)
 
 #define NPORTS     3
 #define ECHO       2

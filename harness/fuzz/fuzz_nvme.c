@@ -115,8 +115,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define OPS_MAX     256u
 #define REC_MAX     64u
 
-#define FATAL(...) do { fprintf(stderr, "fuzz_nvme: " __VA_ARGS__); fputc('\n', stderr); \
-                        abort(); } while (0)
+#define FATAL(...) FZ_FAIL(__VA_ARGS__)
 
 /* Commands the controller fetched from one SQ and has not completed. */
 struct rec {

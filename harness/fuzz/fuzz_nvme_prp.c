@@ -9,7 +9,6 @@
  * exactly len.
  */
 #include <stdint.h>
-#include <stdlib.h>
 #include "fuzz_input.h"
 #include "nvme_prp.h"
 
@@ -39,16 +38,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct nvme_prp_seg segs[SEGS_MAX];
     unsigned n = 0;
     enum nvme_prp_result res = nvme_prp_walk(&r, read_list, &f, segs, SEGS_MAX, &n);
-    if (n > SEGS_MAX)
-        abort();
+    FZ_CHECK(n <= SEGS_MAX);
     uint64_t total = 0;
     for (unsigned i = 0; i < n; i++) {
-        if (segs[i].len == 0 || segs[i].iova + segs[i].len < segs[i].iova)
-            abort();
+        FZ_CHECK(segs[i].len > 0 && segs[i].iova + segs[i].len >= segs[i].iova);
         total += segs[i].len;
     }
-    if (total > r.len || (res == NVME_PRP_OK && total != r.len))
-        abort();
+    FZ_CHECK(total <= r.len);
+    FZ_CHECK(res != NVME_PRP_OK || total == r.len);
     (void)nvme_prp_result_name(res);
     return 0;
 }

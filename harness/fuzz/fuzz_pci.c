@@ -73,12 +73,7 @@ enum {
     OP_INTX, OP_RESET, OP_COUNT
 };
 
-static void fail_at(int line)
-{
-    fprintf(stderr, "fuzz_pci: invariant at line %d violated\n", line);
-    abort();
-}
-#define fail() fail_at(__LINE__)
+#define fail() FZ_FAIL("see the line")
 
 /* The invariant checks loop over whole config spaces and MSI-X tables:
  * their comparisons would only feed libFuzzer noise and cost most of the

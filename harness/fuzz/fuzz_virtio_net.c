@@ -90,12 +90,7 @@ enum {
     OP_COUNT
 };
 
-static void fail_at(int line)
-{
-    fprintf(stderr, "fuzz_virtio_net: invariant at line %d violated\n", line);
-    abort();
-}
-#define fail() fail_at(__LINE__)
+#define fail() FZ_FAIL("see the line")
 
 static struct broker br;
 static struct dma_handle win_h;

@@ -92,13 +92,7 @@ static enum virtq_dir chain_dir[CHAINS];
 static uint16_t m_last_avail, m_used_idx, m_flushed;
 static bool m_open;
 
-/* An invariant broke: say which (stderr), then abort. */
-static void fail_at(int line)
-{
-    fprintf(stderr, "fuzz_virtq: invariant at line %d violated\n", line);
-    abort();
-}
-#define fail() fail_at(__LINE__)
+#define fail() FZ_FAIL("see the line")
 
 static void *mem_at(uint64_t iova, uint64_t len)
 {

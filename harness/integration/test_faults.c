@@ -119,6 +119,16 @@ static void run_cases(struct domain *d, const char *dom, const struct fault_case
     tu_client_close(NULL, cc, c);
 }
 
+/* A sparse image file of size bytes in the test's temp dir; its path in img. */
+static void make_image(char *img, size_t len, const char *name, off_t size)
+{
+    snprintf(img, len, "%s/%s", tu_tmpdir(), name);
+    int fd = open(img, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    cr_assert_geq(fd, 0, "cannot create %s", img);
+    cr_assert_eq(ftruncate(fd, size), 0, "cannot size %s", img);
+    close(fd);
+}
+
 static struct moat_session *blk_session(const char *cap_name, struct moat_client **c,
                                         struct moat_cap **cap)
 {
@@ -174,11 +184,7 @@ Test(faults, ramblk_every_kernel_kind_and_no_device_kinds, .init = kvm_start, .f
 Test(faults, nvme_every_kind, .init = kvm_start, .fini = kvm_finish, .timeout = 240)
 {
     char img[PATH_MAX], spec[PATH_MAX + 256];
-    snprintf(img, sizeof img, "%s/f.img", tu_tmpdir());
-    int fd = open(img, O_RDWR | O_CREAT | O_TRUNC, 0600);
-    cr_assert_geq(fd, 0);
-    cr_assert_eq(ftruncate(fd, 16 << 20), 0);
-    close(fd);
+    make_image(img, sizeof img, "f.img", 16 << 20);
     /* A second domain with a window, for wild-dma-other to aim at. */
     snprintf(spec, sizeof spec, "name=other kernel=%s dev=testdev dma=2M args=\"serve=1\"",
              tu_guest("testdrv"));
@@ -232,11 +238,7 @@ Test(faults, nvme_fatal_storm_under_audit_policy, .init = kvm_start, .fini = kvm
      .timeout = 120)
 {
     char img[PATH_MAX], spec[PATH_MAX + 256];
-    snprintf(img, sizeof img, "%s/s.img", tu_tmpdir());
-    int fd = open(img, O_RDWR | O_CREAT | O_TRUNC, 0600);
-    cr_assert_geq(fd, 0);
-    cr_assert_eq(ftruncate(fd, 4 << 20), 0);
-    close(fd);
+    make_image(img, sizeof img, "s.img", 4 << 20);
     snprintf(spec, sizeof spec, "name=nva kernel=%s mem=64M dma=16M policy=audit "
              "dev=nvme:image=%s", tu_guest("nvme"), img);
     struct domain *d = tu_boot(&sup, spec, BOOT_MS, err, sizeof err);
