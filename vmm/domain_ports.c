@@ -267,12 +267,14 @@ static void pci_guest_error_hook(void *ctx, const char *device, enum pci_guest_e
         [PCI_GERR_FATAL] = "fatal device state",
     };
     uint64_t n;
+    if ((unsigned)kind >= PCI_GERR_KINDS)      /* pci_guest_error clamps it: never */
+        kind = PCI_GERR_COMMAND;
     switch (kind) {
     case PCI_GERR_DOORBELL: n = DSTAT_INC(d, bad_doorbells); break;
     case PCI_GERR_FATAL:    n = DSTAT_INC(d, device_fatal); break;
     case PCI_GERR_COMMAND:
     case PCI_GERR_KINDS:
-    default:                n = DSTAT_INC(d, bad_commands); kind = PCI_GERR_COMMAND; break;
+    default:                n = DSTAT_INC(d, bad_commands); break;
     }
     AUDIT(d, kind == PCI_GERR_FATAL ? MOAT_AUDIT_FATAL : MOAT_AUDIT_DEVICE,
           "%s: %s: %s (0x%llx, 0x%llx)", device, kind_name[kind], what,

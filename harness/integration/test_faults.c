@@ -248,7 +248,7 @@ Test(faults, nvme_fatal_storm_under_audit_policy, .init = kvm_start, .fini = kvm
     struct moat_cap *cc;
     cr_assert_eq(moat_open(c, "control", MOAT_RIGHT_READ | MOAT_RIGHT_ADMIN, &cc), 0);
     pthread_mutex_lock(&sup.lock);
-    uint32_t inc = d->incarnation;
+    uint32_t ends = d->n_causes;
     pthread_mutex_unlock(&sup.lock);
     int rc = moat_inject(cc, "nva", MOAT_FAULT_FATAL_STORM);
     cr_assert_eq(rc, 0, "inject fatal-storm: %s", moat_strerror(rc));
@@ -276,9 +276,12 @@ Test(faults, nvme_fatal_storm_under_audit_policy, .init = kvm_start, .fini = kvm
         storm |= strcmp(rec[i].source, "policy") == 0 && strstr(rec[i].text, "kept running");
     }
     cr_assert(storm, "no policy record for the storm among nva's newest records");
+    /* The policy let it run (its driver may still give up on its dead
+     * controller by itself: that is not the policy's doing). */
     pthread_mutex_lock(&sup.lock);
-    cr_assert_eq(d->incarnation, inc, "policy=audit ended the domain");
-    cr_assert_eq(d->state, DOMAIN_READY, "nva is %s", domain_state_name(d->state));
+    for (uint32_t i = ends; i < d->n_causes; i++)
+        cr_assert_neq(d->causes[i % DOMAIN_CAUSES].crash.cause, CRASH_POLICY,
+                      "policy=audit ended the domain: %s", d->causes[i % DOMAIN_CAUSES].crash.detail);
     pthread_mutex_unlock(&sup.lock);
     tu_client_close(NULL, cc, c);
 }
