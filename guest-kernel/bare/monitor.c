@@ -1,0 +1,97 @@
+/* Serial diagnostics console (contract in monitor.h). */
+#include <stdint.h>
+#include "com1.h"
+#include "gk/cpu.h"
+#include "gk/kstring.h"
+#include "monitor.h"
+#include "pci_cf8.h"
+
+#define PCI_LIST_MAX 64u
+
+static void cpu_vendor(char out[13])
+{
+    uint32_t a = 0, b, c, d;
+    __asm__ volatile("cpuid" : "+a"(a), "=b"(b), "=c"(c), "=d"(d));
+    memcpy(out, &b, 4);
+    memcpy(out + 4, &d, 4);
+    memcpy(out + 8, &c, 4);
+    out[12] = '\0';
+}
+
+static void cmd_help(void)
+{
+    com1_printf("commands:\n"
+                "  status   loader, memory, CPU, PCI functions found\n"
+                "  mem      the memory map the loader gave\n"
+                "  pci      every PCI function (legacy configuration ports)\n"
+                "  reboot   reset the machine\n");
+}
+
+static void cmd_status(const struct boot_desc *b)
+{
+    char vendor[13];
+    cpu_vendor(vendor);
+    struct pci_fn_id fns[PCI_LIST_MAX];
+    uint32_t n = pci_cf8_scan(fns, PCI_LIST_MAX);
+    com1_printf("moat bare: loaded by %s; %llu MiB usable RAM in %u ranges; CPU %s; "
+                "%u PCI functions; ACPI RSDP %s\n", b->loader,
+                (unsigned long long)(b->usable_bytes >> 20), b->n_ram, vendor, n,
+                b->acpi_rsdp ? "from the loader" : "not given by the loader");
+    if (b->cmdline[0])
+        com1_printf("command line: %s\n", b->cmdline);
+}
+
+static void cmd_mem(const struct boot_desc *b)
+{
+    if (b->n_ram == 0)
+        com1_printf("the loader gave no memory map\n");
+    for (uint32_t i = 0; i < b->n_ram; i++)
+        com1_printf("  0x%016llx-0x%016llx %s\n", (unsigned long long)b->ram[i].base,
+                    (unsigned long long)(b->ram[i].base + b->ram[i].len - 1),
+                    b->ram[i].type == 1 ? "usable" : "reserved");
+}
+
+static void cmd_pci(void)
+{
+    struct pci_fn_id fns[PCI_LIST_MAX];
+    uint32_t n = pci_cf8_scan(fns, PCI_LIST_MAX);
+    for (uint32_t i = 0; i < n && i < PCI_LIST_MAX; i++)
+        com1_printf("  %02x:%02x.%u %04x:%04x class %06x %s\n", fns[i].bus, fns[i].dev,
+                    fns[i].fn, fns[i].vendor, fns[i].device, fns[i].class_code,
+                    pci_class_name(fns[i].class_code));
+    if (n > PCI_LIST_MAX)
+        com1_printf("  ... and %u more\n", n - PCI_LIST_MAX);
+}
+
+static void __attribute__((noreturn)) cmd_reboot(void)
+{
+    com1_printf("rebooting\n");
+    outb(0xCF9, 0x02);                  /* PIIX/ICH reset control: hard reset */
+    outb(0xCF9, 0x06);
+    outb(0x64, 0xFE);                   /* the keyboard controller's reset line */
+    for (;;)
+        __asm__ volatile("cli; hlt");
+}
+
+void monitor_run(const struct boot_desc *boot)
+{
+    char line[128];
+    for (;;) {
+        com1_printf("moat> ");
+        com1_readline(line, sizeof line);
+        if (strcmp(line, "") == 0)
+            continue;
+        if (strcmp(line, "help") == 0)
+            cmd_help();
+        else if (strcmp(line, "status") == 0)
+            cmd_status(boot);
+        else if (strcmp(line, "mem") == 0)
+            cmd_mem(boot);
+        else if (strcmp(line, "pci") == 0)
+            cmd_pci();
+        else if (strcmp(line, "reboot") == 0)
+            cmd_reboot();
+        else
+            com1_printf("unknown command '%s': try help\n", line);
+    }
+}

@@ -1,0 +1,15 @@
+/*
+ * monitor.h — the serial diagnostics console of the kernel booted bare:
+ * a "moat> " prompt on COM1 that reads one command per line. Commands
+ * today: help, status, mem, pci, reboot. Those about driver domains
+ * (domains, windows, audit, restart) come with bare-mode domains.
+ */
+#ifndef BARE_MONITOR_H
+#define BARE_MONITOR_H
+
+#include "multiboot.h"
+
+/* Run commands until reboot (does not return). */
+void monitor_run(const struct boot_desc *boot) __attribute__((noreturn));
+
+#endif /* BARE_MONITOR_H */

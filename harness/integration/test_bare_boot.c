@@ -1,0 +1,98 @@
+/*
+ * The kernel booted bare under QEMU (TCG; this host's KVM cannot run a
+ * firmware or a bare kernel usefully, ../shared/BARE-FACTS.md): QEMU's
+ * -kernel loads build/bare/moat-bare.elf32 by multiboot1 under SeaBIOS,
+ * the COM1 console prompt answers, the memory map and the command line
+ * came through, PCI enumeration finds the devices QEMU was given (an NVMe
+ * controller and a virtio-net NIC nobody here wrote), an unknown command
+ * is answered, and reboot resets the machine. Without QEMU every test
+ * says SKIPPED.
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include "qemu_console.h"
+
+#define PROMPT_MS 30000u        /* TCG on a loaded 2-core machine */
+#define REPLY_MS  10000u
+
+static struct qemu_console qc;
+
+static void need_qemu(char *path, size_t len)
+{
+    char err[256];
+    const char *q = qc_qemu_path(err, sizeof err);
+    if (!q) {
+        fprintf(stderr, "SKIPPED: %s\n", err);
+        cr_skip_test("SKIPPED: %s", err);
+    }
+    snprintf(path, len, "%s", q);
+}
+
+/* Type cmd at the prompt and wait for the next prompt; what the console
+ * printed in between (the echoed command, then the reply) is then in out. */
+static void run_cmd(const char *cmd, char *out, size_t len)
+{
+    size_t from = qc.mark;
+    cr_assert(qc_send(&qc, cmd), "cannot type '%s'", cmd);
+    cr_assert(qc_expect(&qc, "moat> ", REPLY_MS), "no prompt after '%s'; the console said:\n%s",
+              cmd, qc.text);
+    size_t end = qc.mark - strlen("moat> ");
+    size_t n = end - from < len - 1 ? end - from : len - 1;
+    memcpy(out, qc.text + from, n);
+    out[n] = '\0';
+}
+
+Test(bare_boot, multiboot1_under_seabios_console_pci_reboot, .timeout = 120)
+{
+    char qemu[PATH_MAX], kernel[PATH_MAX], img[PATH_MAX], drive[PATH_MAX + 64], err[256];
+    need_qemu(qemu, sizeof qemu);
+    snprintf(kernel, sizeof kernel, "%s/bare/moat-bare.elf32", MOAT_BUILD_DIR);
+    cr_assert_eq(access(kernel, R_OK), 0, "%s is not built (make builds it)", kernel);
+    snprintf(img, sizeof img, "/tmp/moat-bare-nvme.%d.img", (int)getpid());
+    int fd = open(img, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    cr_assert(fd >= 0 && ftruncate(fd, 16 << 20) == 0, "cannot create %s", img);
+    close(fd);
+    snprintf(drive, sizeof drive, "if=none,id=nv0,format=raw,file=%s", img);
+    char *argv[] = { qemu, "-accel", "tcg", "-M", "pc", "-m", "256M", "-display", "none",
+                     "-no-reboot", "-serial", "stdio", "-monitor", "none", "-net", "none",
+                     "-kernel", kernel, "-append", "moat.test=1",
+                     "-drive", drive, "-device", "nvme,serial=moat0,drive=nv0",
+                     "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0", NULL };
+    cr_assert(qc_start(&qc, argv, err, sizeof err), "cannot start QEMU: %s", err);
+    cr_assert(qc_expect(&qc, "moat> ", PROMPT_MS), "no console prompt within %u ms:\n%s",
+              PROMPT_MS, qc.text);
+    cr_assert(strstr(qc.text, "loaded by multiboot1"), "the banner names no loader:\n%s", qc.text);
+
+    char out[8192];
+    run_cmd("status", out, sizeof out);
+    cr_assert(strstr(out, "loaded by multiboot1"), "status: %s", out);
+    cr_assert(strstr(out, "MiB usable RAM"), "status has no memory: %s", out);
+    cr_assert(strstr(out, "command line: ") && strstr(out, "moat.test=1"),
+              "the loader's command line did not come through: %s", out);
+
+    run_cmd("mem", out, sizeof out);
+    cr_assert(strstr(out, "0x0000000000100000-") && strstr(out, "usable"),
+              "no usable RAM at 1 MiB in the memory map: %s", out);
+
+    run_cmd("pci", out, sizeof out);
+    cr_assert(strstr(out, "8086:1237 class 060000 host bridge"), "no i440FX host bridge: %s", out);
+    cr_assert(strstr(out, "1b36:0010 class 010802 NVMe controller"), "QEMU's NVMe not found: %s",
+              out);
+    cr_assert(strstr(out, "1af4:1000 class 020000 Ethernet controller"),
+              "QEMU's virtio-net not found: %s", out);
+
+    run_cmd("frobnicate", out, sizeof out);
+    cr_assert(strstr(out, "unknown command 'frobnicate': try help"), "unknown command: %s", out);
+
+    cr_assert(qc_send(&qc, "reboot"));
+    int status;
+    cr_assert(qc_wait_exit(&qc, REPLY_MS, &status), "reboot did not reset the machine:\n%s",
+              qc.text);
+    cr_assert_eq(status, 0, "QEMU exited %d after the reset", status);
+    qc_close(&qc);
+    unlink(img);
+}
