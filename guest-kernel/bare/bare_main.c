@@ -5,6 +5,7 @@
 #include "com1.h"
 #include "monitor.h"
 #include "multiboot.h"
+#include "trap.h"
 
 void bare_main(uint32_t magic, uint32_t info);
 
@@ -12,6 +13,7 @@ void bare_main(uint32_t magic, uint32_t info)
 {
     static struct boot_desc boot;
     com1_init();
+    trap_init();
     com1_printf("\nmoat bare kernel\n");
     if (!boot_desc_parse(magic, info, &boot))
         com1_printf("not started by a multiboot loader (magic 0x%x): no memory map\n", magic);

@@ -24,7 +24,8 @@ static void cmd_help(void)
                 "  status   loader, memory, CPU, PCI functions found\n"
                 "  mem      the memory map the loader gave\n"
                 "  pci      every PCI function (legacy configuration ports)\n"
-                "  reboot   reset the machine\n");
+                "  reboot   reset the machine\n"
+                "  trap-test  raise an invalid-opcode exception (checks the panic report)\n");
 }
 
 static void cmd_status(const struct boot_desc *b)
@@ -91,6 +92,8 @@ void monitor_run(const struct boot_desc *boot)
             cmd_pci();
         else if (strcmp(line, "reboot") == 0)
             cmd_reboot();
+        else if (strcmp(line, "trap-test") == 0)
+            __asm__ volatile("ud2");
         else
             com1_printf("unknown command '%s': try help\n", line);
     }

@@ -5,8 +5,8 @@
  * the COM1 console prompt answers, the memory map and the command line
  * came through, PCI enumeration finds the devices QEMU was given (an NVMe
  * controller and a virtio-net NIC nobody here wrote), an unknown command
- * is answered, and reboot resets the machine. Without QEMU every test
- * says SKIPPED.
+ * is answered, and reboot resets the machine; an exception is reported
+ * with its registers. Without QEMU every test says SKIPPED.
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -95,4 +95,24 @@ Test(bare_boot, multiboot1_under_seabios_console_pci_reboot, .timeout = 120)
     cr_assert_eq(status, 0, "QEMU exited %d after the reset", status);
     qc_close(&qc);
     unlink(img);
+}
+
+Test(bare_boot, an_exception_is_reported_with_the_registers, .timeout = 120)
+{
+    char qemu[PATH_MAX], kernel[PATH_MAX], err[256];
+    need_qemu(qemu, sizeof qemu);
+    snprintf(kernel, sizeof kernel, "%s/bare/moat-bare.elf32", MOAT_BUILD_DIR);
+    char *argv[] = { qemu, "-accel", "tcg", "-M", "pc", "-m", "128M", "-display", "none",
+                     "-no-reboot", "-serial", "stdio", "-monitor", "none", "-net", "none",
+                     "-kernel", kernel, NULL };
+    cr_assert(qc_start(&qc, argv, err, sizeof err), "cannot start QEMU: %s", err);
+    cr_assert(qc_expect(&qc, "moat> ", PROMPT_MS), "no console prompt:\n%s", qc.text);
+    cr_assert(qc_send(&qc, "trap-test"));
+    cr_assert(qc_expect(&qc, "PANIC: #UD invalid opcode (vector 6, error 0x0) at RIP 0x", REPLY_MS),
+              "no panic report for the #UD:\n%s", qc.text);
+    cr_assert(qc_expect(&qc, "RFLAGS", REPLY_MS) && qc_expect(&qc, "moat bare: halted", REPLY_MS),
+              "the register dump is incomplete:\n%s", qc.text);
+    cr_assert(strstr(qc.text, "RAX ") && strstr(qc.text, "R15 ") && strstr(qc.text, "CR2 "),
+              "registers missing:\n%s", qc.text);
+    qc_close(&qc);
 }

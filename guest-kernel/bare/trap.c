@@ -1,0 +1,63 @@
+/* Exception reports of the bare kernel (contract in trap.h). */
+#include "com1.h"
+#include "trap.h"
+
+struct idt_gate {
+    uint16_t off_lo, sel;
+    uint8_t ist, type;
+    uint16_t off_mid;
+    uint32_t off_hi, zero;
+} __attribute__((packed));
+
+extern const uint64_t bare_isr_table[32];
+static struct idt_gate idt[32] __attribute__((aligned(16)));
+
+static const char *const names[32] = {
+    "#DE divide error", "#DB debug", "NMI", "#BP breakpoint", "#OF overflow",
+    "#BR bound range", "#UD invalid opcode", "#NM device not available", "#DF double fault",
+    "coprocessor segment overrun", "#TS invalid TSS", "#NP segment not present",
+    "#SS stack fault", "#GP general protection", "#PF page fault", "reserved",
+    "#MF x87 error", "#AC alignment check", "#MC machine check", "#XM SIMD error",
+    "#VE virtualization", "#CP control protection",
+};
+
+void trap_init(void)
+{
+    for (unsigned v = 0; v < 32; v++) {
+        uint64_t a = bare_isr_table[v];
+        idt[v] = (struct idt_gate){ .off_lo = (uint16_t)a, .sel = 0x08, .type = 0x8E,
+                                    .off_mid = (uint16_t)(a >> 16),
+                                    .off_hi = (uint32_t)(a >> 32) };
+    }
+    struct { uint16_t limit; uint64_t base; } __attribute__((packed)) d = {
+        .limit = sizeof idt - 1, .base = (uint64_t)(uintptr_t)idt };
+    __asm__ volatile("lidt %0" : : "m"(d));
+}
+
+void bare_trap(struct bare_frame *f)
+{
+    uint64_t cr2;
+    __asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
+    const char *name = f->vector < 32 && names[f->vector] ? names[f->vector] : "exception";
+    com1_printf("\nmoat bare: PANIC: %s (vector %llu, error 0x%llx) at RIP 0x%016llx\n", name,
+                (unsigned long long)f->vector, (unsigned long long)f->error,
+                (unsigned long long)f->rip);
+    com1_printf("  RAX %016llx RBX %016llx RCX %016llx RDX %016llx\n",
+                (unsigned long long)f->rax, (unsigned long long)f->rbx,
+                (unsigned long long)f->rcx, (unsigned long long)f->rdx);
+    com1_printf("  RSI %016llx RDI %016llx RBP %016llx RSP %016llx\n",
+                (unsigned long long)f->rsi, (unsigned long long)f->rdi,
+                (unsigned long long)f->rbp, (unsigned long long)f->rsp);
+    com1_printf("  R8  %016llx R9  %016llx R10 %016llx R11 %016llx\n",
+                (unsigned long long)f->r8, (unsigned long long)f->r9,
+                (unsigned long long)f->r10, (unsigned long long)f->r11);
+    com1_printf("  R12 %016llx R13 %016llx R14 %016llx R15 %016llx\n",
+                (unsigned long long)f->r12, (unsigned long long)f->r13,
+                (unsigned long long)f->r14, (unsigned long long)f->r15);
+    com1_printf("  RFLAGS %016llx CS %04llx SS %04llx CR2 %016llx\n",
+                (unsigned long long)f->rflags, (unsigned long long)f->cs,
+                (unsigned long long)f->ss, (unsigned long long)cr2);
+    com1_printf("moat bare: halted\n");
+    for (;;)
+        __asm__ volatile("cli; hlt");
+}
