@@ -3,7 +3,7 @@
 # a second run installs nothing and prints one line.
 set -euo pipefail
 
-PACKAGES=(gcc make libc6-dev libcriterion-dev jq qemu-utils libnbd-bin tcpdump liblwip-dev curl iproute2 iputils-ping clang libclang-rt-14-dev qemu-system-x86)
+PACKAGES=(gcc make libc6-dev libcriterion-dev jq qemu-utils libnbd-bin tcpdump liblwip-dev curl iproute2 iputils-ping clang libclang-rt-14-dev qemu-system-x86 ovmf ipxe-qemu grub-pc-bin grub-efi-amd64-bin grub-common mtools gdisk dosfstools)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,7 +1,10 @@
 /*
  * The kernel booted bare under QEMU (TCG; this host's KVM cannot run a
- * firmware or a bare kernel usefully, ../shared/BARE-FACTS.md): QEMU's
- * -kernel loads build/bare/moat-bare.elf32 by multiboot1 under SeaBIOS,
+ * firmware or a bare kernel usefully, ../shared/BARE-FACTS.md), by every
+ * path the image supports: QEMU's -kernel (multiboot1, SeaBIOS), the disk
+ * image build/images/disk.raw through GRUB (multiboot2) under SeaBIOS and
+ * under OVMF, and iPXE over QEMU's user network (multiboot1, SeaBIOS).
+ * By -kernel, in detail:
  * the COM1 console prompt answers, the memory map and the command line
  * came through, PCI enumeration finds the devices QEMU was given (an NVMe
  * controller and a virtio-net NIC nobody here wrote), an unknown command
@@ -16,7 +19,7 @@
 #include <unistd.h>
 #include "qemu_console.h"
 
-#define PROMPT_MS 30000u        /* TCG on a loaded 2-core machine */
+#define PROMPT_MS 90000u        /* TCG on a loaded 2-core machine (OVMF: 10-25 s idle) */
 #define REPLY_MS  10000u
 
 static struct qemu_console qc;
@@ -115,4 +118,82 @@ Test(bare_boot, an_exception_is_reported_with_the_registers, .timeout = 120)
     cr_assert(strstr(qc.text, "RAX ") && strstr(qc.text, "R15 ") && strstr(qc.text, "CR2 "),
               "registers missing:\n%s", qc.text);
     qc_close(&qc);
+}
+
+/* Boot argv to the prompt; status must name the loader and the command
+ * line the boot path gave; reboot ends QEMU. */
+static void boot_and_check(char *const argv[], const char *loader, const char *cmdline)
+{
+    char err[256], out[8192];
+    cr_assert(qc_start(&qc, argv, err, sizeof err), "cannot start QEMU: %s", err);
+    cr_assert(qc_expect(&qc, "moat> ", PROMPT_MS), "no console prompt within %u ms:\n%s",
+              PROMPT_MS, qc.text);
+    run_cmd("status", out, sizeof out);
+    cr_assert(strstr(out, loader), "status does not say '%s':\n%s", loader, out);
+    cr_assert(strstr(out, cmdline), "the boot path's command line '%s' is missing:\n%s", cmdline,
+              out);
+    cr_assert(qc_send(&qc, "reboot"));
+    int status;
+    cr_assert(qc_wait_exit(&qc, REPLY_MS, &status), "reboot did not reset the machine:\n%s",
+              qc.text);
+    qc_close(&qc);
+}
+
+static void need_image(char *path, size_t len, const char *name)
+{
+    snprintf(path, len, "%s/images/%s", MOAT_BUILD_DIR, name);
+    cr_assert_eq(access(path, R_OK), 0, "%s is not built (make images builds it)", path);
+}
+
+Test(bare_boot, disk_image_through_grub_under_seabios, .timeout = 240)
+{
+    char qemu[PATH_MAX], disk[PATH_MAX], drive[PATH_MAX + 64];
+    need_qemu(qemu, sizeof qemu);
+    need_image(disk, sizeof disk, "disk.raw");
+    snprintf(drive, sizeof drive, "file=%s,format=raw,if=virtio,snapshot=on", disk);
+    char *argv[] = { qemu, "-accel", "tcg", "-M", "pc", "-m", "256M", "-display", "none",
+                     "-no-reboot", "-serial", "stdio", "-monitor", "none", "-net", "none",
+                     "-drive", drive, NULL };
+    boot_and_check(argv, "loaded by multiboot2", "moat.boot=disk-pc");
+    cr_assert(strstr(qc.text, "ACPI RSDP from the loader"), "GRUB gave no RSDP:\n%s", qc.text);
+}
+
+Test(bare_boot, disk_image_through_grub_under_ovmf, .timeout = 240)
+{
+    char qemu[PATH_MAX], disk[PATH_MAX], drive[PATH_MAX + 64], vars[PATH_MAX], code[PATH_MAX + 64],
+        vars_drive[PATH_MAX + 64];
+    need_qemu(qemu, sizeof qemu);
+    need_image(disk, sizeof disk, "disk.raw");
+    const char *ovmf_code = "/usr/share/OVMF/OVMF_CODE_4M.fd", *ovmf_vars = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+    if (access(ovmf_code, R_OK) != 0 || access(ovmf_vars, R_OK) != 0) {
+        fprintf(stderr, "SKIPPED: OVMF is not installed (scripts/install-deps.sh installs ovmf)\n");
+        cr_skip_test("SKIPPED: OVMF is not installed");
+    }
+    /* A fresh variable store each run: a used one may carry stale boot entries. */
+    snprintf(vars, sizeof vars, "/tmp/moat-ovmf-vars.%d.fd", (int)getpid());
+    char cmd[2 * PATH_MAX];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", ovmf_vars, vars);
+    cr_assert_eq(system(cmd), 0, "cannot copy %s", ovmf_vars);
+    snprintf(code, sizeof code, "if=pflash,format=raw,unit=0,readonly=on,file=%s", ovmf_code);
+    snprintf(vars_drive, sizeof vars_drive, "if=pflash,format=raw,unit=1,file=%s", vars);
+    snprintf(drive, sizeof drive, "file=%s,format=raw,if=virtio,snapshot=on", disk);
+    char *argv[] = { qemu, "-accel", "tcg", "-M", "q35", "-m", "256M", "-display", "none",
+                     "-no-reboot", "-serial", "stdio", "-monitor", "none", "-net", "none",
+                     "-drive", code, "-drive", vars_drive, "-drive", drive, NULL };
+    boot_and_check(argv, "loaded by multiboot2", "moat.boot=disk-efi");
+    unlink(vars);
+}
+
+Test(bare_boot, ipxe_under_seabios_loads_the_kernel_by_multiboot, .timeout = 240)
+{
+    char qemu[PATH_MAX], script[PATH_MAX], netdev[PATH_MAX + 64];
+    need_qemu(qemu, sizeof qemu);
+    need_image(script, sizeof script, "tftp/boot.ipxe");
+    snprintf(netdev, sizeof netdev, "user,id=n0,tftp=%s/images/tftp,bootfile=boot.ipxe",
+             MOAT_BUILD_DIR);
+    char *argv[] = { qemu, "-accel", "tcg", "-M", "pc", "-m", "256M", "-display", "none",
+                     "-no-reboot", "-serial", "stdio", "-monitor", "none", "-boot", "n",
+                     "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0", NULL };
+    /* iPXE names the kernel by its URL on the command line it hands over. */
+    boot_and_check(argv, "loaded by multiboot1", "tftp://10.0.2.2/moat-bare.elf32 moat.boot=ipxe-pcbios");
 }

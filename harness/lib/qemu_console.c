@@ -79,6 +79,9 @@ static bool pump(struct qemu_console *qc, int ms)
     ssize_t n = read(qc->from_qemu, qc->text + qc->len, room);
     if (n <= 0)
         return n < 0 && (errno == EAGAIN || errno == EINTR);
+    for (ssize_t i = 0; i < n; i++)     /* firmware prints NULs: keep the text one string */
+        if (qc->text[qc->len + (size_t)i] == '\0')
+            qc->text[qc->len + (size_t)i] = ' ';
     qc->len += (size_t)n;
     qc->text[qc->len] = '\0';
     return true;
