@@ -1,5 +1,6 @@
 /* Serial diagnostics console (contract in monitor.h). */
 #include <stdint.h>
+#include "acpi.h"
 #include "com1.h"
 #include "gk/cpu.h"
 #include "gk/kstring.h"
@@ -23,6 +24,7 @@ static void cmd_help(void)
     com1_printf("commands:\n"
                 "  status   loader, memory, CPU, PCI functions found\n"
                 "  mem      the memory map the loader gave\n"
+                "  acpi     the firmware's ACPI tables: CPUs, I/O APICs, ECAM, DMAR\n"
                 "  pci      every PCI function (legacy configuration ports)\n"
                 "  reboot   reset the machine\n"
                 "  trap-test  raise an invalid-opcode exception (checks the panic report)\n");
@@ -50,6 +52,33 @@ static void cmd_mem(const struct boot_desc *b)
         com1_printf("  0x%016llx-0x%016llx %s\n", (unsigned long long)b->ram[i].base,
                     (unsigned long long)(b->ram[i].base + b->ram[i].len - 1),
                     b->ram[i].type == 1 ? "usable" : "reserved");
+}
+
+static void cmd_acpi(const struct boot_desc *b)
+{
+    struct acpi_info a;
+    acpi_read(b->acpi_rsdp, &a);
+    if (!a.found) {
+        com1_printf("no ACPI RSDP (none from the loader, none in the BIOS areas)\n");
+        return;
+    }
+    com1_printf("RSDP (revision %u) from %s; tables:", a.revision, a.rsdp_from);
+    for (uint32_t i = 0; i < a.n_tables; i++)
+        com1_printf(" %s", a.tables[i]);
+    com1_printf("\n");
+    if (a.bad_tables)
+        com1_printf("  %u tables refused (bad checksum or length)\n", a.bad_tables);
+    com1_printf("  MADT: %u CPUs, local APIC at 0x%llx\n", a.cpus,
+                (unsigned long long)a.lapic_base);
+    for (uint32_t i = 0; i < a.n_ioapics; i++)
+        com1_printf("  I/O APIC %u at 0x%x, GSIs from %u\n", a.ioapic[i].id, a.ioapic[i].addr,
+                    a.ioapic[i].gsi_base);
+    for (uint32_t i = 0; i < a.n_ecam; i++)
+        com1_printf("  ECAM segment %u buses %u-%u at 0x%llx\n", a.ecam[i].segment,
+                    a.ecam[i].bus_start, a.ecam[i].bus_end, (unsigned long long)a.ecam[i].base);
+    if (a.n_ecam == 0)
+        com1_printf("  no MCFG: PCI through the legacy ports only\n");
+    com1_printf("  DMAR (VT-d): %s\n", a.dmar ? "present" : "absent");
 }
 
 static void cmd_pci(void)
@@ -90,6 +119,8 @@ void monitor_run(const struct boot_desc *boot)
             cmd_mem(boot);
         else if (strcmp(line, "pci") == 0)
             cmd_pci();
+        else if (strcmp(line, "acpi") == 0)
+            cmd_acpi(boot);
         else if (strcmp(line, "reboot") == 0)
             cmd_reboot();
         else if (strcmp(line, "trap-test") == 0)

@@ -1,7 +1,7 @@
 /*
  * monitor.h — the serial diagnostics console of the kernel booted bare:
  * a "moat> " prompt on COM1 that reads one command per line. Commands
- * today: help, status, mem, pci, reboot, trap-test (a deliberate #UD, to
+ * today: help, status, mem, acpi, pci, reboot, trap-test (a deliberate #UD, to
  * check the panic report). Those about driver domains
  * (domains, windows, audit, restart) come with bare-mode domains.
  */

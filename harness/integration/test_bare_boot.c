@@ -197,3 +197,23 @@ Test(bare_boot, ipxe_under_seabios_loads_the_kernel_by_multiboot, .timeout = 240
     /* iPXE names the kernel by its URL on the command line it hands over. */
     boot_and_check(argv, "loaded by multiboot1", "tftp://10.0.2.2/moat-bare.elf32 moat.boot=ipxe-pcbios");
 }
+
+Test(bare_boot, acpi_tables_on_q35_with_an_iommu, .timeout = 120)
+{
+    char qemu[PATH_MAX], kernel[PATH_MAX], err[256], out[8192];
+    need_qemu(qemu, sizeof qemu);
+    snprintf(kernel, sizeof kernel, "%s/bare/moat-bare.elf32", MOAT_BUILD_DIR);
+    char *argv[] = { qemu, "-accel", "tcg", "-M", "q35", "-smp", "2", "-m", "256M",
+                     "-display", "none", "-no-reboot", "-serial", "stdio", "-monitor", "none",
+                     "-net", "none", "-device", "intel-iommu", "-kernel", kernel, NULL };
+    cr_assert(qc_start(&qc, argv, err, sizeof err), "cannot start QEMU: %s", err);
+    cr_assert(qc_expect(&qc, "moat> ", PROMPT_MS), "no console prompt:\n%s", qc.text);
+    run_cmd("acpi", out, sizeof out);
+    cr_assert(strstr(out, "from a BIOS area scan"), "multiboot1 gives no RSDP: %s", out);
+    cr_assert(strstr(out, "MADT: 2 CPUs, local APIC at 0xfee00000"), "MADT: %s", out);
+    cr_assert(strstr(out, "I/O APIC 0 at 0xfec00000, GSIs from 0"), "I/O APIC: %s", out);
+    cr_assert(strstr(out, "ECAM segment 0 buses 0-255 at 0xb0000000"), "q35's MCFG: %s", out);
+    cr_assert(strstr(out, "DMAR (VT-d): present"), "intel-iommu's DMAR: %s", out);
+    cr_assert_null(strstr(out, "refused"), "a firmware table was refused: %s", out);
+    qc_close(&qc);
+}

@@ -1,0 +1,127 @@
+/* ACPI tables (contract in acpi.h). Layouts: ACPI 6.4 §5.2. */
+#include <stddef.h>
+#include "acpi.h"
+#include "gk/kstring.h"
+
+#define SDT_HEADER 36u
+#define TABLE_MAX  (1u << 20)           /* larger is not a table we trust */
+
+/* Physical (identity-mapped) memory at addr. The empty asm keeps the
+ * compiler from treating a constant address as a zero-length object. */
+static const uint8_t *at(uint64_t addr)
+{
+    uintptr_t p = (uintptr_t)addr;
+    __asm__("" : "+r"(p));
+    return (const uint8_t *)p;
+}
+static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static uint32_t rd32(const uint8_t *p) { return (uint32_t)rd16(p) | (uint32_t)rd16(p + 2) << 16; }
+static uint64_t rd64(const uint8_t *p) { return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32; }
+
+static bool sum_ok(const uint8_t *p, uint32_t len)
+{
+    uint8_t s = 0;
+    for (uint32_t i = 0; i < len; i++)
+        s = (uint8_t)(s + p[i]);
+    return s == 0;
+}
+
+/* A valid RSDP at p? (20 bytes checked; 36 with the extended part.) */
+static bool rsdp_ok(const uint8_t *p)
+{
+    if (memcmp(p, "RSD PTR ", 8) != 0 || !sum_ok(p, 20))
+        return false;
+    return p[15] < 2 || sum_ok(p, rd32(p + 20) < 36 || rd32(p + 20) > 64 ? 36 : rd32(p + 20));
+}
+
+static const uint8_t *scan(uint64_t from, uint64_t to)
+{
+    for (uint64_t a = from; a + 36 <= to; a += 16)
+        if (rsdp_ok(at(a)))
+            return at(a);
+    return NULL;
+}
+
+/* The table at addr if its header, length and checksum hold. */
+static const uint8_t *table(uint64_t addr, struct acpi_info *out)
+{
+    if (addr == 0 || addr >= (4ull << 30))
+        return NULL;                    /* outside the identity map */
+    const uint8_t *t = at(addr);
+    uint32_t len = rd32(t + 4);
+    if (len < SDT_HEADER || len > TABLE_MAX || !sum_ok(t, len)) {
+        out->bad_tables++;
+        return NULL;
+    }
+    return t;
+}
+
+static void read_madt(const uint8_t *t, struct acpi_info *out)
+{
+    uint32_t len = rd32(t + 4);
+    out->lapic_base = rd32(t + SDT_HEADER);
+    for (uint32_t off = SDT_HEADER + 8; off + 2 <= len;) {
+        uint8_t type = t[off], elen = t[off + 1];
+        if (elen < 2 || off + elen > len)
+            break;
+        const uint8_t *e = t + off;
+        if (type == 0 && elen >= 8 && (rd32(e + 4) & 1u))         /* local APIC, enabled */
+            out->cpus++;
+        else if (type == 9 && elen >= 16 && (rd32(e + 8) & 1u))   /* local x2APIC, enabled */
+            out->cpus++;
+        else if (type == 1 && elen >= 12 && out->n_ioapics < ACPI_IOAPICS_MAX)
+            out->ioapic[out->n_ioapics++] = (struct acpi_ioapic){
+                .id = e[2], .addr = rd32(e + 4), .gsi_base = rd32(e + 8) };
+        else if (type == 5 && elen >= 12)                         /* 64-bit LAPIC override */
+            out->lapic_base = rd64(e + 4);
+        off += elen;
+    }
+}
+
+static void read_mcfg(const uint8_t *t, struct acpi_info *out)
+{
+    uint32_t len = rd32(t + 4);
+    for (uint32_t off = SDT_HEADER + 8; off + 16 <= len && out->n_ecam < ACPI_ECAM_MAX; off += 16)
+        out->ecam[out->n_ecam++] = (struct acpi_ecam){
+            .base = rd64(t + off), .segment = rd16(t + off + 8),
+            .bus_start = t[off + 10], .bus_end = t[off + 11] };
+}
+
+void acpi_read(uint64_t rsdp, struct acpi_info *out)
+{
+    memset(out, 0, sizeof *out);
+    const uint8_t *r = rsdp && rsdp_ok(at(rsdp)) ? at(rsdp) : NULL;
+    out->rsdp_from = "the loader";
+    if (!r) {
+        uint64_t ebda = (uint64_t)rd16(at(0x40E)) << 4;
+        r = ebda >= 0x80000 && ebda < 0xA0000 ? scan(ebda, ebda + 1024) : NULL;
+        if (!r)
+            r = scan(0xE0000, 0x100000);
+        out->rsdp_from = "a BIOS area scan";
+    }
+    if (!r)
+        return;
+    out->found = true;
+    out->revision = r[15];
+    bool x = r[15] >= 2 && rd64(r + 24) != 0;
+    const uint8_t *root = table(x ? rd64(r + 24) : rd32(r + 16), out);
+    if (!root)
+        return;
+    uint32_t esz = x ? 8u : 4u, n = (rd32(root + 4) - SDT_HEADER) / esz;
+    for (uint32_t i = 0; i < n; i++) {
+        const uint8_t *e = root + SDT_HEADER + i * esz;
+        const uint8_t *t = table(x ? rd64(e) : rd32(e), out);
+        if (!t)
+            continue;
+        if (out->n_tables < ACPI_TABLES_MAX) {
+            memcpy(out->tables[out->n_tables], t, 4);
+            out->tables[out->n_tables++][4] = '\0';
+        }
+        if (memcmp(t, "APIC", 4) == 0)
+            read_madt(t, out);
+        else if (memcmp(t, "MCFG", 4) == 0)
+            read_mcfg(t, out);
+        else if (memcmp(t, "DMAR", 4) == 0)
+            out->dmar = true;
+    }
+}

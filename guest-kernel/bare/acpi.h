@@ -1,0 +1,40 @@
+/*
+ * acpi.h — what the kernel booted bare reads from the firmware's ACPI
+ * tables: the RSDP (from the loader, else by scanning the BIOS areas),
+ * the XSDT (or RSDT), the MADT (local APICs, I/O APICs, the local APIC
+ * base), the MCFG (ECAM windows for PCI) and whether a DMAR (VT-d) table
+ * is there. Tables are firmware input: every checksum and length is
+ * checked, and a table that fails is reported and skipped.
+ */
+#ifndef BARE_ACPI_H
+#define BARE_ACPI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define ACPI_IOAPICS_MAX 8u
+#define ACPI_ECAM_MAX    4u
+#define ACPI_TABLES_MAX  32u
+
+struct acpi_ioapic { uint8_t id; uint32_t addr, gsi_base; };
+struct acpi_ecam { uint64_t base; uint16_t segment; uint8_t bus_start, bus_end; };
+
+struct acpi_info {
+    bool found;
+    const char *rsdp_from;              /* "the loader" or "a BIOS area scan" */
+    uint8_t revision;                   /* RSDP revision: 0 = ACPI 1.0 (RSDT) */
+    char tables[ACPI_TABLES_MAX][5];    /* signatures seen in the XSDT/RSDT */
+    uint32_t n_tables, bad_tables;      /* bad: checksum or length refused */
+    uint64_t lapic_base;
+    uint32_t cpus;                      /* enabled local APICs / x2APICs */
+    struct acpi_ioapic ioapic[ACPI_IOAPICS_MAX];
+    uint32_t n_ioapics;
+    struct acpi_ecam ecam[ACPI_ECAM_MAX];
+    uint32_t n_ecam;
+    bool dmar;                          /* a VT-d DMAR table is present */
+};
+
+/* Read the tables; rsdp = the copy the loader gave (0: scan). */
+void acpi_read(uint64_t rsdp, struct acpi_info *out);
+
+#endif /* BARE_ACPI_H */
