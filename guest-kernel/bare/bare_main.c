@@ -2,9 +2,11 @@
  * the first 4 GiB identity mapped; brings up the console, reads what the
  * loader gave and runs the diagnostics console. */
 #include <stdint.h>
+#include "acpi.h"
 #include "com1.h"
 #include "monitor.h"
 #include "multiboot.h"
+#include "pci_enum.h"
 #include "trap.h"
 
 void bare_main(uint32_t magic, uint32_t info);
@@ -19,5 +21,11 @@ void bare_main(uint32_t magic, uint32_t info)
         com1_printf("not started by a multiboot loader (magic 0x%x): no memory map\n", magic);
     com1_printf("loaded by %s, %llu MiB usable RAM; type help\n", boot.loader,
                 (unsigned long long)(boot.usable_bytes >> 20));
+    static struct acpi_info acpi;
+    acpi_read(boot.acpi_rsdp, &acpi);
+    if (acpi.n_ecam && acpi.ecam[0].segment == 0 &&
+        !pci_use_ecam(acpi.ecam[0].base, acpi.ecam[0].bus_start, acpi.ecam[0].bus_end))
+        com1_printf("ECAM at 0x%llx cannot be mapped: PCI through the legacy ports\n",
+                    (unsigned long long)acpi.ecam[0].base);
     monitor_run(&boot);
 }

@@ -5,7 +5,8 @@
 #include "gk/cpu.h"
 #include "gk/kstring.h"
 #include "monitor.h"
-#include "pci_cf8.h"
+#include "mmio_map.h"
+#include "pci_enum.h"
 
 #define PCI_LIST_MAX 64u
 
@@ -35,7 +36,7 @@ static void cmd_status(const struct boot_desc *b)
     char vendor[13];
     cpu_vendor(vendor);
     struct pci_fn_id fns[PCI_LIST_MAX];
-    uint32_t n = pci_cf8_scan(fns, PCI_LIST_MAX);
+    uint32_t n = pci_scan(fns, PCI_LIST_MAX);
     com1_printf("moat bare: loaded by %s; %llu MiB usable RAM in %u ranges; CPU %s; "
                 "%u PCI functions; ACPI RSDP %s\n", b->loader,
                 (unsigned long long)(b->usable_bytes >> 20), b->n_ram, vendor, n,
@@ -81,14 +82,42 @@ static void cmd_acpi(const struct boot_desc *b)
     com1_printf("  DMAR (VT-d): %s\n", a.dmar ? "present" : "absent");
 }
 
+/* An NVMe controller's CAP and VS through BAR0 (which may be above 4 GiB). */
+static void nvme_regs(const struct pci_fn_id *f, const struct pci_bar_info *bar0)
+{
+    if (bar0->io || !bar0->present || !mmio_map(bar0->addr, 0x1000)) {
+        com1_printf("      (BAR0 not mappable)\n");
+        return;
+    }
+    uint32_t cmd = pci_read32(f->bus, f->dev, f->fn, 0x04);
+    pci_write32(f->bus, f->dev, f->fn, 0x04, cmd | 0x2u);         /* memory decode on */
+    volatile uint32_t *r = (volatile uint32_t *)(uintptr_t)bar0->addr;
+    uint64_t cap = (uint64_t)r[0] | (uint64_t)r[1] << 32;
+    uint32_t vs = r[2];
+    com1_printf("      NVMe %u.%u, CAP.MQES %llu, CAP.DSTRD %llu\n", vs >> 16, (vs >> 8) & 0xFFu,
+                (unsigned long long)(cap & 0xFFFFu) + 1, (unsigned long long)(cap >> 32) & 0xFu);
+}
+
 static void cmd_pci(void)
 {
     struct pci_fn_id fns[PCI_LIST_MAX];
-    uint32_t n = pci_cf8_scan(fns, PCI_LIST_MAX);
-    for (uint32_t i = 0; i < n && i < PCI_LIST_MAX; i++)
+    uint32_t n = pci_scan(fns, PCI_LIST_MAX);
+    com1_printf("configuration through %s\n", pci_access_name());
+    for (uint32_t i = 0; i < n && i < PCI_LIST_MAX; i++) {
         com1_printf("  %02x:%02x.%u %04x:%04x class %06x %s\n", fns[i].bus, fns[i].dev,
                     fns[i].fn, fns[i].vendor, fns[i].device, fns[i].class_code,
                     pci_class_name(fns[i].class_code));
+        for (unsigned b = 0; b < 6; b++) {
+            struct pci_bar_info bar = pci_bar(&fns[i], b);
+            if (bar.present)
+                com1_printf("      BAR%u %s 0x%llx\n", b, bar.io ? "io" : bar.is64 ? "mem64" : "mem32",
+                            (unsigned long long)bar.addr);
+        }
+        if ((fns[i].class_code >> 8) == 0x0108) {
+            struct pci_bar_info bar0 = pci_bar(&fns[i], 0);
+            nvme_regs(&fns[i], &bar0);
+        }
+    }
     if (n > PCI_LIST_MAX)
         com1_printf("  ... and %u more\n", n - PCI_LIST_MAX);
 }

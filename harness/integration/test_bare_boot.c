@@ -121,7 +121,7 @@ Test(bare_boot, an_exception_is_reported_with_the_registers, .timeout = 120)
 }
 
 /* Boot argv to the prompt; status must name the loader and the command
- * line the boot path gave; reboot ends QEMU. */
+ * line the boot path gave. */
 static void boot_and_check(char *const argv[], const char *loader, const char *cmdline)
 {
     char err[256], out[8192];
@@ -132,6 +132,11 @@ static void boot_and_check(char *const argv[], const char *loader, const char *c
     cr_assert(strstr(out, loader), "status does not say '%s':\n%s", loader, out);
     cr_assert(strstr(out, cmdline), "the boot path's command line '%s' is missing:\n%s", cmdline,
               out);
+}
+
+/* reboot must end QEMU. */
+static void reboot_and_close(void)
+{
     cr_assert(qc_send(&qc, "reboot"));
     int status;
     cr_assert(qc_wait_exit(&qc, REPLY_MS, &status), "reboot did not reset the machine:\n%s",
@@ -155,6 +160,7 @@ Test(bare_boot, disk_image_through_grub_under_seabios, .timeout = 240)
                      "-no-reboot", "-serial", "stdio", "-monitor", "none", "-net", "none",
                      "-drive", drive, NULL };
     boot_and_check(argv, "loaded by multiboot2", "moat.boot=disk-pc");
+    reboot_and_close();
     cr_assert(strstr(qc.text, "ACPI RSDP from the loader"), "GRUB gave no RSDP:\n%s", qc.text);
 }
 
@@ -177,11 +183,26 @@ Test(bare_boot, disk_image_through_grub_under_ovmf, .timeout = 240)
     snprintf(code, sizeof code, "if=pflash,format=raw,unit=0,readonly=on,file=%s", ovmf_code);
     snprintf(vars_drive, sizeof vars_drive, "if=pflash,format=raw,unit=1,file=%s", vars);
     snprintf(drive, sizeof drive, "file=%s,format=raw,if=virtio,snapshot=on", disk);
+    char img[PATH_MAX], nvme[PATH_MAX + 64];
+    snprintf(img, sizeof img, "/tmp/moat-bare-ovmf-nvme.%d.img", (int)getpid());
+    snprintf(cmd, sizeof cmd, "truncate -s 16M '%s'", img);
+    cr_assert_eq(system(cmd), 0, "cannot create %s", img);
+    snprintf(nvme, sizeof nvme, "if=none,id=nv0,format=raw,file=%s", img);
     char *argv[] = { qemu, "-accel", "tcg", "-M", "q35", "-m", "256M", "-display", "none",
                      "-no-reboot", "-serial", "stdio", "-monitor", "none", "-net", "none",
-                     "-drive", code, "-drive", vars_drive, "-drive", drive, NULL };
+                     "-drive", code, "-drive", vars_drive, "-drive", drive,
+                     "-drive", nvme, "-device", "nvme,serial=moat0,drive=nv0", NULL };
     boot_and_check(argv, "loaded by multiboot2", "moat.boot=disk-efi");
+    /* OVMF puts 64-bit BARs above 4 GiB: the NVMe registers are read there. */
+    char out[8192];
+    run_cmd("pci", out, sizeof out);
+    cr_assert(strstr(out, "configuration through ECAM at 0xb0000000"), "q35's ECAM unused: %s", out);
+    cr_assert(strstr(out, "1b36:0010 class 010802 NVMe controller"), "no NVMe: %s", out);
+    cr_assert(strstr(out, "BAR0 mem64 0xe0"), "the NVMe BAR0 is not above 4 GiB: %s", out);
+    cr_assert(strstr(out, "NVMe 1.4, CAP.MQES "), "NVMe registers not read through BAR0: %s", out);
+    reboot_and_close();
     unlink(vars);
+    unlink(img);
 }
 
 Test(bare_boot, ipxe_under_seabios_loads_the_kernel_by_multiboot, .timeout = 240)
@@ -196,6 +217,7 @@ Test(bare_boot, ipxe_under_seabios_loads_the_kernel_by_multiboot, .timeout = 240
                      "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0", NULL };
     /* iPXE names the kernel by its URL on the command line it hands over. */
     boot_and_check(argv, "loaded by multiboot1", "tftp://10.0.2.2/moat-bare.elf32 moat.boot=ipxe-pcbios");
+    reboot_and_close();
 }
 
 Test(bare_boot, acpi_tables_on_q35_with_an_iommu, .timeout = 120)
