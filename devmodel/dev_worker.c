@@ -47,6 +47,14 @@ static void *worker_main(void *arg)
         uint64_t now = clock_mono_ns();
         if (progress) {
             busy_at = now;
+            /* Let whoever waits for the lock in between passes (the vCPU's
+             * register accesses, a quiesce): the mutex is not fair, and a
+             * driver that keeps its device busy forever — a ring that
+             * feeds itself — must not lock its own vCPU or moat's
+             * teardown out. */
+            pthread_mutex_unlock(w->lock);
+            sched_yield();
+            pthread_mutex_lock(w->lock);
             continue;
         }
         if (now - busy_at < (uint64_t)*w->poll_us * 1000u) {     /* spin a little first */

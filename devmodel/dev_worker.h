@@ -5,6 +5,10 @@
  * model's eventfd (doorbells, ioeventfds and kicks write it) until kicked
  * or until the deadline a pass asked for (interrupt coalescing).
  *
+ * Between passes that made progress the worker lets go of the lock (and
+ * the CPU) once, so a device a driver keeps busy forever never locks out
+ * the vCPU's register accesses or a quiesce.
+ *
  * The model supplies the work, keeps the lock and the eventfd, and calls
  * start/stop with its lock held (stop drops it while joining: the worker
  * needs it to finish its pass). Kick is any thread, no lock.

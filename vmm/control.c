@@ -621,7 +621,9 @@ static void client_readable(struct control *c, struct control_client *cl)
         cl->refused++;
         log_error("control", "client %u sent a malformed message (%zd bytes, type %u); refused",
                   cl->id, n, (size_t)n >= sizeof in.h ? in.h.type : 0u);
-        if ((size_t)n >= sizeof in.h && in.h.magic == MOAT_CTL_MAGIC)
+        /* A reply needs the request's sequence number: without one it
+         * would read as an event (seq 0), so such a client is dropped. */
+        if ((size_t)n >= sizeof in.h && in.h.magic == MOAT_CTL_MAGIC && in.h.seq != 0)
             send_msg(cl, in.h.type, in.h.seq, -MOAT_EINVAL, NULL, 0, NULL, 0);
         else
             client_close(c, cl, "not speaking the moat control protocol");

@@ -21,7 +21,8 @@
  * server closed the connection; a reply has the magic, the request's type
  * and seq, a status of 0 or -MOAT_E*, a length that matches its bytes and
  * fits MOAT_CTL_MSG_MAX; a well-formed request is always answered (never
- * a disconnect); a message without the magic always ends the connection.
+ * a disconnect); a message without the magic or a sequence number always
+ * ends the connection (a reply with seq 0 would read as an event).
  *
  * Seeds (harness/fuzz/corpus/fuzz_control/): HELLO then OPEN control then
  * DOMAINS/AUDIT/AUDIT_SUM/STATS; a malformed header; a bad type.
@@ -35,11 +36,9 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
-#include "control.h"
+#include "ctl_fixture.h"
 #include "fuzz_input.h"
-#include "log.h"
 #include "moat/control_abi.h"
-#include "supervisor.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -64,15 +63,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     static char dir[] = "/tmp/moat-fuzzctl.XXXXXX";
     CHECK(mkdtemp(dir), "mkdtemp");
     snprintf(sock_path, sizeof sock_path, "%s/moat.sock", dir);
-    log_set_quiet(true);
-    memset(&sup, 0, sizeof sup);
-    pthread_mutex_init(&sup.lock, NULL);
-    pthread_cond_init(&sup.changed, NULL);
-    pthread_mutex_init(&sup.vms.lock, NULL);
-    audit_init(&sup.audit);
-    broker_init(&sup.broker, 1u << 20, NULL);
-    if (!capsvc_init(&sup.caps, &sup, err, sizeof err) ||
-        !control_start(&ctl, &sup, sock_path, err, sizeof err)) {
+    if (!ctl_fixture_start(&sup, &ctl, sock_path, err, sizeof err)) {
         fprintf(stderr, "fuzz_control: %s\n", err);
         abort();
     }
@@ -169,12 +160,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;                      /* the server hung up on an earlier message */
         }
         bool has_magic = total >= 4 && h->magic == MOAT_CTL_MAGIC;
+        bool has_seq = total >= 12 && h->seq != 0;
         bool answered = await_reply(fd, h->type, h->seq, &handle);
         if (well_formed && h->type >= 1 && h->type <= MOAT_MSG_TYPE_MAX &&
             h->type != MOAT_MSG_EVENT)
             CHECK(answered, "a well-formed request was not answered");
-        if (!has_magic)
-            CHECK(!answered, "a message without the magic got a reply");
+        if (!has_magic || !has_seq)
+            CHECK(!answered, "a message without the magic or a sequence number got a reply");
         if (!answered)
             break;
     }
