@@ -172,6 +172,9 @@ const char *domain_state_name(enum domain_state s);
 /* Pure: is from -> to an allowed lifecycle edge? */
 bool domain_transition_ok(enum domain_state from, enum domain_state to);
 
+/* Can cfg's kernel image be read (a usage error to report before KVM is
+ * even opened)? False with a sentence in err. */
+bool domain_check_image(const struct domain_config *cfg, char *err, size_t errlen);
 /* Read the kernel image and open the log (log_dir/NAME.log). */
 bool domain_init(struct domain *d, const struct domain_config *cfg, uint32_t id,
                  struct supervisor *sup, char *err, size_t errlen);

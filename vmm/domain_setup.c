@@ -48,24 +48,43 @@ static void console_sink(void *ctx, const char *line, size_t len)
 
 /* ---- setup -------------------------------------------------------------- */
 
-static bool read_image(struct domain *d, char *err, size_t errlen)
+/* The kernel image opened, its size in *len; -1 and err when it cannot be
+ * a domain's image. */
+static int open_image(const char *path, size_t *len, char *err, size_t errlen)
 {
-    int fd = open(d->cfg.kernel, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0) {
-        snprintf(err, errlen, "cannot read kernel image %s: %s (build it with 'make')",
-                 d->cfg.kernel, strerror(errno));
+        snprintf(err, errlen, "cannot read kernel image %s: %s (build it with 'make')", path,
+                 strerror(errno));
         if (fd >= 0)
             close(fd);
-        return false;
+        return -1;
     }
     if (!S_ISREG(st.st_mode) || st.st_size <= 0 || st.st_size > DOMAIN_IMAGE_MAX) {
-        snprintf(err, errlen, "kernel image %s is not a regular file of 1 byte to %u MiB",
-                 d->cfg.kernel, DOMAIN_IMAGE_MAX >> 20);
+        snprintf(err, errlen, "kernel image %s is not a regular file of 1 byte to %u MiB", path,
+                 DOMAIN_IMAGE_MAX >> 20);
         close(fd);
-        return false;
+        return -1;
     }
-    d->image_len = (size_t)st.st_size;
+    *len = (size_t)st.st_size;
+    return fd;
+}
+
+bool domain_check_image(const struct domain_config *cfg, char *err, size_t errlen)
+{
+    size_t len;
+    int fd = open_image(cfg->kernel, &len, err, errlen);
+    if (fd >= 0)
+        close(fd);
+    return fd >= 0;
+}
+
+static bool read_image(struct domain *d, char *err, size_t errlen)
+{
+    int fd = open_image(d->cfg.kernel, &d->image_len, err, errlen);
+    if (fd < 0)
+        return false;
     d->image = malloc(d->image_len);
     size_t got = 0;
     while (d->image && got < d->image_len) {

@@ -56,6 +56,14 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
 
+    /* A kernel image that cannot be read is the user's to fix, KVM or not. */
+    for (size_t i = 0; i < cfg.n_domains; i++) {
+        if (!domain_check_image(&cfg.domains[i], err, sizeof err)) {
+            fprintf(stderr, "moat: domain %s: %s\n", cfg.domains[i].name, err);
+            netback_shutdown();
+            return EXIT_USAGE;
+        }
+    }
     static struct supervisor sup;
     if (!supervisor_init(&sup, &cfg, err, sizeof err)) {
         fprintf(stderr, "moat: %s\n", err);
