@@ -3,6 +3,7 @@
  * loader gave and runs the diagnostics console. */
 #include <stdint.h>
 #include "acpi.h"
+#include "apic.h"
 #include "com1.h"
 #include "monitor.h"
 #include "multiboot.h"
@@ -27,5 +28,8 @@ void bare_main(uint32_t magic, uint32_t info)
         !pci_use_ecam(acpi.ecam[0].base, acpi.ecam[0].bus_start, acpi.ecam[0].bus_end))
         com1_printf("ECAM at 0x%llx cannot be mapped: PCI through the legacy ports\n",
                     (unsigned long long)acpi.ecam[0].base);
-    monitor_run(&boot);
+    static struct apic_state apic;
+    apic_init(&acpi, &apic);
+    __asm__ volatile("sti");
+    monitor_run(&boot, &apic);
 }

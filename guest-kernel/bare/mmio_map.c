@@ -40,12 +40,11 @@ bool mmio_map(uint64_t phys, uint64_t len)
         return false;
     uint64_t end = phys + len;
     for (uint64_t a = phys & ~(TWO_MIB - 1); a < end; a += TWO_MIB) {
-        if (a < (4ull << 30))
-            continue;                   /* the boot map has it */
         uint64_t *pdpt = next_table(&cr3_table()[(a >> 39) & 511]);
         uint64_t *pd = pdpt ? next_table(&pdpt[(a >> 30) & 511]) : NULL;
         if (!pd)
             return false;
+        /* Below 4 GiB this re-marks the boot map's own page uncached. */
         pd[(a >> 21) & 511] = a | PTE_P | PTE_W | PTE_PS | PTE_PCD | PTE_PWT;
         __asm__ volatile("invlpg (%0)" : : "r"(a) : "memory");
     }

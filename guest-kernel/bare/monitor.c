@@ -1,6 +1,7 @@
 /* Serial diagnostics console (contract in monitor.h). */
 #include <stdint.h>
 #include "acpi.h"
+#include "apic.h"
 #include "com1.h"
 #include "gk/cpu.h"
 #include "gk/kstring.h"
@@ -31,7 +32,7 @@ static void cmd_help(void)
                 "  trap-test  raise an invalid-opcode exception (checks the panic report)\n");
 }
 
-static void cmd_status(const struct boot_desc *b)
+static void cmd_status(const struct boot_desc *b, const struct apic_state *apic)
 {
     char vendor[13];
     cpu_vendor(vendor);
@@ -43,6 +44,15 @@ static void cmd_status(const struct boot_desc *b)
                 b->acpi_rsdp ? "from the loader" : "not given by the loader");
     if (b->cmdline[0])
         com1_printf("command line: %s\n", b->cmdline);
+    if (apic->x2apic)
+        com1_printf("local APIC: x2APIC, id %u, version 0x%x, %u LVT entries; ", apic->id,
+                    apic->version, apic->max_lvt);
+    else
+        com1_printf("local APIC: xAPIC at 0x%llx, id %u, version 0x%x, %u LVT entries; ",
+                    (unsigned long long)apic->base, apic->id, apic->version, apic->max_lvt);
+    com1_printf("timer ticks %llu\n", (unsigned long long)apic_ticks());
+    for (uint32_t i = 0; i < ACPI_IOAPICS_MAX && apic->ioapic_inputs[i]; i++)
+        com1_printf("I/O APIC %u: %u inputs, all masked\n", i, apic->ioapic_inputs[i]);
 }
 
 static void cmd_mem(const struct boot_desc *b)
@@ -132,7 +142,7 @@ static void __attribute__((noreturn)) cmd_reboot(void)
         __asm__ volatile("cli; hlt");
 }
 
-void monitor_run(const struct boot_desc *boot)
+void monitor_run(const struct boot_desc *boot, const struct apic_state *apic)
 {
     char line[128];
     for (;;) {
@@ -143,7 +153,7 @@ void monitor_run(const struct boot_desc *boot)
         if (strcmp(line, "help") == 0)
             cmd_help();
         else if (strcmp(line, "status") == 0)
-            cmd_status(boot);
+            cmd_status(boot, apic);
         else if (strcmp(line, "mem") == 0)
             cmd_mem(boot);
         else if (strcmp(line, "pci") == 0)

@@ -8,9 +8,11 @@
 #ifndef BARE_MONITOR_H
 #define BARE_MONITOR_H
 
+#include "apic.h"
 #include "multiboot.h"
 
 /* Run commands until reboot (does not return). */
-void monitor_run(const struct boot_desc *boot) __attribute__((noreturn));
+void monitor_run(const struct boot_desc *boot, const struct apic_state *apic)
+    __attribute__((noreturn));
 
 #endif /* BARE_MONITOR_H */

@@ -1,4 +1,5 @@
 /* Exception reports of the bare kernel (contract in trap.h). */
+#include "apic.h"
 #include "com1.h"
 #include "trap.h"
 
@@ -10,7 +11,9 @@ struct idt_gate {
 } __attribute__((packed));
 
 extern const uint64_t bare_isr_table[32];
-static struct idt_gate idt[32] __attribute__((aligned(16)));
+void bare_irq_timer(void);
+void bare_irq_spurious(void);
+static struct idt_gate idt[256] __attribute__((aligned(16)));
 
 static const char *const names[32] = {
     "#DE divide error", "#DB debug", "NMI", "#BP breakpoint", "#OF overflow",
@@ -21,14 +24,20 @@ static const char *const names[32] = {
     "#VE virtualization", "#CP control protection",
 };
 
+static void gate(unsigned v, uint64_t a)
+{
+    idt[v] = (struct idt_gate){ .off_lo = (uint16_t)a, .sel = 0x08, .type = 0x8E,
+                                .off_mid = (uint16_t)(a >> 16), .off_hi = (uint32_t)(a >> 32) };
+}
+
 void trap_init(void)
 {
-    for (unsigned v = 0; v < 32; v++) {
-        uint64_t a = bare_isr_table[v];
-        idt[v] = (struct idt_gate){ .off_lo = (uint16_t)a, .sel = 0x08, .type = 0x8E,
-                                    .off_mid = (uint16_t)(a >> 16),
-                                    .off_hi = (uint32_t)(a >> 32) };
-    }
+    for (unsigned v = 0; v < 32; v++)
+        gate(v, bare_isr_table[v]);
+    gate(APIC_TIMER_VECTOR, (uint64_t)(uintptr_t)bare_irq_timer);
+    gate(APIC_SPURIOUS_VECTOR, (uint64_t)(uintptr_t)bare_irq_spurious);
+    gate(PIC_VECTOR_BASE + 7, (uint64_t)(uintptr_t)bare_irq_spurious);     /* the PICs' */
+    gate(PIC_VECTOR_BASE + 15, (uint64_t)(uintptr_t)bare_irq_spurious);    /* spurious */
     struct { uint16_t limit; uint64_t base; } __attribute__((packed)) d = {
         .limit = sizeof idt - 1, .base = (uint64_t)(uintptr_t)idt };
     __asm__ volatile("lidt %0" : : "m"(d));

@@ -2,7 +2,8 @@
  * trap.h — exceptions in the kernel booted bare: an IDT whose 32
  * exception gates report the vector, error code, every register and CR2
  * on COM1, then halt (the machine stays up for a debugger or the
- * console's reader).
+ * console's reader); plus the gates of the local APIC timer and the
+ * spurious vector (apic.h).
  */
 #ifndef BARE_TRAP_H
 #define BARE_TRAP_H

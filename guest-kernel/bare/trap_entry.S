@@ -2,7 +2,8 @@
  * trap_entry.S — the bare kernel's exception stubs: vectors 0-31 push
  * their number (and a zero where the CPU pushes no error code), save the
  * general registers and call bare_trap(frame) (trap.c), which reports and
- * halts: a fault in the monitor is never silent.
+ * halts: a fault in the monitor is never silent. Then the interrupt
+ * entries (the local APIC timer, spurious), which return.
  */
     .section .text
     .code64
@@ -72,6 +73,39 @@ trap_common:
 1:  cli
     hlt
     jmp 1b
+
+/* Device and timer interrupts: save what C may clobber, call the handler
+ * (which sends the EOI), return. 5 + 9 pushes keep RSP 16-byte aligned. */
+.macro IRQ name, handler
+    .globl \name
+\name:
+    pushq %rax
+    pushq %rcx
+    pushq %rdx
+    pushq %rsi
+    pushq %rdi
+    pushq %r8
+    pushq %r9
+    pushq %r10
+    pushq %r11
+    call \handler
+    popq %r11
+    popq %r10
+    popq %r9
+    popq %r8
+    popq %rdi
+    popq %rsi
+    popq %rdx
+    popq %rcx
+    popq %rax
+    iretq
+.endm
+
+IRQ bare_irq_timer, apic_timer_tick
+
+    .globl bare_irq_spurious
+bare_irq_spurious:                      /* no EOI for a spurious interrupt */
+    iretq
 
     .section .rodata
     .align 8
