@@ -36,6 +36,26 @@ static void need_qemu(char *path, size_t len)
     snprintf(path, len, "%s", q);
 }
 
+/* Boot build/bare/moat-bare.elf32 by -kernel on machine (with the extra
+ * QEMU arguments, NULL-terminated) to the console prompt. */
+static void boot_kernel_to_prompt(const char *machine, char *const extra[])
+{
+    static char qemu[PATH_MAX], kernel[PATH_MAX];
+    char err[256];
+    need_qemu(qemu, sizeof qemu);
+    snprintf(kernel, sizeof kernel, "%s/bare/moat-bare.elf32", MOAT_BUILD_DIR);
+    char *argv[40] = { qemu, "-accel", "tcg", "-M", (char *)machine, "-m", "128M",
+                       "-display", "none", "-no-reboot", "-serial", "stdio", "-monitor", "none",
+                       "-net", "none", "-kernel", kernel };
+    size_t n = 18;
+    for (size_t i = 0; extra && extra[i] && n + 1 < sizeof argv / sizeof argv[0]; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    cr_assert(qc_start(&qc, argv, err, sizeof err), "cannot start QEMU: %s", err);
+    cr_assert(qc_expect(&qc, "moat> ", PROMPT_MS), "no console prompt within %u ms:\n%s",
+              PROMPT_MS, qc.text);
+}
+
 /* Type cmd at the prompt and wait for the next prompt; what the console
  * printed in between (the echoed command, then the reply) is then in out. */
 static void run_cmd(const char *cmd, char *out, size_t len)
@@ -103,14 +123,7 @@ Test(bare_boot, multiboot1_under_seabios_console_pci_reboot, .timeout = 120)
 
 Test(bare_boot, an_exception_is_reported_with_the_registers, .timeout = 120)
 {
-    char qemu[PATH_MAX], kernel[PATH_MAX], err[256];
-    need_qemu(qemu, sizeof qemu);
-    snprintf(kernel, sizeof kernel, "%s/bare/moat-bare.elf32", MOAT_BUILD_DIR);
-    char *argv[] = { qemu, "-accel", "tcg", "-M", "pc", "-m", "128M", "-display", "none",
-                     "-no-reboot", "-serial", "stdio", "-monitor", "none", "-net", "none",
-                     "-kernel", kernel, NULL };
-    cr_assert(qc_start(&qc, argv, err, sizeof err), "cannot start QEMU: %s", err);
-    cr_assert(qc_expect(&qc, "moat> ", PROMPT_MS), "no console prompt:\n%s", qc.text);
+    boot_kernel_to_prompt("pc", NULL);
     cr_assert(qc_send(&qc, "trap-test"));
     cr_assert(qc_expect(&qc, "PANIC: #UD invalid opcode (vector 6, error 0x0) at RIP 0x", REPLY_MS),
               "no panic report for the #UD:\n%s", qc.text);
@@ -223,14 +236,9 @@ Test(bare_boot, ipxe_under_seabios_loads_the_kernel_by_multiboot, .timeout = 240
 
 Test(bare_boot, acpi_tables_on_q35_with_an_iommu, .timeout = 120)
 {
-    char qemu[PATH_MAX], kernel[PATH_MAX], err[256], out[8192];
-    need_qemu(qemu, sizeof qemu);
-    snprintf(kernel, sizeof kernel, "%s/bare/moat-bare.elf32", MOAT_BUILD_DIR);
-    char *argv[] = { qemu, "-accel", "tcg", "-M", "q35", "-smp", "2", "-m", "256M",
-                     "-display", "none", "-no-reboot", "-serial", "stdio", "-monitor", "none",
-                     "-net", "none", "-device", "intel-iommu", "-kernel", kernel, NULL };
-    cr_assert(qc_start(&qc, argv, err, sizeof err), "cannot start QEMU: %s", err);
-    cr_assert(qc_expect(&qc, "moat> ", PROMPT_MS), "no console prompt:\n%s", qc.text);
+    char out[8192];
+    boot_kernel_to_prompt("q35", (char *[]){ "-smp", "2", "-m", "256M", "-device", "intel-iommu",
+                                             NULL });
     run_cmd("acpi", out, sizeof out);
     cr_assert(strstr(out, "from a BIOS area scan"), "multiboot1 gives no RSDP: %s", out);
     cr_assert(strstr(out, "MADT: 2 CPUs, local APIC at 0xfee00000"), "MADT: %s", out);
@@ -250,14 +258,8 @@ static long long ticks_in(const char *out)
 
 Test(bare_boot, local_apic_timer_ticks_and_ioapic_inputs_are_masked, .timeout = 120)
 {
-    char qemu[PATH_MAX], kernel[PATH_MAX], err[256], out[8192];
-    need_qemu(qemu, sizeof qemu);
-    snprintf(kernel, sizeof kernel, "%s/bare/moat-bare.elf32", MOAT_BUILD_DIR);
-    char *argv[] = { qemu, "-accel", "tcg", "-M", "pc", "-m", "128M", "-display", "none",
-                     "-no-reboot", "-serial", "stdio", "-monitor", "none", "-net", "none",
-                     "-kernel", kernel, NULL };
-    cr_assert(qc_start(&qc, argv, err, sizeof err), "cannot start QEMU: %s", err);
-    cr_assert(qc_expect(&qc, "moat> ", PROMPT_MS), "no console prompt:\n%s", qc.text);
+    char out[8192];
+    boot_kernel_to_prompt("pc", NULL);
     run_cmd("status", out, sizeof out);
     /* QEMU 7.2's TCG offers no x2APIC: the MMIO path. */
     cr_assert(strstr(out, "local APIC: xAPIC at 0xfee00000, id 0"), "local APIC: %s", out);
