@@ -68,6 +68,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "broker.h"
+#include "fuzz_device.h"
 #include "fuzz_input.h"
 #include "gvnic.h"
 #include "gvnic_internal.h"
@@ -84,7 +85,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define DOM       9u
 #define WIN       MOAT_GPA_SESSION_BASE
 #define WIN_SIZE  (1u << 20)
-#define CANARY    4096u
 #define PG(n)     (WIN + (uint64_t)(n) * 4096u)
 #define AQ        PG(0)
 #define BUF       PG(1)
@@ -124,12 +124,8 @@ static struct {
     uint64_t bad_frames;
 } s;
 
-static uint8_t canary_byte(size_t i) { return (uint8_t)(0x5Au ^ (i * 193u)); }
 static uint8_t *at(uint64_t iova) { return fx.mem + (iova - WIN); }
-static bool in_win(uint64_t iova, uint64_t len)
-{
-    return iova >= WIN && len <= WIN_SIZE && iova - WIN <= WIN_SIZE - len;
-}
+static bool in_win(uint64_t iova, uint64_t len) { return fz_in_window(WIN, WIN_SIZE, iova, len); }
 
 static void peer_rx(void *ctx, const void *frame, size_t len)
 {
@@ -142,7 +138,6 @@ static void peer_rx(void *ctx, const void *frame, size_t len)
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     char err[256];
-    struct dma_handle h;
     (void)argc;
     (void)argv;
     struct netback_config cfg;
@@ -153,15 +148,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     fx.peer = netback_port_add(netback_get(), "fz.peer", peer_mac, peer_rx, NULL, err, sizeof err);
     if (!fx.peer)
         FATAL("peer port: %s", err);
-    fx.buf = aligned_alloc(4096, WIN_SIZE + 2u * CANARY);
-    if (!fx.buf)
-        FATAL("out of memory");
-    fx.mem = fx.buf + CANARY;
-    for (size_t i = 0; i < CANARY; i++)
-        fx.buf[i] = fx.mem[WIN_SIZE + i] = canary_byte(i);
     broker_init(&fx.br, 64ull << 20, NULL);
-    if (!broker_adopt(&fx.br, DOM, WIN, WIN_SIZE, fx.mem, DMA_BIDIR, &h, err, sizeof err))
-        FATAL("window: %s", err);
+    fx.mem = fz_window_new(&fx.br, DOM, WIN, WIN_SIZE);
     fake_platform_init(&fx.p, 0x40, 5);
     struct pci_platform_ops plat = fake_platform_ops(&fx.p);
     pci_bus_init(&fx.bus, "fzg", DOM, &fx.br, &plat);
@@ -179,10 +167,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 static uint64_t bar(unsigned n, uint64_t off, uint32_t size, bool write, uint64_t v)
 {
-    struct bus_access a = { .addr = s.f->bar[n].base + off, .size = size, .is_write = write,
-                            .value = v };
-    (void)pci_mmio_access(&fx.bus, &a);
-    return a.value;
+    return fz_driver_mmio(&fx.bus, s.f, n, off, size, write, v);
 }
 
 static void wr(uint64_t off, uint32_t v) { bar(GVNIC_BAR_REGS, off, 4, true, gvnic_be32(v)); }
@@ -655,9 +640,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fprintf(stderr, "\n");
     }
     pci_bus_reset(&fx.bus);     /* the model's reset: page lists freed, queues gone */
-    for (size_t i = 0; i < CANARY; i++)
-        if (fx.buf[i] != canary_byte(i) || fx.mem[WIN_SIZE + i] != canary_byte(i))
-            FATAL("memory %s the DMA window was written (byte %zu)",
-                  fx.buf[i] != canary_byte(i) ? "below" : "above", i);
+    fz_window_check(fx.mem, WIN_SIZE);
     return 0;
 }

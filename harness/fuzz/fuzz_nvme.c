@@ -90,6 +90,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "broker.h"
+#include "fuzz_device.h"
 #include "fuzz_input.h"
 #include "moat/layout.h"
 #include "moat/nvme_regs.h"
@@ -105,7 +106,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define DOM         7u
 #define WIN         MOAT_GPA_SESSION_BASE
 #define WIN_SIZE    (1u << 20)
-#define CANARY      4096u
 #define QAREA       0x40000u                /* queue area: [0, QAREA) */
 #define DATA_PAGES  ((WIN_SIZE - QAREA) / 4096u)
 #define DBS_OFF     (WIN_SIZE - 2u * 4096u)
@@ -145,7 +145,6 @@ static struct {
     struct broker br;
     struct pci_bus bus;
     struct fake_platform p;
-    uint8_t *buf;           /* canary | window | canary */
     uint8_t *mem;           /* the window */
     int img;
     char image[64];
@@ -164,16 +163,12 @@ static struct {
     uint64_t io_fetched;    /* the controller's count at the last check */
 } s;
 
-static uint8_t canary_byte(size_t i) { return (uint8_t)(0xA5u ^ (i * 131u)); }
 
 static uint64_t q_sq_addr(unsigned q) { return WIN + (q ? 2u * q : 0u) * 4096u; }
 static uint64_t q_cq_addr(unsigned q) { return WIN + (q ? 2u * q + 1u : 1u) * 4096u; }
 static uint64_t data_addr(unsigned page) { return WIN + QAREA + (uint64_t)(page % DATA_PAGES) * 4096u; }
 
-static bool in_win(uint64_t iova, uint64_t len)
-{
-    return iova >= WIN && len <= WIN_SIZE && iova - WIN <= WIN_SIZE - len;
-}
+static bool in_win(uint64_t iova, uint64_t len) { return fz_in_window(WIN, WIN_SIZE, iova, len); }
 
 static void *win_ptr(uint64_t iova) { return fx.mem + (iova - WIN); }
 
@@ -182,22 +177,14 @@ static bool in_qarea(uint64_t iova) { return iova >= WIN && iova - WIN < QAREA; 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     char err[256], opts[256];
-    struct dma_handle h;
     (void)argc;
     (void)argv;
     snprintf(fx.image, sizeof fx.image, "/tmp/fuzz-nvme-XXXXXX");
     fx.img = mkstemp(fx.image);
     if (fx.img < 0 || ftruncate(fx.img, IMAGE_SIZE) != 0)
         FATAL("cannot create the image %s", fx.image);
-    fx.buf = aligned_alloc(4096, WIN_SIZE + 2u * CANARY);
-    if (!fx.buf)
-        FATAL("out of memory");
-    fx.mem = fx.buf + CANARY;
-    for (size_t i = 0; i < CANARY; i++)
-        fx.buf[i] = fx.mem[WIN_SIZE + i] = canary_byte(i);
     broker_init(&fx.br, 64ull << 20, NULL);
-    if (!broker_adopt(&fx.br, DOM, WIN, WIN_SIZE, fx.mem, DMA_BIDIR, &h, err, sizeof err))
-        FATAL("window: %s", err);
+    fx.mem = fz_window_new(&fx.br, DOM, WIN, WIN_SIZE);
     fake_platform_init(&fx.p, MSI_DATA0, NVME_QUEUES_MAX + 1);
     struct pci_platform_ops plat = fake_platform_ops(&fx.p);
     pci_bus_init(&fx.bus, "fz", DOM, &fx.br, &plat);
@@ -221,10 +208,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 static uint64_t mmio(unsigned bar, uint64_t off, uint32_t size, bool write, uint64_t v)
 {
-    struct bus_access a = { .addr = s.f->bar[bar].base + off, .size = size, .is_write = write,
-                            .value = v };
-    (void)pci_mmio_access(&fx.bus, &a);
-    return a.value;
+    return fz_driver_mmio(&fx.bus, s.f, bar, off, size, write, v);
 }
 
 static void reg_wr(uint64_t off, uint32_t size, uint64_t v) { mmio(NVME_BAR_REGS, off, size, true, v); }
@@ -900,9 +884,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fprintf(stderr, " | csts %#x skip %d tainted %d\n", s.c->csts, s.skip, s.tainted);
     }
     pci_bus_reset(&fx.bus);     /* the model's reset: worker stopped, queues gone */
-    for (size_t i = 0; i < CANARY; i++)
-        if (fx.buf[i] != canary_byte(i) || fx.mem[WIN_SIZE + i] != canary_byte(i))
-            FATAL("memory %s the DMA window was written (byte %zu)",
-                  fx.buf[i] != canary_byte(i) ? "below" : "above", i);
+    fz_window_check(fx.mem, WIN_SIZE);
     return 0;
 }

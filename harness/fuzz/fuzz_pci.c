@@ -54,6 +54,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "exit_bus.h"
+#include "fuzz_device.h"
 #include "fuzz_input.h"
 #include "moat/layout.h"
 #include "moat/pci_regs.h"
@@ -117,17 +118,8 @@ NO_COV static bool plat_msi(void *ctx, uint64_t addr, uint32_t data)
     if ((addr & ~0xFF000ull) != PCI_MSI_ADDR_BASE || (data & ~0xFFu) || (data & 0xFFu) < 16)
         fail();                     /* an invalid message reached the platform */
     /* Some unmasked entry of an enabled, unmasked function holds it. */
-    for (unsigned s = 0; s < PCI_SLOTS_MAX; s++) {
-        const struct pci_func *f = bus.slot[s];
-        if (!f || !pci_msix_enabled(f) || func_masked(f))
-            continue;
-        for (unsigned n = 0; n < f->msix.entries; n++) {
-            const uint32_t *e = &f->msix.table[n * 4u];
-            if (!entry_masked(f, n) && ((uint64_t)e[1] << 32 | e[0]) == addr && e[2] == data)
-                return true;
-        }
-    }
-    fail();
+    if (!fz_msi_from_unmasked_entry(&bus, addr, data))
+        fail();
     return true;
 }
 
@@ -139,29 +131,9 @@ static void plat_intx(void *ctx, uint32_t gsi, bool level)
     line_level[gsi] = level;
 }
 
-static void plat_refused(void *ctx, const char *device, const char *what, uint64_t addr,
-                         uint64_t value)
-{
-    (void)ctx;
-    (void)device;
-    (void)what;
-    (void)addr;
-    (void)value;
-}
-
-static void plat_dma_refused(void *ctx, const char *device, uint64_t iova, uint64_t len,
-                             enum broker_refusal why)
-{
-    (void)ctx;
-    (void)device;
-    (void)iova;
-    (void)len;
-    (void)why;
-}
-
 static const struct pci_platform_ops plat = {
-    .msi = plat_msi, .intx = plat_intx, .refused = plat_refused,
-    .dma_refused = plat_dma_refused,
+    .msi = plat_msi, .intx = plat_intx, .refused = fz_ignore_refused,
+    .dma_refused = fz_ignore_dma_refused,
 };
 
 /* ---- fzdev -------------------------------------------------------------------- */

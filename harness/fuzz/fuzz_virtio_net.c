@@ -63,6 +63,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "broker.h"
+#include "fuzz_device.h"
 #include "fuzz_input.h"
 #include "log.h"
 #include "moat/layout.h"
@@ -122,20 +123,8 @@ static bool plat_msi(void *ctx, uint64_t addr, uint32_t data)
     (void)ctx;
     if ((addr & ~0xFF000ull) != PCI_MSI_ADDR_BASE || (data & ~0xFFu) || (data & 0xFFu) < 16)
         fail();
-    /* Called under the bus irq_lock: the tables are stable. */
-    for (unsigned s = 0; s < PCI_SLOTS_MAX; s++) {
-        const struct pci_func *g = bus.slot[s];
-        if (!g || !pci_msix_enabled(g) ||
-            (g->cfg[g->msix.cap + PCI_MSIX_CTRL + 1] & (PCI_MSIX_CTRL_MASKALL >> 8)))
-            continue;
-        for (unsigned n = 0; n < g->msix.entries; n++) {
-            const uint32_t *e = &g->msix.table[n * 4u];
-            if (!(e[3] & PCI_MSIX_ENTRY_MASKED) && ((uint64_t)e[1] << 32 | e[0]) == addr &&
-                e[2] == data)
-                return true;
-        }
-    }
-    fail();
+    if (!fz_msi_from_unmasked_entry(&bus, addr, data))
+        fail();
     return true;
 }
 
@@ -146,29 +135,9 @@ static void plat_intx(void *ctx, uint32_t gsi, bool level)
     (void)level;
 }
 
-static void plat_refused(void *ctx, const char *device, const char *what, uint64_t addr,
-                         uint64_t value)
-{
-    (void)ctx;
-    (void)device;
-    (void)what;
-    (void)addr;
-    (void)value;
-}
-
-static void plat_dma_refused(void *ctx, const char *device, uint64_t iova, uint64_t len,
-                             enum broker_refusal why)
-{
-    (void)ctx;
-    (void)device;
-    (void)iova;
-    (void)len;
-    (void)why;
-}
-
 static const struct pci_platform_ops plat = {
-    .msi = plat_msi, .intx = plat_intx, .refused = plat_refused,
-    .dma_refused = plat_dma_refused,
+    .msi = plat_msi, .intx = plat_intx, .refused = fz_ignore_refused,
+    .dma_refused = fz_ignore_dma_refused,
 };
 
 static void peer_rx(void *ctx, const void *frame, size_t len)
