@@ -1,8 +1,9 @@
 /* Driver API: assigned PCI functions, configuration space, BARs (contract
- * in dd.h). Ring 3. Configuration space is read through ECAM (base from boot
- * info); BARs come from boot info, where the platform placed them, and the
- * capability list is read once per function: every configuration access
- * is an exit, ~50 us each on the PVM hosts measured. */
+ * in dd.h). Ring 3. Configuration space and registers are reached through
+ * the platform's dd_hw_* (dd_internal.h); BARs come from boot info, where
+ * the platform placed them, and the capability list is read once per
+ * function: every configuration access is an exit (~50 us each on the PVM
+ * hosts measured) or, bare, a system call. */
 #include "dd.h"
 #include "dd_internal.h"
 #include "gk/kstring.h"
@@ -20,7 +21,7 @@ struct dd_bar {
 #define CAPS_MAX 48u            /* dword capabilities that fit 256 bytes */
 
 struct dd_dev {
-    volatile uint8_t *cfg;
+    unsigned index;             /* in boot info's device table */
     const struct moat_device_info *info;
     struct dd_bar bar[PCI_BARS];
     bool bars_sized;
@@ -41,15 +42,14 @@ static void find_devices(void)
         return;
     devs_found = true;
     const struct moat_boot_info *bi = platform_boot_info();
-    if (!bi->ecam_base)
+    if (!dd_hw_present())
         return;
     for (uint32_t i = 0; i < bi->n_devices && i < MOAT_DEVICES_MAX; i++) {
         const struct moat_device_info *di = &bi->device[i];
         struct dd_dev *d = &devs[n_devs];
-        d->cfg = (volatile uint8_t *)(uintptr_t)(bi->ecam_base +
-                                                  pci_ecam_offset(di->bus, di->dev, di->fn, 0));
+        d->index = i;
         d->info = di;
-        uint16_t vendor = *(volatile uint16_t *)(d->cfg + PCI_VENDOR_ID);
+        uint16_t vendor = (uint16_t)dd_hw_cfg_read(i, PCI_VENDOR_ID, 2);
         if (vendor != di->vendor)
             dd_panic("device %s at %02x:%02x.%x: config space says vendor %04x, the platform "
                      "said %04x", di->name, di->bus, di->dev, di->fn, vendor, di->vendor);
@@ -94,32 +94,32 @@ static void check_cfg(const struct dd_dev *d, uint32_t off, uint32_t width)
 uint8_t dd_cfg_read8(const struct dd_dev *d, uint32_t off)
 {
     check_cfg(d, off, 1);
-    return d->cfg[off];
+    return (uint8_t)dd_hw_cfg_read(d->index, off, 1);
 }
 uint16_t dd_cfg_read16(const struct dd_dev *d, uint32_t off)
 {
     check_cfg(d, off, 2);
-    return *(volatile const uint16_t *)(d->cfg + off);
+    return (uint16_t)dd_hw_cfg_read(d->index, off, 2);
 }
 uint32_t dd_cfg_read32(const struct dd_dev *d, uint32_t off)
 {
     check_cfg(d, off, 4);
-    return *(volatile const uint32_t *)(d->cfg + off);
+    return dd_hw_cfg_read(d->index, off, 4);
 }
 void dd_cfg_write8(struct dd_dev *d, uint32_t off, uint8_t v)
 {
     check_cfg(d, off, 1);
-    d->cfg[off] = v;
+    dd_hw_cfg_write(d->index, off, 1, v);
 }
 void dd_cfg_write16(struct dd_dev *d, uint32_t off, uint16_t v)
 {
     check_cfg(d, off, 2);
-    *(volatile uint16_t *)(d->cfg + off) = v;
+    dd_hw_cfg_write(d->index, off, 2, v);
 }
 void dd_cfg_write32(struct dd_dev *d, uint32_t off, uint32_t v)
 {
     check_cfg(d, off, 4);
-    *(volatile uint32_t *)(d->cfg + off) = v;
+    dd_hw_cfg_write(d->index, off, 4, v);
 }
 
 void dd_dev_info(const struct dd_dev *d, struct dd_dev_info *out)
@@ -217,30 +217,30 @@ struct dd_bar *dd_bar(struct dd_dev *d, unsigned n)
 uint64_t dd_bar_size(const struct dd_bar *b) { return b->size; }
 bool dd_bar_is_io(const struct dd_bar *b) { return b->io; }
 
-static volatile void *mmio_at(const struct dd_bar *b, uint64_t off, unsigned width)
+static uint64_t mmio_at(const struct dd_bar *b, uint64_t off, unsigned width)
 {
     if (!b || b->io || off >= b->size || width > b->size - off || off % width)
         dd_panic("driver bug: MMIO access of %u bytes at 0x%lx outside BAR %u (0x%lx bytes)",
                  width, off, b ? b->index : 0u, b ? b->size : 0ul);
-    return (volatile void *)(uintptr_t)(b->base + off);
+    return b->base + off;
 }
 
 uint8_t dd_mmio_read8(const struct dd_bar *b, uint64_t off)
-{ return *(volatile uint8_t *)mmio_at(b, off, 1); }
+{ return (uint8_t)dd_hw_mmio_read(mmio_at(b, off, 1), 1); }
 uint16_t dd_mmio_read16(const struct dd_bar *b, uint64_t off)
-{ return *(volatile uint16_t *)mmio_at(b, off, 2); }
+{ return (uint16_t)dd_hw_mmio_read(mmio_at(b, off, 2), 2); }
 uint32_t dd_mmio_read32(const struct dd_bar *b, uint64_t off)
-{ return *(volatile uint32_t *)mmio_at(b, off, 4); }
+{ return (uint32_t)dd_hw_mmio_read(mmio_at(b, off, 4), 4); }
 uint64_t dd_mmio_read64(const struct dd_bar *b, uint64_t off)
-{ return *(volatile uint64_t *)mmio_at(b, off, 8); }
+{ return dd_hw_mmio_read(mmio_at(b, off, 8), 8); }
 void dd_mmio_write8(const struct dd_bar *b, uint64_t off, uint8_t v)
-{ *(volatile uint8_t *)mmio_at(b, off, 1) = v; }
+{ dd_hw_mmio_write(mmio_at(b, off, 1), 1, v); }
 void dd_mmio_write16(const struct dd_bar *b, uint64_t off, uint16_t v)
-{ *(volatile uint16_t *)mmio_at(b, off, 2) = v; }
+{ dd_hw_mmio_write(mmio_at(b, off, 2), 2, v); }
 void dd_mmio_write32(const struct dd_bar *b, uint64_t off, uint32_t v)
-{ *(volatile uint32_t *)mmio_at(b, off, 4) = v; }
+{ dd_hw_mmio_write(mmio_at(b, off, 4), 4, v); }
 void dd_mmio_write64(const struct dd_bar *b, uint64_t off, uint64_t v)
-{ *(volatile uint64_t *)mmio_at(b, off, 8) = v; }
+{ dd_hw_mmio_write(mmio_at(b, off, 8), 8, v); }
 
 static uint32_t pio(const struct dd_bar *b, uint32_t off, uint32_t width, bool write, uint32_t v)
 {

@@ -1,13 +1,13 @@
 /* Interrupt events for ring-3 code (contract in gk/event.h). The pending
- * bitmap has one writer per bit direction: the kernel sets bits (interrupts
- * off, single CPU), ring 3 takes whole words with an atomic exchange. */
+ * bitmap (the platform's, gk_event_pending) has one writer per bit
+ * direction: the kernel or the bare monitor sets bits, ring 3 takes whole
+ * words with an atomic exchange. */
 #include "gk/event.h"
 #include "gk/trap.h"
 
 #define VEC_FIRST_EVENT 48u
 
 static struct { gk_event_fn fn; void *ctx; } events[256];
-static uint64_t pending[4];
 
 uint32_t gk_event_alloc(gk_event_fn fn, void *ctx)
 {
@@ -33,21 +33,25 @@ bool gk_event_mark(uint32_t vector)
 {
     if (!gk_event_allocated(vector))
         return false;
-    __atomic_fetch_or(&pending[vector / 64], 1ull << (vector % 64), __ATOMIC_RELEASE);
+    __atomic_fetch_or(&gk_event_pending()[vector / 64], 1ull << (vector % 64), __ATOMIC_RELEASE);
     return true;
 }
 
 bool gk_event_dispatch(void)
 {
     bool ran = false;
+    uint64_t *pending = gk_event_pending();
     for (uint32_t w = 0; w < 4; w++) {
         uint64_t bits = __atomic_exchange_n(&pending[w], 0, __ATOMIC_ACQUIRE);
         while (bits) {
             uint32_t b = (uint32_t)__builtin_ctzll(bits);
             bits &= bits - 1;
             uint32_t v = w * 64 + b;
-            events[v].fn(events[v].ctx, v);
-            ran = true;
+            gk_event_fn fn = __atomic_load_n(&events[v].fn, __ATOMIC_ACQUIRE);
+            if (fn) {       /* a bare monitor marks what the domain programmed */
+                fn(events[v].ctx, v);
+                ran = true;
+            }
         }
     }
     return ran;

@@ -1,6 +1,7 @@
 /* Hosted platform interface (contract in gk/platform.h, ABI in
  * moat/platform_abi.h): ports for rare events, shared page for the rest. */
 #include "gk/cpu.h"
+#include "gk/event.h"
 #include "gk/platform.h"
 
 static const struct moat_boot_info *boot_info;
@@ -13,6 +14,9 @@ void platform_init(const struct moat_boot_info *bi)
 }
 
 const struct moat_boot_info *platform_boot_info(void) { return boot_info; }
+
+static uint64_t event_pending[4];
+uint64_t *gk_event_pending(void) { return event_pending; }
 struct moat_platform_page *platform_page(void) { return page; }
 
 void platform_ready(void) { outl(MOAT_PLAT_PORT_READY, 1); }
@@ -28,18 +32,6 @@ int32_t platform_call(uint16_t port, uint32_t value)
     *result = 1;                /* not a value the host ever leaves */
     outl(port, value);
     return *result;
-}
-
-void platform_heartbeat(void)
-{
-    /* A plain store the host samples; no ordering with anything else needed. */
-    __atomic_store_n(&page->heartbeat, page->heartbeat + 1, __ATOMIC_RELAXED);
-}
-
-void platform_boot_mark(enum moat_boot_mark m)
-{
-    if ((unsigned)m < MOAT_BOOT_MARKS && page->boot_tsc[m] == 0)
-        __atomic_store_n(&page->boot_tsc[m], rdtsc(), __ATOMIC_RELAXED);
 }
 
 void platform_yield(void)

@@ -12,13 +12,6 @@ static uint64_t tick_tsc;
 static uint64_t next_deadline;
 static volatile uint64_t ticks;
 
-uint64_t timer_tsc_to_ns(uint64_t tsc_delta, uint64_t khz)
-{
-    /* ns = delta * 1e6 / khz, split so nothing overflows 64 bits for any
-     * delta (remainder * 1e6 < khz * 1e6, and khz < 2^32 in practice). */
-    return tsc_delta / khz * 1000000ull + (tsc_delta % khz) * 1000000ull / khz;
-}
-
 static uint64_t khz_from_cpuid(void)
 {
     uint32_t a, b, c, d;

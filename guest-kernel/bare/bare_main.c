@@ -1,10 +1,12 @@
 /* The kernel booted bare (QEMU, GCE): from mb_entry.S in long mode with
  * the first 4 GiB identity mapped; brings up the console, reads what the
- * loader gave and runs the diagnostics console. */
+ * loader gave, starts a driver domain for each module and runs the
+ * diagnostics console beside them. */
 #include <stdint.h>
 #include "acpi.h"
 #include "apic.h"
 #include "com1.h"
+#include "dom.h"
 #include "monitor.h"
 #include "multiboot.h"
 #include "pci_enum.h"
@@ -30,6 +32,6 @@ void bare_main(uint32_t magic, uint32_t info)
                     (unsigned long long)acpi.ecam[0].base);
     static struct apic_state apic;
     apic_init(&acpi, &apic);
-    __asm__ volatile("sti");
+    dom_boot_all(&boot, apic.id);
     monitor_run(&boot, &apic);
 }

@@ -53,31 +53,25 @@ void com1_printf(const char *fmt, ...)
         com1_write(buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
 }
 
-char com1_getc(void)
-{
-    while (!(inb(COM1 + REG_LSR) & LSR_READY))
-        __asm__ volatile("pause");
-    return (char)inb(COM1 + REG_DATA);
-}
+bool com1_ready(void) { return inb(COM1 + REG_LSR) & LSR_READY; }
 
-void com1_readline(char *buf, size_t len)
+bool com1_poll_line(char *buf, size_t len, size_t *n)
 {
-    size_t n = 0;
-    for (;;) {
-        char c = com1_getc();
+    while (com1_ready()) {
+        char c = (char)inb(COM1 + REG_DATA);
         if (c == '\r' || c == '\n') {
             com1_write("\n", 1);
-            break;
+            buf[*n] = '\0';
+            *n = 0;
+            return true;
         }
-        if ((c == 0x7F || c == '\b') && n > 0) {
-            n--;
+        if ((c == 0x7F || c == '\b') && *n > 0) {
+            (*n)--;
             com1_write("\b \b", 3);
-            continue;
-        }
-        if (c >= ' ' && c < 0x7F && n + 1 < len) {
-            buf[n++] = c;
+        } else if (c >= ' ' && c < 0x7F && *n + 1 < len) {
+            buf[(*n)++] = c;
             com1_write(&c, 1);
         }
     }
-    buf[n] = '\0';
+    return false;
 }

@@ -3,6 +3,7 @@
 #include "acpi.h"
 #include "apic.h"
 #include "com1.h"
+#include "dom.h"
 #include "gk/cpu.h"
 #include "gk/kstring.h"
 #include "monitor.h"
@@ -28,6 +29,10 @@ static void cmd_help(void)
                 "  mem      the memory map the loader gave\n"
                 "  acpi     the firmware's ACPI tables: CPUs, I/O APICs, ECAM, DMAR\n"
                 "  pci      every PCI function (legacy configuration ports)\n"
+                "  domains  each driver domain: state, devices, caps, counters\n"
+                "  windows  each domain's DMA windows: IOVA and physical range\n"
+                "  audit    what each domain was refused\n"
+                "  restart NAME  stop a domain, scrub its memory, start it again\n"
                 "  reboot   reset the machine\n"
                 "  trap-test  raise an invalid-opcode exception (checks the panic report)\n");
 }
@@ -142,29 +147,53 @@ static void __attribute__((noreturn)) cmd_reboot(void)
         __asm__ volatile("cli; hlt");
 }
 
+static void run_command(const char *line, const struct boot_desc *boot,
+                        const struct apic_state *apic)
+{
+    if (strcmp(line, "") == 0)
+        return;
+    if (strcmp(line, "help") == 0)
+        cmd_help();
+    else if (strcmp(line, "status") == 0)
+        cmd_status(boot, apic);
+    else if (strcmp(line, "mem") == 0)
+        cmd_mem(boot);
+    else if (strcmp(line, "pci") == 0)
+        cmd_pci();
+    else if (strcmp(line, "acpi") == 0)
+        cmd_acpi(boot);
+    else if (strcmp(line, "domains") == 0)
+        dom_cmd_domains();
+    else if (strcmp(line, "windows") == 0)
+        dom_cmd_windows();
+    else if (strcmp(line, "audit") == 0)
+        dom_cmd_audit();
+    else if (strncmp(line, "restart ", 8) == 0) {
+        if (!dom_cmd_restart(line + 8))
+            com1_printf("no domain named '%s': try domains\n", line + 8);
+    } else if (strcmp(line, "reboot") == 0)
+        cmd_reboot();
+    else if (strcmp(line, "trap-test") == 0)
+        __asm__ volatile("ud2");
+    else
+        com1_printf("unknown command '%s': try help\n", line);
+}
+
 void monitor_run(const struct boot_desc *boot, const struct apic_state *apic)
 {
     char line[128];
+    size_t n = 0;
+    com1_printf("moat> ");
     for (;;) {
-        com1_printf("moat> ");
-        com1_readline(line, sizeof line);
-        if (strcmp(line, "") == 0)
+        __asm__ volatile("cli");
+        if (com1_poll_line(line, sizeof line, &n)) {
+            run_command(line, boot, apic);
+            com1_printf("moat> ");
             continue;
-        if (strcmp(line, "help") == 0)
-            cmd_help();
-        else if (strcmp(line, "status") == 0)
-            cmd_status(boot, apic);
-        else if (strcmp(line, "mem") == 0)
-            cmd_mem(boot);
-        else if (strcmp(line, "pci") == 0)
-            cmd_pci();
-        else if (strcmp(line, "acpi") == 0)
-            cmd_acpi(boot);
-        else if (strcmp(line, "reboot") == 0)
-            cmd_reboot();
-        else if (strcmp(line, "trap-test") == 0)
-            __asm__ volatile("ud2");
-        else
-            com1_printf("unknown command '%s': try help\n", line);
+        }
+        /* Interrupts stay off while a domain is entered (the iret turns
+         * them on in ring 3); with nothing to run, sleep until one comes. */
+        if (!dom_run_next())
+            __asm__ volatile("sti; hlt");
     }
 }

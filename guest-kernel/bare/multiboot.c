@@ -5,7 +5,9 @@
 #include "multiboot.h"
 
 #define MB1_INFO_CMDLINE 0x004u
+#define MB1_INFO_MODS    0x008u
 #define MB1_INFO_MMAP    0x040u
+#define MB2_TAG_MODULE   3u
 #define MB2_TAG_END      0u
 #define MB2_TAG_CMDLINE  1u
 #define MB2_TAG_MMAP     6u
@@ -23,14 +25,25 @@ static void add_range(struct boot_desc *d, uint64_t base, uint64_t len, uint32_t
         d->ram[d->n_ram++] = (struct boot_range){ .base = base, .len = len, .type = type };
 }
 
-static void copy_cmdline(struct boot_desc *d, uint64_t s, size_t max)
+static void copy_str(char out[BOOT_CMDLINE_MAX], uint64_t s, size_t max)
 {
     size_t n = 0;
     const char *p = (const char *)(uintptr_t)s;
-    while (n + 1 < sizeof d->cmdline && n < max && p[n])
+    while (s && n + 1 < BOOT_CMDLINE_MAX && n < max && p[n])
         n++;
-    memcpy(d->cmdline, p, n);
-    d->cmdline[n] = '\0';
+    memcpy(out, p, n);
+    out[n] = '\0';
+}
+
+static void add_module(struct boot_desc *d, uint64_t start, uint64_t end, uint64_t str, size_t max)
+{
+    if (d->n_modules < BOOT_MODULES_MAX && start < end) {
+        struct boot_module *m = &d->module[d->n_modules];
+        m->start = start;
+        m->end = end;
+        copy_str(m->cmdline, str, max);
+    }
+    d->n_modules++;
 }
 
 static void parse_mb1(uint64_t info, struct boot_desc *d)
@@ -38,7 +51,12 @@ static void parse_mb1(uint64_t info, struct boot_desc *d)
     uint32_t flags = rd32(info);
     d->loader = "multiboot1";
     if ((flags & MB1_INFO_CMDLINE) && rd32(info + 16))
-        copy_cmdline(d, rd32(info + 16), BOOT_CMDLINE_MAX);
+        copy_str(d->cmdline, rd32(info + 16), BOOT_CMDLINE_MAX);
+    if (flags & MB1_INFO_MODS)          /* mods_count, mods_addr; 16 bytes each */
+        for (uint32_t i = 0, n = rd32(info + 20); i < n && i < 64; i++) {
+            uint64_t m = rd32(info + 24) + 16ull * i;
+            add_module(d, rd32(m), rd32(m + 4), rd32(m + 8), BOOT_CMDLINE_MAX);
+        }
     if (!(flags & MB1_INFO_MMAP))
         return;
     uint64_t at = rd32(info + 48), end = at + rd32(info + 44);
@@ -61,12 +79,14 @@ static void parse_mb2(uint64_t info, struct boot_desc *d)
         if (type == MB2_TAG_END || size < 8 || at + size > end)
             break;
         if (type == MB2_TAG_CMDLINE)
-            copy_cmdline(d, at + 8, size - 8u);
+            copy_str(d->cmdline, at + 8, size - 8u);
         if (type == MB2_TAG_MMAP && size >= 16) {
             uint32_t esize = rd32(at + 8);
             for (uint64_t e = at + 16; esize >= 24 && e + esize <= at + size; e += esize)
                 add_range(d, rd64(e), rd64(e + 8), rd32(e + 16));
         }
+        if (type == MB2_TAG_MODULE && size >= 16)
+            add_module(d, rd32(at + 8), rd32(at + 12), at + 16, size - 16u);
         if ((type == MB2_TAG_RSDP_V1 || type == MB2_TAG_RSDP_V2) && !d->acpi_rsdp)
             d->acpi_rsdp = at + 8;
         at += ((uint64_t)size + 7u) & ~7ull;

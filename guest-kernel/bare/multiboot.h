@@ -20,6 +20,15 @@ struct boot_range {
     uint32_t type;                      /* 1 = usable RAM (both protocols) */
 };
 
+#define BOOT_MODULES_MAX 8u
+
+/* A module the loader placed in memory (GRUB's module2, QEMU's -initrd
+ * list, iPXE's module): a driver domain image and its words. */
+struct boot_module {
+    uint64_t start, end;                /* physical, end exclusive */
+    char cmdline[BOOT_CMDLINE_MAX];
+};
+
 struct boot_desc {
     const char *loader;                 /* "multiboot1", "multiboot2" or "unknown" */
     char cmdline[BOOT_CMDLINE_MAX];
@@ -27,6 +36,8 @@ struct boot_desc {
     uint32_t n_ram;
     uint64_t usable_bytes;
     uint64_t acpi_rsdp;                 /* the RSDP the loader copied (MB2 tags 14/15), or 0 */
+    struct boot_module module[BOOT_MODULES_MAX];
+    uint32_t n_modules;                 /* may exceed BOOT_MODULES_MAX: the rest are ignored */
 };
 
 /* Fill d from the loader's magic and information pointer (identity

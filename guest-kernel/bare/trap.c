@@ -1,6 +1,8 @@
 /* Exception reports of the bare kernel (contract in trap.h). */
 #include "apic.h"
 #include "com1.h"
+#include "dom.h"
+#include "gk/trap.h"
 #include "trap.h"
 
 struct idt_gate {
@@ -10,9 +12,7 @@ struct idt_gate {
     uint32_t off_hi, zero;
 } __attribute__((packed));
 
-extern const uint64_t bare_isr_table[32];
-void bare_irq_timer(void);
-void bare_irq_spurious(void);
+extern const uint64_t bare_isr_table[256];
 static struct idt_gate idt[256] __attribute__((aligned(16)));
 
 static const char *const names[32] = {
@@ -24,30 +24,38 @@ static const char *const names[32] = {
     "#VE virtualization", "#CP control protection",
 };
 
-static void gate(unsigned v, uint64_t a)
+uint64_t bare_master_cr3, bare_user_cr3;
+
+/* type: 0x8E interrupt gate, DPL 0; 0xEE the same callable from ring 3. */
+static void gate(unsigned v, uint64_t a, uint8_t type, uint8_t ist)
 {
-    idt[v] = (struct idt_gate){ .off_lo = (uint16_t)a, .sel = 0x08, .type = 0x8E,
+    idt[v] = (struct idt_gate){ .off_lo = (uint16_t)a, .sel = SEL_KCODE, .ist = ist, .type = type,
                                 .off_mid = (uint16_t)(a >> 16), .off_hi = (uint32_t)(a >> 32) };
 }
 
 void trap_init(void)
 {
-    for (unsigned v = 0; v < 32; v++)
-        gate(v, bare_isr_table[v]);
-    gate(APIC_TIMER_VECTOR, (uint64_t)(uintptr_t)bare_irq_timer);
-    gate(APIC_SPURIOUS_VECTOR, (uint64_t)(uintptr_t)bare_irq_spurious);
-    gate(PIC_VECTOR_BASE + 7, (uint64_t)(uintptr_t)bare_irq_spurious);     /* the PICs' */
-    gate(PIC_VECTOR_BASE + 15, (uint64_t)(uintptr_t)bare_irq_spurious);    /* spurious */
+    gdt_init();                 /* flat segments, ring 3, the TSS (IST1 for #DF) */
+    for (unsigned v = 0; v < 256; v++)
+        gate(v, bare_isr_table[v], v == VEC_SYSCALL ? 0xEE : 0x8E, v == 8 ? 1 : 0);
     struct { uint16_t limit; uint64_t base; } __attribute__((packed)) d = {
         .limit = sizeof idt - 1, .base = (uint64_t)(uintptr_t)idt };
     __asm__ volatile("lidt %0" : : "m"(d));
+    __asm__ volatile("mov %%cr3, %0" : "=r"(bare_master_cr3));
 }
 
-void bare_trap(struct bare_frame *f)
+const char *trap_name(uint64_t vector)
+{
+    return vector < 32 && names[vector] ? names[vector] : "exception";
+}
+
+/* A fault of the monitor itself: report everything and halt. */
+static _Noreturn void monitor_fault(const struct bare_frame *f)
+
 {
     uint64_t cr2;
     __asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
-    const char *name = f->vector < 32 && names[f->vector] ? names[f->vector] : "exception";
+    const char *name = trap_name(f->vector);
     com1_printf("\nmoat bare: PANIC: %s (vector %llu, error 0x%llx) at RIP 0x%016llx\n", name,
                 (unsigned long long)f->vector, (unsigned long long)f->error,
                 (unsigned long long)f->rip);
@@ -69,4 +77,27 @@ void bare_trap(struct bare_frame *f)
     com1_printf("moat bare: halted\n");
     for (;;)
         __asm__ volatile("cli; hlt");
+}
+
+void bare_trap(struct bare_frame *f)
+{
+    bool user = (f->cs & 3) == 3;
+    uint64_t v = f->vector;
+    if (v == APIC_SPURIOUS_VECTOR || v == PIC_VECTOR_BASE + 7 || v == PIC_VECTOR_BASE + 15)
+        return;                             /* no EOI for a spurious interrupt */
+    if (v == VEC_SYSCALL && user)
+        dom_syscall(f);
+    else if (v < 32 && user)
+        dom_fault(f);                       /* never returns */
+    else if (v < 32)
+        monitor_fault(f);
+    else if (v == APIC_TIMER_VECTOR) {
+        apic_timer_tick();
+        dom_tick();
+    } else {
+        dom_irq((uint32_t)v);
+        apic_eoi();
+    }
+    if (user)
+        dom_return(f);                      /* may leave for the monitor loop */
 }

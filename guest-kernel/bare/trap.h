@@ -1,9 +1,9 @@
 /*
- * trap.h — exceptions in the kernel booted bare: an IDT whose 32
- * exception gates report the vector, error code, every register and CR2
- * on COM1, then halt (the machine stays up for a debugger or the
- * console's reader); plus the gates of the local APIC timer and the
- * spurious vector (apic.h).
+ * trap.h — traps in the kernel booted bare. A monitor exception reports
+ * the vector, error code, every register and CR2 on COM1, then halts (the
+ * machine stays up for a debugger or the console's reader). Interrupts:
+ * the local APIC timer, the spurious vectors, and device MSIs routed to
+ * domains (dom.h). From ring 3: system calls and domain faults.
  */
 #ifndef BARE_TRAP_H
 #define BARE_TRAP_H
@@ -17,7 +17,22 @@ struct bare_frame {
     uint64_t rip, cs, rflags, rsp, ss;      /* pushed by the CPU */
 };
 
+/* The GDT (ring 3 segments, TSS) and an IDT for all 256 vectors: int3 is
+ * the domains' system call gate; exceptions from ring 3 end the domain
+ * (dom.h), from ring 0 they are reported and halt the machine. */
 void trap_init(void);
-void bare_trap(struct bare_frame *f) __attribute__((noreturn));
+void bare_trap(struct bare_frame *f);
+/* "#PF page fault", ...; "exception" past the known ones. */
+const char *trap_name(uint64_t vector);
+/* CR3 of the monitor (taken on every trap from ring 3) and of the domain
+ * running now (loaded when a trap returns to ring 3). */
+extern uint64_t bare_master_cr3, bare_user_cr3;
+/* Enter a ring-3 frame (trap_entry.S); f sits where the trap stack's
+ * frame would. */
+_Noreturn void bare_resume(struct bare_frame *f);
+/* The monitor loop's setjmp/longjmp: save returns 0, and 1 when jumped to. */
+struct bare_ctx { uint64_t rip, rsp, rbx, rbp, r12, r13, r14, r15; };
+int bare_ctx_save(struct bare_ctx *c) __attribute__((returns_twice));
+_Noreturn void bare_ctx_jump(struct bare_ctx *c);
 
 #endif /* BARE_TRAP_H */

@@ -1,55 +1,41 @@
 /*
- * trap_entry.S — the bare kernel's exception stubs: vectors 0-31 push
- * their number (and a zero where the CPU pushes no error code), save the
- * general registers and call bare_trap(frame) (trap.c), which reports and
- * halts: a fault in the monitor is never silent. Then the interrupt
- * entries (the local APIC timer, spurious), which return.
+ * trap_entry.S — every vector of the bare kernel enters here: a stub
+ * pushes its number (and a zero where the CPU pushes no error code), the
+ * common path saves the general registers and calls bare_trap(frame)
+ * (trap.c). A trap from a ring-3 domain switches to the monitor's page
+ * tables first (bare_master_cr3); returning to ring 3 loads the running
+ * domain's (bare_user_cr3). bare_resume(frame) enters a domain from a
+ * saved frame; bare_ctx_save / bare_ctx_jump are the monitor loop's
+ * setjmp and longjmp (dom.c leaves a domain with them).
  */
     .section .text
     .code64
 
-.macro STUB n, has_err
-    .globl bare_isr\n
+#define F_CS (17 * 8 + 8)                /* 15 registers, vector, error, RIP */
+
+.macro STUB n
+    .align 16
 bare_isr\n:
-    .if \has_err == 0
+    .if (\n == 8) || (\n >= 10 && \n <= 14) || (\n == 17) || (\n == 21) || (\n == 29) || (\n == 30)
+    .else
     pushq $0
     .endif
     pushq $\n
     jmp trap_common
 .endm
 
-STUB 0,0
-STUB 1,0
-STUB 2,0
-STUB 3,0
-STUB 4,0
-STUB 5,0
-STUB 6,0
-STUB 7,0
-STUB 8,1
-STUB 9,0
-STUB 10,1
-STUB 11,1
-STUB 12,1
-STUB 13,1
-STUB 14,1
-STUB 15,0
-STUB 16,0
-STUB 17,1
-STUB 18,0
-STUB 19,0
-STUB 20,0
-STUB 21,1
-STUB 22,0
-STUB 23,0
-STUB 24,0
-STUB 25,0
-STUB 26,0
-STUB 27,0
-STUB 28,0
-STUB 29,1
-STUB 30,1
-STUB 31,0
+    .altmacro
+.macro STUBS from, to
+    STUB %from
+    .if \to - \from
+    STUBS %(\from + 1), \to
+    .endif
+.endm
+    STUBS 0, 63
+    STUBS 64, 127
+    STUBS 128, 191
+    STUBS 192, 255
+    .noaltmacro
 
 trap_common:
     pushq %rax
@@ -67,50 +53,91 @@ trap_common:
     pushq %r13
     pushq %r14
     pushq %r15
-    movq %rsp, %rdi
+    cld
+    testb $3, F_CS(%rsp)
+    jz 1f
+    movq bare_master_cr3(%rip), %rax
+    movq %rax, %cr3
+1:  movq %rsp, %rdi
+    movq %rsp, %rbx
     andq $-16, %rsp
     call bare_trap
-1:  cli
-    hlt
-    jmp 1b
-
-/* Device and timer interrupts: save what C may clobber, call the handler
- * (which sends the EOI), return. 5 + 9 pushes keep RSP 16-byte aligned. */
-.macro IRQ name, handler
-    .globl \name
-\name:
-    pushq %rax
-    pushq %rcx
-    pushq %rdx
-    pushq %rsi
-    pushq %rdi
-    pushq %r8
-    pushq %r9
-    pushq %r10
-    pushq %r11
-    call \handler
+    movq %rbx, %rsp
+    .globl bare_trap_return
+bare_trap_return:
+    testb $3, F_CS(%rsp)
+    jz 2f
+    movq bare_user_cr3(%rip), %rax
+    movq %rax, %cr3
+2:  popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
     popq %r11
     popq %r10
     popq %r9
     popq %r8
+    popq %rbp
     popq %rdi
     popq %rsi
     popq %rdx
     popq %rcx
+    popq %rbx
     popq %rax
+    addq $16, %rsp
     iretq
-.endm
 
-IRQ bare_irq_timer, apic_timer_tick
+/* bare_resume(frame): enter the frame (placed by the caller where the
+ * trap stack's frames sit), through the common return path. */
+    .globl bare_resume
+bare_resume:
+    movq %rdi, %rsp
+    jmp bare_trap_return
 
-    .globl bare_irq_spurious
-bare_irq_spurious:                      /* no EOI for a spurious interrupt */
-    iretq
+/* bare_ctx_save(ctx): 0 now, 1 when bare_ctx_jump(ctx) comes back. */
+    .globl bare_ctx_save
+bare_ctx_save:
+    movq (%rsp), %rax
+    movq %rax, 0(%rdi)
+    leaq 8(%rsp), %rax
+    movq %rax, 8(%rdi)
+    movq %rbx, 16(%rdi)
+    movq %rbp, 24(%rdi)
+    movq %r12, 32(%rdi)
+    movq %r13, 40(%rdi)
+    movq %r14, 48(%rdi)
+    movq %r15, 56(%rdi)
+    xorl %eax, %eax
+    ret
+
+    .globl bare_ctx_jump
+bare_ctx_jump:
+    movq 8(%rdi), %rsp
+    movq 16(%rdi), %rbx
+    movq 24(%rdi), %rbp
+    movq 32(%rdi), %r12
+    movq 40(%rdi), %r13
+    movq 48(%rdi), %r14
+    movq 56(%rdi), %r15
+    movl $1, %eax
+    jmpq *0(%rdi)
 
     .section .rodata
     .align 8
     .globl bare_isr_table
 bare_isr_table:
-    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    .altmacro
+.macro ENTRY n
     .quad bare_isr\n
-    .endr
+.endm
+.macro ENTRIES from, to
+    ENTRY %from
+    .if \to - \from
+    ENTRIES %(\from + 1), \to
+    .endif
+.endm
+    ENTRIES 0, 63
+    ENTRIES 64, 127
+    ENTRIES 128, 191
+    ENTRIES 192, 255
+    .noaltmacro

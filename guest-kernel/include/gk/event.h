@@ -24,5 +24,8 @@ bool gk_event_dispatch(void);
 bool gk_event_allocated(uint32_t vector);
 /* Ring 0 (trap path): mark vector pending; false if it is not an event vector. */
 bool gk_event_mark(uint32_t vector);
+/* The pending bitmap, 4 words of 64 vectors: the platform's (hosted: the
+ * kernel's memory; bare: the page the monitor marks, bare/dom_abi.h). */
+uint64_t *gk_event_pending(void);
 
 #endif /* GK_EVENT_H */

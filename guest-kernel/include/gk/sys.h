@@ -31,6 +31,12 @@ enum sys_nr {
     SYS_INTX_ACK      = 10, /* (gsi): unmask the pin after the cause is cleared */
     SYS_CAP_REGISTER  = 11, /* (struct moat_cap_register *): serve a cap; 0 or -MOAT_E* */
     SYS_SESSION_RELEASE = 12, /* (slot): done with a CLOSING session; 0 or -MOAT_E* */
+    /* Bare domains only (bare/dom/bare_dom.h): the monitor mediates every
+     * configuration and register access. A refused access stops the
+     * domain (a driver's own checks in dd_pci.c came first), so these
+     * return the value read and have no error result. */
+    SYS_CFG           = 13, /* (dev << 16 | off, width | SYS_PIO_WRITE, value) */
+    SYS_MMIO          = 14, /* (address, width | SYS_PIO_WRITE, value) */
 };
 
 #define SYS_PIO_WRITE 0x100u    /* with size 1, 2 or 4 */
@@ -84,5 +90,9 @@ static inline int64_t sys_cap_register(const void *reg)
 { return sys_call3(SYS_CAP_REGISTER, (uint64_t)(uintptr_t)reg, 0, 0); }
 static inline int64_t sys_session_release(uint32_t slot)
 { return sys_call3(SYS_SESSION_RELEASE, slot, 0, 0); }
+static inline uint64_t sys_cfg(uint32_t dev_off, uint32_t width_flags, uint32_t value)
+{ return (uint64_t)sys_call3(SYS_CFG, dev_off, width_flags, value); }
+static inline uint64_t sys_mmio(uint64_t addr, uint32_t width_flags, uint64_t value)
+{ return (uint64_t)sys_call3(SYS_MMIO, addr, width_flags, value); }
 
 #endif /* GK_SYS_H */

@@ -17,6 +17,11 @@ uint64_t timer_now_ns(void);
 uint64_t timer_ticks(void);
 uint64_t timer_tsc_khz(void);
 /* Pure: ns elapsed for tsc_delta ticks at khz, without 128-bit arithmetic. */
-uint64_t timer_tsc_to_ns(uint64_t tsc_delta, uint64_t khz);
+static inline uint64_t timer_tsc_to_ns(uint64_t tsc_delta, uint64_t khz)
+{
+    /* ns = delta * 1e6 / khz, split so nothing overflows 64 bits for any
+     * delta (remainder * 1e6 < khz * 1e6, and khz < 2^32 in practice). */
+    return tsc_delta / khz * 1000000ull + (tsc_delta % khz) * 1000000ull / khz;
+}
 
 #endif /* GK_TIMER_H */

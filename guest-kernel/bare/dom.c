@@ -1,0 +1,465 @@
+/* Driver domains of the bare monitor: creation, the run loop's scheduling,
+ * system calls, faults and the console's view (contract in dom.h). */
+#include <stdarg.h>
+#include "com1.h"
+#include "dom.h"
+#include "dom_internal.h"
+#include "dom_pci.h"
+#include "gk/console.h"
+#include "gk/cpu.h"
+#include "gk/kstring.h"
+#include "gk/sys.h"
+#include "gk/trap.h"
+#include "palloc.h"
+
+#define TRAP_STACK (16u << 10)
+
+static struct dom doms[DOMS_MAX];
+static uint32_t n_doms, rr_next;
+static struct dom *cur;
+static struct bare_ctx loop_ctx;
+static uint64_t tsc_khz;
+static uint32_t apic_id;
+static uint8_t trap_stack[TRAP_STACK] __attribute__((aligned(16)));
+
+uint64_t dom_tsc_khz(void) { return tsc_khz; }
+
+/* ---- log and audit --------------------------------------------------------------------- */
+
+static void vline(const struct dom *d, const char *fmt, va_list ap, char *out, size_t len)
+{
+    int n = ksnprintf(out, len, "moat bare: %s: ", d->name);
+    if (n < 0 || (size_t)n >= len)
+        n = 0;
+    kvsnprintf(out + n, len - (size_t)n, fmt, ap);
+}
+
+void dom_log(const struct dom *d, const char *fmt, ...)
+{
+    char line[GK_CONSOLE_LINE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vline(d, fmt, ap, line, sizeof line);
+    va_end(ap);
+    com1_printf("%s\n", line);
+}
+
+void dom_audit(struct dom *d, const char *fmt, ...)
+{
+    char *rec = d->audit[d->n_audit % DOM_AUDIT_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    kvsnprintf(rec, DOM_AUDIT_LEN, fmt, ap);
+    va_end(ap);
+    d->n_audit++;
+    d->refused++;
+    com1_printf("moat bare: %s: audit: %s\n", d->name, rec);
+}
+
+/* ---- time ---------------------------------------------------------------------------------- */
+
+/* The TSC against the PIT's channel 2 over 50 ms (CPUID often does not say). */
+static uint64_t calibrate_tsc_khz(void)
+{
+    outb(0x61, (uint8_t)((inb(0x61) & ~0x02u) | 0x01u));   /* gate on, speaker off */
+    outb(0x43, 0xB0);                                         /* ch 2, lo/hi, mode 0 */
+    uint32_t count = 1193182u / 20u;
+    outb(0x42, (uint8_t)count);
+    outb(0x42, (uint8_t)(count >> 8));
+    uint64_t t0 = rdtsc();
+    while (!(inb(0x61) & 0x20))
+        cpu_relax();
+    return (rdtsc() - t0) / 50u;
+}
+
+/* ---- creation ------------------------------------------------------------------------------ */
+
+static uint64_t parse_size(const char *v, uint64_t fallback)
+{
+    uint64_t n = 0;
+    const char *p = v;
+    for (; *p >= '0' && *p <= '9'; p++)
+        n = n * 10 + (uint64_t)(*p - '0');
+    if (p == v)
+        return fallback;
+    if (*p == 'K' || *p == 'k')
+        n <<= 10;
+    else if (*p == 'M' || *p == 'm')
+        n <<= 20;
+    else if (*p == 'G' || *p == 'g')
+        n <<= 30;
+    return n;
+}
+
+/* Split the module's words: the monitor's into d, the rest into args. */
+static const char *parse_words(struct dom *d, const char *cmd, char *args, size_t args_len)
+{
+    size_t used = 0;
+    bool first = true;
+    d->mem_size = 8u << 20;
+    d->dma_size = 8u << 20;
+    while (*cmd) {
+        while (*cmd == ' ')
+            cmd++;
+        const char *w = cmd;
+        while (*cmd && *cmd != ' ')
+            cmd++;
+        size_t len = (size_t)(cmd - w);
+        if (!len)
+            break;
+        char word[BOOT_CMDLINE_MAX];
+        memcpy(word, w, len);
+        word[len] = '\0';
+        const char *eq = word;
+        while (*eq && *eq != '=')
+            eq++;
+        if (!*eq)
+            eq = NULL;
+        if (first && !eq) {             /* the loader's path of the image */
+            first = false;
+            continue;
+        }
+        first = false;
+        if (eq && strncmp(word, "domain=", 7) == 0)
+            ksnprintf(d->name, sizeof d->name, "%s", eq + 1);
+        else if (eq && strncmp(word, "dev=", 4) == 0)
+            ksnprintf(d->dev_sel, sizeof d->dev_sel, "%s", eq + 1);
+        else if (eq && strncmp(word, "mem=", 4) == 0)
+            d->mem_size = parse_size(eq + 1, 0);
+        else if (eq && strncmp(word, "dma=", 4) == 0)
+            d->dma_size = parse_size(eq + 1, 0);
+        else if (used + len + 2 < args_len) {
+            memcpy(args + used, word, len);
+            used += len;
+            args[used++] = ' ';
+        }
+    }
+    args[used ? used - 1 : 0] = '\0';
+    return d->name[0] ? NULL : "the module has no domain=NAME";
+}
+
+static const char *dom_start(struct dom *d)
+{
+    char args[MOAT_CMDLINE_MAX];
+    const char *why = parse_words(d, d->module->cmdline, args, sizeof args);
+    if (!why)
+        why = dom_load(d, tsc_khz);
+    if (why)
+        return why;
+    memcpy(d->bi->cmdline, args, sizeof args);
+    if (d->incarnation == 0 && d->dev_sel[0]) {
+        why = dom_pci_assign(d, d->dev_sel, apic_id, tsc_khz);
+        if (why)
+            return why;
+    } else if (d->n_dev) {                  /* a restart keeps its devices */
+        for (uint32_t i = 0; i < d->n_dev; i++)
+            d->bi->device[i] = d->bi->device[i];
+    }
+    d->frame = (struct bare_frame){ .rip = d->entry, .cs = SEL_UCODE, .rflags = 0x202,
+                                    .rsp = BARE_DOM_VA_STACK_TOP, .ss = SEL_UDATA };
+    d->irq_count = 0;
+    d->has_cap = false;
+    d->started_tsc = rdtsc();
+    d->ready_tsc = 0;
+    d->incarnation++;
+    d->state = DOM_RUNNABLE;
+    return NULL;
+}
+
+void dom_boot_all(const struct boot_desc *b, uint32_t apic)
+{
+    apic_id = apic;
+    uint64_t efer = rdmsr(MSR_EFER);
+    wrmsr(MSR_EFER, efer | EFER_NXE);
+    gdt_set_kernel_stack((uint64_t)(uintptr_t)(trap_stack + sizeof trap_stack));
+    tsc_khz = calibrate_tsc_khz();
+    palloc_init(b);
+    com1_printf("moat bare: TSC %llu kHz, %llu MiB free for domains, %u module%s\n",
+                (unsigned long long)tsc_khz, (unsigned long long)(palloc_free_bytes() >> 20),
+                b->n_modules, b->n_modules == 1 ? "" : "s");
+    for (uint32_t i = 0; i < b->n_modules && i < BOOT_MODULES_MAX && n_doms < DOMS_MAX; i++) {
+        struct dom *d = &doms[n_doms];
+        *d = (struct dom){ .module = &b->module[i], .id = n_doms + 1 };
+        const char *why = dom_start(d);
+        if (why) {
+            com1_printf("moat bare: module %u (%s): not started: %s\n", i, b->module[i].cmdline,
+                        why);
+            if (d->pml4)        /* its memory is spent; keep the slot, dead */
+                ksnprintf(d->end_reason, sizeof d->end_reason, "not started: %s", why),
+                    d->state = DOM_DEAD, n_doms++;
+            continue;
+        }
+        n_doms++;
+        dom_log(d, "started: image %llu KiB, heap %llu MiB, DMA window %llu MiB at IOVA 0x%llx, "
+                "%u device%s", (unsigned long long)(d->image_pages * 4),
+                (unsigned long long)(d->mem_size >> 20), (unsigned long long)(d->dma_size >> 20),
+                (unsigned long long)d->win[0].iova, d->n_dev, d->n_dev == 1 ? "" : "s");
+    }
+}
+
+/* ---- running --------------------------------------------------------------------------------- */
+
+bool dom_run_next(void)
+{
+    for (uint32_t k = 0; k < n_doms; k++) {
+        struct dom *d = &doms[(rr_next + k) % n_doms];
+        if (d->state != DOM_RUNNABLE)
+            continue;
+        rr_next = (uint32_t)(d - doms + 1) % n_doms;
+        cur = d;
+        d->preempt = false;
+        bare_user_cr3 = d->pml4;
+        if (bare_ctx_save(&loop_ctx) == 0) {
+            struct bare_frame *f = (struct bare_frame *)(uintptr_t)(trap_stack + sizeof trap_stack -
+                                                                    sizeof *f);
+            *f = d->frame;
+            bare_resume(f);
+        }
+        cur = NULL;
+        return true;
+    }
+    return false;
+}
+
+static _Noreturn void leave(struct bare_frame *f)
+{
+    cur->frame = *f;
+    bare_ctx_jump(&loop_ctx);
+}
+
+static void end(struct dom *d, const char *what)
+{
+    ksnprintf(d->end_reason, sizeof d->end_reason, "%s", what);
+    d->state = DOM_DEAD;
+    dom_pci_quiesce(d);
+}
+
+_Noreturn void dom_kill(struct dom *d, const char *fmt, ...)
+{
+    char why[DOM_AUDIT_LEN];
+    va_list ap;
+    va_start(ap, fmt);
+    kvsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    dom_audit(d, "%s: domain stopped", why);
+    end(d, why);
+    bare_ctx_jump(&loop_ctx);
+}
+
+void dom_event(struct dom *d, uint32_t vector)
+{
+    if (d->state == DOM_DEAD || d->state == DOM_FREE)
+        return;
+    if (vector < 256)
+        __atomic_fetch_or(&d->ev->pending[vector / 64], 1ull << (vector % 64), __ATOMIC_RELEASE);
+    d->irq_count++;
+    __atomic_store_n(&d->ev->irq_count, d->irq_count, __ATOMIC_RELEASE);
+    if (d->state == DOM_WAITING)
+        d->state = DOM_RUNNABLE;
+}
+
+void dom_tick(void)
+{
+    bool others = false;
+    for (uint32_t i = 0; i < n_doms; i++) {
+        struct dom *d = &doms[i];
+        if (d->state == DOM_DEAD || d->state == DOM_FREE)
+            continue;
+        d->ev->ticks++;
+        dom_event(d, 256);
+        others |= d != cur && d->state == DOM_RUNNABLE;
+    }
+    if (cur && (others || com1_ready()))
+        cur->preempt = true;
+}
+
+void dom_irq(uint32_t vector) { dom_pci_irq(vector); }
+
+void dom_return(struct bare_frame *f)
+{
+    if (cur && (cur->preempt || cur->state != DOM_RUNNABLE))
+        leave(f);
+}
+
+_Noreturn void dom_fault(struct bare_frame *f)
+{
+    struct dom *d = cur;
+    uint64_t cr2;
+    __asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
+    char what[DOM_AUDIT_LEN];
+    ksnprintf(what, sizeof what, "%s (vector %llu, error 0x%llx) at RIP 0x%llx, CR2 0x%llx",
+              trap_name(f->vector), (unsigned long long)f->vector, (unsigned long long)f->error,
+              (unsigned long long)f->rip, (unsigned long long)cr2);
+    dom_log(d, "crashed: %s", what);
+    dom_log(d, "registers: RAX %llx RBX %llx RCX %llx RDX %llx RSI %llx RDI %llx RBP %llx "
+            "RSP %llx", (unsigned long long)f->rax, (unsigned long long)f->rbx,
+            (unsigned long long)f->rcx, (unsigned long long)f->rdx, (unsigned long long)f->rsi,
+            (unsigned long long)f->rdi, (unsigned long long)f->rbp, (unsigned long long)f->rsp);
+    end(d, what);
+    leave(f);
+}
+
+/* ---- system calls ----------------------------------------------------------------------------- */
+
+static int64_t sys_console(struct dom *d, uint64_t va, uint64_t len)
+{
+    char buf[GK_CONSOLE_LINE_MAX + 1];
+    if (len > GK_CONSOLE_LINE_MAX)
+        return -SYS_EINVAL;
+    if (!dom_copy_in(d, buf, va, len))
+        return -SYS_EFAULT;
+    while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+        len--;
+    for (uint64_t i = 0; i < len; i++)
+        if ((uint8_t)buf[i] < 0x20 || (uint8_t)buf[i] > 0x7E)
+            buf[i] = '?';               /* one line per event, nothing for the terminal */
+    buf[len] = '\0';
+    dom_log(d, "%s", buf);
+    return 0;
+}
+
+static int64_t sys_cap(struct dom *d, uint64_t va)
+{
+    struct moat_cap_register r;
+    if (!dom_copy_in(d, &r, va, sizeof r))
+        return -SYS_EFAULT;
+    r.name[sizeof r.name - 1] = '\0';
+    if (r.kind != MOAT_CAP_BLOCK || r.blk.block_size < MOAT_BLK_BLOCK_MIN ||
+        r.blk.block_size > MOAT_BLK_BLOCK_MAX || (r.blk.block_size & (r.blk.block_size - 1)) ||
+        !r.blk.blocks)
+        return -SYS_EINVAL;
+    d->cap = r;
+    d->has_cap = true;
+    dom_log(d, "cap %s.%s: BlockDevice, %llu blocks of %u bytes", d->name, r.name,
+            (unsigned long long)r.blk.blocks, r.blk.block_size);
+    return 0;
+}
+
+static void sys_panic_of(struct dom *d, struct bare_frame *f)
+{
+    char msg[MOAT_CRASH_MSG_MAX];
+    uint64_t n = 0;
+    while (n + 1 < sizeof msg && dom_copy_in(d, &msg[n], f->rdi + n, 1) && msg[n])
+        n++;
+    msg[n] = '\0';
+    dom_log(d, "panic: %s (RIP 0x%llx)", msg, (unsigned long long)f->rip);
+    end(d, "panic");
+    leave(f);
+}
+
+void dom_syscall(struct bare_frame *f)
+{
+    struct dom *d = cur;
+    int64_t r = 0;
+    d->syscalls++;
+    switch (f->rax) {
+    case SYS_CONSOLE_WRITE:
+        r = sys_console(d, f->rdi, f->rsi);
+        break;
+    case SYS_WAIT:
+        if (d->irq_count == f->rdi)
+            d->state = DOM_WAITING;
+        break;
+    case SYS_READY:
+        if (!d->ready_tsc) {
+            d->ready_tsc = rdtsc();
+            dom_log(d, "ready in %llu ms", (unsigned long long)((d->ready_tsc - d->started_tsc) /
+                                                                 tsc_khz));
+        }
+        break;
+    case SYS_EXIT:
+        dom_log(d, "exited with code %llu", (unsigned long long)f->rdi);
+        d->exit_code = (uint32_t)f->rdi;
+        end(d, "exited");
+        leave(f);
+    case SYS_PANIC:
+        sys_panic_of(d, f);
+        break;
+    case SYS_CFG:
+        r = (int64_t)dom_pci_cfg(d, f->rdi, f->rsi, f->rdx);
+        break;
+    case SYS_MMIO:
+        r = (int64_t)dom_pci_mmio(d, f->rdi, f->rsi, f->rdx);
+        break;
+    case SYS_CAP_REGISTER:
+        r = sys_cap(d, f->rdi);
+        break;
+    default:
+        r = -SYS_ENOSYS;
+    }
+    f->rax = (uint64_t)r;
+}
+
+/* ---- the console ------------------------------------------------------------------------------- */
+
+static const char *state_name(enum dom_state s)
+{
+    switch (s) {
+    case DOM_RUNNABLE: return "running";
+    case DOM_WAITING: return "waiting";
+    case DOM_DEAD: return "stopped";
+    case DOM_FREE: break;
+    }
+    return "free";
+}
+
+void dom_cmd_domains(void)
+{
+    if (!n_doms)
+        com1_printf("no domains (give the kernel modules: domain=NAME dev=nvme ...)\n");
+    for (uint32_t i = 0; i < n_doms; i++) {
+        const struct dom *d = &doms[i];
+        com1_printf("%s: %s, incarnation %u, ring 3, %llu system calls, %llu interrupts, "
+                    "%llu refused%s%s%s\n", d->name, state_name(d->state), d->incarnation,
+                    (unsigned long long)d->syscalls, (unsigned long long)d->irqs,
+                    (unsigned long long)d->refused, d->end_reason[0] ? " (" : "",
+                    d->end_reason, d->end_reason[0] ? ")" : "");
+        if (d->has_cap)
+            com1_printf("  cap %s.%s: BlockDevice, %llu blocks of %u bytes\n", d->name,
+                        d->cap.name, (unsigned long long)d->cap.blk.blocks, d->cap.blk.block_size);
+        dom_pci_describe(d);
+    }
+}
+
+void dom_cmd_windows(void)
+{
+    for (uint32_t i = 0; i < n_doms; i++)
+        for (uint32_t w = 0; w < doms[i].n_win; w++)
+            com1_printf("%s: window %u: IOVA 0x%llx-0x%llx -> physical 0x%llx (%llu MiB), "
+                        "translated at the doorbell (no IOMMU)\n", doms[i].name, w,
+                        (unsigned long long)doms[i].win[w].iova,
+                        (unsigned long long)(doms[i].win[w].iova + doms[i].win[w].size - 1),
+                        (unsigned long long)doms[i].win[w].pa,
+                        (unsigned long long)(doms[i].win[w].size >> 20));
+}
+
+void dom_cmd_audit(void)
+{
+    for (uint32_t i = 0; i < n_doms; i++) {
+        const struct dom *d = &doms[i];
+        uint32_t n = d->n_audit < DOM_AUDIT_MAX ? d->n_audit : DOM_AUDIT_MAX;
+        com1_printf("%s: %u audit record%s (%u kept)\n", d->name, d->n_audit,
+                    d->n_audit == 1 ? "" : "s", n);
+        for (uint32_t k = d->n_audit - n; k < d->n_audit; k++)
+            com1_printf("  %s\n", d->audit[k % DOM_AUDIT_MAX]);
+    }
+}
+
+bool dom_cmd_restart(const char *name)
+{
+    for (uint32_t i = 0; i < n_doms; i++) {
+        struct dom *d = &doms[i];
+        if (strcmp(d->name, name) != 0)
+            continue;
+        if (d->state != DOM_DEAD)
+            end(d, "restarted from the console");
+        const char *why = dom_start(d);
+        if (why)
+            dom_log(d, "restart failed: %s", why);
+        else
+            dom_log(d, "restarted: memory scrubbed, image reloaded, incarnation %u",
+                    d->incarnation);
+        return true;
+    }
+    return false;
+}

@@ -1,0 +1,81 @@
+/* The runtime of a driver domain the bare monitor runs in ring 3 (layout
+ * in bare_dom.h): what the hosted guest kernel gives its ring-3 code —
+ * boot info, the platform page, events, time, console, panic — here read
+ * from the pages the monitor mapped or asked of it by system call. The
+ * dd_* API above it is the hosted one, unchanged (dd_core.c, dd_dma.c,
+ * dd_irq.c, dd_pci.c over dd_hw_bare.c, runtime.c). */
+#include <stdarg.h>
+#include "bare_dom.h"
+#include "dd.h"
+#include "gk/console.h"
+#include "gk/cpu.h"
+#include "gk/event.h"
+#include "gk/fault_inject.h"
+#include "gk/panic.h"
+#include "gk/platform.h"
+#include "gk/sys.h"
+#include "gk/timer.h"
+#include "gk/trap.h"
+
+static uint64_t tsc_start;
+
+void dom_start(void);
+
+const struct moat_boot_info *platform_boot_info(void)
+{
+    return (const struct moat_boot_info *)(uintptr_t)BARE_DOM_VA_BOOTINFO;
+}
+
+struct moat_platform_page *platform_page(void)
+{
+    return (struct moat_platform_page *)(uintptr_t)BARE_DOM_VA_PLATFORM;
+}
+
+static struct bare_dom_events *events(void)
+{
+    return (struct bare_dom_events *)(uintptr_t)BARE_DOM_VA_EVENTS;
+}
+
+uint64_t *gk_event_pending(void) { return events()->pending; }
+uint64_t trap_irq_count(void) { return __atomic_load_n(&events()->irq_count, __ATOMIC_ACQUIRE); }
+uint64_t timer_ticks(void) { return __atomic_load_n(&events()->ticks, __ATOMIC_RELAXED); }
+uint64_t timer_tsc_khz(void) { return platform_boot_info()->tsc_khz; }
+uint64_t timer_now_ns(void) { return timer_tsc_to_ns(rdtsc() - tsc_start, timer_tsc_khz()); }
+
+/* One CPU, and the monitor's tick preempts a spinning domain: nothing to hint. */
+void platform_yield(void) {}
+
+void kprintf(const char *fmt, ...)
+{
+    char line[GK_CONSOLE_LINE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = kvsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        sys_console_write(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
+
+_Noreturn void panic(const char *fmt, ...)
+{
+    char msg[MOAT_CRASH_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    kvsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    sys_panic(msg);
+}
+
+/* Entered from dom_entry.S on the domain's stack, interrupts on. */
+void dom_start(void)
+{
+    tsc_start = rdtsc();
+    const struct moat_boot_info *bi = platform_boot_info();
+    if (bi->magic != MOAT_BOOT_MAGIC || bi->version != MOAT_BOOT_VERSION ||
+        bi->size != sizeof *bi || bi->platform != MOAT_PLATFORM_BARE || !bi->tsc_khz)
+        panic("boot info missing, of another version or without a TSC rate");
+    platform_boot_mark(MOAT_BOOT_USER);
+    gk_fault_init();
+    domain_main(bi->cmdline);
+    sys_exit(0);
+}

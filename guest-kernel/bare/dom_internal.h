@@ -1,0 +1,78 @@
+/* dom_internal.h — what the monitor's domain modules share (dom.c,
+ * dom_load.c, dom_pci.c, nvme_shadow.c); nothing outside sees it. */
+#ifndef BARE_DOM_INTERNAL_H
+#define BARE_DOM_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "dom/bare_dom.h"
+#include "moat/boot_info.h"
+#include "moat/platform_abi.h"
+#include "moat/session_abi.h"
+#include "multiboot.h"
+#include "trap.h"
+
+#define DOMS_MAX 4u
+#define DOM_AUDIT_MAX 16u
+#define DOM_AUDIT_LEN 200u
+
+enum dom_state { DOM_FREE, DOM_RUNNABLE, DOM_WAITING, DOM_DEAD };
+
+struct dom_window { uint64_t iova, size, pa; };
+
+struct dom_dev;                         /* dom_pci.c */
+
+struct dom {
+    enum dom_state state;
+    char name[MOAT_NAME_MAX];
+    uint32_t id;
+    const struct boot_module *module;
+    char dev_sel[24];
+    uint64_t mem_size, dma_size;
+    /* Memory, kept across restarts (scrubbed). */
+    uint64_t pml4, image_pa, image_pages, heap_pa, stack_pa, pages_pa;
+    struct dom_window win[MOAT_WINDOWS_MAX];
+    uint32_t n_win;
+    struct moat_boot_info *bi;          /* the monitor's views of the shared pages */
+    struct moat_platform_page *pp;
+    struct bare_dom_events *ev;
+    struct dom_dev *dev[MOAT_DEVICES_MAX];
+    uint32_t n_dev;
+    struct bare_frame frame;            /* where it resumes */
+    uint64_t irq_count;                 /* the monitor's own count (the page is writable) */
+    uint64_t entry;
+    bool preempt;
+    /* Life. */
+    uint64_t started_tsc, ready_tsc;
+    uint32_t incarnation, exit_code;
+    char end_reason[DOM_AUDIT_LEN];
+    struct moat_cap_register cap;
+    bool has_cap;
+    /* Counters and the audit trail. */
+    uint64_t syscalls, refused, irqs;
+    char audit[DOM_AUDIT_MAX][DOM_AUDIT_LEN];
+    uint32_t n_audit;
+};
+
+/* dom.c */
+/* Log one line "moat bare: NAME: ..." (one event). */
+void dom_log(const struct dom *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A refused input: logged, counted, kept in the domain's audit trail. */
+void dom_audit(struct dom *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* End the running domain now (a hostile or broken access): never returns. */
+_Noreturn void dom_kill(struct dom *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Mark vector pending in d's event page and wake it. */
+void dom_event(struct dom *d, uint32_t vector);
+
+/* dom_load.c */
+/* Build d's address space and load its image (first time: allocate;
+ * later: scrub and reuse). NULL, or why not. */
+const char *dom_load(struct dom *d, uint64_t tsc_khz);
+/* Physical address of [iova, iova + len) when it lies inside one of d's
+ * windows, else 0 (a window never starts at physical 0). */
+uint64_t dom_window_pa(const struct dom *d, uint64_t iova, uint64_t len);
+/* Copy len bytes from d's user address va; false when any byte is not
+ * mapped for ring 3. */
+bool dom_copy_in(const struct dom *d, void *dst, uint64_t va, uint64_t len);
+
+#endif /* BARE_DOM_INTERNAL_H */

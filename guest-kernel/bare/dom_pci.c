@@ -1,0 +1,337 @@
+/* Assigned PCI functions and the domains' accesses (contract in dom_pci.h). */
+#include "com1.h"
+#include "dom_internal.h"
+#include "dom_pci.h"
+#include "gk/kstring.h"
+#include "gk/sys.h"
+#include "mmio_map.h"
+#include "moat/pci_regs.h"
+#include "nvme_shadow.h"
+#include "pci_enum.h"
+
+#define DEVS_MAX 8u
+#define MSIX_MAX 64u
+#define VEC_FIRST 64u           /* monitor vectors handed to devices */
+#define VEC_LAST 223u
+#define VEC_DOMAIN_FIRST 48u    /* what a domain may program (gk/event.h) */
+
+struct msix_entry { uint32_t lo, hi, data, ctrl; uint8_t host; };
+
+struct dom_dev {
+    struct dom *owner;
+    struct pci_fn_id fn;
+    struct moat_bar_info bar[6];
+    uint32_t msix_cap, msix_n, msix_bar, pba_bar;
+    uint64_t msix_off, pba_off;
+    struct msix_entry msix[MSIX_MAX];
+    struct nvme_shadow *nvme;
+    uint64_t cfg_refused;
+};
+
+static struct dom_dev devs[DEVS_MAX];
+static unsigned n_devs;
+static struct { struct dom_dev *dev; uint32_t entry; } vec_owner[256];
+static uint32_t apic_dest;
+
+static uint32_t cfg_rd(const struct dom_dev *x, uint32_t off)
+{
+    return pci_read32(x->fn.bus, x->fn.dev, x->fn.fn, (uint16_t)(off & ~3u));
+}
+static void cfg_wr(const struct dom_dev *x, uint32_t off, uint32_t v)
+{
+    pci_write32(x->fn.bus, x->fn.dev, x->fn.fn, (uint16_t)(off & ~3u), v);
+}
+
+/* ---- assignment ------------------------------------------------------------------------ */
+
+static bool parse_bdf(const char *s, uint8_t *b, uint8_t *dv, uint8_t *f)
+{
+    unsigned v[3] = { 0 }, i = 0;
+    for (; *s && i < 3; s++) {
+        if ((*s == ':' && i == 0) || (*s == '.' && i == 1)) {
+            i++;
+            continue;
+        }
+        unsigned h = *s >= '0' && *s <= '9' ? (unsigned)(*s - '0')
+                   : *s >= 'a' && *s <= 'f' ? (unsigned)(*s - 'a' + 10) : 99u;
+        if (h > 15)
+            return false;
+        v[i] = v[i] * 16 + h;
+    }
+    if (i != 2 || v[0] > 255 || v[1] > 31 || v[2] > 7)
+        return false;
+    *b = (uint8_t)v[0];
+    *dv = (uint8_t)v[1];
+    *f = (uint8_t)v[2];
+    return true;
+}
+
+static bool taken(const struct pci_fn_id *f)
+{
+    for (unsigned i = 0; i < n_devs; i++)
+        if (devs[i].fn.bus == f->bus && devs[i].fn.dev == f->dev && devs[i].fn.fn == f->fn)
+            return true;
+    return false;
+}
+
+/* Size BAR n with decoding off; fills x->bar[n] (and skips n + 1 for 64-bit). */
+static void size_bar(struct dom_dev *x, unsigned n)
+{
+    struct pci_bar_info b = pci_bar(&x->fn, n);
+    if (!b.present)
+        return;
+    uint32_t off = PCI_BAR_REG(n), lo = cfg_rd(x, off), hi = b.is64 ? cfg_rd(x, off + 4) : 0;
+    cfg_wr(x, off, 0xFFFFFFFFu);
+    uint64_t mask = cfg_rd(x, off);
+    if (b.is64) {
+        cfg_wr(x, off + 4, 0xFFFFFFFFu);
+        mask |= (uint64_t)cfg_rd(x, off + 4) << 32;
+    } else {
+        mask |= 0xFFFFFFFF00000000ull;
+    }
+    cfg_wr(x, off, lo);
+    if (b.is64)
+        cfg_wr(x, off + 4, hi);
+    mask &= b.io ? ~3ull : ~0xFull;
+    if (b.io)
+        mask |= 0xFFFFFFFFFFFF0000ull;
+    uint64_t size = ~mask + 1;
+    x->bar[n] = (struct moat_bar_info){ .base = b.addr, .size = size,
+                                        .kind = b.io ? MOAT_BAR_IO : b.is64 ? MOAT_BAR_MEM64
+                                                                            : MOAT_BAR_MEM32 };
+}
+
+static uint32_t find_cap(const struct dom_dev *x, uint8_t id)
+{
+    if (!(cfg_rd(x, PCI_COMMAND) >> 16 & PCI_STATUS_CAP_LIST))
+        return 0;
+    uint32_t p = cfg_rd(x, PCI_CAP_PTR) & 0xFF;
+    for (unsigned n = 0; p >= 0x40 && n < 48; n++) {
+        uint32_t h = cfg_rd(x, p & ~3u);
+        if ((h & 0xFF) == id)
+            return p & ~3u;
+        p = (h >> 8) & 0xFF;
+    }
+    return 0;
+}
+
+const char *dom_pci_assign(struct dom *d, const char *sel, uint32_t apic_id, uint64_t tsc_khz)
+{
+    apic_dest = apic_id;
+    if (n_devs == DEVS_MAX || d->n_dev == MOAT_DEVICES_MAX)
+        return "no room for another device";
+    struct pci_fn_id all[64];
+    uint32_t n = pci_scan(all, 64);
+    struct pci_fn_id want = { 0 };
+    bool by_addr = parse_bdf(sel, &want.bus, &want.dev, &want.fn), found = false;
+    for (uint32_t i = 0; i < n && i < 64 && !found; i++) {
+        if (taken(&all[i]))
+            continue;
+        if (by_addr ? (all[i].bus == want.bus && all[i].dev == want.dev && all[i].fn == want.fn)
+                    : (strcmp(sel, "nvme") == 0 && all[i].class_code == 0x010802)) {
+            want = all[i];
+            found = true;
+        }
+    }
+    if (!found)
+        return "no unassigned PCI function matches dev= (try the console's pci command)";
+    if (want.class_code != 0x010802)
+        return "only NVMe controllers can be assigned in bare mode so far (their doorbells "
+               "are interposed; other devices' are not yet)";
+    struct dom_dev *x = &devs[n_devs];
+    *x = (struct dom_dev){ .owner = d, .fn = want };
+    uint32_t cmd = cfg_rd(x, PCI_COMMAND) & 0xFFFF;
+    cfg_wr(x, PCI_COMMAND, cmd & ~(uint32_t)(PCI_CMD_MEM | PCI_CMD_IO | PCI_CMD_MASTER));
+    for (unsigned b = 0; b < 6; b++)
+        if (!(b > 0 && x->bar[b - 1].kind == MOAT_BAR_MEM64))
+            size_bar(x, b);
+    for (unsigned b = 0; b < 6; b++)
+        if ((x->bar[b].kind == MOAT_BAR_MEM32 || x->bar[b].kind == MOAT_BAR_MEM64) &&
+            !mmio_map(x->bar[b].base, x->bar[b].size))
+            return "a BAR cannot be mapped";
+    cfg_wr(x, PCI_COMMAND, (cmd & ~(uint32_t)PCI_CMD_MASTER) | PCI_CMD_MEM);
+    x->msix_cap = find_cap(x, PCI_CAP_ID_MSIX);
+    if (x->msix_cap) {
+        uint32_t h = cfg_rd(x, x->msix_cap), t = cfg_rd(x, x->msix_cap + PCI_MSIX_TABLE),
+                 p = cfg_rd(x, x->msix_cap + PCI_MSIX_PBA);
+        x->msix_n = ((h >> 16) & PCI_MSIX_CTRL_SIZE_MASK) + 1u;
+        if (x->msix_n > MSIX_MAX)
+            x->msix_n = MSIX_MAX;
+        x->msix_bar = t & PCI_MSIX_BIR_MASK;
+        x->msix_off = t & ~PCI_MSIX_BIR_MASK;
+        x->pba_bar = p & PCI_MSIX_BIR_MASK;
+        x->pba_off = p & ~PCI_MSIX_BIR_MASK;
+        for (uint32_t e = 0; e < x->msix_n; e++)
+            x->msix[e].ctrl = PCI_MSIX_ENTRY_MASKED;
+    }
+    if (x->bar[0].kind != MOAT_BAR_MEM32 && x->bar[0].kind != MOAT_BAR_MEM64)
+        return "the NVMe controller has no memory BAR 0";
+    const char *why;
+    cfg_wr(x, PCI_COMMAND, (cmd & 0xFFFF) | PCI_CMD_MEM | PCI_CMD_MASTER);   /* the probe's DMA */
+    x->nvme = nvme_shadow_attach((volatile uint8_t *)(uintptr_t)x->bar[0].base, tsc_khz, &why);
+    cfg_wr(x, PCI_COMMAND, (cmd & ~(uint32_t)PCI_CMD_MASTER) | PCI_CMD_MEM);
+    if (!x->nvme)
+        return why;
+    n_devs++;
+    struct moat_device_info *di = &d->bi->device[d->n_dev];
+    *di = (struct moat_device_info){ .bus = want.bus, .dev = want.dev, .fn = want.fn,
+                                     .vendor = want.vendor, .device = want.device,
+                                     .intx_gsi = MOAT_NO_GSI };
+    memcpy(di->name, "nvme", 5);
+    memcpy(di->bar, x->bar, sizeof di->bar);
+    d->dev[d->n_dev++] = x;
+    d->bi->n_devices = d->n_dev;
+    return NULL;
+}
+
+/* ---- configuration space ------------------------------------------------------------------- */
+
+uint64_t dom_pci_cfg(struct dom *d, uint64_t dev_off, uint64_t width_flags, uint64_t v)
+{
+    uint32_t idx = (uint32_t)(dev_off >> 16), off = dev_off & 0xFFFF;
+    unsigned width = width_flags & 0xFF;
+    bool wr = width_flags & SYS_PIO_WRITE;
+    if (idx >= d->n_dev || (width != 1 && width != 2 && width != 4) || off % width ||
+        off >= 256 || (width_flags & ~(uint64_t)(0xFF | SYS_PIO_WRITE)))
+        dom_kill(d, "configuration access of %u bytes at 0x%x of device %u", width, off, idx);
+    struct dom_dev *x = d->dev[idx];
+    unsigned shift = (off & 3) * 8;
+    uint32_t mask = width == 4 ? 0xFFFFFFFFu : ((1u << (width * 8)) - 1u) << shift;
+    uint32_t cur = cfg_rd(x, off);
+    if (!wr)
+        return (cur & mask) >> shift;
+    uint32_t nv = (uint32_t)(v << shift) & mask, allowed;
+    if ((off & ~3u) == PCI_COMMAND) {
+        allowed = PCI_CMD_MEM | PCI_CMD_IO | PCI_CMD_MASTER | PCI_CMD_INTX_DISABLE;
+        cur &= 0xFFFF;          /* status bits are write-one-to-clear: write zeros */
+    } else if (x->msix_cap && (off & ~3u) == x->msix_cap) {
+        allowed = (uint32_t)(PCI_MSIX_CTRL_ENABLE | PCI_MSIX_CTRL_MASKALL) << 16;
+    } else {
+        allowed = 0;
+    }
+    if ((nv ^ (cur & mask)) & mask & ~allowed) {       /* it would change a bit not its own */
+        x->cfg_refused++;
+        dom_audit(d, "configuration write of 0x%x at 0x%x refused (only the command register's "
+                  "decode/master/INTx bits and MSI-X enable/mask are the domain's)",
+                  (uint32_t)v, off);
+    }
+    cfg_wr(x, off, (cur & ~(mask & allowed)) | (nv & allowed));
+    return 0;
+}
+
+/* ---- MSI-X, kept virtual ---------------------------------------------------------------------- */
+
+static void msix_program(struct dom_dev *x, uint32_t e)
+{
+    struct msix_entry *m = &x->msix[e];
+    volatile uint32_t *real = (volatile uint32_t *)(uintptr_t)(x->bar[x->msix_bar].base +
+                                                               x->msix_off + e * 16ull);
+    bool usable = m->data >= VEC_DOMAIN_FIRST && m->data < 255 && m->lo == PCI_MSI_ADDR_BASE &&
+                  m->hi == 0;
+    if (usable && !m->host) {
+        for (uint32_t v = VEC_FIRST; v <= VEC_LAST && !m->host; v++)
+            if (!vec_owner[v].dev) {
+                vec_owner[v].dev = x;
+                vec_owner[v].entry = e;
+                m->host = (uint8_t)v;
+            }
+        if (!m->host)
+            dom_audit(x->owner, "MSI-X entry %u: the monitor has no free vector", e);
+    }
+    real[3] = PCI_MSIX_ENTRY_MASKED;
+    if (!usable || !m->host)
+        return;
+    real[0] = 0xFEE00000u | apic_dest << 12;
+    real[1] = 0;
+    real[2] = m->host;
+    real[3] = m->ctrl & PCI_MSIX_ENTRY_MASKED;
+}
+
+static uint64_t msix_access(struct dom_dev *x, uint64_t off, unsigned width, bool wr, uint64_t v)
+{
+    uint32_t e = (uint32_t)(off / 16), w = (uint32_t)(off % 16) / 4;
+    if (e >= x->msix_n || width < 4)
+        return 0;
+    struct msix_entry *m = &x->msix[e];
+    uint32_t *reg[4] = { &m->lo, &m->hi, &m->data, &m->ctrl };
+    if (!wr)
+        return width == 8 && w % 2 == 0 ? (uint64_t)*reg[w + 1] << 32 | *reg[w] : *reg[w];
+    *reg[w] = (uint32_t)v;
+    if (width == 8 && w % 2 == 0)
+        *reg[w + 1] = (uint32_t)(v >> 32);
+    msix_program(x, e);
+    return 0;
+}
+
+void dom_pci_irq(uint32_t vector)
+{
+    struct dom_dev *x = vector < 256 ? vec_owner[vector].dev : NULL;
+    if (!x || !x->owner)
+        return;
+    x->owner->irqs++;
+    dom_event(x->owner, x->msix[vec_owner[vector].entry].data);
+}
+
+/* ---- registers ----------------------------------------------------------------------------------- */
+
+uint64_t dom_pci_mmio(struct dom *d, uint64_t addr, uint64_t width_flags, uint64_t v)
+{
+    unsigned width = width_flags & 0xFF;
+    bool wr = width_flags & SYS_PIO_WRITE;
+    if ((width != 1 && width != 2 && width != 4 && width != 8) || addr % width)
+        dom_kill(d, "register access of %u bytes at 0x%llx", width, (unsigned long long)addr);
+    for (uint32_t i = 0; i < d->n_dev; i++) {
+        struct dom_dev *x = d->dev[i];
+        for (unsigned b = 0; b < 6; b++) {
+            const struct moat_bar_info *bar = &x->bar[b];
+            if ((bar->kind != MOAT_BAR_MEM32 && bar->kind != MOAT_BAR_MEM64) ||
+                addr < bar->base || addr - bar->base >= bar->size ||
+                width > bar->size - (addr - bar->base))
+                continue;
+            uint64_t off = addr - bar->base;
+            if (x->msix_cap && b == x->msix_bar && off >= x->msix_off &&
+                off < x->msix_off + x->msix_n * 16ull)
+                return msix_access(x, off - x->msix_off, width, wr, v);
+            if (x->msix_cap && b == x->pba_bar && off >= x->pba_off &&
+                off < x->pba_off + (x->msix_n + 63) / 64 * 8)
+                return wr ? 0 : *(volatile uint32_t *)(uintptr_t)(addr & ~3ull);
+            if (b == 0 && x->nvme)
+                return nvme_shadow_mmio(x->nvme, d, off, width, wr, v);
+            dom_audit(d, "access to BAR %u offset 0x%llx refused: nothing there is the domain's",
+                      b, (unsigned long long)off);
+            return 0;
+        }
+    }
+    dom_kill(d, "register access at 0x%llx, outside every BAR of its devices",
+             (unsigned long long)addr);
+}
+
+void dom_pci_quiesce(struct dom *d)
+{
+    for (uint32_t i = 0; i < d->n_dev; i++) {
+        struct dom_dev *x = d->dev[i];
+        for (uint32_t e = 0; e < x->msix_n; e++) {
+            x->msix[e].ctrl = PCI_MSIX_ENTRY_MASKED;
+            x->msix[e].data = 0;
+            msix_program(x, e);
+        }
+        if (x->nvme && !nvme_shadow_reset(x->nvme))
+            dom_log(d, "NVMe controller %02x:%02x.%x did not stop in CAP.TO; bus mastering off "
+                    "anyway", x->fn.bus, x->fn.dev, x->fn.fn);
+        cfg_wr(x, PCI_COMMAND, (cfg_rd(x, PCI_COMMAND) & 0xFFFF & ~(uint32_t)PCI_CMD_MASTER));
+    }
+}
+
+void dom_pci_describe(const struct dom *d)
+{
+    for (uint32_t i = 0; i < d->n_dev; i++) {
+        const struct dom_dev *x = d->dev[i];
+        com1_printf("  device %02x:%02x.%x %04x:%04x %s, BAR0 0x%llx (%llu KiB), %u MSI-X "
+                    "entries, %llu configuration writes refused\n", x->fn.bus, x->fn.dev,
+                    x->fn.fn, x->fn.vendor, x->fn.device, pci_class_name(x->fn.class_code),
+                    (unsigned long long)x->bar[0].base, (unsigned long long)(x->bar[0].size >> 10),
+                    x->msix_n, (unsigned long long)x->cfg_refused);
+        if (x->nvme)
+            nvme_shadow_describe(x->nvme);
+    }
+}
