@@ -10,6 +10,7 @@
 #include "gk/kstring.h"
 #include "gk/sys.h"
 #include "gk/trap.h"
+#include "moat/platform_abi.h"
 #include "palloc.h"
 
 #define TRAP_STACK (16u << 10)
@@ -147,18 +148,17 @@ static const char *dom_start(struct dom *d)
     if (why)
         return why;
     memcpy(d->bi->cmdline, args, sizeof args);
-    if (d->incarnation == 0 && d->dev_sel[0]) {
+    if (d->incarnation == 0 && d->dev_sel[0]) {    /* a restart keeps its devices */
         why = dom_pci_assign(d, d->dev_sel, apic_id, tsc_khz);
         if (why)
             return why;
-    } else if (d->n_dev) {                  /* a restart keeps its devices */
-        for (uint32_t i = 0; i < d->n_dev; i++)
-            d->bi->device[i] = d->bi->device[i];
     }
+    dom_pci_boot_info(d);
     d->frame = (struct bare_frame){ .rip = d->entry, .cs = SEL_UCODE, .rflags = 0x202,
                                     .rsp = BARE_DOM_VA_STACK_TOP, .ss = SEL_UDATA };
     d->irq_count = 0;
     d->has_cap = false;
+    d->end_reason[0] = '\0';
     d->started_tsc = rdtsc();
     d->ready_tsc = 0;
     d->incarnation++;
@@ -443,6 +443,66 @@ void dom_cmd_audit(void)
         for (uint32_t k = d->n_audit - n; k < d->n_audit; k++)
             com1_printf("  %s\n", d->audit[k % DOM_AUDIT_MAX]);
     }
+}
+
+/* A page of the monitor's no domain may reach, filled with a pattern:
+ * the target a hostile build aims its device at (inject wild-dma-other). */
+#define CANARY_BYTE 0xA5u
+static uint64_t canary_pa;
+
+static uint64_t canary(void)
+{
+    if (!canary_pa && (canary_pa = palloc(1, 0)))
+        memset((void *)(uintptr_t)canary_pa, CANARY_BYTE, 4096);
+    return canary_pa;
+}
+
+void dom_cmd_canary(void)
+{
+    if (!canary_pa) {
+        com1_printf("no canary page yet (inject NAME wild-dma-other makes one)\n");
+        return;
+    }
+    const uint8_t *p = (const uint8_t *)(uintptr_t)canary_pa;
+    uint32_t changed = 0;
+    for (uint32_t i = 0; i < 4096; i++)
+        changed += p[i] != CANARY_BYTE;
+    com1_printf("canary page 0x%llx: %s (%u of 4096 bytes changed)\n",
+                (unsigned long long)canary_pa, changed ? "CHANGED" : "intact", changed);
+}
+
+static struct dom *find(const char *name)
+{
+    for (uint32_t i = 0; i < n_doms; i++)
+        if (strcmp(doms[i].name, name) == 0)
+            return &doms[i];
+    return NULL;
+}
+
+void dom_cmd_inject(const char *name, const char *kind_name)
+{
+    struct dom *d = find(name);
+    uint32_t kind = moat_fault_parse(kind_name);
+    if (!d || d->state == DOM_DEAD) {
+        com1_printf("no running domain named '%s': try domains\n", name);
+        return;
+    }
+    if (!kind || !(MOAT_FAULT_BIT(kind) & (MOAT_FAULTS_KERNEL | MOAT_FAULTS_DRIVER))) {
+        com1_printf("unknown fault '%s' (kinds: panic, spin, wild-dma-private, wild-dma-other, "
+                    "wild-dma-end, corrupt-device, ...)\n", kind_name);
+        return;
+    }
+    if (!(MOAT_FAULT_BIT(kind) & __atomic_load_n(&d->pp->faults, __ATOMIC_ACQUIRE))) {
+        com1_printf("%s cannot raise %s (its driver registered no hook for it)\n", name,
+                    kind_name);
+        return;
+    }
+    d->pp->fault_kind = kind;
+    d->pp->fault_arg = kind == MOAT_FAULT_WILD_DMA_OTHER ? canary() : 0;
+    __atomic_store_n(&d->pp->fault_seq, d->pp->fault_seq + 1, __ATOMIC_RELEASE);
+    dom_event(d, 256);
+    com1_printf("injected %s into %s%s\n", moat_fault_name(kind), name,
+                kind == MOAT_FAULT_WILD_DMA_OTHER ? " (aimed at the monitor's canary page)" : "");
 }
 
 bool dom_cmd_restart(const char *name)

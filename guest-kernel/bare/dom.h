@@ -34,6 +34,10 @@ void dom_cmd_domains(void);
 void dom_cmd_windows(void);
 void dom_cmd_audit(void);
 bool dom_cmd_restart(const char *name);
+/* Ask a domain to raise a fault (moat_fault_parse names); wild-dma-other
+ * aims it at a canary page of the monitor's, which dom_cmd_canary checks. */
+void dom_cmd_inject(const char *name, const char *kind);
+void dom_cmd_canary(void);
 /* The TSC rate the monitor measured (kHz). */
 uint64_t dom_tsc_khz(void);
 

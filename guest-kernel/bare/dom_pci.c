@@ -173,15 +173,22 @@ const char *dom_pci_assign(struct dom *d, const char *sel, uint32_t apic_id, uin
     if (!x->nvme)
         return why;
     n_devs++;
-    struct moat_device_info *di = &d->bi->device[d->n_dev];
-    *di = (struct moat_device_info){ .bus = want.bus, .dev = want.dev, .fn = want.fn,
-                                     .vendor = want.vendor, .device = want.device,
-                                     .intx_gsi = MOAT_NO_GSI };
-    memcpy(di->name, "nvme", 5);
-    memcpy(di->bar, x->bar, sizeof di->bar);
     d->dev[d->n_dev++] = x;
-    d->bi->n_devices = d->n_dev;
     return NULL;
+}
+
+void dom_pci_boot_info(const struct dom *d)
+{
+    for (uint32_t i = 0; i < d->n_dev; i++) {
+        const struct dom_dev *x = d->dev[i];
+        struct moat_device_info *di = &d->bi->device[i];
+        *di = (struct moat_device_info){ .bus = x->fn.bus, .dev = x->fn.dev, .fn = x->fn.fn,
+                                         .vendor = x->fn.vendor, .device = x->fn.device,
+                                         .intx_gsi = MOAT_NO_GSI };
+        memcpy(di->name, "nvme", 5);
+        memcpy(di->bar, x->bar, sizeof di->bar);
+    }
+    d->bi->n_devices = d->n_dev;
 }
 
 /* ---- configuration space ------------------------------------------------------------------- */

@@ -20,8 +20,10 @@
 struct dom;
 
 /* Assign the function sel names ("nvme", or "BB:DD.F") to d as its next
- * device; fills d's boot info entry. NULL, or why not. */
+ * device. NULL, or why not. */
 const char *dom_pci_assign(struct dom *d, const char *sel, uint32_t apic_id, uint64_t tsc_khz);
+/* Describe d's devices in its (fresh) boot info. */
+void dom_pci_boot_info(const struct dom *d);
 uint64_t dom_pci_cfg(struct dom *d, uint64_t dev_off, uint64_t width_flags, uint64_t v);
 uint64_t dom_pci_mmio(struct dom *d, uint64_t addr, uint64_t width_flags, uint64_t v);
 /* A device interrupt on a monitor vector: mark the owning domain's. */

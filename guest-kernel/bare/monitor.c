@@ -33,6 +33,9 @@ static void cmd_help(void)
                 "  windows  each domain's DMA windows: IOVA and physical range\n"
                 "  audit    what each domain was refused\n"
                 "  restart NAME  stop a domain, scrub its memory, start it again\n"
+                "  inject NAME KIND  make a domain raise a fault (wild-dma-other aims its\n"
+                "           device at the monitor's canary page)\n"
+                "  canary   is the canary page as the monitor filled it?\n"
                 "  reboot   reset the machine\n"
                 "  trap-test  raise an invalid-opcode exception (checks the panic report)\n");
 }
@@ -168,7 +171,18 @@ static void run_command(const char *line, const struct boot_desc *boot,
         dom_cmd_windows();
     else if (strcmp(line, "audit") == 0)
         dom_cmd_audit();
-    else if (strncmp(line, "restart ", 8) == 0) {
+    else if (strcmp(line, "canary") == 0)
+        dom_cmd_canary();
+    else if (strncmp(line, "inject ", 7) == 0) {
+        char name[40];
+        const char *sp = line + 7;
+        size_t n = 0;
+        while (sp[n] && sp[n] != ' ' && n + 1 < sizeof name)
+            n++;
+        memcpy(name, sp, n);
+        name[n] = '\0';
+        dom_cmd_inject(name, sp[n] == ' ' ? sp + n + 1 : "");
+    } else if (strncmp(line, "restart ", 8) == 0) {
         if (!dom_cmd_restart(line + 8))
             com1_printf("no domain named '%s': try domains\n", line + 8);
     } else if (strcmp(line, "reboot") == 0)
