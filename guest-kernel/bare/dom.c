@@ -395,8 +395,8 @@ void dom_syscall(struct bare_frame *f)
 static const char *state_name(enum dom_state s)
 {
     switch (s) {
-    case DOM_RUNNABLE: return "running";
-    case DOM_WAITING: return "waiting";
+    case DOM_RUNNABLE:
+    case DOM_WAITING: return "running";   /* sleeping until an interrupt is still running */
     case DOM_DEAD: return "stopped";
     case DOM_FREE: break;
     }

@@ -18,57 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "qemu_console.h"
-
-#define PROMPT_MS 90000u        /* TCG on a loaded 2-core machine (OVMF: 10-25 s idle) */
-#define REPLY_MS  10000u
-
-static struct qemu_console qc;
-
-static void need_qemu(char *path, size_t len)
-{
-    char err[256];
-    const char *q = qc_qemu_path(err, sizeof err);
-    if (!q) {
-        fprintf(stderr, "SKIPPED: %s\n", err);
-        cr_skip_test("SKIPPED: %s", err);
-    }
-    snprintf(path, len, "%s", q);
-}
-
-/* Boot build/bare/moat-bare.elf32 by -kernel on machine (with the extra
- * QEMU arguments, NULL-terminated) to the console prompt. */
-static void boot_kernel_to_prompt(const char *machine, char *const extra[])
-{
-    static char qemu[PATH_MAX], kernel[PATH_MAX];
-    char err[256];
-    need_qemu(qemu, sizeof qemu);
-    snprintf(kernel, sizeof kernel, "%s/bare/moat-bare.elf32", MOAT_BUILD_DIR);
-    char *argv[40] = { qemu, "-accel", "tcg", "-M", (char *)machine, "-m", "128M",
-                       "-display", "none", "-no-reboot", "-serial", "stdio", "-monitor", "none",
-                       "-net", "none", "-kernel", kernel };
-    size_t n = 18;
-    for (size_t i = 0; extra && extra[i] && n + 1 < sizeof argv / sizeof argv[0]; i++)
-        argv[n++] = extra[i];
-    argv[n] = NULL;
-    cr_assert(qc_start(&qc, argv, err, sizeof err), "cannot start QEMU: %s", err);
-    cr_assert(qc_expect(&qc, "moat> ", PROMPT_MS), "no console prompt within %u ms:\n%s",
-              PROMPT_MS, qc.text);
-}
-
-/* Type cmd at the prompt and wait for the next prompt; what the console
- * printed in between (the echoed command, then the reply) is then in out. */
-static void run_cmd(const char *cmd, char *out, size_t len)
-{
-    size_t from = qc.mark;
-    cr_assert(qc_send(&qc, cmd), "cannot type '%s'", cmd);
-    cr_assert(qc_expect(&qc, "moat> ", REPLY_MS), "no prompt after '%s'; the console said:\n%s",
-              cmd, qc.text);
-    size_t end = qc.mark - strlen("moat> ");
-    size_t n = end - from < len - 1 ? end - from : len - 1;
-    memcpy(out, qc.text + from, n);
-    out[n] = '\0';
-}
+#include "bare_console.h"
 
 Test(bare_boot, multiboot1_under_seabios_console_pci_reboot, .timeout = 120)
 {
@@ -146,16 +96,6 @@ static void boot_and_check(char *const argv[], const char *loader, const char *c
     cr_assert(strstr(out, loader), "status does not say '%s':\n%s", loader, out);
     cr_assert(strstr(out, cmdline), "the boot path's command line '%s' is missing:\n%s", cmdline,
               out);
-}
-
-/* reboot must end QEMU. */
-static void reboot_and_close(void)
-{
-    cr_assert(qc_send(&qc, "reboot"));
-    int status;
-    cr_assert(qc_wait_exit(&qc, REPLY_MS, &status), "reboot did not reset the machine:\n%s",
-              qc.text);
-    qc_close(&qc);
 }
 
 static void need_image(char *path, size_t len, const char *name)
