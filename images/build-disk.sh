@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Build the moat disk image, without loop devices or mounts:
-#   build-disk.sh OUT_DIR KERNEL_ELF32 GRUB_BIOS_EMBED
+#   build-disk.sh OUT_DIR KERNEL_ELF32 GRUB_BIOS_EMBED [DOMAIN_ELF...]
 # OUT_DIR/disk.raw: 1 GiB, GPT: 1 MiB "BIOS boot" (GRUB's core.img for a
 # PC BIOS), a 200 MiB EFI system partition (FAT32, written with mtools:
-# GRUB's BOOTX64.EFI, the kernel, grub.cfg), the rest a root partition
+# GRUB's BOOTX64.EFI, the kernel, the driver domain images grub.cfg
+# loads as modules, grub.cfg), the rest a root partition
 # for later. Both firmware kinds run GRUB, which loads the kernel by
 # multiboot2. OUT_DIR/image.tar.gz: disk.raw alone as GCE imports it
 # (oldgnu tar, sparse, gzip).
@@ -11,6 +12,7 @@ set -euo pipefail
 out=${1:?usage: build-disk.sh OUT_DIR KERNEL_ELF32 GRUB_BIOS_EMBED}
 kernel=${2:?kernel}
 embed=${3:?grub_bios_embed}
+shift 3
 here=$(cd "$(dirname "$0")" && pwd)
 for t in sgdisk mkfs.vfat mmd mcopy grub-mkimage; do
     command -v "$t" >/dev/null || { echo "build-disk: $t is missing (scripts/install-deps.sh installs it)" >&2; exit 1; }
@@ -34,6 +36,9 @@ grub-mkimage -O i386-pc -o "$tmp/core.img" -p '(hd0,gpt2)/boot/grub' biosdisk $m
 mmd -i "$esp" ::/EFI ::/EFI/BOOT ::/boot ::/boot/grub
 mcopy -i "$esp" "$tmp/BOOTX64.EFI" ::/EFI/BOOT/BOOTX64.EFI
 mcopy -i "$esp" "$kernel" ::/boot/moat-bare.elf32
+for dom in "$@"; do
+    mcopy -i "$esp" "$dom" "::/boot/$(basename "$dom")"
+done
 mcopy -i "$esp" "$here/grub.cfg" ::/boot/grub/grub.cfg
 "$embed" "$disk" /usr/lib/grub/i386-pc/boot.img "$tmp/core.img" 2048
 sgdisk -v "$disk" | grep -q "No problems found" || { echo "build-disk: sgdisk finds the GPT damaged" >&2; exit 1; }

@@ -154,6 +154,12 @@ Test(bare_boot, disk_image_through_grub_under_ovmf, .timeout = 240)
     cr_assert(strstr(out, "1b36:0010 class 010802 NVMe controller"), "no NVMe: %s", out);
     cr_assert(strstr(out, "BAR0 mem64 0xe0"), "the NVMe BAR0 is not above 4 GiB: %s", out);
     cr_assert(strstr(out, "NVMe 1.4, CAP.MQES "), "NVMe registers not read through BAR0: %s", out);
+    /* grub.cfg's NVMe domain (a module) binds the controller up there. */
+    cr_assert(qc_expect(&qc, "nvme0: ready in", PROMPT_MS), "the NVMe domain did not come up:\n%s",
+              qc.text);
+    run_cmd("domains", out, sizeof out);
+    cr_assert(strstr(out, "nvme0: running, incarnation 1, ring 3") && strstr(out, "BAR0 0xe0"),
+              "the domain does not hold the controller above 4 GiB: %s", out);
     reboot_and_close();
     unlink(vars);
     unlink(img);
@@ -171,6 +177,10 @@ Test(bare_boot, ipxe_under_seabios_loads_the_kernel_by_multiboot, .timeout = 240
                      "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0", NULL };
     /* iPXE names the kernel by its URL on the command line it hands over. */
     boot_and_check(argv, "loaded by multiboot1", "tftp://10.0.2.2/moat-bare.elf32 moat.boot=ipxe-pcbios");
+    /* boot.ipxe's NVMe domain came as a module; this machine has no NVMe. */
+    cr_assert(strstr(qc.text, "nvme.dom.elf domain=nvme0 dev=nvme mem=16M dma=32M): not started: "
+                              "no unassigned PCI function matches dev="),
+              "the module did not come through iPXE, or was not reported:\n%s", qc.text);
     reboot_and_close();
 }
 
