@@ -23,10 +23,14 @@
 #define IOAPIC_VER      0x01u
 #define IOAPIC_REDIR(n) (0x10u + 2u * (n))
 #define IOAPIC_MASKED   (1u << 16)
+#define IOAPIC_LEVEL    (1u << 15)
 
 static bool x2;
 static volatile uint32_t *xapic;
 static volatile uint64_t ticks;
+struct ioapic_at { uint32_t addr, gsi_base, inputs; };
+static struct ioapic_at ioapics[ACPI_IOAPICS_MAX];
+static uint32_t n_ioapics;
 
 static uint64_t rdmsr64(uint32_t msr)
 {
@@ -112,6 +116,7 @@ void apic_init(const struct acpi_info *acpi, struct apic_state *out)
         mmio_map(addr, 4096);
         uint32_t n = ((ioapic_read(addr, IOAPIC_VER) >> 16) & 0xFFu) + 1u;
         out->ioapic_inputs[i] = n;
+        ioapics[n_ioapics++] = (struct ioapic_at){ addr, acpi->ioapic[i].gsi_base, n };
         for (uint32_t e = 0; e < n; e++)
             ioapic_write(addr, IOAPIC_REDIR(e), IOAPIC_MASKED);
     }
@@ -121,6 +126,38 @@ void apic_init(const struct acpi_info *acpi, struct apic_state *out)
 }
 
 void apic_eoi(void) { apic_write(REG_EOI, 0); }
+
+/* The I/O APIC and input of gsi, or false. */
+static bool ioapic_of(uint32_t gsi, uint32_t *addr, uint32_t *pin)
+{
+    for (uint32_t i = 0; i < n_ioapics; i++)
+        if (gsi >= ioapics[i].gsi_base && gsi - ioapics[i].gsi_base < ioapics[i].inputs) {
+            *addr = ioapics[i].addr;
+            *pin = gsi - ioapics[i].gsi_base;
+            return true;
+        }
+    return false;
+}
+
+bool ioapic_route_level(uint32_t gsi, uint8_t vector, uint32_t dest)
+{
+    uint32_t addr, pin;
+    if (!ioapic_of(gsi, &addr, &pin))
+        return false;
+    ioapic_write(addr, IOAPIC_REDIR(pin), IOAPIC_MASKED);
+    ioapic_write(addr, IOAPIC_REDIR(pin) + 1, dest << 24);
+    ioapic_write(addr, IOAPIC_REDIR(pin), IOAPIC_LEVEL | vector);   /* fixed, active high */
+    return true;
+}
+
+void ioapic_mask(uint32_t gsi, bool masked)
+{
+    uint32_t addr, pin;
+    if (!ioapic_of(gsi, &addr, &pin))
+        return;
+    uint32_t lo = ioapic_read(addr, IOAPIC_REDIR(pin));
+    ioapic_write(addr, IOAPIC_REDIR(pin), masked ? lo | IOAPIC_MASKED : lo & ~IOAPIC_MASKED);
+}
 
 uint64_t apic_ticks(void) { return ticks; }
 

@@ -29,6 +29,11 @@ struct apic_state {
 void apic_init(const struct acpi_info *acpi, struct apic_state *out);
 /* End of interrupt (from an interrupt handler). */
 void apic_eoi(void);
+/* Route I/O APIC input gsi (a PCI INTx line: level, active high as
+ * QEMU's and the PC's PCI routing give it) to vector on local APIC dest,
+ * unmasked; false when no I/O APIC has that input. */
+bool ioapic_route_level(uint32_t gsi, uint8_t vector, uint32_t dest);
+void ioapic_mask(uint32_t gsi, bool masked);
 /* Timer interrupts taken so far. */
 uint64_t apic_ticks(void);
 /* Called by the trap entry for the timer vector. */

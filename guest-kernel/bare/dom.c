@@ -266,6 +266,7 @@ void dom_tick(void)
         if (d->state == DOM_DEAD || d->state == DOM_FREE)
             continue;
         d->ev->ticks++;
+        dom_pci_sync(d);
         dom_event(d, 256);
         others |= d != cur && d->state == DOM_RUNNABLE;
     }
@@ -301,6 +302,18 @@ _Noreturn void dom_fault(struct bare_frame *f)
 
 /* ---- system calls ----------------------------------------------------------------------------- */
 
+static void cap_describe(const struct dom *d, char *out, size_t len)
+{
+    const struct moat_cap_register *r = &d->cap;
+    if (r->kind == MOAT_CAP_BLOCK)
+        ksnprintf(out, len, "cap %s.%s: BlockDevice, %llu blocks of %u bytes", d->name, r->name,
+                  (unsigned long long)r->blk.blocks, r->blk.block_size);
+    else
+        ksnprintf(out, len, "cap %s.%s: Nic, MAC %02x:%02x:%02x:%02x:%02x:%02x, MTU %u", d->name,
+                  r->name, r->nic.mac[0], r->nic.mac[1], r->nic.mac[2], r->nic.mac[3],
+                  r->nic.mac[4], r->nic.mac[5], r->nic.mtu);
+}
+
 static int64_t sys_console(struct dom *d, uint64_t va, uint64_t len)
 {
     char buf[GK_CONSOLE_LINE_MAX + 1];
@@ -324,14 +337,20 @@ static int64_t sys_cap(struct dom *d, uint64_t va)
     if (!dom_copy_in(d, &r, va, sizeof r))
         return -SYS_EFAULT;
     r.name[sizeof r.name - 1] = '\0';
-    if (r.kind != MOAT_CAP_BLOCK || r.blk.block_size < MOAT_BLK_BLOCK_MIN ||
-        r.blk.block_size > MOAT_BLK_BLOCK_MAX || (r.blk.block_size & (r.blk.block_size - 1)) ||
-        !r.blk.blocks)
+    bool blk_ok = r.kind == MOAT_CAP_BLOCK && r.blk.block_size >= MOAT_BLK_BLOCK_MIN &&
+                  r.blk.block_size <= MOAT_BLK_BLOCK_MAX &&
+                  !(r.blk.block_size & (r.blk.block_size - 1)) && r.blk.blocks;
+    bool nic_ok = r.kind == MOAT_CAP_NIC && r.nic.mtu >= MOAT_NIC_MTU_MIN &&
+                  r.nic.mtu <= MOAT_NIC_MTU_MAX;
+    if (!blk_ok && !nic_ok) {
+        dom_audit(d, "cap registration refused: kind %u with impossible geometry", r.kind);
         return -SYS_EINVAL;
+    }
     d->cap = r;
     d->has_cap = true;
-    dom_log(d, "cap %s.%s: BlockDevice, %llu blocks of %u bytes", d->name, r.name,
-            (unsigned long long)r.blk.blocks, r.blk.block_size);
+    char what[96];
+    cap_describe(d, what, sizeof what);
+    dom_log(d, "%s", what);
     return 0;
 }
 
@@ -357,6 +376,7 @@ void dom_syscall(struct bare_frame *f)
         r = sys_console(d, f->rdi, f->rsi);
         break;
     case SYS_WAIT:
+        dom_pci_sync(d);        /* kicks the driver skipped, used entries to copy back */
         if (d->irq_count == f->rdi)
             d->state = DOM_WAITING;
         break;
@@ -383,6 +403,15 @@ void dom_syscall(struct bare_frame *f)
         break;
     case SYS_CAP_REGISTER:
         r = sys_cap(d, f->rdi);
+        break;
+    case SYS_PIO:
+        r = (int64_t)dom_pci_pio(d, f->rdi, f->rsi, f->rdx);
+        break;
+    case SYS_INTX_BIND:
+        r = dom_pci_intx_bind(d, f->rdi, f->rsi);
+        break;
+    case SYS_INTX_ACK:
+        r = dom_pci_intx_ack(d, f->rdi);
         break;
     default:
         r = -SYS_ENOSYS;
@@ -414,9 +443,11 @@ void dom_cmd_domains(void)
                     (unsigned long long)d->syscalls, (unsigned long long)d->irqs,
                     (unsigned long long)d->refused, d->end_reason[0] ? " (" : "",
                     d->end_reason, d->end_reason[0] ? ")" : "");
-        if (d->has_cap)
-            com1_printf("  cap %s.%s: BlockDevice, %llu blocks of %u bytes\n", d->name,
-                        d->cap.name, (unsigned long long)d->cap.blk.blocks, d->cap.blk.block_size);
+        if (d->has_cap) {
+            char what[96];
+            cap_describe(d, what, sizeof what);
+            com1_printf("  %s\n", what);
+        }
         dom_pci_describe(d);
     }
 }

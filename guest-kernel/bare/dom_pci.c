@@ -7,6 +7,9 @@
 #include "mmio_map.h"
 #include "moat/pci_regs.h"
 #include "nvme_shadow.h"
+#include "virtio_shadow.h"
+#include "apic.h"
+#include "moat/virtio_regs.h"
 #include "pci_enum.h"
 
 #define DEVS_MAX 8u
@@ -25,8 +28,15 @@ struct dom_dev {
     uint64_t msix_off, pba_off;
     struct msix_entry msix[MSIX_MAX];
     struct nvme_shadow *nvme;
+    struct virtio_shadow *vio;
+    bool vio_legacy;
+    const char *kind;           /* the platform's name for it (boot info) */
+    uint32_t gsi;               /* INTA#'s I/O APIC input, MOAT_NO_GSI if none */
+    uint32_t intx_vector;       /* the domain's vector for it, 0 = not bound */
+    uint8_t intx_host;
     uint64_t cfg_refused;
 };
+#define ENTRY_INTX 0xFFFFFFFFu
 
 static struct dom_dev devs[DEVS_MAX];
 static unsigned n_devs;
@@ -115,6 +125,65 @@ static uint32_t find_cap(const struct dom_dev *x, uint8_t id)
     return 0;
 }
 
+static const char *attach_nvme(struct dom_dev *x, uint32_t cmd, uint64_t tsc_khz)
+{
+    if (x->bar[0].kind != MOAT_BAR_MEM32 && x->bar[0].kind != MOAT_BAR_MEM64)
+        return "the NVMe controller has no memory BAR 0";
+    const char *why;
+    cfg_wr(x, PCI_COMMAND, (cmd & 0xFFFF) | PCI_CMD_MEM | PCI_CMD_MASTER);   /* the probe's DMA */
+    x->nvme = nvme_shadow_attach((volatile uint8_t *)(uintptr_t)x->bar[0].base, tsc_khz, &why);
+    cfg_wr(x, PCI_COMMAND, (cmd & ~(uint32_t)PCI_CMD_MASTER) | PCI_CMD_MEM);
+    return x->nvme ? NULL : why;
+}
+
+/* The modern transport's regions from the vendor capabilities; without
+ * a common configuration, the legacy I/O block in BAR 0. */
+static const char *attach_virtio(struct dom_dev *x)
+{
+    struct virtio_layout l = { 0 };
+    for (unsigned b = 0; b < 6; b++)
+        l.bar_base[b] = x->bar[b].base;
+    uint32_t p = (cfg_rd(x, PCI_COMMAND) >> 16 & PCI_STATUS_CAP_LIST) ? cfg_rd(x, PCI_CAP_PTR) & 0xFF
+                                                                       : 0;
+    for (unsigned n = 0; p >= 0x40 && n < 48; n++) {
+        uint32_t h = cfg_rd(x, p & ~3u), bar = cfg_rd(x, p + 4) & 0xFF;
+        uint32_t off = cfg_rd(x, p + VIRTIO_PCI_CAP_OFFSET), len = cfg_rd(x, p + VIRTIO_PCI_CAP_LENGTH);
+        if ((h & 0xFF) == 0x09 && bar < 6 && x->bar[bar].kind != MOAT_BAR_IO &&
+            x->bar[bar].kind != MOAT_BAR_NONE && off < x->bar[bar].size &&
+            len <= x->bar[bar].size - off) {
+            switch ((h >> 24) & 0xFF) {
+            case VIRTIO_PCI_CAP_COMMON_CFG:
+                l.modern = true, l.common_bar = bar, l.common_off = off, l.common_len = len;
+                break;
+            case VIRTIO_PCI_CAP_NOTIFY_CFG:
+                l.notify_bar = bar, l.notify_off = off, l.notify_len = len;
+                l.notify_mult = cfg_rd(x, p + VIRTIO_PCI_CAP_MULTIPLIER);
+                break;
+            case VIRTIO_PCI_CAP_ISR_CFG:
+                l.isr_bar = bar, l.isr_off = off, l.isr_len = len;
+                break;
+            case VIRTIO_PCI_CAP_DEVICE_CFG:
+                l.device_bar = bar, l.device_off = off, l.device_len = len;
+                break;
+            default:
+                break;
+            }
+        }
+        p = (h >> 8) & 0xFF;
+    }
+    if (!l.modern) {
+        if (x->bar[0].kind != MOAT_BAR_IO || x->bar[0].size < 0x14)
+            return "the legacy virtio device has no I/O BAR 0";
+        l.io_base = (uint16_t)x->bar[0].base;
+    } else if (!l.notify_len || l.common_len < VIRTIO_COMMON_SIZE) {
+        return "the modern virtio device lacks a notify or full common configuration region";
+    }
+    const char *why;
+    x->vio = virtio_shadow_attach(&l, &why);
+    x->vio_legacy = !l.modern;
+    return x->vio ? NULL : why;
+}
+
 const char *dom_pci_assign(struct dom *d, const char *sel, uint32_t apic_id, uint64_t tsc_khz)
 {
     apic_dest = apic_id;
@@ -127,19 +196,30 @@ const char *dom_pci_assign(struct dom *d, const char *sel, uint32_t apic_id, uin
     for (uint32_t i = 0; i < n && i < 64 && !found; i++) {
         if (taken(&all[i]))
             continue;
+        bool is_vnet = all[i].vendor == VIRTIO_PCI_VENDOR &&
+                       (all[i].device == VIRTIO_PCI_DEVICE_NET_MODERN ||
+                        all[i].device == VIRTIO_PCI_DEVICE_NET_LEGACY);
         if (by_addr ? (all[i].bus == want.bus && all[i].dev == want.dev && all[i].fn == want.fn)
-                    : (strcmp(sel, "nvme") == 0 && all[i].class_code == 0x010802)) {
+                    : ((strcmp(sel, "nvme") == 0 && all[i].class_code == 0x010802) ||
+                       (strcmp(sel, "virtio-net") == 0 && is_vnet))) {
             want = all[i];
             found = true;
         }
     }
     if (!found)
         return "no unassigned PCI function matches dev= (try the console's pci command)";
-    if (want.class_code != 0x010802)
-        return "only NVMe controllers can be assigned in bare mode so far (their doorbells "
-               "are interposed; other devices' are not yet)";
+    bool nvme = want.class_code == 0x010802;
+    bool vnet = want.vendor == VIRTIO_PCI_VENDOR && (want.device == VIRTIO_PCI_DEVICE_NET_MODERN ||
+                                                    want.device == VIRTIO_PCI_DEVICE_NET_LEGACY);
+    if (!nvme && !vnet)
+        return "only NVMe controllers and virtio-net functions can be assigned in bare mode "
+               "(theirs are the doorbells the monitor interposes on)";
     struct dom_dev *x = &devs[n_devs];
-    *x = (struct dom_dev){ .owner = d, .fn = want };
+    *x = (struct dom_dev){ .owner = d, .fn = want, .kind = nvme ? "nvme" : "virtio-net",
+                           .gsi = MOAT_NO_GSI };
+    uint32_t irq = cfg_rd(x, 0x3C);
+    if ((irq >> 8 & 0xFF) && (irq & 0xFF) >= 1 && (irq & 0xFF) < 24)
+        x->gsi = irq & 0xFF;    /* the PC's routing: the line firmware wrote is the GSI */
     uint32_t cmd = cfg_rd(x, PCI_COMMAND) & 0xFFFF;
     cfg_wr(x, PCI_COMMAND, cmd & ~(uint32_t)(PCI_CMD_MEM | PCI_CMD_IO | PCI_CMD_MASTER));
     for (unsigned b = 0; b < 6; b++)
@@ -149,7 +229,8 @@ const char *dom_pci_assign(struct dom *d, const char *sel, uint32_t apic_id, uin
         if ((x->bar[b].kind == MOAT_BAR_MEM32 || x->bar[b].kind == MOAT_BAR_MEM64) &&
             !mmio_map(x->bar[b].base, x->bar[b].size))
             return "a BAR cannot be mapped";
-    cfg_wr(x, PCI_COMMAND, (cmd & ~(uint32_t)PCI_CMD_MASTER) | PCI_CMD_MEM);
+    uint32_t decode = PCI_CMD_MEM | (x->bar[0].kind == MOAT_BAR_IO ? PCI_CMD_IO : 0u);
+    cfg_wr(x, PCI_COMMAND, (cmd & ~(uint32_t)PCI_CMD_MASTER) | decode);
     x->msix_cap = find_cap(x, PCI_CAP_ID_MSIX);
     if (x->msix_cap) {
         uint32_t h = cfg_rd(x, x->msix_cap), t = cfg_rd(x, x->msix_cap + PCI_MSIX_TABLE),
@@ -164,13 +245,8 @@ const char *dom_pci_assign(struct dom *d, const char *sel, uint32_t apic_id, uin
         for (uint32_t e = 0; e < x->msix_n; e++)
             x->msix[e].ctrl = PCI_MSIX_ENTRY_MASKED;
     }
-    if (x->bar[0].kind != MOAT_BAR_MEM32 && x->bar[0].kind != MOAT_BAR_MEM64)
-        return "the NVMe controller has no memory BAR 0";
-    const char *why;
-    cfg_wr(x, PCI_COMMAND, (cmd & 0xFFFF) | PCI_CMD_MEM | PCI_CMD_MASTER);   /* the probe's DMA */
-    x->nvme = nvme_shadow_attach((volatile uint8_t *)(uintptr_t)x->bar[0].base, tsc_khz, &why);
-    cfg_wr(x, PCI_COMMAND, (cmd & ~(uint32_t)PCI_CMD_MASTER) | PCI_CMD_MEM);
-    if (!x->nvme)
+    const char *why = nvme ? attach_nvme(x, cmd, tsc_khz) : attach_virtio(x);
+    if (why)
         return why;
     n_devs++;
     d->dev[d->n_dev++] = x;
@@ -184,8 +260,8 @@ void dom_pci_boot_info(const struct dom *d)
         struct moat_device_info *di = &d->bi->device[i];
         *di = (struct moat_device_info){ .bus = x->fn.bus, .dev = x->fn.dev, .fn = x->fn.fn,
                                          .vendor = x->fn.vendor, .device = x->fn.device,
-                                         .intx_gsi = MOAT_NO_GSI };
-        memcpy(di->name, "nvme", 5);
+                                         .intx_gsi = x->gsi };
+        memcpy(di->name, x->kind, strlen(x->kind) + 1);
         memcpy(di->bar, x->bar, sizeof di->bar);
     }
     d->bi->n_devices = d->n_dev;
@@ -228,6 +304,17 @@ uint64_t dom_pci_cfg(struct dom *d, uint64_t dev_off, uint64_t width_flags, uint
 
 /* ---- MSI-X, kept virtual ---------------------------------------------------------------------- */
 
+static uint8_t vec_alloc(struct dom_dev *x, uint32_t entry)
+{
+    for (uint32_t v = VEC_FIRST; v <= VEC_LAST; v++)
+        if (!vec_owner[v].dev) {
+            vec_owner[v].dev = x;
+            vec_owner[v].entry = entry;
+            return (uint8_t)v;
+        }
+    return 0;
+}
+
 static void msix_program(struct dom_dev *x, uint32_t e)
 {
     struct msix_entry *m = &x->msix[e];
@@ -236,12 +323,7 @@ static void msix_program(struct dom_dev *x, uint32_t e)
     bool usable = m->data >= VEC_DOMAIN_FIRST && m->data < 255 && m->lo == PCI_MSI_ADDR_BASE &&
                   m->hi == 0;
     if (usable && !m->host) {
-        for (uint32_t v = VEC_FIRST; v <= VEC_LAST && !m->host; v++)
-            if (!vec_owner[v].dev) {
-                vec_owner[v].dev = x;
-                vec_owner[v].entry = e;
-                m->host = (uint8_t)v;
-            }
+        m->host = vec_alloc(x, e);
         if (!m->host)
             dom_audit(x->owner, "MSI-X entry %u: the monitor has no free vector", e);
     }
@@ -276,7 +358,72 @@ void dom_pci_irq(uint32_t vector)
     if (!x || !x->owner)
         return;
     x->owner->irqs++;
-    dom_event(x->owner, x->msix[vec_owner[vector].entry].data);
+    if (x->vio)
+        virtio_shadow_sync(x->vio, x->owner);  /* what the interrupt is about */
+    if (vec_owner[vector].entry == ENTRY_INTX) {
+        ioapic_mask(x->gsi, true);              /* level: until the domain acks */
+        dom_event(x->owner, x->intx_vector);
+    } else {
+        dom_event(x->owner, x->msix[vec_owner[vector].entry].data);
+    }
+}
+
+int64_t dom_pci_intx_bind(struct dom *d, uint64_t gsi, uint64_t vector)
+{
+    for (uint32_t i = 0; i < d->n_dev; i++) {
+        struct dom_dev *x = d->dev[i];
+        if (x->gsi != gsi || gsi == MOAT_NO_GSI)
+            continue;
+        if (vector < VEC_DOMAIN_FIRST || vector >= 255)
+            return -SYS_EINVAL;
+        if (!x->intx_host && !(x->intx_host = vec_alloc(x, ENTRY_INTX)))
+            return -SYS_EINVAL;
+        x->intx_vector = (uint32_t)vector;
+        if (!ioapic_route_level(x->gsi, x->intx_host, apic_dest))
+            return -SYS_EINVAL;
+        return 0;
+    }
+    dom_audit(d, "INTx bind of GSI %llu refused: not its device's line", (unsigned long long)gsi);
+    return -SYS_EFAULT;
+}
+
+int64_t dom_pci_intx_ack(struct dom *d, uint64_t gsi)
+{
+    for (uint32_t i = 0; i < d->n_dev; i++)
+        if (d->dev[i]->gsi == gsi && d->dev[i]->intx_host) {
+            ioapic_mask((uint32_t)gsi, false);
+            return 0;
+        }
+    return -SYS_EINVAL;
+}
+
+void dom_pci_sync(struct dom *d)
+{
+    for (uint32_t i = 0; i < d->n_dev; i++)
+        if (d->dev[i]->vio)
+            virtio_shadow_sync(d->dev[i]->vio, d);
+}
+
+uint64_t dom_pci_pio(struct dom *d, uint64_t port, uint64_t width_flags, uint64_t v)
+{
+    unsigned width = width_flags & 0xFF;
+    bool wr = width_flags & SYS_PIO_WRITE;
+    if ((width != 1 && width != 2 && width != 4) || port % width || port > 0xFFFF)
+        dom_kill(d, "port access of %u bytes at 0x%llx", width, (unsigned long long)port);
+    for (uint32_t i = 0; i < d->n_dev; i++) {
+        struct dom_dev *x = d->dev[i];
+        const struct moat_bar_info *bar = &x->bar[0];
+        if (bar->kind != MOAT_BAR_IO || port < bar->base || port - bar->base >= bar->size ||
+            width > bar->size - (port - bar->base))
+            continue;
+        if (x->vio && x->vio_legacy)
+            return virtio_shadow_pio(x->vio, d, (uint32_t)(port - bar->base), width, wr, v);
+        dom_audit(d, "port 0x%llx refused: the device is driven through its modern registers",
+                  (unsigned long long)port);
+        return 0;
+    }
+    dom_kill(d, "port access at 0x%llx, outside every I/O BAR of its devices",
+             (unsigned long long)port);
 }
 
 /* ---- registers ----------------------------------------------------------------------------------- */
@@ -304,6 +451,8 @@ uint64_t dom_pci_mmio(struct dom *d, uint64_t addr, uint64_t width_flags, uint64
                 return wr ? 0 : *(volatile uint32_t *)(uintptr_t)(addr & ~3ull);
             if (b == 0 && x->nvme)
                 return nvme_shadow_mmio(x->nvme, d, off, width, wr, v);
+            if (x->vio)
+                return virtio_shadow_mmio(x->vio, d, b, off, width, wr, v);
             dom_audit(d, "access to BAR %u offset 0x%llx refused: nothing there is the domain's",
                       b, (unsigned long long)off);
             return 0;
@@ -322,6 +471,10 @@ void dom_pci_quiesce(struct dom *d)
             x->msix[e].data = 0;
             msix_program(x, e);
         }
+        if (x->intx_host)
+            ioapic_mask(x->gsi, true);
+        if (x->vio)
+            virtio_shadow_reset(x->vio);
         if (x->nvme && !nvme_shadow_reset(x->nvme))
             dom_log(d, "NVMe controller %02x:%02x.%x did not stop in CAP.TO; bus mastering off "
                     "anyway", x->fn.bus, x->fn.dev, x->fn.fn);
@@ -334,11 +487,13 @@ void dom_pci_describe(const struct dom *d)
     for (uint32_t i = 0; i < d->n_dev; i++) {
         const struct dom_dev *x = d->dev[i];
         com1_printf("  device %02x:%02x.%x %04x:%04x %s, BAR0 0x%llx (%llu KiB), %u MSI-X "
-                    "entries, %llu configuration writes refused\n", x->fn.bus, x->fn.dev,
+                    "entries, INTx %s, %llu configuration writes refused\n", x->fn.bus, x->fn.dev,
                     x->fn.fn, x->fn.vendor, x->fn.device, pci_class_name(x->fn.class_code),
                     (unsigned long long)x->bar[0].base, (unsigned long long)(x->bar[0].size >> 10),
-                    x->msix_n, (unsigned long long)x->cfg_refused);
+                    x->msix_n, x->intx_host ? "bound" : "unused", (unsigned long long)x->cfg_refused);
         if (x->nvme)
             nvme_shadow_describe(x->nvme);
+        if (x->vio)
+            virtio_shadow_describe(x->vio);
     }
 }

@@ -6,8 +6,11 @@
  *     enable and function-mask bits (BARs, MSI, everything else refused);
  *   - keeps the MSI-X table virtual: the device is programmed with a
  *     vector of the monitor's, which marks the domain's own vector;
- *   - hands BAR 0 of an NVMe controller to nvme_shadow.h; other kinds of
- *     device are not assignable until their interposition exists.
+ *   - hands BAR 0 of an NVMe controller to nvme_shadow.h and a virtio-net
+ *     function's registers (modern BAR regions or the legacy I/O block) to
+ *     virtio_shadow.h; other kinds of device are not assignable until
+ *     their interposition exists;
+ *   - routes INTA# (legacy devices without MSI-X) through the I/O APIC.
  * An access outside the function's BARs or configuration space ends the
  * domain (dd_pci.c checks first, so only a hostile domain gets there).
  */
@@ -19,13 +22,22 @@
 
 struct dom;
 
-/* Assign the function sel names ("nvme", or "BB:DD.F") to d as its next
+/* Assign the function sel names ("nvme", "virtio-net", or "BB:DD.F") to d as its next
  * device. NULL, or why not. */
 const char *dom_pci_assign(struct dom *d, const char *sel, uint32_t apic_id, uint64_t tsc_khz);
 /* Describe d's devices in its (fresh) boot info. */
 void dom_pci_boot_info(const struct dom *d);
 uint64_t dom_pci_cfg(struct dom *d, uint64_t dev_off, uint64_t width_flags, uint64_t v);
 uint64_t dom_pci_mmio(struct dom *d, uint64_t addr, uint64_t width_flags, uint64_t v);
+/* SYS_PIO: a port of a device's I/O BAR (legacy virtio). */
+uint64_t dom_pci_pio(struct dom *d, uint64_t port, uint64_t width_flags, uint64_t v);
+/* SYS_INTX_BIND / SYS_INTX_ACK: INTA# of one of d's devices (the line
+ * firmware wrote in its configuration space) to d's vector, level; the
+ * monitor masks it at each interrupt until the domain acks. */
+int64_t dom_pci_intx_bind(struct dom *d, uint64_t gsi, uint64_t vector);
+int64_t dom_pci_intx_ack(struct dom *d, uint64_t gsi);
+/* Let interposed devices catch up with d's rings (virtio_shadow_sync). */
+void dom_pci_sync(struct dom *d);
 /* A device interrupt on a monitor vector: mark the owning domain's. */
 void dom_pci_irq(uint32_t vector);
 /* The domain ended: mask its vectors, reset its devices, bus mastering off. */
