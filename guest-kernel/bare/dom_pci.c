@@ -486,10 +486,11 @@ void dom_pci_describe(const struct dom *d)
 {
     for (uint32_t i = 0; i < d->n_dev; i++) {
         const struct dom_dev *x = d->dev[i];
-        com1_printf("  device %02x:%02x.%x %04x:%04x %s, BAR0 0x%llx (%llu KiB), %u MSI-X "
+        com1_printf("  device %02x:%02x.%x %04x:%04x %s, BAR0 %s 0x%llx (%llu bytes), %u MSI-X "
                     "entries, INTx %s, %llu configuration writes refused\n", x->fn.bus, x->fn.dev,
                     x->fn.fn, x->fn.vendor, x->fn.device, pci_class_name(x->fn.class_code),
-                    (unsigned long long)x->bar[0].base, (unsigned long long)(x->bar[0].size >> 10),
+                    x->bar[0].kind == MOAT_BAR_IO ? "ports" : "memory",
+                    (unsigned long long)x->bar[0].base, (unsigned long long)x->bar[0].size,
                     x->msix_n, x->intx_host ? "bound" : "unused", (unsigned long long)x->cfg_refused);
         if (x->nvme)
             nvme_shadow_describe(x->nvme);

@@ -107,14 +107,24 @@ static void raw_wr(const struct virtio_shadow *s, uint32_t bar, uint64_t off, un
     }
 }
 
+/* A device reset forgets every queue (its addresses read as 0 again). */
+static void forget_queues(struct virtio_shadow *s)
+{
+    for (unsigned i = 0; i < QMAX; i++) {
+        struct vq *q = &s->q[i];
+        q->live = false;
+        q->v_desc = q->v_avail = q->v_used = 0;
+        q->v_pfn = 0;
+    }
+}
+
 void virtio_shadow_reset(struct virtio_shadow *s)
 {
     if (s->l.modern)
         raw_wr(s, s->l.common_bar, s->l.common_off + VIRTIO_COMMON_STATUS, 1, 0);
     else
         raw_wr(s, 0, VIRTIO_LEGACY_STATUS, 1, 0);
-    for (unsigned i = 0; i < QMAX; i++)
-        s->q[i].live = false;
+    forget_queues(s);
 }
 
 /* ---- queues ------------------------------------------------------------------------ */
@@ -327,8 +337,7 @@ static uint64_t common(struct virtio_shadow *s, struct dom *d, uint64_t off, uns
         break;
     case VIRTIO_COMMON_STATUS:
         if (wr && (v & 0xFF) == 0)
-            for (unsigned i = 0; i < QMAX; i++)
-                s->q[i].live = false;
+            forget_queues(s);
         break;
     default:
         break;
@@ -426,8 +435,7 @@ uint64_t virtio_shadow_pio(struct virtio_shadow *s, struct dom *d, uint32_t off,
         return 0;
     case VIRTIO_LEGACY_STATUS:
         if (is_write && (v & 0xFF) == 0)
-            for (unsigned i = 0; i < QMAX; i++)
-                s->q[i].live = false;
+            forget_queues(s);
         break;
     case VIRTIO_LEGACY_ISR:
         if (!is_write)

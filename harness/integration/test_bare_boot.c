@@ -158,7 +158,7 @@ Test(bare_boot, disk_image_through_grub_under_ovmf, .timeout = 240)
     cr_assert(qc_expect(&qc, "nvme0: ready in", PROMPT_MS), "the NVMe domain did not come up:\n%s",
               qc.text);
     run_cmd("domains", out, sizeof out);
-    cr_assert(strstr(out, "nvme0: running, incarnation 1, ring 3") && strstr(out, "BAR0 0xe0"),
+    cr_assert(strstr(out, "nvme0: running, incarnation 1, ring 3") && strstr(out, "BAR0 memory 0xe0"),
               "the domain does not hold the controller above 4 GiB: %s", out);
     reboot_and_close();
     unlink(vars);

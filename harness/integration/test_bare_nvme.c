@@ -88,14 +88,6 @@ static void check_image(unsigned block_size)
                  first);
 }
 
-static void quit(void)
-{
-    cr_assert(qc_send(&qc, "reboot"));
-    int status;
-    cr_assert(qc_wait_exit(&qc, REPLY_MS, &status), "reboot did not end QEMU:\n%s", qc.text);
-    qc_close(&qc);
-}
-
 Test(bare_nvme, selftest_pattern_reaches_the_disk_image, .timeout = 300)
 {
     boot_kernel_to_prompt("q35", nvme_args(""));
@@ -110,7 +102,7 @@ Test(bare_nvme, selftest_pattern_reaches_the_disk_image, .timeout = 300)
     run_cmd("windows", out, sizeof out);
     cr_assert(strstr(out, "nvme0: window 0: IOVA 0x60000000-0x61ffffff -> physical 0x") &&
               strstr(out, "translated at the doorbell"), "windows: %s", out);
-    quit();
+    reboot_and_close();
     check_image(512);
 }
 
@@ -122,7 +114,7 @@ Test(bare_nvme, selftest_with_4k_blocks_and_a_16k_mdts, .timeout = 300)
     char out[8192];
     run_cmd("domains", out, sizeof out);
     cr_assert(strstr(out, "largest transfer 16 KiB"), "the monitor did not take MDTS: %s", out);
-    quit();
+    reboot_and_close();
     check_image(4096);
 }
 
@@ -148,7 +140,7 @@ Test(bare_nvme, raw_physical_addresses_are_refused_at_the_doorbell, .timeout = 3
     run_cmd("domains", out, sizeof out);
     cr_assert(strstr(out, "nvme0: running"), "a refused command must not stop the domain: %s",
               out);
-    quit();
+    reboot_and_close();
     check_image(512);
 }
 
@@ -169,6 +161,6 @@ Test(bare_nvme, a_panicking_domain_is_stopped_and_restarted, .timeout = 300)
     expect_selftest_pass(512);
     run_cmd("domains", out, sizeof out);
     cr_assert(strstr(out, "nvme0: running, incarnation 2"), "domains: %s", out);
-    quit();
+    reboot_and_close();
     check_image(512);
 }
