@@ -234,8 +234,10 @@ static void end(struct dom *d, const char *what)
     dom_pci_quiesce(d);
 }
 
-_Noreturn void dom_kill(struct dom *d, const char *fmt, ...)
+void dom_kill(struct dom *d, const char *fmt, ...)
 {
+    if (d->state == DOM_DEAD)
+        return;
     char why[DOM_AUDIT_LEN];
     va_list ap;
     va_start(ap, fmt);
@@ -243,7 +245,6 @@ _Noreturn void dom_kill(struct dom *d, const char *fmt, ...)
     va_end(ap);
     dom_audit(d, "%s: domain stopped", why);
     end(d, why);
-    bare_ctx_jump(&loop_ctx);
 }
 
 void dom_event(struct dom *d, uint32_t vector)

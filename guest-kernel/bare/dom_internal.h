@@ -59,8 +59,11 @@ struct dom {
 void dom_log(const struct dom *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A refused input: logged, counted, kept in the domain's audit trail. */
 void dom_audit(struct dom *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* End the running domain now (a hostile or broken access): never returns. */
-_Noreturn void dom_kill(struct dom *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* End d (a hostile or broken access): audited, its devices quiesced. It
+ * returns: the caller stops touching d's rings and returns; if d is the
+ * domain running, it leaves the CPU when the trap returns (dom_return).
+ * Safe from any trap, also a tick's sync of a domain not running. */
+void dom_kill(struct dom *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Mark vector pending in d's event page and wake it. */
 void dom_event(struct dom *d, uint32_t vector);
 

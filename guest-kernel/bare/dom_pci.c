@@ -275,8 +275,10 @@ uint64_t dom_pci_cfg(struct dom *d, uint64_t dev_off, uint64_t width_flags, uint
     unsigned width = width_flags & 0xFF;
     bool wr = width_flags & SYS_PIO_WRITE;
     if (idx >= d->n_dev || (width != 1 && width != 2 && width != 4) || off % width ||
-        off >= 256 || (width_flags & ~(uint64_t)(0xFF | SYS_PIO_WRITE)))
+        off >= 256 || (width_flags & ~(uint64_t)(0xFF | SYS_PIO_WRITE))) {
         dom_kill(d, "configuration access of %u bytes at 0x%x of device %u", width, off, idx);
+        return 0;
+    }
     struct dom_dev *x = d->dev[idx];
     unsigned shift = (off & 3) * 8;
     uint32_t mask = width == 4 ? 0xFFFFFFFFu : ((1u << (width * 8)) - 1u) << shift;
@@ -408,8 +410,10 @@ uint64_t dom_pci_pio(struct dom *d, uint64_t port, uint64_t width_flags, uint64_
 {
     unsigned width = width_flags & 0xFF;
     bool wr = width_flags & SYS_PIO_WRITE;
-    if ((width != 1 && width != 2 && width != 4) || port % width || port > 0xFFFF)
+    if ((width != 1 && width != 2 && width != 4) || port % width || port > 0xFFFF) {
         dom_kill(d, "port access of %u bytes at 0x%llx", width, (unsigned long long)port);
+        return 0;
+    }
     for (uint32_t i = 0; i < d->n_dev; i++) {
         struct dom_dev *x = d->dev[i];
         const struct moat_bar_info *bar = &x->bar[0];
@@ -424,6 +428,7 @@ uint64_t dom_pci_pio(struct dom *d, uint64_t port, uint64_t width_flags, uint64_
     }
     dom_kill(d, "port access at 0x%llx, outside every I/O BAR of its devices",
              (unsigned long long)port);
+    return 0;
 }
 
 /* ---- registers ----------------------------------------------------------------------------------- */
@@ -432,8 +437,10 @@ uint64_t dom_pci_mmio(struct dom *d, uint64_t addr, uint64_t width_flags, uint64
 {
     unsigned width = width_flags & 0xFF;
     bool wr = width_flags & SYS_PIO_WRITE;
-    if ((width != 1 && width != 2 && width != 4 && width != 8) || addr % width)
+    if ((width != 1 && width != 2 && width != 4 && width != 8) || addr % width) {
         dom_kill(d, "register access of %u bytes at 0x%llx", width, (unsigned long long)addr);
+        return 0;
+    }
     for (uint32_t i = 0; i < d->n_dev; i++) {
         struct dom_dev *x = d->dev[i];
         for (unsigned b = 0; b < 6; b++) {
@@ -460,6 +467,7 @@ uint64_t dom_pci_mmio(struct dom *d, uint64_t addr, uint64_t width_flags, uint64
     }
     dom_kill(d, "register access at 0x%llx, outside every BAR of its devices",
              (unsigned long long)addr);
+    return 0;
 }
 
 void dom_pci_quiesce(struct dom *d)

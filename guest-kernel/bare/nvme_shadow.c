@@ -418,8 +418,10 @@ uint64_t nvme_shadow_mmio(struct nvme_shadow *s, struct dom *d, uint64_t off, un
                           bool is_write, uint64_t v)
 {
     if (width != 4 && !(width == 8 && (off == NVME_REG_CAP || off == NVME_REG_ASQ ||
-                                       off == NVME_REG_ACQ)))
+                                       off == NVME_REG_ACQ))) {
         dom_kill(d, "NVMe register 0x%llx accessed %u bytes wide", (unsigned long long)off, width);
+        return 0;
+    }
     if (off >= NVME_REG_DBS) {
         uint32_t stride = 4u << s->dstrd, idx = (uint32_t)((off - NVME_REG_DBS) / stride);
         if ((off - NVME_REG_DBS) % stride || idx / 2 >= QMAX) {

@@ -202,13 +202,17 @@ static bool vq_push(struct virtio_shadow *s, struct dom *d, uint32_t qi)
     uint16_t idx = pm16(q->avail + VIRTQ_AVAIL_IDX), n = (uint16_t)(idx - q->avail_seen);
     if (n == 0)
         return false;
-    if (n > q->size)
+    if (n > q->size) {
         dom_kill(d, "virtio queue %u: avail index moved by %u on a %u-entry ring", qi, n, q->size);
+        return false;
+    }
     for (uint16_t k = 0; k < n; k++) {
         uint16_t slot = (uint16_t)((q->avail_seen + k) & (q->size - 1));
         uint16_t head = pm16(q->avail + VIRTQ_AVAIL_RING(slot));
-        if (head >= q->size)
+        if (head >= q->size) {
             dom_kill(d, "virtio queue %u: chain head %u on a %u-entry ring", qi, head, q->size);
+            return false;
+        }
         copy_chain(s, d, qi, q, head);
         pw16(q->sh_avail + VIRTQ_AVAIL_RING(slot), head);
         s->chains++;
