@@ -160,6 +160,8 @@ static const char *dom_start(struct dom *d)
     d->has_cap = false;
     d->end_reason[0] = '\0';
     d->started_tsc = rdtsc();
+    d->hb_seen = 0;
+    d->hb_tsc = d->started_tsc;
     d->ready_tsc = 0;
     d->incarnation++;
     d->state = DOM_RUNNABLE;
@@ -259,12 +261,30 @@ void dom_event(struct dom *d, uint32_t vector)
         d->state = DOM_RUNNABLE;
 }
 
+/* A domain that can run but has not passed its run loop for a while is
+ * hung (spinning in ring 3, or starved of nothing: it is runnable). One
+ * asleep waiting for an interrupt is not. */
+static void watchdog(struct dom *d, uint64_t now)
+{
+    uint64_t hb = __atomic_load_n(&d->pp->heartbeat, __ATOMIC_RELAXED);
+    if (hb != d->hb_seen || d->state == DOM_WAITING) {
+        d->hb_seen = hb;
+        d->hb_tsc = now;
+    } else if (now - d->hb_tsc > DOM_WATCHDOG_MS * tsc_khz) {
+        dom_kill(d, "no heartbeat for %u ms while runnable (watchdog)", DOM_WATCHDOG_MS);
+    }
+}
+
 void dom_tick(void)
 {
     bool others = false;
+    uint64_t now = rdtsc();
     for (uint32_t i = 0; i < n_doms; i++) {
         struct dom *d = &doms[i];
         if (d->state == DOM_DEAD || d->state == DOM_FREE)
+            continue;
+        watchdog(d, now);
+        if (d->state == DOM_DEAD)
             continue;
         d->ev->ticks++;
         dom_pci_sync(d);

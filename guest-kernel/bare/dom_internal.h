@@ -15,6 +15,7 @@
 #define DOMS_MAX 4u
 #define DOM_AUDIT_MAX 16u
 #define DOM_AUDIT_LEN 200u
+#define DOM_WATCHDOG_MS 5000u          /* runnable, no heartbeat this long: stopped */
 
 enum dom_state { DOM_FREE, DOM_RUNNABLE, DOM_WAITING, DOM_DEAD };
 
@@ -42,6 +43,7 @@ struct dom {
     uint64_t irq_count;                 /* the monitor's own count (the page is writable) */
     uint64_t entry;
     bool preempt;
+    uint64_t hb_seen, hb_tsc;           /* the watchdog's last heartbeat and when */
     /* Life. */
     uint64_t started_tsc, ready_tsc;
     uint32_t incarnation, exit_code;

@@ -12,7 +12,9 @@
  *     target (a canary page of the monitor's) is unchanged; the domain's
  *     private memory and the page after its window likewise;
  *   - a panicking domain is stopped and its device quiesced, and restart
- *     scrubs and starts it again, serving as before.
+ *     scrubs and starts it again, serving as before; an exception in the
+ *     domain is reported with its registers; a domain spinning without
+ *     its run loop is stopped by the watchdog.
  * Without QEMU every test says SKIPPED.
  */
 #include <fcntl.h>
@@ -161,6 +163,28 @@ Test(bare_nvme, a_panicking_domain_is_stopped_and_restarted, .timeout = 300)
     expect_selftest_pass(512);
     run_cmd("domains", out, sizeof out);
     cr_assert(strstr(out, "nvme0: running, incarnation 2"), "domains: %s", out);
+    /* An exception in ring 3 (the kernel kind of fault: ud2 where hosted
+     * mode would triple-fault) is caught and reported with registers. */
+    run_cmd("inject nvme0 triple-fault", out, sizeof out);
+    cr_assert(qc_expect(&qc, "nvme0: crashed: #UD invalid opcode (vector 6, error 0x0) at RIP 0x",
+                        REPLY_MS) && qc_expect(&qc, "nvme0: registers: RAX ", REPLY_MS),
+              "no crash report:\n%s", qc.text);
+    reboot_and_close();
+    check_image(512);
+}
+
+Test(bare_nvme, a_spinning_domain_is_stopped_by_the_watchdog, .timeout = 300)
+{
+    boot_kernel_to_prompt("q35", nvme_args(""));
+    expect_selftest_pass(512);
+    char out[8192];
+    run_cmd("inject nvme0 spin", out, sizeof out);
+    cr_assert(qc_expect(&qc, "nvme0: audit: no heartbeat for 5000 ms while runnable (watchdog): "
+                             "domain stopped", SELFTEST_MS), "the watchdog did not fire:\n%s",
+              qc.text);
+    /* The console stayed responsive while it spun (the tick preempts). */
+    run_cmd("domains", out, sizeof out);
+    cr_assert(strstr(out, "nvme0: stopped, incarnation 1"), "domains: %s", out);
     reboot_and_close();
     check_image(512);
 }
