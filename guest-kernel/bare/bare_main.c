@@ -6,6 +6,7 @@
 #include "acpi.h"
 #include "apic.h"
 #include "com1.h"
+#include "gk/cpu.h"
 #include "dom.h"
 #include "monitor.h"
 #include "multiboot.h"
@@ -16,6 +17,7 @@ void bare_main(uint32_t magic, uint32_t info);
 
 void bare_main(uint32_t magic, uint32_t info)
 {
+    uint64_t handover_tsc = rdtsc();    /* the loader just jumped here */
     static struct boot_desc boot;
     com1_init();
     trap_init();
@@ -32,6 +34,6 @@ void bare_main(uint32_t magic, uint32_t info)
                     (unsigned long long)acpi.ecam[0].base);
     static struct apic_state apic;
     apic_init(&acpi, &apic);
-    dom_boot_all(&boot, apic.id);
+    dom_boot_all(&boot, apic.id, handover_tsc);
     monitor_run(&boot, &apic);
 }

@@ -24,8 +24,10 @@
 #include "multiboot.h"
 #include "trap.h"
 
-/* Calibrate time, create a domain for each module, log one line each. */
-void dom_boot_all(const struct boot_desc *b, uint32_t apic_id);
+/* Calibrate time, create a domain for each module, log one line each;
+ * when the last of them is ready, log how long after handover_tsc (the
+ * TSC when the loader handed over). */
+void dom_boot_all(const struct boot_desc *b, uint32_t apic_id, uint64_t handover_tsc);
 /* Run the next runnable domain until it leaves the CPU; false when none
  * could run (the loop then sleeps until an interrupt). */
 bool dom_run_next(void);
