@@ -124,12 +124,9 @@ _Noreturn void crash_from_user_panic(const struct trap_frame *f, const char *msg
 _Noreturn void panic(const char *fmt, ...)
 {
     if (cpu_in_user()) {
-        char msg[MOAT_CRASH_MSG_MAX];
         va_list ap;
         va_start(ap, fmt);
-        kvsnprintf(msg, sizeof msg, fmt, ap);
-        va_end(ap);
-        sys_panic(msg);
+        panic_user_v(fmt, ap);
     }
     struct moat_crash_record *rec = begin_record(MOAT_CRASH_PANIC);
     struct moat_regs *r = &rec->regs;

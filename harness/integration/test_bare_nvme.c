@@ -28,7 +28,7 @@
 #define SELFTEST_LBA 64u
 #define SELFTEST_KIB 192u
 
-static char img[PATH_MAX], module[PATH_MAX + 256], drive[PATH_MAX + 64], device[160];
+static char img[PATH_MAX], dom_words[256], drive[PATH_MAX + 64], device[160];
 
 /* A fresh raw image, and QEMU's arguments for it and for the domain. */
 static char **nvme_args(const char *nvme_props)
@@ -37,22 +37,12 @@ static char **nvme_args(const char *nvme_props)
     int fd = open(img, O_RDWR | O_CREAT | O_TRUNC, 0600);
     cr_assert(fd >= 0 && ftruncate(fd, 32 << 20) == 0, "cannot create %s", img);
     close(fd);
-    char elf[PATH_MAX];
-    snprintf(elf, sizeof elf, "%s/bare/nvme.dom.elf", MOAT_BUILD_DIR);
-    cr_assert_eq(access(elf, R_OK), 0, "%s is not built (make builds it)", elf);
-    snprintf(module, sizeof module, "%s domain=nvme0 dev=nvme mem=16M dma=32M selftest_kib=%u "
-             "selftest_lba=%u selftest_seed=%u", elf, SELFTEST_KIB, SELFTEST_LBA, SEED);
+    snprintf(dom_words, sizeof dom_words, "domain=nvme0 dev=nvme mem=16M dma=32M selftest_kib=%u "
+             "selftest_lba=%u selftest_seed=%u", SELFTEST_KIB, SELFTEST_LBA, SEED);
     snprintf(drive, sizeof drive, "if=none,id=nv0,format=raw,file=%s", img);
     snprintf(device, sizeof device, "nvme,serial=moatbare,drive=nv0%s", nvme_props);
-    static char *extra[8];
-    extra[0] = "-initrd";
-    extra[1] = module;
-    extra[2] = "-drive";
-    extra[3] = drive;
-    extra[4] = "-device";
-    extra[5] = device;
-    extra[6] = NULL;
-    return extra;
+    return bare_domain_args("nvme.dom.elf", dom_words, (char *[]){ "-drive", drive, "-device", device,
+                                                                NULL });
 }
 
 static void expect_selftest_pass(unsigned block_size)

@@ -14,31 +14,18 @@
  *     past the ring stops the domain, and restart brings it back.
  * Without QEMU every test says SKIPPED.
  */
-#include <unistd.h>
 #include "bare_console.h"
 
 #define SELFTEST_MS 120000u
 
-static char module[PATH_MAX + 128], netdev[64], device[160];
+static char device[160];
 
 static char **vnet_args(const char *device_props)
 {
-    char elf[PATH_MAX];
-    snprintf(elf, sizeof elf, "%s/bare/vnet.dom.elf", MOAT_BUILD_DIR);
-    cr_assert_eq(access(elf, R_OK), 0, "%s is not built (make builds it)", elf);
-    snprintf(module, sizeof module, "%s domain=vnet0 dev=virtio-net mem=16M dma=32M selftest_net=1",
-             elf);
-    snprintf(netdev, sizeof netdev, "user,id=n0");
     snprintf(device, sizeof device, "virtio-net-pci,netdev=n0%s", device_props);
-    static char *extra[8];
-    extra[0] = "-initrd";
-    extra[1] = module;
-    extra[2] = "-netdev";
-    extra[3] = netdev;
-    extra[4] = "-device";
-    extra[5] = device;
-    extra[6] = NULL;
-    return extra;
+    return bare_domain_args("vnet.dom.elf",
+                            "domain=vnet0 dev=virtio-net mem=16M dma=32M selftest_net=1",
+                            (char *[]){ "-netdev", "user,id=n0", "-device", device, NULL });
 }
 
 static void expect_lease_and_pings(void)

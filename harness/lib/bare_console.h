@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include "qemu_console.h"
 
 #define PROMPT_MS 90000u        /* TCG on a loaded 2-core machine (OVMF: 10-25 s idle) */
@@ -71,6 +72,25 @@ static inline void reboot_and_close(void)
     cr_assert(qc_wait_exit(&qc, REPLY_MS, &status), "reboot did not reset the machine:\n%s",
               qc.text);
     qc_close(&qc);
+}
+
+/* Extra QEMU arguments for a driver domain: -initrd with the module (the
+ * image under build/bare, then its words), then more (NULL-terminated);
+ * in static storage, for boot_kernel_to_prompt. */
+static inline char **bare_domain_args(const char *image, const char *words, char *const more[])
+{
+    static char module[PATH_MAX + 256];
+    static char *extra[16];
+    snprintf(module, sizeof module, "%s/bare/%s", MOAT_BUILD_DIR, image);
+    cr_assert_eq(access(module, R_OK), 0, "%s is not built (make builds it)", module);
+    snprintf(module, sizeof module, "%s/bare/%s %s", MOAT_BUILD_DIR, image, words);
+    size_t n = 0;
+    extra[n++] = "-initrd";
+    extra[n++] = module;
+    for (size_t i = 0; more[i] && n + 1 < sizeof extra / sizeof extra[0]; i++)
+        extra[n++] = more[i];
+    extra[n] = NULL;
+    return extra;
 }
 
 #endif /* MOAT_BARE_CONSOLE_H */

@@ -8,7 +8,7 @@
  * come back through dd_nic_rx, as a session's would. */
 #include "dd.h"
 #include "gk/platform.h"
-#include "gk/sys.h"
+#include "dom_serve.h"
 
 #define RETRY_NS 1000000000ull
 #define TRIES 10u
@@ -28,7 +28,7 @@ enum { NT_OFF, NT_DISCOVER, NT_REQUEST, NT_ARP, NT_PING, NT_DONE };
 
 static struct net_test {
     int phase;
-    char cap[48];
+    char cap[DOM_CAP_NAME];
     uint32_t xid, ip, server, gateway, mask, tries, pongs;
     uint8_t gw_mac[6];
     uint64_t sent_ns, best_ns, t0;
@@ -261,19 +261,10 @@ struct dd_nic *dd_nic_serve(const char *name, const struct moat_nic_info *info,
     if (nic.ops)
         dd_panic("driver bug: at most one Nic per domain");
     struct moat_cap_register reg = { .kind = MOAT_CAP_NIC, .nic = *info };
-    size_t len = strlen(name);
-    memcpy(reg.name, name, len < sizeof reg.name - 1 ? len : sizeof reg.name - 1);
-    int64_t rc = sys_cap_register(&reg);
-    if (rc < 0) {
-        dd_log("the monitor refused cap '%s' (%ld)", name, rc);
+    if (!dom_cap_register(&reg, name, t.cap))
         return NULL;
-    }
     nic = (struct dd_nic){ .ops = ops, .ctx = ctx, .info = *info, .link = true };
     const struct moat_boot_info *bi = platform_boot_info();
-    size_t dn = strlen(bi->name) < 20 ? strlen(bi->name) : 20;
-    memcpy(t.cap, bi->name, dn);
-    t.cap[dn] = '.';
-    memcpy(t.cap + dn + 1, reg.name, strlen(reg.name) + 1);
     if (dd_arg_u64(bi->cmdline, "selftest_net", 0)) {
         t.phase = NT_DISCOVER;
         t.xid = (uint32_t)dd_now_ns() ^ 0x6d6f6174u;

@@ -45,25 +45,13 @@ uint64_t timer_now_ns(void) { return timer_tsc_to_ns(rdtsc() - tsc_start, timer_
 /* One CPU, and the monitor's tick preempts a spinning domain: nothing to hint. */
 void platform_yield(void) {}
 
-void kprintf(const char *fmt, ...)
-{
-    char line[GK_CONSOLE_LINE_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = kvsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        sys_console_write(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
-}
+void console_write(const char *s, size_t len) { sys_console_write(s, len); }
 
 _Noreturn void panic(const char *fmt, ...)
 {
-    char msg[MOAT_CRASH_MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
-    kvsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    sys_panic(msg);
+    panic_user_v(fmt, ap);
 }
 
 /* Entered from dom_entry.S on the domain's stack, interrupts on. */

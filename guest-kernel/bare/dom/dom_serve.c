@@ -11,6 +11,7 @@
  * words; word i of block lba is seed ^ lba << 32 ^ i. */
 #include "dd.h"
 #include "dd_session.h"
+#include "dom_serve.h"
 #include "gk/platform.h"
 #include "gk/sys.h"
 
@@ -49,7 +50,7 @@ static struct selftest {
     const struct dd_blk_ops *ops;
     void *ctx;
     struct moat_blk_geometry geo;
-    char cap[48];
+    char cap[DOM_CAP_NAME];
     uint64_t seed, lba0, blocks, next, chunk_blocks;
     struct dd_dma wbuf, rbuf;
     struct dd_blk_req req;
@@ -172,6 +173,23 @@ static void selftest_start(const char *args)
         dd_panic("selftest: no free poller");
 }
 
+bool dom_cap_register(struct moat_cap_register *reg, const char *name, char full[DOM_CAP_NAME])
+{
+    size_t len = strlen(name);
+    memcpy(reg->name, name, len < sizeof reg->name - 1 ? len : sizeof reg->name - 1);
+    int64_t rc = sys_cap_register(reg);
+    if (rc < 0) {
+        dd_log("the monitor refused cap '%s' (%ld)", name, rc);
+        return false;
+    }
+    const char *dom = platform_boot_info()->name;
+    len = strnlen(dom, MOAT_NAME_MAX);
+    memcpy(full, dom, len);
+    full[len] = '.';
+    memcpy(full + len + 1, reg->name, strlen(reg->name) + 1);
+    return true;
+}
+
 bool dd_blk_serve(const char *name, const struct moat_blk_geometry *geo,
                   const struct dd_blk_ops *ops, void *ctx)
 {
@@ -180,22 +198,12 @@ bool dd_blk_serve(const char *name, const struct moat_blk_geometry *geo,
     if (t.ops)
         dd_panic("bare domains serve one BlockDevice for now");
     struct moat_cap_register reg = { .kind = MOAT_CAP_BLOCK, .blk = *geo };
-    size_t len = strlen(name);
-    memcpy(reg.name, name, len < sizeof reg.name - 1 ? len : sizeof reg.name - 1);
-    int64_t rc = sys_cap_register(&reg);
-    if (rc < 0) {
-        dd_log("the monitor refused cap '%s' (%ld)", name, rc);
+    if (!dom_cap_register(&reg, name, t.cap))
         return false;
-    }
     t.ops = ops;
     t.ctx = ctx;
     t.geo = *geo;
-    const struct moat_boot_info *bi = platform_boot_info();
-    len = strlen(bi->name);
-    memcpy(t.cap, bi->name, len < 20 ? len : 20);
-    t.cap[len < 20 ? len : 20] = '.';
-    memcpy(t.cap + (len < 20 ? len : 20) + 1, reg.name, strlen(reg.name) + 1);
-    selftest_start(bi->cmdline);
+    selftest_start(platform_boot_info()->cmdline);
     return true;
 }
 

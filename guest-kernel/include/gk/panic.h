@@ -8,10 +8,13 @@
 #ifndef GK_PANIC_H
 #define GK_PANIC_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include "gk/trap.h"
 
 _Noreturn void panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Ring 3's panic: SYS_PANIC with the formatted message. */
+_Noreturn void panic_user_v(const char *fmt, va_list ap);
 _Noreturn void crash_from_trap(const struct trap_frame *f);
 /* SYS_PANIC: msg is a ring-3 pointer checked readable for max_len bytes,
  * or NULL; at most 127 bytes of it are copied. */
