@@ -10,7 +10,7 @@
 
 #define PAGE 4096ull
 #define QMAX 17u                /* admin + 16 I/O queues */
-#define NS_MAX 16u
+#define NS_MAX NVME_SHADOW_NS
 #define LISTS_PER_Q 64u         /* PRP-list pages per queue, by CID modulo */
 #define LIST_ENTRIES (PAGE / 8)
 #define IO_WRITE_UNCOR 0x04u     /* NVM command set opcodes moat/nvme_regs.h does not name */
@@ -150,6 +150,18 @@ static const char *probe(struct nvme_shadow *s)
     if (!nvme_shadow_reset(s))
         return "the controller did not stop after the probe";
     return NULL;
+}
+
+struct nvme_shadow *nvme_shadow_fixed(volatile uint8_t *regs, uint32_t dstrd, uint32_t mqes,
+                                      uint64_t max_xfer, const uint8_t lbads[NVME_SHADOW_NS + 1])
+{
+    static struct nvme_shadow one;
+    one = (struct nvme_shadow){ .regs = regs, .tsc_khz = 1000000, .dstrd = dstrd, .mqes = mqes,
+                                .max_xfer = max_xfer, .timeout_ms = 1 };
+    for (unsigned ns = 1; ns <= NS_MAX; ns++)
+        if (lbads[ns] >= 9 && lbads[ns] <= 16)
+            one.lbads[ns] = lbads[ns], one.n_ns++;
+    return &one;
 }
 
 struct nvme_shadow *nvme_shadow_attach(volatile uint8_t *regs, uint64_t tsc_khz, const char **why)

@@ -26,8 +26,15 @@
 struct dom;
 struct nvme_shadow;
 
+#define NVME_SHADOW_NS 16u     /* namespaces the monitor tracks */
+
 /* Probe the controller at regs (BAR 0, mapped): NULL and *why on failure. */
 struct nvme_shadow *nvme_shadow_attach(volatile uint8_t *regs, uint64_t tsc_khz, const char **why);
+/* Without a probe, for host tests and fuzzing: what the probe would have
+ * found (CAP.DSTRD, CAP.MQES + 1, the largest transfer, each namespace's
+ * LBA shift or 0). One such controller at a time (a static instance). */
+struct nvme_shadow *nvme_shadow_fixed(volatile uint8_t *regs, uint32_t dstrd, uint32_t mqes,
+                                      uint64_t max_xfer, const uint8_t lbads[NVME_SHADOW_NS + 1]);
 /* The domain's access to BAR 0 at off (width 4 or 8; write when is_write). */
 uint64_t nvme_shadow_mmio(struct nvme_shadow *s, struct dom *d, uint64_t off, unsigned width,
                           bool is_write, uint64_t v);

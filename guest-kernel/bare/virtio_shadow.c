@@ -46,23 +46,32 @@ static void pw16(uint64_t pa, uint16_t v)
     __atomic_store_n((uint16_t *)(uintptr_t)pa, v, __ATOMIC_RELEASE);
 }
 
+static const char *init(struct virtio_shadow *s, const struct virtio_layout *l)
+{
+    *s = (struct virtio_shadow){ .l = *l, .scratch = palloc(1, 0) };
+    if (!s->scratch)
+        return "no memory for the scratch page";
+    virtio_shadow_reset(s);
+    return NULL;
+}
+
 struct virtio_shadow *virtio_shadow_attach(const struct virtio_layout *l, const char **why)
 {
     if (n_pool == sizeof pool / sizeof pool[0]) {
         *why = "too many virtio devices";
         return NULL;
     }
-    struct virtio_shadow *s = &pool[n_pool];
-    *s = (struct virtio_shadow){ .l = *l, .scratch = palloc(1, 0) };
-    if (!s->scratch) {
-        *why = "no memory for the scratch page";
-        return NULL;
-    }
-    n_pool++;
-    *why = NULL;
-    virtio_shadow_reset(s);
-    return s;
+    *why = init(&pool[n_pool], l);
+    return *why ? NULL : &pool[n_pool++];
 }
+
+struct virtio_shadow *virtio_shadow_fixed(const struct virtio_layout *l)
+{
+    static struct virtio_shadow one;
+    return init(&one, l) ? NULL : &one;
+}
+
+uint64_t virtio_shadow_scratch(const struct virtio_shadow *s) { return s->scratch; }
 
 /* ---- the device's registers, raw -------------------------------------------------- */
 

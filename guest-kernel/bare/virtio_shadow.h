@@ -39,6 +39,11 @@ struct virtio_layout {
 };
 
 struct virtio_shadow *virtio_shadow_attach(const struct virtio_layout *l, const char **why);
+/* The same outside the pool, for host tests and fuzzing (modern only: the
+ * legacy block is port I/O): one at a time, a static instance. */
+struct virtio_shadow *virtio_shadow_fixed(const struct virtio_layout *l);
+/* The page refused descriptors are pointed at. */
+uint64_t virtio_shadow_scratch(const struct virtio_shadow *s);
 /* A memory-BAR access (modern) at BAR bar, offset off. */
 uint64_t virtio_shadow_mmio(struct virtio_shadow *s, struct dom *d, uint32_t bar, uint64_t off,
                             unsigned width, bool is_write, uint64_t v);
