@@ -96,18 +96,23 @@ static inline bool fake_in_window(const struct dom *d, uint64_t pa, uint64_t len
     return pa >= w->pa && pa - w->pa < w->size && len <= w->size - (pa - w->pa);
 }
 
-/* d with one window of size bytes (2 MiB-aligned host memory). */
-static inline void fake_dom(struct dom *d, uint64_t size)
+/* d with one window of size bytes: w (zeroed here), or fresh 2 MiB-aligned
+ * host memory when w is NULL (fake_reset frees it then). */
+static inline void fake_dom_on(struct dom *d, void *w, uint64_t size)
 {
     memset(d, 0, sizeof *d);
     snprintf(d->name, sizeof d->name, "fake0");
     d->state = DOM_RUNNABLE;
-    void *w = aligned_alloc(2u << 20, size);
+    d->module = w ? (const struct boot_module *)w : NULL;      /* marks a window kept */
+    if (!w)
+        w = aligned_alloc(2u << 20, size);
     memset(w, 0, size);
     d->win[0] = (struct dom_window){ .iova = BARE_DOM_VA_WINDOWS, .size = size,
                                      .pa = (uint64_t)(uintptr_t)w };
     d->n_win = 1;
 }
+
+static inline void fake_dom(struct dom *d, uint64_t size) { fake_dom_on(d, NULL, size); }
 
 /* The host address of IOVA iova in d's window. */
 static inline void *fake_iova(const struct dom *d, uint64_t iova)
@@ -117,7 +122,8 @@ static inline void *fake_iova(const struct dom *d, uint64_t iova)
 
 static inline void fake_reset(struct dom *d)
 {
-    free((void *)(uintptr_t)d->win[0].pa);
+    if (!d->module)
+        free((void *)(uintptr_t)d->win[0].pa);
     for (unsigned i = 0; i < fake_n_alloc; i++)
         free((void *)(uintptr_t)fake_alloc[i].pa);
     fake_n_alloc = fake_audits = fake_kills = 0;
