@@ -266,8 +266,11 @@ void dom_event(struct dom *d, uint32_t vector)
         __atomic_fetch_or(&d->ev->pending[vector / 64], 1ull << (vector % 64), __ATOMIC_RELEASE);
     d->irq_count++;
     __atomic_store_n(&d->ev->irq_count, d->irq_count, __ATOMIC_RELEASE);
-    if (d->state == DOM_WAITING)
+    if (d->state == DOM_WAITING) {
         d->state = DOM_RUNNABLE;
+        if (cur && cur != d && vector < 256)
+            cur->preempt = true;    /* a device interrupt: let its domain run now */
+    }
 }
 
 /* A domain that can run but has not passed its run loop for a while is

@@ -177,10 +177,13 @@ Test(bare_boot, ipxe_under_seabios_loads_the_kernel_by_multiboot, .timeout = 240
                      "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0", NULL };
     /* iPXE names the kernel by its URL on the command line it hands over. */
     boot_and_check(argv, "loaded by multiboot1", "tftp://10.0.2.2/moat-bare.elf32 moat.boot=ipxe-pcbios");
-    /* boot.ipxe's NVMe domain came as a module; this machine has no NVMe. */
+    /* boot.ipxe's domains came as modules: no NVMe here, so that one is
+     * reported; the virtio-net domain takes the NIC iPXE booted from. */
     cr_assert(strstr(qc.text, "nvme.dom.elf domain=nvme0 dev=nvme mem=16M dma=32M): not started: "
                               "no unassigned PCI function matches dev="),
               "the module did not come through iPXE, or was not reported:\n%s", qc.text);
+    cr_assert(qc_expect(&qc, "vnet0: ready in", PROMPT_MS),
+              "the virtio-net domain did not take iPXE's NIC:\n%s", qc.text);
     reboot_and_close();
 }
 
