@@ -35,6 +35,7 @@ struct virtio_shadow {
     struct vq q[QMAX];
     uint64_t scratch;                   /* where refused descriptors point */
     uint64_t chains, refused;
+    uint64_t bad_notify_off;            /* the device named a notify address past its region */
 };
 
 static struct virtio_shadow pool[4];
@@ -252,8 +253,13 @@ static void vq_pull(struct virtio_shadow *s, struct vq *q)
 static void notify(struct virtio_shadow *s, uint32_t qi)
 {
     if (s->l.modern) {
+        /* The device says where (queue_notify_off); the region bounds it. */
         uint64_t noff = raw_rd(s, s->l.common_bar, s->l.common_off + VIRTIO_COMMON_Q_NOFF, 2);
-        raw_wr(s, s->l.notify_bar, s->l.notify_off + noff * s->l.notify_mult, 2, qi);
+        uint64_t at = noff * s->l.notify_mult;
+        if (at + 2 <= s->l.notify_len)
+            raw_wr(s, s->l.notify_bar, s->l.notify_off + at, 2, qi);
+        else
+            s->bad_notify_off++;
     } else {
         raw_wr(s, 0, VIRTIO_LEGACY_QUEUE_NOTIFY, 2, qi);
     }
@@ -470,6 +476,8 @@ void virtio_shadow_describe(const struct virtio_shadow *s)
     for (unsigned i = 0; i < QMAX; i++)
         live += s->q[i].live;
     com1_printf("    virtio-net (%s): %u queue%s shadowed, %llu chains copied, %llu descriptors "
-                "refused\n", s->l.modern ? "modern" : "legacy", live, live == 1 ? "" : "s",
-                (unsigned long long)s->chains, (unsigned long long)s->refused);
+                "refused, %llu notifies the device placed past its region\n",
+                s->l.modern ? "modern" : "legacy", live, live == 1 ? "" : "s",
+                (unsigned long long)s->chains, (unsigned long long)s->refused,
+                (unsigned long long)s->bad_notify_off);
 }

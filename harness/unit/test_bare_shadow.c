@@ -363,3 +363,17 @@ Test(bare_virtio_shadow, a_looping_chain_is_cut_and_a_jumping_index_ends_the_dom
     cr_assert_eq(fake_kills, 1, "an avail index 99 past the last did not end the domain");
     cr_assert_eq(d.state, DOM_DEAD);
 }
+
+/* Found by fuzz_bare_shadow (regress/fuzz_bare_shadow/notify_off_past_the_region):
+ * the notify address came from the device's queue_notify_off unbounded. */
+Test(bare_virtio_shadow, notify_off_past_the_region_is_not_written)
+{
+    vio_up();
+    queue_up();
+    uint16_t noff = 0xFFFF;                         /* 0xFFFF * 4 is far past the 0x100 region */
+    memcpy(bar + COMMON + VIRTIO_COMMON_Q_NOFF, &noff, 2);
+    *drv_desc(0) = (struct virtq_desc){ W + 0x10000, 64, 0, 0 };
+    publish(0, 1);                                  /* ASan: no write past the BAR */
+    cr_assert_eq(rd32(NOTIFY), 0, "a notify was written where the device did not say");
+    cr_assert_eq(dev_desc(0)->addr, pa(W + 0x10000), "the chain must still be published");
+}
