@@ -2,6 +2,7 @@
 #include "com1.h"
 #include "dom_internal.h"
 #include "dom_pci.h"
+#include "gk/console.h"
 #include "gk/kstring.h"
 #include "gk/sys.h"
 #include "mmio_map.h"
@@ -275,11 +276,16 @@ uint64_t dom_pci_cfg(struct dom *d, uint64_t dev_off, uint64_t width_flags, uint
     unsigned width = width_flags & 0xFF;
     bool wr = width_flags & SYS_PIO_WRITE;
     if (idx >= d->n_dev || (width != 1 && width != 2 && width != 4) || off % width ||
-        off >= 256 || (width_flags & ~(uint64_t)(0xFF | SYS_PIO_WRITE))) {
+        off >= 4096 || (width_flags & ~(uint64_t)(0xFF | SYS_PIO_WRITE))) {
         dom_kill(d, "configuration access of %u bytes at 0x%x of device %u", width, off, idx);
         return 0;
     }
     struct dom_dev *x = d->dev[idx];
+    if (off >= 256) {           /* extended space: none offered (an empty list) */
+        if (wr)
+            dom_audit(d, "configuration write at 0x%x refused: extended space", off);
+        return 0;
+    }
     unsigned shift = (off & 3) * 8;
     uint32_t mask = width == 4 ? 0xFFFFFFFFu : ((1u << (width * 8)) - 1u) << shift;
     uint32_t cur = cfg_rd(x, off);
@@ -359,13 +365,24 @@ void dom_pci_irq(uint32_t vector)
     struct dom_dev *x = vector < 256 ? vec_owner[vector].dev : NULL;
     if (!x || !x->owner)
         return;
-    x->owner->irqs++;
-    if (x->vio)
-        virtio_shadow_sync(x->vio, x->owner);  /* what the interrupt is about */
     if (vec_owner[vector].entry == ENTRY_INTX) {
-        ioapic_mask(x->gsi, true);              /* level: until the domain acks */
-        dom_event(x->owner, x->intx_vector);
+        /* A level line may be shared by devices of several domains: each
+         * bound one hears of it; masked until one acks (a device still
+         * asserting it raises it again). */
+        ioapic_mask(x->gsi, true);
+        for (unsigned i = 0; i < n_devs; i++) {
+            struct dom_dev *y = &devs[i];
+            if (y->gsi != x->gsi || !y->intx_vector || !y->owner)
+                continue;
+            y->owner->irqs++;
+            if (y->vio)
+                virtio_shadow_sync(y->vio, y->owner);
+            dom_event(y->owner, y->intx_vector);
+        }
     } else {
+        x->owner->irqs++;
+        if (x->vio)
+            virtio_shadow_sync(x->vio, x->owner);  /* what the interrupt is about */
         dom_event(x->owner, x->msix[vec_owner[vector].entry].data);
     }
 }
@@ -378,6 +395,9 @@ int64_t dom_pci_intx_bind(struct dom *d, uint64_t gsi, uint64_t vector)
             continue;
         if (vector < VEC_DOMAIN_FIRST || vector >= 255)
             return -SYS_EINVAL;
+        for (unsigned k = 0; k < n_devs && !x->intx_host; k++)
+            if (devs[k].gsi == x->gsi && devs[k].intx_host)
+                x->intx_host = devs[k].intx_host;   /* a shared line: one vector */
         if (!x->intx_host && !(x->intx_host = vec_alloc(x, ENTRY_INTX)))
             return -SYS_EINVAL;
         x->intx_vector = (uint32_t)vector;
@@ -479,8 +499,14 @@ void dom_pci_quiesce(struct dom *d)
             x->msix[e].data = 0;
             msix_program(x, e);
         }
-        if (x->intx_host)
-            ioapic_mask(x->gsi, true);
+        if (x->intx_vector) {
+            x->intx_vector = 0;
+            bool shared = false;    /* another domain's device still listens on the line */
+            for (unsigned k = 0; k < n_devs; k++)
+                shared |= &devs[k] != x && devs[k].gsi == x->gsi && devs[k].intx_vector;
+            if (!shared)
+                ioapic_mask(x->gsi, true);
+        }
         if (x->vio)
             virtio_shadow_reset(x->vio);
         if (x->nvme && !nvme_shadow_reset(x->nvme))
@@ -494,12 +520,17 @@ void dom_pci_describe(const struct dom *d)
 {
     for (uint32_t i = 0; i < d->n_dev; i++) {
         const struct dom_dev *x = d->dev[i];
+        char intx[32];
+        if (x->gsi == MOAT_NO_GSI)
+            ksnprintf(intx, sizeof intx, "no INTx");
+        else
+            ksnprintf(intx, sizeof intx, "INTx GSI %u %s", x->gsi, x->intx_vector ? "bound" : "unused");
         com1_printf("  device %02x:%02x.%x %04x:%04x %s, BAR0 %s 0x%llx (%llu bytes), %u MSI-X "
-                    "entries, INTx %s, %llu configuration writes refused\n", x->fn.bus, x->fn.dev,
+                    "entries, %s, %llu configuration writes refused\n", x->fn.bus, x->fn.dev,
                     x->fn.fn, x->fn.vendor, x->fn.device, pci_class_name(x->fn.class_code),
                     x->bar[0].kind == MOAT_BAR_IO ? "ports" : "memory",
                     (unsigned long long)x->bar[0].base, (unsigned long long)x->bar[0].size,
-                    x->msix_n, x->intx_host ? "bound" : "unused", (unsigned long long)x->cfg_refused);
+                    x->msix_n, intx, (unsigned long long)x->cfg_refused);
         if (x->nvme)
             nvme_shadow_describe(x->nvme);
         if (x->vio)

@@ -11,7 +11,8 @@
  *   - a hostile build (the driver's fault hooks) that puts a raw physical
  *     address into a descriptor is refused at the notify and audited, the
  *     target (a canary page of the monitor's) unchanged; an avail index
- *     past the ring stops the domain, and restart brings it back.
+ *     past the ring stops the domain, and restart brings it back;
+ *   - two domains whose devices share one INTx line both take leases.
  * Without QEMU every test says SKIPPED.
  */
 #include "bare_console.h"
@@ -58,7 +59,8 @@ Test(bare_vnet, gce_shape_legacy_intx_1024_rx_takes_a_lease_and_pings, .timeout 
               strstr(qc.text, "queues rx 1024"), "not the GCE shape:\n%s", qc.text);
     char out[8192];
     run_cmd("domains", out, sizeof out);
-    cr_assert(strstr(out, "INTx bound") && strstr(out, "virtio-net (legacy): 2 queues shadowed"),
+    cr_assert(strstr(out, "INTx GSI ") && strstr(out, " bound") &&
+              strstr(out, "virtio-net (legacy): 2 queues shadowed"),
               "domains: %s", out);
     reboot_and_close();
 }
@@ -86,5 +88,27 @@ Test(bare_vnet, raw_physical_descriptors_are_refused_and_a_broken_ring_stops_the
     run_cmd("restart vnet0", out, sizeof out);
     cr_assert(strstr(out, "incarnation 2"), "restart: %s", out);
     expect_lease_and_pings();
+    reboot_and_close();
+}
+
+Test(bare_vnet, two_domains_share_one_intx_line, .timeout = 300)
+{
+    /* On an i440FX, slots 3 and 7 both route INTA# to the same PIRQ. */
+    static char words[PATH_MAX + 200];
+    snprintf(words, sizeof words, "domain=vnetA dev=virtio-net mem=8M dma=16M selftest_net=1,"
+             "%s/bare/vnet.dom.elf domain=vnetB dev=virtio-net mem=8M dma=16M selftest_net=1",
+             MOAT_BUILD_DIR);
+    boot_kernel_to_prompt("pc", bare_domain_args("vnet.dom.elf", words, (char *[]){
+        "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,disable-modern=on,vectors=0,addr=3",
+        "-netdev", "user,id=n1", "-device", "virtio-net-pci,netdev=n1,disable-modern=on,vectors=0,addr=7",
+        NULL }));
+    for (int i = 0; i < 2; i++)
+        cr_assert(qc_expect(&qc, "nic0: PASS: DHCP lease 10.0.2.15", SELFTEST_MS),
+                  "both domains must take a lease:\n%s", qc.text);
+    char out[8192];
+    run_cmd("domains", out, sizeof out);
+    const char *a = strstr(out, "INTx GSI "), *b = a ? strstr(a + 1, "INTx GSI ") : NULL;
+    cr_assert(a && b && strncmp(a, b, 13) == 0 && strstr(b, "bound"),
+              "the two devices are not on one bound line: %s", out);
     reboot_and_close();
 }
