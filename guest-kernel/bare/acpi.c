@@ -87,6 +87,52 @@ static void read_mcfg(const uint8_t *t, struct acpi_info *out)
             .bus_start = t[off + 10], .bus_end = t[off + 11] };
 }
 
+/* A DRHD's device scopes: endpoints on a one-step path (a root bus
+ * device: QEMU lists each); bridges' sub-hierarchies are not followed. */
+static void read_scopes(const uint8_t *t, uint32_t at, uint32_t end, struct acpi_info *out)
+{
+    while (at + 8 <= end) {
+        uint8_t type = t[at], n = t[at + 1];
+        if (n < 6 || at + n > end)
+            return;
+        if (type == 1 && n == 8 && out->n_drhd_dev < ACPI_SCOPES_MAX)
+            out->drhd_dev[out->n_drhd_dev++] =
+                (uint16_t)(t[at + 5] << 8 | (t[at + 6] & 31) << 3 | (t[at + 7] & 7));
+        at += n;
+    }
+}
+
+/* DMAR: the host address width, then remapping structures (DRHD, type 0,
+ * is a remapping unit: INCLUDE_PCI_ALL, or the devices its scopes list). */
+static void read_dmar(const uint8_t *t, struct acpi_info *out)
+{
+    out->dmar = true;
+    uint32_t len = rd32(t + 4);
+    out->dmar_haw = t[36];
+    for (uint32_t at = 48; at + 4 <= len;) {
+        uint16_t type = rd16(t + at), n = rd16(t + at + 2);
+        if (n < 4 || at + n > len)
+            break;
+        if (type == 0 && n >= 16 && rd16(t + at + 6) == 0 && out->dmar_units++ == 0) {
+            out->drhd_base = rd64(t + at + 8);
+            out->drhd_all = t[at + 4] & 1u;
+            read_scopes(t, at + 16, at + n, out);
+        }
+        at += n;
+    }
+}
+
+bool acpi_dmar_covers(const struct acpi_info *a, uint8_t bus, uint8_t dev, uint8_t fn)
+{
+    if (a->drhd_all)
+        return true;
+    uint16_t sid = (uint16_t)(bus << 8 | (dev & 31) << 3 | (fn & 7));
+    for (uint32_t i = 0; i < a->n_drhd_dev; i++)
+        if (a->drhd_dev[i] == sid)
+            return true;
+    return false;
+}
+
 void acpi_read(uint64_t rsdp, struct acpi_info *out)
 {
     memset(out, 0, sizeof *out);
@@ -122,6 +168,6 @@ void acpi_read(uint64_t rsdp, struct acpi_info *out)
         else if (memcmp(t, "MCFG", 4) == 0)
             read_mcfg(t, out);
         else if (memcmp(t, "DMAR", 4) == 0)
-            out->dmar = true;
+            read_dmar(t, out);
     }
 }

@@ -2,8 +2,8 @@
  * acpi.h — what the kernel booted bare reads from the firmware's ACPI
  * tables: the RSDP (from the loader, else by scanning the BIOS areas),
  * the XSDT (or RSDT), the MADT (local APICs, I/O APICs, the local APIC
- * base), the MCFG (ECAM windows for PCI) and whether a DMAR (VT-d) table
- * is there. Tables are firmware input: every checksum and length is
+ * base), the MCFG (ECAM windows for PCI) and the DMAR (VT-d): whether it
+ * is there and the remapping unit that covers every device. Tables are firmware input: every checksum and length is
  * checked, and a table that fails is reported and skipped.
  */
 #ifndef BARE_ACPI_H
@@ -15,6 +15,7 @@
 #define ACPI_IOAPICS_MAX 8u
 #define ACPI_ECAM_MAX    4u
 #define ACPI_TABLES_MAX  32u
+#define ACPI_SCOPES_MAX  32u
 
 struct acpi_ioapic { uint8_t id; uint32_t addr, gsi_base; };
 struct acpi_ecam { uint64_t base; uint16_t segment; uint8_t bus_start, bus_end; };
@@ -32,8 +33,16 @@ struct acpi_info {
     struct acpi_ecam ecam[ACPI_ECAM_MAX];
     uint32_t n_ecam;
     bool dmar;                          /* a VT-d DMAR table is present */
+    uint8_t dmar_haw;                   /* host address width - 1 */
+    uint32_t dmar_units;                /* remapping units (DRHDs) on segment 0 */
+    uint64_t drhd_base;                 /* the first one's registers, 0: none */
+    bool drhd_all;                      /* it covers every device (INCLUDE_PCI_ALL) */
+    uint16_t drhd_dev[ACPI_SCOPES_MAX]; /* else these endpoints: bus << 8 | dev << 3 | fn */
+    uint32_t n_drhd_dev;
 };
 
+/* Does the DMAR's unit cover bus:dev.fn? */
+bool acpi_dmar_covers(const struct acpi_info *a, uint8_t bus, uint8_t dev, uint8_t fn);
 /* Read the tables; rsdp = the copy the loader gave (0: scan). */
 void acpi_read(uint64_t rsdp, struct acpi_info *out);
 

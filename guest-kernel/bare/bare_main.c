@@ -34,6 +34,6 @@ void bare_main(uint32_t magic, uint32_t info)
                     (unsigned long long)acpi.ecam[0].base);
     static struct apic_state apic;
     apic_init(&acpi, &apic);
-    dom_boot_all(&boot, apic.id, handover_tsc);
+    dom_boot_all(&boot, &acpi, apic.id, handover_tsc);
     monitor_run(&boot, &apic);
 }

@@ -12,6 +12,7 @@
 #include "gk/trap.h"
 #include "moat/platform_abi.h"
 #include "palloc.h"
+#include "vtd.h"
 
 #define TRAP_STACK (16u << 10)
 
@@ -170,7 +171,8 @@ static const char *dom_start(struct dom *d)
     return NULL;
 }
 
-void dom_boot_all(const struct boot_desc *b, uint32_t apic, uint64_t handover_tsc)
+void dom_boot_all(const struct boot_desc *b, const struct acpi_info *acpi, uint32_t apic,
+                  uint64_t handover_tsc)
 {
     apic_id = apic;
     handover = handover_tsc;
@@ -200,6 +202,16 @@ void dom_boot_all(const struct boot_desc *b, uint32_t apic, uint64_t handover_ts
                 "%u device%s", (unsigned long long)(d->image_pages * 4),
                 (unsigned long long)(d->mem_size >> 20), (unsigned long long)(d->dma_size >> 20),
                 (unsigned long long)d->win[0].iova, d->n_dev, d->n_dev == 1 ? "" : "s");
+    }
+    /* The devices are probed (that DMA was the monitor's): now confine them. */
+    const char *why;
+    if (vtd_init(acpi, &why)) {
+        com1_printf("moat bare: VT-d on: devices no domain holds are blocked\n");
+        for (uint32_t i = 0; i < n_doms; i++)
+            if (doms[i].state != DOM_DEAD)
+                dom_pci_use_vtd(&doms[i], acpi);
+    } else if (acpi->dmar) {
+        com1_printf("moat bare: VT-d not used (%s): DMA is interposed at the doorbell\n", why);
     }
     if (n_doms)     /* mostly zeroing their memory, and the NVMe probe */
         com1_printf("moat bare: %u domain%s created in %llu ms (%llu ms after the hand-over, "
@@ -291,6 +303,7 @@ void dom_tick(void)
 {
     bool others = false;
     uint64_t now = rdtsc();
+    vtd_poll_faults(dom_pci_vtd_fault);
     for (uint32_t i = 0; i < n_doms; i++) {
         struct dom *d = &doms[i];
         if (d->state == DOM_DEAD || d->state == DOM_FREE)
@@ -536,11 +549,11 @@ void dom_cmd_windows(void)
     for (uint32_t i = 0; i < n_doms; i++)
         for (uint32_t w = 0; w < doms[i].n_win; w++)
             com1_printf("%s: window %u: IOVA 0x%llx-0x%llx -> physical 0x%llx (%llu MiB), "
-                        "translated at the doorbell (no IOMMU)\n", doms[i].name, w,
+                        "translated %s\n", doms[i].name, w,
                         (unsigned long long)doms[i].win[w].iova,
                         (unsigned long long)(doms[i].win[w].iova + doms[i].win[w].size - 1),
                         (unsigned long long)doms[i].win[w].pa,
-                        (unsigned long long)(doms[i].win[w].size >> 20));
+                        (unsigned long long)(doms[i].win[w].size >> 20), dom_pci_dma_mode(&doms[i]));
 }
 
 void dom_cmd_audit(void)

@@ -21,13 +21,16 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include "acpi.h"
 #include "multiboot.h"
 #include "trap.h"
 
-/* Calibrate time, create a domain for each module, log one line each;
+/* Calibrate time, create a domain for each module, log one line each,
+ * turn VT-d on where ACPI offers it (and confine the devices with it);
  * when the last of them is ready, log how long after handover_tsc (the
  * TSC when the loader handed over). */
-void dom_boot_all(const struct boot_desc *b, uint32_t apic_id, uint64_t handover_tsc);
+void dom_boot_all(const struct boot_desc *b, const struct acpi_info *acpi, uint32_t apic_id,
+                  uint64_t handover_tsc);
 /* Run the next runnable domain until it leaves the CPU; false when none
  * could run (the loop then sleeps until an interrupt). */
 bool dom_run_next(void);

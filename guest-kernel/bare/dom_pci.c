@@ -9,6 +9,7 @@
 #include "moat/pci_regs.h"
 #include "nvme_shadow.h"
 #include "virtio_shadow.h"
+#include "vtd.h"
 #include "apic.h"
 #include "moat/virtio_regs.h"
 #include "pci_enum.h"
@@ -31,6 +32,8 @@ struct dom_dev {
     struct nvme_shadow *nvme;
     struct virtio_shadow *vio;
     bool vio_legacy;
+    bool vtd;                   /* VT-d translates its DMA (no interposition) */
+    uint64_t vtd_faults;
     const char *kind;           /* the platform's name for it (boot info) */
     uint32_t gsi;               /* INTA#'s I/O APIC input, MOAT_NO_GSI if none */
     uint32_t intx_vector;       /* the domain's vector for it, 0 = not bound */
@@ -516,6 +519,65 @@ void dom_pci_quiesce(struct dom *d)
     }
 }
 
+void dom_pci_use_vtd(struct dom *d, const struct acpi_info *acpi)
+{
+    for (uint32_t i = 0; i < d->n_dev; i++) {
+        struct dom_dev *x = d->dev[i];
+        const char *why = NULL;
+        if (!acpi_dmar_covers(acpi, x->fn.bus, x->fn.dev, x->fn.fn)) {
+            dom_log(d, "device %02x:%02x.%x: no remapping unit covers it: interposed instead",
+                    x->fn.bus, x->fn.dev, x->fn.fn);
+            continue;
+        }
+        if (x->vio && !virtio_shadow_iommu_capable(x->vio)) {
+            dom_log(d, "device %02x:%02x.%x: no VIRTIO_F_ACCESS_PLATFORM, its DMA goes around the "
+                    "IOMMU: interposed at the notify instead", x->fn.bus, x->fn.dev, x->fn.fn);
+            continue;
+        }
+        if (!vtd_attach(x->fn.bus, x->fn.dev, x->fn.fn, (uint16_t)(x - devs + 1), d->win, d->n_win,
+                        &why)) {
+            dom_log(d, "device %02x:%02x.%x: VT-d refused it (%s): interposed instead", x->fn.bus,
+                    x->fn.dev, x->fn.fn, why);
+            continue;
+        }
+        x->vtd = true;
+        if (x->nvme)
+            nvme_shadow_passthrough(x->nvme, true);
+        if (x->vio)
+            virtio_shadow_passthrough(x->vio, true);
+        dom_log(d, "device %02x:%02x.%x: DMA confined by VT-d to the domain's windows",
+                x->fn.bus, x->fn.dev, x->fn.fn);
+    }
+}
+
+void dom_pci_vtd_fault(uint16_t sid, uint64_t addr, uint8_t reason, bool write)
+{
+    for (unsigned i = 0; i < n_devs; i++) {
+        struct dom_dev *x = &devs[i];
+        if (((unsigned)x->fn.bus << 8 | (unsigned)x->fn.dev << 3 | x->fn.fn) != sid || !x->owner)
+            continue;
+        x->vtd_faults++;
+        dom_audit(x->owner, "VT-d blocked a DMA %s at 0x%llx by device %02x:%02x.%x (fault "
+                  "reason 0x%x): outside the domain's windows", write ? "write" : "read",
+                  (unsigned long long)addr, x->fn.bus, x->fn.dev, x->fn.fn, reason);
+        return;
+    }
+    com1_printf("moat bare: VT-d blocked a DMA %s at 0x%llx by %02x:%02x.%x, a device no domain "
+                "holds (fault reason 0x%x)\n", write ? "write" : "read", (unsigned long long)addr,
+                sid >> 8, (sid >> 3) & 31, sid & 7, reason);
+}
+
+const char *dom_pci_dma_mode(const struct dom *d)
+{
+    bool vtd = false, other = false;
+    for (uint32_t i = 0; i < d->n_dev; i++) {
+        vtd |= d->dev[i]->vtd;
+        other |= !d->dev[i]->vtd;
+    }
+    return vtd && other ? "by VT-d for some devices, at the doorbell for others"
+                        : vtd ? "by VT-d" : "at the doorbell (no IOMMU)";
+}
+
 void dom_pci_describe(const struct dom *d)
 {
     for (uint32_t i = 0; i < d->n_dev; i++) {
@@ -525,12 +587,19 @@ void dom_pci_describe(const struct dom *d)
             ksnprintf(intx, sizeof intx, "no INTx");
         else
             ksnprintf(intx, sizeof intx, "INTx GSI %u %s", x->gsi, x->intx_vector ? "bound" : "unused");
-        com1_printf("  device %02x:%02x.%x %04x:%04x %s, BAR0 %s 0x%llx (%llu bytes), %u MSI-X "
+        unsigned bn = 0;
+        while (bn < 5 && x->bar[bn].kind == MOAT_BAR_NONE)
+            bn++;
+        com1_printf("  device %02x:%02x.%x %04x:%04x %s, BAR%u %s 0x%llx (%llu bytes), %u MSI-X "
                     "entries, %s, %llu configuration writes refused\n", x->fn.bus, x->fn.dev,
-                    x->fn.fn, x->fn.vendor, x->fn.device, pci_class_name(x->fn.class_code),
-                    x->bar[0].kind == MOAT_BAR_IO ? "ports" : "memory",
-                    (unsigned long long)x->bar[0].base, (unsigned long long)x->bar[0].size,
+                    x->fn.fn, x->fn.vendor, x->fn.device, pci_class_name(x->fn.class_code), bn,
+                    x->bar[bn].kind == MOAT_BAR_IO ? "ports" : "memory",
+                    (unsigned long long)x->bar[bn].base, (unsigned long long)x->bar[bn].size,
                     x->msix_n, intx, (unsigned long long)x->cfg_refused);
+        com1_printf("    DMA: %s", x->vtd ? "vtd" : "shadow");
+        if (x->vtd)
+            com1_printf(", %llu blocked by the unit", (unsigned long long)x->vtd_faults);
+        com1_printf("\n");
         if (x->nvme)
             nvme_shadow_describe(x->nvme);
         if (x->vio)

@@ -19,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include "acpi.h"
 
 struct dom;
 
@@ -42,6 +43,14 @@ void dom_pci_sync(struct dom *d);
 void dom_pci_irq(uint32_t vector);
 /* The domain ended: mask its vectors, reset its devices, bus mastering off. */
 void dom_pci_quiesce(struct dom *d);
+/* VT-d is on (vtd.h): confine each of d's devices to d's windows there
+ * and stop interposing on it; a device whose DMA goes around the IOMMU
+ * (virtio without ACCESS_PLATFORM) stays interposed. */
+void dom_pci_use_vtd(struct dom *d, const struct acpi_info *acpi);
+/* A fault record of the unit: audited against the device's domain. */
+void dom_pci_vtd_fault(uint16_t sid, uint64_t addr, uint8_t reason, bool write);
+/* "by VT-d" or "at the doorbell (no IOMMU)" (or both), for the console. */
+const char *dom_pci_dma_mode(const struct dom *d);
 /* Console lines for d's devices. */
 void dom_pci_describe(const struct dom *d);
 

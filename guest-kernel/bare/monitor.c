@@ -97,7 +97,14 @@ static void cmd_acpi(const struct boot_desc *b)
                     a.ecam[i].bus_start, a.ecam[i].bus_end, (unsigned long long)a.ecam[i].base);
     if (a.n_ecam == 0)
         com1_printf("  no MCFG: PCI through the legacy ports only\n");
-    com1_printf("  DMAR (VT-d): %s\n", a.dmar ? "present" : "absent");
+    com1_printf("  DMAR (VT-d): %s", a.dmar ? "present" : "absent");
+    if (a.drhd_base)
+        com1_printf(", %u remapping unit%s, the first at 0x%llx covering %s%u device%s, host "
+                    "address width %u", a.dmar_units, a.dmar_units == 1 ? "" : "s",
+                    (unsigned long long)a.drhd_base, a.drhd_all ? "every device" : "",
+                    a.drhd_all ? 0u : a.n_drhd_dev, a.drhd_all || a.n_drhd_dev == 1 ? "" : "s",
+                    a.dmar_haw + 1u);
+    com1_printf("\n");
 }
 
 /* An NVMe controller's CAP and VS through BAR0 (which may be above 4 GiB). */

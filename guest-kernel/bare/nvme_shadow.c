@@ -37,6 +37,7 @@ struct nvme_shadow {
     uint64_t asq, acq;
     struct shadow_sq sq[QMAX];
     uint64_t copied, refused;
+    bool passthrough;           /* an IOMMU translates: addresses go to the device as written */
 };
 
 static struct nvme_shadow pool[4];
@@ -434,6 +435,18 @@ uint64_t nvme_shadow_mmio(struct nvme_shadow *s, struct dom *d, uint64_t off, un
         dom_kill(d, "NVMe register 0x%llx accessed %u bytes wide", (unsigned long long)off, width);
         return 0;
     }
+    if (s->passthrough && (off >= NVME_REG_DBS || off == NVME_REG_CC || off == NVME_REG_AQA ||
+                           off == NVME_REG_ASQ || off == NVME_REG_ASQ + 4 ||
+                           off == NVME_REG_ACQ || off == NVME_REG_ACQ + 4)) {
+        volatile uint8_t *r = s->regs + off;
+        if (!is_write)
+            return width == 8 ? *(volatile uint64_t *)r : *(volatile uint32_t *)r;
+        if (width == 8)
+            *(volatile uint64_t *)r = v;
+        else
+            *(volatile uint32_t *)r = (uint32_t)v;
+        return 0;
+    }
     if (off >= NVME_REG_DBS) {
         uint32_t stride = 4u << s->dstrd, idx = (uint32_t)((off - NVME_REG_DBS) / stride);
         if ((off - NVME_REG_DBS) % stride || idx / 2 >= QMAX) {
@@ -483,8 +496,15 @@ uint64_t nvme_shadow_mmio(struct nvme_shadow *s, struct dom *d, uint64_t off, un
     return 0;
 }
 
+void nvme_shadow_passthrough(struct nvme_shadow *s, bool on) { s->passthrough = on; }
+
 void nvme_shadow_describe(const struct nvme_shadow *s)
 {
+    if (s->passthrough) {
+        com1_printf("    NVMe: %u namespace%s probed; DMA translated by VT-d (no shadow queues)\n",
+                    s->n_ns, s->n_ns == 1 ? "" : "s");
+        return;
+    }
     com1_printf("    NVMe: %u namespace%s probed, largest transfer %llu KiB, %llu commands "
                 "copied, %llu refused\n", s->n_ns, s->n_ns == 1 ? "" : "s",
                 (unsigned long long)(s->max_xfer >> 10), (unsigned long long)s->copied,

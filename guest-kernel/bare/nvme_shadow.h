@@ -41,6 +41,10 @@ uint64_t nvme_shadow_mmio(struct nvme_shadow *s, struct dom *d, uint64_t off, un
 /* Stop the controller (CC.EN = 0 until CSTS.RDY = 0) and forget the
  * domain's queues; false when it did not stop in CAP.TO. */
 bool nvme_shadow_reset(struct nvme_shadow *s);
+/* An IOMMU translates this controller's DMA (vtd.h): queues, commands and
+ * PRPs go to it as the domain wrote them; the address registers that
+ * reach beyond DMA (CMB, PMR, boot partitions, NSSR) stay refused. */
+void nvme_shadow_passthrough(struct nvme_shadow *s, bool on);
 /* One console line: namespaces, commands copied and refused. */
 void nvme_shadow_describe(const struct nvme_shadow *s);
 

@@ -36,6 +36,7 @@ struct virtio_shadow {
     uint64_t scratch;                   /* where refused descriptors point */
     uint64_t chains, refused;
     uint64_t bad_notify_off;            /* the device named a notify address past its region */
+    bool passthrough;                   /* an IOMMU translates: rings go to the device as written */
 };
 
 static struct virtio_shadow pool[4];
@@ -267,6 +268,8 @@ static void notify(struct virtio_shadow *s, uint32_t qi)
 
 void virtio_shadow_sync(struct virtio_shadow *s, struct dom *d)
 {
+    if (s->passthrough)
+        return;
     for (uint32_t i = 0; i < QMAX; i++) {
         vq_pull(s, &s->q[i]);
         if (vq_push(s, d, i)) {
@@ -292,6 +295,13 @@ static uint64_t common(struct virtio_shadow *s, struct dom *d, uint64_t off, uns
 {
     const struct virtio_layout *l = &s->l;
     struct vq *q = s->qsel < QMAX ? &s->q[s->qsel] : NULL;
+    if (s->passthrough && off != VIRTIO_COMMON_DF && off != VIRTIO_COMMON_GF &&
+        off != VIRTIO_COMMON_DFSELECT && off != VIRTIO_COMMON_GFSELECT) {
+        if (!wr)
+            return raw_rd(s, l->common_bar, l->common_off + off, w);
+        raw_wr(s, l->common_bar, l->common_off + off, w, v);
+        return 0;
+    }
     if (off >= VIRTIO_COMMON_Q_DESCLO && off < VIRTIO_COMMON_SIZE) {
         if (!q)
             return 0;
@@ -383,7 +393,9 @@ uint64_t virtio_shadow_mmio(struct virtio_shadow *s, struct dom *d, uint32_t bar
     if (bar == l->common_bar && in(off, width, l->common_off, l->common_len))
         return common(s, d, off - l->common_off, width, is_write, v);
     if (bar == l->notify_bar && in(off, width, l->notify_off, l->notify_len)) {
-        if (is_write) {
+        if (is_write && s->passthrough) {
+            raw_wr(s, bar, off, width, v);
+        } else if (is_write) {
             uint32_t qi = (uint32_t)(v & 0xFFFF);
             if (qi < QMAX && vq_push(s, d, qi))
                 notify(s, qi);
@@ -470,8 +482,23 @@ uint64_t virtio_shadow_pio(struct virtio_shadow *s, struct dom *d, uint32_t off,
     return raw_rd(s, 0, off, width);
 }
 
+bool virtio_shadow_iommu_capable(struct virtio_shadow *s)
+{
+    if (!s->l.modern)
+        return false;                   /* the legacy transport has no ACCESS_PLATFORM */
+    raw_wr(s, s->l.common_bar, s->l.common_off + VIRTIO_COMMON_DFSELECT, 4, 1);
+    uint64_t hi = raw_rd(s, s->l.common_bar, s->l.common_off + VIRTIO_COMMON_DF, 4);
+    return hi & (VIRTIO_BIT(VIRTIO_F_ACCESS_PLATFORM) >> 32);
+}
+
+void virtio_shadow_passthrough(struct virtio_shadow *s, bool on) { s->passthrough = on; }
+
 void virtio_shadow_describe(const struct virtio_shadow *s)
 {
+    if (s->passthrough) {
+        com1_printf("    virtio-net (modern): DMA translated by VT-d (no shadow rings)\n");
+        return;
+    }
     unsigned live = 0;
     for (unsigned i = 0; i < QMAX; i++)
         live += s->q[i].live;

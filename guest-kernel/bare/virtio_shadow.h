@@ -55,6 +55,12 @@ uint64_t virtio_shadow_pio(struct virtio_shadow *s, struct dom *d, uint32_t off,
 void virtio_shadow_sync(struct virtio_shadow *s, struct dom *d);
 /* Reset the device (status 0) and forget the queues. */
 void virtio_shadow_reset(struct virtio_shadow *s);
+/* Does the device put its DMA through the platform's IOMMU (modern, and
+ * offers VIRTIO_F_ACCESS_PLATFORM)? Without it QEMU's DMA goes around. */
+bool virtio_shadow_iommu_capable(struct virtio_shadow *s);
+/* An IOMMU translates this device's DMA (vtd.h): rings and notifies go to
+ * it as the domain wrote them; unsafe features stay hidden. */
+void virtio_shadow_passthrough(struct virtio_shadow *s, bool on);
 void virtio_shadow_describe(const struct virtio_shadow *s);
 
 #endif /* BARE_VIRTIO_SHADOW_H */

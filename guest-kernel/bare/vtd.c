@@ -1,0 +1,225 @@
+/* Intel VT-d DMA remapping (contract in vtd.h; register layout and table
+ * formats from the VT-d specification: root and context entries, second-
+ * level page tables, register-based invalidation, fault recording). */
+#include "com1.h"
+#include "dom_internal.h"
+#include "gk/cpu.h"
+#include "gk/kstring.h"
+#include "mmio_map.h"
+#include "palloc.h"
+#include "vtd.h"
+
+#define REG_VER    0x00u
+#define REG_CAP    0x08u
+#define REG_ECAP   0x10u
+#define REG_GCMD   0x18u
+#define REG_GSTS   0x1Cu
+#define REG_RTADDR 0x20u
+#define REG_CCMD   0x28u
+#define REG_FSTS   0x34u
+#define GSTS_TES   (1u << 31)
+#define GSTS_RTPS  (1u << 30)
+#define GSTS_KEEP  (GSTS_TES | (1u << 26) | (1u << 25) | (1u << 23))  /* TE, QIE, IRE, CFI */
+#define CCMD_ICC   (1ull << 63)
+#define CCMD_GLOBAL (1ull << 61)
+#define IOTLB_IVT  (1ull << 63)
+#define IOTLB_GLOBAL (1ull << 60)
+#define PTE_R 1ull
+#define PTE_W 2ull
+#define PAGE 4096ull
+#define ADDR_MASK 0x000FFFFFFFFFF000ull
+#define WAIT_SPINS 10000000u
+
+static volatile uint8_t *regs;
+static uint64_t root, iotlb_off, fault_off, faults_seen;
+static uint32_t n_fault_regs, levels;
+static bool active;
+
+static uint32_t rd32(uint32_t off) { return *(volatile uint32_t *)(regs + off); }
+static uint64_t rd64(uint32_t off) { return *(volatile uint64_t *)(regs + off); }
+static void wr32(uint32_t off, uint32_t v) { *(volatile uint32_t *)(regs + off) = v; }
+static void wr64(uint32_t off, uint64_t v) { *(volatile uint64_t *)(regs + off) = v; }
+static uint64_t *table(uint64_t pa) { return (uint64_t *)(uintptr_t)pa; }
+
+static bool wait_gsts(uint32_t bit, bool set)
+{
+    for (uint32_t i = 0; i < WAIT_SPINS; i++)
+        if (((rd32(REG_GSTS) & bit) != 0) == set)
+            return true;
+    return false;
+}
+
+static bool wait_clear64(uint32_t off, uint64_t bit)
+{
+    for (uint32_t i = 0; i < WAIT_SPINS; i++)
+        if (!(rd64(off) & bit))
+            return true;
+    return false;
+}
+
+static void command(uint32_t bit)
+{
+    wr32(REG_GCMD, (rd32(REG_GSTS) & GSTS_KEEP) | bit);
+}
+
+/* Context cache and IOTLB, globally (rare: assignment and release). */
+static bool invalidate(void)
+{
+    wr64(REG_CCMD, CCMD_ICC | CCMD_GLOBAL);
+    if (!wait_clear64(REG_CCMD, CCMD_ICC))
+        return false;
+    wr64((uint32_t)iotlb_off + 8, IOTLB_IVT | IOTLB_GLOBAL);
+    return wait_clear64((uint32_t)iotlb_off + 8, IOTLB_IVT);
+}
+
+bool vtd_active(void) { return active; }
+
+bool vtd_init(const struct acpi_info *a, const char **why)
+{
+    *why = NULL;
+    if (!a->drhd_base) {
+        *why = a->dmar ? "the DMAR names no remapping unit on segment 0" : "no DMAR";
+        return false;
+    }
+    if (a->dmar_units > 1) {
+        *why = "more than one remapping unit (one is supported so far)";
+        return false;
+    }
+    if (!mmio_map(a->drhd_base, 4096)) {
+        *why = "the remapping unit's registers cannot be mapped";
+        return false;
+    }
+    regs = (volatile uint8_t *)(uintptr_t)a->drhd_base;
+    uint64_t cap = rd64(REG_CAP), ecap = rd64(REG_ECAP);
+    uint32_t sagaw = (uint32_t)(cap >> 8) & 0x1Fu;
+    levels = sagaw & 4u ? 4 : sagaw & 2u ? 3 : 0;
+    if (!levels) {
+        *why = "the unit offers neither 3- nor 4-level second-level tables";
+        return false;
+    }
+    if (cap & (1ull << 7)) {
+        *why = "the unit is in caching mode (a virtual one that wants invalidation per map)";
+        return false;
+    }
+    iotlb_off = ((ecap >> 8) & 0x3FFu) * 16;
+    fault_off = ((cap >> 24) & 0x3FFu) * 16;
+    n_fault_regs = (uint32_t)((cap >> 40) & 0xFFu) + 1u;
+    if (!(root = palloc(1, 0))) {
+        *why = "no memory for the root table";
+        return false;
+    }
+    wr64(REG_RTADDR, root);
+    command(GSTS_RTPS);
+    if (!wait_gsts(GSTS_RTPS, true) || !invalidate()) {
+        *why = "the unit did not take the root table";
+        return false;
+    }
+    command(GSTS_TES);
+    if (!wait_gsts(GSTS_TES, true)) {
+        *why = "the unit did not turn translation on";
+        return false;
+    }
+    active = true;
+    return true;
+}
+
+/* The second-level entry for iova at the last level, tables made on the way. */
+static uint64_t *leaf(uint64_t top, uint64_t iova)
+{
+    uint64_t t = top;
+    for (uint32_t l = levels; l > 1; l--) {
+        uint64_t *e = &table(t)[(iova >> (12 + 9 * (l - 1))) & 511];
+        if (!(*e & (PTE_R | PTE_W))) {
+            uint64_t next = palloc(1, 0);
+            if (!next)
+                return NULL;
+            *e = next | PTE_R | PTE_W;
+        }
+        t = *e & ADDR_MASK;
+    }
+    return &table(t)[(iova >> 12) & 511];
+}
+
+static uint64_t *context_slot(uint8_t bus, uint8_t dev, uint8_t fn, bool make)
+{
+    uint64_t *r = &table(root)[bus * 2u];
+    if (!(*r & 1)) {
+        uint64_t ctx = make ? palloc(1, 0) : 0;
+        if (!ctx)
+            return NULL;
+        r[0] = ctx | 1;
+        r[1] = 0;
+    }
+    return &table(r[0] & ADDR_MASK)[((unsigned)dev << 3 | fn) * 2u];
+}
+
+bool vtd_attach(uint8_t bus, uint8_t dev, uint8_t fn, uint16_t did,
+                const struct dom_window *w, unsigned n, const char **why)
+{
+    uint64_t top = palloc(1, 0);
+    uint64_t *c = context_slot(bus, dev, fn, true);
+    if (!top || !c) {
+        *why = "no memory for translation tables";
+        return false;
+    }
+    for (unsigned i = 0; i < n; i++)
+        for (uint64_t o = 0; o < w[i].size; o += PAGE) {
+            uint64_t *e = leaf(top, w[i].iova + o);
+            if (!e) {
+                *why = "no memory for translation tables";
+                return false;
+            }
+            *e = (w[i].pa + o) | PTE_R | PTE_W;
+        }
+    c[1] = (uint64_t)(levels == 4 ? 2u : 1u) | (uint64_t)did << 8;
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    c[0] = top | 1;                     /* present, translation type 0 (untranslated only) */
+    if (!invalidate()) {
+        *why = "the unit did not invalidate its caches";
+        return false;
+    }
+    return true;
+}
+
+void vtd_detach(uint8_t bus, uint8_t dev, uint8_t fn)
+{
+    uint64_t *c = context_slot(bus, dev, fn, false);
+    if (!c)
+        return;
+    c[0] = 0;
+    c[1] = 0;
+    invalidate();
+}
+
+unsigned vtd_poll_faults(vtd_fault_fn fn)
+{
+    if (!active)
+        return 0;
+    unsigned n = 0;
+    for (uint32_t i = 0; i < n_fault_regs; i++) {
+        uint32_t off = (uint32_t)fault_off + 16u * i;
+        uint64_t hi = rd64(off + 8);
+        if (!(hi >> 63))
+            continue;
+        uint64_t addr = rd64(off) & ADDR_MASK;
+        wr32(off + 12, 1u << 31);       /* F is write-one-to-clear */
+        faults_seen++;
+        n++;
+        fn((uint16_t)hi, addr, (uint8_t)(hi >> 32), !((hi >> 62) & 1));
+    }
+    if (rd32(REG_FSTS) & 1u)
+        wr32(REG_FSTS, 1u);             /* overflow: records were lost */
+    return n;
+}
+
+void vtd_describe(void)
+{
+    if (!active) {
+        com1_printf("VT-d: off\n");
+        return;
+    }
+    com1_printf("VT-d: unit at 0x%llx, version %u.%u, %u-level tables, translation on, "
+                "%llu faults recorded\n", (unsigned long long)(uintptr_t)regs,
+                (rd32(REG_VER) >> 4) & 0xF, rd32(REG_VER) & 0xF, levels,
+                (unsigned long long)faults_seen);
+}
