@@ -74,6 +74,14 @@ static inline void reboot_and_close(void)
     qc_close(&qc);
 }
 
+/* needle anywhere in what QEMU printed, waiting for it when it has not
+ * come yet: for domain output, which interleaves with console replies and
+ * may land before the mark. */
+static inline bool qc_seen(const char *needle, unsigned timeout_ms)
+{
+    return strstr(qc.text, needle) || qc_expect(&qc, needle, timeout_ms);
+}
+
 /* Extra QEMU arguments for a driver domain: -initrd with the module (the
  * image under build/bare, then its words), then more (NULL-terminated);
  * in static storage, for boot_kernel_to_prompt. */
