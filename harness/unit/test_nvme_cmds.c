@@ -299,8 +299,9 @@ Test(nvme_io, three_queue_pairs_wrap_and_complete_every_command)
 }
 
 /* Submit as a driver with shadow doorbells does: shadow tail, full
- * barrier, MMIO only if EventIdx asks for it. Returns whether it rang. */
-static bool shadow_submit(struct fx_queue *q, struct nvme_sqe cmd)
+ * barrier, MMIO only if EventIdx asks for it. Returns whether it rang;
+ * the EventIdx it decided on in *seen (when not NULL). */
+static bool shadow_submit_seen(struct fx_queue *q, struct nvme_sqe cmd, uint16_t *seen)
 {
     uint32_t *dbs = fx_ptr(FX_DBS), *eis = fx_ptr(FX_EIS);
     uint16_t old = (uint16_t)q->sq_tail;
@@ -311,7 +312,14 @@ static bool shadow_submit(struct fx_queue *q, struct nvme_sqe cmd)
     bool ring = nvme_dbbuf_need_event(ev, (uint16_t)q->sq_tail, old);
     if (ring)
         reg_wr(NVME_SQ_TDBL(q->qid, 0), 4, q->sq_tail);
+    if (seen)
+        *seen = ev;
     return ring;
+}
+
+static bool shadow_submit(struct fx_queue *q, struct nvme_sqe cmd)
+{
+    return shadow_submit_seen(q, cmd, NULL);
 }
 
 static void wait_eventidx(unsigned slot, uint32_t want, const char *what)
@@ -356,10 +364,17 @@ Test(nvme_io, shadow_doorbells_run_commands_without_mmio_and_publish_eventidx)
     wait_eventidx(2, 1, "while polling (tail 2)");
     wait_eventidx(2, 2, "after poll_us, armed for sleep");
     cr_assert_eq(fx_stats().invalid_doorbells, 0, "shadow values counted as invalid");
-    cr_assert(shadow_submit(&q, rd), "with the device asleep the driver must ring the doorbell");
-    q_wait(&q, "READ 3 (after the device slept)");
-    cr_assert_eq(fx_stats().mmio_doorbells, mmio + 2, "MMIO doorbells: READ 3's SQ tail and "
-                 "the CQ head q_wait rings, nothing else");
+    /* Armed for sleep, so READ 3 rings — unless the worker woke in between
+     * (a timed wake-up restarts its polling, which moves EventIdx back to
+     * trailing): then the driver rightly skips the doorbell and the polling
+     * device takes READ 3 from the shadow tail. Either way nothing is lost
+     * and nothing else rings. (Asserting "rings" here failed 1 run in 10.) */
+    uint16_t ev;
+    bool rang = shadow_submit_seen(&q, rd, &ev);
+    cr_assert(rang || ev != 2, "EventIdx said the device slept (2) but the driver did not ring");
+    q_wait(&q, rang ? "READ 3 (rung after the device slept)" : "READ 3 (taken by the polling device)");
+    cr_assert_eq(fx_stats().mmio_doorbells, mmio + (rang ? 2u : 1u), "MMIO doorbells: READ 3's "
+                 "SQ tail when it rang and the CQ head q_wait rings, nothing else");
 }
 
 static void expect_ioev(int i, uint64_t gpa, bool assign, const char *what)
