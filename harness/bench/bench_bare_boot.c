@@ -10,15 +10,11 @@
  * they show where bare bring-up spends its time. No QEMU: SKIPPED, and an
  * empty part.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include "qemu_console.h"
-#include "report.h"
+#include "bare_bench.h"
 
 #define ROUNDS 5
 #define DEADLINE_MS 120000u
@@ -76,20 +72,10 @@ static double one_boot(const char *qemu, bool domains, double *handover_ms, doub
 
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s PART.json\n", argv[0]);
-        return 2;
-    }
-    char err[256];
-    const char *qemu = qc_qemu_path(err, sizeof err);
-    if (!qemu) {
-        fprintf(stderr, "bench_bare_boot: SKIPPED: %s\n", err);
-        return bench_write(argv[1], NULL, 0) ? 0 : 1;
-    }
-    int fd = open(IMG, O_RDWR | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0 || ftruncate(fd, 64 << 20) != 0)
-        bench_die("bench_bare_boot", IMG, strerror(errno));
-    close(fd);
+    int rc;
+    const char *qemu = bare_bench_start(argc, argv, IMG, 64 << 20, &rc);
+    if (!qemu)
+        return rc;
     double wall_dom[ROUNDS], wall_none[ROUNDS], handover[ROUNDS], nvme[ROUNDS], vnet[ROUNDS];
     for (int r = 0; r < ROUNDS; r++) {
         wall_none[r] = one_boot(qemu, false, NULL, NULL, NULL);

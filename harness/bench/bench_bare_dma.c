@@ -10,15 +10,11 @@
  * interposition costs against an emulated IOMMU, not what real hardware
  * would show. No QEMU: SKIPPED, and an empty part.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include "qemu_console.h"
-#include "report.h"
+#include "bare_bench.h"
 
 #define ROUNDS 5
 #define KIB 4096
@@ -66,20 +62,10 @@ static double one_run(const char *qemu, bool vtd)
 
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s PART.json\n", argv[0]);
-        return 2;
-    }
-    char err[256];
-    const char *qemu = qc_qemu_path(err, sizeof err);
-    if (!qemu) {
-        fprintf(stderr, "bench_bare_dma: SKIPPED: %s\n", err);
-        return bench_write(argv[1], NULL, 0) ? 0 : 1;
-    }
-    int fd = open(IMG, O_RDWR | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0 || ftruncate(fd, 64 << 20) != 0)
-        bench_die("bench_bare_dma", IMG, strerror(errno));
-    close(fd);
+    int rc;
+    const char *qemu = bare_bench_start(argc, argv, IMG, 64 << 20, &rc);
+    if (!qemu)
+        return rc;
     double shadow[ROUNDS], vtd[ROUNDS];
     for (int r = 0; r < ROUNDS; r++) {
         shadow[r] = one_run(qemu, false);

@@ -67,6 +67,13 @@ static uint64_t address(struct fz *f)
     return fz_u8(f) & 1 ? fz_u64(f) : W + (uint64_t)fz_u16(f) * 64;
 }
 
+/* Op 1 of both devices: bytes anywhere in the window's first POKE_SPAN. */
+static void poke(struct fz *f)
+{
+    uint64_t off = (uint64_t)fz_u16(f) * 8 % POKE_SPAN;
+    fz_bytes(f, fake_iova(&d, W + off), fz_u8(f));
+}
+
 /* ---- NVMe ------------------------------------------------------------------------------- */
 
 static void check_list(uint64_t page)
@@ -135,11 +142,9 @@ static void nvme_op(struct nvme_shadow *s, struct fz *f, uint8_t op)
         nvme_shadow_mmio(s, &d, width == 8 ? off & ~7ull : off, width, true, fz_u64(f));
         break;
     }
-    case 1: {
-        uint64_t off = (uint64_t)fz_u16(f) * 8 % POKE_SPAN;
-        fz_bytes(f, fake_iova(&d, W + off), fz_u8(f));
+    case 1:
+        poke(f);
         break;
-    }
     case 2: {
         uint64_t base = W + (uint64_t)fz_u8(f) % 64 * 4096;
         struct nvme_sqe *e = (struct nvme_sqe *)fake_iova(&d, base) + fz_u8(f) % 64;
@@ -207,11 +212,9 @@ static void virtio_op(struct virtio_shadow *v, struct fz *f, uint8_t op, uint16_
         virtio_shadow_mmio(v, &d, 4, off & ~(uint64_t)(width - 1), width, true, fz_u32(f));
         break;
     }
-    case 1: {
-        uint64_t off = (uint64_t)fz_u16(f) * 8 % POKE_SPAN;
-        fz_bytes(f, fake_iova(&d, W + off), fz_u8(f));
+    case 1:
+        poke(f);
         break;
-    }
     case 2: {
         struct virtq_desc *e = (struct virtq_desc *)fake_iova(&d, W) + fz_u8(f) % 64;
         e->addr = address(f);
