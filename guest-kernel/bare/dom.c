@@ -171,6 +171,23 @@ static const char *dom_start(struct dom *d)
     return NULL;
 }
 
+/* Is word (exactly, between spaces) on the kernel's command line? */
+static bool cmdline_has(const char *line, const char *word)
+{
+    size_t n = strlen(word);
+    for (const char *p = line; *p;) {
+        while (*p == ' ')
+            p++;
+        const char *e = p;
+        while (*e && *e != ' ')
+            e++;
+        if ((size_t)(e - p) == n && strncmp(p, word, n) == 0)
+            return true;
+        p = e;
+    }
+    return false;
+}
+
 void dom_boot_all(const struct boot_desc *b, const struct acpi_info *acpi, uint32_t apic,
                   uint64_t handover_tsc)
 {
@@ -203,14 +220,22 @@ void dom_boot_all(const struct boot_desc *b, const struct acpi_info *acpi, uint3
                 (unsigned long long)(d->mem_size >> 20), (unsigned long long)(d->dma_size >> 20),
                 (unsigned long long)d->win[0].iova, d->n_dev, d->n_dev == 1 ? "" : "s");
     }
-    /* The devices are probed (that DMA was the monitor's): now confine them. */
+    /* The devices are probed (that DMA was the monitor's): now confine them.
+     * VT-d replaces the interposition only when asked (moat.vtd=on): until
+     * interrupt remapping is on, a device the unit translates could still
+     * write the MSI address range and raise any vector in the monitor,
+     * which the interposition (every address inside a window) rules out. */
     const char *why;
-    if (vtd_init(acpi, &why)) {
+    bool want_vtd = cmdline_has(b->cmdline, "moat.vtd=on");
+    if (acpi->dmar && !want_vtd) {
+        com1_printf("moat bare: VT-d present, not used (moat.vtd=on turns it on; without "
+                    "interrupt remapping yet): DMA is interposed at the doorbell\n");
+    } else if (want_vtd && vtd_init(acpi, &why)) {
         com1_printf("moat bare: VT-d on: devices no domain holds are blocked\n");
         for (uint32_t i = 0; i < n_doms; i++)
             if (doms[i].state != DOM_DEAD)
                 dom_pci_use_vtd(&doms[i], acpi);
-    } else if (acpi->dmar) {
+    } else if (want_vtd) {
         com1_printf("moat bare: VT-d not used (%s): DMA is interposed at the doorbell\n", why);
     }
     if (n_doms)     /* mostly zeroing their memory, and the NVMe probe */

@@ -41,6 +41,8 @@ static double one_run(const char *qemu, bool vtd)
     if (vtd) {
         argv[n++] = "-device";
         argv[n++] = "intel-iommu";
+        argv[n++] = "-append";
+        argv[n++] = "moat.vtd=on";
     }
     argv[n] = NULL;
     if (!qc_start(&qc, argv, err, sizeof err))
