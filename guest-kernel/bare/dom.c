@@ -142,7 +142,7 @@ static const char *parse_words(struct dom *d, const char *cmd, char *args, size_
     return d->name[0] ? NULL : "the module has no domain=NAME";
 }
 
-static const char *dom_start(struct dom *d)
+const char *dom_start(struct dom *d)
 {
     char args[MOAT_CMDLINE_MAX];
     const char *why = parse_words(d, d->module->cmdline, args, sizeof args);
@@ -275,7 +275,7 @@ static _Noreturn void leave(struct bare_frame *f)
     bare_ctx_jump(&loop_ctx);
 }
 
-static void end(struct dom *d, const char *what)
+void dom_end(struct dom *d, const char *what)
 {
     ksnprintf(d->end_reason, sizeof d->end_reason, "%s", what);
     d->state = DOM_DEAD;
@@ -292,7 +292,7 @@ void dom_kill(struct dom *d, const char *fmt, ...)
     kvsnprintf(why, sizeof why, fmt, ap);
     va_end(ap);
     dom_audit(d, "%s: domain stopped", why);
-    end(d, why);
+    dom_end(d, why);
 }
 
 void dom_event(struct dom *d, uint32_t vector)
@@ -367,7 +367,7 @@ _Noreturn void dom_fault(struct bare_frame *f)
             "RSP %llx", (unsigned long long)f->rax, (unsigned long long)f->rbx,
             (unsigned long long)f->rcx, (unsigned long long)f->rdx, (unsigned long long)f->rsi,
             (unsigned long long)f->rdi, (unsigned long long)f->rbp, (unsigned long long)f->rsp);
-    end(d, what);
+    dom_end(d, what);
     leave(f);
 }
 
@@ -416,7 +416,7 @@ static void all_ready_check(void)
                 (unsigned long long)((rdtsc() - handover) * 1000 / tsc_khz));
 }
 
-static void cap_describe(const struct dom *d, char *out, size_t len)
+void dom_cap_describe(const struct dom *d, char *out, size_t len)
 {
     const struct moat_cap_register *r = &d->cap;
     if (r->kind == MOAT_CAP_BLOCK)
@@ -463,7 +463,7 @@ static int64_t sys_cap(struct dom *d, uint64_t va)
     d->cap = r;
     d->has_cap = true;
     char what[96];
-    cap_describe(d, what, sizeof what);
+    dom_cap_describe(d, what, sizeof what);
     dom_log(d, "%s", what);
     return 0;
 }
@@ -476,7 +476,7 @@ static void sys_panic_of(struct dom *d, struct bare_frame *f)
         n++;
     msg[n] = '\0';
     dom_log(d, "panic: %s (RIP 0x%llx)", msg, (unsigned long long)f->rip);
-    end(d, "panic");
+    dom_end(d, "panic");
     leave(f);
 }
 
@@ -507,7 +507,7 @@ void dom_syscall(struct bare_frame *f)
     case SYS_EXIT:
         dom_log(d, "exited with code %llu", (unsigned long long)f->rdi);
         d->exit_code = (uint32_t)f->rdi;
-        end(d, "exited");
+        dom_end(d, "exited");
         leave(f);
     case SYS_PANIC:
         sys_panic_of(d, f);
@@ -536,138 +536,8 @@ void dom_syscall(struct bare_frame *f)
     f->rax = (uint64_t)r;
 }
 
-/* ---- the console ------------------------------------------------------------------------------- */
-
-static const char *state_name(enum dom_state s)
+struct dom *dom_table(uint32_t *n)
 {
-    switch (s) {
-    case DOM_RUNNABLE:
-    case DOM_WAITING: return "running";   /* sleeping until an interrupt is still running */
-    case DOM_DEAD: return "stopped";
-    case DOM_FREE: break;
-    }
-    return "free";
-}
-
-void dom_cmd_domains(void)
-{
-    if (!n_doms)
-        com1_printf("no domains (give the kernel modules: domain=NAME dev=nvme ...)\n");
-    for (uint32_t i = 0; i < n_doms; i++) {
-        const struct dom *d = &doms[i];
-        com1_printf("%s: %s, incarnation %u, ring 3, %llu system calls, %llu interrupts, "
-                    "%llu refused%s%s%s\n", d->name, state_name(d->state), d->incarnation,
-                    (unsigned long long)d->syscalls, (unsigned long long)d->irqs,
-                    (unsigned long long)d->refused, d->end_reason[0] ? " (" : "",
-                    d->end_reason, d->end_reason[0] ? ")" : "");
-        if (d->has_cap) {
-            char what[96];
-            cap_describe(d, what, sizeof what);
-            com1_printf("  %s\n", what);
-        }
-        dom_pci_describe(d);
-    }
-}
-
-void dom_cmd_windows(void)
-{
-    for (uint32_t i = 0; i < n_doms; i++)
-        for (uint32_t w = 0; w < doms[i].n_win; w++)
-            com1_printf("%s: window %u: IOVA 0x%llx-0x%llx -> physical 0x%llx (%llu MiB), "
-                        "translated %s\n", doms[i].name, w,
-                        (unsigned long long)doms[i].win[w].iova,
-                        (unsigned long long)(doms[i].win[w].iova + doms[i].win[w].size - 1),
-                        (unsigned long long)doms[i].win[w].pa,
-                        (unsigned long long)(doms[i].win[w].size >> 20), dom_pci_dma_mode(&doms[i]));
-}
-
-void dom_cmd_audit(void)
-{
-    for (uint32_t i = 0; i < n_doms; i++) {
-        const struct dom *d = &doms[i];
-        uint32_t n = d->n_audit < DOM_AUDIT_MAX ? d->n_audit : DOM_AUDIT_MAX;
-        com1_printf("%s: %u audit record%s (%u kept)\n", d->name, d->n_audit,
-                    d->n_audit == 1 ? "" : "s", n);
-        for (uint32_t k = d->n_audit - n; k < d->n_audit; k++)
-            com1_printf("  %s\n", d->audit[k % DOM_AUDIT_MAX]);
-    }
-}
-
-/* A page of the monitor's no domain may reach, filled with a pattern:
- * the target a hostile build aims its device at (inject wild-dma-other). */
-#define CANARY_BYTE 0xA5u
-static uint64_t canary_pa;
-
-static uint64_t canary(void)
-{
-    if (!canary_pa && (canary_pa = palloc(1, 0)))
-        memset((void *)(uintptr_t)canary_pa, CANARY_BYTE, 4096);
-    return canary_pa;
-}
-
-void dom_cmd_canary(void)
-{
-    if (!canary_pa) {
-        com1_printf("no canary page yet (inject NAME wild-dma-other makes one)\n");
-        return;
-    }
-    const uint8_t *p = (const uint8_t *)(uintptr_t)canary_pa;
-    uint32_t changed = 0;
-    for (uint32_t i = 0; i < 4096; i++)
-        changed += p[i] != CANARY_BYTE;
-    com1_printf("canary page 0x%llx: %s (%u of 4096 bytes changed)\n",
-                (unsigned long long)canary_pa, changed ? "CHANGED" : "intact", changed);
-}
-
-static struct dom *find(const char *name)
-{
-    for (uint32_t i = 0; i < n_doms; i++)
-        if (strcmp(doms[i].name, name) == 0)
-            return &doms[i];
-    return NULL;
-}
-
-void dom_cmd_inject(const char *name, const char *kind_name)
-{
-    struct dom *d = find(name);
-    uint32_t kind = moat_fault_parse(kind_name);
-    if (!d || d->state == DOM_DEAD) {
-        com1_printf("no running domain named '%s': try domains\n", name);
-        return;
-    }
-    if (!kind || !(MOAT_FAULT_BIT(kind) & (MOAT_FAULTS_KERNEL | MOAT_FAULTS_DRIVER))) {
-        com1_printf("unknown fault '%s' (kinds: panic, spin, wild-dma-private, wild-dma-other, "
-                    "wild-dma-end, corrupt-device, ...)\n", kind_name);
-        return;
-    }
-    if (!(MOAT_FAULT_BIT(kind) & __atomic_load_n(&d->pp->faults, __ATOMIC_ACQUIRE))) {
-        com1_printf("%s cannot raise %s (its driver registered no hook for it)\n", name,
-                    kind_name);
-        return;
-    }
-    d->pp->fault_kind = kind;
-    d->pp->fault_arg = kind == MOAT_FAULT_WILD_DMA_OTHER ? canary() : 0;
-    __atomic_store_n(&d->pp->fault_seq, d->pp->fault_seq + 1, __ATOMIC_RELEASE);
-    dom_event(d, 256);
-    com1_printf("injected %s into %s%s\n", moat_fault_name(kind), name,
-                kind == MOAT_FAULT_WILD_DMA_OTHER ? " (aimed at the monitor's canary page)" : "");
-}
-
-bool dom_cmd_restart(const char *name)
-{
-    for (uint32_t i = 0; i < n_doms; i++) {
-        struct dom *d = &doms[i];
-        if (strcmp(d->name, name) != 0)
-            continue;
-        if (d->state != DOM_DEAD)
-            end(d, "restarted from the console");
-        const char *why = dom_start(d);
-        if (why)
-            dom_log(d, "restart failed: %s", why);
-        else
-            dom_log(d, "restarted: memory scrubbed, image reloaded, incarnation %u",
-                    d->incarnation);
-        return true;
-    }
-    return false;
+    *n = n_doms;
+    return doms;
 }

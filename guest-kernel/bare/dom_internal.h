@@ -4,6 +4,7 @@
 #define BARE_DOM_INTERNAL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include "dom/bare_dom.h"
 #include "moat/boot_info.h"
@@ -68,6 +69,14 @@ void dom_audit(struct dom *d, const char *fmt, ...) __attribute__((format(printf
 void dom_kill(struct dom *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Mark vector pending in d's event page and wake it. */
 void dom_event(struct dom *d, uint32_t vector);
+/* d ends (what: why, for the console): its devices quiesced. */
+void dom_end(struct dom *d, const char *what);
+/* (Re)start d from its module: NULL, or why not. */
+const char *dom_start(struct dom *d);
+/* "cap NAME.CAP: BlockDevice, ..." or "...: Nic, MAC ..." */
+void dom_cap_describe(const struct dom *d, char *out, size_t len);
+/* Every domain slot, n of them (for the console). */
+struct dom *dom_table(uint32_t *n);
 
 /* dom_load.c */
 /* Build d's address space and load its image (first time: allocate;

@@ -7,6 +7,7 @@
 #include "gk/sys.h"
 #include "mmio_map.h"
 #include "moat/pci_regs.h"
+#include "dom_pci_internal.h"
 #include "nvme_shadow.h"
 #include "virtio_shadow.h"
 #include "vtd.h"
@@ -14,36 +15,13 @@
 #include "moat/virtio_regs.h"
 #include "pci_enum.h"
 
-#define DEVS_MAX 8u
-#define MSIX_MAX 64u
+#define ENTRY_INTX 0xFFFFFFFFu     /* vec_owner entry of an INTx line */
 #define VEC_FIRST 64u           /* monitor vectors handed to devices */
 #define VEC_LAST 223u
 #define VEC_DOMAIN_FIRST 48u    /* what a domain may program (gk/event.h) */
 
-struct msix_entry { uint32_t lo, hi, data, ctrl; uint8_t host; };
-
-struct dom_dev {
-    struct dom *owner;
-    struct pci_fn_id fn;
-    struct moat_bar_info bar[6];
-    uint32_t msix_cap, msix_n, msix_bar, pba_bar;
-    uint64_t msix_off, pba_off;
-    struct msix_entry msix[MSIX_MAX];
-    struct nvme_shadow *nvme;
-    struct virtio_shadow *vio;
-    bool vio_legacy;
-    bool vtd;                   /* VT-d translates its DMA (no interposition) */
-    uint64_t vtd_faults;
-    const char *kind;           /* the platform's name for it (boot info) */
-    uint32_t gsi;               /* INTA#'s I/O APIC input, MOAT_NO_GSI if none */
-    uint32_t intx_vector;       /* the domain's vector for it, 0 = not bound */
-    uint8_t intx_host;
-    uint64_t cfg_refused;
-};
-#define ENTRY_INTX 0xFFFFFFFFu
-
-static struct dom_dev devs[DEVS_MAX];
-static unsigned n_devs;
+struct dom_dev dom_devs[DEVS_MAX];
+unsigned dom_n_devs;
 static struct { struct dom_dev *dev; uint32_t entry; } vec_owner[256];
 static uint32_t apic_dest;
 
@@ -82,8 +60,8 @@ static bool parse_bdf(const char *s, uint8_t *b, uint8_t *dv, uint8_t *f)
 
 static bool taken(const struct pci_fn_id *f)
 {
-    for (unsigned i = 0; i < n_devs; i++)
-        if (devs[i].fn.bus == f->bus && devs[i].fn.dev == f->dev && devs[i].fn.fn == f->fn)
+    for (unsigned i = 0; i < dom_n_devs; i++)
+        if (dom_devs[i].fn.bus == f->bus && dom_devs[i].fn.dev == f->dev && dom_devs[i].fn.fn == f->fn)
             return true;
     return false;
 }
@@ -191,7 +169,7 @@ static const char *attach_virtio(struct dom_dev *x)
 const char *dom_pci_assign(struct dom *d, const char *sel, uint32_t apic_id, uint64_t tsc_khz)
 {
     apic_dest = apic_id;
-    if (n_devs == DEVS_MAX || d->n_dev == MOAT_DEVICES_MAX)
+    if (dom_n_devs == DEVS_MAX || d->n_dev == MOAT_DEVICES_MAX)
         return "no room for another device";
     struct pci_fn_id all[64];
     uint32_t n = pci_scan(all, 64);
@@ -218,7 +196,7 @@ const char *dom_pci_assign(struct dom *d, const char *sel, uint32_t apic_id, uin
     if (!nvme && !vnet)
         return "only NVMe controllers and virtio-net functions can be assigned in bare mode "
                "(theirs are the doorbells the monitor interposes on)";
-    struct dom_dev *x = &devs[n_devs];
+    struct dom_dev *x = &dom_devs[dom_n_devs];
     *x = (struct dom_dev){ .owner = d, .fn = want, .kind = nvme ? "nvme" : "virtio-net",
                            .gsi = MOAT_NO_GSI };
     uint32_t irq = cfg_rd(x, 0x3C);
@@ -252,7 +230,7 @@ const char *dom_pci_assign(struct dom *d, const char *sel, uint32_t apic_id, uin
     const char *why = nvme ? attach_nvme(x, cmd, tsc_khz) : attach_virtio(x);
     if (why)
         return why;
-    n_devs++;
+    dom_n_devs++;
     d->dev[d->n_dev++] = x;
     return NULL;
 }
@@ -373,8 +351,8 @@ void dom_pci_irq(uint32_t vector)
          * bound one hears of it; masked until one acks (a device still
          * asserting it raises it again). */
         ioapic_mask(x->gsi, true);
-        for (unsigned i = 0; i < n_devs; i++) {
-            struct dom_dev *y = &devs[i];
+        for (unsigned i = 0; i < dom_n_devs; i++) {
+            struct dom_dev *y = &dom_devs[i];
             if (y->gsi != x->gsi || !y->intx_vector || !y->owner)
                 continue;
             y->owner->irqs++;
@@ -398,9 +376,9 @@ int64_t dom_pci_intx_bind(struct dom *d, uint64_t gsi, uint64_t vector)
             continue;
         if (vector < VEC_DOMAIN_FIRST || vector >= 255)
             return -SYS_EINVAL;
-        for (unsigned k = 0; k < n_devs && !x->intx_host; k++)
-            if (devs[k].gsi == x->gsi && devs[k].intx_host)
-                x->intx_host = devs[k].intx_host;   /* a shared line: one vector */
+        for (unsigned k = 0; k < dom_n_devs && !x->intx_host; k++)
+            if (dom_devs[k].gsi == x->gsi && dom_devs[k].intx_host)
+                x->intx_host = dom_devs[k].intx_host;   /* a shared line: one vector */
         if (!x->intx_host && !(x->intx_host = vec_alloc(x, ENTRY_INTX)))
             return -SYS_EINVAL;
         x->intx_vector = (uint32_t)vector;
@@ -505,8 +483,8 @@ void dom_pci_quiesce(struct dom *d)
         if (x->intx_vector) {
             x->intx_vector = 0;
             bool shared = false;    /* another domain's device still listens on the line */
-            for (unsigned k = 0; k < n_devs; k++)
-                shared |= &devs[k] != x && devs[k].gsi == x->gsi && devs[k].intx_vector;
+            for (unsigned k = 0; k < dom_n_devs; k++)
+                shared |= &dom_devs[k] != x && dom_devs[k].gsi == x->gsi && dom_devs[k].intx_vector;
             if (!shared)
                 ioapic_mask(x->gsi, true);
         }
@@ -517,65 +495,6 @@ void dom_pci_quiesce(struct dom *d)
                     "anyway", x->fn.bus, x->fn.dev, x->fn.fn);
         cfg_wr(x, PCI_COMMAND, (cfg_rd(x, PCI_COMMAND) & 0xFFFF & ~(uint32_t)PCI_CMD_MASTER));
     }
-}
-
-void dom_pci_use_vtd(struct dom *d, const struct acpi_info *acpi)
-{
-    for (uint32_t i = 0; i < d->n_dev; i++) {
-        struct dom_dev *x = d->dev[i];
-        const char *why = NULL;
-        if (!acpi_dmar_covers(acpi, x->fn.bus, x->fn.dev, x->fn.fn)) {
-            dom_log(d, "device %02x:%02x.%x: no remapping unit covers it: interposed instead",
-                    x->fn.bus, x->fn.dev, x->fn.fn);
-            continue;
-        }
-        if (x->vio && !virtio_shadow_iommu_capable(x->vio)) {
-            dom_log(d, "device %02x:%02x.%x: no VIRTIO_F_ACCESS_PLATFORM, its DMA goes around the "
-                    "IOMMU: interposed at the notify instead", x->fn.bus, x->fn.dev, x->fn.fn);
-            continue;
-        }
-        if (!vtd_attach(x->fn.bus, x->fn.dev, x->fn.fn, (uint16_t)(x - devs + 1), d->win, d->n_win,
-                        &why)) {
-            dom_log(d, "device %02x:%02x.%x: VT-d refused it (%s): interposed instead", x->fn.bus,
-                    x->fn.dev, x->fn.fn, why);
-            continue;
-        }
-        x->vtd = true;
-        if (x->nvme)
-            nvme_shadow_passthrough(x->nvme, true);
-        if (x->vio)
-            virtio_shadow_passthrough(x->vio, true);
-        dom_log(d, "device %02x:%02x.%x: DMA confined by VT-d to the domain's windows",
-                x->fn.bus, x->fn.dev, x->fn.fn);
-    }
-}
-
-void dom_pci_vtd_fault(uint16_t sid, uint64_t addr, uint8_t reason, bool write)
-{
-    for (unsigned i = 0; i < n_devs; i++) {
-        struct dom_dev *x = &devs[i];
-        if (((unsigned)x->fn.bus << 8 | (unsigned)x->fn.dev << 3 | x->fn.fn) != sid || !x->owner)
-            continue;
-        x->vtd_faults++;
-        dom_audit(x->owner, "VT-d blocked a DMA %s at 0x%llx by device %02x:%02x.%x (fault "
-                  "reason 0x%x): outside the domain's windows", write ? "write" : "read",
-                  (unsigned long long)addr, x->fn.bus, x->fn.dev, x->fn.fn, reason);
-        return;
-    }
-    com1_printf("moat bare: VT-d blocked a DMA %s at 0x%llx by %02x:%02x.%x, a device no domain "
-                "holds (fault reason 0x%x)\n", write ? "write" : "read", (unsigned long long)addr,
-                sid >> 8, (sid >> 3) & 31, sid & 7, reason);
-}
-
-const char *dom_pci_dma_mode(const struct dom *d)
-{
-    bool vtd = false, other = false;
-    for (uint32_t i = 0; i < d->n_dev; i++) {
-        vtd |= d->dev[i]->vtd;
-        other |= !d->dev[i]->vtd;
-    }
-    return vtd && other ? "by VT-d for some devices, at the doorbell for others"
-                        : vtd ? "by VT-d" : "at the doorbell (no IOMMU)";
 }
 
 void dom_pci_describe(const struct dom *d)

@@ -1,0 +1,69 @@
+/* Assigned functions under VT-d (contract in dom_pci.h): confining them
+ * to their domain's windows, auditing what the unit blocked. */
+#include "com1.h"
+#include "dom_internal.h"
+#include "dom_pci.h"
+#include "dom_pci_internal.h"
+#include "nvme_shadow.h"
+#include "virtio_shadow.h"
+#include "vtd.h"
+
+void dom_pci_use_vtd(struct dom *d, const struct acpi_info *acpi)
+{
+    for (uint32_t i = 0; i < d->n_dev; i++) {
+        struct dom_dev *x = d->dev[i];
+        const char *why = NULL;
+        if (!acpi_dmar_covers(acpi, x->fn.bus, x->fn.dev, x->fn.fn)) {
+            dom_log(d, "device %02x:%02x.%x: no remapping unit covers it: interposed instead",
+                    x->fn.bus, x->fn.dev, x->fn.fn);
+            continue;
+        }
+        if (x->vio && !virtio_shadow_iommu_capable(x->vio)) {
+            dom_log(d, "device %02x:%02x.%x: no VIRTIO_F_ACCESS_PLATFORM, its DMA goes around the "
+                    "IOMMU: interposed at the notify instead", x->fn.bus, x->fn.dev, x->fn.fn);
+            continue;
+        }
+        if (!vtd_attach(x->fn.bus, x->fn.dev, x->fn.fn, (uint16_t)(x - dom_devs + 1), d->win, d->n_win,
+                        &why)) {
+            dom_log(d, "device %02x:%02x.%x: VT-d refused it (%s): interposed instead", x->fn.bus,
+                    x->fn.dev, x->fn.fn, why);
+            continue;
+        }
+        x->vtd = true;
+        if (x->nvme)
+            nvme_shadow_passthrough(x->nvme, true);
+        if (x->vio)
+            virtio_shadow_passthrough(x->vio, true);
+        dom_log(d, "device %02x:%02x.%x: DMA confined by VT-d to the domain's windows",
+                x->fn.bus, x->fn.dev, x->fn.fn);
+    }
+}
+
+void dom_pci_vtd_fault(uint16_t sid, uint64_t addr, uint8_t reason, bool write)
+{
+    for (unsigned i = 0; i < dom_n_devs; i++) {
+        struct dom_dev *x = &dom_devs[i];
+        if (((unsigned)x->fn.bus << 8 | (unsigned)x->fn.dev << 3 | x->fn.fn) != sid || !x->owner)
+            continue;
+        x->vtd_faults++;
+        dom_audit(x->owner, "VT-d blocked a DMA %s at 0x%llx by device %02x:%02x.%x (fault "
+                  "reason 0x%x): outside the domain's windows", write ? "write" : "read",
+                  (unsigned long long)addr, x->fn.bus, x->fn.dev, x->fn.fn, reason);
+        return;
+    }
+    com1_printf("moat bare: VT-d blocked a DMA %s at 0x%llx by %02x:%02x.%x, a device no domain "
+                "holds (fault reason 0x%x)\n", write ? "write" : "read", (unsigned long long)addr,
+                sid >> 8, (sid >> 3) & 31, sid & 7, reason);
+}
+
+const char *dom_pci_dma_mode(const struct dom *d)
+{
+    bool vtd = false, other = false;
+    for (uint32_t i = 0; i < d->n_dev; i++) {
+        vtd |= d->dev[i]->vtd;
+        other |= !d->dev[i]->vtd;
+    }
+    return vtd && other ? "by VT-d for some devices, at the doorbell for others"
+                        : vtd ? "by VT-d" : "at the doorbell (no IOMMU)";
+}
+
