@@ -7,6 +7,7 @@
  * .text, at GK_ISR_STUBS (kernel.ld checks it), so idt.c builds the IDT at
  * compile time instead of in (emulated) ring 0.
  */
+#include "gk/trap_regs.h"
     .section .text.isr, "ax"
     .balign 16
     .globl isr_stubs
@@ -26,21 +27,7 @@ isr_stubs:
      * bytes, so .balign 16 keeps the stride exact; idt.c relies on it. */
 
 isr_common:
-    pushq %rax
-    pushq %rbx
-    pushq %rcx
-    pushq %rdx
-    pushq %rsi
-    pushq %rdi
-    pushq %rbp
-    pushq %r8
-    pushq %r9
-    pushq %r10
-    pushq %r11
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
+    PUSH_GPRS
     cld
     movq %rsp, %rdi
     /* Keep the ABI's 16-byte stack alignment for the C handler. */
@@ -48,20 +35,6 @@ isr_common:
     andq $-16, %rsp
     call trap_dispatch
     movq %rbx, %rsp
-    popq %r15
-    popq %r14
-    popq %r13
-    popq %r12
-    popq %r11
-    popq %r10
-    popq %r9
-    popq %r8
-    popq %rbp
-    popq %rdi
-    popq %rsi
-    popq %rdx
-    popq %rcx
-    popq %rbx
-    popq %rax
+    POP_GPRS
     addq $16, %rsp      /* vector and error code */
     iretq

@@ -157,7 +157,7 @@ const char *dom_start(struct dom *d)
             return why;
     }
     dom_pci_boot_info(d);
-    d->frame = (struct bare_frame){ .rip = d->entry, .cs = SEL_UCODE, .rflags = 0x202,
+    d->frame = (struct trap_frame){ .rip = d->entry, .cs = SEL_UCODE, .rflags = 0x202,
                                     .rsp = BARE_DOM_VA_STACK_TOP, .ss = SEL_UDATA };
     d->irq_count = 0;
     d->has_cap = false;
@@ -258,7 +258,7 @@ bool dom_run_next(void)
         d->preempt = false;
         bare_user_cr3 = d->pml4;
         if (bare_ctx_save(&loop_ctx) == 0) {
-            struct bare_frame *f = (struct bare_frame *)(uintptr_t)(trap_stack + sizeof trap_stack -
+            struct trap_frame *f = (struct trap_frame *)(uintptr_t)(trap_stack + sizeof trap_stack -
                                                                     sizeof *f);
             *f = d->frame;
             bare_resume(f);
@@ -269,7 +269,7 @@ bool dom_run_next(void)
     return false;
 }
 
-static _Noreturn void leave(struct bare_frame *f)
+static _Noreturn void leave(struct trap_frame *f)
 {
     cur->frame = *f;
     bare_ctx_jump(&loop_ctx);
@@ -347,20 +347,20 @@ void dom_tick(void)
 
 void dom_irq(uint32_t vector) { dom_pci_irq(vector); }
 
-void dom_return(struct bare_frame *f)
+void dom_return(struct trap_frame *f)
 {
     if (cur && (cur->preempt || cur->state != DOM_RUNNABLE))
         leave(f);
 }
 
-_Noreturn void dom_fault(struct bare_frame *f)
+_Noreturn void dom_fault(struct trap_frame *f)
 {
     struct dom *d = cur;
     uint64_t cr2;
     __asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
     char what[DOM_AUDIT_LEN];
     ksnprintf(what, sizeof what, "%s (vector %llu, error 0x%llx) at RIP 0x%llx, CR2 0x%llx",
-              trap_name(f->vector), (unsigned long long)f->vector, (unsigned long long)f->error,
+              trap_name(f->vector), (unsigned long long)f->vector, (unsigned long long)f->error_code,
               (unsigned long long)f->rip, (unsigned long long)cr2);
     dom_log(d, "crashed: %s", what);
     dom_log(d, "registers: RAX %llx RBX %llx RCX %llx RDX %llx RSI %llx RDI %llx RBP %llx "
@@ -468,7 +468,7 @@ static int64_t sys_cap(struct dom *d, uint64_t va)
     return 0;
 }
 
-static void sys_panic_of(struct dom *d, struct bare_frame *f)
+static void sys_panic_of(struct dom *d, struct trap_frame *f)
 {
     char msg[MOAT_CRASH_MSG_MAX];
     uint64_t n = 0;
@@ -480,7 +480,7 @@ static void sys_panic_of(struct dom *d, struct bare_frame *f)
     leave(f);
 }
 
-void dom_syscall(struct bare_frame *f)
+void dom_syscall(struct trap_frame *f)
 {
     struct dom *d = cur;
     int64_t r = 0;

@@ -47,12 +47,12 @@ void dom_cmd_canary(void);
 uint64_t dom_tsc_khz(void);
 
 /* From trap.c (interrupts off). */
-void dom_syscall(struct bare_frame *f);
-_Noreturn void dom_fault(struct bare_frame *f);
+void dom_syscall(struct trap_frame *f);
+_Noreturn void dom_fault(struct trap_frame *f);
 void dom_tick(void);
 void dom_irq(uint32_t vector);
 /* About to return to ring 3: leaves for the monitor loop instead when the
  * domain must stop running (it sleeps, ended, or is preempted). */
-void dom_return(struct bare_frame *f);
+void dom_return(struct trap_frame *f);
 
 #endif /* BARE_DOM_H */

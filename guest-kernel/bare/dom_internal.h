@@ -40,7 +40,7 @@ struct dom {
     struct bare_dom_events *ev;
     struct dom_dev *dev[MOAT_DEVICES_MAX];
     uint32_t n_dev;
-    struct bare_frame frame;            /* where it resumes */
+    struct trap_frame frame;            /* where it resumes */
     uint64_t irq_count;                 /* the monitor's own count (the page is writable) */
     uint64_t entry;
     bool preempt;

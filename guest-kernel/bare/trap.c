@@ -50,14 +50,14 @@ const char *trap_name(uint64_t vector)
 }
 
 /* A fault of the monitor itself: report everything and halt. */
-static _Noreturn void monitor_fault(const struct bare_frame *f)
+static _Noreturn void monitor_fault(const struct trap_frame *f)
 
 {
     uint64_t cr2;
     __asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
     const char *name = trap_name(f->vector);
     com1_printf("\nmoat bare: PANIC: %s (vector %llu, error 0x%llx) at RIP 0x%016llx\n", name,
-                (unsigned long long)f->vector, (unsigned long long)f->error,
+                (unsigned long long)f->vector, (unsigned long long)f->error_code,
                 (unsigned long long)f->rip);
     com1_printf("  RAX %016llx RBX %016llx RCX %016llx RDX %016llx\n",
                 (unsigned long long)f->rax, (unsigned long long)f->rbx,
@@ -79,7 +79,7 @@ static _Noreturn void monitor_fault(const struct bare_frame *f)
         __asm__ volatile("cli; hlt");
 }
 
-void bare_trap(struct bare_frame *f)
+void bare_trap(struct trap_frame *f)
 {
     bool user = (f->cs & 3) == 3;
     uint64_t v = f->vector;

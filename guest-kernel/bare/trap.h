@@ -9,19 +9,16 @@
 #define BARE_TRAP_H
 
 #include <stdint.h>
+#include "gk/trap.h"
 
-/* The frame trap_entry.S builds, lowest address first. */
-struct bare_frame {
-    uint64_t r15, r14, r13, r12, r11, r10, r9, r8, rbp, rdi, rsi, rdx, rcx, rbx, rax;
-    uint64_t vector, error;
-    uint64_t rip, cs, rflags, rsp, ss;      /* pushed by the CPU */
-};
+/* trap_entry.S builds gk/trap.h's struct trap_frame (the hosted kernel's
+ * isr.S builds the same; gk/trap_regs.h saves the registers for both). */
 
 /* The GDT (ring 3 segments, TSS) and an IDT for all 256 vectors: int3 is
  * the domains' system call gate; exceptions from ring 3 end the domain
  * (dom.h), from ring 0 they are reported and halt the machine. */
 void trap_init(void);
-void bare_trap(struct bare_frame *f);
+void bare_trap(struct trap_frame *f);
 /* "#PF page fault", ...; "exception" past the known ones. */
 const char *trap_name(uint64_t vector);
 /* CR3 of the monitor (taken on every trap from ring 3) and of the domain
@@ -29,7 +26,7 @@ const char *trap_name(uint64_t vector);
 extern uint64_t bare_master_cr3, bare_user_cr3;
 /* Enter a ring-3 frame (trap_entry.S); f sits where the trap stack's
  * frame would. */
-_Noreturn void bare_resume(struct bare_frame *f);
+_Noreturn void bare_resume(struct trap_frame *f);
 /* The monitor loop's setjmp/longjmp: save returns 0, and 1 when jumped to. */
 struct bare_ctx { uint64_t rip, rsp, rbx, rbp, r12, r13, r14, r15; };
 int bare_ctx_save(struct bare_ctx *c) __attribute__((returns_twice));

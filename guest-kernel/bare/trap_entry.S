@@ -8,6 +8,7 @@
  * saved frame; bare_ctx_save / bare_ctx_jump are the monitor loop's
  * setjmp and longjmp (dom.c leaves a domain with them).
  */
+#include "gk/trap_regs.h"
     .section .text
     .code64
 
@@ -38,21 +39,7 @@ bare_isr\n:
     .noaltmacro
 
 trap_common:
-    pushq %rax
-    pushq %rbx
-    pushq %rcx
-    pushq %rdx
-    pushq %rsi
-    pushq %rdi
-    pushq %rbp
-    pushq %r8
-    pushq %r9
-    pushq %r10
-    pushq %r11
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
+    PUSH_GPRS
     cld
     testb $3, F_CS(%rsp)
     jz 1f
@@ -69,21 +56,7 @@ bare_trap_return:
     jz 2f
     movq bare_user_cr3(%rip), %rax
     movq %rax, %cr3
-2:  popq %r15
-    popq %r14
-    popq %r13
-    popq %r12
-    popq %r11
-    popq %r10
-    popq %r9
-    popq %r8
-    popq %rbp
-    popq %rdi
-    popq %rsi
-    popq %rdx
-    popq %rcx
-    popq %rbx
-    popq %rax
+2:  POP_GPRS
     addq $16, %rsp
     iretq
 
