@@ -5,6 +5,7 @@
 #include "dom.h"
 #include "dom_internal.h"
 #include "dom_pci.h"
+#include "gk/cmdline.h"
 #include "gk/console.h"
 #include "gk/cpu.h"
 #include "gk/kstring.h"
@@ -78,65 +79,47 @@ static uint64_t calibrate_tsc_khz(void)
 
 /* ---- creation ------------------------------------------------------------------------------ */
 
-static uint64_t parse_size(const char *v, uint64_t fallback)
+/* A size the module gives for key: fallback when absent, 0 when malformed
+ * (dom_load refuses 0 and says why). */
+static uint64_t module_size(const char *cmd, const char *key, uint64_t fallback)
 {
-    uint64_t n = 0;
-    const char *p = v;
-    for (; *p >= '0' && *p <= '9'; p++)
-        n = n * 10 + (uint64_t)(*p - '0');
-    if (p == v)
-        return fallback;
-    if (*p == 'K' || *p == 'k')
-        n <<= 10;
-    else if (*p == 'M' || *p == 'm')
-        n <<= 20;
-    else if (*p == 'G' || *p == 'g')
-        n <<= 30;
-    return n;
+    char v[24];
+    return cmdline_get(cmd, key, v, sizeof v) ? cmdline_get_size(cmd, key, 0) : fallback;
 }
 
-/* Split the module's words: the monitor's into d, the rest into args. */
+static bool monitor_word(const char *w, size_t len)
+{
+    static const char *const keys[] = { "domain=", "dev=", "mem=", "dma=" };
+    for (unsigned i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (len >= strlen(keys[i]) && strncmp(w, keys[i], strlen(keys[i])) == 0)
+            return true;
+    return false;
+}
+
+/* The module's words: the monitor's into d, the rest (but the loader's
+ * path of the image, a first word without '=') into args. */
 static const char *parse_words(struct dom *d, const char *cmd, char *args, size_t args_len)
 {
+    cmdline_get(cmd, "domain", d->name, sizeof d->name);
+    cmdline_get(cmd, "dev", d->dev_sel, sizeof d->dev_sel);
+    d->mem_size = module_size(cmd, "mem", 8u << 20);
+    d->dma_size = module_size(cmd, "dma", 8u << 20);
     size_t used = 0;
-    bool first = true;
-    d->mem_size = 8u << 20;
-    d->dma_size = 8u << 20;
-    while (*cmd) {
+    for (bool first = true; *cmd; first = false) {
         while (*cmd == ' ')
             cmd++;
         const char *w = cmd;
         while (*cmd && *cmd != ' ')
             cmd++;
         size_t len = (size_t)(cmd - w);
-        if (!len)
-            break;
-        char word[BOOT_CMDLINE_MAX];
-        memcpy(word, w, len);
-        word[len] = '\0';
-        const char *eq = word;
-        while (*eq && *eq != '=')
-            eq++;
-        if (!*eq)
-            eq = NULL;
-        if (first && !eq) {             /* the loader's path of the image */
-            first = false;
+        bool has_eq = false;
+        for (size_t i = 0; i < len; i++)
+            has_eq |= w[i] == '=';
+        if (!len || (first && !has_eq) || monitor_word(w, len) || used + len + 2 >= args_len)
             continue;
-        }
-        first = false;
-        if (eq && strncmp(word, "domain=", 7) == 0)
-            ksnprintf(d->name, sizeof d->name, "%s", eq + 1);
-        else if (eq && strncmp(word, "dev=", 4) == 0)
-            ksnprintf(d->dev_sel, sizeof d->dev_sel, "%s", eq + 1);
-        else if (eq && strncmp(word, "mem=", 4) == 0)
-            d->mem_size = parse_size(eq + 1, 0);
-        else if (eq && strncmp(word, "dma=", 4) == 0)
-            d->dma_size = parse_size(eq + 1, 0);
-        else if (used + len + 2 < args_len) {
-            memcpy(args + used, word, len);
-            used += len;
-            args[used++] = ' ';
-        }
+        memcpy(args + used, w, len);
+        used += len;
+        args[used++] = ' ';
     }
     args[used ? used - 1 : 0] = '\0';
     return d->name[0] ? NULL : "the module has no domain=NAME";
@@ -169,23 +152,6 @@ const char *dom_start(struct dom *d)
     d->incarnation++;
     d->state = DOM_RUNNABLE;
     return NULL;
-}
-
-/* Is word (exactly, between spaces) on the kernel's command line? */
-static bool cmdline_has(const char *line, const char *word)
-{
-    size_t n = strlen(word);
-    for (const char *p = line; *p;) {
-        while (*p == ' ')
-            p++;
-        const char *e = p;
-        while (*e && *e != ' ')
-            e++;
-        if ((size_t)(e - p) == n && strncmp(p, word, n) == 0)
-            return true;
-        p = e;
-    }
-    return false;
 }
 
 void dom_boot_all(const struct boot_desc *b, const struct acpi_info *acpi, uint32_t apic,
@@ -226,7 +192,9 @@ void dom_boot_all(const struct boot_desc *b, const struct acpi_info *acpi, uint3
      * write the MSI address range and raise any vector in the monitor,
      * which the interposition (every address inside a window) rules out. */
     const char *why;
-    bool want_vtd = cmdline_has(b->cmdline, "moat.vtd=on");
+    char vtd_opt[8];
+    bool want_vtd = cmdline_get(b->cmdline, "moat.vtd", vtd_opt, sizeof vtd_opt) &&
+                    strcmp(vtd_opt, "on") == 0;
     if (acpi->dmar && !want_vtd) {
         com1_printf("moat bare: VT-d present, not used (moat.vtd=on turns it on; without "
                     "interrupt remapping yet): DMA is interposed at the doorbell\n");

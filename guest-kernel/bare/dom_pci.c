@@ -328,8 +328,11 @@ static void msix_program(struct dom_dev *x, uint32_t e)
 static uint64_t msix_access(struct dom_dev *x, uint64_t off, unsigned width, bool wr, uint64_t v)
 {
     uint32_t e = (uint32_t)(off / 16), w = (uint32_t)(off % 16) / 4;
-    if (e >= x->msix_n || width < 4)
+    if (e >= x->msix_n || width < 4) {
+        dom_audit(x->owner, "MSI-X table access of %u bytes at entry %u refused (%u entries, "
+                  "4- or 8-byte accesses only)", width, e, x->msix_n);
         return 0;
+    }
     struct msix_entry *m = &x->msix[e];
     uint32_t *reg[4] = { &m->lo, &m->hi, &m->data, &m->ctrl };
     if (!wr)

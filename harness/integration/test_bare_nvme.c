@@ -14,7 +14,8 @@
  *   - a panicking domain is stopped and its device quiesced, and restart
  *     scrubs and starts it again, serving as before; an exception in the
  *     domain is reported with its registers; a domain spinning without
- *     its run loop is stopped by the watchdog.
+ *     its run loop is stopped by the watchdog;
+ *   - a module whose mem= is malformed is not started, and says why.
  * Without QEMU every test says SKIPPED.
  */
 #include <fcntl.h>
@@ -177,4 +178,16 @@ Test(bare_nvme, a_spinning_domain_is_stopped_by_the_watchdog, .timeout = 300)
     cr_assert(strstr(out, "nvme0: stopped, incarnation 1"), "domains: %s", out);
     reboot_and_close();
     check_image(512);
+}
+
+Test(bare_nvme, a_malformed_size_is_refused_with_why, .timeout = 120)
+{
+    boot_kernel_to_prompt("q35", bare_domain_args("nvme.dom.elf", "domain=nvme0 dev=nvme mem=lots",
+                                                  (char *[]){ NULL }));
+    cr_assert(strstr(qc.text, "mem=lots): not started: mem= must be whole pages up to 384 MiB"),
+              "a malformed mem= was not refused with why:\n%s", qc.text);
+    char out[8192];
+    run_cmd("domains", out, sizeof out);
+    cr_assert(strstr(out, "no domains"), "a refused module left a domain: %s", out);
+    reboot_and_close();
 }

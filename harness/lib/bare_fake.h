@@ -24,6 +24,7 @@ uint64_t bare_master_cr3;
 
 static struct { uint64_t pa, bytes; } fake_alloc[FAKE_ALLOCS_MAX];
 static unsigned fake_n_alloc, fake_audits, fake_kills;
+static bool fake_window_kept;       /* the caller owns the window (fake_dom_on) */
 static char fake_last_audit[512];
 
 uint64_t palloc(uint64_t pages, uint64_t align)
@@ -103,7 +104,7 @@ static inline void fake_dom_on(struct dom *d, void *w, uint64_t size)
     memset(d, 0, sizeof *d);
     snprintf(d->name, sizeof d->name, "fake0");
     d->state = DOM_RUNNABLE;
-    d->module = w ? (const struct boot_module *)w : NULL;      /* marks a window kept */
+    fake_window_kept = w != NULL;
     if (!w)
         w = aligned_alloc(2u << 20, size);
     memset(w, 0, size);
@@ -122,7 +123,7 @@ static inline void *fake_iova(const struct dom *d, uint64_t iova)
 
 static inline void fake_reset(struct dom *d)
 {
-    if (!d->module)
+    if (!fake_window_kept)
         free((void *)(uintptr_t)d->win[0].pa);
     for (unsigned i = 0; i < fake_n_alloc; i++)
         free((void *)(uintptr_t)fake_alloc[i].pa);
