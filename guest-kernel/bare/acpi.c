@@ -87,8 +87,9 @@ static void read_mcfg(const uint8_t *t, struct acpi_info *out)
             .bus_start = t[off + 10], .bus_end = t[off + 11] };
 }
 
-/* A DRHD's device scopes: endpoints on a one-step path (a root bus
- * device: QEMU lists each); bridges' sub-hierarchies are not followed. */
+/* A DRHD's device scopes: endpoints (type 1) and I/O APICs (type 3) on a
+ * one-step path (a root bus device: QEMU lists each); bridges' sub-
+ * hierarchies are not followed. */
 static void read_scopes(const uint8_t *t, uint32_t at, uint32_t end, struct acpi_info *out)
 {
     while (at + 8 <= end) {
@@ -98,6 +99,11 @@ static void read_scopes(const uint8_t *t, uint32_t at, uint32_t end, struct acpi
         if (type == 1 && n == 8 && out->n_drhd_dev < ACPI_SCOPES_MAX)
             out->drhd_dev[out->n_drhd_dev++] =
                 (uint16_t)(t[at + 5] << 8 | (t[at + 6] & 31) << 3 | (t[at + 7] & 7));
+        else if (type == 3 && n == 8 && out->n_drhd_ioapic < ACPI_IOAPICS_MAX) {
+            out->drhd_ioapic[out->n_drhd_ioapic].id = t[at + 4];
+            out->drhd_ioapic[out->n_drhd_ioapic++].sid =
+                (uint16_t)(t[at + 5] << 8 | (t[at + 6] & 31) << 3 | (t[at + 7] & 7));
+        }
         at += n;
     }
 }
@@ -120,6 +126,16 @@ static void read_dmar(const uint8_t *t, struct acpi_info *out)
         }
         at += n;
     }
+}
+
+bool acpi_dmar_ioapic_sid(const struct acpi_info *a, uint8_t id, uint16_t *sid)
+{
+    for (uint32_t i = 0; i < a->n_drhd_ioapic; i++)
+        if (a->drhd_ioapic[i].id == id) {
+            *sid = a->drhd_ioapic[i].sid;
+            return true;
+        }
+    return false;
 }
 
 bool acpi_dmar_covers(const struct acpi_info *a, uint8_t bus, uint8_t dev, uint8_t fn)

@@ -3,7 +3,7 @@
  * tables: the RSDP (from the loader, else by scanning the BIOS areas),
  * the XSDT (or RSDT), the MADT (local APICs, I/O APICs, the local APIC
  * base), the MCFG (ECAM windows for PCI) and the DMAR (VT-d): whether it
- * is there and the remapping unit that covers every device. Tables are firmware input: every checksum and length is
+ * is there, the remapping unit, the devices and I/O APICs it covers. Tables are firmware input: every checksum and length is
  * checked, and a table that fails is reported and skipped.
  */
 #ifndef BARE_ACPI_H
@@ -39,8 +39,14 @@ struct acpi_info {
     bool drhd_all;                      /* it covers every device (INCLUDE_PCI_ALL) */
     uint16_t drhd_dev[ACPI_SCOPES_MAX]; /* else these endpoints: bus << 8 | dev << 3 | fn */
     uint32_t n_drhd_dev;
+    /* I/O APICs under the unit (scope type 3): MADT id and source id. */
+    struct { uint8_t id; uint16_t sid; } drhd_ioapic[ACPI_IOAPICS_MAX];
+    uint32_t n_drhd_ioapic;
 };
 
+/* The source id the unit sees for the I/O APIC with MADT id `id`; false
+ * when the DMAR does not name it. */
+bool acpi_dmar_ioapic_sid(const struct acpi_info *a, uint8_t id, uint16_t *sid);
 /* Does the DMAR's unit cover bus:dev.fn? */
 bool acpi_dmar_covers(const struct acpi_info *a, uint8_t bus, uint8_t dev, uint8_t fn);
 /* Read the tables; rsdp = the copy the loader gave (0: scan). */

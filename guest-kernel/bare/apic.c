@@ -1,6 +1,7 @@
 /* Local APIC, I/O APICs and the timer (contract in apic.h). Registers:
  * Intel SDM vol. 3 ch. 10 (xAPIC offsets; x2APIC MSR = 0x800 + off/16)
  * and the 82093AA I/O APIC datasheet. */
+#include <stddef.h>
 #include "apic.h"
 #include "gk/cpu.h"
 #include "mmio_map.h"
@@ -26,9 +27,10 @@
 #define IOAPIC_LEVEL    (1u << 15)
 
 static bool x2;
+static uint32_t local_id;
 static volatile uint32_t *xapic;
 static volatile uint64_t ticks;
-struct ioapic_at { uint32_t addr, gsi_base, inputs; };
+struct ioapic_at { uint32_t addr, gsi_base, inputs; uint8_t id; };
 static struct ioapic_at ioapics[ACPI_IOAPICS_MAX];
 static uint32_t n_ioapics;
 
@@ -105,10 +107,14 @@ void apic_init(const struct acpi_info *acpi, struct apic_state *out)
         xapic = (volatile uint32_t *)(uintptr_t)out->base;
     }
     out->x2apic = x2;
-    out->id = x2 ? apic_read(REG_ID) : apic_read(REG_ID) >> 24;
+    out->id = local_id = x2 ? apic_read(REG_ID) : apic_read(REG_ID) >> 24;
     out->version = apic_read(REG_VERSION) & 0xFFu;
     out->max_lvt = ((apic_read(REG_VERSION) >> 16) & 0xFFu) + 1u;
-    apic_write(REG_TPR, 0);
+    /* Task priority class 1: a fixed interrupt on a vector below 32 (the
+     * exception vectors, and int3, the domains' system call) is never
+     * delivered, so a forged MSI can never pass for an exception or a
+     * system call. Every vector the monitor uses is 32 or above. */
+    apic_write(REG_TPR, APIC_TPR_BLOCK_EXCEPTION_VECTORS);
     apic_write(REG_SVR, SVR_ENABLE | APIC_SPURIOUS_VECTOR);
     /* Every I/O APIC input masked: no device interrupt until a driver asks. */
     for (uint32_t i = 0; i < acpi->n_ioapics && i < ACPI_IOAPICS_MAX; i++) {
@@ -116,7 +122,7 @@ void apic_init(const struct acpi_info *acpi, struct apic_state *out)
         mmio_map(addr, 4096);
         uint32_t n = ((ioapic_read(addr, IOAPIC_VER) >> 16) & 0xFFu) + 1u;
         out->ioapic_inputs[i] = n;
-        ioapics[n_ioapics++] = (struct ioapic_at){ addr, acpi->ioapic[i].gsi_base, n };
+        ioapics[n_ioapics++] = (struct ioapic_at){ addr, acpi->ioapic[i].gsi_base, n, acpi->ioapic[i].id };
         for (uint32_t e = 0; e < n; e++)
             ioapic_write(addr, IOAPIC_REDIR(e), IOAPIC_MASKED);
     }
@@ -126,28 +132,53 @@ void apic_init(const struct acpi_info *acpi, struct apic_state *out)
 }
 
 void apic_eoi(void) { apic_write(REG_EOI, 0); }
+uint32_t apic_local_id(void) { return local_id; }
 
-/* The I/O APIC and input of gsi, or false. */
-static bool ioapic_of(uint32_t gsi, uint32_t *addr, uint32_t *pin)
+/* The I/O APIC and input of gsi, or NULL. */
+static const struct ioapic_at *ioapic_of(uint32_t gsi, uint32_t *addr, uint32_t *pin)
 {
     for (uint32_t i = 0; i < n_ioapics; i++)
         if (gsi >= ioapics[i].gsi_base && gsi - ioapics[i].gsi_base < ioapics[i].inputs) {
             *addr = ioapics[i].addr;
             *pin = gsi - ioapics[i].gsi_base;
-            return true;
+            return &ioapics[i];
         }
-    return false;
+    return NULL;
 }
 
-bool ioapic_route_level(uint32_t gsi, uint8_t vector, uint32_t dest)
+bool ioapic_id_of(uint32_t gsi, uint8_t *id)
+{
+    uint32_t addr, pin;
+    const struct ioapic_at *io = ioapic_of(gsi, &addr, &pin);
+    if (io)
+        *id = io->id;
+    return io != NULL;
+}
+
+/* Program an input as level, active high, unmasked: hi and lo are the
+ * entry's halves (lo without the level bit). */
+static bool route(uint32_t gsi, uint32_t hi, uint32_t lo)
 {
     uint32_t addr, pin;
     if (!ioapic_of(gsi, &addr, &pin))
         return false;
     ioapic_write(addr, IOAPIC_REDIR(pin), IOAPIC_MASKED);
-    ioapic_write(addr, IOAPIC_REDIR(pin) + 1, dest << 24);
-    ioapic_write(addr, IOAPIC_REDIR(pin), IOAPIC_LEVEL | vector);   /* fixed, active high */
+    ioapic_write(addr, IOAPIC_REDIR(pin) + 1, hi);
+    ioapic_write(addr, IOAPIC_REDIR(pin), IOAPIC_LEVEL | lo);
     return true;
+}
+
+bool ioapic_route_level(uint32_t gsi, uint8_t vector, uint32_t dest)
+{
+    return route(gsi, dest << 24, vector);      /* fixed, physical destination */
+}
+
+bool ioapic_route_remapped(uint32_t gsi, uint8_t vector, uint16_t handle)
+{
+    /* Remappable format: bit 48 set, handle[14:0] in 63:49, handle[15] in
+     * bit 11; the vector stays for the EOI that ends a level interrupt. */
+    return route(gsi, 1u << 16 | (uint32_t)(handle & 0x7FFFu) << 17,
+                 vector | (uint32_t)(handle >> 15) << 11);
 }
 
 void ioapic_mask(uint32_t gsi, bool masked)

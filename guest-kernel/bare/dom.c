@@ -187,23 +187,30 @@ void dom_boot_all(const struct boot_desc *b, const struct acpi_info *acpi, uint3
                 (unsigned long long)d->win[0].iova, d->n_dev, d->n_dev == 1 ? "" : "s");
     }
     /* The devices are probed (that DMA was the monitor's): now confine them.
-     * VT-d replaces the interposition only when asked (moat.vtd=on): until
-     * interrupt remapping is on, a device the unit translates could still
-     * write the MSI address range and raise any vector in the monitor,
-     * which the interposition (every address inside a window) rules out. */
+     * VT-d replaces the interposition where the unit also remaps
+     * interrupts (without that, a device it translates could write the
+     * MSI range and raise any vector in the monitor, which the
+     * interposition rules out); moat.vtd=on uses a unit without it,
+     * moat.vtd=off none. */
     const char *why;
-    char vtd_opt[8];
-    bool want_vtd = cmdline_get(b->cmdline, "moat.vtd", vtd_opt, sizeof vtd_opt) &&
-                    strcmp(vtd_opt, "on") == 0;
-    if (acpi->dmar && !want_vtd) {
-        com1_printf("moat bare: VT-d present, not used (moat.vtd=on turns it on; without "
-                    "interrupt remapping yet): DMA is interposed at the doorbell\n");
-    } else if (want_vtd && vtd_init(acpi, &why)) {
-        com1_printf("moat bare: VT-d on: devices no domain holds are blocked\n");
+    char vtd_opt[8] = "";
+    cmdline_get(b->cmdline, "moat.vtd", vtd_opt, sizeof vtd_opt);
+    bool forced = strcmp(vtd_opt, "on") == 0;
+    if (!acpi->dmar) {
+        if (forced)
+            com1_printf("moat bare: moat.vtd=on, but the firmware has no DMAR: DMA is "
+                        "interposed at the doorbell\n");
+    } else if (strcmp(vtd_opt, "off") == 0) {
+        com1_printf("moat bare: VT-d present, not used (moat.vtd=off): DMA is interposed at "
+                    "the doorbell\n");
+    } else if (vtd_init(acpi, !forced, &why)) {
+        com1_printf("moat bare: VT-d on, interrupt remapping %s: devices no domain holds are "
+                    "blocked\n", vtd_ir_active() ? "on (compatibility format blocked)"
+                                                : "not offered (used anyway: moat.vtd=on)");
         for (uint32_t i = 0; i < n_doms; i++)
             if (doms[i].state != DOM_DEAD)
                 dom_pci_use_vtd(&doms[i], acpi);
-    } else if (want_vtd) {
+    } else {
         com1_printf("moat bare: VT-d not used (%s): DMA is interposed at the doorbell\n", why);
     }
     if (n_doms)     /* mostly zeroing their memory, and the NVMe probe */

@@ -7,6 +7,8 @@
 #include "gk/kstring.h"
 #include "moat/platform_abi.h"
 #include "palloc.h"
+#include "trap.h"
+#include "vtd.h"
 
 static const char *state_name(enum dom_state s)
 {
@@ -39,6 +41,8 @@ void dom_cmd_domains(void)
         }
         dom_pci_describe(d);
     }
+    com1_printf("monitor: %llu interrupts on vectors no device holds, %llu NMIs\n",
+                (unsigned long long)dom_pci_stray(), (unsigned long long)trap_nmis());
 }
 
 void dom_cmd_windows(void)
@@ -83,6 +87,7 @@ static uint64_t canary(void)
 
 void dom_cmd_canary(void)
 {
+    vtd_ir_canary_describe();
     if (!canary_pa) {
         com1_printf("no canary page yet (inject NAME wild-dma-other makes one)\n");
         return;
@@ -105,17 +110,22 @@ static struct dom *find(const char *name)
     return NULL;
 }
 
+/* The interrupt address range: a DMA write there is an interrupt request
+ * (a forged MSI), not a memory write. */
+#define MSI_RANGE 0xFEE00000ull
+
 void dom_cmd_inject(const char *name, const char *kind_name)
 {
     struct dom *d = find(name);
-    uint32_t kind = moat_fault_parse(kind_name);
+    bool msi = strcmp(kind_name, "wild-msi") == 0;     /* wild-dma-other at MSI_RANGE */
+    uint32_t kind = msi ? MOAT_FAULT_WILD_DMA_OTHER : moat_fault_parse(kind_name);
     if (!d || d->state == DOM_DEAD) {
         com1_printf("no running domain named '%s': try domains\n", name);
         return;
     }
     if (!kind || !(MOAT_FAULT_BIT(kind) & (MOAT_FAULTS_KERNEL | MOAT_FAULTS_DRIVER))) {
         com1_printf("unknown fault '%s' (kinds: panic, spin, wild-dma-private, wild-dma-other, "
-                    "wild-dma-end, corrupt-device, ...)\n", kind_name);
+                    "wild-msi, wild-dma-end, corrupt-device, ...)\n", kind_name);
         return;
     }
     if (!(MOAT_FAULT_BIT(kind) & __atomic_load_n(&d->pp->faults, __ATOMIC_ACQUIRE))) {
@@ -124,11 +134,12 @@ void dom_cmd_inject(const char *name, const char *kind_name)
         return;
     }
     d->pp->fault_kind = kind;
-    d->pp->fault_arg = kind == MOAT_FAULT_WILD_DMA_OTHER ? canary() : 0;
+    d->pp->fault_arg = msi ? MSI_RANGE : kind == MOAT_FAULT_WILD_DMA_OTHER ? canary() : 0;
     __atomic_store_n(&d->pp->fault_seq, d->pp->fault_seq + 1, __ATOMIC_RELEASE);
     dom_event(d, 256);
     com1_printf("injected %s into %s%s\n", moat_fault_name(kind), name,
-                kind == MOAT_FAULT_WILD_DMA_OTHER ? " (aimed at the monitor's canary page)" : "");
+                msi ? " (aimed at the interrupt address range: forged MSIs)"
+                : kind == MOAT_FAULT_WILD_DMA_OTHER ? " (aimed at the monitor's canary page)" : "");
 }
 
 bool dom_cmd_restart(const char *name)

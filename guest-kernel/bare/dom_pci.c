@@ -293,14 +293,25 @@ uint64_t dom_pci_cfg(struct dom *d, uint64_t dev_off, uint64_t width_flags, uint
 
 /* ---- MSI-X, kept virtual ---------------------------------------------------------------------- */
 
+/* Under interrupt remapping the vector's table entry is set on the way:
+ * only the device (an MSI-X entry) or its I/O APIC (INTx) may use it. */
 static uint8_t vec_alloc(struct dom_dev *x, uint32_t entry)
 {
-    for (uint32_t v = VEC_FIRST; v <= VEC_LAST; v++)
-        if (!vec_owner[v].dev) {
-            vec_owner[v].dev = x;
-            vec_owner[v].entry = entry;
-            return (uint8_t)v;
-        }
+    for (uint32_t v = VEC_FIRST; v <= VEC_LAST; v++) {
+        if (vec_owner[v].dev)
+            continue;
+        uint8_t ioapic;
+        uint16_t sid = (uint16_t)(x->fn.bus << 8 | x->fn.dev << 3 | x->fn.fn);
+        if (entry == ENTRY_INTX && vtd_ir_active() &&
+            !(ioapic_id_of(x->gsi, &ioapic) &&
+              vtd_irte_set_ioapic((uint16_t)v, (uint8_t)v, apic_dest, ioapic)))
+            return 0;
+        if (entry != ENTRY_INTX && x->ir && !vtd_irte_set((uint16_t)v, (uint8_t)v, apic_dest, false, sid))
+            return 0;
+        vec_owner[v].dev = x;
+        vec_owner[v].entry = entry;
+        return (uint8_t)v;
+    }
     return 0;
 }
 
@@ -314,14 +325,15 @@ static void msix_program(struct dom_dev *x, uint32_t e)
     if (usable && !m->host) {
         m->host = vec_alloc(x, e);
         if (!m->host)
-            dom_audit(x->owner, "MSI-X entry %u: the monitor has no free vector", e);
+            dom_audit(x->owner, "MSI-X entry %u: the monitor has no free vector (or the "
+                      "remapping unit refused its entry)", e);
     }
     real[3] = PCI_MSIX_ENTRY_MASKED;
     if (!usable || !m->host)
         return;
-    real[0] = 0xFEE00000u | apic_dest << 12;
+    real[0] = x->ir ? vtd_msi_addr(m->host) : 0xFEE00000u | apic_dest << 12;
     real[1] = 0;
-    real[2] = m->host;
+    real[2] = x->ir ? 0 : m->host;      /* remappable: the entry holds the vector */
     real[3] = m->ctrl & PCI_MSIX_ENTRY_MASKED;
 }
 
@@ -344,10 +356,20 @@ static uint64_t msix_access(struct dom_dev *x, uint64_t off, unsigned width, boo
     return 0;
 }
 
+static uint64_t stray;
+
+uint64_t dom_pci_stray(void) { return stray; }
+
 void dom_pci_irq(uint32_t vector)
 {
     struct dom_dev *x = vector < 256 ? vec_owner[vector].dev : NULL;
-    if (!x || !x->owner)
+    if (!x) {
+        if (stray++ == 0)   /* what a forged MSI that got through looks like */
+            com1_printf("moat bare: an interrupt on vector %u, which no device holds (further "
+                        "ones are only counted)\n", vector);
+        return;
+    }
+    if (!x->owner)
         return;
     if (vec_owner[vector].entry == ENTRY_INTX) {
         /* A level line may be shared by devices of several domains: each
@@ -385,7 +407,8 @@ int64_t dom_pci_intx_bind(struct dom *d, uint64_t gsi, uint64_t vector)
         if (!x->intx_host && !(x->intx_host = vec_alloc(x, ENTRY_INTX)))
             return -SYS_EINVAL;
         x->intx_vector = (uint32_t)vector;
-        if (!ioapic_route_level(x->gsi, x->intx_host, apic_dest))
+        if (!(vtd_ir_active() ? ioapic_route_remapped(x->gsi, x->intx_host, x->intx_host)
+                              : ioapic_route_level(x->gsi, x->intx_host, apic_dest)))
             return -SYS_EINVAL;
         return 0;
     }

@@ -41,6 +41,8 @@ int64_t dom_pci_intx_ack(struct dom *d, uint64_t gsi);
 void dom_pci_sync(struct dom *d);
 /* A device interrupt on a monitor vector: mark the owning domain's. */
 void dom_pci_irq(uint32_t vector);
+/* Interrupts taken on vectors no device holds (stray or forged). */
+uint64_t dom_pci_stray(void);
 /* The domain ended: mask its vectors, reset its devices, bus mastering off. */
 void dom_pci_quiesce(struct dom *d);
 /* VT-d is on (vtd.h): confine each of d's devices to d's windows there

@@ -28,6 +28,7 @@ struct dom_dev {
     struct virtio_shadow *vio;
     bool vio_legacy;
     bool vtd;                   /* VT-d translates its DMA (no interposition) */
+    bool ir;                    /* its MSIs go through VT-d interrupt remapping */
     uint64_t vtd_faults;
     const char *kind;           /* the platform's name for it (boot info) */
     uint32_t gsi;               /* INTA#'s I/O APIC input, MOAT_NO_GSI if none */

@@ -18,6 +18,7 @@ void dom_pci_use_vtd(struct dom *d, const struct acpi_info *acpi)
                     x->fn.bus, x->fn.dev, x->fn.fn);
             continue;
         }
+        x->ir = vtd_ir_active();        /* its MSIs cross the unit, translated or not */
         if (x->vio && !virtio_shadow_iommu_capable(x->vio)) {
             dom_log(d, "device %02x:%02x.%x: no VIRTIO_F_ACCESS_PLATFORM, its DMA goes around the "
                     "IOMMU: interposed at the notify instead", x->fn.bus, x->fn.dev, x->fn.fn);
@@ -46,14 +47,22 @@ void dom_pci_vtd_fault(uint16_t sid, uint64_t addr, uint8_t reason, bool write)
         if (((unsigned)x->fn.bus << 8 | (unsigned)x->fn.dev << 3 | x->fn.fn) != sid || !x->owner)
             continue;
         x->vtd_faults++;
-        dom_audit(x->owner, "VT-d blocked a DMA %s at 0x%llx by device %02x:%02x.%x (fault "
-                  "reason 0x%x): outside the domain's windows", write ? "write" : "read",
-                  (unsigned long long)addr, x->fn.bus, x->fn.dev, x->fn.fn, reason);
+        if (vtd_fault_is_interrupt(reason))
+            dom_audit(x->owner, "VT-d blocked an interrupt request by device %02x:%02x.%x "
+                      "(entry %llu: %s, fault reason 0x%x)", x->fn.bus, x->fn.dev, x->fn.fn,
+                      (unsigned long long)addr, vtd_fault_reason(reason), reason);
+        else
+            dom_audit(x->owner, "VT-d blocked a DMA %s at 0x%llx by device %02x:%02x.%x (%s, "
+                      "fault reason 0x%x): outside the domain's windows", write ? "write" : "read",
+                      (unsigned long long)addr, x->fn.bus, x->fn.dev, x->fn.fn,
+                      vtd_fault_reason(reason), reason);
         return;
     }
-    com1_printf("moat bare: VT-d blocked a DMA %s at 0x%llx by %02x:%02x.%x, a device no domain "
-                "holds (fault reason 0x%x)\n", write ? "write" : "read", (unsigned long long)addr,
-                sid >> 8, (sid >> 3) & 31, sid & 7, reason);
+    com1_printf("moat bare: VT-d blocked a%s %s 0x%llx by %02x:%02x.%x, a source no domain "
+                "holds (%s, fault reason 0x%x)\n", vtd_fault_is_interrupt(reason) ? "n" : "",
+                vtd_fault_is_interrupt(reason) ? "interrupt request, entry" :
+                write ? "DMA write at" : "DMA read at", (unsigned long long)addr,
+                sid >> 8, (sid >> 3) & 31, sid & 7, vtd_fault_reason(reason), reason);
 }
 
 const char *dom_pci_dma_mode(const struct dom *d)

@@ -34,8 +34,10 @@ static void cmd_help(void)
                 "  audit    what each domain was refused\n"
                 "  restart NAME  stop a domain, scrub its memory, start it again\n"
                 "  inject NAME KIND  make a domain raise a fault (wild-dma-other aims its\n"
-                "           device at the monitor's canary page)\n"
-                "  canary   is the canary page as the monitor filled it?\n"
+                "           device at the monitor's canary page; wild-msi at the interrupt\n"
+                "           address range, forging MSIs)\n"
+                "  canary   is the canary page as the monitor filled it? has the interrupt\n"
+                "           canary (a remapping entry no device may use) fired?\n"
                 "  reboot   reset the machine\n"
                 "  trap-test  raise an invalid-opcode exception (checks the panic report)\n");
 }

@@ -4,6 +4,7 @@
 #include "dom.h"
 #include "gk/trap.h"
 #include "trap.h"
+#include "vtd.h"
 
 struct idt_gate {
     uint16_t off_lo, sel;
@@ -79,13 +80,23 @@ static _Noreturn void monitor_fault(const struct trap_frame *f)
         __asm__ volatile("cli; hlt");
 }
 
+static uint64_t nmis;
+
+uint64_t trap_nmis(void) { return nmis; }
+
 void bare_trap(struct trap_frame *f)
 {
     bool user = (f->cs & 3) == 3;
     uint64_t v = f->vector;
     if (v == APIC_SPURIOUS_VECTOR || v == PIC_VECTOR_BASE + 7 || v == PIC_VECTOR_BASE + 15)
         return;                             /* no EOI for a spurious interrupt */
-    if (v == VEC_SYSCALL && user)
+    if (v == 2) {
+        /* Nobody here asks for NMIs: a platform error, or one forged by a
+         * device past an IOMMU that does not remap interrupts. Neither is
+         * the running domain's fault, and the monitor goes on. */
+        if (nmis++ == 0)
+            com1_printf("moat bare: an NMI (no source known; further ones are only counted)\n");
+    } else if (v == VEC_SYSCALL && user)
         dom_syscall(f);
     else if (v < 32 && user)
         dom_fault(f);                       /* never returns */
@@ -94,6 +105,9 @@ void bare_trap(struct trap_frame *f)
     else if (v == APIC_TIMER_VECTOR) {
         apic_timer_tick();
         dom_tick();
+    } else if (v == IR_CANARY_VECTOR) {
+        vtd_ir_canary_fired();
+        apic_eoi();
     } else {
         dom_irq((uint32_t)v);
         apic_eoi();

@@ -2,8 +2,8 @@
  * trap.h — traps in the kernel booted bare. A monitor exception reports
  * the vector, error code, every register and CR2 on COM1, then halts (the
  * machine stays up for a debugger or the console's reader). Interrupts:
- * the local APIC timer, the spurious vectors, and device MSIs routed to
- * domains (dom.h). From ring 3: system calls and domain faults.
+ * the local APIC timer, the spurious vectors, device MSIs routed to
+ * domains (dom.h), vtd.h's interrupt canary; an NMI is counted. From ring 3: system calls and domain faults.
  */
 #ifndef BARE_TRAP_H
 #define BARE_TRAP_H
@@ -19,6 +19,8 @@
  * (dom.h), from ring 0 they are reported and halt the machine. */
 void trap_init(void);
 void bare_trap(struct trap_frame *f);
+/* NMIs taken (counted, never fatal: nothing here asks for one). */
+uint64_t trap_nmis(void);
 /* "#PF page fault", ...; "exception" past the known ones. */
 const char *trap_name(uint64_t vector);
 /* CR3 of the monitor (taken on every trap from ring 3) and of the domain

@@ -1,6 +1,7 @@
 /* Intel VT-d DMA remapping (contract in vtd.h; register layout and table
  * formats from the VT-d specification: root and context entries, second-
- * level page tables, register-based invalidation, fault recording). */
+ * level page tables, queued (else register-based) invalidation, fault
+ * recording). The interrupt remapping table is vtd_ir.c's. */
 #include "com1.h"
 #include "dom_internal.h"
 #include "gk/cpu.h"
@@ -8,6 +9,7 @@
 #include "mmio_map.h"
 #include "palloc.h"
 #include "vtd.h"
+#include "vtd_internal.h"
 
 #define REG_VER    0x00u
 #define REG_CAP    0x08u
@@ -17,8 +19,25 @@
 #define REG_RTADDR 0x20u
 #define REG_CCMD   0x28u
 #define REG_FSTS   0x34u
+#define REG_IQH    0x80u
+#define REG_IQT    0x88u
+#define REG_IQA    0x90u
+#define REG_IRTA   0xB8u
 #define GSTS_TES   (1u << 31)
 #define GSTS_RTPS  (1u << 30)
+#define GSTS_QIES  (1u << 26)
+#define GSTS_IRES  (1u << 25)
+#define GSTS_IRTPS (1u << 24)
+#define FSTS_IQE   (1u << 4)
+#define ECAP_QI    (1ull << 1)
+#define ECAP_IR    (1ull << 3)
+#define IRT_SIZE_FIELD 7u               /* 2^(7+1) = VTD_IRT_ENTRIES */
+/* Queued invalidation descriptors (128-bit): the type in bits 3:0. */
+#define QI_CC_GLOBAL    (0x1ull | 1ull << 4)               /* context cache, global */
+#define QI_IOTLB_GLOBAL (0x2ull | 1ull << 4 | 3ull << 6)   /* IOTLB, global, drain R+W */
+#define QI_IEC_GLOBAL   0x4ull                              /* interrupt entry cache, global */
+#define QI_WAIT         (0x5ull | 1ull << 5)               /* wait, status write */
+#define QI_ENTRIES      256u                                /* one page */
 #define GSTS_KEEP  (GSTS_TES | (1u << 26) | (1u << 25) | (1u << 23))  /* TE, QIE, IRE, CFI */
 #define CCMD_ICC   (1ull << 63)
 #define CCMD_GLOBAL (1ull << 61)
@@ -33,7 +52,13 @@
 static volatile uint8_t *regs;
 static uint64_t root, iotlb_off, fault_off, faults_seen;
 static uint32_t n_fault_regs, levels;
-static bool active;
+static bool active, queued, ir;
+static uint64_t iq;                     /* the invalidation queue's page, 0 = register-based */
+static uint32_t iq_tail;                /* next descriptor */
+static volatile uint32_t iq_status;     /* where wait descriptors write */
+static uint32_t iq_seq;
+static struct { uint8_t id; uint16_t sid; } ioapic_sid[ACPI_IOAPICS_MAX];
+static uint32_t n_ioapic_sid;
 
 static uint32_t rd32(uint32_t off) { return *(volatile uint32_t *)(regs + off); }
 static uint64_t rd64(uint32_t off) { return *(volatile uint64_t *)(regs + off); }
@@ -62,9 +87,35 @@ static void command(uint32_t bit)
     wr32(REG_GCMD, (rd32(REG_GSTS) & GSTS_KEEP) | bit);
 }
 
+/* Queue descriptors, then a wait whose status write says the unit has
+ * done them all; false when it reported a queue error or never wrote. */
+static bool queue(const uint64_t *desc, uint32_t n)
+{
+    uint64_t *q = table(iq);
+    uint32_t seq = ++iq_seq;
+    for (uint32_t i = 0; i <= n; i++) {
+        uint64_t lo = i < n ? desc[i] : QI_WAIT | (uint64_t)seq << 32;
+        uint64_t hi = i < n ? 0 : (uint64_t)(uintptr_t)&iq_status;
+        q[iq_tail * 2] = lo;
+        q[iq_tail * 2 + 1] = hi;
+        iq_tail = (iq_tail + 1) % QI_ENTRIES;
+    }
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    wr64(REG_IQT, (uint64_t)iq_tail << 4);
+    for (uint32_t i = 0; i < WAIT_SPINS; i++) {
+        if (rd32(REG_FSTS) & FSTS_IQE)
+            return false;
+        if (__atomic_load_n(&iq_status, __ATOMIC_ACQUIRE) == seq)
+            return true;
+    }
+    return false;
+}
+
 /* Context cache and IOTLB, globally (rare: assignment and release). */
 static bool invalidate(void)
 {
+    if (queued)
+        return queue((const uint64_t[]){ QI_CC_GLOBAL, QI_IOTLB_GLOBAL }, 2);
     wr64(REG_CCMD, CCMD_ICC | CCMD_GLOBAL);
     if (!wait_clear64(REG_CCMD, CCMD_ICC))
         return false;
@@ -72,9 +123,62 @@ static bool invalidate(void)
     return wait_clear64((uint32_t)iotlb_off + 8, IOTLB_IVT);
 }
 
-bool vtd_active(void) { return active; }
+bool vtd_invalidate_iec(void)
+{
+    return queued && queue((const uint64_t[]){ QI_IEC_GLOBAL }, 1);
+}
 
-bool vtd_init(const struct acpi_info *a, const char **why)
+bool vtd_active(void) { return active; }
+bool vtd_ir_active(void) { return ir; }
+
+/* Queued invalidation on: the register-based commands must not be used
+ * while it is. */
+static bool start_queue(const char **why)
+{
+    if (!(iq = palloc(1, 0))) {
+        *why = "no memory for the invalidation queue";
+        return false;
+    }
+    wr64(REG_IQT, 0);
+    wr64(REG_IQA, iq);                  /* 128-bit descriptors, one page */
+    command(GSTS_QIES);
+    if (!wait_gsts(GSTS_QIES, true)) {
+        *why = "the unit did not start queued invalidation";
+        return false;
+    }
+    iq_tail = (uint32_t)(rd64(REG_IQH) >> 4) % QI_ENTRIES;
+    queued = true;
+    return true;
+}
+
+bool vtd_ir_enable(uint64_t irt, const char **why)
+{
+    wr64(REG_IRTA, irt | IRT_SIZE_FIELD);   /* xAPIC destinations (EIME 0) */
+    command(GSTS_IRTPS);
+    if (!wait_gsts(GSTS_IRTPS, true) || !vtd_invalidate_iec()) {
+        *why = "the unit did not take the interrupt remapping table";
+        return false;
+    }
+    command(GSTS_IRES);                 /* CFI stays 0: compatibility format blocked */
+    if (!wait_gsts(GSTS_IRES, true)) {
+        *why = "the unit did not turn interrupt remapping on";
+        return false;
+    }
+    ir = true;
+    return true;
+}
+
+bool vtd_ioapic_sid(uint8_t id, uint16_t *sid)
+{
+    for (uint32_t i = 0; i < n_ioapic_sid; i++)
+        if (ioapic_sid[i].id == id) {
+            *sid = ioapic_sid[i].sid;
+            return true;
+        }
+    return false;
+}
+
+bool vtd_init(const struct acpi_info *a, bool need_ir, const char **why)
 {
     *why = NULL;
     if (!a->drhd_base) {
@@ -101,6 +205,11 @@ bool vtd_init(const struct acpi_info *a, const char **why)
         *why = "the unit is in caching mode (a virtual one that wants invalidation per map)";
         return false;
     }
+    if (need_ir && (ecap & (ECAP_QI | ECAP_IR)) != (ECAP_QI | ECAP_IR)) {
+        *why = "the unit offers no interrupt remapping, so a device it translates could raise "
+               "any vector by writing the interrupt range (moat.vtd=on uses it anyway)";
+        return false;
+    }
     iotlb_off = ((ecap >> 8) & 0x3FFu) * 16;
     fault_off = ((cap >> 24) & 0x3FFu) * 16;
     n_fault_regs = (uint32_t)((cap >> 40) & 0xFFu) + 1u;
@@ -108,12 +217,23 @@ bool vtd_init(const struct acpi_info *a, const char **why)
         *why = "no memory for the root table";
         return false;
     }
+    for (uint32_t i = 0; i < a->n_drhd_ioapic && i < ACPI_IOAPICS_MAX; i++) {
+        ioapic_sid[i].id = a->drhd_ioapic[i].id;
+        ioapic_sid[i].sid = a->drhd_ioapic[i].sid;
+        n_ioapic_sid++;
+    }
+    if ((ecap & ECAP_QI) && !start_queue(why))
+        return false;
     wr64(REG_RTADDR, root);
     command(GSTS_RTPS);
     if (!wait_gsts(GSTS_RTPS, true) || !invalidate()) {
         *why = "the unit did not take the root table";
         return false;
     }
+    /* Interrupts first: once translation is on, a device may write the
+     * interrupt range. */
+    if ((ecap & ECAP_IR) && queued && !vtd_ir_init(why))
+        return false;
     command(GSTS_TES);
     if (!wait_gsts(GSTS_TES, true)) {
         *why = "the unit did not turn translation on";
@@ -201,15 +321,41 @@ unsigned vtd_poll_faults(vtd_fault_fn fn)
         uint64_t hi = rd64(off + 8);
         if (!(hi >> 63))
             continue;
-        uint64_t addr = rd64(off) & ADDR_MASK;
+        uint64_t lo = rd64(off);
+        uint8_t reason = (uint8_t)(hi >> 32);
+        uint64_t addr = vtd_fault_is_interrupt(reason) ? lo >> 48 : lo & ADDR_MASK;
         wr32(off + 12, 1u << 31);       /* F is write-one-to-clear */
         faults_seen++;
         n++;
-        fn((uint16_t)hi, addr, (uint8_t)(hi >> 32), !((hi >> 62) & 1));
+        fn((uint16_t)hi, addr, reason, !((hi >> 62) & 1));
     }
     if (rd32(REG_FSTS) & 1u)
         wr32(REG_FSTS, 1u);             /* overflow: records were lost */
     return n;
+}
+
+bool vtd_fault_is_interrupt(uint8_t reason) { return reason >= 0x20 && reason <= 0x26; }
+
+const char *vtd_fault_reason(uint8_t reason)
+{
+    switch (reason) {
+    case 0x01: return "no root entry";
+    case 0x02: return "no context entry";
+    case 0x03: return "invalid context entry";
+    case 0x04: return "address beyond the domain's address width";
+    case 0x05: return "write to a page not mapped writable";
+    case 0x06: return "read from a page not mapped readable";
+    case 0x07: return "the page table could not be read";
+    case 0x0A: case 0x0B: case 0x0C: return "reserved bits set in a table entry";
+    case 0x20: return "interrupt request with reserved fields set";
+    case 0x21: return "interrupt index beyond the table";
+    case 0x22: return "interrupt entry not present";
+    case 0x23: return "the interrupt table could not be read";
+    case 0x24: return "reserved bits set in an interrupt entry";
+    case 0x25: return "compatibility-format interrupt blocked";
+    case 0x26: return "interrupt entry belongs to another source";
+    default: return "other";
+    }
 }
 
 void vtd_describe(void)
@@ -219,7 +365,8 @@ void vtd_describe(void)
         return;
     }
     com1_printf("VT-d: unit at 0x%llx, version %u.%u, %u-level tables, translation on, "
-                "%llu faults recorded\n", (unsigned long long)(uintptr_t)regs,
-                (rd32(REG_VER) >> 4) & 0xF, rd32(REG_VER) & 0xF, levels,
-                (unsigned long long)faults_seen);
+                "interrupt remapping %s, %s invalidation, %llu faults recorded\n",
+                (unsigned long long)(uintptr_t)regs, (rd32(REG_VER) >> 4) & 0xF,
+                rd32(REG_VER) & 0xF, levels, ir ? "on" : "off (not offered)",
+                queued ? "queued" : "register-based", (unsigned long long)faults_seen);
 }
