@@ -169,11 +169,16 @@ static const char *vq_enable(struct virtio_shadow *s, struct dom *d, struct vq *
 }
 
 /* Copy one chain from the domain's table into the shadow. */
-static void copy_chain(struct virtio_shadow *s, struct dom *d, uint32_t qi, struct vq *q,
-                       uint16_t head)
+/* *budget: descriptors the chains of this publication may still hold;
+ * false when this chain would go past it (nothing more is copied). */
+static bool copy_chain(struct virtio_shadow *s, struct dom *d, uint32_t qi, struct vq *q,
+                       uint16_t head, uint32_t *budget)
 {
     uint16_t i = head;
     for (uint32_t n = 0;; n++) {
+        if (*budget == 0)
+            return false;
+        --*budget;
         struct virtq_desc e;
         memcpy(&e, (const void *)(uintptr_t)(q->desc + i * 16ull), sizeof e);
         const char *why = NULL;
@@ -198,7 +203,7 @@ static void copy_chain(struct virtio_shadow *s, struct dom *d, uint32_t qi, stru
         e.addr = pa;
         memcpy((void *)(uintptr_t)(q->sh_desc + i * 16ull), &e, sizeof e);
         if (!(e.flags & VIRTQ_DESC_F_NEXT))
-            return;
+            return true;
         i = e.next;
     }
 }
@@ -217,6 +222,9 @@ static bool vq_push(struct virtio_shadow *s, struct dom *d, uint32_t qi)
         dom_kill(d, "virtio queue %u: avail index moved by %u on a %u-entry ring", qi, n, q->size);
         return false;
     }
+    /* Chains in flight never share descriptors, so together they hold at
+     * most the ring's size: the bound on the monitor's work per call. */
+    uint32_t budget = q->size;
     for (uint16_t k = 0; k < n; k++) {
         uint16_t slot = (uint16_t)((q->avail_seen + k) & (q->size - 1));
         uint16_t head = pm16(q->avail + VIRTQ_AVAIL_RING(slot));
@@ -224,7 +232,11 @@ static bool vq_push(struct virtio_shadow *s, struct dom *d, uint32_t qi)
             dom_kill(d, "virtio queue %u: chain head %u on a %u-entry ring", qi, head, q->size);
             return false;
         }
-        copy_chain(s, d, qi, q, head);
+        if (!copy_chain(s, d, qi, q, head, &budget)) {
+            dom_kill(d, "virtio queue %u: the %u chains made available hold more descriptors "
+                     "than the %u-entry ring has", qi, n, q->size);
+            return false;
+        }
         pw16(q->sh_avail + VIRTQ_AVAIL_RING(slot), head);
         s->chains++;
     }
