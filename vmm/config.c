@@ -49,34 +49,6 @@ static bool parse_u32(const char *s, uint32_t *out)
     return true;
 }
 
-/* "N/Ts" or "N/Tms": at most N restarts in a window of T seconds or ms. */
-static bool parse_budget(const char *s, uint32_t *max, uint32_t *window_ms)
-{
-    char num[16], win[24];
-    const char *slash = strchr(s, '/');
-    if (!slash || (size_t)(slash - s) >= sizeof num || strlen(slash + 1) >= sizeof win)
-        return false;
-    memcpy(num, s, (size_t)(slash - s));
-    num[slash - s] = '\0';
-    strcpy(win, slash + 1);
-    size_t wl = strlen(win);
-    uint32_t unit = 1000;
-    if (wl > 2 && !strcmp(win + wl - 2, "ms")) {
-        unit = 1;
-        win[wl - 2] = '\0';
-    } else if (wl > 1 && win[wl - 1] == 's') {
-        win[wl - 1] = '\0';
-    } else {
-        return false;
-    }
-    uint32_t n, t;
-    if (!parse_u32(num, &n) || !parse_u32(win, &t) || n == 0 || n > RESTART_BUDGET_MAX ||
-        t == 0 || t > UINT32_MAX / unit)
-        return false;
-    *max = n;
-    *window_ms = t * unit;
-    return true;
-}
 
 /* Copy a string already checked to fit (len < dst_len). */
 static void copy_checked(char *dst, size_t dst_len, const char *src)
@@ -280,7 +252,7 @@ bool config_parse_domain(const char *spec, struct domain_config *out,
                 return false;
             }
         } else if (!strcmp(key, "restarts")) {
-            if (!parse_budget(val, &out->restart_max, &out->restart_window_ms)) {
+            if (!restart_budget_parse(val, &out->restart_max, &out->restart_window_ms)) {
                 snprintf(err, errlen, "restarts=%s: give at most N automatic restarts per "
                          "window as N/SECONDSs or N/MSms, N from 1 to %u (e.g. restarts=5/30s)",
                          val, RESTART_BUDGET_MAX);

@@ -25,7 +25,7 @@
 #include <stdint.h>
 #include "devopts.h"
 #include "moat/boot_info.h"
-#include "restart_policy.h"
+#include "moat/restart_policy.h"
 
 #define MOAT_DOMAINS_MAX     32
 #define MOAT_DEFAULT_RAM     (16ull << 20)

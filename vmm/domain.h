@@ -43,7 +43,7 @@
 #include "exit_bus.h"
 #include "pci.h"
 #include "platform_dev.h"
-#include "restart_policy.h"
+#include "moat/restart_policy.h"
 #include "storm.h"
 #include "uart_8250.h"
 #include "vm.h"

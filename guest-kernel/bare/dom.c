@@ -89,7 +89,8 @@ static uint64_t module_size(const char *cmd, const char *key, uint64_t fallback)
 
 static bool monitor_word(const char *w, size_t len)
 {
-    static const char *const keys[] = { "domain=", "dev=", "mem=", "dma=" };
+    static const char *const keys[] = { "domain=", "dev=", "mem=", "dma=", "restart=",
+                                        "restarts=" };
     for (unsigned i = 0; i < sizeof keys / sizeof keys[0]; i++)
         if (len >= strlen(keys[i]) && strncmp(w, keys[i], strlen(keys[i])) == 0)
             return true;
@@ -104,6 +105,9 @@ static const char *parse_words(struct dom *d, const char *cmd, char *args, size_
     cmdline_get(cmd, "dev", d->dev_sel, sizeof d->dev_sel);
     d->mem_size = module_size(cmd, "mem", 8u << 20);
     d->dma_size = module_size(cmd, "dma", 8u << 20);
+    const char *why = dom_supervise_words(d, cmd);
+    if (why)
+        return why;
     size_t used = 0;
     for (bool first = true; *cmd; first = false) {
         while (*cmd == ' ')
@@ -139,6 +143,7 @@ const char *dom_start(struct dom *d)
         if (why)
             return why;
     }
+    dom_pci_reset_done(d);
     dom_pci_boot_info(d);
     d->frame = (struct trap_frame){ .rip = d->entry, .cs = SEL_UCODE, .rflags = 0x202,
                                     .rsp = BARE_DOM_VA_STACK_TOP, .ss = SEL_UDATA };
@@ -224,6 +229,7 @@ void dom_boot_all(const struct boot_desc *b, const struct acpi_info *acpi, uint3
 
 bool dom_run_next(void)
 {
+    dom_supervise_poll();
     for (uint32_t k = 0; k < n_doms; k++) {
         struct dom *d = &doms[(rr_next + k) % n_doms];
         if (d->state != DOM_RUNNABLE)
@@ -250,11 +256,12 @@ static _Noreturn void leave(struct trap_frame *f)
     bare_ctx_jump(&loop_ctx);
 }
 
-void dom_end(struct dom *d, const char *what)
+void dom_end(struct dom *d, const char *what, enum dom_end_kind kind)
 {
     ksnprintf(d->end_reason, sizeof d->end_reason, "%s", what);
     d->state = DOM_DEAD;
     dom_pci_quiesce(d);
+    dom_supervise_ended(d, kind);
 }
 
 void dom_kill(struct dom *d, const char *fmt, ...)
@@ -267,7 +274,7 @@ void dom_kill(struct dom *d, const char *fmt, ...)
     kvsnprintf(why, sizeof why, fmt, ap);
     va_end(ap);
     dom_audit(d, "%s: domain stopped", why);
-    dom_end(d, why);
+    dom_end(d, why, DOM_END_CRASH);
 }
 
 void dom_event(struct dom *d, uint32_t vector)
@@ -342,7 +349,7 @@ _Noreturn void dom_fault(struct trap_frame *f)
             "RSP %llx", (unsigned long long)f->rax, (unsigned long long)f->rbx,
             (unsigned long long)f->rcx, (unsigned long long)f->rdx, (unsigned long long)f->rsi,
             (unsigned long long)f->rdi, (unsigned long long)f->rbp, (unsigned long long)f->rsp);
-    dom_end(d, what);
+    dom_end(d, what, DOM_END_CRASH);
     leave(f);
 }
 
@@ -451,7 +458,7 @@ static void sys_panic_of(struct dom *d, struct trap_frame *f)
         n++;
     msg[n] = '\0';
     dom_log(d, "panic: %s (RIP 0x%llx)", msg, (unsigned long long)f->rip);
-    dom_end(d, "panic");
+    dom_end(d, "panic", DOM_END_CRASH);
     leave(f);
 }
 
@@ -477,12 +484,13 @@ void dom_syscall(struct trap_frame *f)
             dom_log(d, "ready in %llu ms%s", (unsigned long long)((d->ready_tsc - d->started_tsc) /
                                                                   tsc_khz), phases);
             all_ready_check();
+            dom_supervise_ready(d);
         }
         break;
     case SYS_EXIT:
         dom_log(d, "exited with code %llu", (unsigned long long)f->rdi);
         d->exit_code = (uint32_t)f->rdi;
-        dom_end(d, "exited");
+        dom_end(d, "exited", f->rdi ? DOM_END_CRASH : DOM_END_EXIT);
         leave(f);
     case SYS_PANIC:
         sys_panic_of(d, f);

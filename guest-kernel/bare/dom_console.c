@@ -34,6 +34,9 @@ void dom_cmd_domains(void)
                     (unsigned long long)d->syscalls, (unsigned long long)d->irqs,
                     (unsigned long long)d->refused, d->end_reason[0] ? " (" : "",
                     d->end_reason, d->end_reason[0] ? ")" : "");
+        char sup[128];
+        dom_supervise_describe(d, sup, sizeof sup);
+        com1_printf("  %s%s\n", sup, d->restart_pending ? ", restart due" : "");
         if (d->has_cap) {
             char what[96];
             dom_cap_describe(d, what, sizeof what);
@@ -123,9 +126,15 @@ void dom_cmd_inject(const char *name, const char *kind_name)
         com1_printf("no running domain named '%s': try domains\n", name);
         return;
     }
+    if (kind == MOAT_FAULT_KILL || kind == MOAT_FAULT_CRASH_LOOP) {     /* the monitor's own */
+        d->crash_loop = kind == MOAT_FAULT_CRASH_LOOP;
+        com1_printf("injected %s into %s\n", moat_fault_name(kind), name);
+        dom_kill(d, "%s (injected)", kind == MOAT_FAULT_KILL ? "killed" : "crash-loop: killed");
+        return;
+    }
     if (!kind || !(MOAT_FAULT_BIT(kind) & (MOAT_FAULTS_KERNEL | MOAT_FAULTS_DRIVER))) {
-        com1_printf("unknown fault '%s' (kinds: panic, spin, wild-dma-private, wild-dma-other, "
-                    "wild-msi, wild-dma-end, corrupt-device, ...)\n", kind_name);
+        com1_printf("unknown fault '%s' (kinds: kill, crash-loop, panic, spin, wild-dma-private, "
+                    "wild-dma-other, wild-msi, wild-dma-end, corrupt-device, ...)\n", kind_name);
         return;
     }
     if (!(MOAT_FAULT_BIT(kind) & __atomic_load_n(&d->pp->faults, __ATOMIC_ACQUIRE))) {
@@ -144,21 +153,12 @@ void dom_cmd_inject(const char *name, const char *kind_name)
 
 bool dom_cmd_restart(const char *name)
 {
-    uint32_t n_doms;
-    struct dom *doms = dom_table(&n_doms);
-    for (uint32_t i = 0; i < n_doms; i++) {
-        struct dom *d = &doms[i];
-        if (strcmp(d->name, name) != 0)
-            continue;
-        if (d->state != DOM_DEAD)
-            dom_end(d, "restarted from the console");
-        const char *why = dom_start(d);
-        if (why)
-            dom_log(d, "restart failed: %s", why);
-        else
-            dom_log(d, "restarted: memory scrubbed, image reloaded, incarnation %u",
-                    d->incarnation);
-        return true;
-    }
-    return false;
+    struct dom *d = find(name);
+    if (!d)
+        return false;
+    dom_supervise_restart(d);
+    dom_supervise_poll();       /* now, unless its devices are still settling from a reset */
+    if (d->restart_pending)
+        com1_printf("%s restarts once its devices have settled from their reset\n", name);
+    return true;
 }

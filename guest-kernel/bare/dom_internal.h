@@ -9,6 +9,7 @@
 #include "dom/bare_dom.h"
 #include "moat/boot_info.h"
 #include "moat/platform_abi.h"
+#include "moat/restart_policy.h"
 #include "moat/session_abi.h"
 #include "multiboot.h"
 #include "trap.h"
@@ -19,6 +20,9 @@
 #define DOM_WATCHDOG_MS 5000u          /* runnable, no heartbeat this long: stopped */
 
 enum dom_state { DOM_FREE, DOM_RUNNABLE, DOM_WAITING, DOM_DEAD };
+/* Why a domain ended: the restart policy restarts crashes (on-failure),
+ * exits too (always), never an operator's stop or restart. */
+enum dom_end_kind { DOM_END_CRASH, DOM_END_EXIT, DOM_END_OPERATOR };
 
 struct dom_window { uint64_t iova, size, pa; };
 
@@ -51,6 +55,11 @@ struct dom {
     char end_reason[DOM_AUDIT_LEN];
     struct moat_cap_register cap;
     bool has_cap;
+    /* Supervision (dom_supervise.c). */
+    enum restart_policy restart;
+    struct restart_budget budget;
+    bool breaker_open, crash_loop, restart_pending, auto_restart;
+    uint64_t restart_tsc;               /* restart_pending: not before */
     /* Counters and the audit trail. */
     uint64_t syscalls, refused, irqs;
     char audit[DOM_AUDIT_MAX][DOM_AUDIT_LEN];
@@ -69,14 +78,32 @@ void dom_audit(struct dom *d, const char *fmt, ...) __attribute__((format(printf
 void dom_kill(struct dom *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Mark vector pending in d's event page and wake it. */
 void dom_event(struct dom *d, uint32_t vector);
-/* d ends (what: why, for the console): its devices quiesced. */
-void dom_end(struct dom *d, const char *what);
+/* d ends (what: why, for the console): its devices quiesced and reset,
+ * then the supervisor decides on a restart. */
+void dom_end(struct dom *d, const char *what, enum dom_end_kind kind);
+uint64_t dom_tsc_khz(void);
 /* (Re)start d from its module: NULL, or why not. */
 const char *dom_start(struct dom *d);
 /* "cap NAME.CAP: BlockDevice, ..." or "...: Nic, MAC ..." */
 void dom_cap_describe(const struct dom *d, char *out, size_t len);
 /* Every domain slot, n of them (for the console). */
 struct dom *dom_table(uint32_t *n);
+
+/* dom_supervise.c */
+/* The module's restart= and restarts= (first start only: they stay across
+ * restarts); NULL, or why they are malformed. */
+const char *dom_supervise_words(struct dom *d, const char *cmd);
+/* d ended: restart it later (per policy and budget), or open its breaker. */
+void dom_supervise_ended(struct dom *d, enum dom_end_kind kind);
+/* The operator's restart: end d if it runs, close the breaker, forget the
+ * budget, restart it as soon as its devices have settled. */
+void dom_supervise_restart(struct dom *d);
+/* d told the monitor it is ready (crash-loop injection kills it here). */
+void dom_supervise_ready(struct dom *d);
+/* Start the domains whose restart is due (the monitor loop, not a trap). */
+void dom_supervise_poll(void);
+/* "restart=on-failure, 1 of 5 restarts used in 30 s" and the breaker. */
+void dom_supervise_describe(const struct dom *d, char *out, size_t len);
 
 /* dom_load.c */
 /* Build d's address space and load its image (first time: allocate;

@@ -25,14 +25,6 @@ unsigned dom_n_devs;
 static struct { struct dom_dev *dev; uint32_t entry; } vec_owner[256];
 static uint32_t apic_dest;
 
-static uint32_t cfg_rd(const struct dom_dev *x, uint32_t off)
-{
-    return pci_read32(x->fn.bus, x->fn.dev, x->fn.fn, (uint16_t)(off & ~3u));
-}
-static void cfg_wr(const struct dom_dev *x, uint32_t off, uint32_t v)
-{
-    pci_write32(x->fn.bus, x->fn.dev, x->fn.fn, (uint16_t)(off & ~3u), v);
-}
 
 /* ---- assignment ------------------------------------------------------------------------ */
 
@@ -93,7 +85,7 @@ static void size_bar(struct dom_dev *x, unsigned n)
                                                                             : MOAT_BAR_MEM32 };
 }
 
-static uint32_t find_cap(const struct dom_dev *x, uint8_t id)
+uint32_t dev_find_cap(const struct dom_dev *x, uint8_t id)
 {
     if (!(cfg_rd(x, PCI_COMMAND) >> 16 & PCI_STATUS_CAP_LIST))
         return 0;
@@ -213,7 +205,7 @@ const char *dom_pci_assign(struct dom *d, const char *sel, uint32_t apic_id, uin
             return "a BAR cannot be mapped";
     uint32_t decode = PCI_CMD_MEM | (x->bar[0].kind == MOAT_BAR_IO ? PCI_CMD_IO : 0u);
     cfg_wr(x, PCI_COMMAND, (cmd & ~(uint32_t)PCI_CMD_MASTER) | decode);
-    x->msix_cap = find_cap(x, PCI_CAP_ID_MSIX);
+    x->msix_cap = dev_find_cap(x, PCI_CAP_ID_MSIX);
     if (x->msix_cap) {
         uint32_t h = cfg_rd(x, x->msix_cap), t = cfg_rd(x, x->msix_cap + PCI_MSIX_TABLE),
                  p = cfg_rd(x, x->msix_cap + PCI_MSIX_PBA);
@@ -230,6 +222,7 @@ const char *dom_pci_assign(struct dom *d, const char *sel, uint32_t apic_id, uin
     const char *why = nvme ? attach_nvme(x, cmd, tsc_khz) : attach_virtio(x);
     if (why)
         return why;
+    dev_reset_probe(x);
     dom_n_devs++;
     d->dev[d->n_dev++] = x;
     return NULL;
@@ -520,7 +513,23 @@ void dom_pci_quiesce(struct dom *d)
             dom_log(d, "NVMe controller %02x:%02x.%x did not stop in CAP.TO; bus mastering off "
                     "anyway", x->fn.bus, x->fn.dev, x->fn.fn);
         cfg_wr(x, PCI_COMMAND, (cfg_rd(x, PCI_COMMAND) & 0xFFFF & ~(uint32_t)PCI_CMD_MASTER));
+        dev_reset_start(x, dom_tsc_khz());
     }
+}
+
+uint64_t dom_pci_settle_tsc(const struct dom *d)
+{
+    uint64_t t = 0;
+    for (uint32_t i = 0; i < d->n_dev; i++)
+        if (d->dev[i]->settle_tsc > t)
+            t = d->dev[i]->settle_tsc;
+    return t;
+}
+
+void dom_pci_reset_done(struct dom *d)
+{
+    for (uint32_t i = 0; i < d->n_dev; i++)
+        dev_reset_done(d->dev[i]);
 }
 
 void dom_pci_describe(const struct dom *d)
@@ -541,6 +550,9 @@ void dom_pci_describe(const struct dom *d)
                     x->bar[bn].kind == MOAT_BAR_IO ? "ports" : "memory",
                     (unsigned long long)x->bar[bn].base, (unsigned long long)x->bar[bn].size,
                     x->msix_n, intx, (unsigned long long)x->cfg_refused);
+        com1_printf("    reset: %s, %llu so far\n", x->flr ? "its own, then a function-level reset"
+                                                         : "its own (no function-level reset)",
+                    (unsigned long long)x->resets);
         com1_printf("    DMA: %s", x->vtd ? "vtd" : "shadow");
         if (x->vtd)
             com1_printf(", %llu blocked by the unit", (unsigned long long)x->vtd_faults);

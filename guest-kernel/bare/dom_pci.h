@@ -43,8 +43,14 @@ void dom_pci_sync(struct dom *d);
 void dom_pci_irq(uint32_t vector);
 /* Interrupts taken on vectors no device holds (stray or forged). */
 uint64_t dom_pci_stray(void);
-/* The domain ended: mask its vectors, reset its devices, bus mastering off. */
+/* The domain ended: mask its vectors, reset its devices through their own
+ * registers (NVMe CC.EN = 0 until CSTS.RDY = 0, virtio status 0), bus
+ * mastering off, then a function-level reset where a device offers one. */
 void dom_pci_quiesce(struct dom *d);
+/* When the last of d's device resets is over (TSC; 0: none under way). */
+uint64_t dom_pci_settle_tsc(const struct dom *d);
+/* Before d starts again, its resets over: the devices' headers put back. */
+void dom_pci_reset_done(struct dom *d);
 /* VT-d is on (vtd.h): confine each of d's devices to d's windows there
  * and stop interposing on it; a device whose DMA goes around the IOMMU
  * (virtio without ACCESS_PLATFORM) stays interposed. */

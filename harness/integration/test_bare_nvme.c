@@ -11,10 +11,15 @@
  *     address into a PRP is refused at the doorbell and audited, and the
  *     target (a canary page of the monitor's) is unchanged; the domain's
  *     private memory and the page after its window likewise;
- *   - a panicking domain is stopped and its device quiesced, and restart
- *     scrubs and starts it again, serving as before; an exception in the
- *     domain is reported with its registers; a domain spinning without
- *     its run loop is stopped by the watchdog;
+ *   - a panicking domain is stopped, its controller reset (CC.EN = 0, then
+ *     a function-level reset) and, by the default policy, restarted at
+ *     once: memory scrubbed, header put back, serving as before; an
+ *     exception in the domain is reported with its registers and
+ *     restarted likewise; a domain spinning without its run loop is
+ *     stopped by the watchdog and restarted;
+ *   - a crash loop spends the restart budget and opens the breaker, and
+ *     the console's restart closes it; restart=never keeps a crashed
+ *     domain down; a malformed restarts= is refused with why;
  *   - a module whose mem= is malformed is not started, and says why.
  * Without QEMU every test says SKIPPED.
  */
@@ -137,7 +142,7 @@ Test(bare_nvme, raw_physical_addresses_are_refused_at_the_doorbell, .timeout = 3
     check_image(512);
 }
 
-Test(bare_nvme, a_panicking_domain_is_stopped_and_restarted, .timeout = 300)
+Test(bare_nvme, a_panicking_domain_is_reset_and_restarted, .timeout = 300)
 {
     boot_kernel_to_prompt("q35", nvme_args(""));
     expect_selftest_pass(512);
@@ -145,26 +150,33 @@ Test(bare_nvme, a_panicking_domain_is_stopped_and_restarted, .timeout = 300)
     run_cmd("inject nvme0 panic", out, sizeof out);
     cr_assert(qc_expect(&qc, "nvme0: panic: injected fault: panic", REPLY_MS),
               "no panic report:\n%s", qc.text);
+    cr_assert(qc_expect(&qc, "nvme0: device 00:", REPLY_MS) &&
+              qc_expect(&qc, ": function-level reset, back in 100 ms", REPLY_MS),
+              "the controller was not reset:\n%s", qc.text);
+    cr_assert(qc_expect(&qc, "nvme0: restarted after its end: memory scrubbed, image reloaded, "
+                             "devices reset, incarnation 2", SELFTEST_MS),
+              "no automatic restart:\n%s", qc.text);
+    expect_selftest_pass(512);          /* the header came back: BARs decode again */
     run_cmd("domains", out, sizeof out);
-    cr_assert(strstr(out, "nvme0: stopped, incarnation 1") && strstr(out, "(panic)"),
+    cr_assert(strstr(out, "nvme0: running, incarnation 2") &&
+              strstr(out, "restart=on-failure, 1 of 5 restarts used in 30 s") &&
+              strstr(out, "reset: its own, then a function-level reset, 1 so far"),
               "domains: %s", out);
-    run_cmd("restart nvme0", out, sizeof out);
-    cr_assert(strstr(out, "restarted: memory scrubbed, image reloaded, incarnation 2"),
-              "restart: %s", out);
-    expect_selftest_pass(512);
-    run_cmd("domains", out, sizeof out);
-    cr_assert(strstr(out, "nvme0: running, incarnation 2"), "domains: %s", out);
     /* An exception in ring 3 (the kernel kind of fault: ud2 where hosted
-     * mode would triple-fault) is caught and reported with registers. */
+     * mode would triple-fault) is caught, reported with registers, and
+     * restarted too. */
     run_cmd("inject nvme0 triple-fault", out, sizeof out);
     cr_assert(qc_expect(&qc, "nvme0: crashed: #UD invalid opcode (vector 6, error 0x0) at RIP 0x",
                         REPLY_MS) && qc_expect(&qc, "nvme0: registers: RAX ", REPLY_MS),
               "no crash report:\n%s", qc.text);
+    cr_assert(qc_expect(&qc, "devices reset, incarnation 3", SELFTEST_MS), "no restart:\n%s",
+              qc.text);
+    expect_selftest_pass(512);
     reboot_and_close();
     check_image(512);
 }
 
-Test(bare_nvme, a_spinning_domain_is_stopped_by_the_watchdog, .timeout = 300)
+Test(bare_nvme, a_spinning_domain_is_stopped_by_the_watchdog_and_restarted, .timeout = 300)
 {
     boot_kernel_to_prompt("q35", nvme_args(""));
     expect_selftest_pass(512);
@@ -173,11 +185,63 @@ Test(bare_nvme, a_spinning_domain_is_stopped_by_the_watchdog, .timeout = 300)
     cr_assert(qc_expect(&qc, "nvme0: audit: no heartbeat for 5000 ms while runnable (watchdog): "
                              "domain stopped", SELFTEST_MS), "the watchdog did not fire:\n%s",
               qc.text);
+    cr_assert(qc_expect(&qc, "devices reset, incarnation 2", SELFTEST_MS), "no restart:\n%s",
+              qc.text);
+    expect_selftest_pass(512);
     /* The console stayed responsive while it spun (the tick preempts). */
     run_cmd("domains", out, sizeof out);
-    cr_assert(strstr(out, "nvme0: stopped, incarnation 1"), "domains: %s", out);
+    cr_assert(strstr(out, "nvme0: running, incarnation 2"), "domains: %s", out);
     reboot_and_close();
     check_image(512);
+}
+
+Test(bare_nvme, a_crash_loop_opens_the_breaker_until_the_console_restarts, .timeout = 300)
+{
+    boot_kernel_to_prompt("q35", nvme_args(""));
+    expect_selftest_pass(512);
+    char out[8192];
+    run_cmd("inject nvme0 crash-loop", out, sizeof out);
+    cr_assert(qc_expect(&qc, "nvme0: stays down: 5 automatic restarts in 30 s spent its budget "
+                             "(breaker open; 'restart nvme0' closes it)", SELFTEST_MS),
+              "the breaker did not open:\n%s", qc.text);
+    run_cmd("domains", out, sizeof out);
+    cr_assert(strstr(out, "nvme0: stopped, incarnation 6") && strstr(out, "breaker open"),
+              "domains: %s", out);
+    run_cmd("restart nvme0", out, sizeof out);
+    cr_assert(qc_seen("nvme0: restarted: memory scrubbed, image reloaded, devices reset, "
+                      "incarnation 7", SELFTEST_MS), "the console did not restart it:\n%s",
+              qc.text);
+    expect_selftest_pass(512);
+    run_cmd("domains", out, sizeof out);
+    cr_assert(strstr(out, "nvme0: running, incarnation 7") &&
+              strstr(out, "0 of 5 restarts used in 30 s") && !strstr(out, "breaker open"),
+              "domains: %s", out);
+    reboot_and_close();
+    check_image(512);
+}
+
+Test(bare_nvme, restart_never_keeps_a_crashed_domain_down, .timeout = 300)
+{
+    nvme_args("");                      /* the image and the drive */
+    boot_kernel_to_prompt("q35", bare_domain_args("nvme.dom.elf",
+        "domain=nvme0 dev=nvme mem=16M dma=32M restart=never restarts=2/10s", (char *[]){ "-drive",
+        drive, "-device", "nvme,serial=never,drive=nv0", NULL }));
+    cr_assert(qc_seen("nvme0: ready in", SELFTEST_MS), "no domain:\n%s", qc.text);
+    char out[8192];
+    run_cmd("inject nvme0 kill", out, sizeof out);
+    cr_assert(qc_seen("nvme0: stays down (restart=never)", REPLY_MS), "it was restarted:\n%s",
+              qc.text);
+    run_cmd("domains", out, sizeof out);
+    cr_assert(strstr(out, "nvme0: stopped, incarnation 1") &&
+              strstr(out, "restart=never, 0 of 2 restarts used in 10 s"), "domains: %s", out);
+    reboot_and_close();
+
+    boot_kernel_to_prompt("q35", bare_domain_args("nvme.dom.elf",
+        "domain=nvme0 dev=nvme restarts=often", (char *[]){ NULL }));
+    cr_assert(strstr(qc.text, "not started: restarts= must be N/SECONDSs or N/MSms"),
+              "a malformed restarts= was not refused with why:\n%s", qc.text);
+    reboot_and_close();
+    unlink(img);
 }
 
 Test(bare_nvme, a_malformed_size_is_refused_with_why, .timeout = 120)

@@ -140,7 +140,7 @@ struct moat_domain_status {
     uint32_t sessions;          /* open now */
     char crash_cause[24];       /* "" unless crashed */
     char crash_detail[MOAT_DETAIL_MAX];
-    /* Restart policy and breaker (vmm/restart_policy.h). */
+    /* Restart policy and breaker (moat/restart_policy.h). */
     char restart_policy[16];    /* "never", "on-failure", "always" */
     uint32_t restarts;          /* automatic and operator restarts */
     uint32_t auto_restarts;

@@ -1,22 +1,28 @@
-/* Restart policy, budget and breaker (contract in restart_policy.h). */
-#include <string.h>
-#include "enum_name.h"
-#include "restart_policy.h"
+/* Restart policy, budget and breaker (contract in moat/restart_policy.h).
+ * Freestanding: the VMM and the bare monitor link it. */
+#include "moat/restart_policy.h"
 
 static const char *const policy_names[] = {
     [RESTART_DEFAULT] = "default", [RESTART_NEVER] = "never",
     [RESTART_ON_FAILURE] = "on-failure", [RESTART_ALWAYS] = "always",
 };
 
+static bool same(const char *a, const char *b)
+{
+    while (*a && *a == *b)
+        a++, b++;
+    return *a == *b;
+}
+
 const char *restart_policy_name(enum restart_policy p)
 {
-    return ENUM_NAME(policy_names, p);
+    return (unsigned)p <= RESTART_ALWAYS ? policy_names[p] : "unknown";
 }
 
 bool restart_policy_parse(const char *s, enum restart_policy *out)
 {
     for (unsigned p = RESTART_NEVER; p <= RESTART_ALWAYS; p++) {
-        if (!strcmp(s, policy_names[p])) {
+        if (same(s, policy_names[p])) {
             *out = (enum restart_policy)p;
             return true;
         }
@@ -24,11 +30,44 @@ bool restart_policy_parse(const char *s, enum restart_policy *out)
     return false;
 }
 
+/* Decimal digits from *s up to a non-digit, into *out (no overflow past
+ * UINT32_MAX); false when there are none. */
+static bool digits(const char **s, uint32_t *out)
+{
+    uint64_t v = 0;
+    const char *p = *s;
+    for (; *p >= '0' && *p <= '9'; p++)
+        if ((v = v * 10 + (uint64_t)(*p - '0')) > UINT32_MAX)
+            return false;
+    if (p == *s)
+        return false;
+    *s = p;
+    *out = (uint32_t)v;
+    return true;
+}
+
+bool restart_budget_parse(const char *s, uint32_t *max, uint32_t *window_ms)
+{
+    uint32_t n, t, unit;
+    if (!digits(&s, &n) || *s++ != '/' || !digits(&s, &t))
+        return false;
+    if (same(s, "ms"))
+        unit = 1;
+    else if (same(s, "s"))
+        unit = 1000;
+    else
+        return false;
+    if (n == 0 || n > RESTART_BUDGET_MAX || t == 0 || t > UINT32_MAX / unit)
+        return false;
+    *max = n;
+    *window_ms = t * unit;
+    return true;
+}
+
 void restart_budget_init(struct restart_budget *b, uint32_t max, uint32_t window_ms)
 {
-    memset(b, 0, sizeof *b);
-    b->max = max > RESTART_BUDGET_MAX ? RESTART_BUDGET_MAX : max;
-    b->window_ms = window_ms;
+    *b = (struct restart_budget){ .max = max > RESTART_BUDGET_MAX ? RESTART_BUDGET_MAX : max,
+                                  .window_ms = window_ms };
 }
 
 void restart_budget_clear(struct restart_budget *b)

@@ -15,8 +15,9 @@
  * breaker instead: the domain stays down with the reason, until an operator
  * closes it (restart_budget_clear, `moatctl restart`).
  *
- * Pure logic (no threads, no clock reads): the caller passes the time and
- * keeps the state under its own lock.
+ * Pure logic (no threads, no clock reads, freestanding): the caller passes
+ * the time and keeps the state under its own lock. The VMM and the bare
+ * monitor share it.
  */
 #ifndef MOAT_RESTART_POLICY_H
 #define MOAT_RESTART_POLICY_H
@@ -49,6 +50,9 @@ const char *restart_policy_name(enum restart_policy p);
 /* "never" / "on-failure" / "always" -> policy; false for anything else. */
 bool restart_policy_parse(const char *s, enum restart_policy *out);
 
+/* "N/Ts" or "N/Tms": at most N (1..RESTART_BUDGET_MAX) automatic restarts
+ * in any window of T seconds or milliseconds; false for anything else. */
+bool restart_budget_parse(const char *s, uint32_t *max, uint32_t *window_ms);
 void restart_budget_init(struct restart_budget *b, uint32_t max, uint32_t window_ms);
 /* Forget every restart counted (an operator closed the breaker). */
 void restart_budget_clear(struct restart_budget *b);
