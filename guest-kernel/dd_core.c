@@ -3,6 +3,7 @@
 #include "dd.h"
 #include "gk/cmdline.h"
 #include "gk/console.h"
+#include "gk/mem.h"
 #include "gk/panic.h"
 #include "gk/platform.h"
 #include "gk/runtime.h"
@@ -14,6 +15,7 @@ _Static_assert(DD_SPIN_US_DEFAULT * 1000ull == GK_SPIN_NS_DEFAULT,
                "dd.h and gk/runtime.h disagree on the default spin time");
 
 uint64_t dd_now_ns(void) { return timer_now_ns(); }
+void *dd_mem_alloc(uint64_t size) { return mem_alloc_pages((size_t)((size + 4095) / 4096)); }
 bool dd_poll_add(bool (*fn)(void *ctx), void *ctx) { return gk_poller_add(fn, ctx); }
 bool dd_idle_add(bool (*fn)(void *ctx), void *ctx) { return gk_idle_add(fn, ctx); }
 void dd_spin_set(uint64_t ns) { gk_spin_set(ns); }

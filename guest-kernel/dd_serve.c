@@ -37,11 +37,6 @@ static uint64_t table_seen;
 static bool draining;           /* orderly stop: take nothing new */
 static struct dd_serve_stats st;
 
-void *dd_mem_alloc(uint64_t size)
-{
-    return mem_alloc_pages((size_t)((size + 4095) / 4096));
-}
-
 void dd_serve_stats(struct dd_serve_stats *out) { *out = st; }
 
 /* ---- request pool --------------------------------------------------------------- */

@@ -2,6 +2,7 @@
  * moat/platform_abi.h): ports for rare events, shared page for the rest. */
 #include "gk/cpu.h"
 #include "gk/event.h"
+#include "gk/mem.h"
 #include "gk/platform.h"
 
 static const struct moat_boot_info *boot_info;
@@ -58,3 +59,6 @@ _Noreturn void platform_crash(void)
         hlt();
     }
 }
+
+/* Hosted, the platform's pages and the session windows are identity-mapped. */
+void *gk_gpa_ptr(uint64_t gpa) { return (void *)(uintptr_t)gpa; }

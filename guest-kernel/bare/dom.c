@@ -261,6 +261,7 @@ void dom_end(struct dom *d, const char *what, enum dom_end_kind kind)
     ksnprintf(d->end_reason, sizeof d->end_reason, "%s", what);
     d->state = DOM_DEAD;
     dom_pci_quiesce(d);
+    dom_session_ended(d);
     dom_supervise_ended(d, kind);
 }
 
@@ -318,6 +319,7 @@ void dom_tick(void)
         watchdog(d, now);
         if (d->state == DOM_DEAD)
             continue;
+        dom_session_doorbells(d);
         d->ev->ticks++;
         dom_pci_sync(d);
         dom_event(d, 256);
@@ -442,11 +444,16 @@ static int64_t sys_cap(struct dom *d, uint64_t va)
         dom_audit(d, "cap registration refused: kind %u with impossible geometry", r.kind);
         return -SYS_EINVAL;
     }
+    if (r.vector >= 256) {
+        dom_audit(d, "cap registration refused: session vector %u", r.vector);
+        return -SYS_EINVAL;
+    }
     d->cap = r;
     d->has_cap = true;
     char what[96];
     dom_cap_describe(d, what, sizeof what);
     dom_log(d, "%s", what);
+    dom_session_server_ready(d);
     return 0;
 }
 
@@ -473,6 +480,7 @@ void dom_syscall(struct trap_frame *f)
         break;
     case SYS_WAIT:
         dom_pci_sync(d);        /* kicks the driver skipped, used entries to copy back */
+        dom_session_doorbells(d);
         if (d->irq_count == f->rdi)
             d->state = DOM_WAITING;
         break;
@@ -512,6 +520,15 @@ void dom_syscall(struct trap_frame *f)
         break;
     case SYS_INTX_ACK:
         r = dom_pci_intx_ack(d, f->rdi);
+        break;
+    case SYS_SESSION_OPEN:
+        r = dom_session_open(d, f->rdi, f->rsi, f->rdx);
+        break;
+    case SYS_SESSION_KICK:
+        r = dom_session_kick(d, f->rdi);
+        break;
+    case SYS_SESSION_RELEASE:
+        r = dom_session_release(d, f->rdi);
         break;
     default:
         r = -SYS_ENOSYS;

@@ -7,14 +7,19 @@
  * A domain is described by a multiboot module: the image, then words.
  * Monitor words: domain=NAME (required), dev=nvme|virtio-net|BB:DD.F (the
  * first unassigned function of that kind, or that address), mem=SIZE
- * (private heap, default 8M), dma=SIZE (one window, default 8M). Every
- * other word is the driver's argument (dd_arg).
+ * (private heap, default 8M), dma=SIZE (one window, default 8M),
+ * restart=never|on-failure|always and restarts=N/Ts (moat/restart_policy.h:
+ * default on-failure, 5 in 30 s). Every other word is the domain's
+ * argument (dd_arg). A domain without dev= is an app domain: it holds
+ * caps other domains serve (sessions, the monitor as broker).
  *
  * One CPU: the monitor loop (monitor.c) runs one domain at a time until it
  * sleeps, ends or is preempted by the tick; interrupts for a domain mark
  * its event page and wake it. A domain's fault, panic or refused access
- * ends it: the device is quiesced, and `restart NAME` scrubs its memory
- * and starts it again.
+ * ends it: its devices are quiesced and reset, its sessions closed (as a
+ * client) or kept for its next incarnation (as a server), and the
+ * supervisor restarts it per its policy; `restart NAME` scrubs its memory
+ * and starts it again whatever the policy, closing an open breaker.
  */
 #ifndef BARE_DOM_H
 #define BARE_DOM_H
@@ -39,6 +44,8 @@ void dom_cmd_domains(void);
 void dom_cmd_windows(void);
 void dom_cmd_audit(void);
 bool dom_cmd_restart(const char *name);
+/* Console: one line per session between domains. */
+void dom_session_describe(void);
 /* Ask a domain to raise a fault (moat_fault_parse names); wild-dma-other
  * aims it at a canary page of the monitor's, which dom_cmd_canary checks. */
 void dom_cmd_inject(const char *name, const char *kind);

@@ -42,6 +42,8 @@ struct dom {
     struct moat_boot_info *bi;          /* the monitor's views of the shared pages */
     struct moat_platform_page *pp;
     struct bare_dom_events *ev;
+    struct moat_session_table *table;   /* as a server */
+    uint32_t *doorbells;
     struct dom_dev *dev[MOAT_DEVICES_MAX];
     uint32_t n_dev;
     struct trap_frame frame;            /* where it resumes */
@@ -89,6 +91,20 @@ void dom_cap_describe(const struct dom *d, char *out, size_t len);
 /* Every domain slot, n of them (for the console). */
 struct dom *dom_table(uint32_t *n);
 
+/* dom_session.c: caps between domains, the monitor as broker */
+/* SYS_SESSION_OPEN, SYS_SESSION_KICK, SYS_SESSION_RELEASE. */
+int64_t dom_session_open(struct dom *client, uint64_t name_va, uint64_t info_va, uint64_t vector);
+int64_t dom_session_kick(struct dom *client, uint64_t k);
+int64_t dom_session_release(struct dom *server, uint64_t slot);
+/* server registered its cap (a new incarnation): fresh rings for every
+ * session on it, published to it, their clients told. */
+void dom_session_server_ready(struct dom *server);
+/* d ended: as a client its sessions close; as a server they wait for its
+ * next incarnation. */
+void dom_session_ended(struct dom *d);
+/* Take the doorbells d rang and wake their clients (d sleeps, or a tick). */
+void dom_session_doorbells(struct dom *d);
+
 /* dom_supervise.c */
 /* The module's restart= and restarts= (first start only: they stay across
  * restarts); NULL, or why they are malformed. */
@@ -109,11 +125,17 @@ void dom_supervise_describe(const struct dom *d, char *out, size_t len);
 /* Build d's address space and load its image (first time: allocate;
  * later: scrub and reuse). NULL, or why not. */
 const char *dom_load(struct dom *d, uint64_t tsc_khz);
+/* Map 2 MiB of session memory at pa as d's session k (pa 0: unmap).
+ * Entered domains get a fresh CR3 load, so no stale translation stays. */
+void dom_map_session(struct dom *d, uint32_t k, uint64_t pa);
 /* Physical address of [iova, iova + len) when it lies inside one of d's
  * windows, else 0 (a window never starts at physical 0). */
 uint64_t dom_window_pa(const struct dom *d, uint64_t iova, uint64_t len);
 /* Copy len bytes from d's user address va; false when any byte is not
  * mapped for ring 3. */
 bool dom_copy_in(const struct dom *d, void *dst, uint64_t va, uint64_t len);
+/* Copy len bytes to d's user address va; false when any byte is not
+ * mapped writable for ring 3. */
+bool dom_copy_out(const struct dom *d, uint64_t va, const void *src, uint64_t len);
 
 #endif /* BARE_DOM_INTERNAL_H */

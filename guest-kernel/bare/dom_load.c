@@ -154,7 +154,7 @@ static const char *first_time(struct dom *d)
 {
     if (!build_tables(d))
         return "no memory for page tables";
-    d->pages_pa = palloc(3, 0);
+    d->pages_pa = palloc(BARE_DOM_SHARED_PAGES, 0);
     d->stack_pa = palloc(BARE_DOM_STACK / PAGE, 0);
     d->heap_pa = palloc(d->mem_size / PAGE, 0);
     uint64_t win_pa = palloc(d->dma_size / PAGE, MIB2);
@@ -165,6 +165,8 @@ static const char *first_time(struct dom *d)
     if (!map_4k(d, BARE_DOM_VA_BOOTINFO, d->pages_pa, PTE_NX) ||
         !map_4k(d, BARE_DOM_VA_PLATFORM, d->pages_pa + PAGE, PTE_W | PTE_NX) ||
         !map_4k(d, BARE_DOM_VA_EVENTS, d->pages_pa + 2 * PAGE, PTE_W | PTE_NX) ||
+        !map_4k(d, BARE_DOM_VA_SESSION_TABLE, d->pages_pa + 3 * PAGE, PTE_NX) ||
+        !map_4k(d, BARE_DOM_VA_DOORBELLS, d->pages_pa + 4 * PAGE, PTE_W | PTE_NX) ||
         !map_run(d, BARE_DOM_VA_STACK_TOP - BARE_DOM_STACK, d->stack_pa, BARE_DOM_STACK,
                  PTE_W | PTE_NX) ||
         !map_run(d, BARE_DOM_VA_HEAP, d->heap_pa, d->mem_size, PTE_W | PTE_NX))
@@ -187,7 +189,7 @@ const char *dom_load(struct dom *d, uint64_t tsc_khz)
         if (why)
             return why;
     } else {                    /* a restart: scrub everything it could write */
-        memset((void *)(uintptr_t)d->pages_pa, 0, 3 * PAGE);
+        memset((void *)(uintptr_t)d->pages_pa, 0, BARE_DOM_SHARED_PAGES * PAGE);
         memset((void *)(uintptr_t)d->stack_pa, 0, BARE_DOM_STACK);
         memset((void *)(uintptr_t)d->heap_pa, 0, d->mem_size);
         for (uint32_t i = 0; i < d->n_win; i++)
@@ -199,6 +201,8 @@ const char *dom_load(struct dom *d, uint64_t tsc_khz)
     d->bi = (struct moat_boot_info *)(uintptr_t)d->pages_pa;
     d->pp = (struct moat_platform_page *)(uintptr_t)(d->pages_pa + PAGE);
     d->ev = (struct bare_dom_events *)(uintptr_t)(d->pages_pa + 2 * PAGE);
+    d->table = (struct moat_session_table *)(uintptr_t)(d->pages_pa + 3 * PAGE);
+    d->doorbells = (uint32_t *)(uintptr_t)(d->pages_pa + 4 * PAGE);
     struct moat_boot_info *bi = d->bi;
     bi->magic = MOAT_BOOT_MAGIC;
     bi->version = MOAT_BOOT_VERSION;
@@ -221,6 +225,12 @@ const char *dom_load(struct dom *d, uint64_t tsc_khz)
     return NULL;
 }
 
+void dom_map_session(struct dom *d, uint32_t k, uint64_t pa)
+{
+    table(dom_pd(d))[((BARE_DOM_VA_SESSIONS + k * BARE_DOM_SESSION_SIZE) >> 21) & 511] =
+        pa ? pa | PTE_P | PTE_W | PTE_U | PTE_PS | PTE_NX : 0;
+}
+
 uint64_t dom_window_pa(const struct dom *d, uint64_t iova, uint64_t len)
 {
     for (uint32_t i = 0; i < d->n_win; i++) {
@@ -231,36 +241,52 @@ uint64_t dom_window_pa(const struct dom *d, uint64_t iova, uint64_t len)
     return 0;
 }
 
-/* Walk d's tables for one user-readable byte range inside a page. */
-static uint64_t user_pa(const struct dom *d, uint64_t va)
+/* Walk d's tables for the byte at va: its physical address when ring 3
+ * may touch it (and write it, with PTE_W in need), else 0. */
+static uint64_t user_pa(const struct dom *d, uint64_t va, uint64_t need)
 {
+    need |= PTE_P | PTE_U;
     if (va < BARE_DOM_VA_BASE || va >= BARE_DOM_VA_END)
         return 0;
     uint64_t e = table(dom_pd((struct dom *)d))[(va >> 21) & 511];
-    if ((e & (PTE_P | PTE_U)) != (PTE_P | PTE_U))
+    if ((e & need) != need)
         return 0;
     if (e & PTE_PS)
         return (e & PTE_ADDR & ~(MIB2 - 1)) + (va & (MIB2 - 1));
     e = table(e & PTE_ADDR)[(va >> 12) & 511];
-    if ((e & (PTE_P | PTE_U)) != (PTE_P | PTE_U))
+    if ((e & need) != need)
         return 0;
     return (e & PTE_ADDR) + (va & (PAGE - 1));
 }
 
-bool dom_copy_in(const struct dom *d, void *dst, uint64_t va, uint64_t len)
+/* len bytes between the monitor's buf and d's va, page by page. */
+static bool copy_user(const struct dom *d, void *buf, uint64_t va, uint64_t len, bool out)
 {
-    uint8_t *out = dst;
+    uint8_t *b = buf;
     while (len) {
-        uint64_t pa = user_pa(d, va);
+        uint64_t pa = user_pa(d, va, out ? PTE_W : 0);
         if (!pa)
             return false;
         uint64_t n = PAGE - (va & (PAGE - 1));
         if (n > len)
             n = len;
-        memcpy(out, (const void *)(uintptr_t)pa, n);
-        out += n;
+        if (out)
+            memcpy((void *)(uintptr_t)pa, b, n);
+        else
+            memcpy(b, (const void *)(uintptr_t)pa, n);
+        b += n;
         va += n;
         len -= n;
     }
     return true;
+}
+
+bool dom_copy_in(const struct dom *d, void *dst, uint64_t va, uint64_t len)
+{
+    return copy_user(d, dst, va, len, false);
+}
+
+bool dom_copy_out(const struct dom *d, uint64_t va, const void *src, uint64_t len)
+{
+    return copy_user(d, (void *)(uintptr_t)src, va, len, true);
 }

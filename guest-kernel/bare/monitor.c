@@ -32,6 +32,7 @@ static void cmd_help(void)
                 "  domains  each driver domain: state, devices, caps, counters\n"
                 "  windows  each domain's DMA windows: IOVA and physical range\n"
                 "  audit    what each domain was refused\n"
+                "  sessions caps held by app domains: client, server, rings, kicks\n"
                 "  restart NAME  stop a domain, scrub its memory, start it again\n"
                 "  inject NAME KIND  make a domain raise a fault (wild-dma-other aims its\n"
                 "           device at the monitor's canary page; wild-msi at the interrupt\n"
@@ -180,6 +181,8 @@ static void run_command(const char *line, const struct boot_desc *boot,
         dom_cmd_windows();
     else if (strcmp(line, "audit") == 0)
         dom_cmd_audit();
+    else if (strcmp(line, "sessions") == 0)
+        dom_session_describe();
     else if (strcmp(line, "canary") == 0)
         dom_cmd_canary();
     else if (strncmp(line, "inject ", 7) == 0) {

@@ -1,15 +1,18 @@
-/* Serving a Nic cap in a bare driver domain (contract in dd.h). As for
- * BlockDevices (dom_serve.c), until app domains hold caps in bare mode the
- * cap is announced to the monitor and, when the arguments ask for it
- * (selftest_net=1), exercised by a client in this runtime that needs
- * nothing but the network QEMU's user mode (or a cloud's) provides: a DHCP
- * lease (DISCOVER, OFFER, REQUEST, ACK), the gateway's MAC by ARP, then
- * ICMP echoes to the gateway. Frames go out through the driver's tx and
- * come back through dd_nic_rx, as a session's would. */
+/* Serving a Nic cap in a bare driver domain (contract in dd.h). Until app
+ * domains hold Nic caps in bare mode (block ones do: dd_serve.c serves
+ * them), the cap is announced to the monitor and, when the arguments ask
+ * for it (selftest_net=1), exercised by a client in this runtime that
+ * needs nothing but the network QEMU's user mode (or a cloud's) provides:
+ * a DHCP lease (DISCOVER, OFFER, REQUEST, ACK), the gateway's MAC by ARP,
+ * then ICMP echoes to the gateway. Frames go out through the driver's tx
+ * and come back through dd_nic_rx, as a session's would. This image
+ * serves no sessions (dom_noserve.c). */
 #include "dd.h"
 #include "gk/platform.h"
-#include "dom_serve.h"
+#include "gk/sys.h"
 
+/* "<domain>.<cap>" and its NUL. */
+#define DOM_CAP_NAME (MOAT_NAME_MAX + MOAT_CAP_NAME_MAX + 1)
 #define RETRY_NS 1000000000ull
 #define TRIES 10u
 #define PINGS 3u
@@ -253,6 +256,25 @@ static bool net_poll(void *ctx)
 
 /* ---- the dd_nic_* API ----------------------------------------------------------------------- */
 
+/* Name reg (truncated to fit) and register it with the monitor; full gets
+ * "<domain>.<name>". False (logged) when the monitor refuses. */
+static bool cap_register(struct moat_cap_register *reg, const char *name, char full[DOM_CAP_NAME])
+{
+    size_t len = strlen(name);
+    memcpy(reg->name, name, len < sizeof reg->name - 1 ? len : sizeof reg->name - 1);
+    int64_t rc = sys_cap_register(reg);
+    if (rc < 0) {
+        dd_log("the monitor refused cap '%s' (%ld)", name, rc);
+        return false;
+    }
+    const char *dom = platform_boot_info()->name;
+    len = strnlen(dom, MOAT_NAME_MAX);
+    memcpy(full, dom, len);
+    full[len] = '.';
+    memcpy(full + len + 1, reg->name, strlen(reg->name) + 1);
+    return true;
+}
+
 struct dd_nic *dd_nic_serve(const char *name, const struct moat_nic_info *info,
                             const struct dd_nic_ops *ops, void *ctx)
 {
@@ -261,7 +283,7 @@ struct dd_nic *dd_nic_serve(const char *name, const struct moat_nic_info *info,
     if (nic.ops)
         dd_panic("driver bug: at most one Nic per domain");
     struct moat_cap_register reg = { .kind = MOAT_CAP_NIC, .nic = *info };
-    if (!dom_cap_register(&reg, name, t.cap))
+    if (!cap_register(&reg, name, t.cap))
         return NULL;
     nic = (struct dd_nic){ .ops = ops, .ctx = ctx, .info = *info, .link = true };
     const struct moat_boot_info *bi = platform_boot_info();

@@ -14,13 +14,12 @@
 void mem_init(const struct moat_boot_info *bi);
 void *mem_alloc_pages(size_t n);
 
-/* Guest-physical address gpa as a pointer: the platform's pages and the
- * session windows are identity-mapped. Host tests that compile guest code
- * (GK_HOST_TEST, e.g. harness/fuzz/fuzz_dd_serve.c) provide the mapping. */
-#ifdef GK_HOST_TEST
+/* A platform address of the session ABI (moat/session_abi.h: the session
+ * table, doorbells, session memory) as a pointer. The platform provides
+ * it: hosted, those are identity-mapped guest-physical addresses; bare
+ * (bare/dom/dom_rt.c), they sit elsewhere in the domain's space; host
+ * tests that compile guest code (e.g. harness/fuzz/fuzz_dd_serve.c)
+ * provide their own. */
 void *gk_gpa_ptr(uint64_t gpa);
-#else
-static inline void *gk_gpa_ptr(uint64_t gpa) { return (void *)(uintptr_t)gpa; }
-#endif
 
 #endif /* GK_MEM_H */

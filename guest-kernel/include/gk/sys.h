@@ -37,6 +37,9 @@ enum sys_nr {
      * return the value read and have no error result. */
     SYS_CFG           = 13, /* (dev << 16 | off, width | SYS_PIO_WRITE, value) */
     SYS_MMIO          = 14, /* (address, width | SYS_PIO_WRITE, value) */
+    /* A client's sessions (bare/dom/bare_dom.h): 0.. or -SYS_E*. */
+    SYS_SESSION_OPEN  = 15, /* (cap name, struct bare_session_info *, vector) */
+    SYS_SESSION_KICK  = 16, /* (session k): wake the server */
 };
 
 #define SYS_PIO_WRITE 0x100u    /* with size 1, 2 or 4 */
@@ -49,6 +52,8 @@ enum sys_test_fault {
 #define SYS_EINVAL 22
 #define SYS_EFAULT 14
 #define SYS_ENOSYS 38
+#define SYS_EAGAIN 11
+#define SYS_ENOENT 2
 
 #ifdef GK_HOST_TEST
 /* Host tests that compile guest code (e.g. harness/fuzz/fuzz_dd_serve.c)

@@ -1,0 +1,200 @@
+/* A BlockDevice client in a bare app domain (contract in blk_client.h). */
+#include "blk_client.h"
+#include "dd.h"
+#include "gk/event.h"
+#include "gk/kstring.h"
+#include "gk/runtime.h"
+#include "gk/sys.h"
+#include "gk/timer.h"
+#include "gk/trap.h"
+
+#define TAG_SLOT_BITS 8u
+
+static uint32_t generation(const struct blkc *c)
+{
+    const struct bare_dom_events *ev = (const void *)(uintptr_t)BARE_DOM_VA_EVENTS;
+    return __atomic_load_n(&ev->session_gen[c->info.session], __ATOMIC_ACQUIRE);
+}
+
+static void kick(const struct blkc *c) { sys_call3(SYS_SESSION_KICK, c->info.session, 0, 0); }
+
+/* The rings of the generation the monitor announced last. */
+static bool attach(struct blkc *c)
+{
+    c->gen = generation(c);
+    const struct bare_session_info *i = &c->info;
+    c->attached = moat_ring_attach(&c->sq, c->mem + i->sq_off, i->cq_off - i->sq_off, i->entries,
+                                   sizeof(struct moat_sqe), MOAT_RING_PRODUCER) == MOAT_RING_OK &&
+                  moat_ring_attach(&c->cq, c->mem + i->cq_off, i->data_off - i->cq_off, i->entries,
+                                   sizeof(struct moat_cqe), MOAT_RING_CONSUMER) == MOAT_RING_OK;
+    if (!c->attached)
+        dd_log("blkc: session %u: the rings of generation %u do not attach; waiting for the next",
+               i->session, c->gen);
+    return c->attached;
+}
+
+/* Publish the requests not yet in the ring, oldest first. */
+static bool publish_pending(struct blkc *c)
+{
+    bool any = false, kick_now = false;
+    for (;;) {
+        struct blkc_req *r = NULL;
+        for (unsigned s = 0; s < BLKC_INFLIGHT; s++)
+            if (c->req[s].busy && !c->req[s].published && (!r || c->req[s].seq < r->seq))
+                r = &c->req[s];
+        uint32_t space;
+        if (!r || moat_ring_space(&c->sq, &space) != MOAT_RING_OK || !space)
+            break;
+        memcpy(moat_ring_slot(&c->sq, 0), &r->e, sizeof r->e);
+        bool k;
+        if (moat_ring_publish(&c->sq, 1, &k) != MOAT_RING_OK)
+            break;
+        r->published = true;
+        kick_now |= k;
+        any = true;
+    }
+    if (kick_now)
+        kick(c);
+    return any;
+}
+
+static void fresh_rings(struct blkc *c)
+{
+    if (!attach(c))
+        return;
+    unsigned again = 0;
+    for (unsigned s = 0; s < BLKC_INFLIGHT; s++)
+        if (c->req[s].busy) {
+            c->req[s].published = false;
+            again++;
+        }
+    c->fresh_rings++;
+    c->resubmitted += again;
+    dd_log("blkc: session %u: fresh rings (generation %u): %u request%s in flight published again",
+           c->info.session, c->gen, again, again == 1 ? "" : "s");
+}
+
+/* One completion from the server: believed only when it answers a request
+ * in flight, with a known status and no more blocks than asked. */
+static void complete(struct blkc *c, const struct moat_cqe *e)
+{
+    unsigned s = (unsigned)(e->tag & ((1u << TAG_SLOT_BITS) - 1));
+    struct blkc_req *r = s < BLKC_INFLIGHT ? &c->req[s] : NULL;
+    if (!r || !r->busy || r->e.tag != e->tag || !c->req[s].published || e->status > MOAT_ST_MAX ||
+        e->blocks > r->e.blocks) {
+        if (c->bad_completions++ == 0)
+            dd_log("blkc: session %u: a completion for no request in flight (tag 0x%lx, status "
+                   "%u): ignored, further ones only counted", c->info.session, e->tag, e->status);
+        return;
+    }
+    r->busy = false;
+    c->completed++;
+    c->done(c->ctx, s, e->status);
+}
+
+static bool client_poll(void *ctx)
+{
+    struct blkc *c = ctx;
+    bool work = false;
+    if (generation(c) != c->gen) {
+        fresh_rings(c);
+        work = true;
+    }
+    if (!c->attached)
+        return work;
+    work |= publish_pending(c);
+    uint32_t n;
+    if (moat_ring_avail(&c->cq, &n) != MOAT_RING_OK) {
+        dd_log("blkc: session %u: the server broke its completion ring; waiting for fresh rings",
+               c->info.session);
+        c->attached = false;
+        return true;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        struct moat_cqe e;
+        memcpy(&e, moat_ring_peek(&c->cq, i), sizeof e);
+        complete(c, &e);
+    }
+    if (n) {
+        bool k;
+        if (moat_ring_consume(&c->cq, n, &k) == MOAT_RING_OK && k)
+            kick(c);
+        work = true;
+    }
+    return work;
+}
+
+/* About to sleep: ask the server to kick at its next completion. */
+static bool client_idle(void *ctx)
+{
+    struct blkc *c = ctx;
+    return c->attached && !moat_ring_arm(&c->cq);
+}
+
+static void session_event(void *ctx, uint32_t vector)
+{
+    (void)ctx;
+    (void)vector;               /* client_poll looks at everything */
+}
+
+bool blkc_open(struct blkc *c, const char *cap, uint64_t timeout_ns, blkc_done_fn done, void *ctx)
+{
+    *c = (struct blkc){ .done = done, .ctx = ctx };
+    c->vector = gk_event_alloc(session_event, c);
+    if (!c->vector)
+        dd_panic("blkc: no free event vector");
+    uint64_t deadline = timer_now_ns() + timeout_ns;
+    int64_t k;
+    for (;;) {
+        k = sys_call3(SYS_SESSION_OPEN, (uint64_t)(uintptr_t)cap, (uint64_t)(uintptr_t)&c->info,
+                      c->vector);
+        if (k != -SYS_EAGAIN || timer_now_ns() >= deadline)
+            break;
+        sys_wait(trap_irq_count());     /* the next tick: its server may be up by then */
+    }
+    if (k < 0) {
+        dd_log("blkc: no session on %s: %s", cap,
+               k == -SYS_EAGAIN ? "its server did not register it in time"
+               : k == -SYS_ENOENT ? "no domain serves it" : "refused");
+        return false;
+    }
+    if (c->info.kind != MOAT_CAP_BLOCK) {
+        dd_log("blkc: %s is not a BlockDevice", cap);
+        return false;
+    }
+    c->mem = (uint8_t *)(uintptr_t)(BARE_DOM_VA_SESSIONS + (uint64_t)k * BARE_DOM_SESSION_SIZE);
+    c->data = c->mem + c->info.data_off;
+    if (!attach(c) || !gk_poller_add(client_poll, c) || !gk_idle_add(client_idle, c))
+        return false;
+    dd_log("blkc: session %u on %s: %lu blocks of %u bytes, %u entries, %lu KiB data", c->info.session,
+           cap, c->info.blk.blocks, c->info.blk.block_size, c->info.entries,
+           c->info.data_size >> 10);
+    return true;
+}
+
+int blkc_submit(struct blkc *c, uint16_t op, uint64_t lba, uint32_t blocks, uint64_t buf_off)
+{
+    for (unsigned s = 0; s < BLKC_INFLIGHT; s++) {
+        struct blkc_req *r = &c->req[s];
+        if (r->busy)
+            continue;
+        r->busy = true;
+        r->seq = c->next_seq++;
+        r->e = (struct moat_sqe){ .tag = r->seq << TAG_SLOT_BITS | s, .op = op, .blocks = blocks,
+                                  .lba = lba, .buf_off = buf_off };
+        r->published = false;
+        c->submitted++;
+        if (c->attached)
+            publish_pending(c);
+        return (int)s;
+    }
+    return -1;
+}
+
+unsigned blkc_in_flight(const struct blkc *c)
+{
+    unsigned n = 0;
+    for (unsigned s = 0; s < BLKC_INFLIGHT; s++)
+        n += c->req[s].busy;
+    return n;
+}
