@@ -2,19 +2,22 @@
  * The NVMe driver, unchanged, in a ring-3 domain of the kernel booted bare
  * under QEMU (TCG), bound to QEMU's own NVMe controller through the
  * monitor's doorbell-time interposition (no IOMMU: shadow submission
- * queues, translated PRPs). Each test boots by -kernel with the domain as
- * a multiboot module and asserts:
- *   - the self-test client writes, flushes, reads and verifies a pattern,
- *     and the host finds that pattern in QEMU's disk image after QEMU
- *     exits (512-byte blocks; 4096-byte blocks with a 16 KiB MDTS);
+ * queues, translated PRPs), serving its BlockDevice to blkcheck, an app
+ * domain holding the cap over a session the monitor brokers. Each test
+ * boots by -kernel with the domains as multiboot modules and asserts:
+ *   - the app writes, flushes, reads and verifies a pattern through the
+ *     session, and the host finds that pattern in QEMU's disk image after
+ *     QEMU exits (512-byte blocks; 4096-byte blocks with a 16 KiB MDTS);
  *   - a hostile build (the driver's fault hooks) that puts a raw physical
  *     address into a PRP is refused at the doorbell and audited, and the
  *     target (a canary page of the monitor's) is unchanged; the domain's
  *     private memory and the page after its window likewise;
- *   - a panicking domain is stopped, its controller reset (CC.EN = 0, then
- *     a function-level reset) and, by the default policy, restarted at
- *     once: memory scrubbed, header put back, serving as before; an
- *     exception in the domain is reported with its registers and
+ *   - the NVMe domain panicking under a verifying app, mid-run: it is
+ *     stopped, its controller reset (CC.EN = 0, then a function-level
+ *     reset) and restarted at once by the default policy; the session
+ *     gets fresh rings, the app publishes again what was in flight, and
+ *     every round it flushed reads back (and the last one is in the image);
+ *     an exception in the domain is reported with its registers and
  *     restarted likewise; a domain spinning without its run loop is
  *     stopped by the watchdog and restarted;
  *   - a crash loop spends the restart budget and opens the breaker, and
@@ -29,46 +32,61 @@
 #include <unistd.h>
 #include "bare_console.h"
 
-#define SELFTEST_MS 120000u
+#define APP_MS 120000u
 #define SEED 0x5eed1234u
-#define SELFTEST_LBA 64u
-#define SELFTEST_KIB 192u
+#define APP_LBA 64u
+#define APP_KIB 192u
 
-static char img[PATH_MAX], dom_words[256], drive[PATH_MAX + 64], device[160];
+static char img[PATH_MAX], app_words[256], drive[PATH_MAX + 64], device[160];
 
-/* A fresh raw image, and QEMU's arguments for it and for the domain. */
-static char **nvme_args(const char *nvme_props)
+/* A fresh raw image, and QEMU's arguments for it, the NVMe domain and the
+ * app checking its cap (rounds of write, flush, read, verify). */
+static char **nvme_app_args(const char *nvme_props, unsigned rounds)
 {
     snprintf(img, sizeof img, "/tmp/moat-bare-nvme-dom.%d.img", (int)getpid());
     int fd = open(img, O_RDWR | O_CREAT | O_TRUNC, 0600);
     cr_assert(fd >= 0 && ftruncate(fd, 32 << 20) == 0, "cannot create %s", img);
     close(fd);
-    snprintf(dom_words, sizeof dom_words, "domain=nvme0 dev=nvme mem=16M dma=32M selftest_kib=%u "
-             "selftest_lba=%u selftest_seed=%u", SELFTEST_KIB, SELFTEST_LBA, SEED);
+    snprintf(app_words, sizeof app_words, "domain=app0 mem=4M dma=2M cap=nvme0.blk0 kib=%u "
+             "lba=%u seed=%u rounds=%u", APP_KIB, APP_LBA, SEED, rounds);
     snprintf(drive, sizeof drive, "if=none,id=nv0,format=raw,file=%s", img);
     snprintf(device, sizeof device, "nvme,serial=moatbare,drive=nv0%s", nvme_props);
-    return bare_domain_args("nvme.dom.elf", dom_words, (char *[]){ "-drive", drive, "-device", device,
-                                                                NULL });
+    return bare_modules_args("nvme.dom.elf", "domain=nvme0 dev=nvme mem=16M dma=32M", app_words,
+                             (char *[]){ "-drive", drive, "-device", device, NULL });
 }
 
-static void expect_selftest_pass(unsigned block_size)
+static char **nvme_args(const char *nvme_props) { return nvme_app_args(nvme_props, 1); }
+
+/* The app's PASS line (after its last round), on block_size blocks. */
+static void expect_app_pass(unsigned block_size)
 {
-    char want[96];
-    snprintf(want, sizeof want, "selftest nvme0.blk0: PASS: wrote, flushed, read and verified %u KiB",
-             SELFTEST_KIB);
-    cr_assert(qc_expect(&qc, want, SELFTEST_MS), "no passing self-test within %u ms:\n%s",
-              SELFTEST_MS, qc.text);
-    snprintf(want, sizeof want, "blocks of %u bytes)", block_size);
-    cr_assert(qc_expect(&qc, want, REPLY_MS), "the self-test used another block size:\n%s",
-              qc.text);
+    char want[160];
+    snprintf(want, sizeof want, "blkcheck app0: PASS: ");
+    cr_assert(qc_expect(&qc, want, APP_MS), "the app did not pass within %u ms:\n%s",
+              APP_MS, qc.text);
+    snprintf(want, sizeof want, "of %u KiB written, flushed, read and verified at LBA %u through "
+             "nvme0.blk0 (seed 0x%x, %u blocks of %u bytes)", APP_KIB, APP_LBA, SEED,
+             (APP_KIB << 10) / block_size, block_size);
+    cr_assert(qc_expect(&qc, want, REPLY_MS), "the app checked something else:\n%s", qc.text);
 }
 
-/* After QEMU exited: the pattern is where the self-test wrote it. */
+/* After an NVMe restart: run the app again (it exited after passing). */
+static void app_again(unsigned incarnation)
+{
+    char out[4096], want[96];
+    run_cmd("restart app0", out, sizeof out);
+    snprintf(want, sizeof want, "app0: restarted: memory scrubbed, image reloaded, devices "
+             "reset, incarnation %u", incarnation);
+    cr_assert(qc_seen(want, APP_MS), "the app was not restarted:\n%s", qc.text);
+    expect_app_pass(512);
+}
+
+/* After QEMU exited: the pattern is where the app wrote it last. */
 static void check_image(unsigned block_size)
 {
     FILE *f = fopen(img, "rb");
     cr_assert(f, "cannot open %s", img);
-    uint64_t blocks = (SELFTEST_KIB << 10) / block_size, lba0 = SELFTEST_LBA, bad = 0, first = 0;
+    uint64_t blocks = (APP_KIB << 10) / block_size, lba0 = APP_LBA, bad = 0, first = 0;
     uint64_t words = block_size / 8;
     uint64_t *buf = malloc(block_size);
     for (uint64_t b = 0; b < blocks; b++) {
@@ -86,10 +104,13 @@ static void check_image(unsigned block_size)
                  first);
 }
 
-Test(bare_nvme, selftest_pattern_reaches_the_disk_image, .timeout = 300)
+Test(bare_nvme, the_apps_pattern_reaches_the_disk_image, .timeout = 300)
 {
     boot_kernel_to_prompt("q35", nvme_args(""));
-    expect_selftest_pass(512);
+    expect_app_pass(512);
+    cr_assert(qc_seen("app0: stays down (restart=on-failure)", REPLY_MS) &&
+              qc_seen("nvme0: session 1 released", REPLY_MS),
+              "the app's exit did not close its session:\n%s", qc.text);
     char out[8192];
     run_cmd("domains", out, sizeof out);
     cr_assert(strstr(out, "nvme0: running, incarnation 1, ring 3"), "domains: %s", out);
@@ -104,11 +125,11 @@ Test(bare_nvme, selftest_pattern_reaches_the_disk_image, .timeout = 300)
     check_image(512);
 }
 
-Test(bare_nvme, selftest_with_4k_blocks_and_a_16k_mdts, .timeout = 300)
+Test(bare_nvme, an_app_on_4k_blocks_and_a_16k_mdts, .timeout = 300)
 {
     boot_kernel_to_prompt("q35", nvme_args(",logical_block_size=4096,physical_block_size=4096,"
                                            "mdts=2"));
-    expect_selftest_pass(4096);
+    expect_app_pass(4096);
     char out[8192];
     run_cmd("domains", out, sizeof out);
     cr_assert(strstr(out, "largest transfer 16 KiB"), "the monitor did not take MDTS: %s", out);
@@ -119,7 +140,7 @@ Test(bare_nvme, selftest_with_4k_blocks_and_a_16k_mdts, .timeout = 300)
 Test(bare_nvme, raw_physical_addresses_are_refused_at_the_doorbell, .timeout = 300)
 {
     boot_kernel_to_prompt("q35", nvme_args(""));
-    expect_selftest_pass(512);
+    expect_app_pass(512);
     char out[8192];
     run_cmd("inject nvme0 wild-dma-other", out, sizeof out);
     cr_assert(strstr(out, "aimed at the monitor's canary page"), "inject: %s", out);
@@ -142,21 +163,27 @@ Test(bare_nvme, raw_physical_addresses_are_refused_at_the_doorbell, .timeout = 3
     check_image(512);
 }
 
-Test(bare_nvme, a_panicking_domain_is_reset_and_restarted, .timeout = 300)
+Test(bare_nvme, a_crash_under_a_verifying_app_loses_no_flushed_write, .timeout = 300)
 {
-    boot_kernel_to_prompt("q35", nvme_args(""));
-    expect_selftest_pass(512);
+    boot_kernel_to_prompt("q35", nvme_app_args("", 150));
+    cr_assert(qc_seen("blkcheck app0: round 2 of 150 verified", APP_MS),
+              "the app made no progress:\n%s", qc.text);
     char out[8192];
     run_cmd("inject nvme0 panic", out, sizeof out);
     cr_assert(qc_expect(&qc, "nvme0: panic: injected fault: panic", REPLY_MS),
               "no panic report:\n%s", qc.text);
-    cr_assert(qc_expect(&qc, "nvme0: device 00:", REPLY_MS) &&
-              qc_expect(&qc, ": function-level reset, back in 100 ms", REPLY_MS),
+    cr_assert(qc_expect(&qc, ": function-level reset, back in 100 ms", REPLY_MS),
               "the controller was not reset:\n%s", qc.text);
     cr_assert(qc_expect(&qc, "nvme0: restarted after its end: memory scrubbed, image reloaded, "
-                             "devices reset, incarnation 2", SELFTEST_MS),
+                             "devices reset, incarnation 2", APP_MS),
               "no automatic restart:\n%s", qc.text);
-    expect_selftest_pass(512);          /* the header came back: BARs decode again */
+    cr_assert(qc_expect(&qc, "app0: session 1: fresh rings from nvme0's incarnation 2", REPLY_MS)
+              && qc_expect(&qc, "in flight published again", REPLY_MS),
+              "the session was not handed to the new incarnation:\n%s", qc.text);
+    expect_app_pass(512);
+    cr_assert(qc_expect(&qc, "published again after 1 server restart", REPLY_MS),
+              "the app did not see the restart:\n%s", qc.text);
+    cr_assert(!strstr(qc.text, "FAIL"), "a check failed:\n%s", qc.text);
     run_cmd("domains", out, sizeof out);
     cr_assert(strstr(out, "nvme0: running, incarnation 2") &&
               strstr(out, "restart=on-failure, 1 of 5 restarts used in 30 s") &&
@@ -164,14 +191,14 @@ Test(bare_nvme, a_panicking_domain_is_reset_and_restarted, .timeout = 300)
               "domains: %s", out);
     /* An exception in ring 3 (the kernel kind of fault: ud2 where hosted
      * mode would triple-fault) is caught, reported with registers, and
-     * restarted too. */
+     * restarted too; the app then passes again. */
     run_cmd("inject nvme0 triple-fault", out, sizeof out);
     cr_assert(qc_expect(&qc, "nvme0: crashed: #UD invalid opcode (vector 6, error 0x0) at RIP 0x",
                         REPLY_MS) && qc_expect(&qc, "nvme0: registers: RAX ", REPLY_MS),
               "no crash report:\n%s", qc.text);
-    cr_assert(qc_expect(&qc, "devices reset, incarnation 3", SELFTEST_MS), "no restart:\n%s",
-              qc.text);
-    expect_selftest_pass(512);
+    cr_assert(qc_expect(&qc, "devices reset, incarnation 3", APP_MS) &&
+              qc_expect(&qc, "nvme0: ready in", APP_MS), "no restart:\n%s", qc.text);
+    app_again(2);
     reboot_and_close();
     check_image(512);
 }
@@ -179,18 +206,18 @@ Test(bare_nvme, a_panicking_domain_is_reset_and_restarted, .timeout = 300)
 Test(bare_nvme, a_spinning_domain_is_stopped_by_the_watchdog_and_restarted, .timeout = 300)
 {
     boot_kernel_to_prompt("q35", nvme_args(""));
-    expect_selftest_pass(512);
+    expect_app_pass(512);
     char out[8192];
     run_cmd("inject nvme0 spin", out, sizeof out);
     cr_assert(qc_expect(&qc, "nvme0: audit: no heartbeat for 5000 ms while runnable (watchdog): "
-                             "domain stopped", SELFTEST_MS), "the watchdog did not fire:\n%s",
+                             "domain stopped", APP_MS), "the watchdog did not fire:\n%s",
               qc.text);
-    cr_assert(qc_expect(&qc, "devices reset, incarnation 2", SELFTEST_MS), "no restart:\n%s",
-              qc.text);
-    expect_selftest_pass(512);
+    cr_assert(qc_expect(&qc, "devices reset, incarnation 2", APP_MS) &&
+              qc_expect(&qc, "nvme0: ready in", APP_MS), "no restart:\n%s", qc.text);
     /* The console stayed responsive while it spun (the tick preempts). */
     run_cmd("domains", out, sizeof out);
     cr_assert(strstr(out, "nvme0: running, incarnation 2"), "domains: %s", out);
+    app_again(2);
     reboot_and_close();
     check_image(512);
 }
@@ -198,24 +225,24 @@ Test(bare_nvme, a_spinning_domain_is_stopped_by_the_watchdog_and_restarted, .tim
 Test(bare_nvme, a_crash_loop_opens_the_breaker_until_the_console_restarts, .timeout = 300)
 {
     boot_kernel_to_prompt("q35", nvme_args(""));
-    expect_selftest_pass(512);
+    expect_app_pass(512);
     char out[8192];
     run_cmd("inject nvme0 crash-loop", out, sizeof out);
     cr_assert(qc_expect(&qc, "nvme0: stays down: 5 automatic restarts in 30 s spent its budget "
-                             "(breaker open; 'restart nvme0' closes it)", SELFTEST_MS),
+                             "(breaker open; 'restart nvme0' closes it)", APP_MS),
               "the breaker did not open:\n%s", qc.text);
     run_cmd("domains", out, sizeof out);
     cr_assert(strstr(out, "nvme0: stopped, incarnation 6") && strstr(out, "breaker open"),
               "domains: %s", out);
     run_cmd("restart nvme0", out, sizeof out);
     cr_assert(qc_seen("nvme0: restarted: memory scrubbed, image reloaded, devices reset, "
-                      "incarnation 7", SELFTEST_MS), "the console did not restart it:\n%s",
-              qc.text);
-    expect_selftest_pass(512);
+                      "incarnation 7", APP_MS) && qc_expect(&qc, "nvme0: ready in", APP_MS),
+              "the console did not restart it:\n%s", qc.text);
     run_cmd("domains", out, sizeof out);
     cr_assert(strstr(out, "nvme0: running, incarnation 7") &&
               strstr(out, "0 of 5 restarts used in 30 s") && !strstr(out, "breaker open"),
               "domains: %s", out);
+    app_again(2);
     reboot_and_close();
     check_image(512);
 }
@@ -226,7 +253,7 @@ Test(bare_nvme, restart_never_keeps_a_crashed_domain_down, .timeout = 300)
     boot_kernel_to_prompt("q35", bare_domain_args("nvme.dom.elf",
         "domain=nvme0 dev=nvme mem=16M dma=32M restart=never restarts=2/10s", (char *[]){ "-drive",
         drive, "-device", "nvme,serial=never,drive=nv0", NULL }));
-    cr_assert(qc_seen("nvme0: ready in", SELFTEST_MS), "no domain:\n%s", qc.text);
+    cr_assert(qc_seen("nvme0: ready in", APP_MS), "no domain:\n%s", qc.text);
     char out[8192];
     run_cmd("inject nvme0 kill", out, sizeof out);
     cr_assert(qc_seen("nvme0: stays down (restart=never)", REPLY_MS), "it was restarted:\n%s",

@@ -83,22 +83,36 @@ static inline bool qc_seen(const char *needle, unsigned timeout_ms)
 }
 
 /* Extra QEMU arguments for a driver domain: -initrd with the module (the
- * image under build/bare, then its words), then more (NULL-terminated);
- * in static storage, for boot_kernel_to_prompt. */
+ * image under build/bare, then its words) and, when app_words is given,
+ * the blkcheck app domain (guest-kernel/bare/apps/blkcheck.c) as a second
+ * module with those words; then more (NULL-terminated). In static storage,
+ * for boot_kernel_to_prompt. */
+static inline char **bare_modules_args(const char *image, const char *words, const char *app_words,
+                                       char *const more[])
+{
+    static char module[2 * PATH_MAX + 512];
+    static char *extra[16];
+    const char *images[2] = { image, app_words ? "blkcheck.dom.elf" : NULL };
+    for (int i = 0; i < 2 && images[i]; i++) {
+        snprintf(module, sizeof module, "%s/bare/%s", MOAT_BUILD_DIR, images[i]);
+        cr_assert_eq(access(module, R_OK), 0, "%s is not built (make builds it)", module);
+    }
+    int n = snprintf(module, sizeof module, "%s/bare/%s %s", MOAT_BUILD_DIR, image, words);
+    if (app_words)
+        snprintf(module + n, sizeof module - (size_t)n, ",%s/bare/blkcheck.dom.elf %s",
+                 MOAT_BUILD_DIR, app_words);
+    size_t k = 0;
+    extra[k++] = "-initrd";
+    extra[k++] = module;
+    for (size_t i = 0; more[i] && k + 1 < sizeof extra / sizeof extra[0]; i++)
+        extra[k++] = more[i];
+    extra[k] = NULL;
+    return extra;
+}
+
 static inline char **bare_domain_args(const char *image, const char *words, char *const more[])
 {
-    static char module[PATH_MAX + 256];
-    static char *extra[16];
-    snprintf(module, sizeof module, "%s/bare/%s", MOAT_BUILD_DIR, image);
-    cr_assert_eq(access(module, R_OK), 0, "%s is not built (make builds it)", module);
-    snprintf(module, sizeof module, "%s/bare/%s %s", MOAT_BUILD_DIR, image, words);
-    size_t n = 0;
-    extra[n++] = "-initrd";
-    extra[n++] = module;
-    for (size_t i = 0; more[i] && n + 1 < sizeof extra / sizeof extra[0]; i++)
-        extra[n++] = more[i];
-    extra[n] = NULL;
-    return extra;
+    return bare_modules_args(image, words, NULL, more);
 }
 
 #endif /* MOAT_BARE_CONSOLE_H */
