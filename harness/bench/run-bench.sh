@@ -24,7 +24,10 @@ new=$(jq -s 'add // []' "$results"/parts/*.json)
 if [ "$kvm" = 1 ] || [ ! -f "$results/bench.json" ]; then
     echo "$new" > "$results/bench.json"
 else
-    jq --argjson new "$new" '[.[] | select(.name as $n | ($new | map(.name) | index($n)) == null)] + $new' \
+    # Every bare_* figure comes from the bench_bare_* that just ran: drop the
+    # old ones, so a renamed figure does not linger beside its new name.
+    jq --argjson new "$new" '[.[] | select((.name | startswith("bare_") | not) and
+                                          (.name as $n | ($new | map(.name) | index($n)) == null))] + $new' \
         "$results/bench.json" > "$results/bench.json.tmp"
     mv "$results/bench.json.tmp" "$results/bench.json"
 fi
