@@ -162,8 +162,11 @@ int64_t dom_session_open(struct dom *client, uint64_t name_va, uint64_t info_va,
     struct bare_session_info info = {
         .session = k, .entries = ENTRIES, .sq_off = SQ_OFF, .cq_off = CQ_OFF,
         .data_off = DATA_OFF, .data_size = DATA_SIZE,
-        .rights = MOAT_RIGHT_READ | MOAT_RIGHT_WRITE, .kind = server->cap.kind,
-        .blk = server->cap.blk };
+        .rights = MOAT_RIGHT_READ | MOAT_RIGHT_WRITE, .kind = server->cap.kind };
+    if (info.kind == MOAT_CAP_NIC)
+        info.nic = server->cap.nic;
+    else
+        info.blk = server->cap.blk;
     if (!dom_copy_out(client, info_va, &info, sizeof info)) {
         s->state = S_FREE;
         return -SYS_EFAULT;

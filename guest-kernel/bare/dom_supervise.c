@@ -53,9 +53,11 @@ void dom_supervise_ended(struct dom *d, enum dom_end_kind kind)
     case RESTART_AFTER_DELAY:
         schedule(d, delay_ns);
         d->auto_restart = true;
+        uint64_t now = rdtsc();
         dom_log(d, "restart %u of %u in %u s, in %llu ms", d->budget.n, d->budget.max,
-                d->budget.window_ms / 1000,
-                (unsigned long long)((d->restart_tsc - rdtsc()) / dom_tsc_khz()));
+                d->budget.window_ms / 1000, (unsigned long long)(d->restart_tsc > now ?
+                                                                 (d->restart_tsc - now) /
+                                                                 dom_tsc_khz() : 0));
         return;
     }
 }

@@ -51,7 +51,8 @@ static char **nvme_app_args(const char *nvme_props, unsigned rounds)
              "lba=%u seed=%u rounds=%u", APP_KIB, APP_LBA, SEED, rounds);
     snprintf(drive, sizeof drive, "if=none,id=nv0,format=raw,file=%s", img);
     snprintf(device, sizeof device, "nvme,serial=moatbare,drive=nv0%s", nvme_props);
-    return bare_modules_args("nvme.dom.elf", "domain=nvme0 dev=nvme mem=16M dma=32M", app_words,
+    return bare_modules_args("nvme.dom.elf", "domain=nvme0 dev=nvme mem=16M dma=32M", "blkcheck.dom.elf",
+                             app_words,
                              (char *[]){ "-drive", drive, "-device", device, NULL });
 }
 

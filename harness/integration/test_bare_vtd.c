@@ -29,6 +29,8 @@
 #define SELFTEST_MS 120000u
 /* blkcheck, an app domain, checks the NVMe domain's BlockDevice. */
 #define APP "domain=app0 mem=4M dma=2M cap=nvme0.blk0 kib=128"
+/* netcheck, an app domain, takes a lease and pings through the Nic. */
+#define NETAPP "domain=app1 mem=4M dma=2M cap=vnet0.nic0"
 
 static char drive[PATH_MAX + 64], img[PATH_MAX];
 
@@ -60,7 +62,7 @@ Test(bare_vtd, nvme_through_the_unit_and_a_wild_dma_blocked, .timeout = 300)
 {
     make_image();
     boot_kernel_to_prompt("q35", bare_modules_args("nvme.dom.elf",
-        "domain=nvme0 dev=nvme mem=16M dma=32M", APP,
+        "domain=nvme0 dev=nvme mem=16M dma=32M", "blkcheck.dom.elf", APP,
         (char *[]){ "-device", "intel-iommu", "-drive", drive, "-device",
                     "nvme,serial=vtd,drive=nv0", NULL }));
     /* Said before the prompt: the devices are confined before any domain runs. */
@@ -80,13 +82,13 @@ Test(bare_vtd, nvme_through_the_unit_and_a_wild_dma_blocked, .timeout = 300)
 
 Test(bare_vtd, virtio_net_with_access_platform_through_the_unit, .timeout = 300)
 {
-    boot_kernel_to_prompt("q35", bare_domain_args("vnet.dom.elf",
-        "domain=vnet0 dev=virtio-net mem=16M dma=16M selftest_net=1",
+    boot_kernel_to_prompt("q35", bare_modules_args("vnet.dom.elf",
+        "domain=vnet0 dev=virtio-net mem=16M dma=16M", "netcheck.dom.elf", NETAPP,
         (char *[]){ "-device", "intel-iommu", "-netdev", "user,id=n0",
                     "-device", "virtio-net-pci,netdev=n0,iommu_platform=on,disable-legacy=on", NULL }));
     cr_assert(strstr(qc.text, "DMA confined by VT-d to the domain's windows"),
               "VT-d did not take the NIC:\n%s", qc.text);
-    cr_assert(qc_expect(&qc, "selftest vnet0.nic0: PASS: DHCP lease", SELFTEST_MS),
+    cr_assert(qc_expect(&qc, "netcheck app1: PASS: DHCP lease", SELFTEST_MS),
               "no lease through the unit:\n%s", qc.text);
     expect_blocked_and_canary("vnet0", "read");
     reboot_and_close();
@@ -94,8 +96,8 @@ Test(bare_vtd, virtio_net_with_access_platform_through_the_unit, .timeout = 300)
 
 Test(bare_vtd, virtio_net_around_the_iommu_stays_interposed_its_intx_remapped, .timeout = 300)
 {
-    boot_kernel_to_prompt("q35", bare_domain_args("vnet.dom.elf",
-        "domain=vnet0 dev=virtio-net mem=16M dma=16M selftest_net=1",
+    boot_kernel_to_prompt("q35", bare_modules_args("vnet.dom.elf",
+        "domain=vnet0 dev=virtio-net mem=16M dma=16M", "netcheck.dom.elf", NETAPP,
         (char *[]){ "-device", "intel-iommu", "-netdev", "user,id=n0",
                     "-device", "virtio-net-pci,netdev=n0,disable-modern=on,vectors=0", NULL }));
     cr_assert(strstr(qc.text, "no VIRTIO_F_ACCESS_PLATFORM, its DMA goes around the IOMMU: "
@@ -103,7 +105,7 @@ Test(bare_vtd, virtio_net_around_the_iommu_stays_interposed_its_intx_remapped, .
               "the bypassing NIC was not kept interposed:\n%s", qc.text);
     /* Legacy, no MSI-X: the lease needs its INTx, which reaches the CPU
      * only through the remapped I/O APIC entry. */
-    cr_assert(qc_expect(&qc, "selftest vnet0.nic0: PASS: DHCP lease", SELFTEST_MS),
+    cr_assert(qc_expect(&qc, "netcheck app1: PASS: DHCP lease", SELFTEST_MS),
               "no lease:\n%s", qc.text);
     char out[8192];
     run_cmd("domains", out, sizeof out);
@@ -133,14 +135,14 @@ Test(bare_vtd, forged_msis_harm_neither_the_monitor_nor_other_domains, .timeout 
 {
     make_image();
     write_forged_msis();
-    char modules[2 * PATH_MAX + 256];
+    char modules[3 * PATH_MAX + 256];
     snprintf(modules, sizeof modules, "%s/bare/nvme.dom.elf domain=nvme0 dev=nvme mem=16M dma=32M,"
-             "%s/bare/vnet.dom.elf domain=vnet0 dev=virtio-net mem=16M dma=16M selftest_net=1",
-             MOAT_BUILD_DIR, MOAT_BUILD_DIR);
+             "%s/bare/vnet.dom.elf domain=vnet0 dev=virtio-net mem=16M dma=16M,"
+             "%s/bare/netcheck.dom.elf " NETAPP, MOAT_BUILD_DIR, MOAT_BUILD_DIR, MOAT_BUILD_DIR);
     boot_kernel_to_prompt("q35", (char *[]){ "-m", "256M", "-initrd", modules, "-device", "intel-iommu",
         "-drive", drive, "-device", "nvme,serial=msi,drive=nv0", "-netdev", "user,id=n0",
         "-device", "virtio-net-pci,netdev=n0,iommu_platform=on,disable-legacy=on", NULL });
-    cr_assert(qc_seen("selftest vnet0.nic0: PASS", SELFTEST_MS), "no lease:\n%s", qc.text);
+    cr_assert(qc_seen("netcheck app1: PASS", SELFTEST_MS), "no lease:\n%s", qc.text);
     cr_assert(qc_seen("nvme0: ready in", SELFTEST_MS), "no NVMe domain:\n%s", qc.text);
     char out[8192], audit[8192], canary[1024];
     run_cmd("inject nvme0 wild-msi", out, sizeof out);
@@ -177,7 +179,7 @@ Test(bare_vtd, off_when_told_or_without_interrupt_remapping, .timeout = 300)
 {
     make_image();
     boot_kernel_to_prompt("q35", bare_modules_args("nvme.dom.elf",
-        "domain=nvme0 dev=nvme mem=16M dma=32M", APP,
+        "domain=nvme0 dev=nvme mem=16M dma=32M", "blkcheck.dom.elf", APP,
         (char *[]){ "-append", "moat.vtd=off", "-device", "intel-iommu", "-drive", drive, "-device",
                     "nvme,serial=novtd,drive=nv0", NULL }));
     cr_assert(strstr(qc.text, "VT-d present, not used (moat.vtd=off)"),
@@ -189,7 +191,7 @@ Test(bare_vtd, off_when_told_or_without_interrupt_remapping, .timeout = 300)
     reboot_and_close();
 
     boot_kernel_to_prompt("q35", bare_modules_args("nvme.dom.elf",
-        "domain=nvme0 dev=nvme mem=16M dma=32M", APP,
+        "domain=nvme0 dev=nvme mem=16M dma=32M", "blkcheck.dom.elf", APP,
         (char *[]){ "-device", "intel-iommu,intremap=off", "-drive", drive, "-device",
                     "nvme,serial=noir,drive=nv0", NULL }));
     cr_assert(strstr(qc.text, "VT-d not used (the unit offers no interrupt remapping"),

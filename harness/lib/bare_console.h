@@ -83,24 +83,24 @@ static inline bool qc_seen(const char *needle, unsigned timeout_ms)
 }
 
 /* Extra QEMU arguments for a driver domain: -initrd with the module (the
- * image under build/bare, then its words) and, when app_words is given,
- * the blkcheck app domain (guest-kernel/bare/apps/blkcheck.c) as a second
- * module with those words; then more (NULL-terminated). In static storage,
- * for boot_kernel_to_prompt. */
-static inline char **bare_modules_args(const char *image, const char *words, const char *app_words,
-                                       char *const more[])
+ * image under build/bare, then its words) and, when app is given, an app
+ * domain (guest-kernel/bare/apps: blkcheck.dom.elf, netcheck.dom.elf) as a
+ * second module with app_words; then more (NULL-terminated). In static
+ * storage, for boot_kernel_to_prompt. */
+static inline char **bare_modules_args(const char *image, const char *words, const char *app,
+                                       const char *app_words, char *const more[])
 {
     static char module[2 * PATH_MAX + 512];
     static char *extra[16];
-    const char *images[2] = { image, app_words ? "blkcheck.dom.elf" : NULL };
+    const char *images[2] = { image, app };
     for (int i = 0; i < 2 && images[i]; i++) {
         snprintf(module, sizeof module, "%s/bare/%s", MOAT_BUILD_DIR, images[i]);
         cr_assert_eq(access(module, R_OK), 0, "%s is not built (make builds it)", module);
     }
     int n = snprintf(module, sizeof module, "%s/bare/%s %s", MOAT_BUILD_DIR, image, words);
-    if (app_words)
-        snprintf(module + n, sizeof module - (size_t)n, ",%s/bare/blkcheck.dom.elf %s",
-                 MOAT_BUILD_DIR, app_words);
+    if (app)
+        snprintf(module + n, sizeof module - (size_t)n, ",%s/bare/%s %s", MOAT_BUILD_DIR, app,
+                 app_words);
     size_t k = 0;
     extra[k++] = "-initrd";
     extra[k++] = module;
@@ -112,7 +112,7 @@ static inline char **bare_modules_args(const char *image, const char *words, con
 
 static inline char **bare_domain_args(const char *image, const char *words, char *const more[])
 {
-    return bare_modules_args(image, words, NULL, more);
+    return bare_modules_args(image, words, NULL, NULL, more);
 }
 
 #endif /* MOAT_BARE_CONSOLE_H */

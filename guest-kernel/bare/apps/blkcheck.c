@@ -1,5 +1,5 @@
 /* blkcheck — an app domain of the bare monitor that checks a BlockDevice
- * another domain serves, through a session (blk_client.h): rounds of
+ * another domain serves, through a session (session_client.h): rounds of
  * write a pattern, flush, read it back and verify, `depth` requests in
  * flight. Its words (after the monitor's domain=, mem=, ...):
  *   cap=DOMAIN.CAP   the BlockDevice (required)
@@ -13,7 +13,7 @@
  * still hand back every flushed write.
  * Console: "blkcheck NAME: round r of R verified", then "PASS: ..." and an
  * orderly exit (code 0), or "FAIL: ..." and exit code 1. */
-#include "blk_client.h"
+#include "session_client.h"
 #include "dd.h"
 #include "gk/platform.h"
 #include "gk/sys.h"
@@ -24,7 +24,7 @@
 enum phase { PH_WRITE, PH_FLUSH, PH_READ, PH_DONE };
 
 static struct check {
-    struct blkc c;
+    struct sclient c;
     char cap[64];
     const char *name;
     uint64_t seed, lba0, blocks, chunk_blocks, rounds, round, depth;
@@ -32,8 +32,8 @@ static struct check {
     uint32_t bs;
     enum phase phase;
     bool flush_sent;
-    uint64_t req_lba[BLKC_INFLIGHT];
-    uint32_t req_blocks[BLKC_INFLIGHT];
+    uint64_t req_lba[SC_INFLIGHT];
+    uint32_t req_blocks[SC_INFLIGHT];
 } k;
 
 static uint64_t round_seed(uint64_t r)
@@ -68,15 +68,23 @@ static void verify(void)
                  w % words);
 }
 
-static void done(void *ctx, unsigned slot, uint32_t status)
+static void done(void *ctx, unsigned slot, uint32_t status, uint32_t len)
 {
     (void)ctx;
+    (void)len;
     if (status != MOAT_ST_OK)
         fail("a request failed", k.req_lba[slot], status);
     if (k.phase == PH_FLUSH)
         k.phase = PH_READ, k.next = 0, k.done_blocks = 0;
     else
         k.done_blocks += k.req_blocks[slot];
+}
+
+/* A block request; every one is published again after a server restart. */
+static int submit(uint16_t op, uint64_t lba, uint32_t blocks, uint64_t buf_off)
+{
+    struct moat_sqe e = { .op = op, .blocks = blocks, .lba = lba, .buf_off = buf_off };
+    return sc_submit(&k.c, &e, true);
 }
 
 /* Keep `depth` requests of the current phase in flight. */
@@ -89,7 +97,7 @@ static bool check_poll(void *ctx)
         k.flush_sent = false;
     }
     if (k.phase == PH_FLUSH && !k.flush_sent) {
-        k.flush_sent = blkc_submit(&k.c, MOAT_BLK_FLUSH, 0, 0, 0) >= 0;
+        k.flush_sent = submit(MOAT_BLK_FLUSH, 0, 0, 0) >= 0;
         return true;
     }
     if (k.phase == PH_READ && k.done_blocks == k.blocks) {
@@ -108,12 +116,12 @@ static bool check_poll(void *ctx)
         k.phase = PH_WRITE, k.next = 0, k.done_blocks = 0;
     }
     while ((k.phase == PH_WRITE || k.phase == PH_READ) && k.next < k.blocks &&
-           blkc_in_flight(&k.c) < k.depth) {
+           sc_in_flight(&k.c) < k.depth) {
         uint64_t left = k.blocks - k.next;
         uint32_t n = (uint32_t)(left < k.chunk_blocks ? left : k.chunk_blocks);
         uint64_t off = k.next * k.bs + (k.phase == PH_READ ? k.blocks * k.bs : 0);
-        int s = blkc_submit(&k.c, k.phase == PH_WRITE ? MOAT_BLK_WRITE : MOAT_BLK_READ,
-                            k.lba0 + k.next, n, off);
+        int s = submit(k.phase == PH_WRITE ? MOAT_BLK_WRITE : MOAT_BLK_READ, k.lba0 + k.next, n,
+                       off);
         if (s < 0)
             break;
         k.req_lba[s] = k.lba0 + k.next;
@@ -133,8 +141,8 @@ void domain_main(const char *args)
     k.lba0 = dd_arg_u64(args, "lba", 2048);
     k.seed = dd_arg_u64(args, "seed", 0x6d6f6174u);
     k.rounds = dd_arg_u32(args, "rounds", 1, 1, 1000000);
-    k.depth = dd_arg_u32(args, "depth", 4, 1, BLKC_INFLIGHT);
-    if (!blkc_open(&k.c, k.cap, OPEN_TIMEOUT_NS, done, NULL))
+    k.depth = dd_arg_u32(args, "depth", 4, 1, SC_INFLIGHT);
+    if (!sc_open(&k.c, k.cap, MOAT_CAP_BLOCK, OPEN_TIMEOUT_NS, done, NULL))
         sys_exit(1);
     k.bs = k.c.info.blk.block_size;
     k.blocks = (kib << 10) / k.bs;

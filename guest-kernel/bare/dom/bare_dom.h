@@ -81,7 +81,10 @@ struct bare_session_info {
     uint64_t sq_off, cq_off, data_off, data_size;
     uint32_t rights;            /* MOAT_RIGHT_* */
     uint32_t kind;              /* MOAT_CAP_BLOCK or MOAT_CAP_NIC */
-    struct moat_blk_geometry blk;   /* kind == BLOCK */
+    union {
+        struct moat_blk_geometry blk;   /* kind == BLOCK */
+        struct moat_nic_info nic;       /* kind == NIC */
+    };
 };
 
 #endif /* BARE_DOM_ABI_H */

@@ -1,42 +1,76 @@
-/* Serving a Nic cap in a bare driver domain (contract in dd.h). Until app
- * domains hold Nic caps in bare mode (block ones do: dd_serve.c serves
- * them), the cap is announced to the monitor and, when the arguments ask
- * for it (selftest_net=1), exercised by a client in this runtime that
- * needs nothing but the network QEMU's user mode (or a cloud's) provides:
- * a DHCP lease (DISCOVER, OFFER, REQUEST, ACK), the gateway's MAC by ARP,
- * then ICMP echoes to the gateway. Frames go out through the driver's tx
- * and come back through dd_nic_rx, as a session's would. This image
- * serves no sessions (dom_noserve.c). */
+/* netcheck — an app domain of the bare monitor that checks a Nic another
+ * domain serves, through a session (session_client.h), with nothing but
+ * the network QEMU's user mode (or a cloud's) provides: a DHCP lease
+ * (DISCOVER, OFFER, REQUEST, ACK), the gateway's MAC by ARP, then ICMP
+ * echoes to the gateway. Its words (after the monitor's): cap=DOMAIN.CAP
+ * (the Nic, required), pings=N (default 3).
+ * Receive buffers stay posted: after a server restart they are posted
+ * again; a frame being sent then is dropped, and the step's retry (every
+ * second, 10 tries a step) sends it again.
+ * Console: "netcheck NAME: N of M pings answered" every 100, then
+ * "PASS: ..." and an orderly exit (code 0), or "FAIL: ..." and exit 1. */
 #include "dd.h"
 #include "gk/platform.h"
 #include "gk/sys.h"
+#include "session_client.h"
 
-/* "<domain>.<cap>" and its NUL. */
-#define DOM_CAP_NAME (MOAT_NAME_MAX + MOAT_CAP_NAME_MAX + 1)
 #define RETRY_NS 1000000000ull
 #define TRIES 10u
-#define PINGS 3u
+#define RX_BUFS 8u
+#define TX_BUFS 4u
+#define BUF 2048u                       /* a buffer: at least the Nic's largest frame */
+#define OPEN_TIMEOUT_NS (30ull * 1000000000ull)
+#define WHAT_TX 0x100u                  /* slot_what: TX buffer j is WHAT_TX | j */
 
-struct dd_nic {
-    const struct dd_nic_ops *ops;
-    void *ctx;
-    struct moat_nic_info info;
-    bool link;
-    struct dd_nic_stats st;
-};
-
-static struct dd_nic nic;
-
-enum { NT_OFF, NT_DISCOVER, NT_REQUEST, NT_ARP, NT_PING, NT_DONE };
+enum { NT_DISCOVER, NT_REQUEST, NT_ARP, NT_PING, NT_DONE };
 
 static struct net_test {
+    struct sclient c;
+    const char *name;
+    char cap[64];
     int phase;
-    char cap[DOM_CAP_NAME];
-    uint32_t xid, ip, server, gateway, mask, tries, pongs;
-    uint8_t gw_mac[6];
-    uint64_t sent_ns, best_ns, t0;
+    uint32_t xid, ip, server, gateway, mask, tries, pongs, pings;
+    uint8_t mac[6], gw_mac[6];
+    uint64_t sent_ns, best_ns, t0, frames;
     uint16_t seq;
+    bool tx_busy[TX_BUFS];
+    uint32_t slot_what[SC_INFLIGHT];
 } t;
+
+/* ---- the session ---------------------------------------------------------------------- */
+
+static void post_rx(uint32_t i)
+{
+    struct moat_sqe e = { .op = MOAT_NIC_RX, .blocks = BUF, .buf_off = (uint64_t)i * BUF };
+    int s = sc_submit(&t.c, &e, true);
+    if (s < 0)
+        dd_panic("netcheck: no request slot for receive buffer %u", i);
+    t.slot_what[s] = i;
+}
+
+/* Send a frame (padded to 60 bytes); dropped when every buffer is in
+ * flight: the step's retry sends it again. */
+static void send(uint8_t *f, uint32_t len)
+{
+    if (len < 60) {
+        memset(f + len, 0, 60 - len);
+        len = 60;
+    }
+    for (uint32_t j = 0; j < TX_BUFS; j++) {
+        if (t.tx_busy[j])
+            continue;
+        uint64_t off = (uint64_t)(RX_BUFS + j) * BUF;
+        memcpy(t.c.data + off, f, len);
+        struct moat_sqe e = { .op = MOAT_NIC_TX, .blocks = len, .buf_off = off };
+        int s = sc_submit(&t.c, &e, false);
+        if (s < 0)
+            return;
+        t.tx_busy[j] = true;
+        t.slot_what[s] = WHAT_TX | j;
+        t.frames++;
+        return;
+    }
+}
 
 /* ---- frames -------------------------------------------------------------------------- */
 
@@ -57,23 +91,10 @@ static uint16_t csum(const uint8_t *p, uint32_t len)
     return (uint16_t)~s;
 }
 
-static void send(uint8_t *f, uint32_t len)
-{
-    if (len < 60) {
-        memset(f + len, 0, 60 - len);
-        len = 60;
-    }
-    if (!nic.ops->tx(nic.ctx, f, len))
-        return;                     /* no room: the retry sends it again */
-    nic.st.tx_frames++;
-    if (nic.ops->tx_flush)
-        nic.ops->tx_flush(nic.ctx);
-}
-
 static uint32_t eth(uint8_t *f, const uint8_t *dst, uint16_t type)
 {
     memcpy(f, dst, 6);
-    memcpy(f + 6, nic.info.mac, 6);
+    memcpy(f + 6, t.mac, 6);
     put16(f + 12, type);
     return 14;
 }
@@ -103,7 +124,7 @@ static void dhcp_send(uint8_t type)
     b[2] = 6;
     put32(b + 4, t.xid);
     put16(b + 10, 0x8000);          /* broadcast replies: we have no address yet */
-    memcpy(b + 28, nic.info.mac, 6);
+    memcpy(b + 28, t.mac, 6);
     put32(b + 236, 0x63825363);     /* magic cookie */
     uint8_t *op = b + 240;
     *op++ = 53, *op++ = 1, *op++ = type;
@@ -127,7 +148,7 @@ static void arp_send(void)
     uint32_t o = eth(f, bcast, 0x0806);
     uint8_t *a = f + o;
     put16(a, 1), put16(a + 2, 0x0800), a[4] = 6, a[5] = 4, put16(a + 6, 1);
-    memcpy(a + 8, nic.info.mac, 6);
+    memcpy(a + 8, t.mac, 6);
     put32(a + 14, t.ip);
     put32(a + 24, t.gateway);
     send(f, o + 28);
@@ -192,6 +213,19 @@ static void dhcp_rx(const uint8_t *b, uint32_t len)
     }
 }
 
+static _Noreturn void pass(void)
+{
+    dd_log("netcheck %s: PASS: DHCP lease %u.%u.%u.%u (mask %u.%u.%u.%u) from %u.%u.%u.%u, "
+           "gateway answered %u pings, best round trip %lu us, in %lu ms, through %s; %lu frames "
+           "sent, %lu requests published again and %lu dropped after %lu server restart%s",
+           t.name, t.ip >> 24, t.ip >> 16 & 255, t.ip >> 8 & 255, t.ip & 255, t.mask >> 24,
+           t.mask >> 16 & 255, t.mask >> 8 & 255, t.mask & 255, t.server >> 24,
+           t.server >> 16 & 255, t.server >> 8 & 255, t.server & 255, t.pings, t.best_ns / 1000,
+           (dd_now_ns() - t.t0) / 1000000, t.cap, t.frames, t.c.resubmitted, t.c.dropped,
+           t.c.fresh_rings, t.c.fresh_rings == 1 ? "" : "s");
+    sys_exit(0);
+}
+
 static void net_rx(const uint8_t *f, uint32_t len)
 {
     if (len < 14 + 28)
@@ -215,32 +249,29 @@ static void net_rx(const uint8_t *f, uint32_t len)
         if (!t.best_ns || rtt < t.best_ns)
             t.best_ns = rtt;
         t.sent_ns = 0;
-        if (++t.pongs == PINGS)
-            t.phase = NT_DONE, dd_log("selftest %s: PASS: DHCP lease %u.%u.%u.%u (mask "
-                                      "%u.%u.%u.%u) from %u.%u.%u.%u, gateway answered %u pings, "
-                                      "best round trip %lu us, in %lu ms", t.cap,
-                                      t.ip >> 24, t.ip >> 16 & 255, t.ip >> 8 & 255, t.ip & 255,
-                                      t.mask >> 24, t.mask >> 16 & 255, t.mask >> 8 & 255,
-                                      t.mask & 255, t.server >> 24, t.server >> 16 & 255,
-                                      t.server >> 8 & 255, t.server & 255, PINGS,
-                                      t.best_ns / 1000, (dd_now_ns() - t.t0) / 1000000);
+        if (++t.pongs % 100 == 0 && t.pongs < t.pings)
+            dd_log("netcheck %s: %u of %u pings answered", t.name, t.pongs, t.pings);
+        if (t.pongs == t.pings)
+            pass();
+        else
+            next(NT_PING);
     }
 }
 
 static bool net_poll(void *ctx)
 {
     (void)ctx;
-    if (t.phase == NT_OFF || t.phase == NT_DONE)
+    if (t.phase == NT_DONE)
         return false;
     uint64_t now = dd_now_ns();
     if (t.sent_ns && now - t.sent_ns < RETRY_NS)
         return false;
     if (t.tries++ == TRIES) {
-        static const char *const what[] = { "", "no DHCP offer", "no DHCP ack",
+        static const char *const what[] = { "no DHCP offer", "no DHCP ack",
                                             "no ARP reply from the gateway", "no echo reply" };
-        dd_log("selftest %s: FAIL: %s after %u tries", t.cap, what[t.phase], TRIES);
-        t.phase = NT_DONE;
-        return true;
+        dd_log("netcheck %s: FAIL: %s after %u tries, through %s", t.name, what[t.phase], TRIES,
+               t.cap);
+        sys_exit(1);
     }
     t.sent_ns = now;
     if (t.phase == NT_DISCOVER)
@@ -254,60 +285,41 @@ static bool net_poll(void *ctx)
     return true;
 }
 
-/* ---- the dd_nic_* API ----------------------------------------------------------------------- */
 
-/* Name reg (truncated to fit) and register it with the monitor; full gets
- * "<domain>.<name>". False (logged) when the monitor refuses. */
-static bool cap_register(struct moat_cap_register *reg, const char *name, char full[DOM_CAP_NAME])
+static void done(void *ctx, unsigned slot, uint32_t status, uint32_t len)
 {
-    size_t len = strlen(name);
-    memcpy(reg->name, name, len < sizeof reg->name - 1 ? len : sizeof reg->name - 1);
-    int64_t rc = sys_cap_register(reg);
-    if (rc < 0) {
-        dd_log("the monitor refused cap '%s' (%ld)", name, rc);
-        return false;
-    }
-    const char *dom = platform_boot_info()->name;
-    len = strnlen(dom, MOAT_NAME_MAX);
-    memcpy(full, dom, len);
-    full[len] = '.';
-    memcpy(full + len + 1, reg->name, strlen(reg->name) + 1);
-    return true;
-}
-
-struct dd_nic *dd_nic_serve(const char *name, const struct moat_nic_info *info,
-                            const struct dd_nic_ops *ops, void *ctx)
-{
-    if (!ops || !ops->tx)
-        dd_panic("dd_nic_serve: a Nic needs a tx function");
-    if (nic.ops)
-        dd_panic("driver bug: at most one Nic per domain");
-    struct moat_cap_register reg = { .kind = MOAT_CAP_NIC, .nic = *info };
-    if (!cap_register(&reg, name, t.cap))
-        return NULL;
-    nic = (struct dd_nic){ .ops = ops, .ctx = ctx, .info = *info, .link = true };
-    const struct moat_boot_info *bi = platform_boot_info();
-    if (dd_arg_u64(bi->cmdline, "selftest_net", 0)) {
-        t.phase = NT_DISCOVER;
-        t.xid = (uint32_t)dd_now_ns() ^ 0x6d6f6174u;
-        t.t0 = dd_now_ns();
-        if (!dd_poll_add(net_poll, NULL))
-            dd_panic("selftest: no free poller");
-    }
-    return &nic;
-}
-
-void dd_nic_rx(struct dd_nic *n, const void *frame, uint32_t len)
-{
-    n->st.rx_frames++;
-    if (len < MOAT_NIC_ETH_HDR || len > n->info.max_frame) {
-        n->st.rx_bad++;
+    (void)ctx;
+    uint32_t what = t.slot_what[slot];
+    if (what & WHAT_TX) {
+        t.tx_busy[what & ~WHAT_TX] = false;
         return;
     }
-    n->st.rx_delivered++;
-    net_rx(frame, len);
+    if (status == MOAT_ST_CANCELED)     /* the session closes: nothing more comes */
+        return;
+    if (status == MOAT_ST_OK)
+        net_rx(t.c.data + (uint64_t)what * BUF, len);
+    post_rx(what);
 }
 
-void dd_nic_tx_ready(struct dd_nic *n) { (void)n; }
-void dd_nic_link(struct dd_nic *n, bool up) { n->link = up; }
-void dd_nic_stats(const struct dd_nic *n, struct dd_nic_stats *out) { *out = n->st; }
+void domain_main(const char *args)
+{
+    t.name = platform_boot_info()->name;
+    if (!dd_arg(args, "cap", t.cap, sizeof t.cap))
+        dd_panic("netcheck: give the Nic to check: cap=DOMAIN.CAP");
+    t.pings = dd_arg_u32(args, "pings", 3, 1, 1000000);
+    if (!sc_open(&t.c, t.cap, MOAT_CAP_NIC, OPEN_TIMEOUT_NS, done, NULL))
+        sys_exit(1);
+    if (t.c.info.nic.max_frame > BUF || (uint64_t)(RX_BUFS + TX_BUFS) * BUF > t.c.info.data_size)
+        dd_panic("netcheck: frames of %u bytes do not fit its %u-byte buffers in the session",
+                 t.c.info.nic.max_frame, BUF);
+    memcpy(t.mac, t.c.info.nic.mac, 6);
+    for (uint32_t i = 0; i < RX_BUFS; i++)
+        post_rx(i);
+    t.phase = NT_DISCOVER;
+    t.xid = (uint32_t)dd_now_ns() ^ 0x6d6f6174u;
+    t.t0 = dd_now_ns();
+    if (!dd_poll_add(net_poll, NULL))
+        dd_panic("netcheck: no free poller");
+    dd_ready();
+    dd_run();
+}

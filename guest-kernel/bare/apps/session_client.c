@@ -1,5 +1,5 @@
-/* A BlockDevice client in a bare app domain (contract in blk_client.h). */
-#include "blk_client.h"
+/* A session client in a bare app domain (contract in session_client.h). */
+#include "session_client.h"
 #include "dd.h"
 #include "gk/event.h"
 #include "gk/kstring.h"
@@ -10,16 +10,16 @@
 
 #define TAG_SLOT_BITS 8u
 
-static uint32_t generation(const struct blkc *c)
+static uint32_t generation(const struct sclient *c)
 {
     const struct bare_dom_events *ev = (const void *)(uintptr_t)BARE_DOM_VA_EVENTS;
     return __atomic_load_n(&ev->session_gen[c->info.session], __ATOMIC_ACQUIRE);
 }
 
-static void kick(const struct blkc *c) { sys_call3(SYS_SESSION_KICK, c->info.session, 0, 0); }
+static void kick(const struct sclient *c) { sys_call3(SYS_SESSION_KICK, c->info.session, 0, 0); }
 
 /* The rings of the generation the monitor announced last. */
-static bool attach(struct blkc *c)
+static bool attach(struct sclient *c)
 {
     c->gen = generation(c);
     const struct bare_session_info *i = &c->info;
@@ -28,18 +28,18 @@ static bool attach(struct blkc *c)
                   moat_ring_attach(&c->cq, c->mem + i->cq_off, i->data_off - i->cq_off, i->entries,
                                    sizeof(struct moat_cqe), MOAT_RING_CONSUMER) == MOAT_RING_OK;
     if (!c->attached)
-        dd_log("blkc: session %u: the rings of generation %u do not attach; waiting for the next",
+        dd_log("session %u: the rings of generation %u do not attach; waiting for the next",
                i->session, c->gen);
     return c->attached;
 }
 
 /* Publish the requests not yet in the ring, oldest first. */
-static bool publish_pending(struct blkc *c)
+static bool publish_pending(struct sclient *c)
 {
     bool any = false, kick_now = false;
     for (;;) {
-        struct blkc_req *r = NULL;
-        for (unsigned s = 0; s < BLKC_INFLIGHT; s++)
+        struct sc_req *r = NULL;
+        for (unsigned s = 0; s < SC_INFLIGHT; s++)
             if (c->req[s].busy && !c->req[s].published && (!r || c->req[s].seq < r->seq))
                 r = &c->req[s];
         uint32_t space;
@@ -58,43 +58,52 @@ static bool publish_pending(struct blkc *c)
     return any;
 }
 
-static void fresh_rings(struct blkc *c)
+static void fresh_rings(struct sclient *c)
 {
     if (!attach(c))
         return;
-    unsigned again = 0;
-    for (unsigned s = 0; s < BLKC_INFLIGHT; s++)
-        if (c->req[s].busy) {
-            c->req[s].published = false;
+    unsigned again = 0, dropped = 0;
+    for (unsigned s = 0; s < SC_INFLIGHT; s++) {
+        struct sc_req *r = &c->req[s];
+        if (!r->busy)
+            continue;
+        r->published = false;
+        if (r->again) {
             again++;
+        } else {                /* a frame being sent: dropped, as a NIC reset drops it */
+            r->busy = false;
+            dropped++;
+            c->done(c->ctx, s, MOAT_ST_CANCELED, 0);
         }
+    }
     c->fresh_rings++;
     c->resubmitted += again;
-    dd_log("blkc: session %u: fresh rings (generation %u): %u request%s in flight published again",
-           c->info.session, c->gen, again, again == 1 ? "" : "s");
+    c->dropped += dropped;
+    dd_log("session %u: fresh rings (generation %u): %u request%s in flight published again, %u "
+           "dropped", c->info.session, c->gen, again, again == 1 ? "" : "s", dropped);
 }
 
 /* One completion from the server: believed only when it answers a request
  * in flight, with a known status and no more blocks than asked. */
-static void complete(struct blkc *c, const struct moat_cqe *e)
+static void complete(struct sclient *c, const struct moat_cqe *e)
 {
     unsigned s = (unsigned)(e->tag & ((1u << TAG_SLOT_BITS) - 1));
-    struct blkc_req *r = s < BLKC_INFLIGHT ? &c->req[s] : NULL;
+    struct sc_req *r = s < SC_INFLIGHT ? &c->req[s] : NULL;
     if (!r || !r->busy || r->e.tag != e->tag || !c->req[s].published || e->status > MOAT_ST_MAX ||
         e->blocks > r->e.blocks) {
         if (c->bad_completions++ == 0)
-            dd_log("blkc: session %u: a completion for no request in flight (tag 0x%lx, status "
+            dd_log("session %u: a completion for no request in flight (tag 0x%lx, status "
                    "%u): ignored, further ones only counted", c->info.session, e->tag, e->status);
         return;
     }
     r->busy = false;
     c->completed++;
-    c->done(c->ctx, s, e->status);
+    c->done(c->ctx, s, e->status, e->blocks);
 }
 
 static bool client_poll(void *ctx)
 {
-    struct blkc *c = ctx;
+    struct sclient *c = ctx;
     bool work = false;
     if (generation(c) != c->gen) {
         fresh_rings(c);
@@ -105,7 +114,7 @@ static bool client_poll(void *ctx)
     work |= publish_pending(c);
     uint32_t n;
     if (moat_ring_avail(&c->cq, &n) != MOAT_RING_OK) {
-        dd_log("blkc: session %u: the server broke its completion ring; waiting for fresh rings",
+        dd_log("session %u: the server broke its completion ring; waiting for fresh rings",
                c->info.session);
         c->attached = false;
         return true;
@@ -127,7 +136,7 @@ static bool client_poll(void *ctx)
 /* About to sleep: ask the server to kick at its next completion. */
 static bool client_idle(void *ctx)
 {
-    struct blkc *c = ctx;
+    struct sclient *c = ctx;
     return c->attached && !moat_ring_arm(&c->cq);
 }
 
@@ -137,12 +146,13 @@ static void session_event(void *ctx, uint32_t vector)
     (void)vector;               /* client_poll looks at everything */
 }
 
-bool blkc_open(struct blkc *c, const char *cap, uint64_t timeout_ns, blkc_done_fn done, void *ctx)
+bool sc_open(struct sclient *c, const char *cap, uint32_t kind, uint64_t timeout_ns,
+             sc_done_fn done, void *ctx)
 {
-    *c = (struct blkc){ .done = done, .ctx = ctx };
+    *c = (struct sclient){ .done = done, .ctx = ctx };
     c->vector = gk_event_alloc(session_event, c);
     if (!c->vector)
-        dd_panic("blkc: no free event vector");
+        dd_panic("session: no free event vector");
     uint64_t deadline = timer_now_ns() + timeout_ns;
     int64_t k;
     for (;;) {
@@ -153,36 +163,32 @@ bool blkc_open(struct blkc *c, const char *cap, uint64_t timeout_ns, blkc_done_f
         sys_wait(trap_irq_count());     /* the next tick: its server may be up by then */
     }
     if (k < 0) {
-        dd_log("blkc: no session on %s: %s", cap,
+        dd_log("session: no session on %s: %s", cap,
                k == -SYS_EAGAIN ? "its server did not register it in time"
                : k == -SYS_ENOENT ? "no domain serves it" : "refused");
         return false;
     }
-    if (c->info.kind != MOAT_CAP_BLOCK) {
-        dd_log("blkc: %s is not a BlockDevice", cap);
+    if (c->info.kind != kind) {
+        dd_log("session: %s is not a %s", cap, kind == MOAT_CAP_BLOCK ? "BlockDevice" : "Nic");
         return false;
     }
     c->mem = (uint8_t *)(uintptr_t)(BARE_DOM_VA_SESSIONS + (uint64_t)k * BARE_DOM_SESSION_SIZE);
     c->data = c->mem + c->info.data_off;
     if (!attach(c) || !gk_poller_add(client_poll, c) || !gk_idle_add(client_idle, c))
         return false;
-    dd_log("blkc: session %u on %s: %lu blocks of %u bytes, %u entries, %lu KiB data", c->info.session,
-           cap, c->info.blk.blocks, c->info.blk.block_size, c->info.entries,
+    dd_log("session %u on %s: %u entries, %lu KiB data", c->info.session, cap, c->info.entries,
            c->info.data_size >> 10);
     return true;
 }
 
-int blkc_submit(struct blkc *c, uint16_t op, uint64_t lba, uint32_t blocks, uint64_t buf_off)
+int sc_submit(struct sclient *c, const struct moat_sqe *e, bool again)
 {
-    for (unsigned s = 0; s < BLKC_INFLIGHT; s++) {
-        struct blkc_req *r = &c->req[s];
+    for (unsigned s = 0; s < SC_INFLIGHT; s++) {
+        struct sc_req *r = &c->req[s];
         if (r->busy)
             continue;
-        r->busy = true;
-        r->seq = c->next_seq++;
-        r->e = (struct moat_sqe){ .tag = r->seq << TAG_SLOT_BITS | s, .op = op, .blocks = blocks,
-                                  .lba = lba, .buf_off = buf_off };
-        r->published = false;
+        *r = (struct sc_req){ .busy = true, .again = again, .seq = c->next_seq++, .e = *e };
+        r->e.tag = r->seq << TAG_SLOT_BITS | s;
         c->submitted++;
         if (c->attached)
             publish_pending(c);
@@ -191,10 +197,10 @@ int blkc_submit(struct blkc *c, uint16_t op, uint64_t lba, uint32_t blocks, uint
     return -1;
 }
 
-unsigned blkc_in_flight(const struct blkc *c)
+unsigned sc_in_flight(const struct sclient *c)
 {
     unsigned n = 0;
-    for (unsigned s = 0; s < BLKC_INFLIGHT; s++)
+    for (unsigned s = 0; s < SC_INFLIGHT; s++)
         n += c->req[s].busy;
     return n;
 }

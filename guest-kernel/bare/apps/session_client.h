@@ -1,0 +1,72 @@
+/*
+ * session_client.h — the client side of one session in a bare app domain:
+ * a cap another domain serves (SYS_SESSION_OPEN, the monitor as broker),
+ * requests through the session's rings (moat/ring.h, the hosted protocol
+ * of moat/session_abi.h: BlockDevice and Nic entries share one size and
+ * layout), every completion checked (tag outstanding, status known, length
+ * within the request; a bad one is the server's fault and is counted,
+ * never believed).
+ *
+ * Recovery: when the server restarts, the monitor formats fresh rings and
+ * bumps the session's generation (bare_dom.h). The client attaches to them;
+ * every request that had not completed and was submitted with `again` is
+ * published again, in the order first submitted (a block write is
+ * idempotent by LBA, and a flush outstanding comes again after the writes
+ * before it; a posted Nic receive buffer is posted again); the others (a
+ * frame being sent) complete at once as MOAT_ST_CANCELED and are counted
+ * as dropped: TCP, or the app's own retry, recovers. Nothing completes
+ * twice.
+ *
+ * Runs in the domain runtime's loop: sc_open registers a poller (takes
+ * completions, calls back) and an idle hook (asks the server for a kick,
+ * then the loop sleeps). One CPU, no locks.
+ */
+#ifndef BARE_APPS_SESSION_CLIENT_H
+#define BARE_APPS_SESSION_CLIENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "bare/dom/bare_dom.h"
+#include "moat/ring.h"
+
+#define SC_INFLIGHT 32u
+
+/* Request slot `slot` completed with status (enum moat_status) and len
+ * (blocks, or a Nic entry's bytes). */
+typedef void (*sc_done_fn)(void *ctx, unsigned slot, uint32_t status, uint32_t len);
+
+struct sc_req {
+    bool busy;
+    bool again;                 /* publish again on fresh rings (else: dropped) */
+    bool published;             /* in the rings of the current generation */
+    uint64_t seq;               /* submission order */
+    struct moat_sqe e;          /* as published (tag = seq << 8 | slot) */
+};
+
+struct sclient {
+    struct bare_session_info info;
+    uint8_t *mem;               /* the session memory */
+    uint8_t *data;              /* its data area: buffers by offset */
+    struct moat_ring sq, cq;
+    uint32_t gen, vector;
+    bool attached;
+    sc_done_fn done;
+    void *ctx;
+    struct sc_req req[SC_INFLIGHT];
+    uint64_t next_seq;
+    uint64_t submitted, completed, resubmitted, dropped, bad_completions;
+    uint64_t fresh_rings;       /* sets of rings after the first: server restarts seen */
+};
+
+/* Open a session on cap "<domain>.<cap>" of kind (MOAT_CAP_BLOCK or
+ * MOAT_CAP_NIC), waiting up to timeout_ns for its server to register it;
+ * done is called for every completion. False (logged) when it cannot. */
+bool sc_open(struct sclient *c, const char *cap, uint32_t kind, uint64_t timeout_ns,
+             sc_done_fn done, void *ctx);
+/* Submit one entry (its tag is set here); the slot it took, or -1 when
+ * all are busy. */
+int sc_submit(struct sclient *c, const struct moat_sqe *e, bool again);
+/* Requests submitted and not completed. */
+unsigned sc_in_flight(const struct sclient *c);
+
+#endif /* BARE_APPS_SESSION_CLIENT_H */
