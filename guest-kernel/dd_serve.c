@@ -92,6 +92,11 @@ static void flush_completions(struct gsession *s)
 {
     if (!s->staged)
         return;
+    if (s->broken) {            /* a ring nobody can trust: what is owed is dropped */
+        s->owed -= s->staged < s->owed ? s->staged : s->owed;
+        s->staged = 0;
+        return;
+    }
     bool kick = false;
     if (moat_ring_publish(&s->cq, s->staged, &kick) != MOAT_RING_OK && !s->broken) {
         s->broken = true;
@@ -489,8 +494,10 @@ int serve_register_named(struct moat_cap_register *reg, const char *name,
 /* ---- injected fault: a corrupt session ring ------------------------------------ */
 
 /* Move the first live session's completion producer index to where no
- * ring can have it (more than a ring ahead of the client): the client must
- * refuse the session, report it, and recover on a fresh one. */
+ * ring can have it (more than a ring ahead of the client), and walk away
+ * from the session as a broken server would (no later completion puts the
+ * index right again before the client looks): the client must refuse the
+ * session, report it, and recover on a fresh one. */
 bool dd_serve_corrupt_ring(void)
 {
     for (uint32_t i = 0; i < MOAT_SESSION_SLOTS; i++) {
@@ -498,6 +505,8 @@ bool dd_serve_corrupt_ring(void)
         if (!s->active || s->closing || s->broken)
             continue;
         __atomic_store_n(&s->cq.sh->prod, s->cq.idx + 2 * s->entries + 7, __ATOMIC_RELEASE);
+        s->broken = true;
+        ring_doorbell(s);       /* the client looks now */
         dd_log("fault: session %u's completion index corrupted", s->id);
         return true;
     }

@@ -527,6 +527,9 @@ void dom_syscall(struct trap_frame *f)
     case SYS_SESSION_KICK:
         r = dom_session_kick(d, f->rdi);
         break;
+    case SYS_SESSION_CLOSE:
+        r = dom_session_close(d, f->rdi);
+        break;
     case SYS_SESSION_RELEASE:
         r = dom_session_release(d, f->rdi);
         break;

@@ -92,9 +92,10 @@ void dom_cap_describe(const struct dom *d, char *out, size_t len);
 struct dom *dom_table(uint32_t *n);
 
 /* dom_session.c: caps between domains, the monitor as broker */
-/* SYS_SESSION_OPEN, SYS_SESSION_KICK, SYS_SESSION_RELEASE. */
+/* SYS_SESSION_OPEN, SYS_SESSION_KICK, SYS_SESSION_CLOSE, SYS_SESSION_RELEASE. */
 int64_t dom_session_open(struct dom *client, uint64_t name_va, uint64_t info_va, uint64_t vector);
 int64_t dom_session_kick(struct dom *client, uint64_t k);
+int64_t dom_session_close(struct dom *client, uint64_t k);
 int64_t dom_session_release(struct dom *server, uint64_t slot);
 /* server registered its cap (a new incarnation): fresh rings for every
  * session on it, published to it, their clients told. */

@@ -17,7 +17,8 @@
 #include "moat/ring.h"
 #include "palloc.h"
 
-#define SESS_MAX   8u
+#define SESS_MAX   16u
+#define CLIENT_MAX 4u                   /* sessions one client may hold */
 #define ENTRIES    64u
 #define SQ_OFF     0ull
 #define CQ_OFF     8192ull
@@ -141,7 +142,13 @@ int64_t dom_session_open(struct dom *client, uint64_t name_va, uint64_t info_va,
             dom_log(client, "session refused: no domain serves a cap named '%s'", name);
         return known ? -SYS_EAGAIN : -SYS_ENOENT;   /* again: not (re)registered yet */
     }
-    uint32_t k = 0, slot = 0;
+    uint32_t k = 0, slot = 0, held = 0;
+    for (uint32_t i = 0; i < SESS_MAX; i++)
+        held += sess[i].state != S_FREE && sess[i].client == client;
+    if (held >= CLIENT_MAX) {
+        dom_audit(client, "session on %s refused: it holds %u already", name, held);
+        return -SYS_EAGAIN;
+    }
     while (k < BARE_DOM_SESSIONS && find(client, true, k))
         k++;
     while (slot < MOAT_SESSION_SLOTS && find(server, false, slot))
@@ -219,6 +226,30 @@ void dom_session_server_ready(struct dom *server)
     }
 }
 
+/* The client is done with s: gone from its space; the server drains it
+ * and releases it, or it is free at once when no server holds it. */
+static void client_close(struct sess *s)
+{
+    dom_map_session(s->client, s->k, 0);
+    if (!serving(s)) {
+        release(s);
+    } else if (s->state == S_OPEN) {
+        s->state = S_CLOSING;
+        write_slot(s, MOAT_SLOT_CLOSING);
+    }                           /* else: closing already, the server drains it */
+}
+
+int64_t dom_session_close(struct dom *client, uint64_t k)
+{
+    struct sess *s = k < BARE_DOM_SESSIONS ? find(client, true, (uint32_t)k) : NULL;
+    if (!s || s->state != S_OPEN)
+        return -SYS_EINVAL;
+    dom_log(client, "session %u on %s.%s closed by its client", s->id, s->server->name,
+            s->server->cap.name);
+    client_close(s);
+    return 0;
+}
+
 void dom_session_ended(struct dom *d)
 {
     for (uint32_t i = 0; i < SESS_MAX; i++) {
@@ -226,13 +257,7 @@ void dom_session_ended(struct dom *d)
         if (s->state == S_FREE)
             continue;
         if (s->client == d) {
-            dom_map_session(d, s->k, 0);
-            if (s->state == S_OPEN && serving(s)) {
-                s->state = S_CLOSING;   /* the server releases it once nothing is owed */
-                write_slot(s, MOAT_SLOT_CLOSING);
-            } else {
-                release(s);
-            }
+            client_close(s);
         } else if (s->server == d) {
             s->server_inc = 0;          /* the next incarnation gets fresh rings */
             if (s->state == S_CLOSING)

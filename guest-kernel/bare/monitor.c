@@ -43,6 +43,32 @@ static void cmd_help(void)
                 "  trap-test  raise an invalid-opcode exception (checks the panic report)\n");
 }
 
+/* What hardware isolation this CPU offers beside ring 3 (docs/bare-isolation.md). */
+static const char *cpu_isolation(void)
+{
+    uint32_t a, b, c, d, max_ext;
+    cpuid(0x80000000u, 0, &max_ext, &b, &c, &d);
+    bool svm = false, npt = false;
+    if (max_ext >= 0x80000001u) {
+        cpuid(0x80000001u, 0, &a, &b, &c, &d);
+        svm = c & (1u << 2);
+    }
+    if (svm && max_ext >= 0x8000000Au) {
+        cpuid(0x8000000Au, 0, &a, &b, &c, &d);
+        npt = d & 1u;
+    }
+    cpuid(1, 0, &a, &b, &c, &d);
+    bool vmx = c & (1u << 5);
+    return svm && npt ? "SVM with nested paging" : svm ? "SVM without nested paging"
+           : vmx ? "VMX" : "no hardware virtualisation";
+}
+
+void monitor_isolation_line(void)
+{
+    com1_printf("moat bare: domains run in ring 3 with page tables of their own (this CPU offers "
+                "%s; no svm or vmx backend is built yet)\n", cpu_isolation());
+}
+
 static void cmd_status(const struct boot_desc *b, const struct apic_state *apic)
 {
     char vendor[13];
@@ -64,6 +90,7 @@ static void cmd_status(const struct boot_desc *b, const struct apic_state *apic)
     com1_printf("timer ticks %llu\n", (unsigned long long)apic_ticks());
     for (uint32_t i = 0; i < ACPI_IOAPICS_MAX && apic->ioapic_inputs[i]; i++)
         com1_printf("I/O APIC %u: %u inputs, all masked\n", i, apic->ioapic_inputs[i]);
+    monitor_isolation_line();
 }
 
 static void cmd_mem(const struct boot_desc *b)

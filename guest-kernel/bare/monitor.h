@@ -1,9 +1,9 @@
 /*
  * monitor.h — the serial diagnostics console of the kernel booted bare:
  * a "moat> " prompt on COM1 that reads one command per line. Commands
- * today: help, status, mem, acpi, pci, reboot, trap-test (a deliberate #UD, to
- * check the panic report). Those about driver domains
- * (domains, windows, audit, restart) come with bare-mode domains.
+ * (help lists them): the machine (status, mem, acpi, pci), the domains
+ * (domains, windows, audit, sessions, canary, restart, inject), reboot,
+ * trap-test (a deliberate #UD, to check the panic report).
  */
 #ifndef BARE_MONITOR_H
 #define BARE_MONITOR_H
@@ -11,6 +11,8 @@
 #include "apic.h"
 #include "multiboot.h"
 
+/* One line: how domains are isolated, and what else this CPU offers. */
+void monitor_isolation_line(void);
 /* Run commands until reboot (does not return). */
 void monitor_run(const struct boot_desc *boot, const struct apic_state *apic)
     __attribute__((noreturn));

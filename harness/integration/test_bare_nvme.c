@@ -20,6 +20,9 @@
  *     an exception in the domain is reported with its registers and
  *     restarted likewise; a domain spinning without its run loop is
  *     stopped by the watchdog and restarted;
+ *   - a server that breaks a session's rings (corrupt-session): the app
+ *     opens a fresh session, carries its data over and passes; the server
+ *     drains and releases the broken one and keeps running;
  *   - a crash loop spends the restart budget and opens the breaker, and
  *     the console's restart closes it; restart=never keeps a crashed
  *     domain down; a malformed restarts= is refused with why;
@@ -209,6 +212,31 @@ Test(bare_nvme, a_crash_under_a_verifying_app_loses_no_flushed_write, .timeout =
               "no crash report:\n%s", qc.text);
     expect_nvme_restarted(3);
     app_again(2);
+    reboot_and_close();
+    check_image(512);
+}
+
+Test(bare_nvme, a_server_that_breaks_the_rings_loses_the_session_not_the_data, .timeout = 300)
+{
+    boot_kernel_to_prompt("q35", nvme_app_args("", 150));
+    cr_assert(qc_seen("blkcheck app0: round 2 of 150 verified", APP_MS),
+              "the app made no progress:\n%s", qc.text);
+    char out[8192];
+    run_cmd("inject nvme0 corrupt-session", out, sizeof out);
+    cr_assert(qc_expect(&qc, "nvme0: fault: session 1's completion index corrupted", REPLY_MS),
+              "not injected:\n%s", qc.text);
+    cr_assert(qc_expect(&qc, "app0: session 0: the server broke its completion ring: opening a "
+                             "fresh session", REPLY_MS) &&
+              qc_expect(&qc, "app0: session 1: opened in place of session 0:", REPLY_MS),
+              "the app did not move to a fresh session:\n%s", qc.text);
+    expect_app_pass(512);
+    cr_assert(qc_expect(&qc, "after 0 server restarts and 1 broken session", REPLY_MS),
+              "the app's count is wrong:\n%s", qc.text);
+    cr_assert(qc_seen("nvme0: session 1 released", APP_MS),
+              "the server did not drain and release the broken session:\n%s", qc.text);
+    run_cmd("domains", out, sizeof out);
+    cr_assert(strstr(out, "nvme0: running, incarnation 1"),
+              "a broken ring is the session's end, not the server's: %s", out);
     reboot_and_close();
     check_image(512);
 }

@@ -106,10 +106,12 @@ static bool check_poll(void *ctx)
         if (++k.round == k.rounds) {
             dd_log("blkcheck %s: PASS: %lu round%s of %lu KiB written, flushed, read and verified "
                    "at LBA %lu through %s (seed 0x%lx, %lu blocks of %u bytes) in %lu ms; %lu "
-                   "requests, %lu published again after %lu server restart%s", k.name, k.rounds,
-                   k.rounds == 1 ? "" : "s", k.blocks * k.bs >> 10, k.lba0, k.cap, k.seed,
-                   k.blocks, k.bs, (dd_now_ns() - k.t0) / 1000000u, k.c.submitted,
-                   k.c.resubmitted, k.c.fresh_rings, k.c.fresh_rings == 1 ? "" : "s");
+                   "requests, %lu published again after %lu server restart%s and %lu broken "
+                   "session%s", k.name, k.rounds, k.rounds == 1 ? "" : "s",
+                   k.blocks * k.bs >> 10, k.lba0, k.cap, k.seed, k.blocks, k.bs,
+                   (dd_now_ns() - k.t0) / 1000000u, k.c.submitted, k.c.resubmitted,
+                   k.c.fresh_rings, k.c.fresh_rings == 1 ? "" : "s", k.c.reopened,
+                   k.c.reopened == 1 ? "" : "s");
             sys_exit(0);
         }
         fill();

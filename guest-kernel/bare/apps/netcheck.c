@@ -217,12 +217,13 @@ static _Noreturn void pass(void)
 {
     dd_log("netcheck %s: PASS: DHCP lease %u.%u.%u.%u (mask %u.%u.%u.%u) from %u.%u.%u.%u, "
            "gateway answered %u pings, best round trip %lu us, in %lu ms, through %s; %lu frames "
-           "sent, %lu requests published again and %lu dropped after %lu server restart%s",
-           t.name, t.ip >> 24, t.ip >> 16 & 255, t.ip >> 8 & 255, t.ip & 255, t.mask >> 24,
-           t.mask >> 16 & 255, t.mask >> 8 & 255, t.mask & 255, t.server >> 24,
-           t.server >> 16 & 255, t.server >> 8 & 255, t.server & 255, t.pings, t.best_ns / 1000,
-           (dd_now_ns() - t.t0) / 1000000, t.cap, t.frames, t.c.resubmitted, t.c.dropped,
-           t.c.fresh_rings, t.c.fresh_rings == 1 ? "" : "s");
+           "sent, %lu requests published again and %lu dropped after %lu server restart%s and "
+           "%lu broken session%s", t.name, t.ip >> 24, t.ip >> 16 & 255, t.ip >> 8 & 255,
+           t.ip & 255, t.mask >> 24, t.mask >> 16 & 255, t.mask >> 8 & 255, t.mask & 255,
+           t.server >> 24, t.server >> 16 & 255, t.server >> 8 & 255, t.server & 255, t.pings,
+           t.best_ns / 1000, (dd_now_ns() - t.t0) / 1000000, t.cap, t.frames, t.c.resubmitted,
+           t.c.dropped, t.c.fresh_rings, t.c.fresh_rings == 1 ? "" : "s", t.c.reopened,
+           t.c.reopened == 1 ? "" : "s");
     sys_exit(0);
 }
 

@@ -2,6 +2,7 @@
 #include "session_client.h"
 #include "dd.h"
 #include "gk/event.h"
+#include "gk/console.h"
 #include "gk/kstring.h"
 #include "gk/runtime.h"
 #include "gk/sys.h"
@@ -58,10 +59,10 @@ static bool publish_pending(struct sclient *c)
     return any;
 }
 
-static void fresh_rings(struct sclient *c)
+/* After fresh rings (or a fresh session): requests in flight are
+ * published again when submitted with `again`, the others dropped. */
+static void requeue(struct sclient *c, const char *why)
 {
-    if (!attach(c))
-        return;
     unsigned again = 0, dropped = 0;
     for (unsigned s = 0; s < SC_INFLIGHT; s++) {
         struct sc_req *r = &c->req[s];
@@ -76,11 +77,80 @@ static void fresh_rings(struct sclient *c)
             c->done(c->ctx, s, MOAT_ST_CANCELED, 0);
         }
     }
-    c->fresh_rings++;
     c->resubmitted += again;
     c->dropped += dropped;
-    dd_log("session %u: fresh rings (generation %u): %u request%s in flight published again, %u "
-           "dropped", c->info.session, c->gen, again, again == 1 ? "" : "s", dropped);
+    dd_log("session %u: %s: %u request%s in flight published again, %u dropped", c->info.session,
+           why, again, again == 1 ? "" : "s", dropped);
+}
+
+static void fresh_rings(struct sclient *c)
+{
+    if (!attach(c))
+        return;
+    c->fresh_rings++;
+    char why[48];
+    ksnprintf(why, sizeof why, "fresh rings (generation %u)", c->gen);
+    requeue(c, why);
+}
+
+/* One SYS_SESSION_OPEN; the session's index, or a negative -SYS_E*. */
+static int64_t open_once(struct sclient *c, struct bare_session_info *info)
+{
+    return sys_call3(SYS_SESSION_OPEN, (uint64_t)(uintptr_t)c->cap, (uint64_t)(uintptr_t)info,
+                     c->vector);
+}
+
+static uint8_t *session_mem(uint32_t k)
+{
+    return (uint8_t *)(uintptr_t)(BARE_DOM_VA_SESSIONS + (uint64_t)k * BARE_DOM_SESSION_SIZE);
+}
+
+/* The server broke the rings (an impossible index): the rings cannot be
+ * trusted again, so take a fresh session on the same cap, carry the data
+ * area over (the requests in flight point into it), close the broken one
+ * (the server drains it) and publish again. Tried again at the next poll
+ * while no session can be had. */
+static void reopen(struct sclient *c)
+{
+    struct bare_session_info info;
+    int64_t k = open_once(c, &info);
+    if (k < 0)
+        return;
+    uint8_t *mem = session_mem((uint32_t)k);
+    memcpy(mem + info.data_off, c->data, c->info.data_size < info.data_size ? c->info.data_size
+                                                                            : info.data_size);
+    sys_call3(SYS_SESSION_CLOSE, c->info.session, 0, 0);
+    uint32_t old = c->info.session;
+    c->info = info;
+    c->mem = mem;
+    c->data = mem + info.data_off;
+    c->broken = false;
+    c->reopened++;
+    if (!attach(c))
+        return;
+    char why[48];
+    ksnprintf(why, sizeof why, "opened in place of session %u", old);
+    requeue(c, why);
+}
+
+static void broken(struct sclient *c, const char *what)
+{
+    c->attached = false;
+    if (c->reopened >= SC_REOPENS_MAX) {
+        /* A server that keeps breaking sessions: fail what is in flight. */
+        dd_log("session %u: the server broke its %s ring again (%lu fresh sessions already): "
+               "giving up on %s", c->info.session, what, c->reopened, c->cap);
+        for (unsigned s = 0; s < SC_INFLIGHT; s++)
+            if (c->req[s].busy) {
+                c->req[s].busy = false;
+                c->done(c->ctx, s, MOAT_ST_EIO, 0);
+            }
+        return;
+    }
+    dd_log("session %u: the server broke its %s ring: opening a fresh session", c->info.session,
+           what);
+    c->broken = true;
+    reopen(c);
 }
 
 /* One completion from the server: believed only when it answers a request
@@ -109,14 +179,16 @@ static bool client_poll(void *ctx)
         fresh_rings(c);
         work = true;
     }
+    if (c->broken) {
+        reopen(c);
+        work = true;
+    }
     if (!c->attached)
         return work;
     work |= publish_pending(c);
     uint32_t n;
-    if (moat_ring_avail(&c->cq, &n) != MOAT_RING_OK) {
-        dd_log("session %u: the server broke its completion ring; waiting for fresh rings",
-               c->info.session);
-        c->attached = false;
+    if (moat_ring_avail(&c->cq, &n) != MOAT_RING_OK || c->sq.broken) {
+        broken(c, c->sq.broken ? "request" : "completion");
         return true;
     }
     for (uint32_t i = 0; i < n; i++) {
@@ -153,11 +225,14 @@ bool sc_open(struct sclient *c, const char *cap, uint32_t kind, uint64_t timeout
     c->vector = gk_event_alloc(session_event, c);
     if (!c->vector)
         dd_panic("session: no free event vector");
+    size_t len = strlen(cap);
+    if (len >= sizeof c->cap)
+        dd_panic("session: cap name '%s' too long", cap);
+    memcpy(c->cap, cap, len + 1);
     uint64_t deadline = timer_now_ns() + timeout_ns;
     int64_t k;
     for (;;) {
-        k = sys_call3(SYS_SESSION_OPEN, (uint64_t)(uintptr_t)cap, (uint64_t)(uintptr_t)&c->info,
-                      c->vector);
+        k = open_once(c, &c->info);
         if (k != -SYS_EAGAIN || timer_now_ns() >= deadline)
             break;
         sys_wait(trap_irq_count());     /* the next tick: its server may be up by then */
@@ -172,7 +247,7 @@ bool sc_open(struct sclient *c, const char *cap, uint32_t kind, uint64_t timeout
         dd_log("session: %s is not a %s", cap, kind == MOAT_CAP_BLOCK ? "BlockDevice" : "Nic");
         return false;
     }
-    c->mem = (uint8_t *)(uintptr_t)(BARE_DOM_VA_SESSIONS + (uint64_t)k * BARE_DOM_SESSION_SIZE);
+    c->mem = session_mem((uint32_t)k);
     c->data = c->mem + c->info.data_off;
     if (!attach(c) || !gk_poller_add(client_poll, c) || !gk_idle_add(client_idle, c))
         return false;

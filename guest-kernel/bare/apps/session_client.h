@@ -15,7 +15,10 @@
  * before it; a posted Nic receive buffer is posted again); the others (a
  * frame being sent) complete at once as MOAT_ST_CANCELED and are counted
  * as dropped: TCP, or the app's own retry, recovers. Nothing completes
- * twice.
+ * twice. A server that breaks the rings (an impossible index) loses the
+ * session: the client opens a fresh one on the same cap, carries its data
+ * area over, closes the broken one and publishes again the same way; at
+ * the fourth time, what is in flight fails with MOAT_ST_EIO instead.
  *
  * Runs in the domain runtime's loop: sc_open registers a poller (takes
  * completions, calls back) and an idle hook (asks the server for a kick,
@@ -30,6 +33,7 @@
 #include "moat/ring.h"
 
 #define SC_INFLIGHT 32u
+#define SC_REOPENS_MAX 3u              /* then the session's requests fail (EIO) */
 
 /* Request slot `slot` completed with status (enum moat_status) and len
  * (blocks, or a Nic entry's bytes). */
@@ -44,18 +48,21 @@ struct sc_req {
 };
 
 struct sclient {
+    char cap[64];               /* "<domain>.<cap>" */
     struct bare_session_info info;
     uint8_t *mem;               /* the session memory */
     uint8_t *data;              /* its data area: buffers by offset */
     struct moat_ring sq, cq;
     uint32_t gen, vector;
     bool attached;
+    bool broken;                /* the server broke the rings: a fresh session is due */
     sc_done_fn done;
     void *ctx;
     struct sc_req req[SC_INFLIGHT];
     uint64_t next_seq;
     uint64_t submitted, completed, resubmitted, dropped, bad_completions;
     uint64_t fresh_rings;       /* sets of rings after the first: server restarts seen */
+    uint64_t reopened;          /* fresh sessions after the server broke the rings */
 };
 
 /* Open a session on cap "<domain>.<cap>" of kind (MOAT_CAP_BLOCK or

@@ -40,6 +40,7 @@ enum sys_nr {
     /* A client's sessions (bare/dom/bare_dom.h): 0.. or -SYS_E*. */
     SYS_SESSION_OPEN  = 15, /* (cap name, struct bare_session_info *, vector) */
     SYS_SESSION_KICK  = 16, /* (session k): wake the server */
+    SYS_SESSION_CLOSE = 17, /* (session k): done with it (the server drains it) */
 };
 
 #define SYS_PIO_WRITE 0x100u    /* with size 1, 2 or 4 */
