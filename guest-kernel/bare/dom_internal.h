@@ -103,6 +103,9 @@ void dom_session_server_ready(struct dom *server);
 /* d ended: as a client its sessions close; as a server they wait for its
  * next incarnation. */
 void dom_session_ended(struct dom *d);
+/* server stays down (its policy, or its breaker opened): its sessions'
+ * clients are told, and fail what they have in flight. */
+void dom_session_server_down(struct dom *server);
 /* Take the doorbells d rang and wake their clients (d sleeps, or a tick). */
 void dom_session_doorbells(struct dom *d);
 

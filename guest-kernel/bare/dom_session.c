@@ -88,8 +88,24 @@ static void publish(struct sess *s)
     s->server_inc = s->server->incarnation;
     s->rings++;
     write_slot(s, MOAT_SLOT_OPEN);
-    __atomic_fetch_add(&s->client->ev->session_gen[s->k], 1, __ATOMIC_RELEASE);
+    uint32_t *gen = &s->client->ev->session_gen[s->k];
+    uint32_t g = __atomic_load_n(gen, __ATOMIC_RELAXED);
+    __atomic_store_n(gen, g == BARE_SESSION_DOWN || g + 1 == BARE_SESSION_DOWN ? 1 : g + 1,
+                     __ATOMIC_RELEASE);
     dom_event(s->client, s->vector);
+}
+
+void dom_session_server_down(struct dom *server)
+{
+    for (uint32_t i = 0; i < SESS_MAX; i++) {
+        struct sess *s = &sess[i];
+        if (s->state != S_OPEN || s->server != server)
+            continue;
+        __atomic_store_n(&s->client->ev->session_gen[s->k], BARE_SESSION_DOWN, __ATOMIC_RELEASE);
+        dom_event(s->client, s->vector);
+        dom_log(s->client, "session %u: %s stays down: what is in flight fails (a restart "
+                "from the console serves it again)", s->id, server->name);
+    }
 }
 
 static void release(struct sess *s)

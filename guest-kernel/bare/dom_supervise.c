@@ -44,11 +44,13 @@ void dom_supervise_ended(struct dom *d, enum dom_end_kind kind)
     switch (restart_decide(d->restart, kind == DOM_END_CRASH, &d->budget, now_ns(), &delay_ns)) {
     case RESTART_STAY_DOWN:
         dom_log(d, "stays down (restart=%s)", restart_policy_name(d->restart));
+        dom_session_server_down(d);
         return;
     case RESTART_BREAKER_OPEN:
         d->breaker_open = true;
         dom_log(d, "stays down: %u automatic restarts in %u s spent its budget (breaker open; "
                 "'restart %s' closes it)", d->budget.max, d->budget.window_ms / 1000, d->name);
+        dom_session_server_down(d);
         return;
     case RESTART_AFTER_DELAY:
         schedule(d, delay_ns);

@@ -59,6 +59,17 @@ static bool publish_pending(struct sclient *c)
     return any;
 }
 
+/* Every request in flight fails with status (its server stays down, or
+ * keeps breaking sessions). */
+static void fail_all(struct sclient *c, uint32_t status)
+{
+    for (unsigned s = 0; s < SC_INFLIGHT; s++)
+        if (c->req[s].busy) {
+            c->req[s].busy = false;
+            c->done(c->ctx, s, status, 0);
+        }
+}
+
 /* After fresh rings (or a fresh session): requests in flight are
  * published again when submitted with `again`, the others dropped. */
 static void requeue(struct sclient *c, const char *why)
@@ -140,11 +151,7 @@ static void broken(struct sclient *c, const char *what)
         /* A server that keeps breaking sessions: fail what is in flight. */
         dd_log("session %u: the server broke its %s ring again (%lu fresh sessions already): "
                "giving up on %s", c->info.session, what, c->reopened, c->cap);
-        for (unsigned s = 0; s < SC_INFLIGHT; s++)
-            if (c->req[s].busy) {
-                c->req[s].busy = false;
-                c->done(c->ctx, s, MOAT_ST_EIO, 0);
-            }
+        fail_all(c, MOAT_ST_EIO);
         return;
     }
     dd_log("session %u: the server broke its %s ring: opening a fresh session", c->info.session,
@@ -175,7 +182,19 @@ static bool client_poll(void *ctx)
 {
     struct sclient *c = ctx;
     bool work = false;
-    if (generation(c) != c->gen) {
+    uint32_t g = generation(c);
+    if (g == BARE_SESSION_DOWN) {
+        if (!c->down) {
+            dd_log("session %u: its server stays down: what is in flight fails",
+                   c->info.session);
+            c->down = true;
+            c->attached = false;
+            fail_all(c, MOAT_ST_EIO);
+        }
+        return false;
+    }
+    if (g != c->gen) {
+        c->down = false;
         fresh_rings(c);
         work = true;
     }
@@ -265,6 +284,11 @@ int sc_submit(struct sclient *c, const struct moat_sqe *e, bool again)
         *r = (struct sc_req){ .busy = true, .again = again, .seq = c->next_seq++, .e = *e };
         r->e.tag = r->seq << TAG_SLOT_BITS | s;
         c->submitted++;
+        if (c->down) {          /* its server stays down: fails at once */
+            r->busy = false;
+            c->done(c->ctx, s, MOAT_ST_EIO, 0);
+            return (int)s;
+        }
         if (c->attached)
             publish_pending(c);
         return (int)s;

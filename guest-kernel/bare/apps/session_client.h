@@ -15,7 +15,9 @@
  * before it; a posted Nic receive buffer is posted again); the others (a
  * frame being sent) complete at once as MOAT_ST_CANCELED and are counted
  * as dropped: TCP, or the app's own retry, recovers. Nothing completes
- * twice. A server that breaks the rings (an impossible index) loses the
+ * twice. When the server stays down (its policy, or its breaker opened),
+ * what is in flight fails with MOAT_ST_EIO, and so does what is submitted
+ * until a restart from the console serves it again. A server that breaks the rings (an impossible index) loses the
  * session: the client opens a fresh one on the same cap, carries its data
  * area over, closes the broken one and publishes again the same way; at
  * the fourth time, what is in flight fails with MOAT_ST_EIO instead.
@@ -56,6 +58,7 @@ struct sclient {
     uint32_t gen, vector;
     bool attached;
     bool broken;                /* the server broke the rings: a fresh session is due */
+    bool down;                  /* its server stays down (BARE_SESSION_DOWN) */
     sc_done_fn done;
     void *ctx;
     struct sc_req req[SC_INFLIGHT];
@@ -71,7 +74,8 @@ struct sclient {
 bool sc_open(struct sclient *c, const char *cap, uint32_t kind, uint64_t timeout_ns,
              sc_done_fn done, void *ctx);
 /* Submit one entry (its tag is set here); the slot it took, or -1 when
- * all are busy. */
+ * all are busy. While the server stays down, done is called at once
+ * (MOAT_ST_EIO) from here. */
 int sc_submit(struct sclient *c, const struct moat_sqe *e, bool again);
 /* Requests submitted and not completed. */
 unsigned sc_in_flight(const struct sclient *c);

@@ -68,8 +68,11 @@ struct bare_dom_events {
     uint64_t ticks;             /* monitor timer ticks seen */
     uint64_t pending[4];        /* vectors marked, 64 per word */
     uint32_t session_gen[BARE_DOM_SESSIONS];    /* a client's sessions: bumped at each
-                                                 * fresh set of rings */
+                                                 * fresh set of rings; BARE_SESSION_DOWN
+                                                 * while its server stays down */
 };
+#define BARE_SESSION_DOWN 0xFFFFFFFFu   /* the server's breaker opened, or its policy
+                                         * keeps it down: what is in flight fails */
 
 _Static_assert(BARE_DOM_SESSIONS == MOAT_SESSION_SLOTS, "a server's slots are its sessions");
 
