@@ -41,6 +41,7 @@ static struct sess {
     uint32_t vector;            /* the client's, for the server's doorbell */
     uint32_t server_inc;        /* the incarnation that has its rings; 0: none yet */
     uint64_t pa;                /* its memory, kept for the next session in this record */
+    uint32_t gen;               /* the generation last published to the client */
     uint64_t kicks, doorbells, rings;
 } sess[SESS_MAX];
 static uint32_t next_id = 1;
@@ -88,10 +89,9 @@ static void publish(struct sess *s)
     s->server_inc = s->server->incarnation;
     s->rings++;
     write_slot(s, MOAT_SLOT_OPEN);
-    uint32_t *gen = &s->client->ev->session_gen[s->k];
-    uint32_t g = __atomic_load_n(gen, __ATOMIC_RELAXED);
-    __atomic_store_n(gen, g == BARE_SESSION_DOWN || g + 1 == BARE_SESSION_DOWN ? 1 : g + 1,
-                     __ATOMIC_RELEASE);
+    if (++s->gen == BARE_SESSION_DOWN)     /* the monitor's count, not the page's */
+        s->gen = 1;
+    __atomic_store_n(&s->client->ev->session_gen[s->k], s->gen, __ATOMIC_RELEASE);
     dom_event(s->client, s->vector);
 }
 

@@ -142,6 +142,7 @@ static void reopen(struct sclient *c)
     char why[48];
     ksnprintf(why, sizeof why, "opened in place of session %u", old);
     requeue(c, why);
+    publish_pending(c);
 }
 
 static void broken(struct sclient *c, const char *what)
@@ -193,7 +194,7 @@ static bool client_poll(void *ctx)
         }
         return false;
     }
-    if (g != c->gen) {
+    if (g != c->gen || c->down) {      /* back from down: fresh rings whatever the number */
         c->down = false;
         fresh_rings(c);
         work = true;

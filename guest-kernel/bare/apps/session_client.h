@@ -31,7 +31,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include "bare/dom/bare_dom.h"
+#include "../dom/bare_dom.h"
 #include "moat/ring.h"
 
 #define SC_INFLIGHT 32u

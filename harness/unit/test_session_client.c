@@ -1,0 +1,265 @@
+/* The bare app domains' session client (guest-kernel/bare/apps/
+ * session_client.c) compiled for the host (GK_HOST_TEST): this file
+ * includes it and plays what is around it — the monitor (SYS_SESSION_*:
+ * session memory and the events page at the domain's fixed addresses,
+ * mapped here), the run loop (the poller it registers is called directly)
+ * and a server that is hostile where a test says so: completions for no
+ * request, twice, with unknown status or too many blocks; fresh rings
+ * after a restart; an impossible index; a server that stays down. */
+#include <criterion/criterion.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include "../../guest-kernel/bare/apps/session_client.c"
+
+#define ENTRIES 8u
+#define CQ_OFF 4096u
+#define DATA_OFF 8192u
+
+static struct bare_dom_events *ev;
+static gk_poll_fn poller;
+static void *poll_ctx;
+static bool open_k[BARE_DOM_SESSIONS];
+static unsigned opens, closes, kicks;
+static struct moat_ring srv_sq, srv_cq;         /* the server's side of the current session */
+static uint32_t srv_k;
+
+static uint8_t *mem_of(uint32_t k) { return session_mem(k); }
+
+/* Fresh rings in session k, the server attached to them. */
+static void server_rings(uint32_t k)
+{
+    uint8_t *m = mem_of(k);
+    memset(m, 0, DATA_OFF);
+    cr_assert_eq(moat_ring_format(m, CQ_OFF, ENTRIES, sizeof(struct moat_sqe)), MOAT_RING_OK);
+    cr_assert_eq(moat_ring_format(m + CQ_OFF, DATA_OFF - CQ_OFF, ENTRIES, sizeof(struct moat_cqe)),
+                 MOAT_RING_OK);
+    cr_assert_eq(moat_ring_attach(&srv_sq, m, CQ_OFF, ENTRIES, sizeof(struct moat_sqe),
+                                  MOAT_RING_CONSUMER), MOAT_RING_OK);
+    cr_assert_eq(moat_ring_attach(&srv_cq, m + CQ_OFF, DATA_OFF - CQ_OFF, ENTRIES,
+                                  sizeof(struct moat_cqe), MOAT_RING_PRODUCER), MOAT_RING_OK);
+    srv_k = k;
+    ev->session_gen[k]++;
+}
+
+int64_t sys_call3(uint64_t nr, uint64_t a, uint64_t b, uint64_t c)
+{
+    (void)c;
+    if (nr == SYS_SESSION_KICK) {
+        kicks++;
+        return 0;
+    }
+    if (nr == SYS_SESSION_CLOSE) {
+        cr_assert(a < BARE_DOM_SESSIONS && open_k[a], "closed session %llu, not open",
+                  (unsigned long long)a);
+        open_k[a] = false;
+        closes++;
+        return 0;
+    }
+    cr_assert_eq(nr, SYS_SESSION_OPEN, "unexpected system call %llu", (unsigned long long)nr);
+    uint32_t k = 0;
+    while (open_k[k])
+        k++;
+    open_k[k] = true;
+    opens++;
+    *(struct bare_session_info *)(uintptr_t)b = (struct bare_session_info){
+        .session = k, .entries = ENTRIES, .sq_off = 0, .cq_off = CQ_OFF, .data_off = DATA_OFF,
+        .data_size = BARE_DOM_SESSION_SIZE - DATA_OFF, .kind = MOAT_CAP_BLOCK,
+        .blk = { .block_size = 512, .max_blocks = 128, .blocks = 1024 } };
+    server_rings(k);
+    return k;
+}
+
+uint32_t gk_event_alloc(gk_event_fn fn, void *ctx)
+{
+    (void)fn;
+    (void)ctx;
+    return 48;
+}
+bool gk_poller_add(gk_poll_fn fn, void *ctx)
+{
+    poller = fn;
+    poll_ctx = ctx;
+    return true;
+}
+bool gk_idle_add(gk_idle_fn fn, void *ctx)
+{
+    (void)fn;
+    (void)ctx;
+    return true;
+}
+uint64_t timer_now_ns(void) { return 0; }
+uint64_t trap_irq_count(void) { return 0; }
+void dd_log(const char *fmt, ...) { (void)fmt; }
+void dd_panic(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char b[256];
+    vsnprintf(b, sizeof b, fmt, ap);
+    va_end(ap);
+    cr_assert_fail("dd_panic: %s", b);
+    abort();
+}
+
+/* ---- the app ---------------------------------------------------------------------- */
+
+static struct sclient c;
+static unsigned done_n[SC_INFLIGHT];
+static uint32_t done_status[SC_INFLIGHT], done_len[SC_INFLIGHT];
+
+static void on_done(void *ctx, unsigned slot, uint32_t status, uint32_t len)
+{
+    (void)ctx;
+    cr_assert(slot < SC_INFLIGHT);
+    done_n[slot]++;
+    done_status[slot] = status;
+    done_len[slot] = len;
+}
+
+static void setup(void)
+{
+    void *e = mmap((void *)(uintptr_t)BARE_DOM_VA_EVENTS, 4096, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    void *s = mmap((void *)(uintptr_t)BARE_DOM_VA_SESSIONS, 2 * BARE_DOM_SESSION_SIZE,
+                   PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    cr_assert(e == (void *)(uintptr_t)BARE_DOM_VA_EVENTS &&
+              s == (void *)(uintptr_t)BARE_DOM_VA_SESSIONS,
+              "cannot map the domain's fixed addresses here");
+    ev = e;
+    cr_assert(sc_open(&c, "srv0.blk0", MOAT_CAP_BLOCK, 0, on_done, NULL), "sc_open failed");
+    cr_assert_not_null(poller);
+}
+
+static void teardown(void)
+{
+    munmap((void *)(uintptr_t)BARE_DOM_VA_EVENTS, 4096);
+    munmap((void *)(uintptr_t)BARE_DOM_VA_SESSIONS, 2 * BARE_DOM_SESSION_SIZE);
+}
+
+static int submit(uint16_t op, uint64_t lba, bool again)
+{
+    struct moat_sqe e = { .op = op, .blocks = 4, .lba = lba, .buf_off = lba * 512 };
+    return sc_submit(&c, &e, again);
+}
+
+/* The server takes every request published, in order, into out. */
+static uint32_t server_take(struct moat_sqe *out, uint32_t max)
+{
+    uint32_t n = 0;
+    cr_assert_eq(moat_ring_avail(&srv_sq, &n), MOAT_RING_OK);
+    cr_assert_leq(n, max);
+    for (uint32_t i = 0; i < n; i++)
+        memcpy(&out[i], moat_ring_peek(&srv_sq, i), sizeof out[i]);
+    bool k;
+    cr_assert_eq(moat_ring_consume(&srv_sq, n, &k), MOAT_RING_OK);
+    return n;
+}
+
+static void server_complete(uint64_t tag, uint32_t status, uint32_t blocks)
+{
+    uint32_t space;
+    cr_assert_eq(moat_ring_space(&srv_cq, &space), MOAT_RING_OK);
+    cr_assert_gt(space, 0);
+    *(struct moat_cqe *)moat_ring_slot(&srv_cq, 0) = (struct moat_cqe){ .tag = tag,
+        .status = status, .blocks = blocks };
+    bool k;
+    cr_assert_eq(moat_ring_publish(&srv_cq, 1, &k), MOAT_RING_OK);
+}
+
+TestSuite(session_client, .init = setup, .fini = teardown);
+
+Test(session_client, only_completions_of_requests_in_flight_are_believed)
+{
+    int a = submit(MOAT_BLK_READ, 1, true), b = submit(MOAT_BLK_WRITE, 2, true);
+    cr_assert(a >= 0 && b >= 0 && a != b);
+    struct moat_sqe got[ENTRIES];
+    cr_assert_eq(server_take(got, ENTRIES), 2, "both requests must be published");
+    server_complete(got[0].tag ^ 0x100, MOAT_ST_OK, 4);     /* no such request */
+    server_complete(got[0].tag, MOAT_ST_MAX + 1, 4);         /* unknown status */
+    server_complete(got[0].tag, MOAT_ST_OK, 5);              /* more blocks than asked */
+    server_complete(got[0].tag, MOAT_ST_OK, 4);              /* right */
+    server_complete(got[0].tag, MOAT_ST_OK, 4);              /* again: not in flight now */
+    poller(poll_ctx);
+    cr_assert_eq(done_n[a], 1, "request %d completed %u times", a, done_n[a]);
+    cr_assert(done_status[a] == MOAT_ST_OK && done_len[a] == 4);
+    cr_assert_eq(done_n[b], 0, "the other request completed without a completion");
+    cr_assert_eq(c.bad_completions, 4, "%lu bad completions counted", c.bad_completions);
+    cr_assert_eq(sc_in_flight(&c), 1);
+}
+
+Test(session_client, fresh_rings_get_what_was_in_flight_in_order_frames_being_sent_are_dropped)
+{
+    int a = submit(MOAT_BLK_WRITE, 1, true), tx = submit(MOAT_BLK_WRITE, 2, false),
+        b = submit(MOAT_BLK_FLUSH, 0, true);
+    struct moat_sqe got[ENTRIES];
+    cr_assert_eq(server_take(got, ENTRIES), 3);
+    server_rings(srv_k);                /* the server restarted: fresh rings, new generation */
+    poller(poll_ctx);
+    cr_assert_eq(done_n[tx], 1, "the request without `again` was not dropped");
+    cr_assert_eq(done_status[tx], MOAT_ST_CANCELED);
+    cr_assert(done_n[a] == 0 && done_n[b] == 0, "a request to publish again completed");
+    cr_assert_eq(server_take(got, ENTRIES), 2, "not both published again");
+    cr_assert(got[0].op == MOAT_BLK_WRITE && got[0].lba == 1 && got[1].op == MOAT_BLK_FLUSH,
+              "published again out of order: op %u lba %lu, then op %u", got[0].op, got[0].lba,
+              got[1].op);
+    cr_assert(c.fresh_rings == 1 && c.resubmitted == 2 && c.dropped == 1);
+    server_complete(got[1].tag, MOAT_ST_OK, 0);
+    poller(poll_ctx);
+    cr_assert_eq(done_n[b], 1, "a completion on the fresh rings was not taken");
+}
+
+Test(session_client, a_broken_ring_moves_to_a_fresh_session_with_the_data)
+{
+    int a = submit(MOAT_BLK_WRITE, 3, true);
+    memset(c.data + 3 * 512, 0x5a, 4 * 512);            /* the write's buffer */
+    struct moat_sqe got[ENTRIES];
+    cr_assert_eq(server_take(got, ENTRIES), 1);
+    uint32_t old = srv_k;
+    __atomic_store_n(&srv_cq.sh->prod, srv_cq.idx + 3 * ENTRIES, __ATOMIC_RELEASE);
+    poller(poll_ctx);
+    cr_assert(opens == 2 && closes == 1 && !open_k[old], "the broken session was not replaced");
+    cr_assert_neq(srv_k, old);
+    cr_assert_eq(c.info.session, srv_k);
+    for (uint32_t i = 0; i < 4 * 512; i++)
+        cr_assert_eq(mem_of(srv_k)[DATA_OFF + 3 * 512 + i], 0x5a, "the data was not carried over");
+    cr_assert_eq(server_take(got, ENTRIES), 1, "the write was not published again");
+    server_complete(got[0].tag, MOAT_ST_OK, 4);
+    poller(poll_ctx);
+    cr_assert(done_n[a] == 1 && done_status[a] == MOAT_ST_OK && c.reopened == 1);
+}
+
+Test(session_client, a_server_that_keeps_breaking_rings_fails_the_requests)
+{
+    int a = submit(MOAT_BLK_READ, 1, true);
+    for (unsigned i = 0; i <= SC_REOPENS_MAX; i++) {
+        struct moat_sqe got[ENTRIES];
+        server_take(got, ENTRIES);
+        __atomic_store_n(&srv_cq.sh->prod, srv_cq.idx + 3 * ENTRIES, __ATOMIC_RELEASE);
+        poller(poll_ctx);
+    }
+    cr_assert_eq(c.reopened, SC_REOPENS_MAX);
+    cr_assert(done_n[a] == 1 && done_status[a] == MOAT_ST_EIO,
+              "the request did not fail after %u broken sessions", SC_REOPENS_MAX + 1);
+}
+
+Test(session_client, a_server_down_for_good_fails_what_is_in_flight_and_what_comes)
+{
+    int a = submit(MOAT_BLK_WRITE, 1, true);
+    ev->session_gen[srv_k] = BARE_SESSION_DOWN;
+    poller(poll_ctx);
+    cr_assert(done_n[a] == 1 && done_status[a] == MOAT_ST_EIO, "in flight did not fail");
+    memset(done_n, 0, sizeof done_n);
+    int b = submit(MOAT_BLK_READ, 2, true);
+    cr_assert(b >= 0 && done_n[b] == 1 && done_status[b] == MOAT_ST_EIO,
+              "a request submitted while the server is down did not fail at once");
+    server_rings(srv_k);                /* the console restarted it: any generation but down */
+    poller(poll_ctx);
+    memset(done_n, 0, sizeof done_n);
+    int d = submit(MOAT_BLK_READ, 3, true);
+    struct moat_sqe got[ENTRIES];
+    cr_assert_eq(server_take(got, ENTRIES), 1, "not served again after the restart");
+    cr_assert_eq(done_n[d], 0, "failed although the server is back");
+}
