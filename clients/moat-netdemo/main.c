@@ -11,7 +11,7 @@
 #include <time.h>
 #include "moat/libmoat.h"
 #include "moatnet/dhcp.h"
-#include "moatnet/netpkt.h"
+#include "moat/netpkt.h"
 #include "cliutil/cli.h"
 
 #define STEP_MS 2000

@@ -11,7 +11,7 @@
 
 #include <stdint.h>
 #include "moat/libmoat.h"
-#include "netpkt.h"
+#include "moat/netpkt.h"
 
 struct dhcp_lease {
     uint32_t ip, mask, router, server, lease_s;     /* host byte order */

@@ -22,7 +22,7 @@
 #include "lwip/tcpip.h"
 #include "moat/libmoat.h"
 #include "netif/ethernet.h"
-#include "netpkt.h"
+#include "moat/netpkt.h"
 #include "cliutil/cli.h"
 
 #define BATCH           32u

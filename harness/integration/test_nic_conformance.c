@@ -21,7 +21,7 @@
 #include <unistd.h>
 #include "control.h"
 #include "gvnic.h"
-#include "moatnet/netpkt.h"
+#include "moat/netpkt.h"
 #include "libmoat_internal.h"
 #include "netback.h"
 #include "supervisor.h"

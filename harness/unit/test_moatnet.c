@@ -14,7 +14,7 @@
 #include <unistd.h>
 #include "moat/libmoat.h"
 #include "moatnet/moatnet.h"
-#include "moatnet/netpkt.h"
+#include "moat/netpkt.h"
 
 #define ME    0x0a00020fu           /* 10.0.2.15: moatnet's address */
 #define PEER  0x0a000264u           /* 10.0.2.100 */

@@ -4,7 +4,7 @@
  * replies they look for and refuse truncated, corrupted or foreign ones. */
 #include <criterion/criterion.h>
 #include <string.h>
-#include "moatnet/netpkt.h"
+#include "moat/netpkt.h"
 
 static const uint8_t MAC[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
 static const uint8_t GWMAC[6] = { 0x52, 0x55, 0x0a, 0x00, 0x02, 0x02 };
@@ -158,4 +158,16 @@ Test(netpkt, icmp_echo_round_trip_and_damage)
     cr_assert_not(netpkt_icmp_reply(f, len, MAC, IP_ME, IP_GW, 0x9999, &seq), "another id accepted");
     c[9] ^= 1;
     cr_assert_not(netpkt_icmp_reply(f, len, MAC, IP_ME, IP_GW, 0x1234, &seq), "a bad ICMP checksum accepted");
+}
+
+Test(netpkt, ip_str_writes_dotted_quads)
+{
+    static const struct { uint32_t ip; const char *s; } cases[] = {
+        { 0x0A00020Fu, "10.0.2.15" }, { 0, "0.0.0.0" }, { 0xFFFFFFFFu, "255.255.255.255" },
+        { 0xC0A86401u, "192.168.100.1" }, { 0x01020A63u, "1.2.10.99" },
+    };
+    for (unsigned i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char buf[16];
+        cr_assert_str_eq(netpkt_ip_str(cases[i].ip, buf), cases[i].s);
+    }
 }

@@ -1,10 +1,13 @@
 /* Client packets before a TCP/IP stack: ARP, DHCP client, ICMP echo
- * (contract in netpkt.h). Layouts: Ethernet II, ARP (RFC 826), IPv4
+ * (contract in moat/netpkt.h). Layouts: Ethernet II, ARP (RFC 826), IPv4
  * (RFC 791, no options sent; options skipped on receive), UDP (RFC 768,
- * checksum 0 = none), BOOTP/DHCP (RFC 2131/2132), ICMP echo (RFC 792). */
-#include <stdio.h>
-#include <string.h>
-#include "netpkt.h"
+ * checksum 0 = none), BOOTP/DHCP (RFC 2131/2132), ICMP echo (RFC 792).
+ * Freestanding: host clients and bare app domains link it. */
+#include "moat/netpkt.h"
+
+#define memcpy __builtin_memcpy
+#define memset __builtin_memset
+#define memcmp __builtin_memcmp
 
 #define ETH_HDR 14u
 #define ETHERTYPE_IPV4 0x0800u
@@ -44,7 +47,16 @@ uint16_t netpkt_csum(const void *data, size_t len)
 
 const char *netpkt_ip_str(uint32_t ip, char *buf)
 {
-    snprintf(buf, 16, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
+    char *p = buf;
+    for (int shift = 24; shift >= 0; shift -= 8) {
+        unsigned octet = (ip >> shift) & 255u;
+        if (octet >= 100)
+            *p++ = (char)('0' + octet / 100);
+        if (octet >= 10)
+            *p++ = (char)('0' + octet / 10 % 10);
+        *p++ = (char)('0' + octet % 10);
+        *p++ = shift ? '.' : '\0';
+    }
     return buf;
 }
 
