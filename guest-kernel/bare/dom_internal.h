@@ -106,6 +106,9 @@ void dom_session_ended(struct dom *d);
 /* server stays down (its policy, or its breaker opened): its sessions'
  * clients are told, and fail what they have in flight. */
 void dom_session_server_down(struct dom *server);
+/* The physical address of [iova, iova + len) when it lies in the data
+ * area of a session d serves now (zero copy), else 0. */
+uint64_t dom_session_dma_pa(const struct dom *d, uint64_t iova, uint64_t len);
 /* Take the doorbells d rang and wake their clients (d sleeps, or a tick). */
 void dom_session_doorbells(struct dom *d);
 
@@ -133,7 +136,8 @@ const char *dom_load(struct dom *d, uint64_t tsc_khz);
  * Entered domains get a fresh CR3 load, so no stale translation stays. */
 void dom_map_session(struct dom *d, uint32_t k, uint64_t pa);
 /* Physical address of [iova, iova + len) when it lies inside one of d's
- * windows, else 0 (a window never starts at physical 0). */
+ * windows or the data area of a session it serves (dom_session_dma_pa),
+ * else 0 (a window never starts at physical 0). */
 uint64_t dom_window_pa(const struct dom *d, uint64_t iova, uint64_t len);
 /* Copy len bytes from d's user address va; false when any byte is not
  * mapped for ring 3. */

@@ -238,7 +238,7 @@ uint64_t dom_window_pa(const struct dom *d, uint64_t iova, uint64_t len)
         if (iova >= w->iova && iova - w->iova < w->size && len <= w->size - (iova - w->iova))
             return w->pa + (iova - w->iova);
     }
-    return 0;
+    return dom_session_dma_pa(d, iova, len);
 }
 
 /* Walk d's tables for the byte at va: its physical address when ring 3

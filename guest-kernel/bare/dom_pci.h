@@ -47,6 +47,13 @@ uint64_t dom_pci_stray(void);
  * registers (NVMe CC.EN = 0 until CSTS.RDY = 0, virtio status 0), bus
  * mastering off, then a function-level reset where a device offers one. */
 void dom_pci_quiesce(struct dom *d);
+/* Let d's devices reach [iova, iova + len) at pa (on), or no more: under
+ * VT-d their tables change; interposed ones ask dom_window_pa, which asks
+ * the session broker. False when a unit refused. */
+bool dom_pci_dma_range(struct dom *d, uint64_t iova, uint64_t pa, uint64_t len, bool on);
+/* Can every device of d be given IOVAs below iova_end (a VT-d unit with
+ * 3-level tables reaches 512 GiB)? */
+bool dom_pci_dma_reaches(const struct dom *d, uint64_t iova_end);
 /* When the last of d's device resets is over (TSC; 0: none under way). */
 uint64_t dom_pci_settle_tsc(const struct dom *d);
 /* Before d starts again, its resets over: the devices' headers put back. */

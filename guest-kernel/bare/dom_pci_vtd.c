@@ -76,3 +76,21 @@ const char *dom_pci_dma_mode(const struct dom *d)
                         : vtd ? "by VT-d" : "at the doorbell (no IOMMU)";
 }
 
+bool dom_pci_dma_range(struct dom *d, uint64_t iova, uint64_t pa, uint64_t len, bool on)
+{
+    bool ok = true;
+    for (uint32_t i = 0; i < d->n_dev; i++) {
+        struct dom_dev *x = d->dev[i];
+        if (x->vtd)
+            ok &= vtd_map(x->fn.bus, x->fn.dev, x->fn.fn, iova, pa, len, on);
+    }
+    return ok;
+}
+
+bool dom_pci_dma_reaches(const struct dom *d, uint64_t iova_end)
+{
+    for (uint32_t i = 0; i < d->n_dev; i++)
+        if (d->dev[i]->vtd && iova_end > vtd_iova_limit())
+            return false;
+    return true;
+}

@@ -7,9 +7,18 @@
  * client through SYS_SESSION_OPEN's answer. Every incarnation of the server
  * gets freshly formatted rings, and the client a new generation: requests
  * in flight when a server dies are resubmitted by the client, never
- * half-served by a new incarnation that never saw them. */
+ * half-served by a new incarnation that never saw them.
+ *
+ * Zero copy: the data area is also a DMA window of the server (the slot
+ * says MOAT_SLOT_DATA_DMA, at IOVA = its hosted address), translated at
+ * the doorbell by dom_window_pa or mapped in the server's VT-d tables,
+ * while the session lasts. Session memory, once a server's device could
+ * reach it, is only ever reused for sessions of that same server (after a
+ * scrub): a DMA its device still had in flight at a release can land only
+ * in memory that server serves anyway, never in another domain's. */
 #include "com1.h"
 #include "dom.h"
+#include "dom_pci.h"
 #include "dom_internal.h"
 #include "gk/kstring.h"
 #include "gk/sys.h"
@@ -41,6 +50,8 @@ static struct sess {
     uint32_t vector;            /* the client's, for the server's doorbell */
     uint32_t server_inc;        /* the incarnation that has its rings; 0: none yet */
     uint64_t pa;                /* its memory, kept for the next session in this record */
+    struct dom *bound;          /* the server its memory may be reused for (see above) */
+    bool dma;                   /* the data area is a DMA window of the server now */
     uint32_t gen;               /* the generation last published to the client */
     uint64_t kicks, doorbells, rings;
 } sess[SESS_MAX];
@@ -64,7 +75,8 @@ static void write_slot(struct sess *s, uint32_t state)
         uint64_t gpa = MOAT_GPA_SESSION_BASE + (uint64_t)s->slot * MOAT_SESSION_SPAN;
         *e = (struct moat_session_slot){
             .seq = e->seq, .state = state, .cap_index = 0, .session_id = s->id,
-            .rights = MOAT_RIGHT_READ | MOAT_RIGHT_WRITE, .gpa = gpa,
+            .rights = MOAT_RIGHT_READ | MOAT_RIGHT_WRITE, .flags = s->dma ? MOAT_SLOT_DATA_DMA : 0,
+            .gpa = gpa,
             .size = BARE_DOM_SESSION_SIZE, .sq_entries = ENTRIES, .cq_entries = ENTRIES,
             .sq_off = SQ_OFF, .cq_off = CQ_OFF, .data_off = DATA_OFF, .data_size = DATA_SIZE,
             .doorbell_gpa = MOAT_GPA_SESSION_DOORBELL + 4ull * s->slot };
@@ -108,8 +120,16 @@ void dom_session_server_down(struct dom *server)
     }
 }
 
+static uint64_t data_iova(const struct sess *s)
+{
+    return MOAT_GPA_SESSION_BASE + (uint64_t)s->slot * MOAT_SESSION_SPAN + DATA_OFF;
+}
+
 static void release(struct sess *s)
 {
+    if (s->dma && !dom_pci_dma_range(s->server, data_iova(s), s->pa + DATA_OFF, DATA_SIZE, false))
+        dom_log(s->server, "session %u: the IOMMU did not take its data area back", s->id);
+    s->dma = false;
     dom_map_session(s->server, s->slot, 0);
     if (serving(s))
         write_slot(s, MOAT_SLOT_FREE);
@@ -169,9 +189,13 @@ int64_t dom_session_open(struct dom *client, uint64_t name_va, uint64_t info_va,
         k++;
     while (slot < MOAT_SESSION_SLOTS && find(server, false, slot))
         slot++;
+    /* Memory this server's device could reach before, else fresh memory. */
     struct sess *s = NULL;
     for (uint32_t i = 0; i < SESS_MAX && !s; i++)
-        if (sess[i].state == S_FREE)
+        if (sess[i].state == S_FREE && sess[i].pa && sess[i].bound == server)
+            s = &sess[i];
+    for (uint32_t i = 0; i < SESS_MAX && !s; i++)
+        if (sess[i].state == S_FREE && !sess[i].pa)
             s = &sess[i];
     if (!s || k == BARE_DOM_SESSIONS || slot == MOAT_SESSION_SLOTS) {
         dom_log(client, "session on %s refused: no free session", name);
@@ -181,7 +205,8 @@ int64_t dom_session_open(struct dom *client, uint64_t name_va, uint64_t info_va,
         return -SYS_EAGAIN;
     memset((void *)(uintptr_t)s->pa, 0, BARE_DOM_SESSION_SIZE);   /* the last one's data */
     *s = (struct sess){ .state = S_OPEN, .client = client, .server = server, .k = k,
-                        .slot = slot, .id = next_id++, .vector = (uint32_t)vector, .pa = s->pa };
+                        .slot = slot, .id = next_id++, .vector = (uint32_t)vector, .pa = s->pa,
+                        .bound = server };
     struct bare_session_info info = {
         .session = k, .entries = ENTRIES, .sq_off = SQ_OFF, .cq_off = CQ_OFF,
         .data_off = DATA_OFF, .data_size = DATA_SIZE,
@@ -196,9 +221,12 @@ int64_t dom_session_open(struct dom *client, uint64_t name_va, uint64_t info_va,
     }
     dom_map_session(server, slot, s->pa);
     dom_map_session(client, k, s->pa);
+    s->dma = dom_pci_dma_reaches(server, data_iova(s) + DATA_SIZE) &&
+             dom_pci_dma_range(server, data_iova(s), s->pa + DATA_OFF, DATA_SIZE, true);
     publish(s);
-    dom_log(client, "session %u open on %s (its slot %u, %u entries, %llu KiB data)", s->id,
-            name, slot, ENTRIES, (unsigned long long)(DATA_SIZE >> 10));
+    dom_log(client, "session %u open on %s (its slot %u, %u entries, %llu KiB data%s)", s->id,
+            name, slot, ENTRIES, (unsigned long long)(DATA_SIZE >> 10),
+            s->dma ? ", zero copy" : "");
     return k;
 }
 
@@ -280,6 +308,19 @@ void dom_session_ended(struct dom *d)
                 release(s);
         }
     }
+}
+
+uint64_t dom_session_dma_pa(const struct dom *d, uint64_t iova, uint64_t len)
+{
+    for (uint32_t i = 0; i < SESS_MAX; i++) {
+        const struct sess *s = &sess[i];
+        if (s->state == S_FREE || s->server != d || !s->dma || !serving(s))
+            continue;
+        uint64_t base = data_iova(s);
+        if (iova >= base && iova - base < DATA_SIZE && len <= DATA_SIZE - (iova - base))
+            return s->pa + DATA_OFF + (iova - base);
+    }
+    return 0;
 }
 
 void dom_session_doorbells(struct dom *d)

@@ -301,6 +301,26 @@ bool vtd_attach(uint8_t bus, uint8_t dev, uint8_t fn, uint16_t did,
     return true;
 }
 
+bool vtd_map(uint8_t bus, uint8_t dev, uint8_t fn, uint64_t iova, uint64_t pa, uint64_t len,
+             bool on)
+{
+    uint64_t *c = context_slot(bus, dev, fn, false);
+    if (!c || !(c[0] & 1) || iova + len > vtd_iova_limit())
+        return false;
+    uint64_t top = c[0] & ADDR_MASK;
+    for (uint64_t o = 0; o < len; o += PAGE) {
+        uint64_t *e = leaf(top, iova + o);
+        if (!e)
+            return false;
+        *e = on ? (pa + o) | PTE_R | PTE_W : 0;
+    }
+    /* Not-present entries are never cached (caching mode is refused):
+     * only a removal needs the caches invalidated. */
+    return on || invalidate();
+}
+
+uint64_t vtd_iova_limit(void) { return active ? 1ull << (12 + 9 * levels) : 0; }
+
 void vtd_detach(uint8_t bus, uint8_t dev, uint8_t fn)
 {
     uint64_t *c = context_slot(bus, dev, fn, false);

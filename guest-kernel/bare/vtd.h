@@ -60,6 +60,13 @@ void vtd_ir_canary_describe(void);
  * (read and write). False (and *why) when tables cannot be made. */
 bool vtd_attach(uint8_t bus, uint8_t dev, uint8_t fn, uint16_t did,
                 const struct dom_window *w, unsigned n, const char **why);
+/* Map (on) or unmap [iova, iova + len) -> pa for an attached bus:dev.fn,
+ * read and write; false when it is not attached, the range is past
+ * vtd_iova_limit, or tables cannot be made. */
+bool vtd_map(uint8_t bus, uint8_t dev, uint8_t fn, uint64_t iova, uint64_t pa, uint64_t len,
+             bool on);
+/* The first IOVA the unit's tables cannot reach (3 levels: 512 GiB). */
+uint64_t vtd_iova_limit(void);
 /* Block bus:dev.fn again (its context entry cleared, caches invalidated). */
 void vtd_detach(uint8_t bus, uint8_t dev, uint8_t fn);
 /* Read and clear the unit's fault records, fn for each (source id

@@ -42,7 +42,8 @@ static double one_run(const char *qemu, bool vtd)
         n++;
     if (vtd) {
         argv[n++] = "-device";
-        argv[n++] = "intel-iommu";     /* used by default: it remaps interrupts */
+        argv[n++] = "intel-iommu,aw-bits=48";  /* used by default (it remaps interrupts);
+                                                  * 4-level tables reach the session data */
     }
     argv[n] = NULL;
     if (!qc_start(&qc, argv, err, sizeof err))

@@ -124,6 +124,9 @@ Test(bare_nvme, the_apps_pattern_reaches_the_disk_image, .timeout = 300)
 {
     boot_kernel_to_prompt("q35", nvme_args(""));
     expect_app_pass(512);
+    cr_assert(strstr(qc.text, "2032 KiB data, zero copy)") &&
+              strstr(qc.text, "2032 KiB data DMA-reachable, read-write)"),
+              "the session's data area is not a window of the NVMe domain:\n%s", qc.text);
     cr_assert(qc_seen("app0: stays down (restart=on-failure)", REPLY_MS) &&
               qc_seen("nvme0: session 1 released", REPLY_MS),
               "the app's exit did not close its session:\n%s", qc.text);

@@ -58,6 +58,23 @@ struct dom *dom_table(uint32_t *n)
     return doms;
 }
 void dom_map_session(struct dom *d, uint32_t k, uint64_t pa) { mapped[idx(d)][k] = pa; }
+
+/* The server's devices: under an IOMMU whose reach a test sets. */
+static uint64_t iommu_reach = UINT64_MAX, iommu_maps, iommu_unmaps;
+bool dom_pci_dma_reaches(const struct dom *d, uint64_t iova_end)
+{
+    (void)d;
+    return iova_end <= iommu_reach;
+}
+bool dom_pci_dma_range(struct dom *d, uint64_t iova, uint64_t pa, uint64_t len, bool on)
+{
+    (void)d;
+    (void)iova;
+    (void)pa;
+    (void)len;
+    on ? iommu_maps++ : iommu_unmaps++;
+    return true;
+}
 bool dom_copy_in(const struct dom *d, void *dst, uint64_t va, uint64_t len)
 {
     (void)d;
@@ -92,6 +109,8 @@ static void setup(void)
     memset(mapped, 0, sizeof mapped);
     memset(events, 0, sizeof events);
     audits = 0;
+    iommu_reach = UINT64_MAX;
+    iommu_maps = iommu_unmaps = 0;
     dom_up(srv, "nvme0");
     dom_up(cli, "app0");
     dom_up(cli2, "app1");
@@ -239,4 +258,56 @@ Test(bare_session, a_server_down_for_good_tells_its_client_then_comes_back_on_a_
     dom_session_ended(cli);
     cr_assert(sess[0].state == S_FREE && mapped[idx(cli)][0] == 0 && mapped[idx(srv)][0] == 0,
               "a session of two gone domains was kept");
+}
+
+Test(bare_session, the_data_area_is_a_dma_window_of_the_server_while_the_session_lasts)
+{
+    open_on(cli, "nvme0.blk0", 50);
+    struct sess *s = &sess[0];
+    uint64_t iova = MOAT_GPA_SESSION_BASE + DATA_OFF;
+    cr_assert(srv->table->slot[0].flags & MOAT_SLOT_DATA_DMA, "the server was not told");
+    cr_assert_eq(iommu_maps, 1, "the server's IOMMU tables were not given the data area");
+    cr_assert_eq(dom_session_dma_pa(srv, iova + 4096, 8192), s->pa + DATA_OFF + 4096);
+    cr_assert_eq(dom_session_dma_pa(srv, iova - 8, 16), 0, "the rings are not DMA-reachable");
+    cr_assert_eq(dom_session_dma_pa(srv, iova + DATA_SIZE - 8, 16), 0, "past the data area");
+    cr_assert_eq(dom_session_dma_pa(cli, iova, 16), 0, "only the server's devices reach it");
+    srv->state = DOM_DEAD;              /* a dead incarnation's device reaches nothing */
+    cr_assert_eq(dom_session_dma_pa(srv, iova, 16), 0);
+    srv->state = DOM_RUNNABLE;
+    dom_session_close(cli, 0);
+    dom_session_release(srv, 0);
+    cr_assert(iommu_unmaps == 1 && dom_session_dma_pa(srv, iova, 16) == 0, "kept after release");
+}
+
+Test(bare_session, memory_a_servers_device_reached_serves_only_that_server_again)
+{
+    free(cli2->table);
+    free(cli2->doorbells);
+    free(cli2->ev);
+    dom_up(cli2, "nvme1");              /* a second server this time */
+    cli2->has_cap = true;
+    cli2->cap = srv->cap;
+    dom_session_server_ready(cli2);
+    open_on(cli, "nvme0.blk0", 50);
+    uint64_t first = sess[0].pa;
+    dom_session_close(cli, 0);
+    dom_session_release(srv, 0);
+    open_on(cli, "nvme1.blk0", 50);
+    for (unsigned i = 0; i < SESS_MAX; i++)
+        if (sess[i].state != S_FREE)
+            cr_assert_neq(sess[i].pa, first, "nvme0's memory went to a session of nvme1");
+    open_on(cli, "nvme0.blk0", 50);
+    bool reused = false;
+    for (unsigned i = 0; i < SESS_MAX; i++)
+        reused |= sess[i].state != S_FREE && sess[i].server == srv && sess[i].pa == first;
+    cr_assert(reused, "nvme0's own memory was not reused for it");
+}
+
+Test(bare_session, a_unit_that_cannot_reach_the_data_area_means_copies)
+{
+    iommu_reach = 1ull << 39;           /* 3-level tables: below 512 GiB only */
+    open_on(cli, "nvme0.blk0", 50);
+    cr_assert(!(srv->table->slot[0].flags & MOAT_SLOT_DATA_DMA) && iommu_maps == 0,
+              "zero copy offered where the device cannot reach the data area");
+    cr_assert_eq(dom_session_dma_pa(srv, MOAT_GPA_SESSION_BASE + DATA_OFF, 16), 0);
 }
