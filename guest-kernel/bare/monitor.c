@@ -9,6 +9,7 @@
 #include "monitor.h"
 #include "mmio_map.h"
 #include "pci_enum.h"
+#include "svm.h"
 
 #define PCI_LIST_MAX 64u
 
@@ -40,6 +41,8 @@ static void cmd_help(void)
                 "  canary   is the canary page as the monitor filled it? has the interrupt\n"
                 "           canary (a remapping entry no device may use) fired?\n"
                 "  reboot   reset the machine\n"
+                "  svm-probe  enter a minimal SVM guest (nested paging) 20000 times: the\n"
+                "           cost of a guest entry and exit on this CPU\n"
                 "  trap-test  raise an invalid-opcode exception (checks the panic report)\n");
 }
 
@@ -67,6 +70,22 @@ void monitor_isolation_line(void)
 {
     com1_printf("moat bare: domains run in ring 3 with page tables of their own (this CPU offers "
                 "%s; no svm or vmx backend is built yet)\n", cpu_isolation());
+}
+
+/* SVM guest entries: VMRUN, a VMMCALL #VMEXIT, resume (svm.h). */
+static void cmd_svm_probe(void)
+{
+    enum { N = 20000 };
+    uint64_t tsc, code;
+    const char *why;
+    if (!svm_probe(N, &tsc, &code, &why)) {
+        com1_printf("svm: no probe: %s (exit code 0x%llx)\n", why, (unsigned long long)code);
+        return;
+    }
+    uint64_t khz = dom_tsc_khz();
+    com1_printf("svm: %u guest entries (VMRUN, VMMCALL exit) in %llu us: %llu per second\n", N,
+                (unsigned long long)(tsc * 1000 / khz),
+                (unsigned long long)(khz * 1000ull * N / (tsc ? tsc : 1)));
 }
 
 static void cmd_status(const struct boot_desc *b, const struct apic_state *apic)
@@ -226,6 +245,8 @@ static void run_command(const char *line, const struct boot_desc *boot,
             com1_printf("no domain named '%s': try domains\n", line + 8);
     } else if (strcmp(line, "reboot") == 0)
         cmd_reboot();
+    else if (strcmp(line, "svm-probe") == 0)
+        cmd_svm_probe();
     else if (strcmp(line, "trap-test") == 0)
         __asm__ volatile("ud2");
     else

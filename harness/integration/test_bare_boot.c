@@ -84,6 +84,30 @@ Test(bare_boot, an_exception_is_reported_with_the_registers, .timeout = 120)
     qc_close(&qc);
 }
 
+/* The first piece of the svm backend: with nested paging offered (EPYC)
+ * the monitor enters a minimal guest and takes its VMMCALL exits; the
+ * console says what each side costs (an app domain's int3 round trips
+ * beside it); without nested paging (qemu64) it says why not. */
+Test(bare_boot, svm_guest_entries_with_nested_paging_and_why_not_without, .timeout = 120)
+{
+    boot_kernel_to_prompt("q35", bare_domain_args("entrycheck.dom.elf", "domain=app2 mem=1M dma=2M",
+                                                  (char *[]){ "-cpu", "EPYC", NULL }));
+    cr_assert(strstr(qc.text, "this CPU offers SVM with nested paging"),
+              "the console does not say what the CPU offers:\n%s", qc.text);
+    cr_assert(qc_seen("entrycheck app2: 20000 system calls (int3 round trips) in ", REPLY_MS),
+              "no ring-3 figure:\n%s", qc.text);
+    char out[4096];
+    run_cmd("svm-probe", out, sizeof out);
+    cr_assert(strstr(out, "svm: 20000 guest entries (VMRUN, VMMCALL exit) in ") &&
+              strstr(out, " per second"), "no guest entries: %s", out);
+    reboot_and_close();
+
+    boot_kernel_to_prompt("q35", (char *[]){ "-cpu", "qemu64", NULL });
+    run_cmd("svm-probe", out, sizeof out);
+    cr_assert(strstr(out, "svm: no probe: SVM without nested paging"), "svm-probe: %s", out);
+    reboot_and_close();
+}
+
 /* Boot argv to the prompt; status must name the loader and the command
  * line the boot path gave. */
 static void boot_and_check(char *const argv[], const char *loader, const char *cmdline)
