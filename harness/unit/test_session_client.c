@@ -11,89 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include "../../guest-kernel/bare/apps/session_client.c"
 
-#define ENTRIES 8u
-#define CQ_OFF 4096u
-#define DATA_OFF 8192u
-
-static struct bare_dom_events *ev;
-static gk_poll_fn poller;
-static void *poll_ctx;
-static bool open_k[BARE_DOM_SESSIONS];
-static unsigned opens, closes, kicks;
-static struct moat_ring srv_sq, srv_cq;         /* the server's side of the current session */
-static uint32_t srv_k;
-
-static uint8_t *mem_of(uint32_t k) { return session_mem(k); }
-
-/* Fresh rings in session k, the server attached to them. */
-static void server_rings(uint32_t k)
-{
-    uint8_t *m = mem_of(k);
-    memset(m, 0, DATA_OFF);
-    cr_assert_eq(moat_ring_format(m, CQ_OFF, ENTRIES, sizeof(struct moat_sqe)), MOAT_RING_OK);
-    cr_assert_eq(moat_ring_format(m + CQ_OFF, DATA_OFF - CQ_OFF, ENTRIES, sizeof(struct moat_cqe)),
-                 MOAT_RING_OK);
-    cr_assert_eq(moat_ring_attach(&srv_sq, m, CQ_OFF, ENTRIES, sizeof(struct moat_sqe),
-                                  MOAT_RING_CONSUMER), MOAT_RING_OK);
-    cr_assert_eq(moat_ring_attach(&srv_cq, m + CQ_OFF, DATA_OFF - CQ_OFF, ENTRIES,
-                                  sizeof(struct moat_cqe), MOAT_RING_PRODUCER), MOAT_RING_OK);
-    srv_k = k;
-    ev->session_gen[k]++;
-}
-
-int64_t sys_call3(uint64_t nr, uint64_t a, uint64_t b, uint64_t c)
-{
-    (void)c;
-    if (nr == SYS_SESSION_KICK) {
-        kicks++;
-        return 0;
-    }
-    if (nr == SYS_SESSION_CLOSE) {
-        cr_assert(a < BARE_DOM_SESSIONS && open_k[a], "closed session %llu, not open",
-                  (unsigned long long)a);
-        open_k[a] = false;
-        closes++;
-        return 0;
-    }
-    cr_assert_eq(nr, SYS_SESSION_OPEN, "unexpected system call %llu", (unsigned long long)nr);
-    uint32_t k = 0;
-    while (open_k[k])
-        k++;
-    open_k[k] = true;
-    opens++;
-    *(struct bare_session_info *)(uintptr_t)b = (struct bare_session_info){
-        .session = k, .entries = ENTRIES, .sq_off = 0, .cq_off = CQ_OFF, .data_off = DATA_OFF,
-        .data_size = BARE_DOM_SESSION_SIZE - DATA_OFF, .kind = MOAT_CAP_BLOCK,
-        .blk = { .block_size = 512, .max_blocks = 128, .blocks = 1024 } };
-    server_rings(k);
-    return k;
-}
-
-uint32_t gk_event_alloc(gk_event_fn fn, void *ctx)
-{
-    (void)fn;
-    (void)ctx;
-    return 48;
-}
-bool gk_poller_add(gk_poll_fn fn, void *ctx)
-{
-    poller = fn;
-    poll_ctx = ctx;
-    return true;
-}
-bool gk_idle_add(gk_idle_fn fn, void *ctx)
-{
-    (void)fn;
-    (void)ctx;
-    return true;
-}
-uint64_t timer_now_ns(void) { return 0; }
-uint64_t trap_irq_count(void) { return 0; }
+#define SC_FAKE_CHECK(...) cr_assert(__VA_ARGS__)
+#include "session_client_fake.h"
 #include "dd_fake_log.h"
-
 /* ---- the app ---------------------------------------------------------------------- */
 
 static struct sclient c;
@@ -111,23 +33,12 @@ static void on_done(void *ctx, unsigned slot, uint32_t status, uint32_t len)
 
 static void setup(void)
 {
-    void *e = mmap((void *)(uintptr_t)BARE_DOM_VA_EVENTS, 4096, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-    void *s = mmap((void *)(uintptr_t)BARE_DOM_VA_SESSIONS, 2 * BARE_DOM_SESSION_SIZE,
-                   PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-    cr_assert(e == (void *)(uintptr_t)BARE_DOM_VA_EVENTS &&
-              s == (void *)(uintptr_t)BARE_DOM_VA_SESSIONS,
-              "cannot map the domain's fixed addresses here");
-    ev = e;
+    cr_assert(sc_fake_map(), "cannot map the domain's fixed addresses here");
     cr_assert(sc_open(&c, "srv0.blk0", MOAT_CAP_BLOCK, 0, on_done, NULL), "sc_open failed");
     cr_assert_not_null(poller);
 }
 
-static void teardown(void)
-{
-    munmap((void *)(uintptr_t)BARE_DOM_VA_EVENTS, 4096);
-    munmap((void *)(uintptr_t)BARE_DOM_VA_SESSIONS, 2 * BARE_DOM_SESSION_SIZE);
-}
+static void teardown(void) {}
 
 static int submit(uint16_t op, uint64_t lba, bool again)
 {
