@@ -169,8 +169,11 @@ int64_t dom_session_open(struct dom *client, uint64_t name_va, uint64_t info_va,
     while (n + 1 < sizeof name && dom_copy_in(client, &name[n], name_va + n, 1) && name[n])
         n++;
     name[n] = '\0';
-    if (vector >= 256 || !n)
+    if (vector >= 256 || !n) {
+        dom_audit(client, "session open refused: %s", n ? "event vector past 255"
+                                                         : "no readable cap name");
         return -SYS_EINVAL;
+    }
     bool known;
     struct dom *server = server_named(client, name, &known);
     if (!server) {
@@ -233,8 +236,10 @@ int64_t dom_session_open(struct dom *client, uint64_t name_va, uint64_t info_va,
 int64_t dom_session_kick(struct dom *client, uint64_t k)
 {
     struct sess *s = k < BARE_DOM_SESSIONS ? find(client, true, (uint32_t)k) : NULL;
-    if (!s)
+    if (!s) {
+        client->refused++;      /* counted, not logged: a kick is cheap to repeat */
         return -SYS_EINVAL;
+    }
     if (s->state == S_OPEN && serving(s)) {
         s->kicks++;
         dom_event(s->server, s->server->cap.vector);
@@ -286,8 +291,11 @@ static void client_close(struct sess *s)
 int64_t dom_session_close(struct dom *client, uint64_t k)
 {
     struct sess *s = k < BARE_DOM_SESSIONS ? find(client, true, (uint32_t)k) : NULL;
-    if (!s || s->state != S_OPEN)
+    if (!s || s->state != S_OPEN) {
+        dom_audit(client, "close of session %llu refused: %s", (unsigned long long)k,
+                  s ? "it is closing already" : "no session there");
         return -SYS_EINVAL;
+    }
     dom_log(client, "session %u on %s.%s closed by its client", s->id, s->server->name,
             s->server->cap.name);
     client_close(s);

@@ -49,21 +49,12 @@ static void cmd_help(void)
 /* What hardware isolation this CPU offers beside ring 3 (docs/bare-isolation.md). */
 static const char *cpu_isolation(void)
 {
-    uint32_t a, b, c, d, max_ext;
-    cpuid(0x80000000u, 0, &max_ext, &b, &c, &d);
-    bool svm = false, npt = false;
-    if (max_ext >= 0x80000001u) {
-        cpuid(0x80000001u, 0, &a, &b, &c, &d);
-        svm = c & (1u << 2);
-    }
-    if (svm && max_ext >= 0x8000000Au) {
-        cpuid(0x8000000Au, 0, &a, &b, &c, &d);
-        npt = d & 1u;
-    }
+    const char *why;
+    if (svm_offered(&why))
+        return "SVM with nested paging";
+    uint32_t a, b, c, d;
     cpuid(1, 0, &a, &b, &c, &d);
-    bool vmx = c & (1u << 5);
-    return svm && npt ? "SVM with nested paging" : svm ? "SVM without nested paging"
-           : vmx ? "VMX" : "no hardware virtualisation";
+    return c & (1u << 5) ? "VMX" : why;   /* else what svm_offered found missing */
 }
 
 void monitor_isolation_line(void)

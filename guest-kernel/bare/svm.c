@@ -73,7 +73,7 @@ bool svm_offered(const char **why)
     uint32_t a, b, c, d, max_ext;
     cpuid(0x80000000u, 0, &max_ext, &b, &c, &d);
     if (max_ext < 0x8000000Au) {
-        *why = "no SVM leaf";
+        *why = "no SVM";
         return false;
     }
     cpuid(0x80000001u, 0, &a, &b, &c, &d);

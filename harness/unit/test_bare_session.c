@@ -147,6 +147,8 @@ Test(bare_session, an_open_is_refused_with_the_reason)
     cr_assert_eq(open_on(cli, "nvme0.blk7", 50), -SYS_EAGAIN,
                  "a cap its domain has not registered (yet) must be asked again");
     cr_assert_eq(open_on(cli, "nvme0.blk0", 300), -SYS_EINVAL, "an event vector past 255");
+    cr_assert(audits == 1 && strstr(last_audit, "event vector past 255"), "audit: %s",
+              last_audit);
     cr_assert_eq(dom_session_open(cli, (uint64_t)(uintptr_t)"nvme0.blk0", 0, 50), -SYS_EFAULT,
                  "an answer the client cannot receive");
     cr_assert_eq(open_on(srv, "nvme0.blk0", 50), -SYS_ENOENT, "a server of its own cap");
@@ -194,8 +196,10 @@ Test(bare_session, kicks_and_doorbells_wake_the_other_side)
     unsigned e = events[idx(srv)];
     cr_assert_eq(dom_session_kick(cli, 0), 0);
     cr_assert(events[idx(srv)] == e + 1 && last_event[idx(srv)] == 60, "the kick did not wake");
+    uint64_t refused = cli->refused;
     cr_assert_eq(dom_session_kick(cli, 1), -SYS_EINVAL, "a kick on no session");
     cr_assert_eq(dom_session_kick(cli, 99), -SYS_EINVAL, "a kick past the table");
+    cr_assert_eq(cli->refused, refused + 2, "refused kicks must be counted");
     e = events[idx(cli)];
     srv->doorbells[0] = 1;
     srv->doorbells[5] = 1;              /* a slot with no session: nobody to wake */
@@ -215,6 +219,8 @@ Test(bare_session, a_session_is_released_only_after_its_client_closed_it)
     cr_assert(mapped[idx(cli)][0] == 0 && srv->table->slot[0].state == MOAT_SLOT_CLOSING,
               "closing: gone from the client, the server told");
     cr_assert_eq(dom_session_close(cli, 0), -SYS_EINVAL, "closed twice");
+    cr_assert(strstr(last_audit, "close of session 0 refused: it is closing already"), "audit: %s",
+              last_audit);
     cr_assert_eq(dom_session_release(srv, 0), 0);
     cr_assert(mapped[idx(srv)][0] == 0 && srv->table->slot[0].state == MOAT_SLOT_FREE &&
               sess[0].state == S_FREE, "not released");

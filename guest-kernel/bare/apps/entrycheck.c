@@ -1,7 +1,7 @@
 /* entrycheck — an app domain of the bare monitor that measures what one
  * entry into the monitor costs from ring 3: `calls=N` (default 20000)
  * system calls through the int3 gate (a kick on no session: refused at
- * once, nothing else done), timed with the TSC. The ring3 side of the
+ * once and counted by the monitor, nothing else done), timed with the TSC. The ring3 side of the
  * svm-probe console command (svm.h). Logs "entrycheck NAME: N system
  * calls (int3 round trips) in T us: R per second", then exits (code 0). */
 #include "dd.h"
