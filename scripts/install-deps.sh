@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Install the Debian 12 packages moat needs, only those missing. Idempotent:
-# a second run installs nothing and prints one line.
+# Install the Debian 12 packages moat needs, only those missing, then
+# lwIP's source for the bare app domains (fetch-lwip-source.sh). Idempotent:
+# a second run installs nothing and prints two lines.
 set -euo pipefail
 
-PACKAGES=(gcc make libc6-dev libcriterion-dev jq qemu-utils libnbd-bin tcpdump liblwip-dev curl iproute2 iputils-ping clang libclang-rt-14-dev qemu-system-x86 ovmf ipxe-qemu grub-pc-bin grub-efi-amd64-bin grub-common mtools gdisk dosfstools)
+PACKAGES=(gcc make libc6-dev dpkg-dev libcriterion-dev jq qemu-utils libnbd-bin tcpdump liblwip-dev curl iproute2 iputils-ping clang libclang-rt-14-dev qemu-system-x86 ovmf ipxe-qemu grub-pc-bin grub-efi-amd64-bin grub-common mtools gdisk dosfstools)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -11,7 +12,7 @@ for p in "${PACKAGES[@]}"; do
 done
 if [ ${#missing[@]} -eq 0 ]; then
     echo "deps: all ${#PACKAGES[@]} packages present"
-    exit 0
+    exec "$(dirname "$0")/fetch-lwip-source.sh"
 fi
 if [ "$(id -u)" -ne 0 ]; then
     echo "deps: missing packages: ${missing[*]}" >&2
@@ -23,3 +24,4 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 echo "deps: installed ${missing[*]}"
+exec "$(dirname "$0")/fetch-lwip-source.sh"

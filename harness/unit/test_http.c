@@ -1,8 +1,11 @@
-/* moat-httpd's request parser and file mapping (clients/moat-httpd/http.c)
- * over hostile input: well-formed GET and HEAD, requests that arrive in
- * pieces, and every refusal with its status — unknown methods, bad
- * request lines, oversized heads and paths, bodies, missing Host, bad
- * escapes and NULs, and path traversal however it is spelled. */
+/* The request parser both web servers share (shared/src/http_parse.c) and
+ * moat-httpd's file mapping (clients/moat-httpd/http.c) over hostile
+ * input: well-formed GET and HEAD, requests that arrive in pieces, and
+ * every refusal with its status — unknown methods, bad request lines,
+ * oversized heads and paths, bodies, missing Host, bad escapes and NULs,
+ * and path traversal however it is spelled; byte ranges, the ones
+ * understood and the ones ignored, clipped to the resource or refused
+ * (416). */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
@@ -128,4 +131,55 @@ Test(http, reasons_and_content_types)
     cr_assert_str_eq(http_content_type("/a/b.HTML"), "text/html; charset=utf-8");
     cr_assert_str_eq(http_content_type("/a.d/b"), "application/octet-stream",
                      "a dot in a directory name is no extension");
+}
+
+static int range_of(const char *range, uint64_t size, uint64_t *off, uint64_t *len)
+{
+    char req[256];
+    snprintf(req, sizeof req, "GET /f HTTP/1.1\r\nHost: h\r\nRange:%s\r\n\r\n", range);
+    struct http_request r;
+    size_t hl;
+    cr_assert_eq(parse(req, &r, &hl), 0, "a Range header never makes a request bad: %s", range);
+    return http_range_select(&r, size, off, len);
+}
+
+Test(http, one_byte_range_is_answered_clipped_to_the_end)
+{
+    static const struct { const char *range; int status; uint64_t off, len; } cases[] = {
+        { " bytes=0-99", 206, 0, 100 },
+        { " bytes=100-", 206, 100, 900 },
+        { "bytes=999-999", 206, 999, 1 },
+        { " BYTES=10-20 ", 206, 10, 11 },          /* the unit without case, spaces around */
+        { " bytes=900-5000", 206, 900, 100 },      /* clipped to the end */
+        { " bytes=-10", 206, 990, 10 },            /* the last 10 */
+        { " bytes=-5000", 206, 0, 1000 },          /* a suffix longer than all of it */
+        { " bytes=1000-", 416, 0, 1000 },          /* starts past the end */
+        { " bytes=-0", 416, 0, 1000 },             /* nothing asked */
+        { " bytes=5-1", 200, 0, 1000 },            /* invalid: ignored */
+        { " bytes=0-1,5-6", 200, 0, 1000 },        /* several: ignored */
+        { " items=0-1", 200, 0, 1000 },            /* another unit: ignored */
+        { " bytes=", 200, 0, 1000 },
+        { " bytes=x-", 200, 0, 1000 },
+        { " bytes=1-2x", 200, 0, 1000 },
+        { " bytes=99999999999999999999-", 200, 0, 1000 },  /* past 64 bits: ignored */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint64_t off = 7, len = 7;
+        int st = range_of(cases[i].range, 1000, &off, &len);
+        cr_assert_eq(st, cases[i].status, "Range:%s on 1000 bytes: %d, not %d", cases[i].range,
+                     st, cases[i].status);
+        cr_assert(off == cases[i].off && len == cases[i].len,
+                  "Range:%s on 1000 bytes: [%lu, +%lu), not [%lu, +%lu)", cases[i].range,
+                  (unsigned long)off, (unsigned long)len, (unsigned long)cases[i].off,
+                  (unsigned long)cases[i].len);
+    }
+    struct http_request r;
+    size_t hl;
+    uint64_t off, len;
+    cr_assert_eq(parse("GET /f HTTP/1.0\r\n\r\n", &r, &hl), 0);
+    cr_assert_eq(http_range_select(&r, 1000, &off, &len), 200, "no Range: all of it");
+    cr_assert(off == 0 && len == 1000);
+    cr_assert_eq(range_of(" bytes=0-", 0, &off, &len), 416, "any range of nothing is refused");
+    cr_assert_str_eq(http_reason(206), "Partial Content");
+    cr_assert_str_eq(http_reason(416), "Range Not Satisfiable");
 }
