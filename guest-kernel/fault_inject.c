@@ -48,9 +48,11 @@ static bool raise_fault(uint32_t kind, uint64_t arg)
     case MOAT_FAULT_PANIC:
         dd_panic("injected fault: panic");
     case MOAT_FAULT_WILD_MMIO: {
-        /* Mapped (the device range is), decoded by nothing: the VMM's MMIO
-         * bus finds no region and fail-stops the domain. */
-        uint32_t v = *(volatile uint32_t *)(uintptr_t)MOAT_GPA_WILD_MMIO;
+        /* Hosted: mapped (the device range is), decoded by nothing: the
+         * VMM's MMIO bus finds no region and fail-stops the domain. Bare:
+         * the monitor names an address of its own (arg), outside the
+         * domain's map. */
+        uint32_t v = *(volatile uint32_t *)(uintptr_t)(arg ? arg : MOAT_GPA_WILD_MMIO);
         (void)v;
         break;
     }

@@ -34,8 +34,6 @@ void bare_main(uint32_t magic, uint32_t info)
                     (unsigned long long)acpi.ecam[0].base);
     static struct apic_state apic;
     apic_init(&acpi, &apic);
-    if (boot.n_modules)
-        monitor_isolation_line();
     dom_boot_all(&boot, &acpi, apic.id, handover_tsc);
     monitor_run(&boot, &apic);
 }

@@ -5,6 +5,7 @@
 #include "dom.h"
 #include "dom_internal.h"
 #include "dom_pci.h"
+#include "dom_svm.h"
 #include "gk/cmdline.h"
 #include "gk/console.h"
 #include "gk/cpu.h"
@@ -135,6 +136,8 @@ const char *dom_start(struct dom *d)
     const char *why = parse_words(d, d->module->cmdline, args, sizeof args);
     if (!why)
         why = dom_load(d, tsc_khz);
+    if (!why)
+        why = dom_svm_start(d);
     if (why)
         return why;
     memcpy(d->bi->cmdline, args, sizeof args);
@@ -170,6 +173,7 @@ void dom_boot_all(const struct boot_desc *b, const struct acpi_info *acpi, uint3
     tsc_khz = calibrate_tsc_khz();
     uint64_t t0 = rdtsc();
     palloc_init(b);
+    dom_isolation_choose(b->cmdline);
     com1_printf("moat bare: TSC %llu kHz, %llu MiB free for domains, %u module%s\n",
                 (unsigned long long)tsc_khz, (unsigned long long)(palloc_free_bytes() >> 20),
                 b->n_modules, b->n_modules == 1 ? "" : "s");
@@ -239,6 +243,8 @@ bool dom_run_next(void)
         d->preempt = false;
         bare_user_cr3 = d->pml4;
         if (bare_ctx_save(&loop_ctx) == 0) {
+            if (dom_isolation_svm())
+                dom_svm_run(d);     /* leaves through dom_return or dom_fault */
             struct trap_frame *f = (struct trap_frame *)(uintptr_t)(trap_stack + sizeof trap_stack -
                                                                     sizeof *f);
             *f = d->frame;

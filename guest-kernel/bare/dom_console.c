@@ -3,6 +3,7 @@
 #include "com1.h"
 #include "dom.h"
 #include "dom_internal.h"
+#include "dom_svm.h"
 #include "dom_pci.h"
 #include "gk/kstring.h"
 #include "moat/platform_abi.h"
@@ -29,8 +30,10 @@ void dom_cmd_domains(void)
         com1_printf("no domains (give the kernel modules: domain=NAME dev=nvme ...)\n");
     for (uint32_t i = 0; i < n_doms; i++) {
         const struct dom *d = &doms[i];
-        com1_printf("%s: %s, incarnation %u, ring 3, %llu system calls, %llu interrupts, "
-                    "%llu refused%s%s%s\n", d->name, state_name(d->state), d->incarnation,
+        char iso[160];
+        dom_isolation_describe(d, iso, sizeof iso);
+        com1_printf("%s: %s, incarnation %u, %s, %llu system calls, %llu interrupts, "
+                    "%llu refused%s%s%s\n", d->name, state_name(d->state), d->incarnation, iso,
                     (unsigned long long)d->syscalls, (unsigned long long)d->irqs,
                     (unsigned long long)d->refused, d->end_reason[0] ? " (" : "",
                     d->end_reason, d->end_reason[0] ? ")" : "");
@@ -121,7 +124,9 @@ void dom_cmd_inject(const char *name, const char *kind_name)
 {
     struct dom *d = find(name);
     bool msi = strcmp(kind_name, "wild-msi") == 0;     /* wild-dma-other at MSI_RANGE */
-    uint32_t kind = msi ? MOAT_FAULT_WILD_DMA_OTHER : moat_fault_parse(kind_name);
+    bool rd = strcmp(kind_name, "wild-read") == 0;     /* wild-mmio at the canary page */
+    uint32_t kind = msi ? MOAT_FAULT_WILD_DMA_OTHER
+                    : rd ? MOAT_FAULT_WILD_MMIO : moat_fault_parse(kind_name);
     if (!d || d->state == DOM_DEAD) {
         com1_printf("no running domain named '%s': try domains\n", name);
         return;
@@ -133,8 +138,9 @@ void dom_cmd_inject(const char *name, const char *kind_name)
         return;
     }
     if (!kind || !(MOAT_FAULT_BIT(kind) & (MOAT_FAULTS_KERNEL | MOAT_FAULTS_DRIVER))) {
-        com1_printf("unknown fault '%s' (kinds: kill, crash-loop, panic, spin, wild-dma-private, "
-                    "wild-dma-other, wild-msi, wild-dma-end, corrupt-device, ...)\n", kind_name);
+        com1_printf("unknown fault '%s' (kinds: kill, crash-loop, panic, spin, wild-read, "
+                    "wild-dma-private, wild-dma-other, wild-msi, wild-dma-end, corrupt-device, "
+                    "...)\n", kind_name);
         return;
     }
     if (!(MOAT_FAULT_BIT(kind) & __atomic_load_n(&d->pp->faults, __ATOMIC_ACQUIRE))) {
@@ -143,11 +149,12 @@ void dom_cmd_inject(const char *name, const char *kind_name)
         return;
     }
     d->pp->fault_kind = kind;
-    d->pp->fault_arg = msi ? MSI_RANGE : kind == MOAT_FAULT_WILD_DMA_OTHER ? canary() : 0;
+    d->pp->fault_arg = msi ? MSI_RANGE : rd || kind == MOAT_FAULT_WILD_DMA_OTHER ? canary() : 0;
     __atomic_store_n(&d->pp->fault_seq, d->pp->fault_seq + 1, __ATOMIC_RELEASE);
     dom_event(d, 256);
     com1_printf("injected %s into %s%s\n", moat_fault_name(kind), name,
                 msi ? " (aimed at the interrupt address range: forged MSIs)"
+                : rd ? " (a read of the monitor's canary page)"
                 : kind == MOAT_FAULT_WILD_DMA_OTHER ? " (aimed at the monitor's canary page)" : "");
 }
 

@@ -47,6 +47,9 @@ struct dom {
     struct dom_dev *dev[MOAT_DEVICES_MAX];
     uint32_t n_dev;
     struct trap_frame frame;            /* where it resumes */
+    /* svm (dom_svm.h): its VMCB and nested tables, kept across restarts. */
+    uint64_t vmcb, npt, exits, npf;
+    bool tlb_flush;                     /* its map narrowed: flush its ASID before it runs */
     uint64_t irq_count;                 /* the monitor's own count (the page is writable) */
     uint64_t entry;
     bool preempt;
@@ -132,9 +135,11 @@ void dom_supervise_describe(const struct dom *d, char *out, size_t len);
 /* Build d's address space and load its image (first time: allocate;
  * later: scrub and reuse). NULL, or why not. */
 const char *dom_load(struct dom *d, uint64_t tsc_khz);
-/* Map 2 MiB of session memory at pa as d's session k (pa 0: unmap).
- * Entered domains get a fresh CR3 load, so no stale translation stays. */
-void dom_map_session(struct dom *d, uint32_t k, uint64_t pa);
+/* Map 2 MiB of session memory at pa as d's session k (pa 0: unmap; what
+ * was there is unmapped first). Entered domains get a fresh CR3 load (or,
+ * under svm, a flush of their ASID), so no stale translation stays. False
+ * when memory for a nested table runs out (nothing is then mapped). */
+bool dom_map_session(struct dom *d, uint32_t k, uint64_t pa);
 /* Physical address of [iova, iova + len) when it lies inside one of d's
  * windows or the data area of a session it serves (dom_session_dma_pa),
  * else 0 (a window never starts at physical 0). */

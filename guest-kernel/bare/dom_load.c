@@ -3,8 +3,11 @@
  * domain's own whose entry 0 is the monitor's first GiB (supervisor-only:
  * the trap path runs there before switching CR3) and whose entry 1 maps
  * the domain's GiB, 4 KiB pages for its image, stack, heap and shared
- * pages and 2 MiB pages for its windows. */
+ * pages and 2 MiB pages for its windows. Accessed and dirty bits are set
+ * from the start: the CPU never needs to write the tables. Under svm every
+ * mapping here is told to the domain's nested map (dom_svm.h). */
 #include "dom_internal.h"
+#include "dom_svm.h"
 #include "gk/kstring.h"
 #include "palloc.h"
 
@@ -13,7 +16,10 @@
 #define PTE_P   0x1ull
 #define PTE_W   0x2ull
 #define PTE_U   0x4ull
+#define PTE_A   0x20ull
+#define PTE_D   0x40ull
 #define PTE_PS  0x80ull
+#define PTE_TABLE (PTE_P | PTE_W | PTE_U | PTE_A)
 #define PTE_NX  (1ull << 63)
 #define PTE_ADDR 0x000FFFFFFFFFF000ull
 
@@ -32,11 +38,11 @@ static bool build_tables(struct dom *d)
     if (!pml4 || !pdpt || !pd)
         return false;
     uint64_t master_pdpt = table(bare_master_cr3 & PTE_ADDR)[0] & PTE_ADDR;
-    table(pdpt)[0] = table(master_pdpt)[0] & ~PTE_U;      /* the monitor's GiB */
-    table(pdpt)[1] = pd | PTE_P | PTE_W | PTE_U;
-    table(pml4)[0] = pdpt | PTE_P | PTE_W | PTE_U;
+    table(pdpt)[0] = (table(master_pdpt)[0] & ~PTE_U) | PTE_A;     /* the monitor's GiB */
+    table(pdpt)[1] = pd | PTE_TABLE;
+    table(pml4)[0] = pdpt | PTE_TABLE;
     d->pml4 = pml4;
-    return true;
+    return dom_svm_map_table(d, pml4) && dom_svm_map_table(d, pdpt) && dom_svm_map_table(d, pd);
 }
 
 static bool map_4k(struct dom *d, uint64_t va, uint64_t pa, uint64_t flags)
@@ -45,12 +51,12 @@ static bool map_4k(struct dom *d, uint64_t va, uint64_t pa, uint64_t flags)
     unsigned i = (unsigned)((va >> 21) & 511), j = (unsigned)((va >> 12) & 511);
     if (!(pd[i] & PTE_P)) {
         uint64_t pt = palloc(1, 0);
-        if (!pt)
+        if (!pt || !dom_svm_map_table(d, pt))
             return false;
-        pd[i] = pt | PTE_P | PTE_W | PTE_U;
+        pd[i] = pt | PTE_TABLE;
     }
-    table(pd[i] & PTE_ADDR)[j] = pa | flags | PTE_P | PTE_U;
-    return true;
+    table(pd[i] & PTE_ADDR)[j] = pa | flags | PTE_P | PTE_U | PTE_A | (flags & PTE_W ? PTE_D : 0);
+    return dom_svm_map(d, pa, PAGE, flags);
 }
 
 static bool map_run(struct dom *d, uint64_t va, uint64_t pa, uint64_t bytes, uint64_t flags)
@@ -174,7 +180,9 @@ static const char *first_time(struct dom *d)
     uint64_t *pd = table(dom_pd(d));
     for (uint64_t o = 0; o < d->dma_size; o += MIB2)
         pd[((BARE_DOM_VA_WINDOWS + o) >> 21) & 511] =
-            (win_pa + o) | PTE_P | PTE_W | PTE_U | PTE_PS | PTE_NX;
+            (win_pa + o) | PTE_P | PTE_W | PTE_U | PTE_A | PTE_D | PTE_PS | PTE_NX;
+    if (!dom_svm_map(d, win_pa, d->dma_size, PTE_W | PTE_NX))
+        return "no memory for nested tables";
     return NULL;
 }
 
@@ -225,10 +233,19 @@ const char *dom_load(struct dom *d, uint64_t tsc_khz)
     return NULL;
 }
 
-void dom_map_session(struct dom *d, uint32_t k, uint64_t pa)
+bool dom_map_session(struct dom *d, uint32_t k, uint64_t pa)
 {
-    table(dom_pd(d))[((BARE_DOM_VA_SESSIONS + k * BARE_DOM_SESSION_SIZE) >> 21) & 511] =
-        pa ? pa | PTE_P | PTE_W | PTE_U | PTE_PS | PTE_NX : 0;
+    uint64_t *e = &table(dom_pd(d))[((BARE_DOM_VA_SESSIONS + k * BARE_DOM_SESSION_SIZE) >> 21) &
+                                    511];
+    if (*e & PTE_P)
+        dom_svm_unmap(d, *e & PTE_ADDR & ~(MIB2 - 1), MIB2);
+    *e = 0;
+    if (!pa)
+        return true;
+    if (!dom_svm_map(d, pa, MIB2, PTE_W | PTE_NX))
+        return false;
+    *e = pa | PTE_P | PTE_W | PTE_U | PTE_A | PTE_D | PTE_PS | PTE_NX;
+    return true;
 }
 
 uint64_t dom_window_pa(const struct dom *d, uint64_t iova, uint64_t len)

@@ -222,8 +222,13 @@ int64_t dom_session_open(struct dom *client, uint64_t name_va, uint64_t info_va,
         s->state = S_FREE;
         return -SYS_EFAULT;
     }
-    dom_map_session(server, slot, s->pa);
-    dom_map_session(client, k, s->pa);
+    if (!dom_map_session(server, slot, s->pa) || !dom_map_session(client, k, s->pa)) {
+        dom_map_session(server, slot, 0);
+        dom_map_session(client, k, 0);
+        s->state = S_FREE;
+        dom_log(client, "session on %s refused: no memory for nested tables", name);
+        return -SYS_EAGAIN;
+    }
     s->dma = dom_pci_dma_reaches(server, data_iova(s) + DATA_SIZE) &&
              dom_pci_dma_range(server, data_iova(s), s->pa + DATA_OFF, DATA_SIZE, true);
     publish(s);

@@ -9,6 +9,7 @@
 #include "monitor.h"
 #include "mmio_map.h"
 #include "pci_enum.h"
+#include "dom_svm.h"
 #include "svm.h"
 
 #define PCI_LIST_MAX 64u
@@ -37,30 +38,14 @@ static void cmd_help(void)
                 "  restart NAME  stop a domain, scrub its memory, start it again\n"
                 "  inject NAME KIND  make a domain raise a fault (wild-dma-other aims its\n"
                 "           device at the monitor's canary page; wild-msi at the interrupt\n"
-                "           address range, forging MSIs)\n"
+                "           address range, forging MSIs; wild-read has the domain read\n"
+                "           the canary page itself)\n"
                 "  canary   is the canary page as the monitor filled it? has the interrupt\n"
                 "           canary (a remapping entry no device may use) fired?\n"
                 "  reboot   reset the machine\n"
                 "  svm-probe  enter a minimal SVM guest (nested paging) 20000 times: the\n"
                 "           cost of a guest entry and exit on this CPU\n"
                 "  trap-test  raise an invalid-opcode exception (checks the panic report)\n");
-}
-
-/* What hardware isolation this CPU offers beside ring 3 (docs/bare-isolation.md). */
-static const char *cpu_isolation(void)
-{
-    const char *why;
-    if (svm_offered(&why))
-        return "SVM with nested paging";
-    uint32_t a, b, c, d;
-    cpuid(1, 0, &a, &b, &c, &d);
-    return c & (1u << 5) ? "VMX" : why;   /* else what svm_offered found missing */
-}
-
-void monitor_isolation_line(void)
-{
-    com1_printf("moat bare: domains run in ring 3 with page tables of their own (this CPU offers "
-                "%s; no svm or vmx backend is built yet)\n", cpu_isolation());
 }
 
 /* SVM guest entries: VMRUN, a VMMCALL #VMEXIT, resume (svm.h). */
@@ -100,7 +85,7 @@ static void cmd_status(const struct boot_desc *b, const struct apic_state *apic)
     com1_printf("timer ticks %llu\n", (unsigned long long)apic_ticks());
     for (uint32_t i = 0; i < ACPI_IOAPICS_MAX && apic->ioapic_inputs[i]; i++)
         com1_printf("I/O APIC %u: %u inputs, all masked\n", i, apic->ioapic_inputs[i]);
-    monitor_isolation_line();
+    dom_isolation_line();
 }
 
 static void cmd_mem(const struct boot_desc *b)

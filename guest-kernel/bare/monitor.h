@@ -11,8 +11,6 @@
 #include "apic.h"
 #include "multiboot.h"
 
-/* One line: how domains are isolated, and what else this CPU offers. */
-void monitor_isolation_line(void);
 /* Run commands until reboot (does not return). */
 void monitor_run(const struct boot_desc *boot, const struct apic_state *apic)
     __attribute__((noreturn));

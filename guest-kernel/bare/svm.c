@@ -12,60 +12,30 @@
 #define MSR_VM_HSAVE_PA 0xC0010117u
 #define EFER_SVME       (1ull << 12)
 
-/* Control area. */
-#define VMCB_INTERCEPT_MISC1 0x00Cu
-#define VMCB_INTERCEPT_MISC2 0x010u
-#define VMCB_IOPM_BASE   0x040u
-#define VMCB_MSRPM_BASE  0x048u
-#define VMCB_ASID        0x058u
-#define VMCB_VINTR       0x060u
-#define VMCB_EXITCODE    0x070u
-#define VMCB_NP_ENABLE   0x090u
-#define VMCB_NCR3        0x0B0u
-/* State save area (0x400 on). */
-#define VMCB_ES     0x400u
-#define VMCB_CS     0x410u
-#define VMCB_SS     0x420u
-#define VMCB_DS     0x430u
-#define VMCB_GDTR   0x460u
-#define VMCB_IDTR   0x480u
-#define VMCB_TR     0x490u
-#define VMCB_EFER   0x4D0u
-#define VMCB_CR4    0x548u
-#define VMCB_CR3    0x550u
-#define VMCB_CR0    0x558u
-#define VMCB_RFLAGS 0x570u
-#define VMCB_RIP    0x578u
-#define VMCB_RSP    0x5D8u
-#define VMCB_RAX    0x5F8u
-#define VMCB_GPAT   0x668u
-
-#define INTERCEPT_INTR    (1u << 0)     /* misc1 */
-#define INTERCEPT_SHUTDOWN (1u << 31)
-#define INTERCEPT_VMRUN   (1u << 0)     /* misc2: required */
-#define INTERCEPT_VMMCALL (1u << 1)
-#define V_INTR_MASKING    (1ull << 24)
-#define EXIT_VMMCALL      0x81u
+#define EXIT_VMMCALL SVM_EXIT_VMMCALL
+#define PROBE_ASID 1u                       /* domains have theirs: 2 + their id */
 
 #define PAGE 4096ull
 #define NPT_FLAGS 0x87ull               /* present, writable, user (guest accesses are user), 2 MiB */
 
-void svm_run(uint64_t vmcb_pa);
+static uint64_t vmcb, nested, guest_code, guest_stack, iopm, msrpm;
+static bool enabled;
 
-static uint64_t vmcb, nested, guest_code, guest_stack;
-
-static void w16(uint32_t off, uint16_t v) { *(volatile uint16_t *)(uintptr_t)(vmcb + off) = v; }
-static void w32(uint32_t off, uint32_t v) { *(volatile uint32_t *)(uintptr_t)(vmcb + off) = v; }
-static void w64(uint32_t off, uint64_t v) { *(volatile uint64_t *)(uintptr_t)(vmcb + off) = v; }
-static uint64_t r64(uint32_t off) { return *(volatile uint64_t *)(uintptr_t)(vmcb + off); }
-
-/* A segment: selector, attributes (descriptor bits 40-47, then 52-55), limit, base. */
+static void w32(uint32_t off, uint32_t v) { vmcb_w32(vmcb, off, v); }
+static void w64(uint32_t off, uint64_t v) { vmcb_w64(vmcb, off, v); }
+static uint64_t r64(uint32_t off) { return vmcb_r64(vmcb, off); }
 static void seg(uint32_t off, uint16_t sel, uint16_t attr, uint32_t limit, uint64_t base)
 {
-    w16(off, sel);
-    w16(off + 2, attr);
-    w32(off + 4, limit);
-    w64(off + 8, base);
+    svm_seg(vmcb, off, sel, attr, limit, base);
+}
+
+void svm_seg(uint64_t v, uint32_t off, uint16_t sel, uint16_t attr, uint32_t limit,
+             uint64_t base)
+{
+    vmcb_w16(v, off, sel);
+    vmcb_w16(v, off + 2, attr);
+    vmcb_w32(v, off + 4, limit);
+    vmcb_w64(v, off + 8, base);
 }
 
 bool svm_offered(const char **why)
@@ -93,6 +63,30 @@ bool svm_offered(const char **why)
     return true;
 }
 
+bool svm_enable(const char **why)
+{
+    if (enabled)
+        return true;
+    if (!svm_offered(why))
+        return false;
+    uint64_t hsave = palloc(1, 0);
+    iopm = palloc(3, 0);
+    msrpm = palloc(2, 0);
+    if (!hsave || !iopm || !msrpm) {
+        *why = "no memory for the host save area and permission maps";
+        return false;
+    }
+    memset((void *)(uintptr_t)iopm, 0xFF, 3 * PAGE);
+    memset((void *)(uintptr_t)msrpm, 0xFF, 2 * PAGE);
+    wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_SVME);
+    wrmsr(MSR_VM_HSAVE_PA, hsave);
+    enabled = true;
+    return true;
+}
+
+uint64_t svm_iopm_all(void) { return iopm; }
+uint64_t svm_msrpm_all(void) { return msrpm; }
+
 /* Nested tables: the first 4 GiB one to one in 2 MiB pages. */
 static uint64_t build_nested(void)
 {
@@ -112,29 +106,27 @@ static bool setup(const char **why)
 {
     if (vmcb)
         return true;
-    uint64_t hsave = palloc(1, 0);
+    if (!svm_enable(why))
+        return false;
     vmcb = palloc(1, 0);
     guest_code = palloc(1, 0);
     guest_stack = palloc(1, 0);
-    uint64_t iopm = palloc(3, 0), msrpm = palloc(2, 0);
     nested = build_nested();
-    if (!hsave || !vmcb || !guest_code || !guest_stack || !iopm || !msrpm || !nested) {
+    if (!vmcb || !guest_code || !guest_stack || !nested) {
         *why = "no memory for the VMCB and nested tables";
         vmcb = 0;
         return false;
     }
-    wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_SVME);
-    wrmsr(MSR_VM_HSAVE_PA, hsave);
     /* The guest: vmmcall; jmp back to it. */
     static const uint8_t code[] = { 0x0F, 0x01, 0xD9, 0xEB, 0xFB };
     memcpy((void *)(uintptr_t)guest_code, code, sizeof code);
 
-    w32(VMCB_INTERCEPT_MISC1, INTERCEPT_INTR | INTERCEPT_SHUTDOWN);
-    w32(VMCB_INTERCEPT_MISC2, INTERCEPT_VMRUN | INTERCEPT_VMMCALL);
+    w32(VMCB_INTERCEPT_MISC1, SVM_INTERCEPT_INTR | SVM_INTERCEPT_SHUTDOWN);
+    w32(VMCB_INTERCEPT_MISC2, SVM_INTERCEPT_VMRUN | SVM_INTERCEPT_VMMCALL);
     w64(VMCB_IOPM_BASE, iopm);
     w64(VMCB_MSRPM_BASE, msrpm);
-    w32(VMCB_ASID, 1);
-    w64(VMCB_VINTR, V_INTR_MASKING);    /* physical interrupts stay the host's */
+    w32(VMCB_ASID, PROBE_ASID);
+    w64(VMCB_VINTR, SVM_V_INTR_MASKING);    /* physical interrupts stay the host's */
     w64(VMCB_NP_ENABLE, 1);
     w64(VMCB_NCR3, nested);
 
@@ -170,10 +162,15 @@ bool svm_probe(uint32_t n, uint64_t *tsc, uint64_t *exit_code, const char **why)
     *exit_code = 0;
     if (!svm_offered(why) || !setup(why))
         return false;
+    struct trap_frame regs = { 0 };
     uint64_t t0 = rdtsc();
     for (uint32_t i = 0; i < n; i++) {
-        svm_run(vmcb);
+        svm_enter(vmcb, &regs);
         uint64_t code = r64(VMCB_EXITCODE);
+        if (code == SVM_EXIT_INTR) {            /* taken by the monitor: not an entry counted */
+            i--;
+            continue;
+        }
         if (code != EXIT_VMMCALL) {
             *exit_code = code;
             *why = "the guest left for another reason than VMMCALL";

@@ -1,5 +1,6 @@
 /*
- * The NVMe driver, unchanged, in a ring-3 domain of the kernel booted bare
+ * The NVMe driver, unchanged, in a domain of the kernel booted bare (ring 3,
+ * or with BARE_CPU "EPYC" — test_bare_nvme_svm — an SVM guest)
  * under QEMU (TCG), bound to QEMU's own NVMe controller through the
  * monitor's doorbell-time interposition (no IOMMU: shadow submission
  * queues, translated PRPs), serving its BlockDevice to blkcheck, an app
@@ -11,7 +12,9 @@
  *   - a hostile build (the driver's fault hooks) that puts a raw physical
  *     address into a PRP is refused at the doorbell and audited, and the
  *     target (a canary page of the monitor's) is unchanged; the domain's
- *     private memory and the page after its window likewise;
+ *     private memory and the page after its window likewise; a domain
+ *     that reads the canary page itself ends (a page fault in ring 3, a
+ *     nested page fault as an SVM guest), audited, and is restarted;
  *   - the NVMe domain panicking under a verifying app, mid-run: it is
  *     stopped, its controller reset (CC.EN = 0, then a function-level
  *     reset) and restarted at once by the default policy; the session
@@ -132,7 +135,7 @@ Test(bare_nvme, the_apps_pattern_reaches_the_disk_image, .timeout = 300)
               "the app's exit did not close its session:\n%s", qc.text);
     char out[8192];
     run_cmd("domains", out, sizeof out);
-    cr_assert(strstr(out, "nvme0: running, incarnation 1, ring 3"), "domains: %s", out);
+    cr_assert(strstr(out, "nvme0: running, incarnation 1, " BARE_ISOLATION), "domains: %s", out);
     cr_assert(strstr(out, "cap nvme0.blk0: BlockDevice, 65536 blocks of 512 bytes"),
               "the cap is not listed: %s", out);
     cr_assert(strstr(out, "1b36:0010 NVMe controller") && strstr(out, "1 namespace probed"),
@@ -178,6 +181,23 @@ Test(bare_nvme, raw_physical_addresses_are_refused_at_the_doorbell, .timeout = 3
     run_cmd("domains", out, sizeof out);
     cr_assert(strstr(out, "nvme0: running"), "a refused command must not stop the domain: %s",
               out);
+    /* A read of the monitor's own memory (its canary page): in ring 3 a
+     * page fault (the page is supervisor-only); in an SVM guest its
+     * page-table walk leaves the nested map. Either ends the domain,
+     * audited, and it is restarted; the canary is still intact. */
+    run_cmd("inject nvme0 wild-read", out, sizeof out);
+    cr_assert(strstr(out, "(a read of the monitor's canary page)"), "inject: %s", out);
+    if (!strcmp(BARE_CPU, "EPYC"))
+        cr_assert(qc_expect(&qc, "nvme0: audit: nested page fault: its page-table walk reached "
+                                 "guest-physical 0x", REPLY_MS) &&
+                  qc_expect(&qc, "outside the domain's nested map", REPLY_MS),
+                  "no nested page fault:\n%s", qc.text);
+    else
+        cr_assert(qc_expect(&qc, "nvme0: crashed: #PF page fault (vector 14, error 0x5) at RIP 0x",
+                            REPLY_MS), "no page fault:\n%s", qc.text);
+    expect_nvme_restarted(2);
+    run_cmd("canary", out, sizeof out);
+    cr_assert(strstr(out, ": intact (0 of 4096 bytes changed)"), "canary: %s", out);
     reboot_and_close();
     check_image(512);
 }

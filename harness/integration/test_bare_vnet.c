@@ -60,7 +60,7 @@ Test(bare_vnet, modern_transport_takes_a_lease_and_pings, .timeout = 300)
               qc.text);
     char out[8192];
     run_cmd("domains", out, sizeof out);
-    cr_assert(strstr(out, "vnet0: running, incarnation 1, ring 3") &&
+    cr_assert(strstr(out, "vnet0: running, incarnation 1, " BARE_ISOLATION) &&
               strstr(out, "cap vnet0.nic0: Nic, MAC 52:54:00:12:34:56, MTU 1500") &&
               strstr(out, "virtio-net (modern): 2 queues shadowed"), "domains: %s", out);
     reboot_and_close();

@@ -30,6 +30,35 @@ static inline void need_qemu(char *path, size_t len)
     snprintf(path, len, "%s", q);
 }
 
+/* The CPU the suite's machines get unless a test names another: qemu64
+ * (no nested paging: domains run in ring 3), or, built with
+ * -DBARE_CPU='"EPYC"' (the *_svm suites), one with SVM and nested paging
+ * (domains run as SVM guests). */
+#ifndef BARE_CPU
+#define BARE_CPU "qemu64"
+#define BARE_ISOLATION "ring 3"         /* how `domains` describes a domain's */
+#else
+#define BARE_ISOLATION "svm guest (ASID "
+#endif
+
+/* The console names the isolation backend the CPU in effect (the last
+ * -cpu given) and the command line call for. */
+static inline void expect_isolation(char *const argv[])
+{
+    const char *cpu = "";
+    bool ring3 = false;
+    for (size_t i = 0; argv[i]; i++) {
+        if (!strcmp(argv[i], "-cpu") && argv[i + 1])
+            cpu = argv[i + 1];
+        ring3 |= strstr(argv[i], "moat.isolation=ring3") != NULL;
+    }
+    bool svm = !ring3 && (!strcmp(cpu, "EPYC") || !strcmp(cpu, "max"));
+    const char *want = svm ? "domains run as SVM guests with nested paging (svm)"
+                           : "domains run in ring 3 with page tables of their own (ring3; not svm: ";
+    cr_assert(strstr(qc.text, want), "-cpu %s: the console does not say '%s':\n%s", cpu, want,
+              qc.text);
+}
+
 /* Boot build/bare/moat-bare.elf32 by -kernel on machine (with the extra
  * QEMU arguments, NULL-terminated) to the console prompt. */
 static inline void boot_kernel_to_prompt(const char *machine, char *const extra[])
@@ -38,16 +67,17 @@ static inline void boot_kernel_to_prompt(const char *machine, char *const extra[
     char err[256];
     need_qemu(qemu, sizeof qemu);
     snprintf(kernel, sizeof kernel, "%s/bare/moat-bare.elf32", MOAT_BUILD_DIR);
-    char *argv[40] = { qemu, "-accel", "tcg", "-M", (char *)machine, "-m", "128M",
+    char *argv[42] = { qemu, "-accel", "tcg", "-M", (char *)machine, "-m", "128M",
                        "-display", "none", "-no-reboot", "-serial", "stdio", "-monitor", "none",
-                       "-net", "none", "-kernel", kernel };
-    size_t n = 18;
+                       "-net", "none", "-kernel", kernel, "-cpu", BARE_CPU };
+    size_t n = 20;
     for (size_t i = 0; extra && extra[i] && n + 1 < sizeof argv / sizeof argv[0]; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;
     cr_assert(qc_start(&qc, argv, err, sizeof err), "cannot start QEMU: %s", err);
     cr_assert(qc_expect(&qc, "moat> ", PROMPT_MS), "no console prompt within %u ms:\n%s",
               PROMPT_MS, qc.text);
+    expect_isolation(argv);
 }
 
 /* Type cmd at the prompt and wait for the next prompt; what the console

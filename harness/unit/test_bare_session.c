@@ -57,7 +57,11 @@ struct dom *dom_table(uint32_t *n)
     *n = DOMS;
     return doms;
 }
-void dom_map_session(struct dom *d, uint32_t k, uint64_t pa) { mapped[idx(d)][k] = pa; }
+bool dom_map_session(struct dom *d, uint32_t k, uint64_t pa)
+{
+    mapped[idx(d)][k] = pa;
+    return true;
+}
 
 /* The server's devices: under an IOMMU whose reach a test sets. */
 static uint64_t iommu_reach = UINT64_MAX, iommu_maps, iommu_unmaps;
