@@ -1,5 +1,6 @@
 /*
- * httpd, an app domain of the kernel booted bare under QEMU (TCG): lwIP
+ * httpd, an app domain of the kernel booted bare under QEMU (TCG; the
+ * domains in ring 3, or SVM guests in test_bare_http_svm): lwIP
  * built freestanding from Debian's source, over the Nic cap the
  * virtio-net domain serves, reached by the host's curl through QEMU's
  * user network forwarding a host port (hostfwd). Each test asserts:

@@ -1,6 +1,7 @@
 /*
- * The virtio-net driver, unchanged, in a ring-3 domain of the kernel
- * booted bare under QEMU (TCG), bound to QEMU's virtio-net-pci through the
+ * The virtio-net driver, unchanged, in a domain of the kernel booted bare
+ * under QEMU (TCG) — in ring 3, or an SVM guest in test_bare_vnet_svm
+ * (BARE_CPU "EPYC") — bound to QEMU's virtio-net-pci through the
  * monitor's notify-time interposition (no IOMMU: shadow descriptor tables
  * and avail rings; legacy used rings copied back), serving its Nic to
  * netcheck, an app domain holding the cap over a session the monitor

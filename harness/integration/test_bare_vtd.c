@@ -1,5 +1,6 @@
 /*
- * The kernel booted bare on a q35 with QEMU's intel-iommu (TCG). Where
+ * The kernel booted bare on a q35 with QEMU's intel-iommu (TCG), its
+ * domains in ring 3, or SVM guests in test_bare_vtd_svm. Where
  * the unit also remaps interrupts (QEMU's does by default), VT-d is used
  * without being asked: interrupt remapping comes on first (compatibility
  * format blocked, each entry naming the one source allowed to use it),
