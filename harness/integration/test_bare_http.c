@@ -225,13 +225,7 @@ Test(bare_http, a_vnet_crash_mid_transfer_is_restarted_and_the_download_complete
      * the host's socket buffers hold (a few MiB) ahead, far from the end. */
     pid_t pid = curl_background("--no-progress-meter", "1G");
     wait_past(2 << 20, pid);
-    char out[8192];
-    run_cmd("inject vnet0 panic", out, sizeof out);
-    cr_assert(qc_expect(&qc, "vnet0: panic: injected fault: panic", REPLY_MS),
-              "no panic report:\n%s", qc.text);
-    cr_assert(qc_expect(&qc, "vnet0: restarted after its end: memory scrubbed, image reloaded, "
-                             "devices reset, incarnation 2", SELFTEST_MS),
-              "no automatic restart:\n%s", qc.text);
+    panic_and_restart("vnet0", SELFTEST_MS);
     const char *restarted = strstr(qc.text, "incarnation 2");
     cr_assert(qc_expect(&qc, "web: session 0: fresh rings (generation 2)", REPLY_MS),
               "the app's session got no fresh rings:\n%s", qc.text);

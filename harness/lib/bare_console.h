@@ -112,6 +112,21 @@ static inline bool qc_seen(const char *needle, unsigned timeout_ms)
     return strstr(qc.text, needle) || qc_expect(&qc, needle, timeout_ms);
 }
 
+/* Make domain `name` panic (inject NAME panic) and see its report, then
+ * its automatic restart as incarnation 2 within timeout_ms. */
+static inline void panic_and_restart(const char *name, unsigned timeout_ms)
+{
+    char cmd[64], want[160], out[8192];
+    snprintf(cmd, sizeof cmd, "inject %s panic", name);
+    run_cmd(cmd, out, sizeof out);
+    snprintf(want, sizeof want, "%s: panic: injected fault: panic", name);
+    cr_assert(qc_expect(&qc, want, REPLY_MS), "no panic report from %s:\n%s", name, qc.text);
+    snprintf(want, sizeof want, "%s: restarted after its end: memory scrubbed, image reloaded, "
+             "devices reset, incarnation 2", name);
+    cr_assert(qc_expect(&qc, want, timeout_ms), "no automatic restart of %s:\n%s", name,
+              qc.text);
+}
+
 /* Extra QEMU arguments for a driver domain: -initrd with the module (the
  * image under build/bare, then its words) and, when app is given, an app
  * domain (guest-kernel/bare/apps: blkcheck.dom.elf, netcheck.dom.elf) as a
