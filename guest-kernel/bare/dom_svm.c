@@ -19,6 +19,7 @@
 #define NPF_WALK (1ull << 33)           /* EXITINFO1: the fault was the guest's page-table walk */
 
 static bool use_svm;
+static uint8_t tlb_flush_asid = 1;      /* TLB_CONTROL: 3 (this ASID) with FlushByAsid, else 1 (all) */
 static const char *why_not = "";
 
 /* Code and data segments of ring 3 in long mode (attributes: P, DPL 3,
@@ -33,8 +34,13 @@ void dom_isolation_choose(const char *cmdline)
     const char *why = NULL;
     if (strcmp(opt, "ring3") == 0)
         why_not = "moat.isolation=ring3";
-    else if (svm_enable(&why))
+    else if (svm_enable(&why)) {
         use_svm = true;
+        uint32_t a, b, c, d;
+        cpuid(0x8000000Au, 0, &a, &b, &c, &d);
+        if (d & (1u << 6))              /* FlushByAsid */
+            tlb_flush_asid = 3;
+    }
     else
         why_not = why;
     if (!use_svm && strcmp(opt, "svm") == 0)
@@ -196,7 +202,7 @@ _Noreturn void dom_svm_run(struct dom *d)
         vmcb_w64(v, VMCB_RSP, f.rsp);
         vmcb_w64(v, VMCB_RFLAGS, f.rflags);
         vmcb_w64(v, VMCB_RAX, f.rax);
-        vmcb_w8(v, VMCB_TLB_CONTROL, d->tlb_flush ? 3 : 0);    /* 3: this guest's ASID */
+        vmcb_w8(v, VMCB_TLB_CONTROL, d->tlb_flush ? tlb_flush_asid : 0);
         d->tlb_flush = false;
         svm_enter(v, &f);
         d->exits++;
@@ -207,6 +213,8 @@ _Noreturn void dom_svm_run(struct dom *d)
         f.cs = SEL_UCODE;
         f.ss = SEL_UDATA;
         f.vector = f.error_code = 0;
+        if (d->state == DOM_DEAD)   /* killed by what the host took at STGI (the watchdog) */
+            dom_return(&f);
         exit_of(d, &f, vmcb_r64(v, VMCB_EXITCODE));
         dom_return(&f);             /* leaves when preempted, waiting or ended */
     }
