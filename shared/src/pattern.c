@@ -1,5 +1,6 @@
 /* A reproducible byte stream (contract in moat/pattern.h): each 8-byte
- * word is SplitMix64's finaliser of (seed, word index), little endian. */
+ * word is SplitMix64's finaliser of (seed, word index), little endian.
+ * Whole words are stored at once (a server makes megabytes of it). */
 #include "moat/pattern.h"
 
 static uint64_t word(uint64_t seed, uint64_t i)
@@ -12,11 +13,14 @@ static uint64_t word(uint64_t seed, uint64_t i)
 
 void moat_pattern_fill(uint8_t *dst, uint64_t off, size_t len, uint64_t seed)
 {
-    uint64_t i = off / 8, w = word(seed, i);
-    for (size_t k = 0; k < len; k++) {
-        uint64_t o = off + k;
-        if (o / 8 != i)
-            w = word(seed, i = o / 8);
-        dst[k] = (uint8_t)(w >> (o % 8 * 8));
+    size_t k = 0;
+    for (; k < len && (off + k) % 8; k++)       /* up to a word boundary */
+        dst[k] = (uint8_t)(word(seed, (off + k) / 8) >> ((off + k) % 8 * 8));
+    for (; len - k >= 8; k += 8) {
+        uint64_t w = word(seed, (off + k) / 8);
+        for (unsigned b = 0; b < 8; b++)        /* little endian on every host */
+            dst[k + b] = (uint8_t)(w >> (b * 8));
     }
+    for (; k < len; k++)
+        dst[k] = (uint8_t)(word(seed, (off + k) / 8) >> ((off + k) % 8 * 8));
 }
