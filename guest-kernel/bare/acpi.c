@@ -87,22 +87,24 @@ static void read_mcfg(const uint8_t *t, struct acpi_info *out)
             .bus_start = t[off + 10], .bus_end = t[off + 11] };
 }
 
-/* A DRHD's device scopes: endpoints (type 1) and I/O APICs (type 3) on a
- * one-step path (a root bus device: QEMU lists each); bridges' sub-
- * hierarchies are not followed. */
+/* A DRHD's device scopes on a one-step path (a root bus device: QEMU
+ * lists each): endpoints (type 1), bridges whose whole hierarchy the unit
+ * covers (type 2: PCI sub-hierarchy; which buses are below one is the
+ * bridge's own configuration, read by the caller) and I/O APICs (type 3). */
 static void read_scopes(const uint8_t *t, uint32_t at, uint32_t end, struct acpi_info *out)
 {
     while (at + 8 <= end) {
         uint8_t type = t[at], n = t[at + 1];
         if (n < 6 || at + n > end)
             return;
+        uint16_t sid = (uint16_t)(t[at + 5] << 8 | (t[at + 6] & 31) << 3 | (t[at + 7] & 7));
         if (type == 1 && n == 8 && out->n_drhd_dev < ACPI_SCOPES_MAX)
-            out->drhd_dev[out->n_drhd_dev++] =
-                (uint16_t)(t[at + 5] << 8 | (t[at + 6] & 31) << 3 | (t[at + 7] & 7));
+            out->drhd_dev[out->n_drhd_dev++] = sid;
+        else if (type == 2 && n == 8 && out->n_drhd_bridge < ACPI_SCOPES_MAX)
+            out->drhd_bridge[out->n_drhd_bridge++] = sid;
         else if (type == 3 && n == 8 && out->n_drhd_ioapic < ACPI_IOAPICS_MAX) {
             out->drhd_ioapic[out->n_drhd_ioapic].id = t[at + 4];
-            out->drhd_ioapic[out->n_drhd_ioapic++].sid =
-                (uint16_t)(t[at + 5] << 8 | (t[at + 6] & 31) << 3 | (t[at + 7] & 7));
+            out->drhd_ioapic[out->n_drhd_ioapic++].sid = sid;
         }
         at += n;
     }
@@ -138,7 +140,8 @@ bool acpi_dmar_ioapic_sid(const struct acpi_info *a, uint8_t id, uint16_t *sid)
     return false;
 }
 
-bool acpi_dmar_covers(const struct acpi_info *a, uint8_t bus, uint8_t dev, uint8_t fn)
+bool acpi_dmar_covers(const struct acpi_info *a, uint8_t bus, uint8_t dev, uint8_t fn,
+                      acpi_bridge_buses_fn buses)
 {
     if (a->drhd_all)
         return true;
@@ -146,6 +149,12 @@ bool acpi_dmar_covers(const struct acpi_info *a, uint8_t bus, uint8_t dev, uint8
     for (uint32_t i = 0; i < a->n_drhd_dev; i++)
         if (a->drhd_dev[i] == sid)
             return true;
+    for (uint32_t i = 0; i < a->n_drhd_bridge && buses; i++) {
+        uint8_t secondary, subordinate;
+        if (buses(a->drhd_bridge[i], &secondary, &subordinate) && secondary &&
+            bus >= secondary && bus <= subordinate)
+            return true;
+    }
     return false;
 }
 

@@ -39,6 +39,8 @@ struct acpi_info {
     bool drhd_all;                      /* it covers every device (INCLUDE_PCI_ALL) */
     uint16_t drhd_dev[ACPI_SCOPES_MAX]; /* else these endpoints: bus << 8 | dev << 3 | fn */
     uint32_t n_drhd_dev;
+    uint16_t drhd_bridge[ACPI_SCOPES_MAX]; /* and the hierarchies below these bridges */
+    uint32_t n_drhd_bridge;
     /* I/O APICs under the unit (scope type 3): MADT id and source id. */
     struct { uint8_t id; uint16_t sid; } drhd_ioapic[ACPI_IOAPICS_MAX];
     uint32_t n_drhd_ioapic;
@@ -47,8 +49,14 @@ struct acpi_info {
 /* The source id the unit sees for the I/O APIC with MADT id `id`; false
  * when the DMAR does not name it. */
 bool acpi_dmar_ioapic_sid(const struct acpi_info *a, uint8_t id, uint16_t *sid);
-/* Does the DMAR's unit cover bus:dev.fn? */
-bool acpi_dmar_covers(const struct acpi_info *a, uint8_t bus, uint8_t dev, uint8_t fn);
+/* The buses below the bridge at source id sid (its configuration's
+ * secondary and subordinate bus numbers); false when it is not a bridge. */
+typedef bool (*acpi_bridge_buses_fn)(uint16_t sid, uint8_t *secondary, uint8_t *subordinate);
+/* Does the DMAR's unit cover bus:dev.fn: every device, one of its
+ * endpoints, or a device below one of its bridges (buses says which
+ * buses those are; NULL: bridges cover nothing)? */
+bool acpi_dmar_covers(const struct acpi_info *a, uint8_t bus, uint8_t dev, uint8_t fn,
+                      acpi_bridge_buses_fn buses);
 /* Read the tables; rsdp = the copy the loader gave (0: scan). */
 void acpi_read(uint64_t rsdp, struct acpi_info *out);
 

@@ -5,15 +5,28 @@
 #include "dom_pci.h"
 #include "dom_pci_internal.h"
 #include "nvme_shadow.h"
+#include "pci_enum.h"
 #include "virtio_shadow.h"
 #include "vtd.h"
+
+/* A type 1 (bridge) header's bus numbers, from its configuration. */
+static bool bridge_buses(uint16_t sid, uint8_t *secondary, uint8_t *subordinate)
+{
+    uint8_t bus = (uint8_t)(sid >> 8), dev = (uint8_t)(sid >> 3 & 31), fn = (uint8_t)(sid & 7);
+    if ((pci_read32(bus, dev, fn, 0x0C) >> 16 & 0x7Fu) != 1)
+        return false;
+    uint32_t v = pci_read32(bus, dev, fn, 0x18);
+    *secondary = (uint8_t)(v >> 8);
+    *subordinate = (uint8_t)(v >> 16);
+    return true;
+}
 
 void dom_pci_use_vtd(struct dom *d, const struct acpi_info *acpi)
 {
     for (uint32_t i = 0; i < d->n_dev; i++) {
         struct dom_dev *x = d->dev[i];
         const char *why = NULL;
-        if (!acpi_dmar_covers(acpi, x->fn.bus, x->fn.dev, x->fn.fn)) {
+        if (!acpi_dmar_covers(acpi, x->fn.bus, x->fn.dev, x->fn.fn, bridge_buses)) {
             dom_log(d, "device %02x:%02x.%x: no remapping unit covers it: interposed instead",
                     x->fn.bus, x->fn.dev, x->fn.fn);
             continue;

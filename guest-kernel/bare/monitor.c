@@ -123,12 +123,17 @@ static void cmd_acpi(const struct boot_desc *b)
     if (a.n_ecam == 0)
         com1_printf("  no MCFG: PCI through the legacy ports only\n");
     com1_printf("  DMAR (VT-d): %s", a.dmar ? "present" : "absent");
-    if (a.drhd_base)
-        com1_printf(", %u remapping unit%s, the first at 0x%llx covering %s%u device%s, host "
-                    "address width %u", a.dmar_units, a.dmar_units == 1 ? "" : "s",
-                    (unsigned long long)a.drhd_base, a.drhd_all ? "every device" : "",
-                    a.drhd_all ? 0u : a.n_drhd_dev, a.drhd_all || a.n_drhd_dev == 1 ? "" : "s",
-                    a.dmar_haw + 1u);
+    if (a.drhd_base) {
+        com1_printf(", %u remapping unit%s, the first at 0x%llx covering ", a.dmar_units,
+                    a.dmar_units == 1 ? "" : "s", (unsigned long long)a.drhd_base);
+        if (a.drhd_all)
+            com1_printf("every device");
+        else
+            com1_printf("%u device%s and the hierarchies below %u bridge%s", a.n_drhd_dev,
+                        a.n_drhd_dev == 1 ? "" : "s", a.n_drhd_bridge,
+                        a.n_drhd_bridge == 1 ? "" : "s");
+        com1_printf(", host address width %u", a.dmar_haw + 1u);
+    }
     com1_printf("\n");
 }
 

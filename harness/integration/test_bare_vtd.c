@@ -12,6 +12,8 @@
  *     session's data area is mapped for the controller: zero copy), and its hostile build's DMA at a canary
  *     page of the monitor's is blocked, recorded and audited, the canary
  *     unchanged;
+ *   - so it does for a controller below a PCIe root port (bus 1), which
+ *     the DMAR covers as a bridge's hierarchy;
  *   - a modern virtio-net with iommu_platform=on likewise (lease, pings,
  *     blocked DMA, canary);
  *   - a legacy virtio-net without VIRTIO_F_ACCESS_PLATFORM (QEMU routes
@@ -81,6 +83,32 @@ Test(bare_vtd, nvme_through_the_unit_and_a_wild_dma_blocked, .timeout = 300)
     char out[8192];
     run_cmd("windows", out, sizeof out);
     cr_assert(strstr(out, "translated by VT-d"), "windows: %s", out);
+    expect_blocked_and_canary("nvme0", "write");
+    reboot_and_close();
+    unlink(img);
+}
+
+/* A controller below a PCIe root port (bus 1), as on most servers: QEMU's
+ * DMAR names the port as a bridge whose hierarchy the unit covers (a
+ * "PCI sub-hierarchy" scope), not the controller. Before this was read,
+ * the monitor took the controller for one no unit covers and interposed
+ * it, while the unit blocked every DMA it made: a crash loop. */
+Test(bare_vtd, nvme_below_a_root_port_through_the_unit, .timeout = 300)
+{
+    make_image();
+    boot_kernel_to_prompt("q35", bare_modules_args("nvme.dom.elf",
+        "domain=nvme0 dev=nvme mem=16M dma=32M", "blkcheck.dom.elf", APP,
+        (char *[]){ "-device", "intel-iommu,aw-bits=48", "-device",
+                    "pcie-root-port,id=rp1,chassis=1", "-drive", drive, "-device",
+                    "nvme,serial=vtd,drive=nv0,bus=rp1", NULL }));
+    cr_assert(strstr(qc.text, "nvme0: device 01:00.0: DMA confined by VT-d to the domain's "
+                              "windows"), "VT-d did not take the controller on bus 1:\n%s",
+              qc.text);
+    cr_assert(qc_expect(&qc, "blkcheck app0: PASS", SELFTEST_MS),
+              "the app did not pass through the unit:\n%s", qc.text);
+    char out[8192];
+    run_cmd("acpi", out, sizeof out);
+    cr_assert(strstr(out, "and the hierarchies below 1 bridge"), "acpi: %s", out);
     expect_blocked_and_canary("nvme0", "write");
     reboot_and_close();
     unlink(img);
