@@ -31,6 +31,8 @@
  *     hanging; the console's restart closes the breaker and the app,
  *     restarted by its own policy, passes; restart=never keeps a crashed
  *     domain down; a malformed restarts= is refused with why;
+ *   - a controller below a PCIe root port (bus 1) is served, reset and
+ *     restarted after a crash;
  *   - a module whose mem= is malformed is not started, and says why.
  * Without QEMU every test says SKIPPED.
  */
@@ -48,8 +50,9 @@
 static char img[PATH_MAX], app_words[256], drive[PATH_MAX + 64], device[160];
 
 /* A fresh raw image, and QEMU's arguments for it, the NVMe domain and the
- * app checking its cap (rounds of write, flush, read, verify). */
-static char **nvme_app_args(const char *nvme_props, unsigned rounds)
+ * app checking its cap (rounds of write, flush, read, verify); the
+ * controller below a PCIe root port (bus 1) when root_port. */
+static char **nvme_app_args_on(const char *nvme_props, unsigned rounds, bool root_port)
 {
     snprintf(img, sizeof img, "/tmp/moat-bare-nvme-dom.%d.img", (int)getpid());
     int fd = open(img, O_RDWR | O_CREAT | O_TRUNC, 0600);
@@ -58,10 +61,26 @@ static char **nvme_app_args(const char *nvme_props, unsigned rounds)
     snprintf(app_words, sizeof app_words, "domain=app0 mem=4M dma=2M cap=nvme0.blk0 kib=%u "
              "lba=%u seed=%u rounds=%u", APP_KIB, APP_LBA, SEED, rounds);
     snprintf(drive, sizeof drive, "if=none,id=nv0,format=raw,file=%s", img);
-    snprintf(device, sizeof device, "nvme,serial=moatbare,drive=nv0%s", nvme_props);
+    snprintf(device, sizeof device, "nvme,serial=moatbare,drive=nv0%s%s", nvme_props,
+             root_port ? ",bus=rp1" : "");
+    static char *more[8];
+    size_t n = 0;
+    if (root_port) {
+        more[n++] = "-device";
+        more[n++] = "pcie-root-port,id=rp1,chassis=1";
+    }
+    more[n++] = "-drive";
+    more[n++] = drive;
+    more[n++] = "-device";
+    more[n++] = device;
+    more[n] = NULL;
     return bare_modules_args("nvme.dom.elf", "domain=nvme0 dev=nvme mem=16M dma=32M", "blkcheck.dom.elf",
-                             app_words,
-                             (char *[]){ "-drive", drive, "-device", device, NULL });
+                             app_words, more);
+}
+
+static char **nvme_app_args(const char *nvme_props, unsigned rounds)
+{
+    return nvme_app_args_on(nvme_props, rounds, false);
 }
 
 static char **nvme_args(const char *nvme_props) { return nvme_app_args(nvme_props, 1); }
@@ -157,6 +176,23 @@ Test(bare_nvme, an_app_on_4k_blocks_and_a_16k_mdts, .timeout = 300)
     cr_assert(strstr(out, "largest transfer 16 KiB"), "the monitor did not take MDTS: %s", out);
     reboot_and_close();
     check_image(4096);
+}
+
+/* Below a PCIe root port (bus 1, as on most servers): found, interposed,
+ * and after a crash reset (its own reset, then a function-level reset)
+ * and restarted; the app passes before and after. */
+Test(bare_nvme, a_controller_below_a_root_port_is_served_and_restarted, .timeout = 300)
+{
+    boot_kernel_to_prompt("q35", nvme_app_args_on("", 1, true));
+    cr_assert(qc_seen("nvme0: nvme: controller nvme at 01:00.0", APP_MS),
+              "the controller on bus 1 was not bound:\n%s", qc.text);
+    expect_app_pass(512);
+    panic_and_restart("nvme0", APP_MS);
+    cr_assert(qc_seen("nvme0: device 01:00.0: function-level reset, back in 100 ms", REPLY_MS),
+              "the controller on bus 1 was not reset:\n%s", qc.text);
+    app_again(2);
+    reboot_and_close();
+    check_image(512);
 }
 
 Test(bare_nvme, raw_physical_addresses_are_refused_at_the_doorbell, .timeout = 300)
