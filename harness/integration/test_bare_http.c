@@ -13,6 +13,8 @@
  *     (TCP sends again what the restart lost);
  *   - a download cut off by the client resumes with a byte range
  *     (curl -C -) and the file is identical;
+ *   - a crash loop of the virtio-net domain opens its breaker: httpd
+ *     waits, and serves the blob again after the console's restart;
  *   - hostile and odd clients: a fifth connection while four are busy
  *     gets 503, requests that never end get 408, malformed ones 400 or
  *     405, a client that half-closes still gets the whole answer, and the
@@ -237,6 +239,33 @@ Test(bare_http, a_vnet_crash_mid_transfer_is_restarted_and_the_download_complete
     cr_assert(restarted && answered > restarted,
               "the server had sent everything before the crash: not a crash mid-transfer:\n%s",
               qc.text);
+    reboot_and_close();
+}
+
+/* A crash loop of the virtio-net domain opens its breaker: httpd's
+ * session is down, its receive buffers wait (no resubmission from inside
+ * the failure, which once recursed until the domain's stack ran out),
+ * and after the console's restart the same httpd, with the same lease,
+ * serves the blob again. */
+Test(bare_http, a_crash_loop_leaves_httpd_waiting_and_a_restart_serves_again, .timeout = 400)
+{
+    boot_httpd(BLOB);
+    char out[8192];
+    run_cmd("inject vnet0 crash-loop", out, sizeof out);
+    cr_assert(qc_expect(&qc, "vnet0: stays down: 5 automatic restarts in 30 s spent its budget",
+                        SELFTEST_MS), "the breaker did not open:\n%s", qc.text);
+    cr_assert(qc_expect(&qc, "web: session 0: its server stays down: what is in flight fails",
+                        REPLY_MS), "httpd was not told:\n%s", qc.text);
+    run_cmd("domains", out, sizeof out);
+    cr_assert(strstr(out, "web: running, incarnation 1"), "httpd did not wait: %s", out);
+    run_cmd("restart vnet0", out, sizeof out);
+    cr_assert(qc_expect(&qc, "web: session 0: fresh rings (generation 7)", SELFTEST_MS),
+              "httpd's session was not served again:\n%s", qc.text);
+    cr_assert_eq(curl(""), 0, "curl after the restart failed:\n%s", qc.text);
+    got_identical("10 MiB after a crash loop and a restart");
+    cr_assert(!strstr(qc.text, "web: crashed"), "httpd crashed:\n%s", qc.text);
+    run_cmd("domains", out, sizeof out);
+    cr_assert(strstr(out, "web: running, incarnation 1"), "httpd was restarted: %s", out);
     reboot_and_close();
 }
 

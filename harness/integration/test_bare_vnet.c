@@ -20,6 +20,8 @@
  *     target (a canary page of the monitor's) unchanged; an avail index
  *     past the ring stops the domain, and it is restarted (the legacy
  *     function offers no function-level reset: status 0 resets it);
+ *   - a crash loop of the virtio-net domain opens its breaker: the app's
+ *     pings fail clearly, and it does not crash;
  *   - two domains whose devices share one INTx line both serve leases.
  * Without QEMU every test says SKIPPED.
  */
@@ -122,6 +124,27 @@ Test(bare_vnet, a_crash_under_pings_is_restarted_and_the_pings_go_on, .timeout =
     expect_lease_and_pings(10000);
     cr_assert(qc_expect(&qc, "after 1 server restart", REPLY_MS), "the app saw no restart:\n%s",
               qc.text);
+    reboot_and_close();
+}
+
+/* A crash loop of the virtio-net domain opens its breaker: netcheck's
+ * session is down and its pings fail clearly, without a crash (its
+ * receive buffers once went back into the failing session from the
+ * failure itself, recursing until its stack ran out). */
+Test(bare_vnet, a_crash_loop_fails_the_pings_clearly_without_a_crash, .timeout = 300)
+{
+    boot_kernel_to_prompt("q35", vnet_app_args("", 10000));
+    cr_assert(qc_seen("netcheck app1: 200 of 10000 pings answered", SELFTEST_MS),
+              "the app made no progress:\n%s", qc.text);
+    char out[8192];
+    run_cmd("inject vnet0 crash-loop", out, sizeof out);
+    cr_assert(qc_expect(&qc, "vnet0: stays down: 5 automatic restarts in 30 s spent its budget",
+                        SELFTEST_MS), "the breaker did not open:\n%s", qc.text);
+    cr_assert(qc_expect(&qc, "app1: session 0: its server stays down: what is in flight fails",
+                        REPLY_MS), "the app was not told:\n%s", qc.text);
+    cr_assert(qc_expect(&qc, "netcheck app1: FAIL: no echo reply after 10 tries", SELFTEST_MS),
+              "the pings did not fail clearly:\n%s", qc.text);
+    cr_assert(!strstr(qc.text, "app1: crashed"), "the app crashed:\n%s", qc.text);
     reboot_and_close();
 }
 

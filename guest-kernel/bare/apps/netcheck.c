@@ -7,7 +7,9 @@
  * (the Nic, required), pings=N (default 3).
  * Receive buffers stay posted: after a server restart they are posted
  * again; a frame being sent then is dropped, and the step's retry (every
- * second, 10 tries a step) sends it again.
+ * second, 10 tries a step) sends it again. While the server stays down
+ * (its breaker open) the buffers that failed wait, and are posted again
+ * once a restart from the console serves the session.
  * Console: "netcheck NAME: N of M pings answered" every 100, then
  * "PASS: ..." and an orderly exit (code 0), or "FAIL: ..." and exit 1. */
 #include "dd.h"
@@ -37,13 +39,20 @@ static struct net_test {
     uint64_t sent_ns, best_ns, t0, frames;
     uint16_t seq;
     bool tx_busy[TX_BUFS];
+    bool rx_unposted[RX_BUFS];          /* failed (server down): posted again by net_poll */
     uint32_t slot_what[SC_INFLIGHT];
 } t;
 
 /* ---- the session ---------------------------------------------------------------------- */
 
+/* Post receive buffer i; while the server stays down it waits (sc_submit
+ * would fail it at once, inside the call, before its slot is known). */
 static void post_rx(uint32_t i)
 {
+    if (sc_server_down(&t.c)) {
+        t.rx_unposted[i] = true;
+        return;
+    }
     struct moat_sqe e = { .op = MOAT_NIC_RX, .blocks = BUF, .buf_off = (uint64_t)i * BUF };
     int s = sc_submit(&t.c, &e, true);
     if (s < 0)
@@ -55,6 +64,8 @@ static void post_rx(uint32_t i)
  * flight: the step's retry sends it again. */
 static void send(const uint8_t *f, uint32_t len)
 {
+    if (sc_server_down(&t.c))           /* dropped; the step's retry sends it again */
+        return;
     for (uint32_t j = 0; j < TX_BUFS; j++) {
         if (t.tx_busy[j])
             continue;
@@ -147,6 +158,11 @@ static void net_rx(const uint8_t *f, uint32_t len)
 static bool net_poll(void *ctx)
 {
     (void)ctx;
+    for (uint32_t i = 0; i < RX_BUFS && !sc_server_down(&t.c); i++)
+        if (t.rx_unposted[i]) {
+            t.rx_unposted[i] = false;
+            post_rx(i);
+        }
     if (t.phase == NT_DONE)
         return false;
     uint64_t now = dd_now_ns();
@@ -175,8 +191,11 @@ static void done(void *ctx, unsigned slot, uint32_t status, uint32_t len)
     }
     if (status == MOAT_ST_CANCELED)     /* the session closes: nothing more comes */
         return;
-    if (status == MOAT_ST_OK)
-        net_rx(t.c.data + (uint64_t)what * BUF, len);
+    if (status != MOAT_ST_OK) {         /* not from here: sc_submit may fail it at once */
+        t.rx_unposted[what] = true;
+        return;
+    }
+    net_rx(t.c.data + (uint64_t)what * BUF, len);
     post_rx(what);
 }
 

@@ -75,8 +75,13 @@ bool sc_open(struct sclient *c, const char *cap, uint32_t kind, uint64_t timeout
              sc_done_fn done, void *ctx);
 /* Submit one entry (its tag is set here); the slot it took, or -1 when
  * all are busy. While the server stays down, done is called at once
- * (MOAT_ST_EIO) from here. */
+ * (MOAT_ST_EIO) from here: a done that submits again on MOAT_ST_EIO
+ * would recurse without end. Keep what failed, and submit it again from
+ * a poller once sc_server_down is false. */
 int sc_submit(struct sclient *c, const struct moat_sqe *e, bool again);
+/* The server stays down (its breaker opened, or restart=never) until a
+ * restart from the console. */
+static inline bool sc_server_down(const struct sclient *c) { return c->down; }
 /* Requests submitted and not completed. */
 unsigned sc_in_flight(const struct sclient *c);
 

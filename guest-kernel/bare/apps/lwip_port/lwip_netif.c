@@ -11,8 +11,14 @@
 #define LN_WHAT_TX 0x100u
 #define ETH_MIN_FRAME 60u               /* without the FCS: shorter frames are padded */
 
+/* Post receive buffer i; while the server stays down it waits (sc_submit
+ * would fail it at once, inside the call, before its slot is known). */
 static void post_rx(struct lwip_nic *n, uint32_t i)
 {
+    if (sc_server_down(&n->c)) {
+        n->rx_unposted[i] = true;
+        return;
+    }
     struct moat_sqe e = { .op = MOAT_NIC_RX, .blocks = LN_BUF, .buf_off = (uint64_t)i * LN_BUF };
     int s = sc_submit(&n->c, &e, true);
     if (s < 0)
@@ -25,6 +31,10 @@ static err_t link_output(struct netif *netif, struct pbuf *p)
     struct lwip_nic *n = netif->state;
     if (p->tot_len > n->c.info.nic.max_frame)
         return ERR_IF;
+    if (sc_server_down(&n->c)) {        /* dropped, as a NIC without link drops it */
+        n->tx_dropped++;
+        return ERR_IF;
+    }
     for (uint32_t j = 0; j < LN_TX_BUFS; j++) {
         if (n->tx_busy[j])
             continue;
@@ -83,7 +93,7 @@ static void done(void *ctx, unsigned slot, uint32_t status, uint32_t len)
     if (status == MOAT_ST_OK)
         receive(n, what, len);
     else
-        post_rx(n, what);
+        n->rx_unposted[what] = true;    /* not from here: sc_submit may fail it at once */
 }
 
 static err_t netif_setup(struct netif *netif)
@@ -114,11 +124,20 @@ static void status_changed(struct netif *netif)
            ip4_addr3(g), ip4_addr4(g), n->c.cap);
 }
 
-static bool timers_poll(void *ctx)
+/* lwIP's timers, and receive buffers that failed posted again once the
+ * server serves the session. */
+static bool netif_poll(void *ctx)
 {
-    (void)ctx;
-    sys_check_timeouts();
-    return false;               /* timers are not work: the loop may sleep until the tick */
+    struct lwip_nic *n = ctx;
+    bool work = false;
+    sys_check_timeouts();       /* timers are not work: the loop may sleep until the tick */
+    for (uint32_t i = 0; i < LN_RX_BUFS && !sc_server_down(&n->c); i++)
+        if (n->rx_unposted[i]) {
+            n->rx_unposted[i] = false;
+            post_rx(n, i);
+            work = true;
+        }
+    return work;
 }
 
 bool lwip_nic_open(struct lwip_nic *n, const char *cap, uint64_t timeout_ns)
@@ -141,7 +160,7 @@ bool lwip_nic_open(struct lwip_nic *n, const char *cap, uint64_t timeout_ns)
     netif_set_link_up(&n->netif);
     for (uint32_t i = 0; i < LN_RX_BUFS; i++)
         post_rx(n, i);
-    if (!dd_poll_add(timers_poll, n))
+    if (!dd_poll_add(netif_poll, n))
         return false;
     return dhcp_start(&n->netif) == ERR_OK;
 }

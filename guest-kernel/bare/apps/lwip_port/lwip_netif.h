@@ -7,7 +7,9 @@
  * buffers, or is refused with ERR_MEM when all are in flight (TCP keeps
  * the segment and sends it again; the app calls lwip_nic_tx_space to
  * learn when to push). A frame sent while the server restarts is dropped
- * and counted: TCP retransmits it. A received frame longer than the cap's
+ * and counted: TCP retransmits it. While the server stays down (its
+ * breaker open) receive buffers that failed wait, and are posted again
+ * once a restart from the console serves the session again. A received frame longer than the cap's
  * largest, or with no pbuf free, is dropped and counted.
  *
  * The address comes by DHCP (lwIP's client); lwIP's timers run from the
@@ -31,6 +33,7 @@ struct lwip_nic {
     struct netif netif;
     const char *name;                   /* the domain's, for its log lines */
     uint32_t slot_what[SC_INFLIGHT];    /* RX buffer i, or LN_WHAT_TX | TX buffer j */
+    bool rx_unposted[LN_RX_BUFS];       /* failed (server down): posted again from the poller */
     bool tx_busy[LN_TX_BUFS];
     bool tx_freed;                      /* a TX buffer came back since the last ask */
     uint64_t tx_frames, tx_full, tx_dropped, rx_frames, rx_dropped, rx_bad;
