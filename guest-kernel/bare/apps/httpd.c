@@ -287,8 +287,10 @@ static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
         static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
                                    "Connection: close\r\n\r\n";
         h.refused_busy++;
-        tcp_write(pcb, busy, sizeof busy - 1, 0);
-        tcp_close(pcb);
+        if (tcp_write(pcb, busy, sizeof busy - 1, 0) != ERR_OK || tcp_close(pcb) != ERR_OK) {
+            tcp_abort(pcb);             /* no memory even for that: a reset */
+            return ERR_ABRT;
+        }
         return ERR_OK;
     }
     *c = (struct conn){ .state = C_READING, .pcb = pcb, .t0_ms = now_ms(),
