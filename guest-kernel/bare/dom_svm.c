@@ -32,17 +32,19 @@ void dom_isolation_choose(const char *cmdline)
     char opt[8] = "auto";
     cmdline_get(cmdline, "moat.isolation", opt, sizeof opt);
     const char *why = NULL;
-    if (strcmp(opt, "ring3") == 0)
+    if (strcmp(opt, "ring3") && strcmp(opt, "svm") && strcmp(opt, "auto"))
+        com1_printf("moat bare: moat.isolation=%s is none of auto, svm, ring3: auto\n", opt);
+    if (strcmp(opt, "ring3") == 0) {
         why_not = "moat.isolation=ring3";
-    else if (svm_enable(&why)) {
+    } else if (svm_enable(&why)) {
         use_svm = true;
         uint32_t a, b, c, d;
         cpuid(0x8000000Au, 0, &a, &b, &c, &d);
         if (d & (1u << 6))              /* FlushByAsid */
             tlb_flush_asid = 3;
-    }
-    else
+    } else {
         why_not = why;
+    }
     if (!use_svm && strcmp(opt, "svm") == 0)
         com1_printf("moat bare: moat.isolation=svm, but this CPU cannot: %s\n", why);
     dom_isolation_line();

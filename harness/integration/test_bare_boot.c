@@ -100,6 +100,19 @@ Test(bare_boot, svm_guest_entries_with_nested_paging_and_why_not_without, .timeo
               strstr(out, " per second"), "no guest entries: %s", out);
     reboot_and_close();
 
+    /* The operator's choice: ring 3 on a CPU that could do svm; a word
+     * that is no choice is said, and auto taken. */
+    boot_kernel_to_prompt("q35", (char *[]){ "-cpu", "EPYC", "-append", "moat.isolation=ring3",
+                                             NULL });
+    cr_assert(strstr(qc.text, "(ring3; not svm: moat.isolation=ring3)"),
+              "moat.isolation=ring3 was not taken:\n%s", qc.text);
+    reboot_and_close();
+    boot_kernel_to_prompt("q35", (char *[]){ "-cpu", "EPYC", "-append", "moat.isolation=bogus",
+                                             NULL });
+    cr_assert(strstr(qc.text, "moat.isolation=bogus is none of auto, svm, ring3: auto"),
+              "a bad moat.isolation= was not said:\n%s", qc.text);
+    reboot_and_close();
+
     boot_kernel_to_prompt("q35", (char *[]){ "-cpu", "qemu64", NULL });
     cr_assert(strstr(qc.text, "(ring3; not svm: SVM without nested paging)"),
               "the console does not say why not svm:\n%s", qc.text);
