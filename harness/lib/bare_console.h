@@ -127,6 +127,25 @@ static inline void panic_and_restart(const char *name, unsigned timeout_ms)
               qc.text);
 }
 
+/* Make domain `server` crash each time it is ready (inject NAME
+ * crash-loop) until its restart budget is spent and its breaker opens;
+ * then its client domain is told its session's server stays down. */
+static inline void crash_loop_to_breaker(const char *server, const char *client,
+                                         unsigned timeout_ms)
+{
+    char cmd[64], want[160], out[8192];
+    snprintf(cmd, sizeof cmd, "inject %s crash-loop", server);
+    run_cmd(cmd, out, sizeof out);
+    snprintf(want, sizeof want, "%s: stays down: 5 automatic restarts in 30 s spent its budget "
+             "(breaker open; 'restart %s' closes it)", server, server);
+    cr_assert(qc_expect(&qc, want, timeout_ms), "the breaker of %s did not open:\n%s", server,
+              qc.text);
+    snprintf(want, sizeof want, "%s: session 0: its server stays down: what is in flight fails",
+             client);
+    cr_assert(qc_expect(&qc, want, REPLY_MS), "%s was not told its server is gone:\n%s", client,
+              qc.text);
+}
+
 /* Extra QEMU arguments for a driver domain: -initrd with the module (the
  * image under build/bare, then its words) and, when app is given, an app
  * domain (guest-kernel/bare/apps: blkcheck.dom.elf, netcheck.dom.elf) as a
